@@ -1,0 +1,11 @@
+//! # fulcrum-host: the host side of Fulcrum
+//!
+//! The library behind the `fulcrum` command line tool. The binary is a thin clap layer;
+//! everything it does is here so that tests and other tools can call it directly.
+//!
+//! - [`config_file`]: loads a TOML configuration into `fulcrum_model::config::Config`,
+//!   with every problem located by file, line and column.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config_file;
