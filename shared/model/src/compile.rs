@@ -11,8 +11,8 @@
 use crate::config::{AdminState, Algorithm, Config, Name};
 use crate::maglev::{self, MaglevBackend};
 use crate::tables::{
-    BackendEntry, BackendState, ServiceEntry, Settings, TableWriter, BACKEND_SLOTS, MEMBER_SLOTS,
-    NO_BACKEND, SERVICE_SLOTS,
+    BACKEND_SLOTS, BackendEntry, BackendState, MEMBER_SLOTS, NO_BACKEND, SERVICE_SLOTS,
+    ServiceEntry, Settings, TableWriter,
 };
 
 /// Why a config could not be compiled (it should have failed validation first).
@@ -34,7 +34,9 @@ impl core::fmt::Display for CompileError {
         match self {
             CompileError::TooManyServices => write!(f, "more than {SERVICE_SLOTS} services"),
             CompileError::TooManyBackends => write!(f, "more than {BACKEND_SLOTS} backends in all"),
-            CompileError::TooManyMembers => write!(f, "a service has more than {MEMBER_SLOTS} backends"),
+            CompileError::TooManyMembers => {
+                write!(f, "a service has more than {MEMBER_SLOTS} backends")
+            }
             CompileError::Maglev(e) => write!(f, "maglev ring: {e}"),
         }
     }
@@ -112,14 +114,20 @@ impl ControlPlane {
         let mut service_slot = [usize::MAX; SERVICE_SLOTS];
         let mut taken = [false; SERVICE_SLOTS];
         for (i, svc) in config.services.iter().enumerate() {
-            if let Some(s) = self.service_names.iter().position(|n| n.as_ref() == Some(&svc.name)) {
+            if let Some(s) = self
+                .service_names
+                .iter()
+                .position(|n| n.as_ref() == Some(&svc.name))
+            {
                 service_slot[i] = s;
                 taken[s] = true;
             }
         }
         for (i, _) in config.services.iter().enumerate() {
             if service_slot[i] == usize::MAX {
-                let s = (0..SERVICE_SLOTS).find(|&s| !taken[s]).ok_or(CompileError::TooManyServices)?;
+                let s = (0..SERVICE_SLOTS)
+                    .find(|&s| !taken[s])
+                    .ok_or(CompileError::TooManyServices)?;
                 service_slot[i] = s;
                 taken[s] = true;
             }
@@ -169,7 +177,10 @@ impl ControlPlane {
                         let b = (0..BACKEND_SLOTS)
                             .find(|&b| self.owners[b].is_none())
                             .ok_or(CompileError::TooManyBackends)?;
-                        self.owners[b] = Some(BackendOwner { service: svc.name.clone(), backend: be.name.clone() });
+                        self.owners[b] = Some(BackendOwner {
+                            service: svc.name.clone(),
+                            backend: be.name.clone(),
+                        });
                         self.backends[b].generation = self.backends[b].generation.wrapping_add(1);
                         self.healthy[b] = true;
                         self.backends[b].rtt_us = 0;
@@ -197,9 +208,10 @@ impl ControlPlane {
     }
 
     fn find_backend(&self, service: &Name, backend: &Name) -> Option<usize> {
-        self.owners
-            .iter()
-            .position(|o| o.as_ref().is_some_and(|o| &o.service == service && &o.backend == backend))
+        self.owners.iter().position(|o| {
+            o.as_ref()
+                .is_some_and(|o| &o.service == service && &o.backend == backend)
+        })
     }
 
     fn refresh_state(&mut self, b: usize) {
@@ -255,13 +267,16 @@ impl ControlPlane {
     /// The backend slot of `service`/`backend` (by name).
     pub fn backend_slot(&self, service: &str, backend: &str) -> Option<usize> {
         self.owners.iter().position(|o| {
-            o.as_ref().is_some_and(|o| o.service.as_str() == service && o.backend.as_str() == backend)
+            o.as_ref()
+                .is_some_and(|o| o.service.as_str() == service && o.backend.as_str() == backend)
         })
     }
 
     /// The service-table index of `service` (by name).
     pub fn service_slot(&self, service: &str) -> Option<usize> {
-        self.service_names.iter().position(|n| n.as_ref().is_some_and(|n| n.as_str() == service))
+        self.service_names
+            .iter()
+            .position(|n| n.as_ref().is_some_and(|n| n.as_str() == service))
     }
 
     /// The names of the service and backend holding backend slot `slot`.
@@ -301,13 +316,21 @@ impl ControlPlane {
     /// backend-table slots. Services whose algorithm uses no ring get an empty ring.
     pub fn build_ring(&self, service: usize, ring: &mut [u16]) -> Result<(), CompileError> {
         let entry = &self.services[service];
-        let uses_ring = entry.valid && matches!(entry.algorithm, Algorithm::Maglev | Algorithm::IpHash);
+        let uses_ring =
+            entry.valid && matches!(entry.algorithm, Algorithm::Maglev | Algorithm::IpHash);
         let mut pool = [MaglevBackend { id: 0, weight: 0 }; MEMBER_SLOTS];
         let members = self.members(service);
         for (p, &m) in pool.iter_mut().zip(members.iter()) {
             let b = &self.backends[usize::from(m)];
-            let weight = if uses_ring && b.state.takes_new_flows() { u32::from(b.weight) } else { 0 };
-            *p = MaglevBackend { id: backend_identity(b), weight };
+            let weight = if uses_ring && b.state.takes_new_flows() {
+                u32::from(b.weight)
+            } else {
+                0
+            };
+            *p = MaglevBackend {
+                id: backend_identity(b),
+                weight,
+            };
         }
         maglev::build(&pool[..members.len()], ring).map_err(CompileError::Maglev)?;
         for e in ring.iter_mut() {
@@ -320,7 +343,11 @@ impl ControlPlane {
 
     /// Writes every table into `writer`'s shadow bank and commits. `ring_scratch` must hold
     /// the ring size.
-    pub fn write_all(&self, writer: &mut impl TableWriter, ring_scratch: &mut [u16]) -> Result<(), CompileError> {
+    pub fn write_all(
+        &self,
+        writer: &mut impl TableWriter,
+        ring_scratch: &mut [u16],
+    ) -> Result<(), CompileError> {
         writer.write_settings(&self.settings);
         for (b, entry) in self.backends.iter().enumerate() {
             writer.write_backend(b as u16, entry);

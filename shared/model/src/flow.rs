@@ -199,11 +199,20 @@ impl<'a, E: TableEntry + Default> SetAssociative<'a, E> {
     pub fn new(slots: &'a mut [E], ways: usize) -> Self {
         let ways = ways.clamp(1, slots.len().max(1));
         let sets = slots.len() / ways;
-        let sets = if sets == 0 { 0 } else { 1usize << (usize::BITS - 1 - sets.leading_zeros()) };
+        let sets = if sets == 0 {
+            0
+        } else {
+            1usize << (usize::BITS - 1 - sets.leading_zeros())
+        };
         for slot in slots.iter_mut() {
             *slot = E::default();
         }
-        SetAssociative { slots, ways, set_mask: sets.wrapping_sub(1), age_cursor: 0 }
+        SetAssociative {
+            slots,
+            ways,
+            set_mask: sets.wrapping_sub(1),
+            age_cursor: 0,
+        }
     }
 
     /// Number of sets.
@@ -305,7 +314,11 @@ impl<'a, E: TableEntry + Default> SetAssociative<'a, E> {
         };
         let previous = self.slots[slot];
         self.slots[slot] = entry;
-        Some(Inserted { slot, displaced: previous.key().map(|_| previous), evicted_live })
+        Some(Inserted {
+            slot,
+            displaced: previous.key().map(|_| previous),
+            evicted_live,
+        })
     }
 
     /// Frees `slot`, returning what it held.
@@ -352,7 +365,13 @@ mod tests {
     fn flow(n: u8, now: u32) -> FlowEntry {
         FlowEntry {
             valid: true,
-            key: FlowKey { protocol: 6, src: [10, 0, 0, n], dst: [10, 0, 0, 100], src_port: 1000, dst_port: 80 },
+            key: FlowKey {
+                protocol: 6,
+                src: [10, 0, 0, n],
+                dst: [10, 0, 0, 100],
+                src_port: 1000,
+                dst_port: 80,
+            },
             state: FlowState::Established,
             last_seen: now,
             ..FlowEntry::default()
@@ -403,7 +422,8 @@ mod tests {
         let to = |_: &FlowEntry| 100;
         let start = u32::MAX - 50;
         for n in 0..8u8 {
-            t.insert(flow(n, start), u32::from(n) / 2, start, to).unwrap();
+            t.insert(flow(n, start), u32::from(n) / 2, start, to)
+                .unwrap();
         }
         let mut freed = 0;
         // 49 ms later across the wrap: nothing expires.

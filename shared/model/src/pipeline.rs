@@ -43,17 +43,15 @@ use core::net::Ipv4Addr;
 
 use crate::config::{Algorithm, Mode, Protocol};
 use crate::counters::{Counters, DropReason, PuntReason};
-use crate::flow::{
-    FlowEntry, FlowKey, FlowState, Lookup, SetAssociative, StickyEntry,
-};
+use crate::flow::{FlowEntry, FlowKey, FlowState, Lookup, SetAssociative, StickyEntry};
 use crate::hash::ToeplitzKey;
 use crate::rewrite::{self, Endpoint, Tunnel};
 use crate::select::{Candidates, SelectState};
 use crate::tables::{
-    BackendEntry, BackendState, ServiceEntry, Settings, TableWriter, BACKEND_SLOTS,
-    MEMBER_SLOTS, NO_BACKEND, SERVICE_SLOTS,
+    BACKEND_SLOTS, BackendEntry, BackendState, MEMBER_SLOTS, NO_BACKEND, SERVICE_SLOTS,
+    ServiceEntry, Settings, TableWriter,
 };
-use crate::wire::{self, Headers, ParseError, TcpFlags, L3, L4};
+use crate::wire::{self, Headers, L3, L4, ParseError, TcpFlags};
 
 /// A port of the appliance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,12 +238,20 @@ impl<'a> Pipeline<'a> {
 
     /// The active members of service `index`.
     pub fn members(&self, index: usize) -> &[u16] {
-        if index < SERVICE_SLOTS { self.active.members(index) } else { &[] }
+        if index < SERVICE_SLOTS {
+            self.active.members(index)
+        } else {
+            &[]
+        }
     }
 
     /// The active ring of service `index`.
     pub fn ring(&self, index: usize) -> &[u16] {
-        if index < SERVICE_SLOTS { self.active.ring(index) } else { &[] }
+        if index < SERVICE_SLOTS {
+            self.active.ring(index)
+        } else {
+            &[]
+        }
     }
 
     /// The flow table (for status and flow sync).
@@ -271,12 +277,18 @@ impl<'a> Pipeline<'a> {
         let backends = &self.active.backends;
         let active_flows = &mut self.active_flows;
         let counters = &mut self.counters;
-        self.flows.age(now, budget, |e| e.state.timeout(&settings), |e| {
-            release(active_flows, backends, e);
-            counters.expirations = counters.expirations.wrapping_add(1);
-        });
+        self.flows.age(
+            now,
+            budget,
+            |e| e.state.timeout(&settings),
+            |e| {
+                release(active_flows, backends, e);
+                counters.expirations = counters.expirations.wrapping_add(1);
+            },
+        );
         let services = &self.active.services;
-        self.sticky.age(now, budget, |e| sticky_timeout(services, e), |_| {});
+        self.sticky
+            .age(now, budget, |e| sticky_timeout(services, e), |_| {});
     }
 
     /// Processes one frame received on `ingress` at `now_ms`, writing the frame to send
@@ -307,14 +319,21 @@ impl<'a> Pipeline<'a> {
             return self.punt(frame, out, PuntReason::Multicast, hash);
         }
         let now = now32(now_ms);
-        let vip_match = self.active.services.iter().any(|s| s.valid && s.vip == ip.dst);
+        let vip_match = self
+            .active
+            .services
+            .iter()
+            .any(|s| s.valid && s.vip == ip.dst);
         if vip_match {
             if ip.l4 == L4::Fragment {
                 return self.punt(frame, out, PuntReason::Fragment, hash);
             }
             let found = ip.l4.ports().and_then(|(_, dport)| {
                 self.active.services.iter().position(|s| {
-                    s.valid && s.vip == ip.dst && s.protocol.ip_number() == ip.protocol && s.port == dport
+                    s.valid
+                        && s.vip == ip.dst
+                        && s.protocol.ip_number() == ip.protocol
+                        && s.port == dport
                 })
             });
             return match found {
@@ -326,7 +345,8 @@ impl<'a> Pipeline<'a> {
                 None => self.drop(DropReason::NoService, hash),
             };
         }
-        if let Some(pool) = settings.snat_pool[..usize::from(settings.snat_count).min(settings.snat_pool.len())]
+        if let Some(pool) = settings.snat_pool
+            [..usize::from(settings.snat_count).min(settings.snat_pool.len())]
             .iter()
             .position(|a| *a == ip.dst)
         {
@@ -376,7 +396,10 @@ impl<'a> Pipeline<'a> {
         };
         let settings = self.active.settings;
         let mut existing = None;
-        match self.flows.lookup(key, hash, now, |e| e.state.timeout(&settings)) {
+        match self
+            .flows
+            .lookup(key, hash, now, |e| e.state.timeout(&settings))
+        {
             Lookup::Hit(slot) => {
                 let entry = *self.flows.get(slot).unwrap_or(&FlowEntry::default());
                 let backend = self.active.backends[usize::from(entry.backend) % BACKEND_SLOTS];
@@ -435,7 +458,10 @@ impl<'a> Pipeline<'a> {
                     last_seen: now,
                     client_mac: headers.src_mac,
                 };
-                let Some(ins) = self.flows.insert(entry, hash, now, |e| e.state.timeout(&settings)) else {
+                let Some(ins) = self
+                    .flows
+                    .insert(entry, hash, now, |e| e.state.timeout(&settings))
+                else {
                     return self.drop(DropReason::NoBackend, hash);
                 };
                 if let Some(displaced) = ins.displaced {
@@ -468,7 +494,11 @@ impl<'a> Pipeline<'a> {
         bc.packets = bc.packets.wrapping_add(1);
         bc.bytes = bc.bytes.wrapping_add(bytes);
         Verdict {
-            action: Action::ToBackend { service: svc as u8, backend: backend_index, new_flow },
+            action: Action::ToBackend {
+                service: svc as u8,
+                backend: backend_index,
+                new_flow,
+            },
             egress: Some(Port::Network),
             len,
             hash,
@@ -489,12 +519,17 @@ impl<'a> Pipeline<'a> {
         let services = &self.active.services;
         if service.sticky {
             if let Lookup::Hit(slot) =
-                self.sticky.lookup((svc as u8, client), sticky_hash, now, |e| sticky_timeout(services, e))
+                self.sticky
+                    .lookup((svc as u8, client), sticky_hash, now, |e| {
+                        sticky_timeout(services, e)
+                    })
             {
                 let entry = self.sticky.get(slot).copied().unwrap_or_default();
                 let backend = self.active.backends[usize::from(entry.backend) % BACKEND_SLOTS];
                 let member = self.active.members(svc).contains(&entry.backend);
-                if member && backend.state.takes_new_flows() && backend.weight > 0
+                if member
+                    && backend.state.takes_new_flows()
+                    && backend.weight > 0
                     && backend.generation == entry.generation
                 {
                     if let Some(e) = self.sticky.get_mut(slot) {
@@ -511,7 +546,9 @@ impl<'a> Pipeline<'a> {
             active: &self.active_flows,
             ring: self.active.ring(svc),
         };
-        let choice = self.select.select(service.algorithm, svc, &candidates, hash, src_hash);
+        let choice = self
+            .select
+            .select(service.algorithm, svc, &candidates, hash, src_hash);
         if service.sticky && choice != NO_BACKEND {
             let entry = StickyEntry {
                 valid: true,
@@ -522,7 +559,8 @@ impl<'a> Pipeline<'a> {
                 last_seen: now,
             };
             let services = &self.active.services;
-            self.sticky.insert(entry, sticky_hash, now, |e| sticky_timeout(services, e));
+            self.sticky
+                .insert(entry, sticky_hash, now, |e| sticky_timeout(services, e));
         }
         choice
     }
@@ -548,14 +586,20 @@ impl<'a> Pipeline<'a> {
         match service.mode {
             Mode::Nat => {
                 let len = copy(out)?;
-                let to = Endpoint { addr: backend.address, port: backend.port };
+                let to = Endpoint {
+                    addr: backend.address,
+                    port: backend.port,
+                };
                 rewrite::rewrite_endpoints(&mut out[..len], headers, None, Some(to));
                 Ok(len)
             }
             Mode::Fullnat => {
                 let from = snat_endpoint(settings, slot).ok_or(DropReason::NoBackend)?;
                 let len = copy(out)?;
-                let to = Endpoint { addr: backend.address, port: backend.port };
+                let to = Endpoint {
+                    addr: backend.address,
+                    port: backend.port,
+                };
                 rewrite::rewrite_endpoints(&mut out[..len], headers, Some(from), Some(to));
                 Ok(len)
             }
@@ -580,14 +624,21 @@ impl<'a> Pipeline<'a> {
     fn nat_backend(&self, addr: [u8; 4], port: u16, protocol: u8) -> Option<(usize, u16)> {
         (0..SERVICE_SLOTS).find_map(|s| {
             let service = &self.active.services[s];
-            if !service.valid || service.mode != Mode::Nat || service.protocol.ip_number() != protocol {
+            if !service.valid
+                || service.mode != Mode::Nat
+                || service.protocol.ip_number() != protocol
+            {
                 return None;
             }
-            self.active.members(s).iter().copied().find(|&m| {
-                let b = &self.active.backends[usize::from(m) % BACKEND_SLOTS];
-                b.state != BackendState::Free && b.address == addr && b.port == port
-            })
-            .map(|m| (s, m))
+            self.active
+                .members(s)
+                .iter()
+                .copied()
+                .find(|&m| {
+                    let b = &self.active.backends[usize::from(m) % BACKEND_SLOTS];
+                    b.state != BackendState::Free && b.address == addr && b.port == port
+                })
+                .map(|m| (s, m))
         })
     }
 
@@ -616,9 +667,14 @@ impl<'a> Pipeline<'a> {
             src_port: client_port,
             dst_port: service.port,
         };
-        let flow_hash = self.key.hash_v4(key.src, key.dst, Some((key.src_port, key.dst_port)));
+        let flow_hash = self
+            .key
+            .hash_v4(key.src, key.dst, Some((key.src_port, key.dst_port)));
         let settings = self.active.settings;
-        let slot = match self.flows.lookup(key, flow_hash, now, |e| e.state.timeout(&settings)) {
+        let slot = match self
+            .flows
+            .lookup(key, flow_hash, now, |e| e.state.timeout(&settings))
+        {
             Lookup::Hit(slot) => slot,
             Lookup::Expired(gone) => {
                 release(&mut self.active_flows, &self.active.backends, &gone);
@@ -627,8 +683,21 @@ impl<'a> Pipeline<'a> {
             }
             Lookup::Miss => return self.drop(DropReason::ReturnNoFlow, hash),
         };
-        let vip = Endpoint { addr: service.vip.octets(), port: service.port };
-        self.return_to_client(now, frame, headers, slot, backend_index, vip, None, hash, out)
+        let vip = Endpoint {
+            addr: service.vip.octets(),
+            port: service.port,
+        };
+        self.return_to_client(
+            now,
+            frame,
+            headers,
+            slot,
+            backend_index,
+            vip,
+            None,
+            hash,
+            out,
+        )
     }
 
     fn fullnat_return(
@@ -647,7 +716,8 @@ impl<'a> Pipeline<'a> {
             return self.drop(DropReason::NotForUs, hash);
         };
         let settings = self.active.settings;
-        let Some(slot) = snat_slot(&settings, pool, dport).filter(|&s| s < self.flows.capacity()) else {
+        let Some(slot) = snat_slot(&settings, pool, dport).filter(|&s| s < self.flows.capacity())
+        else {
             return self.drop(DropReason::ReturnNoFlow, hash);
         };
         let Some(entry) = self.flows.get(slot).copied().filter(|e| e.valid) else {
@@ -673,9 +743,25 @@ impl<'a> Pipeline<'a> {
             self.counters.expirations = self.counters.expirations.wrapping_add(1);
             return self.drop(DropReason::ReturnNoFlow, hash);
         }
-        let client = Endpoint { addr: entry.key.src, port: entry.key.src_port };
-        let vip = Endpoint { addr: service.vip.octets(), port: service.port };
-        self.return_to_client(now, frame, headers, slot, backend_index, vip, Some(client), hash, out)
+        let client = Endpoint {
+            addr: entry.key.src,
+            port: entry.key.src_port,
+        };
+        let vip = Endpoint {
+            addr: service.vip.octets(),
+            port: service.port,
+        };
+        self.return_to_client(
+            now,
+            frame,
+            headers,
+            slot,
+            backend_index,
+            vip,
+            Some(client),
+            hash,
+            out,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -716,18 +802,33 @@ impl<'a> Pipeline<'a> {
         sc.return_packets = sc.return_packets.wrapping_add(1);
         sc.return_bytes = sc.return_bytes.wrapping_add(bytes);
         Verdict {
-            action: Action::ToClient { service: svc as u8, backend: backend_index },
+            action: Action::ToClient {
+                service: svc as u8,
+                backend: backend_index,
+            },
             egress: Some(Port::Network),
             len: frame.len(),
             hash,
         }
     }
 
-    fn pass(&mut self, frame: &[u8], out: &mut [u8], action: Action, port: Port, hash: u32) -> Verdict {
+    fn pass(
+        &mut self,
+        frame: &[u8],
+        out: &mut [u8],
+        action: Action,
+        port: Port,
+        hash: u32,
+    ) -> Verdict {
         match out.get_mut(..frame.len()) {
             Some(dst) => {
                 dst.copy_from_slice(frame);
-                Verdict { action, egress: Some(port), len: frame.len(), hash }
+                Verdict {
+                    action,
+                    egress: Some(port),
+                    len: frame.len(),
+                    hash,
+                }
             }
             None => self.drop(DropReason::Runt, hash),
         }
@@ -740,12 +841,23 @@ impl<'a> Pipeline<'a> {
 
     fn drop(&mut self, reason: DropReason, hash: u32) -> Verdict {
         self.counters.drop(reason);
-        Verdict { action: Action::Drop(reason), egress: None, len: 0, hash }
+        Verdict {
+            action: Action::Drop(reason),
+            egress: None,
+            len: 0,
+            hash,
+        }
     }
 
     /// Copies the shadow bank to the active bank (see the module docs).
     fn commit_banks(&mut self) {
-        for (b, (new, old)) in self.shadow.backends.iter().zip(self.active.backends.iter()).enumerate() {
+        for (b, (new, old)) in self
+            .shadow
+            .backends
+            .iter()
+            .zip(self.active.backends.iter())
+            .enumerate()
+        {
             if new.generation != old.generation || new.state == BackendState::Free {
                 self.active_flows[b] = 0;
             }
@@ -771,7 +883,11 @@ impl<'a> Pipeline<'a> {
 }
 
 /// Releases the active-flow count a flow entry held on its backend.
-fn release(active_flows: &mut [u32; BACKEND_SLOTS], backends: &[BackendEntry; BACKEND_SLOTS], entry: &FlowEntry) {
+fn release(
+    active_flows: &mut [u32; BACKEND_SLOTS],
+    backends: &[BackendEntry; BACKEND_SLOTS],
+    entry: &FlowEntry,
+) {
     let b = usize::from(entry.backend);
     if b < BACKEND_SLOTS && backends[b].generation == entry.generation {
         active_flows[b] = active_flows[b].saturating_sub(1);
@@ -779,7 +895,9 @@ fn release(active_flows: &mut [u32; BACKEND_SLOTS], backends: &[BackendEntry; BA
 }
 
 fn sticky_timeout(services: &[ServiceEntry; SERVICE_SLOTS], entry: &StickyEntry) -> u32 {
-    services.get(usize::from(entry.service)).map_or(0, |s| s.sticky_timeout)
+    services
+        .get(usize::from(entry.service))
+        .map_or(0, |s| s.sticky_timeout)
 }
 
 fn parse_drop(e: ParseError) -> DropReason {

@@ -201,7 +201,11 @@ pub fn decode_service(w: &[u32; DATA_WORDS]) -> ServiceEntry {
         sticky: (w[0] >> 30) & 1 != 0,
         mode: mode_from((w[0] >> 27) & 7),
         algorithm: algorithm_from((w[0] >> 24) & 7),
-        protocol: if (w[0] >> 16) & 0xFF == 17 { Protocol::Udp } else { Protocol::Tcp },
+        protocol: if (w[0] >> 16) & 0xFF == 17 {
+            Protocol::Udp
+        } else {
+            Protocol::Tcp
+        },
         member_count: w[0] as u8,
         vip: Ipv4Addr::from(w[1]),
         port: (w[2] >> 16) as u16,
@@ -267,18 +271,30 @@ impl<B: RegisterBus> RegisterWriter<B> {
 impl<B: RegisterBus> TableWriter for RegisterWriter<B> {
     fn write_settings(&mut self, s: &Settings) {
         let b = &mut self.bus;
-        b.write32(addr::MAC_HI, u32::from(u16::from_be_bytes([s.mac[0], s.mac[1]])));
-        b.write32(addr::MAC_LO, u32::from_be_bytes([s.mac[2], s.mac[3], s.mac[4], s.mac[5]]));
+        b.write32(
+            addr::MAC_HI,
+            u32::from(u16::from_be_bytes([s.mac[0], s.mac[1]])),
+        );
+        b.write32(
+            addr::MAC_LO,
+            u32::from_be_bytes([s.mac[2], s.mac[3], s.mac[4], s.mac[5]]),
+        );
         b.write32(addr::ADDRESS, u32::from(s.address));
         b.write32(addr::TUNNEL_SRC, u32::from(s.tunnel_source));
-        b.write32(addr::SNAT_CFG, (u32::from(s.snat_count) << 16) | u32::from(s.snat_port_base));
+        b.write32(
+            addr::SNAT_CFG,
+            (u32::from(s.snat_count) << 16) | u32::from(s.snat_port_base),
+        );
         b.write32(addr::RING_SIZE, s.ring_size);
         b.write32(addr::T_SYN, s.tcp_syn_timeout);
         b.write32(addr::T_EST, s.tcp_established_timeout);
         b.write32(addr::T_CLOSE, s.tcp_closing_timeout);
         b.write32(addr::T_UDP, s.udp_timeout);
         for (i, chunk) in s.hash_key.chunks_exact(4).enumerate() {
-            b.write32(addr::HASH_KEY + i as u16, u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]));
+            b.write32(
+                addr::HASH_KEY + i as u16,
+                u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]),
+            );
         }
         for (i, a) in s.snat_pool.iter().enumerate() {
             b.write32(addr::SNAT_POOL + i as u16, u32::from(*a));
@@ -286,7 +302,11 @@ impl<B: RegisterBus> TableWriter for RegisterWriter<B> {
     }
 
     fn write_service(&mut self, index: u8, entry: &ServiceEntry) {
-        self.entry(Table::Service, u32::from(index), &encode_service(entry)[..4]);
+        self.entry(
+            Table::Service,
+            u32::from(index),
+            &encode_service(entry)[..4],
+        );
     }
 
     fn write_backend(&mut self, index: u16, entry: &BackendEntry) {
@@ -300,7 +320,10 @@ impl<B: RegisterBus> TableWriter for RegisterWriter<B> {
 
     fn write_ring(&mut self, service: u8, offset: u32, entries: &[u16]) {
         // One address, then a stream of data + strobe pairs (the index auto-increments).
-        self.bus.write32(addr::TABLE_ADDR, table_addr(Table::Ring, (u32::from(service) << 20) | offset));
+        self.bus.write32(
+            addr::TABLE_ADDR,
+            table_addr(Table::Ring, (u32::from(service) << 20) | offset),
+        );
         for e in entries {
             self.bus.write32(addr::TABLE_DATA, u32::from(*e));
             self.bus.write32(addr::TABLE_WRITE, 1);
@@ -326,7 +349,12 @@ pub struct RegisterFile<W> {
 impl<W: TableWriter> RegisterFile<W> {
     /// Decodes into `target`.
     pub fn new(target: W) -> Self {
-        RegisterFile { target, settings: Settings::default(), table_addr: 0, data: [0; DATA_WORDS] }
+        RegisterFile {
+            target,
+            settings: Settings::default(),
+            table_addr: 0,
+            data: [0; DATA_WORDS],
+        }
     }
 
     /// The target.
@@ -337,14 +365,22 @@ impl<W: TableWriter> RegisterFile<W> {
     fn table_write(&mut self) {
         let index = self.table_addr & 0x0FFF_FFFF;
         match Table::from_code(self.table_addr >> 28) {
-            Some(Table::Service) => self.target.write_service(index as u8, &decode_service(&self.data)),
-            Some(Table::Backend) => self.target.write_backend(index as u16, &decode_backend(&self.data)),
-            Some(Table::Member) => {
-                self.target.write_member((index >> 5) as u8, (index & 31) as u8, self.data[0] as u16)
-            }
-            Some(Table::Ring) => {
-                self.target.write_ring((index >> 20) as u8, index & 0xF_FFFF, &[self.data[0] as u16])
-            }
+            Some(Table::Service) => self
+                .target
+                .write_service(index as u8, &decode_service(&self.data)),
+            Some(Table::Backend) => self
+                .target
+                .write_backend(index as u16, &decode_backend(&self.data)),
+            Some(Table::Member) => self.target.write_member(
+                (index >> 5) as u8,
+                (index & 31) as u8,
+                self.data[0] as u16,
+            ),
+            Some(Table::Ring) => self.target.write_ring(
+                (index >> 20) as u8,
+                index & 0xF_FFFF,
+                &[self.data[0] as u16],
+            ),
             None => return,
         }
         self.table_addr = (self.table_addr & 0xF000_0000) | ((index + 1) & 0x0FFF_FFFF);

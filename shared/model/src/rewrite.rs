@@ -21,9 +21,7 @@
 //! the original frame is not carried inside the tunnel.
 
 use crate::checksum;
-use crate::wire::{
-    ipv4_field, l4_field, Headers, L4, ETHERTYPE_IPV4, IPPROTO_IPIP, IPPROTO_UDP,
-};
+use crate::wire::{ETHERTYPE_IPV4, Headers, IPPROTO_IPIP, IPPROTO_UDP, L4, ipv4_field, l4_field};
 
 /// Largest IPv4 packet a tunnel may send (the network port's MTU).
 pub const TUNNEL_MTU: usize = 1500;
@@ -128,7 +126,11 @@ pub struct Tunnel {
 /// [`TUNNEL_MTU`].
 pub fn encapsulated_len(headers: &Headers, tunnel: &Tunnel) -> Option<usize> {
     let ip = headers.ipv4()?;
-    let overhead = if tunnel.gue_port.is_some() { GUE_OVERHEAD } else { IPIP_OVERHEAD };
+    let overhead = if tunnel.gue_port.is_some() {
+        GUE_OVERHEAD
+    } else {
+        IPIP_OVERHEAD
+    };
     let outer = ip.total_len + overhead;
     (outer <= TUNNEL_MTU).then_some(headers.l3_offset + outer)
 }
@@ -155,7 +157,11 @@ pub fn encapsulate(
     set_macs(out, dst_mac, src_mac);
     write16(out, l3 - 2, ETHERTYPE_IPV4);
     let outer_len = len - l3;
-    let protocol = if tunnel.gue_port.is_some() { IPPROTO_UDP } else { IPPROTO_IPIP };
+    let protocol = if tunnel.gue_port.is_some() {
+        IPPROTO_UDP
+    } else {
+        IPPROTO_IPIP
+    };
     let outer = &mut out[l3..l3 + 20];
     outer.copy_from_slice(&[
         0x45, 0x00, 0, 0, 0x00, 0x00, 0x40, 0x00, 64, protocol, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
@@ -218,10 +224,15 @@ mod tests {
 
     fn verify(f: &[u8]) -> (bool, bool) {
         let ip = Ipv4Packet::new_checked(&f[14..]).unwrap();
-        let (s, d) = (IpAddress::Ipv4(ip.src_addr()), IpAddress::Ipv4(ip.dst_addr()));
+        let (s, d) = (
+            IpAddress::Ipv4(ip.src_addr()),
+            IpAddress::Ipv4(ip.dst_addr()),
+        );
         let l4 = ip.payload();
         let ok = match ip.next_header() {
-            smoltcp::wire::IpProtocol::Tcp => TcpPacket::new_checked(l4).unwrap().verify_checksum(&s, &d),
+            smoltcp::wire::IpProtocol::Tcp => {
+                TcpPacket::new_checked(l4).unwrap().verify_checksum(&s, &d)
+            }
             _ => UdpPacket::new_checked(l4).unwrap().verify_checksum(&s, &d),
         };
         (ip.verify_checksum(), ok)
@@ -232,8 +243,14 @@ mod tests {
         for (proto, payload) in [(6u8, &b"GET / HTTP/1.1\r\n"[..]), (17, &b"dns?"[..])] {
             let mut f = frame(proto, true, payload);
             let h = parse(&f).unwrap();
-            let dst = Endpoint { addr: [10, 0, 1, 11], port: 8080 };
-            let src = Endpoint { addr: [10, 0, 0, 250], port: 1024 };
+            let dst = Endpoint {
+                addr: [10, 0, 1, 11],
+                port: 8080,
+            };
+            let src = Endpoint {
+                addr: [10, 0, 0, 250],
+                port: 1024,
+            };
             rewrite_endpoints(&mut f, &h, Some(src), Some(dst));
             assert_eq!(verify(&f), (true, true), "proto {proto}");
             let h2 = parse(&f).unwrap();
@@ -246,7 +263,15 @@ mod tests {
     fn udp_without_checksum_stays_without() {
         let mut f = frame(17, false, b"x");
         let h = parse(&f).unwrap();
-        rewrite_endpoints(&mut f, &h, None, Some(Endpoint { addr: [10, 9, 9, 9], port: 53 }));
+        rewrite_endpoints(
+            &mut f,
+            &h,
+            None,
+            Some(Endpoint {
+                addr: [10, 9, 9, 9],
+                port: 53,
+            }),
+        );
         assert_eq!(&f[34 + 6..34 + 8], &[0, 0]);
         assert!(Ipv4Packet::new_checked(&f[14..]).unwrap().verify_checksum());
     }
@@ -258,8 +283,21 @@ mod tests {
         let inner_len = h.ipv4().unwrap().total_len;
         let mut out = [0u8; 256];
         for gue in [None, Some(6080)] {
-            let t = Tunnel { src: [10, 0, 0, 2], dst: [10, 0, 1, 11], gue_port: gue, flow_hash: 0x1234_5678 };
-            let n = encapsulate(&f, &h, &t, [2, 0, 0, 0, 1, 11], [2, 0, 0, 0, 0, 1], &mut out).unwrap();
+            let t = Tunnel {
+                src: [10, 0, 0, 2],
+                dst: [10, 0, 1, 11],
+                gue_port: gue,
+                flow_hash: 0x1234_5678,
+            };
+            let n = encapsulate(
+                &f,
+                &h,
+                &t,
+                [2, 0, 0, 0, 1, 11],
+                [2, 0, 0, 0, 0, 1],
+                &mut out,
+            )
+            .unwrap();
             let outer = Ipv4Packet::new_checked(&out[14..n]).unwrap();
             assert!(outer.verify_checksum());
             assert!(outer.dont_frag());

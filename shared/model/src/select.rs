@@ -36,7 +36,10 @@ pub struct SelectState {
 
 impl Default for SelectState {
     fn default() -> Self {
-        SelectState { rr_cursor: [0; SERVICE_SLOTS], wrr_current: [[0; MEMBER_SLOTS]; SERVICE_SLOTS] }
+        SelectState {
+            rr_cursor: [0; SERVICE_SLOTS],
+            wrr_current: [[0; MEMBER_SLOTS]; SERVICE_SLOTS],
+        }
     }
 }
 
@@ -59,7 +62,8 @@ impl Candidates<'_> {
     }
 
     fn eligible(&self, index: u16) -> bool {
-        self.backend(index).is_some_and(|b| b.state.takes_new_flows() && b.weight > 0)
+        self.backend(index)
+            .is_some_and(|b| b.state.takes_new_flows() && b.weight > 0)
     }
 
     fn active(&self, index: u16) -> u32 {
@@ -106,7 +110,11 @@ impl SelectState {
                 (rtt * load, u64::from(b.weight))
             }),
         };
-        if choice != NO_BACKEND && c.eligible(choice) { choice } else { NO_BACKEND }
+        if choice != NO_BACKEND && c.eligible(choice) {
+            choice
+        } else {
+            NO_BACKEND
+        }
     }
 
     fn round_robin(&mut self, service: usize, members: &[u16], c: &Candidates<'_>) -> u16 {
@@ -156,7 +164,11 @@ fn ring_choice(c: &Candidates<'_>, hash: u32) -> u16 {
         return NO_BACKEND;
     }
     let entry = maglev::lookup(c.ring, hash);
-    if entry == maglev::EMPTY { NO_BACKEND } else { entry }
+    if entry == maglev::EMPTY {
+        NO_BACKEND
+    } else {
+        entry
+    }
 }
 
 /// The eligible member with the smallest `cost / weight`, where `score` gives
@@ -171,12 +183,15 @@ fn least_by(
         if !c.eligible(backend) {
             continue;
         }
-        let Some(entry) = c.backend(backend) else { continue };
+        let Some(entry) = c.backend(backend) else {
+            continue;
+        };
         let (cost, weight) = score(entry, c.active(backend));
         let better = match best {
             None => true,
             Some((_, best_cost, best_weight)) => {
-                u128::from(cost) * u128::from(best_weight) < u128::from(best_cost) * u128::from(weight)
+                u128::from(cost) * u128::from(best_weight)
+                    < u128::from(best_cost) * u128::from(weight)
             }
         };
         if better {
@@ -194,7 +209,12 @@ mod tests {
     fn backends(weights: &[u16]) -> [BackendEntry; 8] {
         let mut t = [BackendEntry::default(); 8];
         for (i, &w) in weights.iter().enumerate() {
-            t[i] = BackendEntry { state: BackendState::Up, weight: w, address: [10, 0, 1, i as u8], ..Default::default() };
+            t[i] = BackendEntry {
+                state: BackendState::Up,
+                weight: w,
+                address: [10, 0, 1, i as u8],
+                ..Default::default()
+            };
         }
         t
     }
@@ -203,7 +223,12 @@ mod tests {
         let members: [u16; 4] = [0, 1, 2, 3];
         let mut s = SelectState::default();
         let mut counts = [0u32; 8];
-        let c = Candidates { members: &members, backends: table, active, ring: &[] };
+        let c = Candidates {
+            members: &members,
+            backends: table,
+            active,
+            ring: &[],
+        };
         for _ in 0..n {
             let b = s.select(alg, 0, &c, 0, 0);
             if let Some(n) = counts.get_mut(usize::from(b)) {
@@ -226,8 +251,14 @@ mod tests {
         let t = backends(&[5, 1, 1, 0]);
         let members: [u16; 4] = [0, 1, 2, 3];
         let mut s = SelectState::default();
-        let c = Candidates { members: &members, backends: &t, active: &[0; 8], ring: &[] };
-        let seq: [u16; 7] = core::array::from_fn(|_| s.select(Algorithm::WeightedRoundRobin, 0, &c, 0, 0));
+        let c = Candidates {
+            members: &members,
+            backends: &t,
+            active: &[0; 8],
+            ring: &[],
+        };
+        let seq: [u16; 7] =
+            core::array::from_fn(|_| s.select(Algorithm::WeightedRoundRobin, 0, &c, 0, 0));
         // nginx's documented sequence for weights 5,1,1: a a b a c a a.
         assert_eq!(seq, [0, 0, 1, 0, 2, 0, 0]);
     }
@@ -239,11 +270,19 @@ mod tests {
         let mut s = SelectState::default();
         let members: [u16; 4] = [0, 1, 2, 3];
         let active = [3, 4, 1, 2, 0, 0, 0, 0];
-        let c = Candidates { members: &members, backends: &t, active: &active, ring: &[] };
+        let c = Candidates {
+            members: &members,
+            backends: &t,
+            active: &active,
+            ring: &[],
+        };
         assert_eq!(s.select(Algorithm::LeastConnections, 0, &c, 0, 0), 2);
         // Tie between 1 (4/2) and 3 (2/1): the earlier member.
         let active = [3, 4, 9, 2, 0, 0, 0, 0];
-        let c = Candidates { active: &active, ..c };
+        let c = Candidates {
+            active: &active,
+            ..c
+        };
         assert_eq!(s.select(Algorithm::LeastConnections, 0, &c, 0, 0), 1);
     }
 
@@ -255,7 +294,12 @@ mod tests {
         }
         let members: [u16; 4] = [0, 1, 2, 3];
         let mut s = SelectState::default();
-        let c = Candidates { members: &members, backends: &t, active: &[0, 2, 0, 0, 0, 0, 0, 0], ring: &[] };
+        let c = Candidates {
+            members: &members,
+            backends: &t,
+            active: &[0, 2, 0, 0, 0, 0, 0, 0],
+            ring: &[],
+        };
         // Scores: 4000, 3000, 2000, 8000.
         assert_eq!(s.select(Algorithm::LeastResponseTime, 0, &c, 0, 0), 2);
     }

@@ -27,9 +27,7 @@
 
 use core::net::Ipv4Addr;
 
-use smoltcp::wire::{
-    EthernetFrame, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket,
-};
+use smoltcp::wire::{EthernetFrame, IpProtocol, Ipv4Packet, TcpPacket, UdpPacket};
 
 /// Length of an Ethernet II header without a tag.
 pub const ETH_HEADER_LEN: usize = 14;
@@ -118,9 +116,10 @@ impl L4 {
     /// Source and destination port, where the layer has them.
     pub fn ports(&self) -> Option<(u16, u16)> {
         match *self {
-            L4::Tcp { src_port, dst_port, .. } | L4::Udp { src_port, dst_port } => {
-                Some((src_port, dst_port))
+            L4::Tcp {
+                src_port, dst_port, ..
             }
+            | L4::Udp { src_port, dst_port } => Some((src_port, dst_port)),
             _ => None,
         }
     }
@@ -219,7 +218,13 @@ pub fn parse(frame: &[u8]) -> Result<Headers, ParseError> {
         ETHERTYPE_IPV4 => L3::Ipv4(parse_ipv4(&frame[l3_offset..])?),
         other => L3::Other(other),
     };
-    Ok(Headers { dst_mac, src_mac, vlan, l3_offset, l3 })
+    Ok(Headers {
+        dst_mac,
+        src_mac,
+        vlan,
+        l3_offset,
+        l3,
+    })
 }
 
 fn parse_ipv4(bytes: &[u8]) -> Result<Ipv4Headers, ParseError> {
@@ -265,13 +270,21 @@ fn parse_tcp(payload: &[u8]) -> Result<L4, ParseError> {
     Ok(L4::Tcp {
         src_port: tcp.src_port(),
         dst_port: tcp.dst_port(),
-        flags: TcpFlags { syn: tcp.syn(), ack: tcp.ack(), fin: tcp.fin(), rst: tcp.rst() },
+        flags: TcpFlags {
+            syn: tcp.syn(),
+            ack: tcp.ack(),
+            fin: tcp.fin(),
+            rst: tcp.rst(),
+        },
     })
 }
 
 fn parse_udp(payload: &[u8]) -> Result<L4, ParseError> {
     let udp = UdpPacket::new_checked(payload).map_err(|_| ParseError::TruncatedL4)?;
-    Ok(L4::Udp { src_port: udp.src_port(), dst_port: udp.dst_port() })
+    Ok(L4::Udp {
+        src_port: udp.src_port(),
+        dst_port: udp.dst_port(),
+    })
 }
 
 /// Byte offsets of the fields the rewrite stage changes, relative to the IPv4 header.
@@ -331,7 +344,11 @@ mod tests {
         assert_eq!(ip.dst, Ipv4Addr::new(10, 0, 0, 100));
         assert_eq!(h.l4_offset(), 34);
         match ip.l4 {
-            L4::Tcp { src_port, dst_port, flags } => {
+            L4::Tcp {
+                src_port,
+                dst_port,
+                flags,
+            } => {
                 assert_eq!((src_port, dst_port), (1234, 80));
                 assert!(flags.syn && !flags.ack);
             }
