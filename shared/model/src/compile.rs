@@ -142,9 +142,8 @@ impl ControlPlane {
                 }
             }
         }
-        for b in 0..BACKEND_SLOTS {
-            if !keep[b] && self.owners[b].is_some() {
-                self.owners[b] = None;
+        for (b, kept) in keep.iter().enumerate() {
+            if !kept && self.owners[b].take().is_some() {
                 self.backends[b].state = BackendState::Free;
             }
         }

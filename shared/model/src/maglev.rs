@@ -451,45 +451,6 @@ mod tests {
         }
     }
 
-    #[test]
-    #[ignore = "prints measurements: cargo test maglev -- --ignored --nocapture"]
-    fn measurements() {
-        for size in [HOST_RING, 4093, 1021] {
-            for n in [5, 10, 32] {
-                let before_ids = equal(n);
-                let before = ring_of(&before_ids, size);
-                let (mut worst_changed, mut worst_between) = (0.0f64, 0.0f64);
-                for removed in 0..n {
-                    let mut after_ids = before_ids.clone();
-                    after_ids.remove(removed);
-                    let after = ring_of(&after_ids, size);
-                    let (changed, between) = disruption(&before, &before_ids, &after, &after_ids);
-                    worst_changed = worst_changed.max(changed * n as f64);
-                    worst_between = worst_between.max(between);
-                }
-                let grown = equal(n + 1);
-                let after = ring_of(&grown, size);
-                let (added, added_between) = disruption(&before, &before_ids, &after, &grown);
-                std::println!(
-                    "M={size} N={n}: remove any one: changed <= {worst_changed:.3}/N, \
-                     between survivors <= {worst_between:.4}; add one: changed \
-                     {:.3}/(N+1), between survivors {added_between:.4}",
-                    added * (n + 1) as f64
-                );
-            }
-        }
-        let weights = [1, 2, 3];
-        let backends: Vec<_> = (0..3).map(|i| backend(i, weights[i])).collect();
-        let ring = ring_of(&backends, HOST_RING);
-        let counts = slot_counts(&ring, 3);
-        std::println!(
-            "weights 1:2:3 on M={HOST_RING}: {counts:?}, worst relative error {:.5}",
-            worst_relative_error(&counts, &weights)
-        );
-        let ring = ring_of(&equal(10), HOST_RING);
-        std::println!("10 equal on M={HOST_RING}: {:?}", slot_counts(&ring, 10));
-    }
-
     // Smaller rings disrupt more: the paper asks for M >= 100 N. Measured for N = 10,
     // removing any one: M = 4093 changes <= 1.15/N, 1.4% between survivors; M = 1021
     // changes <= 1.24/N, 2.5% between survivors.

@@ -359,10 +359,10 @@ impl<'a> Pipeline<'a> {
                 L4::Other => self.drop(DropReason::NotForUs, hash),
             };
         }
-        if let Some((sport, _)) = ip.l4.ports() {
-            if let Some((svc, backend)) = self.nat_backend(ip.src.octets(), sport, ip.protocol) {
-                return self.nat_return(now, frame, &headers, svc, backend, hash, out);
-            }
+        if let Some((sport, _)) = ip.l4.ports()
+            && let Some((svc, backend)) = self.nat_backend(ip.src.octets(), sport, ip.protocol)
+        {
+            return self.nat_return(now, frame, &headers, svc, backend, hash, out);
         }
         self.drop(DropReason::NotForUs, hash)
     }
@@ -429,10 +429,11 @@ impl<'a> Pipeline<'a> {
                 (slot, entry.backend, false)
             }
             None => {
-                if let Some(f) = flags {
-                    if !is_syn_only(f) && !service.algorithm.is_stateless() {
-                        return self.drop(DropReason::TcpNoFlow, hash);
-                    }
+                if let Some(f) = flags
+                    && !is_syn_only(f)
+                    && !service.algorithm.is_stateless()
+                {
+                    return self.drop(DropReason::TcpNoFlow, hash);
                 }
                 let src_hash = self.key.hash(&key.src);
                 let backend_index = self.choose(now, svc, &service, key.src, hash, src_hash);
@@ -517,12 +518,13 @@ impl<'a> Pipeline<'a> {
     ) -> u16 {
         let sticky_hash = src_hash ^ svc as u32;
         let services = &self.active.services;
-        if service.sticky {
-            if let Lookup::Hit(slot) =
+        if service.sticky
+            && let Lookup::Hit(slot) =
                 self.sticky
                     .lookup((svc as u8, client), sticky_hash, now, |e| {
                         sticky_timeout(services, e)
                     })
+        {
             {
                 let entry = self.sticky.get(slot).copied().unwrap_or_default();
                 let backend = self.active.backends[usize::from(entry.backend) % BACKEND_SLOTS];

@@ -100,8 +100,8 @@ pub fn rewrite_endpoints(
     if let (Some(at), Some(sum)) = (checksum_at, l4_sum) {
         let sum = if udp_without_checksum {
             0
-        } else if is_udp && sum == 0 {
-            0xFFFF
+        } else if is_udp {
+            checksum::udp_fixup(sum)
         } else {
             sum
         };

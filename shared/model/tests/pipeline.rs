@@ -500,7 +500,7 @@ fn register_map_programs_the_same_tables_as_direct_writes() {
     let mut scratch = vec![0u16; cp.settings().ring_size as usize];
     let mut writer = RegisterWriter::new(RegisterFile::new(&mut via_regs));
     cp.write_all(&mut writer, &mut scratch).unwrap();
-    drop(writer);
+    let _ = writer.into_inner();
     assert_eq!(direct.settings(), via_regs.settings());
     for s in 0..16 {
         assert_eq!(direct.service(s), via_regs.service(s));
