@@ -579,3 +579,51 @@ fn flows_expire_and_aging_releases_active_counts() {
     assert_eq!(p.counters().expirations, 10);
     assert_eq!(p.flow_table().occupancy(), 0);
 }
+
+#[test]
+fn shares_track_weights() {
+    // Weights 1:2:3:4 over 10,000 new flows from distinct clients.
+    for alg in [
+        "weighted_round_robin",
+        "maglev",
+        "ip_hash",
+        "least_connections",
+        "least_response_time",
+    ] {
+        let mut text = format!(
+            "{BASE}\n[[service]]\nname = \"web\"\nvip = \"10.0.0.100\"\nprotocol = \"tcp\"\nport = 80\nalgorithm = \"{alg}\"\n[service.health]\nkind = \"none\"\n"
+        );
+        for i in 0..4 {
+            text.push_str(&format!(
+                "[[service.backend]]\nname = \"b{i}\"\naddress = \"10.0.1.{}\"\nport = 8080\nweight = {}\nmac = \"02:00:00:00:01:{:02x}\"\n",
+                11 + i,
+                i + 1,
+                11 + i
+            ));
+        }
+        let (mut owned, cp) = setup(&text);
+        let mut p = owned.pipeline();
+        program(&mut p, &cp);
+        let mut counts = [0u32; 4];
+        let total = 10_000u32;
+        for i in 0..total {
+            let client = (
+                ip(100, (i >> 16) as u8, (i >> 8) as u8, i as u8),
+                1024 + (i % 50000) as u16,
+            );
+            let (v, _) = send(&mut p, 1, &tcp(client, (ip(10, 0, 0, 100), 80), SYN));
+            let Action::ToBackend { backend, .. } = v.action else {
+                panic!("{alg}: {v:?}")
+            };
+            counts[usize::from(backend)] += 1;
+        }
+        for (i, &c) in counts.iter().enumerate() {
+            let expected = f64::from(total) * (i + 1) as f64 / 10.0;
+            let error = (f64::from(c) - expected).abs() / expected;
+            assert!(
+                error < 0.05,
+                "{alg}: backend {i} got {c}, expected {expected:.0} ({counts:?})"
+            );
+        }
+    }
+}
