@@ -5,7 +5,9 @@
 //!
 //! - [`config_file`]: loads a TOML configuration into `fulcrum_model::config::Config`,
 //!   with every problem located by file, line and column.
+//! - [`engine`]: a configuration compiled and run frame by frame (trace, replay).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod config_file;
+pub mod engine;

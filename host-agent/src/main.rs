@@ -9,18 +9,22 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod check;
+mod pcap;
+mod trace;
 
 /// Exit statuses shared by all subcommands (shown in `--help`).
 const EXIT_CODES: &str = "\
 Exit status:
-  0  success (for `check`: the configuration is valid)
-  1  the input is invalid (for `check`: the configuration has problems, all listed)
-  2  usage error, or a file could not be read";
+  0  success (for `check`: the configuration is valid; for `trace` and `pcap`: the
+     frames ran, whatever their verdicts)
+  1  the input is invalid (the configuration has problems, all listed; for `pcap`: the
+     capture is not Ethernet, or is cut short or corrupt after the frames replayed)
+  2  usage error (for `trace`: a flow it cannot read), or a file could not be read";
 
 /// Fulcrum, the open hardware L4 load balancer: host tools.
 ///
-/// Checks configurations (and soon traces flows and replays captures) with the same
-/// model the appliance runs.
+/// Checks configurations, traces flows and replays captures with the same model the
+/// appliance runs.
 #[derive(Debug, Parser)]
 #[command(name = "fulcrum", version, after_help = EXIT_CODES)]
 struct Cli {
@@ -37,6 +41,23 @@ enum Command {
     /// limits). Problems print as `file:line:column: path: message`, one per line.
     #[command(after_help = EXIT_CODES)]
     Check(check::Args),
+    /// Trace one flow: which service and backend it hits, and how it is rewritten.
+    ///
+    /// Builds the flow's first frame (a TCP SYN, a UDP datagram or an ICMP echo request
+    /// from 02:00:00:00:00:fe to the appliance) and runs it through a freshly booted data
+    /// path at time 0. Prints the flow hash (0x%08x), the service and backend, the
+    /// verdict (forward, punt:REASON, drop:REASON) and the rewrite. Exit status 0
+    /// whenever the trace ran, even for a drop.
+    #[command(after_help = EXIT_CODES)]
+    Trace(trace::Args),
+    /// Replay a capture through the data path and write what the appliance sends.
+    ///
+    /// Every frame of IN (pcap or pcapng, Ethernet) enters the network port at its
+    /// capture time; frames sent to the network go to OUT, frames handed to the MCU to
+    /// --punt. Prints one line per frame (`frame 3: forward web/web-2 (nat) ...`,
+    /// `frame 4: drop bad_ipv4_checksum`) and a summary on stderr, or JSON lines.
+    #[command(after_help = EXIT_CODES)]
+    Pcap(pcap::Args),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +65,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Trace(args) => trace::run(args),
+        Command::Pcap(args) => pcap::run(args),
     };
     result.unwrap_or_else(|error| {
         eprintln!("fulcrum: {error:#}");
