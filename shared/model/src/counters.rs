@@ -58,6 +58,9 @@ reasons! {
         TunnelMtu => "tunnel_mtu",
         /// IPv4 not addressed to the appliance, a VIP, or a return path.
         NotForUs => "not_for_us",
+        /// The runner's output buffer was smaller than the frame plus
+        /// [`crate::pipeline::OUT_HEADROOM`] (a runner bug; hardware never counts it).
+        NoBuffer => "no_buffer",
     }
 }
 

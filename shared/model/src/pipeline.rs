@@ -292,10 +292,14 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Processes one frame received on `ingress` at `now_ms`, writing the frame to send
-    /// into `out` (which needs `frame.len() + OUT_HEADROOM` bytes; a shorter `out` drops
-    /// what does not fit as `runt`... never panics).
+    /// into `out`. `out` must hold `frame.len() + OUT_HEADROOM` bytes; a shorter `out` is
+    /// a runner bug, and the frame is dropped as `no_buffer` before anything else happens
+    /// (no flow is created, nothing else is counted). Never panics.
     pub fn process(&mut self, now_ms: u64, frame: &[u8], ingress: Port, out: &mut [u8]) -> Verdict {
         self.counters.rx_frames = self.counters.rx_frames.wrapping_add(1);
+        if out.len() < frame.len() + OUT_HEADROOM {
+            return self.drop(DropReason::NoBuffer, 0);
+        }
         if ingress == Port::Mcu {
             self.counters.from_mcu = self.counters.from_mcu.wrapping_add(1);
             return self.pass(frame, out, Action::FromMcu, Port::Network, 0);

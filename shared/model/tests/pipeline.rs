@@ -265,7 +265,7 @@ fn classification_of_everything_else() {
         send(&mut p, 1, &arp).0.action,
         Action::Punt(PuntReason::Arp)
     );
-    let mut out = vec![0u8; 64];
+    let mut out = vec![0u8; 128];
     let v = p.process(1, &arp, Port::Mcu, &mut out);
     assert_eq!((v.action, v.egress), (Action::FromMcu, Some(Port::Network)));
     assert_eq!(p.counters().rx_frames, 10);
