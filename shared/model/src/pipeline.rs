@@ -689,21 +689,7 @@ impl<'a> Pipeline<'a> {
             }
             Lookup::Miss => return self.drop(DropReason::ReturnNoFlow, hash),
         };
-        let vip = Endpoint {
-            addr: service.vip.octets(),
-            port: service.port,
-        };
-        self.return_to_client(
-            now,
-            frame,
-            headers,
-            slot,
-            backend_index,
-            vip,
-            None,
-            hash,
-            out,
-        )
+        self.return_to_client(now, frame, headers, slot, backend_index, None, hash, out)
     }
 
     fn fullnat_return(
@@ -753,17 +739,12 @@ impl<'a> Pipeline<'a> {
             addr: entry.key.src,
             port: entry.key.src_port,
         };
-        let vip = Endpoint {
-            addr: service.vip.octets(),
-            port: service.port,
-        };
         self.return_to_client(
             now,
             frame,
             headers,
             slot,
             backend_index,
-            vip,
             Some(client),
             hash,
             out,
@@ -778,7 +759,6 @@ impl<'a> Pipeline<'a> {
         headers: &Headers,
         slot: usize,
         backend_index: u16,
-        vip: Endpoint,
         client: Option<Endpoint>,
         hash: u32,
         out: &mut [u8],
@@ -797,6 +777,11 @@ impl<'a> Pipeline<'a> {
         entry.state = next_state(entry.state, flags);
         let svc = usize::from(entry.service) % SERVICE_SLOTS;
         let client_mac = entry.client_mac;
+        let service = &self.active.services[svc];
+        let vip = Endpoint {
+            addr: service.vip.octets(),
+            port: service.port,
+        };
         let Some(dst) = out.get_mut(..frame.len()) else {
             return self.drop(DropReason::Runt, hash);
         };
