@@ -25,7 +25,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use fulcrum_host::engine::{Change, Engine, EngineKind, FrameReport};
+use fulcrum_host::engine::{Change, EngineKind, FrameReport};
 use fulcrum_model::pipeline::{Action, Port};
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapParser, PcapWriter};
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
@@ -294,16 +294,9 @@ impl Sink {
 /// be read or written.
 pub fn run(args: Args) -> Result<ExitCode> {
     let name = args.input.display().to_string();
-    let config = match crate::trace::load_config(&args.config)? {
-        Ok(config) => config,
+    let mut engine = match crate::trace::load_engine(&args.config, args.engine)? {
+        Ok((_, engine)) => engine,
         Err(status) => return Ok(status),
-    };
-    let mut engine = match Engine::new(args.engine, &config) {
-        Ok(engine) => engine,
-        Err(error) => {
-            eprintln!("{}: {error}", args.config.display());
-            return Ok(ExitCode::from(1));
-        }
     };
     let bytes = std::fs::read(&args.input).with_context(|| format!("{name}: cannot read"))?;
     let capture = match read_capture(&bytes) {

@@ -229,6 +229,22 @@ pub fn load_config(path: &Path) -> Result<Result<Config, ExitCode>> {
     }
 }
 
+/// Loads the config and boots an engine on it; `Ok(Err(1))` after printing why when the
+/// config is invalid or its tables cannot be built.
+pub fn load_engine(path: &Path, kind: EngineKind) -> Result<Result<(Config, Engine), ExitCode>> {
+    let config = match load_config(path)? {
+        Ok(config) => config,
+        Err(status) => return Ok(Err(status)),
+    };
+    match Engine::new(kind, &config) {
+        Ok(engine) => Ok(Ok((config, engine))),
+        Err(error) => {
+            eprintln!("{}: {error}", path.display());
+            Ok(Err(ExitCode::from(1)))
+        }
+    }
+}
+
 /// Traces the flow: exit status 0 when the trace ran (whatever the verdict), 1 for an
 /// invalid configuration, 2 (an error) for a flow that cannot be read.
 pub fn run(args: Args) -> Result<ExitCode> {
@@ -236,16 +252,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let flow: FlowSpec = text
         .parse()
         .map_err(|why| anyhow!("cannot read the flow `{text}`: {why}; {FLOW_FORMS}"))?;
-    let config = match load_config(&args.config)? {
-        Ok(config) => config,
+    let (config, mut engine) = match load_engine(&args.config, args.engine)? {
+        Ok(loaded) => loaded,
         Err(status) => return Ok(status),
-    };
-    let mut engine = match Engine::new(args.engine, &config) {
-        Ok(engine) => engine,
-        Err(error) => {
-            eprintln!("{}: {error}", args.config.display());
-            return Ok(ExitCode::from(1));
-        }
     };
     let frame = build_frame(&flow, config.appliance.mac.0);
     let report = engine.run(|session| {
