@@ -115,8 +115,9 @@ impl Default for ServiceEntry {
 }
 
 /// Run-time state of a backend, as the data path sees it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[serde(rename_all = "lowercase")]
 pub enum BackendState {
     /// The slot holds no backend.
     #[default]
