@@ -27,6 +27,8 @@ pub enum CompileError {
     TooManyMembers,
     /// The Maglev ring could not be built.
     Maglev(maglev::MaglevError),
+    /// A ring scratch buffer is shorter than the ring size.
+    ScratchTooSmall,
 }
 
 impl core::fmt::Display for CompileError {
@@ -38,6 +40,7 @@ impl core::fmt::Display for CompileError {
                 write!(f, "a service has more than {MEMBER_SLOTS} backends")
             }
             CompileError::Maglev(e) => write!(f, "maglev ring: {e}"),
+            CompileError::ScratchTooSmall => write!(f, "ring scratch buffer shorter than the ring"),
         }
     }
 }
@@ -367,6 +370,138 @@ impl ControlPlane {
         }
         writer.commit();
         Ok(())
+    }
+}
+
+/// What a delta write sent to the data path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeltaStats {
+    /// Settings, service, member and backend entries written.
+    pub entries: u32,
+    /// Ring entries written.
+    pub ring_entries: u32,
+    /// Rings rebuilt to compare (services whose ring inputs changed).
+    pub rings_rebuilt: u32,
+}
+
+impl DeltaStats {
+    /// Whether nothing was written (the commit changed nothing).
+    pub fn is_empty(&self) -> bool {
+        self.entries == 0 && self.ring_entries == 0
+    }
+}
+
+impl ControlPlane {
+    /// Writes only what differs from `previous` (the tables last written to `writer`), then
+    /// commits. Rings are compared entry by entry: only services whose ring inputs changed
+    /// (members, their identity, weight or whether they take new flows) are rebuilt, into
+    /// `old_scratch` (from `previous`) and `new_scratch`, and only changed runs are written.
+    /// Both scratch buffers must hold the ring size. When the ring size itself changes,
+    /// every ring is written whole.
+    pub fn write_delta(
+        &self,
+        previous: &ControlPlane,
+        writer: &mut impl TableWriter,
+        old_scratch: &mut [u16],
+        new_scratch: &mut [u16],
+    ) -> Result<DeltaStats, CompileError> {
+        let mut stats = DeltaStats::default();
+        let ring_len = self.settings.ring_size as usize;
+        if old_scratch.len() < ring_len || new_scratch.len() < ring_len {
+            return Err(CompileError::ScratchTooSmall);
+        }
+        if self.settings != previous.settings {
+            writer.write_settings(&self.settings);
+            stats.entries += 1;
+        }
+        for (b, (new, old)) in self
+            .backends
+            .iter()
+            .zip(previous.backends.iter())
+            .enumerate()
+        {
+            if new != old {
+                writer.write_backend(b as u16, new);
+                stats.entries += 1;
+            }
+        }
+        let whole_rings = self.settings.ring_size != previous.settings.ring_size;
+        for s in 0..SERVICE_SLOTS {
+            if self.services[s] != previous.services[s] {
+                writer.write_service(s as u8, &self.services[s]);
+                stats.entries += 1;
+            }
+            for (p, (&new, &old)) in self.members[s]
+                .iter()
+                .zip(previous.members[s].iter())
+                .enumerate()
+            {
+                if new != old {
+                    writer.write_member(s as u8, p as u8, new);
+                    stats.entries += 1;
+                }
+            }
+            if !whole_rings && !self.ring_inputs_changed(previous, s) {
+                continue;
+            }
+            stats.rings_rebuilt += 1;
+            let new_ring = &mut new_scratch[..ring_len];
+            if self.services[s].valid {
+                self.build_ring(s, new_ring)?;
+            } else {
+                new_ring.fill(maglev::EMPTY);
+            }
+            if whole_rings {
+                writer.write_ring(s as u8, 0, new_ring);
+                stats.ring_entries += ring_len as u32;
+                continue;
+            }
+            let old_ring = &mut old_scratch[..ring_len];
+            if previous.services[s].valid {
+                previous.build_ring(s, old_ring)?;
+            } else {
+                old_ring.fill(maglev::EMPTY);
+            }
+            let mut i = 0;
+            while i < ring_len {
+                if new_ring[i] == old_ring[i] {
+                    i += 1;
+                    continue;
+                }
+                let start = i;
+                while i < ring_len && new_ring[i] != old_ring[i] {
+                    i += 1;
+                }
+                writer.write_ring(s as u8, start as u32, &new_ring[start..i]);
+                stats.ring_entries += (i - start) as u32;
+            }
+        }
+        writer.commit();
+        Ok(stats)
+    }
+
+    /// Whether anything service `s`'s ring is built from differs from `previous`.
+    fn ring_inputs_changed(&self, previous: &ControlPlane, s: usize) -> bool {
+        let (new, old) = (&self.services[s], &previous.services[s]);
+        if new.valid != old.valid || new.algorithm != old.algorithm {
+            return true;
+        }
+        if !new.valid {
+            return false;
+        }
+        let (nm, om) = (self.members(s), previous.members(s));
+        if nm != om {
+            return true;
+        }
+        nm.iter().any(|&m| {
+            let (a, b) = (
+                &self.backends[usize::from(m)],
+                &previous.backends[usize::from(m)],
+            );
+            backend_identity(a) != backend_identity(b)
+                || a.weight != b.weight
+                || a.state.takes_new_flows() != b.state.takes_new_flows()
+        })
     }
 }
 
