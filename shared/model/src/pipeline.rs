@@ -923,6 +923,12 @@ pub fn snat_slot(settings: &Settings, pool: usize, port: u16) -> Option<usize> {
     (port >= base).then(|| pool * snat_ports_per_addr(settings) + usize::from(port - base))
 }
 
+impl crate::regmap::CounterSource for Pipeline<'_> {
+    fn counter(&self, index: u32) -> u64 {
+        crate::regmap::counter_value(&self.counters, &self.active_flows, index)
+    }
+}
+
 impl TableWriter for Pipeline<'_> {
     fn write_settings(&mut self, settings: &Settings) {
         self.shadow.settings = *settings;

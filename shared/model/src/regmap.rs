@@ -22,6 +22,9 @@
 //! | 0x040 | `TABLE_ADDR` | rw | bits 31:28 table ([`Table`]), bits 27:0 index |
 //! | 0x041–0x045 | `TABLE_DATA[0..5]` | rw | the entry's words, encoded as below |
 //! | 0x046 | `TABLE_WRITE` | w | writes DATA into the shadow entry at ADDR, then ADDR's index += 1 |
+//! | 0x050 | `COUNTER_SELECT` | w | latches the 64-bit counter at this index ([`counter`]) |
+//! | 0x051 | `COUNTER_HI` | r | bits 63:32 of the latched counter |
+//! | 0x052 | `COUNTER_LO` | r | bits 31:0 of the latched counter |
 //!
 //! Table indexes: service `s`; backend `b`; member `s << 5 | position`; ring
 //! `s << 20 | offset`. Entry encodings ([`encode_service`], [`encode_backend`]):
@@ -89,6 +92,146 @@ pub mod addr {
     pub const TABLE_DATA: u16 = 0x041;
     /// Entry write strobe.
     pub const TABLE_WRITE: u16 = 0x046;
+    /// Counter to latch.
+    pub const COUNTER_SELECT: u16 = 0x050;
+    /// Latched counter, high word.
+    pub const COUNTER_HI: u16 = 0x051;
+    /// Latched counter, low word.
+    pub const COUNTER_LO: u16 = 0x052;
+}
+
+/// Counter indexes for `COUNTER_SELECT`. A counter is latched whole when selected, so the
+/// two reads that follow give one consistent 64-bit value.
+pub mod counter {
+    /// Frames received from the network.
+    pub const RX_FRAMES: u32 = 0;
+    /// Frames from the MCU.
+    pub const FROM_MCU: u32 = 1;
+    /// Flows evicted.
+    pub const EVICTIONS: u32 = 2;
+    /// Flows expired.
+    pub const EXPIRATIONS: u32 = 3;
+    /// Flows moved off a backend that went down.
+    pub const MOVED_FLOWS: u32 = 4;
+    /// Drops: `DROPS + DropReason::index()`.
+    pub const DROPS: u32 = 0x20;
+    /// Punts: `PUNTS + PuntReason::index()`.
+    pub const PUNTS: u32 = 0x40;
+    /// Service counters: `SERVICE + slot × 8 + field` (fields below).
+    pub const SERVICE: u32 = 0x100;
+    /// Service field: forward packets.
+    pub const SERVICE_PACKETS: u32 = 0;
+    /// Service field: forward bytes.
+    pub const SERVICE_BYTES: u32 = 1;
+    /// Service field: return packets.
+    pub const SERVICE_RETURN_PACKETS: u32 = 2;
+    /// Service field: return bytes.
+    pub const SERVICE_RETURN_BYTES: u32 = 3;
+    /// Service field: flows created.
+    pub const SERVICE_NEW_FLOWS: u32 = 4;
+    /// Backend counters: `BACKEND + slot × 4 + field` (fields below).
+    pub const BACKEND: u32 = 0x1000;
+    /// Backend field: packets.
+    pub const BACKEND_PACKETS: u32 = 0;
+    /// Backend field: bytes.
+    pub const BACKEND_BYTES: u32 = 1;
+    /// Backend field: flows ever assigned.
+    pub const BACKEND_FLOWS: u32 = 2;
+    /// Backend field: flows active now.
+    pub const BACKEND_ACTIVE_FLOWS: u32 = 3;
+}
+
+/// Something whose counters can be read by index ([`counter`]): the model's pipeline, and
+/// through [`RegisterFile`] the register map.
+pub trait CounterSource {
+    /// The counter at `index`; 0 for an index that names none.
+    fn counter(&self, index: u32) -> u64;
+}
+
+/// The counter at `index` of `counters` and `active_flows` (the model's definition of the
+/// counter index space).
+pub fn counter_value(
+    counters: &crate::counters::Counters,
+    active_flows: &[u32; crate::tables::BACKEND_SLOTS],
+    index: u32,
+) -> u64 {
+    use counter::*;
+    let i = index as usize;
+    match index {
+        RX_FRAMES => counters.rx_frames,
+        FROM_MCU => counters.from_mcu,
+        EVICTIONS => counters.evictions,
+        EXPIRATIONS => counters.expirations,
+        MOVED_FLOWS => counters.moved_flows,
+        DROPS..PUNTS => counters.drops.get(i - DROPS as usize).copied().unwrap_or(0),
+        PUNTS..SERVICE => counters.punts.get(i - PUNTS as usize).copied().unwrap_or(0),
+        SERVICE..BACKEND => {
+            let rel = i - SERVICE as usize;
+            let Some(s) = counters.services.get(rel / 8) else {
+                return 0;
+            };
+            match (rel % 8) as u32 {
+                SERVICE_PACKETS => s.packets,
+                SERVICE_BYTES => s.bytes,
+                SERVICE_RETURN_PACKETS => s.return_packets,
+                SERVICE_RETURN_BYTES => s.return_bytes,
+                SERVICE_NEW_FLOWS => s.new_flows,
+                _ => 0,
+            }
+        }
+        _ => {
+            let rel = i.wrapping_sub(BACKEND as usize);
+            let Some(b) = counters.backends.get(rel / 4) else {
+                return 0;
+            };
+            match (rel % 4) as u32 {
+                BACKEND_PACKETS => b.packets,
+                BACKEND_BYTES => b.bytes,
+                BACKEND_FLOWS => b.flows,
+                _ => u64::from(active_flows[rel / 4]),
+            }
+        }
+    }
+}
+
+/// Reads every counter of the data path through `bus` into `counters` and `active_flows`
+/// (what the MCU does to answer a status request).
+pub fn read_counters<B: RegisterBus>(
+    bus: &mut B,
+    counters: &mut crate::counters::Counters,
+    active_flows: &mut [u32; crate::tables::BACKEND_SLOTS],
+) {
+    fn read(bus: &mut impl RegisterBus, index: u32) -> u64 {
+        bus.write32(addr::COUNTER_SELECT, index);
+        (u64::from(bus.read32(addr::COUNTER_HI)) << 32) | u64::from(bus.read32(addr::COUNTER_LO))
+    }
+    use counter::*;
+    counters.rx_frames = read(bus, RX_FRAMES);
+    counters.from_mcu = read(bus, FROM_MCU);
+    counters.evictions = read(bus, EVICTIONS);
+    counters.expirations = read(bus, EXPIRATIONS);
+    counters.moved_flows = read(bus, MOVED_FLOWS);
+    for (r, v) in counters.drops.iter_mut().enumerate() {
+        *v = read(bus, DROPS + r as u32);
+    }
+    for (r, v) in counters.punts.iter_mut().enumerate() {
+        *v = read(bus, PUNTS + r as u32);
+    }
+    for (s, c) in counters.services.iter_mut().enumerate() {
+        let base = SERVICE + s as u32 * 8;
+        c.packets = read(bus, base + SERVICE_PACKETS);
+        c.bytes = read(bus, base + SERVICE_BYTES);
+        c.return_packets = read(bus, base + SERVICE_RETURN_PACKETS);
+        c.return_bytes = read(bus, base + SERVICE_RETURN_BYTES);
+        c.new_flows = read(bus, base + SERVICE_NEW_FLOWS);
+    }
+    for (b, c) in counters.backends.iter_mut().enumerate() {
+        let base = BACKEND + b as u32 * 4;
+        c.packets = read(bus, base + BACKEND_PACKETS);
+        c.bytes = read(bus, base + BACKEND_BYTES);
+        c.flows = read(bus, base + BACKEND_FLOWS);
+        active_flows[b] = read(bus, base + BACKEND_ACTIVE_FLOWS) as u32;
+    }
 }
 
 /// Words of entry data.
@@ -344,6 +487,7 @@ pub struct RegisterFile<W> {
     settings: Settings,
     table_addr: u32,
     data: [u32; DATA_WORDS],
+    latched: u64,
 }
 
 impl<W: TableWriter> RegisterFile<W> {
@@ -354,6 +498,7 @@ impl<W: TableWriter> RegisterFile<W> {
             settings: Settings::default(),
             table_addr: 0,
             data: [0; DATA_WORDS],
+            latched: 0,
         }
     }
 
@@ -387,7 +532,7 @@ impl<W: TableWriter> RegisterFile<W> {
     }
 }
 
-impl<W: TableWriter> RegisterBus for RegisterFile<W> {
+impl<W: TableWriter + CounterSource> RegisterBus for RegisterFile<W> {
     fn write32(&mut self, a: u16, v: u32) {
         let s = &mut self.settings;
         match a {
@@ -420,6 +565,7 @@ impl<W: TableWriter> RegisterBus for RegisterFile<W> {
                 self.data[usize::from(a - addr::TABLE_DATA)] = v;
             }
             addr::TABLE_WRITE => self.table_write(),
+            addr::COUNTER_SELECT => self.latched = self.target.counter(v),
             _ => {}
         }
     }
@@ -444,6 +590,8 @@ impl<W: TableWriter> RegisterBus for RegisterFile<W> {
             a if (addr::TABLE_DATA..addr::TABLE_DATA + DATA_WORDS as u16).contains(&a) => {
                 self.data[usize::from(a - addr::TABLE_DATA)]
             }
+            addr::COUNTER_HI => (self.latched >> 32) as u32,
+            addr::COUNTER_LO => self.latched as u32,
             _ => 0,
         }
     }
@@ -467,6 +615,12 @@ impl<W: TableWriter + ?Sized> TableWriter for &mut W {
     }
     fn commit(&mut self) {
         (**self).commit()
+    }
+}
+
+impl<C: CounterSource + ?Sized> CounterSource for &mut C {
+    fn counter(&self, index: u32) -> u64 {
+        (**self).counter(index)
     }
 }
 

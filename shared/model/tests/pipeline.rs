@@ -519,6 +519,21 @@ fn register_map_programs_the_same_tables_as_direct_writes() {
         );
         assert_eq!(send(&mut direct, 1, &f), send(&mut via_regs, 1, &f));
     }
+    // The counters read back through the register map are the pipeline's.
+    let mut counters = fulcrum_model::counters::Counters::default();
+    let mut active = [0u32; 256];
+    fulcrum_model::regmap::read_counters(
+        &mut RegisterFile::new(&mut via_regs),
+        &mut counters,
+        &mut active,
+    );
+    assert_eq!(&counters, via_regs.counters());
+    assert_eq!(&active, via_regs.active_flows());
+    assert_eq!(counters.rx_frames, 500);
+    assert_eq!(
+        active.iter().map(|&a| u64::from(a)).sum::<u64>(),
+        counters.services[0].new_flows
+    );
 }
 
 #[test]
