@@ -402,6 +402,11 @@ impl<B: RegisterBus> RegisterWriter<B> {
         self.bus
     }
 
+    /// The bus, for reads (counters, identification).
+    pub fn bus(&mut self) -> &mut B {
+        &mut self.bus
+    }
+
     fn entry(&mut self, table: Table, index: u32, words: &[u32]) {
         self.bus.write32(addr::TABLE_ADDR, table_addr(table, index));
         for (i, w) in words.iter().enumerate() {

@@ -1,0 +1,629 @@
+//! The MCU's control plane: the running configuration, the health checker, and the tables
+//! it keeps in the FPGA. Sans-IO: runners feed it time, probe results, neighbours and
+//! management requests; it writes the FPGA through the register map
+//! ([`fulcrum_model::regmap::RegisterWriter`] over a [`RegisterBus`]: SPI on the board,
+//! the model or the HDL simulation in the simulated board).
+//!
+//! Every change — a config, a health transition, a slow-start step, a measured response
+//! time, a learned MAC, an admin command — marks the tables dirty; [`Appliance::poll`]
+//! writes the delta against what the FPGA holds and commits once, so a burst of changes
+//! is one atomic commit. A config is validated and compiled before anything is written:
+//! a bad one is rejected whole and the data path keeps the last good tables (fail-static).
+
+use core::net::Ipv4Addr;
+
+use fulcrum_mgmt::message::{
+    ApplyReport, BackendStatus, ErrorCode, ErrorReply, EventKind, HealthStatus, ManagementCounters,
+    Request, Response, STATUS_PAGE_SERVICES, ServiceStatus, StatusReport, truncated,
+};
+use fulcrum_model::compile::ControlPlane;
+use fulcrum_model::config::{AdminState, Config, Name};
+use fulcrum_model::counters::Counters;
+use fulcrum_model::regmap::{RegisterBus, RegisterWriter, read_counters};
+use fulcrum_model::tables::{BACKEND_SLOTS, BackendState};
+
+use crate::events::EventLog;
+use crate::health::{HealthChecker, Outcome, Probe, RAMP_STEPS, Target, Ticket, ramped_weight};
+use crate::persist::{self, ConfigStore};
+
+/// Firmware version reported to the host.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Buffers the appliance borrows (statics on the board, heap on Linux).
+pub struct Buffers<'b> {
+    /// Ring scratch (old), at least the largest ring size.
+    pub old_ring: &'b mut [u16],
+    /// Ring scratch (new), same size.
+    pub new_ring: &'b mut [u16],
+    /// Persistence record buffer.
+    pub record: &'b mut [u8],
+}
+
+/// The MCU's control plane.
+pub struct Appliance<'b, B: RegisterBus, S: ConfigStore> {
+    writer: RegisterWriter<B>,
+    store: S,
+    bufs: Buffers<'b>,
+    cp: ControlPlane,
+    written: ControlPlane,
+    config: Option<Config>,
+    generation: u32,
+    checker: HealthChecker,
+    events: EventLog,
+    /// Counters of the management service (updated by the management layer).
+    pub management: ManagementCounters,
+    counters: Counters,
+    active_flows: [u32; BACKEND_SLOTS],
+    dirty: bool,
+    commits: u64,
+    boot_ms: u64,
+}
+
+impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
+    /// An appliance with empty tables, writing through `bus`.
+    pub fn new(bus: B, store: S, bufs: Buffers<'b>, now: u64) -> Self {
+        Appliance {
+            writer: RegisterWriter::new(bus),
+            store,
+            bufs,
+            cp: ControlPlane::new(),
+            written: ControlPlane::new(),
+            config: None,
+            generation: 0,
+            checker: HealthChecker::new(),
+            events: EventLog::new(),
+            management: ManagementCounters::default(),
+            counters: Counters::default(),
+            active_flows: [0; BACKEND_SLOTS],
+            dirty: false,
+            commits: 0,
+            boot_ms: now,
+        }
+    }
+
+    /// Loads the saved configuration, if any, and programs the data path with it. Returns
+    /// whether one was restored.
+    pub fn boot(&mut self, now: u64) -> bool {
+        let restored = match self.store.load(self.bufs.record) {
+            Ok(Some(len)) => match persist::decode(&self.bufs.record[..len]) {
+                Ok((config, generation)) => match self.install(now, config, generation, false) {
+                    Ok(_) => true,
+                    Err(e) => {
+                        warn!("saved config not applied: {}", e.message.as_str());
+                        false
+                    }
+                },
+                Err(_) => {
+                    warn!("saved config unreadable; starting without one");
+                    false
+                }
+            },
+            Ok(None) => false,
+            Err(_) => {
+                warn!("config store unreadable; starting without a config");
+                false
+            }
+        };
+        self.events.push(now, EventKind::Boot { restored });
+        info!(
+            "fulcrum firmware {} up, config restored: {}",
+            VERSION, restored
+        );
+        restored
+    }
+
+    /// The running configuration.
+    pub fn config(&self) -> Option<&Config> {
+        self.config.as_ref()
+    }
+
+    /// Generation of the running configuration (0: none).
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// The control plane's tables.
+    pub fn control_plane(&self) -> &ControlPlane {
+        &self.cp
+    }
+
+    /// The health checker.
+    pub fn checker(&self) -> &HealthChecker {
+        &self.checker
+    }
+
+    /// Commits written to the data path so far.
+    pub fn commits(&self) -> u64 {
+        self.commits
+    }
+
+    /// The event log.
+    pub fn events(&self) -> &EventLog {
+        &self.events
+    }
+
+    /// The register bus (for reads, and for runners that own the data path).
+    pub fn bus(&mut self) -> &mut B {
+        self.writer.bus()
+    }
+
+    /// The appliance's name.
+    pub fn name(&self) -> Name {
+        self.config
+            .as_ref()
+            .map(|c| c.appliance.name.clone())
+            .unwrap_or_else(|| Name::try_from("fulcrum").unwrap_or_default())
+    }
+
+    /// Validates `config` and, unless `dry_run`, applies it atomically and saves it.
+    pub fn apply(
+        &mut self,
+        now: u64,
+        config: Config,
+        dry_run: bool,
+    ) -> Result<ApplyReport, ErrorReply> {
+        if let Err(errors) = config.validate() {
+            self.management.rejected_configs += 1;
+            self.events.push(now, EventKind::ConfigRejected);
+            let mut reply = ErrorReply::new(
+                ErrorCode::InvalidConfig,
+                "configuration rejected; nothing was changed",
+            );
+            for e in errors.iter() {
+                let mut line = heapless::String::<200>::new();
+                let _ = core::fmt::write(&mut line, format_args!("{}: {}", e.path, e.message));
+                if reply.details.push(truncated(&line)).is_err() {
+                    break;
+                }
+            }
+            return Err(reply);
+        }
+        let changed = self.config.as_ref() != Some(&config);
+        if dry_run || !changed {
+            return Ok(ApplyReport {
+                generation: self.generation,
+                dry_run,
+                changed,
+                ..ApplyReport::default()
+            });
+        }
+        let generation = self.generation.wrapping_add(1).max(1);
+        let mut report = self.install(now, config, generation, true)?;
+        report.changed = true;
+        Ok(report)
+    }
+
+    /// Compiles and writes `config`; on success it becomes the running config. On failure
+    /// nothing changes: the data path keeps the last good tables.
+    fn install(
+        &mut self,
+        now: u64,
+        config: Config,
+        generation: u32,
+        save: bool,
+    ) -> Result<ApplyReport, ErrorReply> {
+        let mut cp = self.cp.clone();
+        if let Err(e) = cp.apply(&config) {
+            let mut text = heapless::String::<160>::new();
+            let _ = core::fmt::write(
+                &mut text,
+                format_args!("configuration does not fit the tables: {e}"),
+            );
+            self.management.rejected_configs += 1;
+            self.events.push(now, EventKind::ConfigRejected);
+            return Err(ErrorReply::new(ErrorCode::InvalidConfig, &text));
+        }
+        let previous_cp = core::mem::replace(&mut self.cp, cp);
+        let previous_config = self.config.replace(config);
+        if let Some(config) = &self.config {
+            self.checker
+                .configure(now, checks(&self.cp, config), targets(&self.cp, config));
+        }
+        for slot in 0..BACKEND_SLOTS {
+            if self.cp.backend_name(slot).is_some() {
+                self.refresh_backend(slot);
+            }
+        }
+        let stats = match self.sync() {
+            Ok(stats) => stats,
+            Err(e) => {
+                self.cp = previous_cp;
+                self.config = previous_config;
+                if let Some(config) = &self.config {
+                    self.checker.configure(
+                        now,
+                        checks(&self.cp, config),
+                        targets(&self.cp, config),
+                    );
+                }
+                return Err(e);
+            }
+        };
+        self.generation = generation;
+        self.events
+            .push(now, EventKind::ConfigApplied { generation });
+        info!("config generation {} applied", generation);
+        if save {
+            self.save(now);
+        }
+        Ok(ApplyReport {
+            generation,
+            dry_run: false,
+            changed: true,
+            words_written: stats.0,
+            ring_entries_written: stats.1,
+        })
+    }
+
+    fn save(&mut self, now: u64) {
+        let Some(config) = &self.config else { return };
+        let saved = persist::encode(config, self.generation, self.bufs.record)
+            .and_then(|len| self.store.save(&self.bufs.record[..len]));
+        if saved.is_err() {
+            warn!("saving the config failed; it runs but will not survive a reboot");
+            self.events.push(now, EventKind::PersistFailed);
+        }
+    }
+
+    /// Pushes the checker's view of `slot` (health, slow-start weight, response time) into
+    /// the control plane.
+    fn refresh_backend(&mut self, slot: usize) {
+        self.cp.set_health(slot, self.checker.is_up(slot));
+        let configured = self.configured_weight(slot);
+        self.cp.set_effective_weight(
+            slot,
+            ramped_weight(configured, self.checker.ramp_step(slot)),
+        );
+        self.cp
+            .set_rtt(slot, self.checker.rtt_us(slot).unwrap_or(0));
+        self.dirty = true;
+    }
+
+    fn configured_weight(&self, slot: usize) -> u16 {
+        let (Some((svc, be)), Some(config)) = (self.cp.backend_name(slot), &self.config) else {
+            return 0;
+        };
+        config
+            .services
+            .iter()
+            .find(|s| s.name.as_str() == svc)
+            .and_then(|s| s.backends.iter().find(|b| b.name.as_str() == be))
+            .map_or(0, |b| b.weight)
+    }
+
+    /// Writes what changed since the last commit and commits. Returns (entries, ring
+    /// entries) written.
+    fn sync(&mut self) -> Result<(u32, u32), ErrorReply> {
+        let stats = self
+            .cp
+            .write_delta(
+                &self.written,
+                &mut self.writer,
+                self.bufs.old_ring,
+                self.bufs.new_ring,
+            )
+            .map_err(|e| {
+                let mut text = heapless::String::<160>::new();
+                let _ = core::fmt::write(&mut text, format_args!("writing the tables failed: {e}"));
+                ErrorReply::new(ErrorCode::Internal, &text)
+            })?;
+        self.written = self.cp.clone();
+        self.dirty = false;
+        self.commits += 1;
+        Ok((stats.entries, stats.ring_entries))
+    }
+
+    /// Changes a backend's administrative state; the running (and saved) config follows.
+    pub fn set_admin(
+        &mut self,
+        now: u64,
+        service: &str,
+        backend: &str,
+        state: AdminState,
+    ) -> Result<(), ErrorReply> {
+        let Some(slot) = self.cp.backend_slot(service, backend) else {
+            return Err(ErrorReply::new(
+                ErrorCode::NotFound,
+                "no such service/backend in the running config",
+            ));
+        };
+        if let Some(b) = self.config.as_mut().and_then(|c| {
+            c.services
+                .iter_mut()
+                .find(|s| s.name.as_str() == service)?
+                .backends
+                .iter_mut()
+                .find(|b| b.name.as_str() == backend)
+        }) {
+            if b.state == state {
+                return Ok(());
+            }
+            b.state = state;
+        }
+        self.cp.set_admin(slot, state);
+        self.dirty = true;
+        self.sync()?;
+        let (service, backend) = names(service, backend);
+        self.events.push(
+            now,
+            EventKind::AdminChanged {
+                service,
+                backend,
+                state,
+            },
+        );
+        self.save(now);
+        Ok(())
+    }
+
+    /// Learns that `address` is at `mac` (from ARP seen on the MCU port): backends at that
+    /// address without a configured MAC get it.
+    pub fn learn_neighbor(&mut self, address: Ipv4Addr, mac: [u8; 6]) {
+        let Some(config) = &self.config else { return };
+        for svc in &config.services {
+            for be in &svc.backends {
+                if be.address != address || be.mac.is_some() {
+                    continue;
+                }
+                if let Some(slot) = self.cp.backend_slot(&svc.name, &be.name)
+                    && self.cp.backends()[slot].mac != mac
+                {
+                    self.cp.set_mac(slot, mac);
+                    self.dirty = true;
+                }
+            }
+        }
+    }
+
+    /// Backend addresses whose MAC is still unknown (the runner resolves them).
+    pub fn unresolved(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.cp
+            .backends()
+            .iter()
+            .filter(|b| b.state != BackendState::Free && !b.mac_resolved())
+            .map(|b| b.ip())
+    }
+
+    /// Does what is due at `now` (slow-start steps, pending table writes); returns when to
+    /// call again.
+    pub fn poll(&mut self, now: u64) -> Option<u64> {
+        let mut stepped: heapless::Vec<u16, BACKEND_SLOTS> = heapless::Vec::new();
+        self.checker.advance_ramps(now, |slot, _| {
+            let _ = stepped.push(slot);
+        });
+        for slot in stepped {
+            self.refresh_backend(usize::from(slot));
+        }
+        if self.dirty && self.sync().is_err() {
+            warn!("table write failed; will retry");
+        }
+        self.checker.poll_at()
+    }
+
+    /// A health probe due at `now`.
+    pub fn next_probe(&mut self, now: u64) -> Option<Probe> {
+        self.checker.next_due(now)
+    }
+
+    /// Records a probe result; a state change updates the tables at the next poll.
+    pub fn probe_done(&mut self, now: u64, ticket: Ticket, outcome: Outcome) {
+        let slot = usize::from(ticket.slot);
+        let before = self.checker.rtt_us(slot);
+        let transition = self.checker.complete(now, ticket, outcome);
+        if let Some(t) = transition {
+            let (svc, be) = self
+                .cp
+                .backend_name(slot)
+                .map(|(s, b)| names(s, b))
+                .unwrap_or_default();
+            if t.up {
+                info!(
+                    "{}/{} is up ({} us)",
+                    svc.as_str(),
+                    be.as_str(),
+                    t.latency_us
+                );
+                self.events.push(
+                    now,
+                    EventKind::BackendUp {
+                        service: svc,
+                        backend: be,
+                        latency_us: t.latency_us,
+                    },
+                );
+            } else {
+                let failure = t
+                    .failure
+                    .unwrap_or(fulcrum_mgmt::message::CheckFailure::Local);
+                warn!(
+                    "{}/{} is down: {}",
+                    svc.as_str(),
+                    be.as_str(),
+                    failure.describe()
+                );
+                self.events.push(
+                    now,
+                    EventKind::BackendDown {
+                        service: svc,
+                        backend: be,
+                        failure,
+                    },
+                );
+            }
+            self.refresh_backend(slot);
+        } else if self.checker.rtt_us(slot) != before {
+            self.cp
+                .set_rtt(slot, self.checker.rtt_us(slot).unwrap_or(0));
+            self.dirty = true;
+        }
+    }
+
+    /// Whether table writes are pending.
+    pub fn dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// One page of the status report.
+    pub fn status(&mut self, now: u64, page: u8) -> StatusReport {
+        read_counters(
+            self.writer.bus(),
+            &mut self.counters,
+            &mut self.active_flows,
+        );
+        let c = &self.counters;
+        let services = self.config.as_ref().map_or(0, |c| c.services.len());
+        let pages = services.div_ceil(STATUS_PAGE_SERVICES).max(1) as u8;
+        let mut report = StatusReport {
+            page,
+            pages,
+            name: self.name(),
+            uptime_ms: now.saturating_sub(self.boot_ms),
+            generation: self.generation,
+            rx_frames: c.rx_frames,
+            from_mcu: c.from_mcu,
+            drops: c.drops.iter().copied().take(32).collect(),
+            punts: c.punts.iter().copied().take(16).collect(),
+            evictions: c.evictions,
+            expirations: c.expirations,
+            moved_flows: c.moved_flows,
+            management: self.management,
+            services: heapless::Vec::new(),
+        };
+        let Some(config) = &self.config else {
+            return report;
+        };
+        let first = usize::from(page) * STATUS_PAGE_SERVICES;
+        for svc in config
+            .services
+            .iter()
+            .skip(first)
+            .take(STATUS_PAGE_SERVICES)
+        {
+            let sc = self
+                .cp
+                .service_slot(&svc.name)
+                .map(|s| c.services[s])
+                .unwrap_or_default();
+            let mut status = ServiceStatus {
+                name: svc.name.clone(),
+                vip: svc.vip,
+                protocol: svc.protocol,
+                port: svc.port,
+                mode: svc.mode,
+                algorithm: svc.algorithm,
+                packets: sc.packets,
+                bytes: sc.bytes,
+                return_packets: sc.return_packets,
+                return_bytes: sc.return_bytes,
+                new_flows: sc.new_flows,
+                backends: heapless::Vec::new(),
+            };
+            for be in &svc.backends {
+                let Some(slot) = self.cp.backend_slot(&svc.name, &be.name) else {
+                    continue;
+                };
+                let entry = &self.cp.backends()[slot];
+                let bc = &c.backends[slot];
+                let _ = status.backends.push(BackendStatus {
+                    name: be.name.clone(),
+                    address: be.address,
+                    port: svc.backend_port(be),
+                    admin: be.state,
+                    state: entry.state,
+                    health: self.checker.status(slot).unwrap_or(HealthStatus {
+                        up: true,
+                        ..HealthStatus::default()
+                    }),
+                    weight: be.weight,
+                    effective_weight: if entry.state.takes_new_flows() {
+                        entry.weight
+                    } else {
+                        0
+                    },
+                    active_flows: self.active_flows[slot],
+                    total_flows: bc.flows,
+                    packets: bc.packets,
+                    bytes: bc.bytes,
+                });
+            }
+            let _ = report.services.push(status);
+        }
+        report
+    }
+
+    /// Carries out a management request (authentication is the session's business).
+    pub fn handle(&mut self, now: u64, request: Request) -> Response {
+        self.management.requests += 1;
+        match request {
+            Request::Hello { .. } => Response::Error(ErrorReply::new(
+                ErrorCode::Malformed,
+                "Hello is answered by the session",
+            )),
+            Request::Status { page } => Response::Status(self.status(now, page)),
+            Request::GetConfig => Response::Config(self.config.clone()),
+            Request::Apply { config, dry_run } => match self.apply(now, config, dry_run) {
+                Ok(report) => Response::Applied(report),
+                Err(e) => Response::Error(e),
+            },
+            Request::Backend {
+                service,
+                backend,
+                state,
+            } => match self.set_admin(now, &service, &backend, state) {
+                Ok(()) => Response::Done,
+                Err(e) => Response::Error(e),
+            },
+            Request::Events { after } => Response::Events(self.events.page(after)),
+        }
+    }
+
+    /// Records an authentication failure (the management layer calls this).
+    pub fn auth_failure(&mut self, now: u64) {
+        self.events.push(now, EventKind::AuthFailure);
+    }
+
+    /// The slow-start step of `slot` (for tests and status).
+    pub fn ramp_step(&self, slot: usize) -> u8 {
+        if slot < BACKEND_SLOTS {
+            self.checker.ramp_step(slot)
+        } else {
+            RAMP_STEPS
+        }
+    }
+}
+
+fn names(service: &str, backend: &str) -> (Name, Name) {
+    (
+        Name::try_from(service).unwrap_or_default(),
+        Name::try_from(backend).unwrap_or_default(),
+    )
+}
+
+/// The health-check targets of `config` (slots from `cp`), produced lazily.
+fn targets<'a>(
+    cp: &'a ControlPlane,
+    config: &'a Config,
+) -> impl Iterator<Item = Target> + Clone + 'a {
+    config.services.iter().flat_map(move |svc| {
+        svc.backends.iter().filter_map(move |be| {
+            let slot = cp.backend_slot(&svc.name, &be.name)?;
+            Some(Target {
+                slot: slot as u16,
+                service: cp.service_slot(&svc.name)? as u8,
+                address: be.address,
+                port: svc.health.port.unwrap_or(svc.backend_port(be)),
+            })
+        })
+    })
+}
+
+/// Each service's check settings, by service slot.
+fn checks<'a>(
+    cp: &'a ControlPlane,
+    config: &'a Config,
+) -> impl Iterator<Item = (u8, &'a fulcrum_model::config::HealthCheck)> + 'a {
+    config
+        .services
+        .iter()
+        .filter_map(move |svc| Some((cp.service_slot(&svc.name)? as u8, &svc.health)))
+}

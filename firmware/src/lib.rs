@@ -1,0 +1,34 @@
+//! Fulcrum's MCU firmware, hardware-independent.
+//!
+//! The cores are sans-IO and unit-tested on the host:
+//! - [`health`]: when to check which backend and what results mean (HAProxy semantics);
+//! - [`probe`]: the bytes of TCP, HTTP, Redis and Memcached checks and how answers are judged;
+//! - [`appliance`]: the control plane — running config, health, tables written as deltas
+//!   through the shared register map, events, status;
+//! - [`session`]: one management connection (authentication, framing);
+//! - [`persist`]: the saved-config record;
+//! - [`events`]: the event log.
+//!
+//! With the `net` feature, [`net`] runs them on embassy-net: the same code on the
+//! NUCLEO-F767ZI (`boards/nucleo-f767zi`) and in the simulated board (`boards/sim`).
+
+#![no_std]
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+// Refusals carry the reply text inline (heapless): larger than clippy's default.
+#![allow(clippy::result_large_err, clippy::large_enum_variant)]
+
+#[macro_use]
+mod fmt;
+
+pub mod appliance;
+pub mod events;
+pub mod health;
+pub mod persist;
+pub mod probe;
+pub mod session;
+
+#[cfg(feature = "net")]
+pub mod net;
+
+pub use appliance::{Appliance, Buffers};
