@@ -22,6 +22,12 @@ pub struct Connection {
     envelope: [u8; MAX_ENVELOPE],
 }
 
+impl Default for Connection {
+    fn default() -> Self {
+        Connection::new(None, true)
+    }
+}
+
 impl Connection {
     /// A connection; `require_auth` on the network, not on the serial console.
     pub fn new(key: Option<Key>, require_auth: bool) -> Self {

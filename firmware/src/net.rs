@@ -1,0 +1,378 @@
+//! The firmware on embassy-net: the same async code runs on the NUCLEO-F767ZI and in the
+//! simulated board. Each loop is a thin driver of a sans-IO core:
+//!
+//! - [`health_loop`]: asks the [`Appliance`] for due probes, runs up to `N` at once as TCP
+//!   connections ([`run_probe`]), reports results, and lets the appliance commit;
+//! - [`management_tcp`]: the authenticated management service on the appliance's address;
+//! - [`management_serial`]: the same protocol on a byte stream (the ST-LINK virtual COM
+//!   port, or a pseudo-terminal in the simulated board), authentication optional;
+//! - [`Snoop`]: wraps the Ethernet driver to learn backend MACs from the ARP traffic the
+//!   MCU sees (the FPGA needs them to rewrite frames; the MCU's own checks trigger ARP).
+
+use core::cell::RefCell;
+use core::net::Ipv4Addr;
+
+use embassy_futures::select::{Either, select};
+use embassy_net::Stack;
+use embassy_net::tcp::{ConnectError, TcpSocket};
+use embassy_net_driver::{Capabilities, Driver, HardwareAddress, LinkState, RxToken};
+use embassy_sync::blocking_mutex::raw::NoopRawMutex;
+use embassy_sync::channel::Channel;
+use embassy_sync::signal::Signal;
+use embassy_time::{Duration, Instant, Timer, with_timeout};
+use fulcrum_mgmt::envelope::Key;
+use fulcrum_mgmt::message::CheckFailure;
+use fulcrum_model::regmap::RegisterBus;
+
+use crate::appliance::Appliance;
+use crate::health::{Outcome, Probe};
+use crate::persist::ConfigStore;
+use crate::probe::{Judge, ProbeKind, Verdict, request};
+use crate::session::Connection;
+
+/// Milliseconds since boot.
+pub fn now_ms() -> u64 {
+    Instant::now().as_millis()
+}
+
+/// The appliance as the loops share it (one executor, so a `RefCell`; no loop holds the
+/// borrow across an `.await`).
+pub type Shared<'a, 'b, B, S> = &'a RefCell<Appliance<'b, B, S>>;
+
+/// Socket buffers of one probe worker.
+pub struct ProbeBuffers {
+    rx: [u8; 1024],
+    tx: [u8; 256],
+}
+
+impl ProbeBuffers {
+    /// Zeroed buffers.
+    pub const fn new() -> Self {
+        ProbeBuffers {
+            rx: [0; 1024],
+            tx: [0; 256],
+        }
+    }
+}
+
+impl Default for ProbeBuffers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Runs one health check over TCP; the response time is measured from the start of the
+/// connection to the verdict.
+pub async fn run_probe(stack: Stack<'_>, probe: &Probe, bufs: &mut ProbeBuffers) -> Outcome {
+    let mut socket = TcpSocket::new(stack, &mut bufs.rx, &mut bufs.tx);
+    let start = Instant::now();
+    let timeout = Duration::from_millis(u64::from(probe.timeout_ms.max(1)));
+    let outcome = with_timeout(timeout, exchange(&mut socket, probe, start))
+        .await
+        .unwrap_or(Err(CheckFailure::Timeout));
+    // Reset rather than linger: a check leaves no TIME_WAIT behind on either side.
+    socket.abort();
+    let _ = with_timeout(Duration::from_millis(20), socket.flush()).await;
+    outcome
+}
+
+async fn exchange(socket: &mut TcpSocket<'_>, probe: &Probe, start: Instant) -> Outcome {
+    socket
+        .connect((probe.address, probe.port))
+        .await
+        .map_err(|e| match e {
+            ConnectError::ConnectionReset => CheckFailure::Refused,
+            ConnectError::TimedOut => CheckFailure::Timeout,
+            ConnectError::NoRoute | ConnectError::InvalidState => CheckFailure::Local,
+        })?;
+    let elapsed = || start.elapsed().as_micros().min(u64::from(u32::MAX)) as u32;
+    if probe.kind == ProbeKind::Tcp {
+        return Ok(elapsed());
+    }
+    let mut req = [0u8; 256];
+    let n = request(&probe.kind, probe.address, probe.port, &mut req);
+    let mut sent = 0;
+    while sent < n {
+        match socket.write(&req[sent..n]).await {
+            Ok(0) | Err(_) => return Err(CheckFailure::Closed),
+            Ok(k) => sent += k,
+        }
+    }
+    let mut judge = Judge::new(&probe.kind);
+    let mut buf = [0u8; 256];
+    loop {
+        let verdict = match socket.read(&mut buf).await {
+            Ok(0) => judge.eof(),
+            Ok(k) => judge.feed(&buf[..k]),
+            Err(_) => Verdict::Fail(CheckFailure::Refused),
+        };
+        match verdict {
+            Verdict::NeedMore => continue,
+            Verdict::Pass => return Ok(elapsed()),
+            Verdict::Fail(f) => return Err(f),
+        }
+    }
+}
+
+/// Wakes the health scheduler early (a config was applied, a result came in).
+pub type Wake = Signal<NoopRawMutex, ()>;
+
+/// Runs health checks forever with `N` concurrent probes.
+pub async fn health_loop<B: RegisterBus, S: ConfigStore, const N: usize>(
+    stack: Stack<'_>,
+    app: Shared<'_, '_, B, S>,
+    wake: &Wake,
+    bufs: &mut [ProbeBuffers; N],
+) {
+    let queue: Channel<NoopRawMutex, Probe, 8> = Channel::new();
+    let scheduler = async {
+        loop {
+            let now = now_ms();
+            let next = app.borrow_mut().poll(now);
+            loop {
+                let probe = app.borrow_mut().next_probe(now_ms());
+                match probe {
+                    Some(p) => queue.send(p).await,
+                    None => break,
+                }
+            }
+            let now = now_ms();
+            // Come back at the next deadline, at most a second away (config changes and
+            // results also wake us).
+            let at = next.unwrap_or(now + 1000).clamp(now + 1, now + 1000);
+            if let Either::Second(()) = select(Timer::at(Instant::from_millis(at)), wake.wait()).await {
+                // A result or a config change: run poll promptly.
+            }
+        }
+    };
+    let workers = embassy_futures::join::join_array(bufs.each_mut().map(|b| async {
+        loop {
+            let probe = queue.receive().await;
+            let outcome = run_probe(stack, &probe, b).await;
+            app.borrow_mut().probe_done(now_ms(), probe.ticket, outcome);
+            wake.signal(());
+        }
+    }));
+    embassy_futures::join::join(scheduler, workers).await;
+}
+
+/// Buffers of one management link.
+pub struct LinkBuffers {
+    /// Socket receive buffer.
+    pub rx: [u8; 2048],
+    /// Socket transmit buffer.
+    pub tx: [u8; 2048],
+    /// The framed answer.
+    pub out: [u8; fulcrum_mgmt::MAX_FRAME + 1],
+    /// Input chunk.
+    pub chunk: [u8; 512],
+}
+
+impl LinkBuffers {
+    /// Zeroed buffers.
+    pub const fn new() -> Self {
+        LinkBuffers {
+            rx: [0; 2048],
+            tx: [0; 2048],
+            out: [0; fulcrum_mgmt::MAX_FRAME + 1],
+            chunk: [0; 512],
+        }
+    }
+}
+
+impl Default for LinkBuffers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Serves the management protocol on TCP `port`, one connection at a time, every request
+/// authenticated with `key`. `random` gives session numbers.
+pub async fn management_tcp<B: RegisterBus, S: ConfigStore>(
+    stack: Stack<'_>,
+    app: Shared<'_, '_, B, S>,
+    wake: &Wake,
+    key: Key,
+    port: u16,
+    conn: &mut Connection,
+    bufs: &mut LinkBuffers,
+    random: &mut impl FnMut() -> u64,
+) {
+    loop {
+        let mut socket = TcpSocket::new(stack, &mut bufs.rx, &mut bufs.tx);
+        socket.set_timeout(Some(Duration::from_secs(120)));
+        if socket.accept(port).await.is_err() {
+            Timer::after_millis(10).await;
+            continue;
+        }
+        *conn = Connection::new(Some(key.clone()), true);
+        'conn: loop {
+            let n = match socket.read(&mut bufs.chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let mut input = &bufs.chunk[..n];
+            while !input.is_empty() {
+                let (used, len) =
+                    conn.on_bytes(&mut app.borrow_mut(), now_ms(), input, random(), &mut bufs.out);
+                input = &input[used..];
+                if len > 0 {
+                    wake.signal(());
+                    if write_all(&mut socket, &bufs.out[..len]).await.is_err() {
+                        break 'conn;
+                    }
+                }
+            }
+        }
+        socket.close();
+        let _ = with_timeout(Duration::from_millis(500), socket.flush()).await;
+        socket.abort();
+    }
+}
+
+async fn write_all(socket: &mut TcpSocket<'_>, mut bytes: &[u8]) -> Result<(), ()> {
+    while !bytes.is_empty() {
+        match socket.write(bytes).await {
+            Ok(0) | Err(_) => return Err(()),
+            Ok(n) => bytes = &bytes[n..],
+        }
+    }
+    Ok(())
+}
+
+/// Serves the management protocol on a byte stream (serial console): requests may be
+/// untagged; tagged ones are checked against `key`.
+pub async fn management_serial<B, S, IO>(
+    io: &mut IO,
+    app: Shared<'_, '_, B, S>,
+    wake: &Wake,
+    key: Option<Key>,
+    conn: &mut Connection,
+    bufs: &mut LinkBuffers,
+    random: &mut impl FnMut() -> u64,
+) where
+    B: RegisterBus,
+    S: ConfigStore,
+    IO: embedded_io_async::Read + embedded_io_async::Write,
+{
+    *conn = Connection::new(key, false);
+    loop {
+        let n = match io.read(&mut bufs.chunk).await {
+            Ok(0) => {
+                Timer::after_millis(50).await;
+                continue;
+            }
+            Ok(n) => n,
+            Err(_) => {
+                Timer::after_millis(50).await;
+                continue;
+            }
+        };
+        let mut input = &bufs.chunk[..n];
+        while !input.is_empty() {
+            let (used, len) =
+                conn.on_bytes(&mut app.borrow_mut(), now_ms(), input, random(), &mut bufs.out);
+            input = &input[used..];
+            if len > 0 {
+                wake.signal(());
+                let _ = io.write_all(&bufs.out[..len]).await;
+                let _ = io.flush().await;
+            }
+        }
+    }
+}
+
+/// Neighbours learned from ARP, waiting to be handed to the appliance.
+pub type Learned = RefCell<heapless::Deque<(Ipv4Addr, [u8; 6]), 16>>;
+
+/// Hands learned neighbours to the appliance; call from a loop.
+pub fn drain_learned<B: RegisterBus, S: ConfigStore>(learned: &Learned, app: Shared<'_, '_, B, S>) {
+    while let Some((ip, mac)) = learned.borrow_mut().pop_front() {
+        app.borrow_mut().learn_neighbor(ip, mac);
+    }
+}
+
+/// An Ethernet driver that records the sender of every ARP packet it receives.
+pub struct Snoop<'l, D> {
+    inner: D,
+    learned: &'l Learned,
+}
+
+impl<'l, D> Snoop<'l, D> {
+    /// Wraps `inner`; learned neighbours go to `learned`.
+    pub fn new(inner: D, learned: &'l Learned) -> Self {
+        Snoop { inner, learned }
+    }
+}
+
+/// The receive token of [`Snoop`].
+pub struct SnoopRx<'l, R> {
+    inner: R,
+    learned: &'l Learned,
+}
+
+impl<R: RxToken> RxToken for SnoopRx<'_, R> {
+    fn consume<T, F>(self, f: F) -> T
+    where
+        F: FnOnce(&mut [u8]) -> T,
+    {
+        let learned = self.learned;
+        self.inner.consume(|frame| {
+            if let Some(neighbor) = arp_sender(frame) {
+                let mut q = learned.borrow_mut();
+                if q.is_full() {
+                    q.pop_front();
+                }
+                let _ = q.push_back(neighbor);
+            }
+            f(frame)
+        })
+    }
+}
+
+/// The sender (address, MAC) of an Ethernet ARP packet (untagged).
+pub fn arp_sender(frame: &[u8]) -> Option<(Ipv4Addr, [u8; 6])> {
+    if frame.len() < 42 || frame[12..14] != [0x08, 0x06] || frame[14..20] != [0, 1, 8, 0, 6, 4] {
+        return None;
+    }
+    let mac: [u8; 6] = frame[22..28].try_into().ok()?;
+    let ip = Ipv4Addr::new(frame[28], frame[29], frame[30], frame[31]);
+    (mac != [0; 6] && !ip.is_unspecified()).then_some((ip, mac))
+}
+
+impl<'l, D: Driver> Driver for Snoop<'l, D> {
+    type RxToken<'a>
+        = SnoopRx<'l, D::RxToken<'a>>
+    where
+        Self: 'a;
+    type TxToken<'a>
+        = D::TxToken<'a>
+    where
+        Self: 'a;
+
+    fn receive(
+        &mut self,
+        cx: &mut core::task::Context,
+    ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
+        let learned = self.learned;
+        self.inner
+            .receive(cx)
+            .map(|(rx, tx)| (SnoopRx { inner: rx, learned }, tx))
+    }
+
+    fn transmit(&mut self, cx: &mut core::task::Context) -> Option<Self::TxToken<'_>> {
+        self.inner.transmit(cx)
+    }
+
+    fn link_state(&mut self, cx: &mut core::task::Context) -> LinkState {
+        self.inner.link_state(cx)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+
+    fn hardware_address(&self) -> HardwareAddress {
+        self.inner.hardware_address()
+    }
+}
