@@ -28,7 +28,7 @@ use crate::appliance::Appliance;
 use crate::health::{Outcome, Probe};
 use crate::persist::ConfigStore;
 use crate::probe::{Judge, ProbeKind, Verdict, request};
-use crate::session::Connection;
+use crate::session::{Connection, Scratch};
 
 /// Milliseconds since boot.
 pub fn now_ms() -> u64 {
@@ -140,7 +140,9 @@ pub async fn health_loop<B: RegisterBus, S: ConfigStore, const N: usize>(
             // Come back at the next deadline, at most a second away (config changes and
             // results also wake us).
             let at = next.unwrap_or(now + 1000).clamp(now + 1, now + 1000);
-            if let Either::Second(()) = select(Timer::at(Instant::from_millis(at)), wake.wait()).await {
+            if let Either::Second(()) =
+                select(Timer::at(Instant::from_millis(at)), wake.wait()).await
+            {
                 // A result or a config change: run poll promptly.
             }
         }
@@ -162,8 +164,6 @@ pub struct LinkBuffers {
     pub rx: [u8; 2048],
     /// Socket transmit buffer.
     pub tx: [u8; 2048],
-    /// The framed answer.
-    pub out: [u8; fulcrum_mgmt::MAX_FRAME + 1],
     /// Input chunk.
     pub chunk: [u8; 512],
 }
@@ -174,11 +174,13 @@ impl LinkBuffers {
         LinkBuffers {
             rx: [0; 2048],
             tx: [0; 2048],
-            out: [0; fulcrum_mgmt::MAX_FRAME + 1],
             chunk: [0; 512],
         }
     }
 }
+
+/// The request scratch shared by all management links, handed over one request at a time.
+pub type SharedScratch = embassy_sync::mutex::Mutex<NoopRawMutex, Scratch>;
 
 impl Default for LinkBuffers {
     fn default() -> Self {
@@ -196,6 +198,7 @@ pub async fn management_tcp<B: RegisterBus, S: ConfigStore>(
     port: u16,
     conn: &mut Connection,
     bufs: &mut LinkBuffers,
+    scratch: &SharedScratch,
     random: &mut impl FnMut() -> u64,
 ) {
     loop {
@@ -213,12 +216,18 @@ pub async fn management_tcp<B: RegisterBus, S: ConfigStore>(
             };
             let mut input = &bufs.chunk[..n];
             while !input.is_empty() {
-                let (used, len) =
-                    conn.on_bytes(&mut app.borrow_mut(), now_ms(), input, random(), &mut bufs.out);
+                let mut scratch = scratch.lock().await;
+                let (used, len) = conn.on_bytes(
+                    &mut app.borrow_mut(),
+                    now_ms(),
+                    input,
+                    random(),
+                    &mut scratch,
+                );
                 input = &input[used..];
                 if len > 0 {
                     wake.signal(());
-                    if write_all(&mut socket, &bufs.out[..len]).await.is_err() {
+                    if write_all(&mut socket, &scratch.out[..len]).await.is_err() {
                         break 'conn;
                     }
                 }
@@ -249,6 +258,7 @@ pub async fn management_serial<B, S, IO>(
     key: Option<Key>,
     conn: &mut Connection,
     bufs: &mut LinkBuffers,
+    scratch: &SharedScratch,
     random: &mut impl FnMut() -> u64,
 ) where
     B: RegisterBus,
@@ -270,12 +280,18 @@ pub async fn management_serial<B, S, IO>(
         };
         let mut input = &bufs.chunk[..n];
         while !input.is_empty() {
-            let (used, len) =
-                conn.on_bytes(&mut app.borrow_mut(), now_ms(), input, random(), &mut bufs.out);
+            let mut scratch = scratch.lock().await;
+            let (used, len) = conn.on_bytes(
+                &mut app.borrow_mut(),
+                now_ms(),
+                input,
+                random(),
+                &mut scratch,
+            );
             input = &input[used..];
             if len > 0 {
                 wake.signal(());
-                let _ = io.write_all(&bufs.out[..len]).await;
+                let _ = io.write_all(&scratch.out[..len]).await;
                 let _ = io.flush().await;
             }
         }

@@ -2,11 +2,11 @@
 //!
 //! Frames are reassembled ([`fulcrum_mgmt::framing::FrameReader`]), checked by the
 //! connection's [`ServerSession`] (authentication, replay), carried out by the
-//! [`Appliance`], and the answer is framed into the output buffer. Malformed frames,
-//! failed authentication and replays are answered with an error (when there is anything to
-//! answer) and counted; they never reach the appliance.
+//! [`Appliance`], and the answer is framed into [`Scratch::out`]. Malformed frames,
+//! failed authentication and replays are answered with an error and counted; they never
+//! reach the appliance.
 
-use fulcrum_mgmt::envelope::{AuthError, Key, ServerSession};
+use fulcrum_mgmt::envelope::{AuthError, Key, ReplyTo, ServerSession};
 use fulcrum_mgmt::framing::{self, FrameError, FrameReader};
 use fulcrum_mgmt::message::{ErrorCode, ErrorReply, HelloInfo, MAX_VERSION, Request, Response};
 use fulcrum_mgmt::{MAX_ENVELOPE, MAX_FRAME};
@@ -15,16 +15,39 @@ use fulcrum_model::regmap::RegisterBus;
 use crate::appliance::{Appliance, VERSION};
 use crate::persist::ConfigStore;
 
-/// A management connection.
+/// A management connection: the frame being received and the session state.
 pub struct Connection {
     reader: FrameReader<MAX_FRAME>,
     session: ServerSession,
-    envelope: [u8; MAX_ENVELOPE],
 }
 
 impl Default for Connection {
     fn default() -> Self {
         Connection::new(None, true)
+    }
+}
+
+/// Working memory for handling one request, shared by all connections (requests are
+/// handled one at a time).
+pub struct Scratch {
+    envelope: [u8; MAX_ENVELOPE],
+    /// The framed answer of the last [`Connection::on_bytes`].
+    pub out: [u8; MAX_FRAME + 1],
+}
+
+impl Scratch {
+    /// Zeroed.
+    pub const fn new() -> Self {
+        Scratch {
+            envelope: [0; MAX_ENVELOPE],
+            out: [0; MAX_FRAME + 1],
+        }
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -34,30 +57,34 @@ impl Connection {
         Connection {
             reader: FrameReader::new(),
             session: ServerSession::new(key, require_auth),
-            envelope: [0; MAX_ENVELOPE],
         }
     }
 
     /// Consumes some of `input`; if a request was complete, writes the framed answer into
-    /// `out` and returns its length. Returns (bytes of `input` used, answer length).
-    /// `fresh_session` must be a new random number for each call (used by `Hello`).
+    /// `scratch.out`. Returns (bytes of `input` used, answer length). `fresh_session` must
+    /// be a new random number for each call (used by `Hello`).
     pub fn on_bytes<B: RegisterBus, S: ConfigStore>(
         &mut self,
         app: &mut Appliance<'_, B, S>,
         now: u64,
         input: &[u8],
         fresh_session: u64,
-        out: &mut [u8],
+        scratch: &mut Scratch,
     ) -> (usize, usize) {
+        let Scratch { envelope, out } = scratch;
         let (used, outcome) = self.reader.feed(input);
         let Some(outcome) = outcome else {
             return (used, 0);
         };
-        let response_len = match outcome {
+        let len = match outcome {
             Err(FrameError::Overflow) | Err(FrameError::BadEncoding) => {
                 app.management.malformed += 1;
                 warn!("management: undecodable frame dropped");
-                self.answer_unauthenticated(ErrorCode::Malformed, "frame did not decode", out)
+                let reply = Response::Error(ErrorReply::new(
+                    ErrorCode::Malformed,
+                    "frame did not decode",
+                ));
+                emit(None, ReplyTo::unauthenticated(), &reply, envelope, out)
             }
             Ok(n) => {
                 let frame = &self.reader.frame()[..n];
@@ -73,7 +100,7 @@ impl Connection {
                         }
                         warn!("management: request refused: {}", error.message());
                         let reply = Response::Error(ErrorReply::new(error.code(), error.message()));
-                        self.emit(to, &reply, out)
+                        emit(Some(&self.session), to, &reply, envelope, out)
                     }
                     Ok((request, to)) => {
                         let response = match request {
@@ -87,38 +114,33 @@ impl Connection {
                             }),
                             other => app.handle(now, other),
                         };
-                        self.emit(to, &response, out)
+                        emit(Some(&self.session), to, &response, envelope, out)
                     }
                 }
             }
         };
-        (used, response_len)
+        (used, len)
     }
+}
 
-    fn emit(
-        &mut self,
-        to: fulcrum_mgmt::envelope::ReplyTo,
-        response: &Response,
-        out: &mut [u8],
-    ) -> usize {
-        let Ok(n) = self.session.reply(&mut self.envelope, to, response) else {
-            return 0;
-        };
-        framing::encode(&self.envelope[..n], out).unwrap_or(0)
-    }
-
-    fn answer_unauthenticated(&mut self, code: ErrorCode, message: &str, out: &mut [u8]) -> usize {
-        let reply = Response::Error(ErrorReply::new(code, message));
-        let Ok(n) = fulcrum_mgmt::envelope::emit(
-            &mut self.envelope,
+fn emit(
+    session: Option<&ServerSession>,
+    to: ReplyTo,
+    response: &Response,
+    envelope: &mut [u8],
+    out: &mut [u8],
+) -> usize {
+    let n = match session {
+        Some(s) => s.reply(envelope, to, response),
+        None => fulcrum_mgmt::envelope::emit(
+            envelope,
             fulcrum_mgmt::Kind::Response,
             0,
             0,
             None,
-            &reply,
-        ) else {
-            return 0;
-        };
-        framing::encode(&self.envelope[..n], out).unwrap_or(0)
-    }
+            response,
+        ),
+    };
+    let Ok(n) = n else { return 0 };
+    framing::encode(&envelope[..n], out).unwrap_or(0)
 }

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use fulcrum_firmware::appliance::{Appliance, Buffers};
 use fulcrum_firmware::health::Probe;
 use fulcrum_firmware::persist::{ConfigStore, StoreError};
-use fulcrum_firmware::session::Connection;
+use fulcrum_firmware::session::{Connection, Scratch};
 use fulcrum_mgmt::envelope::{ClientSession, Key};
 use fulcrum_mgmt::framing::{FrameReader, encode};
 use fulcrum_mgmt::message::{CheckFailure, ErrorCode, EventKind, Request, Response};
@@ -425,13 +425,13 @@ impl Client {
     ) -> Vec<u8> {
         let mut framed = vec![0u8; MAX_FRAME + 1];
         let n = encode(envelope, &mut framed).unwrap();
-        let mut out = vec![0u8; MAX_FRAME + 1];
+        let mut scratch = Box::new(Scratch::new());
         let mut input = &framed[..n];
         let mut answer = Vec::new();
         while !input.is_empty() {
-            let (used, len) = conn.on_bytes(app, 0, input, 0x5e55_1011, &mut out);
+            let (used, len) = conn.on_bytes(app, 0, input, 0x5e55_1011, &mut scratch);
             input = &input[used..];
-            answer.extend_from_slice(&out[..len]);
+            answer.extend_from_slice(&scratch.out[..len]);
         }
         let (_, outcome) = self.reader.feed(&answer);
         let len = outcome.expect("one answer").expect("answer decodes");
@@ -529,8 +529,8 @@ fn management_sessions_authenticate_and_count_refusals() {
     assert!(err.contains("AuthRequired"), "{err}");
 
     // Garbage on the line is answered and counted, never fatal.
-    let mut out = vec![0u8; MAX_FRAME + 1];
-    let (_, n) = conn2.on_bytes(&mut app, 0, b"\x01\x02\x03garbage\x00", 3, &mut out);
+    let mut scratch = Box::new(Scratch::new());
+    let (_, n) = conn2.on_bytes(&mut app, 0, b"\x01\x02\x03garbage\x00", 3, &mut scratch);
     assert!(n > 0);
     let status = match client.request(&mut conn, &mut app, &Request::Status { page: 0 }) {
         Ok(Response::Status(s)) => s,

@@ -287,6 +287,17 @@ pub struct ReplyTo {
     authenticated: bool,
 }
 
+impl ReplyTo {
+    /// An untagged answer outside any session (to a frame that did not decode).
+    pub const fn unauthenticated() -> Self {
+        ReplyTo {
+            session: 0,
+            seq: 0,
+            authenticated: false,
+        }
+    }
+}
+
 /// The appliance's side of one connection (sans-IO): checks requests, tags answers.
 #[derive(Debug, Clone)]
 pub struct ServerSession {

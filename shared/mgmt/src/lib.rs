@@ -36,8 +36,10 @@ pub use message::{Request, Response};
 /// Protocol version carried in every envelope.
 pub const VERSION: u8 = 1;
 
-/// Largest envelope (header + payload + tag) either side accepts, in bytes.
-pub const MAX_ENVELOPE: usize = 32 * 1024;
+/// Largest envelope (header + payload + tag) either side accepts, in bytes. The largest
+/// config (256 backends, every text at its longest) and the largest status page are both
+/// about 16.6 KiB (tested); the MCU keeps a few buffers of this size.
+pub const MAX_ENVELOPE: usize = 20 * 1024;
 
 /// Largest COBS-encoded frame, without the zero delimiter.
 pub const MAX_FRAME: usize = cobs::max_encoding_length(MAX_ENVELOPE);

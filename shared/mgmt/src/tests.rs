@@ -342,3 +342,59 @@ proptest! {
         let _ = client.accept_hello(&bytes);
     }
 }
+
+/// The biggest configuration the tables hold (16 services × 16 backends = 256, every name
+/// and text at its longest) fits one `Apply` envelope.
+#[test]
+fn the_largest_config_fits_one_envelope() {
+    let mut text = std::string::String::from(
+        "[appliance]\nname = \"APPLIANCE-NAME-OF-32-CHARACTERS\"\nmac = \"02:00:00:00:00:01\"\naddress = \"10.0.0.2\"\nsnat_pool = [\"10.0.0.250\", \"10.0.0.251\", \"10.0.0.252\", \"10.0.0.253\", \"10.0.0.254\", \"10.0.0.249\", \"10.0.0.248\", \"10.0.0.247\"]\nhash_key = \"6d5a56da255b0ec24167253d43a38fb0d0ca2bcbae7b30b477cb2da38030f20c6a42b73bbeac01fa\"\n",
+    );
+    let long = |p: &str, i: usize| {
+        let mut s = std::format!("{p}{i:03}");
+        while s.len() < 32 {
+            s.push('x');
+        }
+        s
+    };
+    let path: std::string::String = core::iter::once('/')
+        .chain(core::iter::repeat_n('p', 63))
+        .collect();
+    let body: std::string::String = core::iter::repeat_n('b', 64).collect();
+    for s in 0..16 {
+        text.push_str(&std::format!(
+            "[[service]]\nname = \"{}\"\nvip = \"10.1.{s}.100\"\nprotocol = \"tcp\"\nport = 65000\nmode = \"nat\"\nalgorithm = \"least_response_time\"\nsticky = true\nsticky_timeout = 3600000\n[service.health]\nkind = \"http\"\ninter = 100000\nfastinter = 100000\ndowninter = 100000\ntimeout = 100000\nslowstart = 100000\nport = 65000\npath = \"{path}\"\nexpect_status = 299\nexpect_body = \"{body}\"\n",
+            long("service", s)
+        ));
+        for b in 0..16 {
+            text.push_str(&std::format!(
+                "[[service.backend]]\nname = \"{}\"\naddress = \"10.2.{s}.{}\"\nport = 65001\nweight = 1000\nmac = \"02:ff:ff:ff:{s:02x}:{b:02x}\"\nstate = \"disabled\"\n",
+                long("backend", s * 16 + b),
+                b + 1
+            ));
+        }
+    }
+    let config: fulcrum_model::config::Config = toml::from_str(&text).expect("parses");
+    config.validate().expect("valid");
+    let mut client = ClientSession::new(None, 1);
+    let mut b = buf();
+    let n = client
+        .request(
+            &mut b,
+            &Request::Apply {
+                config: config.clone(),
+                dry_run: false,
+            },
+        )
+        .expect("fits");
+    std::println!("largest config: {n} of {MAX_ENVELOPE} bytes");
+    let mut server = ServerSession::new(None, false);
+    let (req, _) = server.accept(&b[..n], 1).unwrap();
+    assert_eq!(
+        req,
+        Request::Apply {
+            config,
+            dry_run: false
+        }
+    );
+}
