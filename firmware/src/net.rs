@@ -182,6 +182,17 @@ impl LinkBuffers {
 /// The request scratch shared by all management links, handed over one request at a time.
 pub type SharedScratch = embassy_sync::mutex::Mutex<NoopRawMutex, Scratch>;
 
+/// What every management link shares: the appliance, the health loop's wake-up, and the
+/// request scratch.
+pub struct Management<'a, 'b, B: RegisterBus, S: ConfigStore> {
+    /// The appliance.
+    pub app: Shared<'a, 'b, B, S>,
+    /// Wakes the health loop after a request (a config may have changed).
+    pub wake: &'a Wake,
+    /// Request scratch.
+    pub scratch: &'a SharedScratch,
+}
+
 impl Default for LinkBuffers {
     fn default() -> Self {
         Self::new()
@@ -192,15 +203,14 @@ impl Default for LinkBuffers {
 /// authenticated with `key`. `random` gives session numbers.
 pub async fn management_tcp<B: RegisterBus, S: ConfigStore>(
     stack: Stack<'_>,
-    app: Shared<'_, '_, B, S>,
-    wake: &Wake,
+    ctx: &Management<'_, '_, B, S>,
     key: Key,
     port: u16,
     conn: &mut Connection,
     bufs: &mut LinkBuffers,
-    scratch: &SharedScratch,
     random: &mut impl FnMut() -> u64,
 ) {
+    let Management { app, wake, scratch } = ctx;
     loop {
         let mut socket = TcpSocket::new(stack, &mut bufs.rx, &mut bufs.tx);
         socket.set_timeout(Some(Duration::from_secs(120)));
@@ -253,18 +263,17 @@ async fn write_all(socket: &mut TcpSocket<'_>, mut bytes: &[u8]) -> Result<(), (
 /// untagged; tagged ones are checked against `key`.
 pub async fn management_serial<B, S, IO>(
     io: &mut IO,
-    app: Shared<'_, '_, B, S>,
-    wake: &Wake,
+    ctx: &Management<'_, '_, B, S>,
     key: Option<Key>,
     conn: &mut Connection,
     bufs: &mut LinkBuffers,
-    scratch: &SharedScratch,
     random: &mut impl FnMut() -> u64,
 ) where
     B: RegisterBus,
     S: ConfigStore,
     IO: embedded_io_async::Read + embedded_io_async::Write,
 {
+    let Management { app, wake, scratch } = ctx;
     *conn = Connection::new(key, false);
     loop {
         let n = match io.read(&mut bufs.chunk).await {
