@@ -100,6 +100,41 @@ pub mod addr {
     pub const COUNTER_LO: u16 = 0x052;
 }
 
+/// The SPI transaction format of the register bus (the FPGA is the SPI slave, mode 0,
+/// MSB first, chip select low for one whole transaction of [`spi::FRAME`] bytes):
+///
+/// | byte | write | read |
+/// |---|---|---|
+/// | 0 | [`spi::WRITE`] | [`spi::READ`] |
+/// | 1–2 | register address, big-endian | register address, big-endian |
+/// | 3–6 | value, big-endian | don't care on MOSI; MISO carries the value |
+pub mod spi {
+    /// Bytes of one transaction.
+    pub const FRAME: usize = 7;
+    /// Command byte of a write.
+    pub const WRITE: u8 = 0x57;
+    /// Command byte of a read.
+    pub const READ: u8 = 0x52;
+
+    /// The MOSI bytes of a write of `value` at `addr`.
+    pub const fn write(addr: u16, value: u32) -> [u8; FRAME] {
+        let a = addr.to_be_bytes();
+        let v = value.to_be_bytes();
+        [WRITE, a[0], a[1], v[0], v[1], v[2], v[3]]
+    }
+
+    /// The MOSI bytes of a read at `addr`.
+    pub const fn read(addr: u16) -> [u8; FRAME] {
+        let a = addr.to_be_bytes();
+        [READ, a[0], a[1], 0, 0, 0, 0]
+    }
+
+    /// The value in the MISO bytes of a read.
+    pub const fn read_value(miso: &[u8; FRAME]) -> u32 {
+        u32::from_be_bytes([miso[3], miso[4], miso[5], miso[6]])
+    }
+}
+
 /// Counter indexes for `COUNTER_SELECT`. A counter is latched whole when selected, so the
 /// two reads that follow give one consistent 64-bit value.
 pub mod counter {
