@@ -375,6 +375,15 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
         }
     }
 
+    /// Every backend address of the running config.
+    pub fn backend_addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+        self.config
+            .iter()
+            .flat_map(|c| c.services.iter())
+            .flat_map(|s| s.backends.iter())
+            .map(|b| b.address)
+    }
+
     /// Backend addresses whose MAC is still unknown (the runner resolves them).
     pub fn unresolved(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
         self.cp

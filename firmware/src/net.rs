@@ -6,8 +6,8 @@
 //! - [`management_tcp`]: the authenticated management service on the appliance's address;
 //! - [`management_serial`]: the same protocol on a byte stream (the ST-LINK virtual COM
 //!   port, or a pseudo-terminal in the simulated board), authentication optional;
-//! - [`Snoop`]: wraps the Ethernet driver to learn backend MACs from the ARP traffic the
-//!   MCU sees (the FPGA needs them to rewrite frames; the MCU's own checks trigger ARP).
+//! - [`Snoop`]: wraps the Ethernet driver to resolve backends by ARP and learn their MACs
+//!   (the FPGA needs them to rewrite frames), see [`Neighbors`].
 
 use core::cell::RefCell;
 use core::net::Ipv4Addr;
@@ -15,7 +15,7 @@ use core::net::Ipv4Addr;
 use embassy_futures::select::{Either, select};
 use embassy_net::Stack;
 use embassy_net::tcp::{ConnectError, TcpSocket};
-use embassy_net_driver::{Capabilities, Driver, HardwareAddress, LinkState, RxToken};
+use embassy_net_driver::{Capabilities, Driver, HardwareAddress, LinkState, RxToken, TxToken};
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use embassy_sync::channel::Channel;
 use embassy_sync::signal::Signal;
@@ -307,17 +307,86 @@ pub async fn management_serial<B, S, IO>(
     }
 }
 
-/// Neighbours learned from ARP, waiting to be handed to the appliance.
-pub type Learned = RefCell<heapless::Deque<(Ipv4Addr, [u8; 6]), 16>>;
+/// The neighbour bookkeeping between the firmware and its Ethernet driver: MACs learned
+/// from ARP (for the FPGA's backend table) and addresses the firmware wants resolved.
+///
+/// Why the driver sends ARP itself: smoltcp sends at most one ARP request per second for
+/// the whole interface, so at boot, with many backends, most first health checks would
+/// time out waiting for resolution. The driver asks for every backend at once; smoltcp
+/// fills its neighbour cache from the replies (they are addressed to it) and the FPGA
+/// learns the MACs from the same replies.
+pub struct Neighbors {
+    learned: heapless::Deque<(Ipv4Addr, [u8; 6]), 32>,
+    to_resolve: heapless::Deque<Ipv4Addr, 64>,
+    own: Option<(Ipv4Addr, [u8; 6])>,
+    waker: Option<core::task::Waker>,
+}
 
-/// Hands learned neighbours to the appliance; call from a loop.
-pub fn drain_learned<B: RegisterBus, S: ConfigStore>(learned: &Learned, app: Shared<'_, '_, B, S>) {
-    while let Some((ip, mac)) = learned.borrow_mut().pop_front() {
-        app.borrow_mut().learn_neighbor(ip, mac);
+impl Neighbors {
+    /// Empty.
+    pub const fn new() -> Self {
+        Neighbors {
+            learned: heapless::Deque::new(),
+            to_resolve: heapless::Deque::new(),
+            own: None,
+            waker: None,
+        }
+    }
+
+    /// Sets the address and MAC ARP requests are sent from.
+    pub fn set_own(&mut self, address: Ipv4Addr, mac: [u8; 6]) {
+        self.own = Some((address, mac));
+    }
+
+    /// Asks the driver to send an ARP request for `address`.
+    pub fn resolve(&mut self, address: Ipv4Addr) {
+        if !self.to_resolve.iter().any(|&a| a == address) {
+            let _ = self.to_resolve.push_back(address);
+        }
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
     }
 }
 
-/// An Ethernet driver that records the sender of every ARP packet it receives.
+impl Default for Neighbors {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Shared neighbour state.
+pub type Learned = RefCell<Neighbors>;
+
+/// Hands learned neighbours to the appliance and queues ARP requests for backends:
+/// unresolved ones every call, all of them every `refresh_every`-th call (to keep
+/// smoltcp's cache and the FPGA's MACs fresh). Call every few hundred milliseconds.
+pub fn tend_neighbors<B: RegisterBus, S: ConfigStore>(
+    learned: &Learned,
+    app: Shared<'_, '_, B, S>,
+    round: u32,
+    refresh_every: u32,
+) {
+    loop {
+        let next = learned.borrow_mut().learned.pop_front();
+        let Some((ip, mac)) = next else { break };
+        app.borrow_mut().learn_neighbor(ip, mac);
+    }
+    let app = app.borrow();
+    let mut n = learned.borrow_mut();
+    if round.is_multiple_of(refresh_every.max(1)) {
+        for address in app.backend_addresses() {
+            n.resolve(address);
+        }
+    } else {
+        for address in app.unresolved() {
+            n.resolve(address);
+        }
+    }
+}
+
+/// An Ethernet driver that records the sender of every ARP packet it receives and sends
+/// the ARP requests [`Neighbors::resolve`] asks for.
 pub struct Snoop<'l, D> {
     inner: D,
     learned: &'l Learned,
@@ -344,11 +413,11 @@ impl<R: RxToken> RxToken for SnoopRx<'_, R> {
         let learned = self.learned;
         self.inner.consume(|frame| {
             if let Some(neighbor) = arp_sender(frame) {
-                let mut q = learned.borrow_mut();
-                if q.is_full() {
-                    q.pop_front();
+                let mut n = learned.borrow_mut();
+                if n.learned.is_full() {
+                    n.learned.pop_front();
                 }
-                let _ = q.push_back(neighbor);
+                let _ = n.learned.push_back(neighbor);
             }
             f(frame)
         })
@@ -363,6 +432,18 @@ pub fn arp_sender(frame: &[u8]) -> Option<(Ipv4Addr, [u8; 6])> {
     let mac: [u8; 6] = frame[22..28].try_into().ok()?;
     let ip = Ipv4Addr::new(frame[28], frame[29], frame[30], frame[31]);
     (mac != [0; 6] && !ip.is_unspecified()).then_some((ip, mac))
+}
+
+/// Writes a broadcast ARP request for `target` from (`ip`, `mac`) into `frame` (42 bytes).
+pub fn arp_request(frame: &mut [u8], mac: [u8; 6], ip: Ipv4Addr, target: Ipv4Addr) {
+    frame[0..6].copy_from_slice(&[0xff; 6]);
+    frame[6..12].copy_from_slice(&mac);
+    frame[12..14].copy_from_slice(&[0x08, 0x06]);
+    frame[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    frame[22..28].copy_from_slice(&mac);
+    frame[28..32].copy_from_slice(&ip.octets());
+    frame[32..38].copy_from_slice(&[0; 6]);
+    frame[38..42].copy_from_slice(&target.octets());
 }
 
 impl<'l, D: Driver> Driver for Snoop<'l, D> {
@@ -380,6 +461,26 @@ impl<'l, D: Driver> Driver for Snoop<'l, D> {
         cx: &mut core::task::Context,
     ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let learned = self.learned;
+        // Send one pending ARP request per poll (the stack polls on every wake).
+        let pending = {
+            let mut n = learned.borrow_mut();
+            n.waker = Some(cx.waker().clone());
+            match n.own {
+                Some(own) => n.to_resolve.pop_front().map(|t| (own, t)),
+                None => None,
+            }
+        };
+        if let Some(((ip, mac), target)) = pending {
+            match self.inner.transmit(cx) {
+                Some(tx) => tx.consume(42, |frame| arp_request(frame, mac, ip, target)),
+                None => {
+                    let _ = learned.borrow_mut().to_resolve.push_front(target);
+                }
+            }
+            if !learned.borrow().to_resolve.is_empty() {
+                cx.waker().wake_by_ref();
+            }
+        }
         self.inner
             .receive(cx)
             .map(|(rx, tx)| (SnoopRx { inner: rx, learned }, tx))

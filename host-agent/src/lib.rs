@@ -5,9 +5,11 @@
 //!
 //! - [`config_file`]: loads a TOML configuration into `fulcrum_model::config::Config`,
 //!   with every problem located by file, line and column.
+//! - [`client`]: the management protocol to an appliance, over TCP or serial.
 //! - [`engine`]: a configuration compiled and run frame by frame (trace, replay).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod config_file;
 pub mod engine;

@@ -1,0 +1,196 @@
+//! The FPGA of the simulated board: the reference model's pipeline between the network
+//! port and the MCU port, programmed through the same register map the board's SPI bus
+//! carries.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use embassy_futures::select::{Either3, select3};
+use embassy_time::{Duration, Instant, Timer};
+use fulcrum_model::config::Config;
+use fulcrum_model::counters::Counters;
+use fulcrum_model::flow::{FlowEntry, StickyEntry};
+use fulcrum_model::pipeline::{OUT_HEADROOM, Pipeline, Port, Storage};
+use fulcrum_model::regmap::{CounterSource, RegisterBus, RegisterFile};
+use fulcrum_model::tables::{
+    BACKEND_SLOTS, BackendEntry, SERVICE_SLOTS, ServiceEntry, Settings, TableWriter,
+};
+
+use crate::link::{End, MAX_FRAME};
+use crate::network::NetworkPort;
+
+/// Flow-table geometry of the simulated FPGA (the config's geometry must not exceed it).
+#[derive(Debug, Clone, Copy)]
+pub struct Geometry {
+    /// Sets (power of two).
+    pub sets: usize,
+    /// Ways.
+    pub ways: usize,
+    /// Ring entries per service.
+    pub ring: usize,
+}
+
+impl Geometry {
+    /// The geometry a config asks for.
+    pub fn of(config: &Config) -> Geometry {
+        Geometry {
+            sets: config.appliance.flow_table.sets as usize,
+            ways: config.appliance.flow_table.ways as usize,
+            ring: config.appliance.maglev_ring_size as usize,
+        }
+    }
+}
+
+impl Default for Geometry {
+    fn default() -> Self {
+        Geometry {
+            sets: 16384,
+            ways: 4,
+            ring: 65537,
+        }
+    }
+}
+
+/// The simulated FPGA.
+pub struct Fpga {
+    pipeline: Pipeline<'static>,
+}
+
+/// Shared handle (the forwarding loop and the MCU's register bus both hold one).
+pub type FpgaHandle = Rc<RefCell<Fpga>>;
+
+impl Fpga {
+    /// A pipeline with empty tables and storage for `geometry` (allocated once, for the
+    /// life of the process, as block RAM is).
+    pub fn new(geometry: Geometry) -> FpgaHandle {
+        let capacity = geometry.sets * geometry.ways;
+        let leak_flows = vec![FlowEntry::default(); capacity].leak();
+        let leak_sticky = vec![StickyEntry::default(); capacity / 4 + geometry.ways].leak();
+        let ring_active = vec![0u16; geometry.ring * SERVICE_SLOTS].leak();
+        let ring_shadow = vec![0u16; geometry.ring * SERVICE_SLOTS].leak();
+        Rc::new(RefCell::new(Fpga {
+            pipeline: Pipeline::new(Storage {
+                flows: leak_flows,
+                flow_ways: geometry.ways,
+                sticky: leak_sticky,
+                sticky_ways: geometry.ways,
+                ring_active,
+                ring_shadow,
+            }),
+        }))
+    }
+
+    /// The pipeline (for inspection).
+    pub fn pipeline(&self) -> &Pipeline<'static> {
+        &self.pipeline
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Counters {
+        self.pipeline.counters()
+    }
+}
+
+/// The MCU's register bus to the simulated FPGA (what SPI is on the board).
+pub struct FpgaBus {
+    regs: RegisterFile<Target>,
+    /// Register writes so far (each an SPI transaction on the board).
+    pub writes: u64,
+    /// Register reads so far.
+    pub reads: u64,
+}
+
+impl FpgaBus {
+    /// A bus to `fpga`.
+    pub fn new(fpga: FpgaHandle) -> Self {
+        FpgaBus {
+            regs: RegisterFile::new(Target(fpga)),
+            writes: 0,
+            reads: 0,
+        }
+    }
+}
+
+impl RegisterBus for FpgaBus {
+    fn write32(&mut self, addr: u16, value: u32) {
+        self.writes += 1;
+        self.regs.write32(addr, value)
+    }
+    fn read32(&mut self, addr: u16) -> u32 {
+        self.reads += 1;
+        self.regs.read32(addr)
+    }
+}
+
+/// The register file's view of the FPGA.
+pub struct Target(FpgaHandle);
+
+impl TableWriter for Target {
+    fn write_settings(&mut self, s: &Settings) {
+        self.0.borrow_mut().pipeline.write_settings(s)
+    }
+    fn write_service(&mut self, i: u8, e: &ServiceEntry) {
+        self.0.borrow_mut().pipeline.write_service(i, e)
+    }
+    fn write_backend(&mut self, i: u16, e: &BackendEntry) {
+        self.0.borrow_mut().pipeline.write_backend(i, e)
+    }
+    fn write_member(&mut self, s: u8, p: u8, b: u16) {
+        self.0.borrow_mut().pipeline.write_member(s, p, b)
+    }
+    fn write_ring(&mut self, s: u8, o: u32, e: &[u16]) {
+        self.0.borrow_mut().pipeline.write_ring(s, o, e)
+    }
+    fn commit(&mut self) {
+        self.0.borrow_mut().pipeline.commit()
+    }
+}
+
+impl CounterSource for Target {
+    fn counter(&self, index: u32) -> u64 {
+        self.0.borrow().pipeline.counter(index)
+    }
+}
+
+/// Milliseconds on the simulated board's clock.
+pub fn now_ms() -> u64 {
+    Instant::now().as_millis()
+}
+
+/// Forwards frames forever: network → pipeline → network or MCU; MCU → pipeline → network.
+/// Ages the flow table in the background, as the hardware's aging scan does.
+pub async fn forward(fpga: FpgaHandle, mcu: End, mut network: NetworkPort) {
+    let mut out = vec![0u8; MAX_FRAME + OUT_HEADROOM];
+    let budget = BACKEND_SLOTS * 4;
+    let period = Duration::from_millis(50);
+    let mut next_age = Instant::now() + period;
+    loop {
+        if Instant::now() >= next_age {
+            fpga.borrow_mut().pipeline.age(now_ms(), budget);
+            next_age += period;
+        }
+        match select3(network.recv(), mcu.recv(), Timer::at(next_age)).await {
+            Either3::First(frame) => {
+                let verdict =
+                    fpga.borrow_mut()
+                        .pipeline
+                        .process(now_ms(), &frame, Port::Network, &mut out);
+                match verdict.egress {
+                    Some(Port::Network) => network.send(&out[..verdict.len]).await,
+                    Some(Port::Mcu) => mcu.send(&out[..verdict.len]),
+                    None => {}
+                }
+            }
+            Either3::Second(frame) => {
+                let verdict =
+                    fpga.borrow_mut()
+                        .pipeline
+                        .process(now_ms(), &frame, Port::Mcu, &mut out);
+                if verdict.egress == Some(Port::Network) {
+                    network.send(&out[..verdict.len]).await;
+                }
+            }
+            Either3::Third(()) => {}
+        }
+    }
+}

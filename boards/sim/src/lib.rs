@@ -1,0 +1,225 @@
+//! The simulated board: the MCU firmware and the FPGA data path of one Fulcrum appliance
+//! as a Linux process, running the same code as the hardware.
+//!
+//! ```text
+//!   network (virtual switch or tap) ── port 1 ── FPGA (reference model pipeline)
+//!                                                   │ port 2 (punt / MCU traffic)
+//!                                                   │ register bus (the SPI register map)
+//!                                     MCU: fulcrum-firmware on embassy-net
+//!                                       health checks · management (TCP + serial pty)
+//! ```
+//!
+//! Everything runs on one thread (a tokio `LocalSet`), like the single-core MCU: the
+//! firmware's loops ([`fulcrum_firmware::net`]), the FPGA's forwarding loop
+//! ([`fpga::forward`]) and, in virtual mode, the switch and virtual hosts ([`vnet`]).
+
+pub mod fpga;
+pub mod gateway;
+pub mod link;
+pub mod network;
+pub mod serial;
+pub mod store;
+pub mod vnet;
+
+use std::cell::RefCell;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use anyhow::Context as _;
+use embassy_net::{Ipv4Cidr, Stack, StackResources, StaticConfigV4};
+use fulcrum_firmware::net::{
+    self as fw, Learned, LinkBuffers, Management, Neighbors, ProbeBuffers, SharedScratch, Snoop,
+    Wake,
+};
+use fulcrum_firmware::session::{Connection, Scratch};
+use fulcrum_firmware::{Appliance, Buffers};
+use fulcrum_mgmt::envelope::Key;
+use fulcrum_model::config::Config;
+
+use crate::fpga::{Fpga, FpgaBus, FpgaHandle, Geometry};
+use crate::link::{LinkDriver, link};
+use crate::network::NetworkPort;
+use crate::store::FileStore;
+
+/// The firmware's appliance type on the simulated board.
+pub type SimAppliance = Appliance<'static, FpgaBus, FileStore>;
+
+/// Management TCP port of the firmware.
+pub const MANAGEMENT_PORT: u16 = 7070;
+/// Concurrent health probes of the simulated board (the NUCLEO runs 8).
+pub const PROBES: usize = 16;
+/// Concurrent management connections (each a listening socket on the management port).
+pub const MANAGEMENT_CONNECTIONS: usize = 4;
+
+/// How to start a simulated board.
+pub struct BoardOptions {
+    /// Where the saved config lives (the board's flash sector).
+    pub state_dir: PathBuf,
+    /// A config to apply at boot (as if pushed by the host) when none is saved, or always
+    /// with `force_config`.
+    pub config: Option<Config>,
+    /// Apply `config` even when a saved one exists.
+    pub force_config: bool,
+    /// The management pre-shared key; without one the TCP service is off.
+    pub key: Option<Key>,
+    /// Prefix length of the appliance's address.
+    pub prefix: u8,
+    /// Open a pseudo-terminal for the serial console.
+    pub serial: bool,
+    /// Flow-table and ring geometry of the simulated FPGA.
+    pub geometry: Geometry,
+}
+
+/// A running simulated board.
+pub struct Board {
+    /// The firmware's control plane.
+    pub app: Rc<RefCell<SimAppliance>>,
+    /// The FPGA.
+    pub fpga: FpgaHandle,
+    /// The MCU's network stack.
+    pub stack: Stack<'static>,
+    /// The appliance's address.
+    pub address: Ipv4Addr,
+    /// The serial console's path, if opened.
+    pub serial_path: Option<PathBuf>,
+}
+
+fn leak<T>(value: T) -> &'static mut T {
+    Box::leak(Box::new(value))
+}
+
+/// A random 64-bit number from the OS.
+pub fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::getrandom(&mut b).unwrap_or_else(|_| {
+        // No OS randomness: fall back to the clock (sessions are still unique per run).
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        b = (t.as_nanos() as u64).to_le_bytes();
+    });
+    u64::from_le_bytes(b)
+}
+
+/// Boots the board with its network port on `network`; spawns its tasks on the current
+/// `LocalSet` and returns once the firmware has booted.
+pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Board> {
+    std::fs::create_dir_all(&options.state_dir)
+        .with_context(|| format!("creating state directory {}", options.state_dir.display()))?;
+    let fpga = Fpga::new(options.geometry);
+    let bufs = Buffers {
+        old_ring: vec![0u16; options.geometry.ring].leak(),
+        new_ring: vec![0u16; options.geometry.ring].leak(),
+        record: vec![0u8; 64 * 1024].leak(),
+    };
+    let store = FileStore::new(options.state_dir.join("config.bin"));
+    let now = fw::now_ms();
+    let mut app = Appliance::new(FpgaBus::new(fpga.clone()), store, bufs, now);
+    let restored = app.boot(now);
+    if let Some(config) = options.config.clone()
+        && (options.force_config || !restored)
+    {
+        app.apply(now, config, false).map_err(|e| {
+            anyhow::anyhow!(
+                "the config was rejected: {}{}",
+                e.message,
+                e.details
+                    .iter()
+                    .map(|d| format!("\n  {d}"))
+                    .collect::<String>()
+            )
+        })?;
+    }
+    let Some(config) = app.config().cloned() else {
+        anyhow::bail!(
+            "no configuration: none saved in {} and none given (pass --config FILE)",
+            options.state_dir.display()
+        );
+    };
+    let address = config.appliance.address;
+    let mac = config.appliance.mac.0;
+    let app = Rc::new(RefCell::new(app));
+
+    // The MCU's Ethernet: a link to the FPGA's port 2, snooped for ARP.
+    let (mcu_end, fpga_mcu_end) = link();
+    let learned: &'static Learned = leak(RefCell::new(Neighbors::new()));
+    learned.borrow_mut().set_own(address, mac);
+    let driver = Snoop::new(LinkDriver::new(mcu_end, mac), learned);
+    let net_config = embassy_net::Config::ipv4_static(StaticConfigV4 {
+        address: Ipv4Cidr::new(address, options.prefix),
+        gateway: None,
+        dns_servers: heapless::Vec::new(),
+    });
+    let resources = leak(StackResources::<{ PROBES + MANAGEMENT_CONNECTIONS + 4 }>::new());
+    let (stack, mut runner) = embassy_net::new(driver, net_config, resources, random_u64());
+    tokio::task::spawn_local(async move { runner.run().await });
+    tokio::task::spawn_local(fpga::forward(fpga.clone(), fpga_mcu_end, network));
+
+    let wake: &'static Wake = leak(Wake::new());
+    let app_static: &'static RefCell<SimAppliance> = leak_rc(app.clone());
+    tokio::task::spawn_local(async move {
+        let bufs = leak(std::array::from_fn::<_, PROBES, _>(|_| ProbeBuffers::new()));
+        fw::health_loop(stack, app_static, wake, bufs).await
+    });
+    tokio::task::spawn_local(async move {
+        // Unresolved backends every 200 ms, all of them every 10 s.
+        for round in 0u32.. {
+            fw::tend_neighbors(learned, app_static, round, 50);
+            embassy_time::Timer::after_millis(200).await;
+        }
+    });
+    let scratch: &'static SharedScratch = leak(SharedScratch::new(Scratch::new()));
+    let ctx: &'static Management<'static, 'static, FpgaBus, FileStore> = leak(Management {
+        app: app_static,
+        wake,
+        scratch,
+    });
+    if let Some(key) = options.key.clone() {
+        for _ in 0..MANAGEMENT_CONNECTIONS {
+            let key = key.clone();
+            tokio::task::spawn_local(async move {
+                let conn = leak(Connection::new(None, true));
+                let bufs = leak(LinkBuffers::new());
+                fw::management_tcp(
+                    stack,
+                    ctx,
+                    key,
+                    MANAGEMENT_PORT,
+                    conn,
+                    bufs,
+                    &mut random_u64,
+                )
+                .await
+            });
+        }
+    } else {
+        log::warn!("no management key: the TCP management service is off (serial only)");
+    }
+    let serial_path = if options.serial {
+        let mut pty = serial::Pty::open().context("opening the serial console pseudo-terminal")?;
+        let path = pty.path().to_path_buf();
+        let key = options.key.clone();
+        tokio::task::spawn_local(async move {
+            let conn = leak(Connection::new(None, false));
+            let bufs = leak(LinkBuffers::new());
+            fw::management_serial(&mut pty, ctx, key, conn, bufs, &mut random_u64).await
+        });
+        Some(path)
+    } else {
+        None
+    };
+    Ok(Board {
+        app,
+        fpga,
+        stack,
+        address,
+        serial_path,
+    })
+}
+
+/// The board's appliance lives for the whole process, as firmware statics do.
+fn leak_rc<T>(rc: Rc<T>) -> &'static T {
+    let ptr: &'static Rc<T> = Box::leak(Box::new(rc));
+    ptr
+}

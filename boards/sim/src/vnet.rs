@@ -1,0 +1,286 @@
+//! The in-process virtual network: a learning Ethernet switch and virtual hosts, each a
+//! real TCP/IP stack (embassy-net on smoltcp) running a small server — HTTP, Redis or
+//! Memcached protocol — that a test or a failure drill can stop, black-hole or slow down.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::net::Ipv4Addr;
+use std::rc::Rc;
+use std::task::Poll;
+
+use embassy_net::tcp::TcpSocket;
+use embassy_net::{Ipv4Cidr, Stack, StackResources, StaticConfigV4};
+use embassy_time::{Duration, Timer};
+
+use crate::link::{End, LinkDriver, link};
+
+/// A learning switch. Ports whose `connected` flag is off neither send nor receive (a
+/// pulled cable or a dead host).
+#[derive(Default)]
+pub struct Switch {
+    ports: Vec<(End, Rc<Cell<bool>>)>,
+}
+
+impl Switch {
+    /// An empty switch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a port; returns the far end (to attach a host or the FPGA) and its cable.
+    pub fn port(&mut self) -> (End, Rc<Cell<bool>>) {
+        let (near, far) = link();
+        let cable = Rc::new(Cell::new(true));
+        self.ports.push((near, cable.clone()));
+        (far, cable)
+    }
+
+    /// Switches frames forever.
+    pub async fn run(self) {
+        let mut table: HashMap<[u8; 6], usize> = HashMap::new();
+        let mut next = 0usize;
+        loop {
+            let (ingress, frame) = poll_fn(|cx| {
+                // Round-robin start so no port starves the others.
+                let n = self.ports.len();
+                for k in 0..n {
+                    let i = (next + k) % n;
+                    if let Poll::Ready(f) = self.ports[i].0.poll_recv(cx) {
+                        return Poll::Ready((i, f));
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            next = (ingress + 1) % self.ports.len();
+            if frame.len() < 14 || !self.ports[ingress].1.get() {
+                continue;
+            }
+            let dst: [u8; 6] = frame[0..6].try_into().unwrap_or([0xff; 6]);
+            let src: [u8; 6] = frame[6..12].try_into().unwrap_or([0; 6]);
+            if src[0] & 1 == 0 {
+                table.insert(src, ingress);
+            }
+            let out = |i: usize| {
+                let (end, cable) = &self.ports[i];
+                if i != ingress && cable.get() {
+                    end.send(&frame);
+                }
+            };
+            match table.get(&dst) {
+                Some(&i) if dst[0] & 1 == 0 => out(i),
+                _ => (0..self.ports.len()).for_each(out),
+            }
+        }
+    }
+}
+
+/// What a virtual host serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Server {
+    /// HTTP/1.1: every request gets `200 OK` with a body naming the host.
+    Http(u16),
+    /// Redis protocol: `PING` → `+PONG`.
+    Redis(u16),
+    /// Memcached text protocol: `version` → `VERSION ...`.
+    Memcached(u16),
+    /// Nothing listens (a client host).
+    None,
+}
+
+/// How a virtual host behaves now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// Answers normally.
+    Up,
+    /// The server process is stopped: the host answers SYNs with RST (connection refused).
+    Stopped,
+    /// The host is gone: its cable is pulled, nothing answers (timeouts).
+    Dead,
+    /// Answers after a delay, in ms.
+    Slow(u32),
+}
+
+/// A handle to control and observe a virtual host.
+#[derive(Clone)]
+pub struct HostHandle {
+    /// Name.
+    pub name: String,
+    /// Address.
+    pub address: Ipv4Addr,
+    /// The host's stack (to open client connections from it).
+    pub stack: Stack<'static>,
+    health: Rc<Cell<Health>>,
+    cable: Rc<Cell<bool>>,
+    /// Requests answered by the server.
+    pub served: Rc<Cell<u64>>,
+}
+
+impl HostHandle {
+    /// Changes how the host behaves.
+    pub fn set(&self, health: Health) {
+        self.health.set(health);
+        self.cable.set(health != Health::Dead);
+    }
+
+    /// How the host behaves.
+    pub fn health(&self) -> Health {
+        self.health.get()
+    }
+}
+
+/// Parameters of a virtual host.
+#[derive(Debug, Clone)]
+pub struct HostSpec {
+    /// Name (in HTTP bodies and logs).
+    pub name: String,
+    /// MAC.
+    pub mac: [u8; 6],
+    /// Address.
+    pub address: Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+    /// Default gateway (the appliance, for NAT return traffic).
+    pub gateway: Option<Ipv4Addr>,
+    /// What it serves.
+    pub server: Server,
+}
+
+/// Concurrent connections a virtual server handles.
+pub const SERVER_CONCURRENCY: usize = 8;
+
+/// Starts a virtual host on a new switch port; spawns its tasks on the current `LocalSet`.
+pub fn spawn_host(switch: &mut Switch, spec: HostSpec, seed: u64) -> HostHandle {
+    let (end, cable) = switch.port();
+    let config = embassy_net::Config::ipv4_static(StaticConfigV4 {
+        address: Ipv4Cidr::new(spec.address, spec.prefix),
+        gateway: spec.gateway,
+        dns_servers: heapless::Vec::new(),
+    });
+    let resources = Box::leak(Box::new(StackResources::<{ SERVER_CONCURRENCY + 8 }>::new()));
+    let (stack, mut runner) =
+        embassy_net::new(LinkDriver::new(end, spec.mac), config, resources, seed);
+    tokio::task::spawn_local(async move { runner.run().await });
+    let handle = HostHandle {
+        name: spec.name.clone(),
+        address: spec.address,
+        stack,
+        health: Rc::new(Cell::new(Health::Up)),
+        cable,
+        served: Rc::new(Cell::new(0)),
+    };
+    if spec.server != Server::None {
+        for _ in 0..SERVER_CONCURRENCY {
+            let h = handle.clone();
+            let server = spec.server.clone();
+            tokio::task::spawn_local(async move { serve(h, server).await });
+        }
+    }
+    handle
+}
+
+async fn serve(host: HostHandle, server: Server) {
+    let port = match server {
+        Server::Http(p) | Server::Redis(p) | Server::Memcached(p) => p,
+        Server::None => return,
+    };
+    let mut rx = vec![0u8; 2048];
+    let mut tx = vec![0u8; 2048];
+    loop {
+        // A stopped server does not listen: SYNs get RST.
+        while host.health() == Health::Stopped {
+            Timer::after_millis(10).await;
+        }
+        let mut socket = TcpSocket::new(host.stack, &mut rx, &mut tx);
+        socket.set_timeout(Some(Duration::from_secs(10)));
+        // Stopping the server closes its listening sockets too.
+        let stopped = async {
+            while host.health() != Health::Stopped {
+                Timer::after_millis(5).await;
+            }
+        };
+        match embassy_futures::select::select(socket.accept(port), stopped).await {
+            embassy_futures::select::Either::First(Ok(())) => {}
+            embassy_futures::select::Either::First(Err(_)) => continue,
+            embassy_futures::select::Either::Second(()) => {
+                socket.abort();
+                continue;
+            }
+        }
+        let _ = session(&host, &server, &mut socket).await;
+        socket.close();
+        let _ = socket.flush().await;
+        socket.abort();
+    }
+}
+
+async fn session(host: &HostHandle, server: &Server, socket: &mut TcpSocket<'_>) -> Result<(), ()> {
+    let mut buf = RefCell::new(Vec::with_capacity(1024));
+    let mut chunk = [0u8; 512];
+    loop {
+        let n = socket.read(&mut chunk).await.map_err(|_| ())?;
+        if n == 0 {
+            return Ok(());
+        }
+        if host.health() == Health::Stopped {
+            return Err(());
+        }
+        buf.get_mut().extend_from_slice(&chunk[..n]);
+        loop {
+            let reply: Option<(Vec<u8>, bool)> = {
+                let data = buf.borrow();
+                match server {
+                    Server::Http(_) => data.windows(4).position(|w| w == b"\r\n\r\n").map(|end| {
+                        let body = format!("ok from {}\n", host.name);
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = end;
+                        ([head.into_bytes(), body.into_bytes()].concat(), false)
+                    }),
+                    Server::Redis(_) | Server::Memcached(_) => {
+                        data.iter().position(|&b| b == b'\n').map(|end| {
+                            let line = String::from_utf8_lossy(&data[..end]).trim().to_ascii_lowercase();
+                            let reply: &[u8] = match (server, line.as_str()) {
+                                (Server::Redis(_), "ping") => b"+PONG\r\n",
+                                (Server::Redis(_), _) => b"-ERR unknown command\r\n",
+                                (_, "version") => b"VERSION 1.6.0-fulcrum-sim\r\n",
+                                (_, "quit") => b"",
+                                _ => b"ERROR\r\n",
+                            };
+                            (reply.to_vec(), line == "quit")
+                        })
+                    }
+                    Server::None => None,
+                }
+            };
+            let Some((reply, close)) = reply else { break };
+            // Consume the request just answered.
+            {
+                let mut data = buf.borrow_mut();
+                let cut = match server {
+                    Server::Http(_) => data
+                        .windows(4)
+                        .position(|w| w == b"\r\n\r\n")
+                        .map_or(0, |p| p + 4),
+                    _ => data.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1),
+                };
+                data.drain(..cut);
+            }
+            if let Health::Slow(ms) = host.health() {
+                Timer::after_millis(u64::from(ms)).await;
+            }
+            let mut rest = &reply[..];
+            while !rest.is_empty() {
+                let k = socket.write(rest).await.map_err(|_| ())?;
+                rest = &rest[k..];
+            }
+            host.served.set(host.served.get() + 1);
+            if close {
+                return Ok(());
+            }
+        }
+    }
+}
