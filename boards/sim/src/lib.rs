@@ -63,8 +63,6 @@ pub struct BoardOptions {
     pub force_config: bool,
     /// The management pre-shared key; without one the TCP service is off.
     pub key: Option<Key>,
-    /// Prefix length of the appliance's address.
-    pub prefix: u8,
     /// Open a pseudo-terminal for the serial console.
     pub serial: bool,
     /// Flow-table and ring geometry of the simulated FPGA.
@@ -147,8 +145,8 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
     learned.borrow_mut().set_own(address, mac);
     let driver = Snoop::new(LinkDriver::new(mcu_end, mac), learned);
     let net_config = embassy_net::Config::ipv4_static(StaticConfigV4 {
-        address: Ipv4Cidr::new(address, options.prefix),
-        gateway: None,
+        address: Ipv4Cidr::new(address, config.appliance.prefix),
+        gateway: config.appliance.gateway,
         dns_servers: heapless::Vec::new(),
     });
     let resources = leak(StackResources::<{ PROBES + MANAGEMENT_CONNECTIONS + 4 }>::new());

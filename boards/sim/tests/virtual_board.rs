@@ -184,7 +184,6 @@ fn lab(dir: &std::path::Path, key: Option<Key>, serial: bool) -> Lab {
             config: Some(config()),
             force_config: false,
             key,
-            prefix: 24,
             serial,
             geometry: Geometry {
                 sets: 1024,

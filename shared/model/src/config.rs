@@ -54,6 +54,12 @@ pub struct Appliance {
     pub mac: MacAddr,
     /// The appliance's own IPv4 address (management, health checks); frames to it are punted to the MCU.
     pub address: Ipv4Addr,
+    /// Prefix length of the appliance's network (the MCU's interface), 8 to 30.
+    #[serde(default = "default_prefix")]
+    pub prefix: u8,
+    /// Router the MCU uses for health checks and management beyond its own network.
+    #[serde(default)]
+    pub gateway: Option<Ipv4Addr>,
     /// Outer source address of IP-in-IP and GUE tunnels. Defaults to `address`.
     #[serde(default)]
     pub tunnel_source: Option<Ipv4Addr>,
@@ -110,6 +116,10 @@ where
 
 fn default_snat_port_base() -> u16 {
     1024
+}
+
+fn default_prefix() -> u8 {
+    24
 }
 
 /// Default Maglev ring size of the host model (the FPGA uses a smaller prime).
@@ -882,6 +892,29 @@ impl Config {
                 ),
             );
         }
+        if !(8..=30).contains(&appliance.prefix) {
+            errors.push(
+                format_args!("appliance.prefix"),
+                format_args!(
+                    "prefix {} is out of range; give the length of the appliance's network, 8 to 30 (like 24 for a /24)",
+                    appliance.prefix
+                ),
+            );
+        } else if let Some(gateway) = appliance.gateway {
+            let mask = u32::MAX << (32 - u32::from(appliance.prefix));
+            if !is_unicast_ip(gateway)
+                || u32::from(gateway) & mask != u32::from(appliance.address) & mask
+                || gateway == appliance.address
+            {
+                errors.push(
+                    format_args!("appliance.gateway"),
+                    format_args!(
+                        "gateway {gateway} is not another unicast address in {}/{}; the router must be on the appliance's network",
+                        appliance.address, appliance.prefix
+                    ),
+                );
+            }
+        }
         if let Some(source) = appliance.tunnel_source
             && !is_unicast_ip(source)
         {
@@ -1380,6 +1413,8 @@ mod tests {
                 name: name("edge-1"),
                 mac: MacAddr([2, 0, 0, 0, 0, 1]),
                 address: ip("10.0.0.2"),
+                prefix: 16,
+                gateway: None,
                 tunnel_source: None,
                 snat_pool: Vec::from_slice(&[ip("10.0.0.200"), ip("10.0.0.201")]).unwrap(),
                 snat_port_base: 1024,
