@@ -1,0 +1,390 @@
+//! Fulcrum's MCU firmware on the NUCLEO-F767ZI: a thin embassy runner around
+//! `fulcrum-firmware`, the same shape as embassy's stm32f7 Ethernet example.
+//!
+//! What this file owns is only hardware: clocks, the Ethernet MAC and its PHY, the SPI
+//! register bus to the FPGA ([`fpga_bus`]), the config sectors in flash ([`flash_store`]),
+//! the ST-LINK serial port, the RNG and the watchdog ([`watchdog`]). The control plane,
+//! health checks and the management protocol are `fulcrum_firmware::{Appliance, net}`.
+//!
+//! Tasks: `net_task` drives embassy-net; `watchdog_task` pets the IWDG while the main
+//! loops make progress; `health_task` runs the health loop (8 concurrent probes);
+//! `tcp_task` the management service on TCP 7070 (only with a key built in from
+//! `FULCRUM_KEY`); `serial_task` the management protocol on the ST-LINK serial port; and
+//! `housekeeping_task` hands learned MACs to the appliance, follows address changes,
+//! bumps the watchdog heartbeat and logs the stack high-water mark. They share the
+//! appliance (`RefCell`, one executor) and one request scratch, as `fulcrum_firmware::net`
+//! expects.
+
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+mod flash_store;
+mod fpga_bus;
+mod stack;
+mod watchdog;
+
+use core::cell::RefCell;
+use core::net::Ipv4Addr;
+
+use defmt::{info, unwrap, warn};
+use embassy_executor::Spawner;
+use embassy_net::{ConfigV4, Ipv4Cidr, Stack, StackResources, StaticConfigV4};
+use embassy_stm32::eth::{self, Ethernet, GenericPhy, PacketQueue, Sma};
+use embassy_stm32::flash::Flash;
+use embassy_stm32::gpio::{Level, Output, Speed};
+use embassy_stm32::peripherals::{ETH, ETH_SMA};
+use embassy_stm32::rng::{self, Rng};
+use embassy_stm32::spi::{self, Spi};
+use embassy_stm32::time::Hertz;
+use embassy_stm32::usart::{self, BufferedUart};
+use embassy_stm32::wdg::IndependentWatchdog;
+use embassy_stm32::{bind_interrupts, peripherals};
+use embassy_sync::mutex::Mutex;
+use embassy_time::Timer;
+use fulcrum_firmware::net::{self, LinkBuffers, Management, ProbeBuffers, SharedScratch, Wake};
+use fulcrum_firmware::persist::HEADER;
+use fulcrum_firmware::session::{Connection, Scratch};
+use fulcrum_firmware::{Appliance, Buffers};
+use fulcrum_mgmt::MAX_ENVELOPE;
+use fulcrum_mgmt::envelope::Key;
+use fulcrum_model::config::MAX_RING_SIZE;
+use static_cell::{ConstStaticCell, StaticCell};
+use {defmt_rtt as _, panic_probe as _};
+
+use crate::flash_store::FlashConfigStore;
+use crate::fpga_bus::SpiRegisterBus;
+
+bind_interrupts!(struct Irqs {
+    ETH => eth::InterruptHandler;
+    RNG => rng::InterruptHandler<peripherals::RNG>;
+    USART3 => usart::BufferedInterruptHandler<peripherals::USART3>;
+});
+
+/// TCP port of the management service.
+const MANAGEMENT_PORT: u16 = 7070;
+/// Health checks run at once (one TCP socket each).
+const PROBES: usize = 8;
+/// Sockets: the probes and the management connection.
+const SOCKETS: usize = PROBES + 1;
+/// Address without a saved config (the config has no prefix length yet: /24 is assumed).
+const DEFAULT_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 2);
+const PREFIX_LEN: u8 = 24;
+/// Locally administered, unicast: used when no config names the appliance's MAC.
+const DEFAULT_MAC: [u8; 6] = [0x02, 0x46, 0x4c, 0x43, 0x52, 0x4d];
+/// The pre-shared management key, built in from the environment (never a default).
+const KEY: Option<&str> = option_env!("FULCRUM_KEY");
+/// A record holds at most one config as the management protocol carries it.
+const RECORD_BYTES: usize = HEADER + MAX_ENVELOPE;
+
+type Device = net::Snoop<'static, Ethernet<'static, ETH, GenericPhy<Sma<'static, ETH_SMA>>>>;
+type Bus = SpiRegisterBus<'static>;
+type Store = FlashConfigStore<'static>;
+type App = Appliance<'static, Bus, Store>;
+
+/// Largest Maglev ring this board builds: the FPGA's block-RAM ring (4093 entries, see
+/// `fulcrum_model::maglev`). The config schema allows up to 65537 (`MAX_RING_SIZE`, also
+/// the default), but two scratch rings of that size (2 × 128 KiB) do not fit the F767's
+/// 512 KiB next to the appliance; a config with a larger `maglev_ring_size` is refused
+/// by the appliance (`CompileError::ScratchTooSmall`) and the tables stay as they were.
+const RING_SCRATCH: usize = 4093;
+const _: () = assert!(RING_SCRATCH <= MAX_RING_SIZE as usize);
+
+// Everything big lives in statics, so `llvm-size` accounts for it.
+static RING_OLD: ConstStaticCell<[u16; RING_SCRATCH]> = ConstStaticCell::new([0; RING_SCRATCH]);
+static RING_NEW: ConstStaticCell<[u16; RING_SCRATCH]> = ConstStaticCell::new([0; RING_SCRATCH]);
+static RECORD: ConstStaticCell<[u8; RECORD_BYTES]> = ConstStaticCell::new([0; RECORD_BYTES]);
+static APP: StaticCell<RefCell<App>> = StaticCell::new();
+static PACKETS: ConstStaticCell<PacketQueue<4, 4>> = ConstStaticCell::new(PacketQueue::new());
+static RESOURCES: ConstStaticCell<StackResources<SOCKETS>> =
+    ConstStaticCell::new(StackResources::new());
+static PROBE_BUFS: ConstStaticCell<[ProbeBuffers; PROBES]> =
+    ConstStaticCell::new([const { ProbeBuffers::new() }; PROBES]);
+static TCP_BUFS: ConstStaticCell<LinkBuffers> = ConstStaticCell::new(LinkBuffers::new());
+static SERIAL_BUFS: ConstStaticCell<LinkBuffers> = ConstStaticCell::new(LinkBuffers::new());
+static TCP_CONN: StaticCell<Connection> = StaticCell::new();
+static SERIAL_CONN: StaticCell<Connection> = StaticCell::new();
+static SCRATCH: ConstStaticCell<SharedScratch> = ConstStaticCell::new(Mutex::new(Scratch::new()));
+static UART_TX: ConstStaticCell<[u8; 1024]> = ConstStaticCell::new([0; 1024]);
+static UART_RX: ConstStaticCell<[u8; 2048]> = ConstStaticCell::new([0; 2048]);
+static LEARNED: StaticCell<net::Learned> = StaticCell::new();
+static WAKE: StaticCell<Wake> = StaticCell::new();
+
+/// 216 MHz from the ST-LINK's 8 MHz clock (HSE bypass): PLL 8 / 4 × 216 / 2; PLLQ gives
+/// the 48 MHz the RNG needs. APB1 54 MHz (USART3), APB2 108 MHz (SPI1).
+fn clocks() -> embassy_stm32::Config {
+    use embassy_stm32::rcc::*;
+    let mut config = embassy_stm32::Config::default();
+    config.rcc.hse = Some(Hse {
+        freq: Hertz(8_000_000),
+        mode: HseMode::Bypass,
+    });
+    config.rcc.pll_src = PllSource::HSE;
+    config.rcc.pll = Some(Pll {
+        prediv: PllPreDiv::DIV4,
+        mul: PllMul::MUL216,
+        divp: Some(PllPDiv::DIV2),
+        divq: Some(PllQDiv::DIV9),
+        divr: None,
+    });
+    config.rcc.ahb_pre = AHBPrescaler::DIV1;
+    config.rcc.apb1_pre = APBPrescaler::DIV4;
+    config.rcc.apb2_pre = APBPrescaler::DIV2;
+    config.rcc.sys = Sysclk::PLL1_P;
+    config
+}
+
+fn static_v4(address: Ipv4Addr) -> StaticConfigV4 {
+    StaticConfigV4 {
+        address: Ipv4Cidr::new(address, PREFIX_LEN),
+        gateway: None,
+        dns_servers: Default::default(),
+    }
+}
+
+type RngCell = RefCell<Rng<'static, peripherals::RNG>>;
+type Context = Management<'static, 'static, Bus, Store>;
+
+static RNG_CELL: StaticCell<RngCell> = StaticCell::new();
+static CONTEXT: StaticCell<Context> = StaticCell::new();
+
+#[embassy_executor::main]
+async fn main(spawner: Spawner) {
+    // Everything is set up in a plain function and runs in tasks of its own: a task's
+    // stack frame is paid on every poll, so nothing big may live in an async body.
+    setup(spawner);
+}
+
+/// Brings up the hardware, boots the appliance and spawns the tasks.
+#[inline(never)]
+fn setup(spawner: Spawner) {
+    let p = embassy_stm32::init(clocks());
+    if let Some(mut core) = cortex_m::Peripherals::take() {
+        // Instruction cache only: the data cache would need cache maintenance around the
+        // Ethernet DMA buffers.
+        core.SCB.enable_icache();
+    }
+    info!(
+        "Fulcrum on NUCLEO-F767ZI, firmware {}",
+        fulcrum_firmware::appliance::VERSION
+    );
+
+    let rng: &'static RngCell = RNG_CELL.init(RefCell::new(Rng::new(p.RNG, Irqs)));
+
+    // The register bus to the FPGA: SPI1 (PA5 SCK, PA6 MISO, PB5 MOSI), CS on PD14.
+    let mut spi_config = spi::Config::default();
+    spi_config.mode = spi::MODE_0;
+    spi_config.frequency = Hertz(fpga_bus::SPI_HZ);
+    let spi = Spi::new_blocking(p.SPI1, p.PA5, p.PB5, p.PA6, spi_config);
+    let cs = Output::new(p.PD14, Level::High, Speed::VeryHigh);
+    let bus = SpiRegisterBus::new(spi, cs);
+
+    let store = FlashConfigStore::new(Flash::new_blocking(p.FLASH));
+    let app = boot(bus, store);
+
+    // The network identity comes from the saved config, if any.
+    let (mac, address) = match app.borrow().config() {
+        Some(c) => (c.appliance.mac.0, c.appliance.address),
+        None => (DEFAULT_MAC, DEFAULT_ADDRESS),
+    };
+    info!(
+        "address {}/{}, MAC {:02x}",
+        address.octets(),
+        PREFIX_LEN,
+        mac
+    );
+
+    // Ethernet: RMII to the LAN8742A (pins as on the NUCLEO-144 board).
+    let learned: &'static net::Learned = LEARNED.init(RefCell::new(heapless::Deque::new()));
+    let ethernet = Ethernet::new(
+        PACKETS.take(),
+        p.ETH,
+        Irqs,
+        p.PA1,  // REF_CLK
+        p.PA7,  // CRS_DV
+        p.PC4,  // RXD0
+        p.PC5,  // RXD1
+        p.PG13, // TXD0
+        p.PB13, // TXD1
+        p.PG11, // TX_EN
+        mac,
+        p.ETH_SMA,
+        p.PA2, // MDIO
+        p.PC1, // MDC
+    );
+    let device = net::Snoop::new(ethernet, learned);
+    let seed = rng.borrow_mut().next_u64();
+    let (stack, runner) = embassy_net::new(
+        device,
+        embassy_net::Config::ipv4_static(static_v4(address)),
+        RESOURCES.take(),
+        seed,
+    );
+    spawner.spawn(unwrap!(net_task(runner)));
+
+    let wdg = IndependentWatchdog::new(p.IWDG, watchdog::TIMEOUT_US);
+    spawner.spawn(unwrap!(watchdog::watchdog_task(wdg)));
+
+    // The ST-LINK virtual COM port: USART3, PD8 TX / PD9 RX, 115200 8N1.
+    let mut uart_config = usart::Config::default();
+    uart_config.baudrate = 115_200;
+    let uart = unwrap!(BufferedUart::new(
+        p.USART3,
+        p.PD9,
+        p.PD8,
+        UART_TX.take(),
+        UART_RX.take(),
+        Irqs,
+        uart_config,
+    ));
+
+    let key = built_in_key();
+    let wake: &'static Wake = WAKE.init(Wake::new());
+    let ctx: &'static Context = CONTEXT.init(Management {
+        app,
+        wake,
+        scratch: SCRATCH.take(),
+    });
+
+    spawner.spawn(unwrap!(health_task(stack, app, wake)));
+    match key.clone() {
+        Some(key) => {
+            let conn = TCP_CONN.init_with(Connection::default);
+            spawner.spawn(unwrap!(tcp_task(stack, ctx, key, conn, rng)))
+        }
+        None => warn!(
+            "built without a usable FULCRUM_KEY: TCP management on port {} is disabled (serial only)",
+            MANAGEMENT_PORT
+        ),
+    }
+    let conn = SERIAL_CONN.init_with(Connection::default);
+    spawner.spawn(unwrap!(serial_task(uart, ctx, key, conn, rng)));
+    spawner.spawn(unwrap!(housekeeping_task(stack, app, learned, address)));
+}
+
+/// Creates the appliance in its static and loads the saved config (programming the FPGA).
+/// Two steps in two frames, one after the other: each needs a large stack frame of its own
+/// (the appliance is built by value; booting decodes a config by value).
+fn boot(bus: Bus, store: Store) -> &'static RefCell<App> {
+    let app = create_appliance(bus, store);
+    restore_config(app);
+    app
+}
+
+#[inline(never)]
+fn create_appliance(bus: Bus, store: Store) -> &'static RefCell<App> {
+    let bufs = Buffers {
+        old_ring: RING_OLD.take(),
+        new_ring: RING_NEW.take(),
+        record: RECORD.take(),
+    };
+    APP.init_with(|| RefCell::new(Appliance::new(bus, store, bufs, net::now_ms())))
+}
+
+#[inline(never)]
+fn restore_config(app: &RefCell<App>) {
+    app.borrow_mut().boot(net::now_ms());
+}
+
+/// The management key from `FULCRUM_KEY` at build time; `None` (TCP disabled) without one.
+fn built_in_key() -> Option<Key> {
+    let text = KEY?;
+    match Key::new(text.as_bytes()) {
+        Some(key) => {
+            if text.len() < 16 {
+                warn!("FULCRUM_KEY is shorter than 16 bytes: use a long random key");
+            }
+            Some(key)
+        }
+        None => {
+            warn!("FULCRUM_KEY is empty or longer than 64 bytes: not used");
+            None
+        }
+    }
+}
+
+#[embassy_executor::task]
+async fn net_task(mut runner: embassy_net::Runner<'static, Device>) -> ! {
+    runner.run().await
+}
+
+#[embassy_executor::task]
+async fn health_task(stack: Stack<'static>, app: &'static RefCell<App>, wake: &'static Wake) {
+    net::health_loop::<_, _, PROBES>(stack, app, wake, PROBE_BUFS.take()).await;
+}
+
+#[embassy_executor::task]
+async fn tcp_task(
+    stack: Stack<'static>,
+    ctx: &'static Context,
+    key: Key,
+    conn: &'static mut Connection,
+    rng: &'static RngCell,
+) {
+    info!("management on TCP port {}", MANAGEMENT_PORT);
+    net::management_tcp(
+        stack,
+        ctx,
+        key,
+        MANAGEMENT_PORT,
+        conn,
+        TCP_BUFS.take(),
+        &mut || rng.borrow_mut().next_u64(),
+    )
+    .await;
+}
+
+#[embassy_executor::task]
+async fn serial_task(
+    mut uart: BufferedUart<'static>,
+    ctx: &'static Context,
+    key: Option<Key>,
+    conn: &'static mut Connection,
+    rng: &'static RngCell,
+) {
+    net::management_serial(
+        &mut uart,
+        ctx,
+        key,
+        conn,
+        SERIAL_BUFS.take(),
+        &mut || rng.borrow_mut().next_u64(),
+    )
+    .await;
+}
+
+/// Learned MACs to the appliance, address changes to the stack, the watchdog heartbeat,
+/// link changes and the stack high-water mark to the log.
+#[embassy_executor::task]
+async fn housekeeping_task(
+    stack: Stack<'static>,
+    app: &'static RefCell<App>,
+    learned: &'static net::Learned,
+    mut current: Ipv4Addr,
+) {
+    let mut link = false;
+    let mut ticks = 0u32;
+    loop {
+        Timer::after_millis(250).await;
+        watchdog::beat();
+        net::drain_learned(learned, app);
+        if stack.is_link_up() != link {
+            link = !link;
+            info!("Ethernet link {}", if link { "up" } else { "down" });
+        }
+        // A newly applied config may move the appliance; the MAC needs a reboot.
+        let configured = app.borrow().config().map(|c| c.appliance.address);
+        if let Some(a) = configured
+            && a != current
+        {
+            info!("address changed to {}/{}", a.octets(), PREFIX_LEN);
+            stack.set_config_v4(ConfigV4::Static(static_v4(a)));
+            current = a;
+        }
+        ticks = ticks.wrapping_add(1);
+        if ticks % 240 == 1 {
+            let (used, total) = stack::usage();
+            info!("stack high-water mark: {} of {} bytes", used, total);
+        }
+    }
+}
