@@ -14,7 +14,7 @@ use core::net::Ipv4Addr;
 
 use fulcrum_mgmt::message::{
     ApplyReport, BackendStatus, ErrorCode, ErrorReply, EventKind, HealthStatus, ManagementCounters,
-    Request, Response, STATUS_PAGE_SERVICES, ServiceStatus, StatusReport, truncated,
+    Request, Response, ResponseRef, STATUS_PAGE_SERVICES, ServiceStatus, StatusReport, truncated,
 };
 use fulcrum_model::compile::ControlPlane;
 use fulcrum_model::config::{AdminState, Config, Name};
@@ -39,42 +39,65 @@ pub struct Buffers<'b> {
     pub record: &'b mut [u8],
 }
 
+/// The control plane's large state, kept apart so the board can place it in a static
+/// built at compile time ([`State::new`] is `const`): nothing of this size ever goes
+/// through the MCU's stack.
+pub struct State {
+    cp: ControlPlane,
+    written: ControlPlane,
+    config: Option<Config>,
+    checker: HealthChecker,
+    events: EventLog,
+    counters: Counters,
+    active_flows: [u32; BACKEND_SLOTS],
+}
+
+impl State {
+    /// Empty state.
+    pub const fn new() -> Self {
+        State {
+            cp: ControlPlane::new(),
+            written: ControlPlane::new(),
+            config: None,
+            checker: HealthChecker::new(),
+            events: EventLog::new(),
+            counters: Counters::new(),
+            active_flows: [0; BACKEND_SLOTS],
+        }
+    }
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// The MCU's control plane.
 pub struct Appliance<'b, B: RegisterBus, S: ConfigStore> {
     writer: RegisterWriter<B>,
     store: S,
     bufs: Buffers<'b>,
-    cp: ControlPlane,
-    written: ControlPlane,
-    config: Option<Config>,
+    st: &'b mut State,
     generation: u32,
-    checker: HealthChecker,
-    events: EventLog,
     /// Counters of the management service (updated by the management layer).
     pub management: ManagementCounters,
-    counters: Counters,
-    active_flows: [u32; BACKEND_SLOTS],
     dirty: bool,
     commits: u64,
     boot_ms: u64,
 }
 
 impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
-    /// An appliance with empty tables, writing through `bus`.
-    pub fn new(bus: B, store: S, bufs: Buffers<'b>, now: u64) -> Self {
+    /// An appliance writing through `bus`, keeping its tables in `state` (which should be
+    /// fresh from [`State::new`]).
+    pub fn new(bus: B, store: S, bufs: Buffers<'b>, state: &'b mut State, now: u64) -> Self {
         Appliance {
             writer: RegisterWriter::new(bus),
             store,
             bufs,
-            cp: ControlPlane::new(),
-            written: ControlPlane::new(),
-            config: None,
+            st: state,
             generation: 0,
-            checker: HealthChecker::new(),
-            events: EventLog::new(),
             management: ManagementCounters::default(),
-            counters: Counters::default(),
-            active_flows: [0; BACKEND_SLOTS],
             dirty: false,
             commits: 0,
             boot_ms: now,
@@ -86,7 +109,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
     pub fn boot(&mut self, now: u64) -> bool {
         let restored = match self.store.load(self.bufs.record) {
             Ok(Some(len)) => match persist::decode(&self.bufs.record[..len]) {
-                Ok((config, generation)) => match self.install(now, config, generation, false) {
+                Ok((config, generation)) => match self.install(now, &config, generation, false) {
                     Ok(_) => true,
                     Err(e) => {
                         warn!("saved config not applied: {}", e.message.as_str());
@@ -104,7 +127,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
                 false
             }
         };
-        self.events.push(now, EventKind::Boot { restored });
+        self.st.events.push(now, EventKind::Boot { restored });
         info!(
             "fulcrum firmware {} up, config restored: {}",
             VERSION, restored
@@ -114,7 +137,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
 
     /// The running configuration.
     pub fn config(&self) -> Option<&Config> {
-        self.config.as_ref()
+        self.st.config.as_ref()
     }
 
     /// Generation of the running configuration (0: none).
@@ -124,12 +147,12 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
 
     /// The control plane's tables.
     pub fn control_plane(&self) -> &ControlPlane {
-        &self.cp
+        &self.st.cp
     }
 
     /// The health checker.
     pub fn checker(&self) -> &HealthChecker {
-        &self.checker
+        &self.st.checker
     }
 
     /// Commits written to the data path so far.
@@ -139,7 +162,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
 
     /// The event log.
     pub fn events(&self) -> &EventLog {
-        &self.events
+        &self.st.events
     }
 
     /// The register bus (for reads, and for runners that own the data path).
@@ -149,7 +172,8 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
 
     /// The appliance's name.
     pub fn name(&self) -> Name {
-        self.config
+        self.st
+            .config
             .as_ref()
             .map(|c| c.appliance.name.clone())
             .unwrap_or_else(|| Name::try_from("fulcrum").unwrap_or_default())
@@ -159,12 +183,12 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
     pub fn apply(
         &mut self,
         now: u64,
-        config: Config,
+        config: &Config,
         dry_run: bool,
     ) -> Result<ApplyReport, ErrorReply> {
         if let Err(errors) = config.validate() {
             self.management.rejected_configs += 1;
-            self.events.push(now, EventKind::ConfigRejected);
+            self.st.events.push(now, EventKind::ConfigRejected);
             let mut reply = ErrorReply::new(
                 ErrorCode::InvalidConfig,
                 "configuration rejected; nothing was changed",
@@ -178,7 +202,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             }
             return Err(reply);
         }
-        let changed = self.config.as_ref() != Some(&config);
+        let changed = self.st.config.as_ref() != Some(config);
         if dry_run || !changed {
             return Ok(ApplyReport {
                 generation: self.generation,
@@ -198,49 +222,58 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
     fn install(
         &mut self,
         now: u64,
-        config: Config,
+        config: &Config,
         generation: u32,
         save: bool,
     ) -> Result<ApplyReport, ErrorReply> {
-        let mut cp = self.cp.clone();
-        if let Err(e) = cp.apply(&config) {
+        let ring = config.appliance.maglev_ring_size as usize;
+        if ring > self.bufs.old_ring.len().min(self.bufs.new_ring.len()) {
+            let mut text = heapless::String::<160>::new();
+            let _ = core::fmt::write(
+                &mut text,
+                format_args!(
+                    "maglev_ring_size {ring} is larger than this appliance's ring memory ({} entries)",
+                    self.bufs.new_ring.len()
+                ),
+            );
+            self.management.rejected_configs += 1;
+            self.st.events.push(now, EventKind::ConfigRejected);
+            return Err(ErrorReply::new(ErrorCode::InvalidConfig, &text));
+        }
+        // Commit anything pending so `written` equals `cp`: the fallback if compiling fails.
+        if self.dirty {
+            self.sync()?;
+        }
+        if let Err(e) = self.st.cp.apply(config) {
+            self.st.cp.copy_from(&self.st.written);
             let mut text = heapless::String::<160>::new();
             let _ = core::fmt::write(
                 &mut text,
                 format_args!("configuration does not fit the tables: {e}"),
             );
             self.management.rejected_configs += 1;
-            self.events.push(now, EventKind::ConfigRejected);
+            self.st.events.push(now, EventKind::ConfigRejected);
             return Err(ErrorReply::new(ErrorCode::InvalidConfig, &text));
         }
-        let previous_cp = core::mem::replace(&mut self.cp, cp);
-        let previous_config = self.config.replace(config);
-        if let Some(config) = &self.config {
-            self.checker
-                .configure(now, checks(&self.cp, config), targets(&self.cp, config));
+        store_config(&mut self.st.config, config);
+        let State {
+            cp,
+            config: running,
+            checker,
+            ..
+        } = &mut *self.st;
+        if let Some(running) = running {
+            checker.configure(now, checks(cp, running), targets(cp, running));
         }
         for slot in 0..BACKEND_SLOTS {
-            if self.cp.backend_name(slot).is_some() {
+            if self.st.cp.backend_name(slot).is_some() {
                 self.refresh_backend(slot);
             }
         }
-        let stats = match self.sync() {
-            Ok(stats) => stats,
-            Err(e) => {
-                self.cp = previous_cp;
-                self.config = previous_config;
-                if let Some(config) = &self.config {
-                    self.checker.configure(
-                        now,
-                        checks(&self.cp, config),
-                        targets(&self.cp, config),
-                    );
-                }
-                return Err(e);
-            }
-        };
+        let stats = self.sync()?;
         self.generation = generation;
-        self.events
+        self.st
+            .events
             .push(now, EventKind::ConfigApplied { generation });
         info!("config generation {} applied", generation);
         if save {
@@ -256,31 +289,35 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
     }
 
     fn save(&mut self, now: u64) {
-        let Some(config) = &self.config else { return };
+        let Some(config) = &self.st.config else {
+            return;
+        };
         let saved = persist::encode(config, self.generation, self.bufs.record)
             .and_then(|len| self.store.save(&self.bufs.record[..len]));
         if saved.is_err() {
             warn!("saving the config failed; it runs but will not survive a reboot");
-            self.events.push(now, EventKind::PersistFailed);
+            self.st.events.push(now, EventKind::PersistFailed);
         }
     }
 
     /// Pushes the checker's view of `slot` (health, slow-start weight, response time) into
     /// the control plane.
     fn refresh_backend(&mut self, slot: usize) {
-        self.cp.set_health(slot, self.checker.is_up(slot));
+        self.st.cp.set_health(slot, self.st.checker.is_up(slot));
         let configured = self.configured_weight(slot);
-        self.cp.set_effective_weight(
+        self.st.cp.set_effective_weight(
             slot,
-            ramped_weight(configured, self.checker.ramp_step(slot)),
+            ramped_weight(configured, self.st.checker.ramp_step(slot)),
         );
-        self.cp
-            .set_rtt(slot, self.checker.rtt_us(slot).unwrap_or(0));
+        self.st
+            .cp
+            .set_rtt(slot, self.st.checker.rtt_us(slot).unwrap_or(0));
         self.dirty = true;
     }
 
     fn configured_weight(&self, slot: usize) -> u16 {
-        let (Some((svc, be)), Some(config)) = (self.cp.backend_name(slot), &self.config) else {
+        let (Some((svc, be)), Some(config)) = (self.st.cp.backend_name(slot), &self.st.config)
+        else {
             return 0;
         };
         config
@@ -295,9 +332,10 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
     /// entries) written.
     fn sync(&mut self) -> Result<(u32, u32), ErrorReply> {
         let stats = self
+            .st
             .cp
             .write_delta(
-                &self.written,
+                &self.st.written,
                 &mut self.writer,
                 self.bufs.old_ring,
                 self.bufs.new_ring,
@@ -307,7 +345,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
                 let _ = core::fmt::write(&mut text, format_args!("writing the tables failed: {e}"));
                 ErrorReply::new(ErrorCode::Internal, &text)
             })?;
-        self.written = self.cp.clone();
+        self.st.written.copy_from(&self.st.cp);
         self.dirty = false;
         self.commits += 1;
         Ok((stats.entries, stats.ring_entries))
@@ -321,13 +359,13 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
         backend: &str,
         state: AdminState,
     ) -> Result<(), ErrorReply> {
-        let Some(slot) = self.cp.backend_slot(service, backend) else {
+        let Some(slot) = self.st.cp.backend_slot(service, backend) else {
             return Err(ErrorReply::new(
                 ErrorCode::NotFound,
                 "no such service/backend in the running config",
             ));
         };
-        if let Some(b) = self.config.as_mut().and_then(|c| {
+        if let Some(b) = self.st.config.as_mut().and_then(|c| {
             c.services
                 .iter_mut()
                 .find(|s| s.name.as_str() == service)?
@@ -340,11 +378,11 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             }
             b.state = state;
         }
-        self.cp.set_admin(slot, state);
+        self.st.cp.set_admin(slot, state);
         self.dirty = true;
         self.sync()?;
         let (service, backend) = names(service, backend);
-        self.events.push(
+        self.st.events.push(
             now,
             EventKind::AdminChanged {
                 service,
@@ -359,16 +397,18 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
     /// Learns that `address` is at `mac` (from ARP seen on the MCU port): backends at that
     /// address without a configured MAC get it.
     pub fn learn_neighbor(&mut self, address: Ipv4Addr, mac: [u8; 6]) {
-        let Some(config) = &self.config else { return };
+        let Some(config) = &self.st.config else {
+            return;
+        };
         for svc in &config.services {
             for be in &svc.backends {
                 if be.address != address || be.mac.is_some() {
                     continue;
                 }
-                if let Some(slot) = self.cp.backend_slot(&svc.name, &be.name)
-                    && self.cp.backends()[slot].mac != mac
+                if let Some(slot) = self.st.cp.backend_slot(&svc.name, &be.name)
+                    && self.st.cp.backends()[slot].mac != mac
                 {
-                    self.cp.set_mac(slot, mac);
+                    self.st.cp.set_mac(slot, mac);
                     self.dirty = true;
                 }
             }
@@ -377,7 +417,8 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
 
     /// Every backend address of the running config.
     pub fn backend_addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
-        self.config
+        self.st
+            .config
             .iter()
             .flat_map(|c| c.services.iter())
             .flat_map(|s| s.backends.iter())
@@ -386,7 +427,8 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
 
     /// Backend addresses whose MAC is still unknown (the runner resolves them).
     pub fn unresolved(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
-        self.cp
+        self.st
+            .cp
             .backends()
             .iter()
             .filter(|b| b.state != BackendState::Free && !b.mac_resolved())
@@ -397,7 +439,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
     /// call again.
     pub fn poll(&mut self, now: u64) -> Option<u64> {
         let mut stepped: heapless::Vec<u16, BACKEND_SLOTS> = heapless::Vec::new();
-        self.checker.advance_ramps(now, |slot, _| {
+        self.st.checker.advance_ramps(now, |slot, _| {
             let _ = stepped.push(slot);
         });
         for slot in stepped {
@@ -406,21 +448,22 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
         if self.dirty && self.sync().is_err() {
             warn!("table write failed; will retry");
         }
-        self.checker.poll_at()
+        self.st.checker.poll_at()
     }
 
     /// A health probe due at `now`.
     pub fn next_probe(&mut self, now: u64) -> Option<Probe> {
-        self.checker.next_due(now)
+        self.st.checker.next_due(now)
     }
 
     /// Records a probe result; a state change updates the tables at the next poll.
     pub fn probe_done(&mut self, now: u64, ticket: Ticket, outcome: Outcome) {
         let slot = usize::from(ticket.slot);
-        let before = self.checker.rtt_us(slot);
-        let transition = self.checker.complete(now, ticket, outcome);
+        let before = self.st.checker.rtt_us(slot);
+        let transition = self.st.checker.complete(now, ticket, outcome);
         if let Some(t) = transition {
             let (svc, be) = self
+                .st
                 .cp
                 .backend_name(slot)
                 .map(|(s, b)| names(s, b))
@@ -432,7 +475,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
                     be.as_str(),
                     t.latency_us
                 );
-                self.events.push(
+                self.st.events.push(
                     now,
                     EventKind::BackendUp {
                         service: svc,
@@ -450,7 +493,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
                     be.as_str(),
                     failure.describe()
                 );
-                self.events.push(
+                self.st.events.push(
                     now,
                     EventKind::BackendDown {
                         service: svc,
@@ -460,9 +503,10 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
                 );
             }
             self.refresh_backend(slot);
-        } else if self.checker.rtt_us(slot) != before {
-            self.cp
-                .set_rtt(slot, self.checker.rtt_us(slot).unwrap_or(0));
+        } else if self.st.checker.rtt_us(slot) != before {
+            self.st
+                .cp
+                .set_rtt(slot, self.st.checker.rtt_us(slot).unwrap_or(0));
             self.dirty = true;
         }
     }
@@ -476,11 +520,11 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
     pub fn status(&mut self, now: u64, page: u8) -> StatusReport {
         read_counters(
             self.writer.bus(),
-            &mut self.counters,
-            &mut self.active_flows,
+            &mut self.st.counters,
+            &mut self.st.active_flows,
         );
-        let c = &self.counters;
-        let services = self.config.as_ref().map_or(0, |c| c.services.len());
+        let c = &self.st.counters;
+        let services = self.st.config.as_ref().map_or(0, |c| c.services.len());
         let pages = services.div_ceil(STATUS_PAGE_SERVICES).max(1) as u8;
         let mut report = StatusReport {
             page,
@@ -498,7 +542,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             management: self.management,
             services: heapless::Vec::new(),
         };
-        let Some(config) = &self.config else {
+        let Some(config) = &self.st.config else {
             return report;
         };
         let first = usize::from(page) * STATUS_PAGE_SERVICES;
@@ -509,6 +553,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             .take(STATUS_PAGE_SERVICES)
         {
             let sc = self
+                .st
                 .cp
                 .service_slot(&svc.name)
                 .map(|s| c.services[s])
@@ -528,10 +573,10 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
                 backends: heapless::Vec::new(),
             };
             for be in &svc.backends {
-                let Some(slot) = self.cp.backend_slot(&svc.name, &be.name) else {
+                let Some(slot) = self.st.cp.backend_slot(&svc.name, &be.name) else {
                     continue;
                 };
-                let entry = &self.cp.backends()[slot];
+                let entry = &self.st.cp.backends()[slot];
                 let bc = &c.backends[slot];
                 let _ = status.backends.push(BackendStatus {
                     name: be.name.clone(),
@@ -539,7 +584,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
                     port: svc.backend_port(be),
                     admin: be.state,
                     state: entry.state,
-                    health: self.checker.status(slot).unwrap_or(HealthStatus {
+                    health: self.st.checker.status(slot).unwrap_or(HealthStatus {
                         up: true,
                         ..HealthStatus::default()
                     }),
@@ -549,7 +594,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
                     } else {
                         0
                     },
-                    active_flows: self.active_flows[slot],
+                    active_flows: self.st.active_flows[slot],
                     total_flows: bc.flows,
                     packets: bc.packets,
                     bytes: bc.bytes,
@@ -560,41 +605,66 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
         report
     }
 
-    /// Carries out a management request (authentication is the session's business).
-    pub fn handle(&mut self, now: u64, request: Request) -> Response {
+    /// Carries out a management request (authentication is the session's business) and
+    /// hands the answer, borrowed from the appliance's state, to `reply`.
+    pub fn handle<R>(
+        &mut self,
+        now: u64,
+        request: &Request,
+        reply: impl FnOnce(ResponseRef<'_>) -> R,
+    ) -> R {
         self.management.requests += 1;
         match request {
-            Request::Hello { .. } => Response::Error(ErrorReply::new(
+            Request::Hello { .. } => reply(ResponseRef::Error(&ErrorReply::new(
                 ErrorCode::Malformed,
                 "Hello is answered by the session",
-            )),
-            Request::Status { page } => Response::Status(self.status(now, page)),
-            Request::GetConfig => Response::Config(self.config.clone()),
-            Request::Apply { config, dry_run } => match self.apply(now, config, dry_run) {
-                Ok(report) => Response::Applied(report),
-                Err(e) => Response::Error(e),
+            ))),
+            Request::Status { page } => {
+                let report = self.status(now, *page);
+                reply(ResponseRef::Status(&report))
+            }
+            Request::GetConfig => reply(ResponseRef::Config(self.st.config.as_ref())),
+            Request::Apply { config, dry_run } => match self.apply(now, config, *dry_run) {
+                Ok(report) => reply(ResponseRef::Applied(&report)),
+                Err(e) => reply(ResponseRef::Error(&e)),
             },
             Request::Backend {
                 service,
                 backend,
                 state,
-            } => match self.set_admin(now, &service, &backend, state) {
-                Ok(()) => Response::Done,
-                Err(e) => Response::Error(e),
+            } => match self.set_admin(now, service, backend, *state) {
+                Ok(()) => reply(ResponseRef::Done),
+                Err(e) => reply(ResponseRef::Error(&e)),
             },
-            Request::Events { after } => Response::Events(self.events.page(after)),
+            Request::Events { after } => {
+                let page = self.st.events.page(*after);
+                reply(ResponseRef::Events(&page))
+            }
         }
+    }
+
+    /// As [`Appliance::handle`], returning an owned response (host-side tests and tools).
+    pub fn handle_owned(&mut self, now: u64, request: &Request) -> Response {
+        self.handle(now, request, |r| match r {
+            ResponseRef::Hello(h) => Response::Hello(h.clone()),
+            ResponseRef::Status(s) => Response::Status(s.clone()),
+            ResponseRef::Config(c) => Response::Config(c.cloned()),
+            ResponseRef::Applied(a) => Response::Applied(*a),
+            ResponseRef::Done => Response::Done,
+            ResponseRef::Events(e) => Response::Events(e.clone()),
+            ResponseRef::Error(e) => Response::Error(e.clone()),
+        })
     }
 
     /// Records an authentication failure (the management layer calls this).
     pub fn auth_failure(&mut self, now: u64) {
-        self.events.push(now, EventKind::AuthFailure);
+        self.st.events.push(now, EventKind::AuthFailure);
     }
 
     /// The slow-start step of `slot` (for tests and status).
     pub fn ramp_step(&self, slot: usize) -> u8 {
         if slot < BACKEND_SLOTS {
-            self.checker.ramp_step(slot)
+            self.st.checker.ramp_step(slot)
         } else {
             RAMP_STEPS
         }
@@ -635,4 +705,19 @@ fn checks<'a>(
         .services
         .iter()
         .filter_map(move |svc| Some((cp.service_slot(&svc.name)? as u8, &svc.health)))
+}
+
+/// Makes `slot` hold a copy of `config`, reusing its memory when it already holds one
+/// (no whole-config temporary on the stack).
+fn store_config(slot: &mut Option<Config>, config: &Config) {
+    match slot {
+        Some(running) => {
+            running.appliance.clone_from(&config.appliance);
+            running.services.clear();
+            for service in &config.services {
+                let _ = running.services.push(service.clone());
+            }
+        }
+        None => *slot = Some(config.clone()),
+    }
 }

@@ -218,7 +218,7 @@ pub async fn management_tcp<B: RegisterBus, S: ConfigStore>(
             Timer::after_millis(10).await;
             continue;
         }
-        *conn = Connection::new(Some(key.clone()), true);
+        conn.reset(Some(key.clone()), true);
         'conn: loop {
             let n = match socket.read(&mut bufs.chunk).await {
                 Ok(0) | Err(_) => break,
@@ -274,7 +274,7 @@ pub async fn management_serial<B, S, IO>(
     IO: embedded_io_async::Read + embedded_io_async::Write,
 {
     let Management { app, wake, scratch } = ctx;
-    *conn = Connection::new(key, false);
+    conn.reset(key, false);
     loop {
         let n = match io.read(&mut bufs.chunk).await {
             Ok(0) => {

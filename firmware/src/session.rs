@@ -8,7 +8,7 @@
 
 use fulcrum_mgmt::envelope::{AuthError, Key, ReplyTo, ServerSession};
 use fulcrum_mgmt::framing::{self, FrameError, FrameReader};
-use fulcrum_mgmt::message::{ErrorCode, ErrorReply, HelloInfo, MAX_VERSION, Request, Response};
+use fulcrum_mgmt::message::{ErrorCode, ErrorReply, HelloInfo, MAX_VERSION, Request, ResponseRef};
 use fulcrum_mgmt::{MAX_ENVELOPE, MAX_FRAME};
 use fulcrum_model::regmap::RegisterBus;
 
@@ -33,6 +33,8 @@ pub struct Scratch {
     envelope: [u8; MAX_ENVELOPE],
     /// The framed answer of the last [`Connection::on_bytes`].
     pub out: [u8; MAX_FRAME + 1],
+    /// The decoded request (it may hold a whole config: never on the stack).
+    request: Option<Request>,
 }
 
 impl Scratch {
@@ -41,6 +43,7 @@ impl Scratch {
         Scratch {
             envelope: [0; MAX_ENVELOPE],
             out: [0; MAX_FRAME + 1],
+            request: None,
         }
     }
 }
@@ -60,6 +63,12 @@ impl Connection {
         }
     }
 
+    /// Starts over for a new peer, in place (no connection-sized temporary).
+    pub fn reset(&mut self, key: Option<Key>, require_auth: bool) {
+        self.reader.clear();
+        self.session = ServerSession::new(key, require_auth);
+    }
+
     /// Consumes some of `input`; if a request was complete, writes the framed answer into
     /// `scratch.out`. Returns (bytes of `input` used, answer length). `fresh_session` must
     /// be a new random number for each call (used by `Hello`).
@@ -71,7 +80,11 @@ impl Connection {
         fresh_session: u64,
         scratch: &mut Scratch,
     ) -> (usize, usize) {
-        let Scratch { envelope, out } = scratch;
+        let Scratch {
+            envelope,
+            out,
+            request,
+        } = scratch;
         let (used, outcome) = self.reader.feed(input);
         let Some(outcome) = outcome else {
             return (used, 0);
@@ -80,15 +93,21 @@ impl Connection {
             Err(FrameError::Overflow) | Err(FrameError::BadEncoding) => {
                 app.management.malformed += 1;
                 warn!("management: undecodable frame dropped");
-                let reply = Response::Error(ErrorReply::new(
-                    ErrorCode::Malformed,
-                    "frame did not decode",
-                ));
-                emit(None, ReplyTo::unauthenticated(), &reply, envelope, out)
+                let reply = ErrorReply::new(ErrorCode::Malformed, "frame did not decode");
+                emit(
+                    None,
+                    ReplyTo::unauthenticated(),
+                    ResponseRef::Error(&reply),
+                    envelope,
+                    out,
+                )
             }
             Ok(n) => {
                 let frame = &self.reader.frame()[..n];
-                match self.session.accept(frame, fresh_session.max(1)) {
+                match self
+                    .session
+                    .accept_into(frame, fresh_session.max(1), request)
+                {
                     Err((error, to)) => {
                         match error {
                             AuthError::Malformed => app.management.malformed += 1,
@@ -99,26 +118,46 @@ impl Connection {
                             }
                         }
                         warn!("management: request refused: {}", error.message());
-                        let reply = Response::Error(ErrorReply::new(error.code(), error.message()));
-                        emit(Some(&self.session), to, &reply, envelope, out)
+                        let reply = ErrorReply::new(error.code(), error.message());
+                        emit(
+                            Some(&self.session),
+                            to,
+                            ResponseRef::Error(&reply),
+                            envelope,
+                            out,
+                        )
                     }
-                    Ok((request, to)) => {
-                        let response = match request {
-                            Request::Hello { .. } => Response::Hello(HelloInfo {
+                    Ok(to) => match request.as_ref() {
+                        Some(Request::Hello { .. }) => {
+                            let hello = HelloInfo {
                                 name: app.name(),
                                 version: heapless::String::<MAX_VERSION>::try_from(VERSION)
                                     .unwrap_or_default(),
                                 session: fresh_session.max(1),
                                 auth_required: self.session.auth_required(),
                                 generation: app.generation(),
-                            }),
-                            other => app.handle(now, other),
-                        };
-                        emit(Some(&self.session), to, &response, envelope, out)
-                    }
+                            };
+                            emit(
+                                Some(&self.session),
+                                to,
+                                ResponseRef::Hello(&hello),
+                                envelope,
+                                out,
+                            )
+                        }
+                        Some(req) => {
+                            let session = &self.session;
+                            app.handle(now, req, |response| {
+                                emit(Some(session), to, response, envelope, out)
+                            })
+                        }
+                        None => 0,
+                    },
                 }
             }
         };
+        // A request can be large; drop it now rather than keep a config around.
+        *request = None;
         (used, len)
     }
 }
@@ -126,19 +165,19 @@ impl Connection {
 fn emit(
     session: Option<&ServerSession>,
     to: ReplyTo,
-    response: &Response,
+    response: ResponseRef<'_>,
     envelope: &mut [u8],
     out: &mut [u8],
 ) -> usize {
     let n = match session {
-        Some(s) => s.reply(envelope, to, response),
+        Some(s) => s.reply_ref(envelope, to, response),
         None => fulcrum_mgmt::envelope::emit(
             envelope,
             fulcrum_mgmt::Kind::Response,
             0,
             0,
             None,
-            response,
+            &response,
         ),
     };
     let Ok(n) = n else { return 0 };

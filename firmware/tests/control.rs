@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::net::Ipv4Addr;
 use std::rc::Rc;
 
-use fulcrum_firmware::appliance::{Appliance, Buffers};
+use fulcrum_firmware::appliance::{Appliance, Buffers, State};
 use fulcrum_firmware::health::Probe;
 use fulcrum_firmware::persist::{ConfigStore, StoreError};
 use fulcrum_firmware::session::{Connection, Scratch};
@@ -60,7 +60,8 @@ fn appliance(config: &Config, store: MemStore) -> Appliance<'static, Bus, MemSto
         new_ring: Box::leak(vec![0u16; 65537].into_boxed_slice()),
         record: Box::leak(vec![0u8; 64 * 1024].into_boxed_slice()),
     };
-    Appliance::new(RegisterFile::new(pipeline(config)), store, bufs, 0)
+    let state = Box::leak(Box::new(State::new()));
+    Appliance::new(RegisterFile::new(pipeline(config)), store, bufs, state, 0)
 }
 
 fn config_text(health: &str, backends: usize) -> String {
@@ -155,7 +156,7 @@ fn ring_members(app: &mut Appliance<'static, Bus, MemStore>) -> Vec<u16> {
 fn a_dead_backend_leaves_within_fall_times_fastinter_and_returns_after_rise() {
     let config = parse(&config_text(CHECK, 3));
     let mut app = appliance(&config, MemStore::default());
-    app.apply(0, config, false).unwrap();
+    app.apply(0, &config, false).unwrap();
     let victim = Ipv4Addr::new(10, 0, 1, 12);
     let victim_slot = app.control_plane().backend_slot("web", "web-2").unwrap() as u16;
     // Everyone healthy for 10 s: checks every `inter` (2 s), the ring holds all three.
@@ -247,7 +248,7 @@ fn a_dead_backend_leaves_within_fall_times_fastinter_and_returns_after_rise() {
 fn a_flapping_backend_does_not_thrash_the_tables() {
     let config = parse(&config_text(CHECK, 3));
     let mut app = appliance(&config, MemStore::default());
-    app.apply(0, config, false).unwrap();
+    app.apply(0, &config, false).unwrap();
     run(&mut app, 0, 5_000, &|_, _| true);
     let commits = app.commits();
     let flapper = Ipv4Addr::new(10, 0, 1, 13);
@@ -281,7 +282,7 @@ fn a_flapping_backend_does_not_thrash_the_tables() {
 fn a_backend_that_is_dead_at_start_goes_down_on_its_first_failure() {
     let config = parse(&config_text(CHECK, 2));
     let mut app = appliance(&config, MemStore::default());
-    app.apply(0, config, false).unwrap();
+    app.apply(0, &config, false).unwrap();
     let dead = Ipv4Addr::new(10, 0, 1, 11);
     let probes = run(&mut app, 0, 3_000, &|a, _| a != dead);
     let first = probes.iter().find(|p| p.1 == dead).unwrap().0;
@@ -301,7 +302,7 @@ fn slow_start_ramps_the_weight_in_ten_steps() {
         &config_text(&check, 2).replace("name = \"web-1\"\n", "name = \"web-1\"\nweight = 100\n"),
     );
     let mut app = appliance(&config, MemStore::default());
-    app.apply(0, config, false).unwrap();
+    app.apply(0, &config, false).unwrap();
     let dead = Ipv4Addr::new(10, 0, 1, 11);
     run(&mut app, 0, 5_000, &|a, _| a != dead);
     let slot = app.control_plane().backend_slot("web", "web-1").unwrap();
@@ -328,14 +329,14 @@ fn a_bad_config_is_rejected_whole_and_the_tables_stay() {
     let good = parse(&config_text("kind = \"none\"\n", 3));
     let store = MemStore::default();
     let mut app = appliance(&good, store.clone());
-    let report = app.apply(0, good.clone(), false).unwrap();
+    let report = app.apply(0, &good, false).unwrap();
     assert_eq!(report.generation, 1);
     assert!(report.changed && report.words_written > 0);
     let commits = app.commits();
     let ring_before = app.bus().target().ring(0).to_vec();
 
     // Same config again: nothing written, same generation.
-    let again = app.apply(1, good.clone(), false).unwrap();
+    let again = app.apply(1, &good, false).unwrap();
     assert!(!again.changed);
     assert_eq!(again.generation, 1);
     assert_eq!(app.commits(), commits);
@@ -347,7 +348,7 @@ fn a_bad_config_is_rejected_whole_and_the_tables_stay() {
             "port = 8080\nmac = \"02:00:00:00:01:0c\"",
             "port = 8080\nweight = 5000\nmac = \"02:00:00:00:01:0c\"",
         );
-    let err = app.apply(2, parse(&bad_text), false).unwrap_err();
+    let err = app.apply(2, &parse(&bad_text), false).unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidConfig);
     assert!(err.details.len() >= 2, "{err:?}");
     assert!(err.details.iter().any(|d| d.contains("weight")), "{err:?}");
@@ -357,13 +358,13 @@ fn a_bad_config_is_rejected_whole_and_the_tables_stay() {
 
     // A dry run of a real change reports it but changes nothing.
     let bigger = parse(&config_text("kind = \"none\"\n", 4));
-    let dry = app.apply(3, bigger.clone(), true).unwrap();
+    let dry = app.apply(3, &bigger, true).unwrap();
     assert!(dry.changed && dry.dry_run);
     assert_eq!(app.generation(), 1);
     assert_eq!(app.commits(), commits);
 
     // A real change: generation 2, a delta (not every ring entry) written.
-    let applied = app.apply(4, bigger.clone(), false).unwrap();
+    let applied = app.apply(4, &bigger, false).unwrap();
     assert_eq!(applied.generation, 2);
     assert!(
         applied.ring_entries_written > 0 && applied.ring_entries_written < 4099,
@@ -392,7 +393,7 @@ fn drain_and_disable_follow_into_the_tables_and_the_saved_config() {
     let good = parse(&config_text("kind = \"none\"\n", 3));
     let store = MemStore::default();
     let mut app = appliance(&good, store.clone());
-    app.apply(0, good, false).unwrap();
+    app.apply(0, &good, false).unwrap();
     app.set_admin(1, "web", "web-2", AdminState::Drain).unwrap();
     let slot = app.control_plane().backend_slot("web", "web-2").unwrap();
     assert_eq!(

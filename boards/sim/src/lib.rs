@@ -28,6 +28,7 @@ use std::rc::Rc;
 
 use anyhow::Context as _;
 use embassy_net::{Ipv4Cidr, Stack, StackResources, StaticConfigV4};
+use fulcrum_firmware::appliance::State;
 use fulcrum_firmware::net::{
     self as fw, Learned, LinkBuffers, Management, Neighbors, ProbeBuffers, SharedScratch, Snoop,
     Wake,
@@ -113,12 +114,13 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
     };
     let store = FileStore::new(options.state_dir.join("config.bin"));
     let now = fw::now_ms();
-    let mut app = Appliance::new(FpgaBus::new(fpga.clone()), store, bufs, now);
+    let state = leak(State::new());
+    let mut app = Appliance::new(FpgaBus::new(fpga.clone()), store, bufs, state, now);
     let restored = app.boot(now);
     if let Some(config) = options.config.clone()
         && (options.force_config || !restored)
     {
-        app.apply(now, config, false).map_err(|e| {
+        app.apply(now, &config, false).map_err(|e| {
             anyhow::anyhow!(
                 "the config was rejected: {}{}",
                 e.message,

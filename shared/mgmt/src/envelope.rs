@@ -16,7 +16,7 @@
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use crate::message::{ErrorCode, ErrorReply, HelloInfo, Request, Response};
+use crate::message::{ErrorCode, ErrorReply, HelloInfo, Request, Response, ResponseRef};
 use crate::{MAX_ENVELOPE, VERSION};
 
 /// First byte of every envelope.
@@ -331,6 +331,22 @@ impl ServerSession {
         bytes: &[u8],
         fresh_session: u64,
     ) -> Result<(Request, ReplyTo), (AuthError, ReplyTo)> {
+        let mut slot = None;
+        let to = self.accept_into(bytes, fresh_session, &mut slot)?;
+        match slot {
+            Some(request) => Ok((request, to)),
+            None => Err((AuthError::Malformed, to)),
+        }
+    }
+
+    /// As [`ServerSession::accept`], decoding the request into `slot` (kept in static
+    /// memory by the MCU; a request can hold a whole config).
+    pub fn accept_into(
+        &mut self,
+        bytes: &[u8],
+        fresh_session: u64,
+        slot: &mut Option<Request>,
+    ) -> Result<ReplyTo, (AuthError, ReplyTo)> {
         let unauth = ReplyTo {
             session: 0,
             seq: 0,
@@ -351,38 +367,37 @@ impl ServerSession {
                 _ => return Err((AuthError::BadTag, unauth)),
             }
         }
-        let request: Request =
-            postcard::from_bytes(env.payload()).map_err(|_| (AuthError::Malformed, unauth))?;
-        if let Request::Hello { client_nonce } = request {
+        *slot = None;
+        *slot =
+            Some(postcard::from_bytes(env.payload()).map_err(|_| (AuthError::Malformed, unauth))?);
+        if let Some(Request::Hello { client_nonce }) = *slot {
             self.session = fresh_session;
             self.last_seq = 0;
-            return Ok((
-                request,
-                ReplyTo {
-                    session: fresh_session,
-                    seq: client_nonce,
-                    authenticated: self.key.is_some(),
-                },
-            ));
+            return Ok(ReplyTo {
+                session: fresh_session,
+                seq: client_nonce,
+                authenticated: self.key.is_some(),
+            });
         }
+        let refuse = |slot: &mut Option<Request>, e| {
+            *slot = None;
+            Err((e, unauth))
+        };
         if !env.authenticated() {
             if self.require_auth {
-                return Err((AuthError::Required, unauth));
+                return refuse(slot, AuthError::Required);
             }
-            return Ok((request, unauth));
+            return Ok(unauth);
         }
         if self.session == 0 || env.session() != self.session || env.seq() <= self.last_seq {
-            return Err((AuthError::Replay, unauth));
+            return refuse(slot, AuthError::Replay);
         }
         self.last_seq = env.seq();
-        Ok((
-            request,
-            ReplyTo {
-                session: env.session(),
-                seq: env.seq(),
-                authenticated: true,
-            },
-        ))
+        Ok(ReplyTo {
+            session: env.session(),
+            seq: env.seq(),
+            authenticated: true,
+        })
     }
 
     /// Writes the answer to a request accepted with `to`.
@@ -392,18 +407,33 @@ impl ServerSession {
         to: ReplyTo,
         response: &Response,
     ) -> Result<usize, EmitError> {
+        self.reply_ref(buf, to, response.as_ref())
+    }
+
+    /// Writes the answer to a request accepted with `to`, from borrowed contents.
+    pub fn reply_ref(
+        &self,
+        buf: &mut [u8],
+        to: ReplyTo,
+        response: ResponseRef<'_>,
+    ) -> Result<usize, EmitError> {
         let key = if to.authenticated {
             self.key.as_ref()
         } else {
             None
         };
-        match emit(buf, Kind::Response, to.session, to.seq, key, response) {
-            Err(EmitError::TooLarge) if !matches!(response, Response::Error(_)) => {
-                let too_large = Response::Error(ErrorReply::new(
-                    ErrorCode::TooLarge,
-                    "the answer does not fit one message",
-                ));
-                emit(buf, Kind::Response, to.session, to.seq, key, &too_large)
+        match emit(buf, Kind::Response, to.session, to.seq, key, &response) {
+            Err(EmitError::TooLarge) if !matches!(response, ResponseRef::Error(_)) => {
+                let too_large =
+                    ErrorReply::new(ErrorCode::TooLarge, "the answer does not fit one message");
+                emit(
+                    buf,
+                    Kind::Response,
+                    to.session,
+                    to.seq,
+                    key,
+                    &ResponseRef::Error(&too_large),
+                )
             }
             other => other,
         }

@@ -92,6 +92,13 @@ impl<const N: usize> FrameReader<N> {
         (input.len(), None)
     }
 
+    /// Forgets any partial frame (a new connection), in place.
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.overflowed = false;
+        self.ready = None;
+    }
+
     /// The decoded bytes of the last complete frame.
     pub fn frame(&self) -> &[u8] {
         &self.buf[..self.ready.unwrap_or(0)]

@@ -85,6 +85,42 @@ pub enum Response {
     Error(ErrorReply),
 }
 
+/// A [`Response`] that borrows its contents: serializes to exactly the same bytes, so the
+/// MCU answers straight from its own state without copying a config or status page onto
+/// its small stack. (Variant order and types must mirror [`Response`]; a test checks.)
+#[derive(Debug, Clone, Copy, Serialize)]
+pub enum ResponseRef<'a> {
+    /// See [`Response::Hello`].
+    Hello(&'a HelloInfo),
+    /// See [`Response::Status`].
+    Status(&'a StatusReport),
+    /// See [`Response::Config`].
+    Config(Option<&'a Config>),
+    /// See [`Response::Applied`].
+    Applied(&'a ApplyReport),
+    /// See [`Response::Done`].
+    Done,
+    /// See [`Response::Events`].
+    Events(&'a EventPage),
+    /// See [`Response::Error`].
+    Error(&'a ErrorReply),
+}
+
+impl Response {
+    /// The borrowed form.
+    pub fn as_ref(&self) -> ResponseRef<'_> {
+        match self {
+            Response::Hello(h) => ResponseRef::Hello(h),
+            Response::Status(s) => ResponseRef::Status(s),
+            Response::Config(c) => ResponseRef::Config(c.as_ref()),
+            Response::Applied(a) => ResponseRef::Applied(a),
+            Response::Done => ResponseRef::Done,
+            Response::Events(e) => ResponseRef::Events(e),
+            Response::Error(e) => ResponseRef::Error(e),
+        }
+    }
+}
+
 /// Who answered a `Hello`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HelloInfo {

@@ -398,3 +398,36 @@ fn the_largest_config_fits_one_envelope() {
         }
     );
 }
+
+/// `ResponseRef` serializes to the same bytes as `Response`, variant by variant.
+#[test]
+fn borrowed_responses_serialize_like_owned_ones() {
+    let config: fulcrum_model::config::Config = toml::from_str(
+        "[appliance]\nname = \"a\"\nmac = \"02:00:00:00:00:01\"\naddress = \"10.0.0.2\"\n",
+    )
+    .unwrap();
+    let samples = [
+        hello_info(7, true),
+        Response::Config(Some(config)),
+        Response::Config(None),
+        Response::Applied(ApplyReport {
+            generation: 3,
+            dry_run: false,
+            changed: true,
+            words_written: 9,
+            ring_entries_written: 12,
+        }),
+        Response::Done,
+        Response::Events(EventPage {
+            events: heapless::Vec::new(),
+            lost: 2,
+            newest: 9,
+        }),
+        Response::Error(ErrorReply::new(ErrorCode::NotFound, "no such backend")),
+    ];
+    for r in &samples {
+        let owned = postcard::to_allocvec(r).unwrap();
+        let borrowed = postcard::to_allocvec(&r.as_ref()).unwrap();
+        assert_eq!(owned, borrowed, "{r:?}");
+    }
+}

@@ -68,11 +68,19 @@ pub struct ControlPlane {
 
 impl Default for ControlPlane {
     fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ControlPlane {
+    /// A control plane with empty tables (`const`, so the MCU can keep one in a static
+    /// without building it on the stack).
+    pub const fn new() -> Self {
         ControlPlane {
-            settings: Settings::default(),
-            services: [ServiceEntry::default(); SERVICE_SLOTS],
+            settings: Settings::DEFAULT,
+            services: [ServiceEntry::EMPTY; SERVICE_SLOTS],
             members: [[NO_BACKEND; MEMBER_SLOTS]; SERVICE_SLOTS],
-            backends: [BackendEntry::default(); BACKEND_SLOTS],
+            backends: [BackendEntry::EMPTY; BACKEND_SLOTS],
             service_names: [const { None }; SERVICE_SLOTS],
             owners: [const { None }; BACKEND_SLOTS],
             admin: [AdminState::Enabled; BACKEND_SLOTS],
@@ -80,12 +88,28 @@ impl Default for ControlPlane {
             healthy: [true; BACKEND_SLOTS],
         }
     }
-}
 
-impl ControlPlane {
-    /// A control plane with empty tables.
-    pub fn new() -> Self {
-        Self::default()
+    /// Makes `self` equal to `other` in place (no whole-struct temporary, unlike
+    /// `clone`: the MCU keeps two of these and has little stack).
+    pub fn copy_from(&mut self, other: &ControlPlane) {
+        self.settings = other.settings;
+        self.services.copy_from_slice(&other.services);
+        self.members.copy_from_slice(&other.members);
+        self.backends.copy_from_slice(&other.backends);
+        for (a, b) in self
+            .service_names
+            .iter_mut()
+            .zip(other.service_names.iter())
+        {
+            a.clone_from(b);
+        }
+        for (a, b) in self.owners.iter_mut().zip(other.owners.iter()) {
+            a.clone_from(b);
+        }
+        self.admin.copy_from_slice(&other.admin);
+        self.configured_weight
+            .copy_from_slice(&other.configured_weight);
+        self.healthy.copy_from_slice(&other.healthy);
     }
 
     /// Brings the tables in line with `config`, keeping slots of services and backends

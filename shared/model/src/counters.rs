@@ -137,11 +137,30 @@ pub struct Counters {
 
 impl Default for Counters {
     fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Counters {
+    /// All zero.
+    pub const fn new() -> Self {
+        const S: ServiceCounters = ServiceCounters {
+            packets: 0,
+            bytes: 0,
+            return_packets: 0,
+            return_bytes: 0,
+            new_flows: 0,
+        };
+        const B: BackendCounters = BackendCounters {
+            packets: 0,
+            bytes: 0,
+            flows: 0,
+        };
         Counters {
             rx_frames: 0,
             from_mcu: 0,
-            services: [ServiceCounters::default(); SERVICE_SLOTS],
-            backends: [BackendCounters::default(); BACKEND_SLOTS],
+            services: [S; SERVICE_SLOTS],
+            backends: [B; BACKEND_SLOTS],
             drops: [0; DropReason::COUNT],
             punts: [0; PuntReason::COUNT],
             evictions: 0,
@@ -149,9 +168,7 @@ impl Default for Counters {
             moved_flows: 0,
         }
     }
-}
 
-impl Counters {
     /// Counts a drop.
     pub fn drop(&mut self, reason: DropReason) {
         self.drops[reason.index()] = self.drops[reason.index()].wrapping_add(1);

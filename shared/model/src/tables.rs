@@ -55,21 +55,26 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            mac: [0; 6],
-            address: Ipv4Addr::UNSPECIFIED,
-            tunnel_source: Ipv4Addr::UNSPECIFIED,
-            snat_pool: [Ipv4Addr::UNSPECIFIED; crate::config::MAX_SNAT_ADDRS],
-            snat_count: 0,
-            snat_port_base: 1024,
-            hash_key: crate::hash::RSS_DEFAULT_KEY,
-            ring_size: crate::config::DEFAULT_RING_SIZE,
-            tcp_syn_timeout: 10_000,
-            tcp_established_timeout: 300_000,
-            tcp_closing_timeout: 10_000,
-            udp_timeout: 30_000,
-        }
+        Self::DEFAULT
     }
+}
+
+impl Settings {
+    /// The reset values.
+    pub const DEFAULT: Settings = Settings {
+        mac: [0; 6],
+        address: Ipv4Addr::UNSPECIFIED,
+        tunnel_source: Ipv4Addr::UNSPECIFIED,
+        snat_pool: [Ipv4Addr::UNSPECIFIED; crate::config::MAX_SNAT_ADDRS],
+        snat_count: 0,
+        snat_port_base: 1024,
+        hash_key: crate::hash::RSS_DEFAULT_KEY,
+        ring_size: crate::config::DEFAULT_RING_SIZE,
+        tcp_syn_timeout: 10_000,
+        tcp_established_timeout: 300_000,
+        tcp_closing_timeout: 10_000,
+        udp_timeout: 30_000,
+    };
 }
 
 /// One service-table entry.
@@ -99,19 +104,24 @@ pub struct ServiceEntry {
 
 impl Default for ServiceEntry {
     fn default() -> Self {
-        ServiceEntry {
-            valid: false,
-            vip: Ipv4Addr::UNSPECIFIED,
-            protocol: Protocol::Tcp,
-            port: 0,
-            mode: Mode::Nat,
-            algorithm: Algorithm::Maglev,
-            sticky: false,
-            sticky_timeout: 0,
-            gue_port: crate::config::DEFAULT_GUE_PORT,
-            member_count: 0,
-        }
+        Self::EMPTY
     }
+}
+
+impl ServiceEntry {
+    /// An unused entry.
+    pub const EMPTY: ServiceEntry = ServiceEntry {
+        valid: false,
+        vip: Ipv4Addr::UNSPECIFIED,
+        protocol: Protocol::Tcp,
+        port: 0,
+        mode: Mode::Nat,
+        algorithm: Algorithm::Maglev,
+        sticky: false,
+        sticky_timeout: 0,
+        gue_port: crate::config::DEFAULT_GUE_PORT,
+        member_count: 0,
+    };
 }
 
 /// Run-time state of a backend, as the data path sees it.
@@ -186,6 +196,17 @@ pub struct BackendEntry {
 }
 
 impl BackendEntry {
+    /// A free slot.
+    pub const EMPTY: BackendEntry = BackendEntry {
+        state: BackendState::Free,
+        generation: 0,
+        address: [0; 4],
+        port: 0,
+        mac: [0; 6],
+        weight: 0,
+        rtt_us: 0,
+    };
+
     /// Whether the backend's MAC is known.
     pub fn mac_resolved(&self) -> bool {
         self.mac != [0; 6]

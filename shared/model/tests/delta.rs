@@ -115,7 +115,7 @@ fn delta_writes_equal_full_writes_over_random_changes() {
         if op == 6 {
             assert!(stats.is_empty(), "no change writes nothing: {stats:?}");
         }
-        previous = cp.clone();
+        previous.copy_from(&cp);
     }
     // One backend's health flip rewrites one backend entry and roughly its share of one ring
     // (a Maglev ring of 4099 over up to 10 backends), never all rings.
