@@ -12,9 +12,10 @@
 
 use core::net::Ipv4Addr;
 
+use fulcrum_mgmt::command::Command;
 use fulcrum_mgmt::message::{
     ApplyReport, BackendStatus, ErrorCode, ErrorReply, EventKind, HealthStatus, ManagementCounters,
-    Request, Response, ResponseRef, STATUS_PAGE_SERVICES, ServiceStatus, StatusReport, truncated,
+    ResponseRef, STATUS_PAGE_SERVICES, ServiceStatus, StatusReport, truncated,
 };
 use fulcrum_model::compile::ControlPlane;
 use fulcrum_model::config::{AdminState, Config, Name};
@@ -45,7 +46,8 @@ pub struct Buffers<'b> {
 pub struct State {
     cp: ControlPlane,
     written: ControlPlane,
-    config: Option<Config>,
+    config: Config,
+    configured: bool,
     checker: HealthChecker,
     events: EventLog,
     counters: Counters,
@@ -58,7 +60,8 @@ impl State {
         State {
             cp: ControlPlane::new(),
             written: ControlPlane::new(),
-            config: None,
+            config: Config::empty(),
+            configured: false,
             checker: HealthChecker::new(),
             events: EventLog::new(),
             counters: Counters::new(),
@@ -104,12 +107,14 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
         }
     }
 
-    /// Loads the saved configuration, if any, and programs the data path with it. Returns
-    /// whether one was restored.
-    pub fn boot(&mut self, now: u64) -> bool {
+    /// Loads the saved configuration, if any, and programs the data path with it. The record
+    /// is decoded into `staging` (a static buffer, such as the management scratch's), a
+    /// service at a time. Returns whether a config was restored.
+    #[inline(never)]
+    pub fn boot(&mut self, now: u64, staging: &mut Config) -> bool {
         let restored = match self.store.load(self.bufs.record) {
-            Ok(Some(len)) => match persist::decode(&self.bufs.record[..len]) {
-                Ok((config, generation)) => match self.install(now, &config, generation, false) {
+            Ok(Some(len)) => match persist::decode_into(&self.bufs.record[..len], staging) {
+                Ok(generation) => match self.install(now, staging, generation, false) {
                     Ok(_) => true,
                     Err(e) => {
                         warn!("saved config not applied: {}", e.message.as_str());
@@ -137,7 +142,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
 
     /// The running configuration.
     pub fn config(&self) -> Option<&Config> {
-        self.st.config.as_ref()
+        self.st.configured.then_some(&self.st.config)
     }
 
     /// Generation of the running configuration (0: none).
@@ -172,14 +177,13 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
 
     /// The appliance's name.
     pub fn name(&self) -> Name {
-        self.st
-            .config
-            .as_ref()
+        self.config()
             .map(|c| c.appliance.name.clone())
             .unwrap_or_else(|| Name::try_from("fulcrum").unwrap_or_default())
     }
 
     /// Validates `config` and, unless `dry_run`, applies it atomically and saves it.
+    #[inline(never)]
     pub fn apply(
         &mut self,
         now: u64,
@@ -202,7 +206,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             }
             return Err(reply);
         }
-        let changed = self.st.config.as_ref() != Some(config);
+        let changed = self.config() != Some(config);
         if dry_run || !changed {
             return Ok(ApplyReport {
                 generation: self.generation,
@@ -219,6 +223,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
 
     /// Compiles and writes `config`; on success it becomes the running config. On failure
     /// nothing changes: the data path keeps the last good tables.
+    #[inline(never)]
     fn install(
         &mut self,
         now: u64,
@@ -255,16 +260,15 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             self.st.events.push(now, EventKind::ConfigRejected);
             return Err(ErrorReply::new(ErrorCode::InvalidConfig, &text));
         }
-        store_config(&mut self.st.config, config);
+        self.st.config.copy_from(config);
+        self.st.configured = true;
         let State {
             cp,
             config: running,
             checker,
             ..
         } = &mut *self.st;
-        if let Some(running) = running {
-            checker.configure(now, checks(cp, running), targets(cp, running));
-        }
+        checker.configure(now, checks(cp, running), targets(cp, running));
         for slot in 0..BACKEND_SLOTS {
             if self.st.cp.backend_name(slot).is_some() {
                 self.refresh_backend(slot);
@@ -289,7 +293,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
     }
 
     fn save(&mut self, now: u64) {
-        let Some(config) = &self.st.config else {
+        let Some(config) = self.st.configured.then_some(&self.st.config) else {
             return;
         };
         let saved = persist::encode(config, self.generation, self.bufs.record)
@@ -316,8 +320,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
     }
 
     fn configured_weight(&self, slot: usize) -> u16 {
-        let (Some((svc, be)), Some(config)) = (self.st.cp.backend_name(slot), &self.st.config)
-        else {
+        let (Some((svc, be)), Some(config)) = (self.st.cp.backend_name(slot), self.config()) else {
             return 0;
         };
         config
@@ -330,6 +333,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
 
     /// Writes what changed since the last commit and commits. Returns (entries, ring
     /// entries) written.
+    #[inline(never)]
     fn sync(&mut self) -> Result<(u32, u32), ErrorReply> {
         let stats = self
             .st
@@ -352,6 +356,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
     }
 
     /// Changes a backend's administrative state; the running (and saved) config follows.
+    #[inline(never)]
     pub fn set_admin(
         &mut self,
         now: u64,
@@ -365,14 +370,19 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
                 "no such service/backend in the running config",
             ));
         };
-        if let Some(b) = self.st.config.as_mut().and_then(|c| {
-            c.services
-                .iter_mut()
-                .find(|s| s.name.as_str() == service)?
-                .backends
-                .iter_mut()
-                .find(|b| b.name.as_str() == backend)
-        }) {
+        if let Some(b) = self
+            .st
+            .configured
+            .then_some(&mut self.st.config)
+            .and_then(|c| {
+                c.services
+                    .iter_mut()
+                    .find(|s| s.name.as_str() == service)?
+                    .backends
+                    .iter_mut()
+                    .find(|b| b.name.as_str() == backend)
+            })
+        {
             if b.state == state {
                 return Ok(());
             }
@@ -397,7 +407,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
     /// Learns that `address` is at `mac` (from ARP seen on the MCU port): backends at that
     /// address without a configured MAC get it.
     pub fn learn_neighbor(&mut self, address: Ipv4Addr, mac: [u8; 6]) {
-        let Some(config) = &self.st.config else {
+        let Some(config) = self.st.configured.then_some(&self.st.config) else {
             return;
         };
         for svc in &config.services {
@@ -417,9 +427,8 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
 
     /// Every backend address of the running config.
     pub fn backend_addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
-        self.st
-            .config
-            .iter()
+        self.config()
+            .into_iter()
             .flat_map(|c| c.services.iter())
             .flat_map(|s| s.backends.iter())
             .map(|b| b.address)
@@ -517,6 +526,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
     }
 
     /// One page of the status report.
+    #[inline(never)]
     pub fn status(&mut self, now: u64, page: u8) -> StatusReport {
         read_counters(
             self.writer.bus(),
@@ -524,7 +534,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             &mut self.st.active_flows,
         );
         let c = &self.st.counters;
-        let services = self.st.config.as_ref().map_or(0, |c| c.services.len());
+        let services = self.config().map_or(0, |c| c.services.len());
         let pages = services.div_ceil(STATUS_PAGE_SERVICES).max(1) as u8;
         let mut report = StatusReport {
             page,
@@ -542,7 +552,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             management: self.management,
             services: heapless::Vec::new(),
         };
-        let Some(config) = &self.st.config else {
+        let Some(config) = self.st.configured.then_some(&self.st.config) else {
             return report;
         };
         let first = usize::from(page) * STATUS_PAGE_SERVICES;
@@ -605,30 +615,32 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
         report
     }
 
-    /// Carries out a management request (authentication is the session's business) and
-    /// hands the answer, borrowed from the appliance's state, to `reply`.
+    /// Carries out a management command (authentication is the session's business) and
+    /// hands the answer, borrowed from the appliance's state, to `reply`. An `Apply`'s
+    /// config is in `staged`.
     pub fn handle<R>(
         &mut self,
         now: u64,
-        request: &Request,
+        command: &Command,
+        staged: &Config,
         reply: impl FnOnce(ResponseRef<'_>) -> R,
     ) -> R {
         self.management.requests += 1;
-        match request {
-            Request::Hello { .. } => reply(ResponseRef::Error(&ErrorReply::new(
+        match command {
+            Command::Hello { .. } => reply(ResponseRef::Error(&ErrorReply::new(
                 ErrorCode::Malformed,
                 "Hello is answered by the session",
             ))),
-            Request::Status { page } => {
+            Command::Status { page } => {
                 let report = self.status(now, *page);
                 reply(ResponseRef::Status(&report))
             }
-            Request::GetConfig => reply(ResponseRef::Config(self.st.config.as_ref())),
-            Request::Apply { config, dry_run } => match self.apply(now, config, *dry_run) {
+            Command::GetConfig => reply(ResponseRef::Config(self.config())),
+            Command::Apply { dry_run } => match self.apply(now, staged, *dry_run) {
                 Ok(report) => reply(ResponseRef::Applied(&report)),
                 Err(e) => reply(ResponseRef::Error(&e)),
             },
-            Request::Backend {
+            Command::Backend {
                 service,
                 backend,
                 state,
@@ -636,24 +648,11 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
                 Ok(()) => reply(ResponseRef::Done),
                 Err(e) => reply(ResponseRef::Error(&e)),
             },
-            Request::Events { after } => {
+            Command::Events { after } => {
                 let page = self.st.events.page(*after);
                 reply(ResponseRef::Events(&page))
             }
         }
-    }
-
-    /// As [`Appliance::handle`], returning an owned response (host-side tests and tools).
-    pub fn handle_owned(&mut self, now: u64, request: &Request) -> Response {
-        self.handle(now, request, |r| match r {
-            ResponseRef::Hello(h) => Response::Hello(h.clone()),
-            ResponseRef::Status(s) => Response::Status(s.clone()),
-            ResponseRef::Config(c) => Response::Config(c.cloned()),
-            ResponseRef::Applied(a) => Response::Applied(*a),
-            ResponseRef::Done => Response::Done,
-            ResponseRef::Events(e) => Response::Events(e.clone()),
-            ResponseRef::Error(e) => Response::Error(e.clone()),
-        })
     }
 
     /// Records an authentication failure (the management layer calls this).
@@ -705,19 +704,4 @@ fn checks<'a>(
         .services
         .iter()
         .filter_map(move |svc| Some((cp.service_slot(&svc.name)? as u8, &svc.health)))
-}
-
-/// Makes `slot` hold a copy of `config`, reusing its memory when it already holds one
-/// (no whole-config temporary on the stack).
-fn store_config(slot: &mut Option<Config>, config: &Config) {
-    match slot {
-        Some(running) => {
-            running.appliance.clone_from(&config.appliance);
-            running.services.clear();
-            for service in &config.services {
-                let _ = running.services.push(service.clone());
-            }
-        }
-        None => *slot = Some(config.clone()),
-    }
 }

@@ -73,8 +73,16 @@ pub fn encode(config: &Config, generation: u32, buf: &mut [u8]) -> Result<usize,
     Ok(HEADER + len)
 }
 
-/// Reads a record; the config and its generation.
-pub fn decode(record: &[u8]) -> Result<(Config, u32), RecordError> {
+/// Reads a record into `config` (a service at a time: no whole config on the stack);
+/// returns its generation. On error `config` may be partly written.
+pub fn decode_into(record: &[u8], config: &mut Config) -> Result<u32, RecordError> {
+    let (payload, generation) = check(record)?;
+    fulcrum_mgmt::command::decode_config_into(payload, config).map_err(|_| RecordError::Decode)?;
+    Ok(generation)
+}
+
+/// Checks a record's header and CRC; its payload and generation.
+pub fn check(record: &[u8]) -> Result<(&[u8], u32), RecordError> {
     if record.len() < HEADER || record[0..4] != MAGIC {
         return Err(RecordError::Empty);
     }
@@ -93,6 +101,5 @@ pub fn decode(record: &[u8]) -> Result<(Config, u32), RecordError> {
         return Err(RecordError::Corrupt);
     }
     let generation = u32::from_le_bytes([record[10], record[11], record[12], record[13]]);
-    let config = postcard::from_bytes(payload).map_err(|_| RecordError::Decode)?;
-    Ok((config, generation))
+    Ok((payload, generation))
 }

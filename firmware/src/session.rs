@@ -6,10 +6,12 @@
 //! failed authentication and replays are answered with an error and counted; they never
 //! reach the appliance.
 
+use fulcrum_mgmt::command::Command;
 use fulcrum_mgmt::envelope::{AuthError, Key, ReplyTo, ServerSession};
 use fulcrum_mgmt::framing::{self, FrameError, FrameReader};
-use fulcrum_mgmt::message::{ErrorCode, ErrorReply, HelloInfo, MAX_VERSION, Request, ResponseRef};
+use fulcrum_mgmt::message::{ErrorCode, ErrorReply, HelloInfo, MAX_VERSION, ResponseRef};
 use fulcrum_mgmt::{MAX_ENVELOPE, MAX_FRAME};
+use fulcrum_model::config::Config;
 use fulcrum_model::regmap::RegisterBus;
 
 use crate::appliance::{Appliance, VERSION};
@@ -33,8 +35,8 @@ pub struct Scratch {
     envelope: [u8; MAX_ENVELOPE],
     /// The framed answer of the last [`Connection::on_bytes`].
     pub out: [u8; MAX_FRAME + 1],
-    /// The decoded request (it may hold a whole config: never on the stack).
-    request: Option<Request>,
+    /// The config an `Apply` carries, decoded here a service at a time.
+    config: Config,
 }
 
 impl Scratch {
@@ -43,8 +45,13 @@ impl Scratch {
         Scratch {
             envelope: [0; MAX_ENVELOPE],
             out: [0; MAX_FRAME + 1],
-            request: None,
+            config: Config::empty(),
         }
+    }
+
+    /// The staging config (the board also uses it to load the saved config at boot).
+    pub fn config_mut(&mut self) -> &mut Config {
+        &mut self.config
     }
 }
 
@@ -83,7 +90,7 @@ impl Connection {
         let Scratch {
             envelope,
             out,
-            request,
+            config,
         } = scratch;
         let (used, outcome) = self.reader.feed(input);
         let Some(outcome) = outcome else {
@@ -106,7 +113,7 @@ impl Connection {
                 let frame = &self.reader.frame()[..n];
                 match self
                     .session
-                    .accept_into(frame, fresh_session.max(1), request)
+                    .accept_command(frame, fresh_session.max(1), config)
                 {
                     Err((error, to)) => {
                         match error {
@@ -127,37 +134,32 @@ impl Connection {
                             out,
                         )
                     }
-                    Ok(to) => match request.as_ref() {
-                        Some(Request::Hello { .. }) => {
-                            let hello = HelloInfo {
-                                name: app.name(),
-                                version: heapless::String::<MAX_VERSION>::try_from(VERSION)
-                                    .unwrap_or_default(),
-                                session: fresh_session.max(1),
-                                auth_required: self.session.auth_required(),
-                                generation: app.generation(),
-                            };
-                            emit(
-                                Some(&self.session),
-                                to,
-                                ResponseRef::Hello(&hello),
-                                envelope,
-                                out,
-                            )
-                        }
-                        Some(req) => {
-                            let session = &self.session;
-                            app.handle(now, req, |response| {
-                                emit(Some(session), to, response, envelope, out)
-                            })
-                        }
-                        None => 0,
-                    },
+                    Ok((Command::Hello { .. }, to)) => {
+                        let hello = HelloInfo {
+                            name: app.name(),
+                            version: heapless::String::<MAX_VERSION>::try_from(VERSION)
+                                .unwrap_or_default(),
+                            session: fresh_session.max(1),
+                            auth_required: self.session.auth_required(),
+                            generation: app.generation(),
+                        };
+                        emit(
+                            Some(&self.session),
+                            to,
+                            ResponseRef::Hello(&hello),
+                            envelope,
+                            out,
+                        )
+                    }
+                    Ok((command, to)) => {
+                        let session = &self.session;
+                        app.handle(now, &command, config, |response| {
+                            emit(Some(session), to, response, envelope, out)
+                        })
+                    }
                 }
             }
         };
-        // A request can be large; drop it now rather than keep a config around.
-        *request = None;
         (used, len)
     }
 }

@@ -373,7 +373,7 @@ fn a_bad_config_is_rejected_whole_and_the_tables_stay() {
 
     // After a "reboot" the saved config (generation 2) is back in the tables.
     let mut rebooted = appliance(&bigger, store.clone());
-    assert!(rebooted.boot(0));
+    assert!(rebooted.boot(0, &mut Config::empty()));
     assert_eq!(rebooted.generation(), 2);
     assert_eq!(rebooted.config(), Some(&bigger));
     assert_eq!(rebooted.bus().target().ring(0), app.bus().target().ring(0));
@@ -384,7 +384,7 @@ fn a_bad_config_is_rejected_whole_and_the_tables_stay() {
         r[n - 3] ^= 0xFF;
     }
     let mut torn = appliance(&bigger, store);
-    assert!(!torn.boot(0));
+    assert!(!torn.boot(0, &mut Config::empty()));
     assert_eq!(torn.generation(), 0);
 }
 
@@ -406,7 +406,7 @@ fn drain_and_disable_follow_into_the_tables_and_the_saved_config() {
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::NotFound);
     let mut rebooted = appliance(app.config().unwrap(), store);
-    rebooted.boot(0);
+    rebooted.boot(0, &mut Config::empty());
     let b = &rebooted.config().unwrap().services[0].backends[1];
     assert_eq!(b.state, AdminState::Drain);
 }

@@ -8,8 +8,8 @@
 
 use embassy_stm32::gpio::Output;
 use embassy_stm32::mode::Blocking;
-use embassy_stm32::spi::mode::Master;
 use embassy_stm32::spi::Spi;
+use embassy_stm32::spi::mode::Master;
 use fulcrum_model::regmap::{RegisterBus, spi};
 
 /// SPI clock of the register bus (the FPGA samples SCK in its fabric clock domain).

@@ -42,6 +42,7 @@ use embassy_stm32::wdg::IndependentWatchdog;
 use embassy_stm32::{bind_interrupts, peripherals};
 use embassy_sync::mutex::Mutex;
 use embassy_time::Timer;
+use fulcrum_firmware::appliance::State;
 use fulcrum_firmware::net::{self, LinkBuffers, Management, ProbeBuffers, SharedScratch, Wake};
 use fulcrum_firmware::persist::HEADER;
 use fulcrum_firmware::session::{Connection, Scratch};
@@ -67,9 +68,9 @@ const MANAGEMENT_PORT: u16 = 7070;
 const PROBES: usize = 8;
 /// Sockets: the probes and the management connection.
 const SOCKETS: usize = PROBES + 1;
-/// Address without a saved config (the config has no prefix length yet: /24 is assumed).
+/// Address (and prefix length) without a saved config.
 const DEFAULT_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 2);
-const PREFIX_LEN: u8 = 24;
+const DEFAULT_PREFIX: u8 = 24;
 /// Locally administered, unicast: used when no config names the appliance's MAC.
 const DEFAULT_MAC: [u8; 6] = [0x02, 0x46, 0x4c, 0x43, 0x52, 0x4d];
 /// The pre-shared management key, built in from the environment (never a default).
@@ -95,6 +96,8 @@ static RING_OLD: ConstStaticCell<[u16; RING_SCRATCH]> = ConstStaticCell::new([0;
 static RING_NEW: ConstStaticCell<[u16; RING_SCRATCH]> = ConstStaticCell::new([0; RING_SCRATCH]);
 static RECORD: ConstStaticCell<[u8; RECORD_BYTES]> = ConstStaticCell::new([0; RECORD_BYTES]);
 static APP: StaticCell<RefCell<App>> = StaticCell::new();
+/// The control plane's tables, built at compile time: never on the stack.
+static STATE: ConstStaticCell<State> = ConstStaticCell::new(State::new());
 static PACKETS: ConstStaticCell<PacketQueue<4, 4>> = ConstStaticCell::new(PacketQueue::new());
 static RESOURCES: ConstStaticCell<StackResources<SOCKETS>> =
     ConstStaticCell::new(StackResources::new());
@@ -134,11 +137,36 @@ fn clocks() -> embassy_stm32::Config {
     config
 }
 
-fn static_v4(address: Ipv4Addr) -> StaticConfigV4 {
-    StaticConfigV4 {
-        address: Ipv4Cidr::new(address, PREFIX_LEN),
-        gateway: None,
-        dns_servers: Default::default(),
+/// The MCU's interface: address, prefix and router from the config.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Interface {
+    address: Ipv4Addr,
+    prefix: u8,
+    gateway: Option<Ipv4Addr>,
+}
+
+impl Interface {
+    fn of(app: &App) -> Interface {
+        match app.config() {
+            Some(c) => Interface {
+                address: c.appliance.address,
+                prefix: c.appliance.prefix,
+                gateway: c.appliance.gateway,
+            },
+            None => Interface {
+                address: DEFAULT_ADDRESS,
+                prefix: DEFAULT_PREFIX,
+                gateway: None,
+            },
+        }
+    }
+
+    fn static_v4(self) -> StaticConfigV4 {
+        StaticConfigV4 {
+            address: Ipv4Cidr::new(self.address, self.prefix),
+            gateway: self.gateway,
+            dns_servers: Default::default(),
+        }
     }
 }
 
@@ -180,22 +208,25 @@ fn setup(spawner: Spawner) {
     let bus = SpiRegisterBus::new(spi, cs);
 
     let store = FlashConfigStore::new(Flash::new_blocking(p.FLASH));
-    let app = boot(bus, store);
+    let scratch: &'static mut SharedScratch = SCRATCH.take();
+    let app = boot(bus, store, scratch.get_mut().config_mut());
 
     // The network identity comes from the saved config, if any.
-    let (mac, address) = match app.borrow().config() {
-        Some(c) => (c.appliance.mac.0, c.appliance.address),
-        None => (DEFAULT_MAC, DEFAULT_ADDRESS),
-    };
+    let mac = app
+        .borrow()
+        .config()
+        .map_or(DEFAULT_MAC, |c| c.appliance.mac.0);
+    let interface = Interface::of(&app.borrow());
     info!(
         "address {}/{}, MAC {:02x}",
-        address.octets(),
-        PREFIX_LEN,
+        interface.address.octets(),
+        interface.prefix,
         mac
     );
 
     // Ethernet: RMII to the LAN8742A (pins as on the NUCLEO-144 board).
-    let learned: &'static net::Learned = LEARNED.init(RefCell::new(heapless::Deque::new()));
+    let learned: &'static net::Learned = LEARNED.init(RefCell::new(net::Neighbors::new()));
+    learned.borrow_mut().set_own(interface.address, mac);
     let ethernet = Ethernet::new(
         PACKETS.take(),
         p.ETH,
@@ -216,7 +247,7 @@ fn setup(spawner: Spawner) {
     let seed = rng.borrow_mut().next_u64();
     let (stack, runner) = embassy_net::new(
         device,
-        embassy_net::Config::ipv4_static(static_v4(address)),
+        embassy_net::Config::ipv4_static(interface.static_v4()),
         RESOURCES.take(),
         seed,
     );
@@ -240,11 +271,7 @@ fn setup(spawner: Spawner) {
 
     let key = built_in_key();
     let wake: &'static Wake = WAKE.init(Wake::new());
-    let ctx: &'static Context = CONTEXT.init(Management {
-        app,
-        wake,
-        scratch: SCRATCH.take(),
-    });
+    let ctx: &'static Context = CONTEXT.init(Management { app, wake, scratch });
 
     spawner.spawn(unwrap!(health_task(stack, app, wake)));
     match key.clone() {
@@ -259,15 +286,21 @@ fn setup(spawner: Spawner) {
     }
     let conn = SERIAL_CONN.init_with(Connection::default);
     spawner.spawn(unwrap!(serial_task(uart, ctx, key, conn, rng)));
-    spawner.spawn(unwrap!(housekeeping_task(stack, app, learned, address)));
+    spawner.spawn(unwrap!(housekeeping_task(
+        stack, app, learned, interface, mac
+    )));
 }
 
 /// Creates the appliance in its static and loads the saved config (programming the FPGA).
 /// Two steps in two frames, one after the other: each needs a large stack frame of its own
 /// (the appliance is built by value; booting decodes a config by value).
-fn boot(bus: Bus, store: Store) -> &'static RefCell<App> {
+fn boot(
+    bus: Bus,
+    store: Store,
+    staging: &mut fulcrum_model::config::Config,
+) -> &'static RefCell<App> {
     let app = create_appliance(bus, store);
-    restore_config(app);
+    restore_config(app, staging);
     app
 }
 
@@ -278,12 +311,20 @@ fn create_appliance(bus: Bus, store: Store) -> &'static RefCell<App> {
         new_ring: RING_NEW.take(),
         record: RECORD.take(),
     };
-    APP.init_with(|| RefCell::new(Appliance::new(bus, store, bufs, net::now_ms())))
+    APP.init_with(|| {
+        RefCell::new(Appliance::new(
+            bus,
+            store,
+            bufs,
+            STATE.take(),
+            net::now_ms(),
+        ))
+    })
 }
 
 #[inline(never)]
-fn restore_config(app: &RefCell<App>) {
-    app.borrow_mut().boot(net::now_ms());
+fn restore_config(app: &RefCell<App>, staging: &mut fulcrum_model::config::Config) {
+    app.borrow_mut().boot(net::now_ms(), staging);
 }
 
 /// The management key from `FULCRUM_KEY` at build time; `None` (TCP disabled) without one.
@@ -342,14 +383,9 @@ async fn serial_task(
     conn: &'static mut Connection,
     rng: &'static RngCell,
 ) {
-    net::management_serial(
-        &mut uart,
-        ctx,
-        key,
-        conn,
-        SERIAL_BUFS.take(),
-        &mut || rng.borrow_mut().next_u64(),
-    )
+    net::management_serial(&mut uart, ctx, key, conn, SERIAL_BUFS.take(), &mut || {
+        rng.borrow_mut().next_u64()
+    })
     .await;
 }
 
@@ -360,26 +396,31 @@ async fn housekeeping_task(
     stack: Stack<'static>,
     app: &'static RefCell<App>,
     learned: &'static net::Learned,
-    mut current: Ipv4Addr,
+    mut current: Interface,
+    mac: [u8; 6],
 ) {
     let mut link = false;
     let mut ticks = 0u32;
     loop {
         Timer::after_millis(250).await;
         watchdog::beat();
-        net::drain_learned(learned, app);
+        // Learned MACs to the FPGA; ARP for unresolved backends, for all every 10 s.
+        net::tend_neighbors(learned, app, ticks, 40);
         if stack.is_link_up() != link {
             link = !link;
             info!("Ethernet link {}", if link { "up" } else { "down" });
         }
         // A newly applied config may move the appliance; the MAC needs a reboot.
-        let configured = app.borrow().config().map(|c| c.appliance.address);
-        if let Some(a) = configured
-            && a != current
-        {
-            info!("address changed to {}/{}", a.octets(), PREFIX_LEN);
-            stack.set_config_v4(ConfigV4::Static(static_v4(a)));
-            current = a;
+        let configured = Interface::of(&app.borrow());
+        if configured != current {
+            info!(
+                "address changed to {}/{}",
+                configured.address.octets(),
+                configured.prefix
+            );
+            stack.set_config_v4(ConfigV4::Static(configured.static_v4()));
+            learned.borrow_mut().set_own(configured.address, mac);
+            current = configured;
         }
         ticks = ticks.wrapping_add(1);
         if ticks % 240 == 1 {

@@ -116,7 +116,8 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
     let now = fw::now_ms();
     let state = leak(State::new());
     let mut app = Appliance::new(FpgaBus::new(fpga.clone()), store, bufs, state, now);
-    let restored = app.boot(now);
+    let staging = leak(Config::empty());
+    let restored = app.boot(now, staging);
     if let Some(config) = options.config.clone()
         && (options.force_config || !restored)
     {

@@ -16,6 +16,7 @@
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
+use crate::command::Command;
 use crate::message::{ErrorCode, ErrorReply, HelloInfo, Request, Response, ResponseRef};
 use crate::{MAX_ENVELOPE, VERSION};
 
@@ -347,11 +348,51 @@ impl ServerSession {
         fresh_session: u64,
         slot: &mut Option<Request>,
     ) -> Result<ReplyTo, (AuthError, ReplyTo)> {
-        let unauth = ReplyTo {
-            session: 0,
-            seq: 0,
-            authenticated: false,
-        };
+        *slot = None;
+        let to = self.accept_with(bytes, fresh_session, |payload| {
+            *slot = Some(postcard::from_bytes(payload).ok()?);
+            match slot {
+                Some(Request::Hello { client_nonce }) => Some(Some(*client_nonce)),
+                _ => Some(None),
+            }
+        });
+        if to.is_err() {
+            *slot = None;
+        }
+        to
+    }
+
+    /// As [`ServerSession::accept`], for the MCU: the request decodes into a small
+    /// [`Command`], and an `Apply`'s config into `config` (a static buffer).
+    #[inline(never)]
+    pub fn accept_command(
+        &mut self,
+        bytes: &[u8],
+        fresh_session: u64,
+        config: &mut fulcrum_model::config::Config,
+    ) -> Result<(Command, ReplyTo), (AuthError, ReplyTo)> {
+        let mut command = None;
+        let to = self.accept_with(bytes, fresh_session, |payload| {
+            let c = crate::command::decode(payload, config).ok()?;
+            let nonce = c.hello_nonce();
+            command = Some(c);
+            Some(nonce)
+        })?;
+        match command {
+            Some(c) => Ok((c, to)),
+            None => Err((AuthError::Malformed, to)),
+        }
+    }
+
+    /// The checks common to every request: envelope, tag, payload (by `decode`, which
+    /// says whether the request is a `Hello` and with which nonce), session and sequence.
+    fn accept_with(
+        &mut self,
+        bytes: &[u8],
+        fresh_session: u64,
+        decode: impl FnOnce(&[u8]) -> Option<Option<u64>>,
+    ) -> Result<ReplyTo, (AuthError, ReplyTo)> {
+        let unauth = ReplyTo::unauthenticated();
         let env = Envelope::new_checked(bytes).map_err(|_| (AuthError::Malformed, unauth))?;
         let unauth = ReplyTo {
             session: env.session(),
@@ -367,10 +408,8 @@ impl ServerSession {
                 _ => return Err((AuthError::BadTag, unauth)),
             }
         }
-        *slot = None;
-        *slot =
-            Some(postcard::from_bytes(env.payload()).map_err(|_| (AuthError::Malformed, unauth))?);
-        if let Some(Request::Hello { client_nonce }) = *slot {
+        let hello = decode(env.payload()).ok_or((AuthError::Malformed, unauth))?;
+        if let Some(client_nonce) = hello {
             self.session = fresh_session;
             self.last_seq = 0;
             return Ok(ReplyTo {
@@ -379,18 +418,14 @@ impl ServerSession {
                 authenticated: self.key.is_some(),
             });
         }
-        let refuse = |slot: &mut Option<Request>, e| {
-            *slot = None;
-            Err((e, unauth))
-        };
         if !env.authenticated() {
             if self.require_auth {
-                return refuse(slot, AuthError::Required);
+                return Err((AuthError::Required, unauth));
             }
             return Ok(unauth);
         }
         if self.session == 0 || env.session() != self.session || env.seq() <= self.last_seq {
-            return refuse(slot, AuthError::Replay);
+            return Err((AuthError::Replay, unauth));
         }
         self.last_seq = env.seq();
         Ok(ReplyTo {

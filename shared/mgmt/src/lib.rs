@@ -26,6 +26,7 @@
 // clippy's default for error types, by design.
 #![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
+pub mod command;
 pub mod envelope;
 pub mod framing;
 pub mod message;

@@ -431,3 +431,66 @@ fn borrowed_responses_serialize_like_owned_ones() {
         assert_eq!(owned, borrowed, "{r:?}");
     }
 }
+
+/// The MCU's piecewise decoding agrees with the host's `Request` on every variant.
+#[test]
+fn commands_decode_like_requests() {
+    use crate::command::{Command, decode};
+    let config: fulcrum_model::config::Config = toml::from_str(
+        "[appliance]\nname = \"a\"\nmac = \"02:00:00:00:00:01\"\naddress = \"10.0.0.2\"\n[[service]]\nname = \"web\"\nvip = \"10.0.0.100\"\nprotocol = \"tcp\"\nport = 80\n[[service.backend]]\nname = \"w1\"\naddress = \"10.0.1.1\"\n[[service]]\nname = \"dns\"\nvip = \"10.0.0.53\"\nprotocol = \"udp\"\nport = 53\nmode = \"dsr\"\n[[service.backend]]\nname = \"d1\"\naddress = \"10.0.2.1\"\n",
+    )
+    .unwrap();
+    let cases = [
+        (
+            Request::Hello {
+                client_nonce: u64::MAX - 3,
+            },
+            Command::Hello {
+                client_nonce: u64::MAX - 3,
+            },
+        ),
+        (Request::Status { page: 3 }, Command::Status { page: 3 }),
+        (Request::GetConfig, Command::GetConfig),
+        (
+            Request::Apply {
+                config: config.clone(),
+                dry_run: true,
+            },
+            Command::Apply { dry_run: true },
+        ),
+        (
+            Request::Backend {
+                service: Name::try_from("web").unwrap(),
+                backend: Name::try_from("w1").unwrap(),
+                state: AdminState::Drain,
+            },
+            Command::Backend {
+                service: Name::try_from("web").unwrap(),
+                backend: Name::try_from("w1").unwrap(),
+                state: AdminState::Drain,
+            },
+        ),
+        (
+            Request::Events { after: 70_000 },
+            Command::Events { after: 70_000 },
+        ),
+    ];
+    for (request, command) in cases {
+        let bytes = postcard::to_allocvec(&request).unwrap();
+        let mut staged = fulcrum_model::config::Config::empty();
+        assert_eq!(
+            decode(&bytes, &mut staged),
+            Ok(command.clone()),
+            "{request:?}"
+        );
+        if let Request::Apply { config, .. } = &request {
+            assert_eq!(&staged, config);
+        }
+        // No truncation panics.
+        for cut in 0..bytes.len() {
+            let _ = decode(&bytes[..cut], &mut staged);
+        }
+    }
+    let mut staged = fulcrum_model::config::Config::empty();
+    assert!(decode(&[9], &mut staged).is_err());
+}

@@ -653,6 +653,49 @@ impl<'de> Deserialize<'de> for HashKey {
     }
 }
 
+impl Config {
+    /// An empty configuration (no services; appliance fields zero or default). `const`, so
+    /// the MCU can keep a config buffer in a static without building it on its stack.
+    pub const fn empty() -> Config {
+        Config {
+            appliance: Appliance {
+                name: String::new(),
+                mac: MacAddr([0; 6]),
+                address: Ipv4Addr::UNSPECIFIED,
+                prefix: 24,
+                gateway: None,
+                tunnel_source: None,
+                snat_pool: Vec::new(),
+                snat_port_base: 1024,
+                hash_key: None,
+                flow_table: FlowTableConfig {
+                    sets: 16384,
+                    ways: 4,
+                },
+                maglev_ring_size: DEFAULT_RING_SIZE,
+                timeouts: Timeouts {
+                    tcp_syn: Millis(10_000),
+                    tcp_established: Millis(300_000),
+                    tcp_closing: Millis(10_000),
+                    udp: Millis(30_000),
+                    sticky: Millis(300_000),
+                },
+            },
+            services: Vec::new(),
+        }
+    }
+
+    /// Makes `self` equal to `other`, reusing its memory (one service at a time on the
+    /// stack, never a whole config).
+    pub fn copy_from(&mut self, other: &Config) {
+        self.appliance.clone_from(&other.appliance);
+        self.services.clear();
+        for service in &other.services {
+            let _ = self.services.push(service.clone());
+        }
+    }
+}
+
 impl Service {
     /// The port a backend listens on (its own, or the service port).
     pub fn backend_port(&self, backend: &Backend) -> u16 {

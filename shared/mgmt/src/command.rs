@@ -1,0 +1,116 @@
+//! The MCU's view of a [`Request`](crate::Request): decoded piecewise from the very same
+//! bytes, so that the config an `Apply` carries is written straight into a buffer the MCU
+//! keeps in static memory, one service at a time — never a whole config on its stack.
+//! The host keeps using [`Request`](crate::Request); a test checks both decodings agree.
+
+use fulcrum_model::config::{AdminState, Appliance, Config, MAX_SERVICES, Name, Service};
+use serde::Deserialize;
+
+/// A request without its config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// See `Request::Hello`.
+    Hello {
+        /// The client's nonce.
+        client_nonce: u64,
+    },
+    /// See `Request::Status`.
+    Status {
+        /// Page number.
+        page: u8,
+    },
+    /// See `Request::GetConfig`.
+    GetConfig,
+    /// See `Request::Apply`; the config was decoded into the caller's buffer.
+    Apply {
+        /// Only validate.
+        dry_run: bool,
+    },
+    /// See `Request::Backend`.
+    Backend {
+        /// Service name.
+        service: Name,
+        /// Backend name.
+        backend: Name,
+        /// New administrative state.
+        state: AdminState,
+    },
+    /// See `Request::Events`.
+    Events {
+        /// Last sequence number seen.
+        after: u32,
+    },
+}
+
+impl Command {
+    /// Whether this opens a session.
+    pub fn hello_nonce(&self) -> Option<u64> {
+        match self {
+            Command::Hello { client_nonce } => Some(*client_nonce),
+            _ => None,
+        }
+    }
+}
+
+/// The payload did not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeError;
+
+fn take<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, &'a [u8]), DecodeError> {
+    postcard::take_from_bytes(bytes).map_err(|_| DecodeError)
+}
+
+/// Decodes a request payload; an `Apply`'s config goes into `config` (left partly written
+/// if the payload is malformed — it is only a staging buffer).
+pub fn decode(payload: &[u8], config: &mut Config) -> Result<Command, DecodeError> {
+    // Variant indexes follow the order of `Request`'s variants.
+    let (variant, rest) = take::<u32>(payload)?;
+    Ok(match variant {
+        0 => Command::Hello {
+            client_nonce: take::<u64>(rest)?.0,
+        },
+        1 => Command::Status {
+            page: take::<u8>(rest)?.0,
+        },
+        2 => Command::GetConfig,
+        3 => {
+            let rest = decode_config_into(rest, config)?;
+            Command::Apply {
+                dry_run: take::<bool>(rest)?.0,
+            }
+        }
+        4 => {
+            let ((service, backend, state), _) = take::<(Name, Name, AdminState)>(rest)?;
+            Command::Backend {
+                service,
+                backend,
+                state,
+            }
+        }
+        5 => Command::Events {
+            after: take::<u32>(rest)?.0,
+        },
+        _ => return Err(DecodeError),
+    })
+}
+
+/// Decodes a postcard-encoded [`Config`] into `config`, a service at a time; returns the
+/// bytes after it.
+pub fn decode_config_into<'a>(
+    bytes: &'a [u8],
+    config: &mut Config,
+) -> Result<&'a [u8], DecodeError> {
+    let (appliance, rest) = take::<Appliance>(bytes)?;
+    config.appliance = appliance;
+    config.services.clear();
+    let (count, mut rest) = take::<usize>(rest)?;
+    if count > MAX_SERVICES {
+        return Err(DecodeError);
+    }
+    for _ in 0..count {
+        let (service, r) = take::<Service>(rest)?;
+        config.services.push(service).map_err(|_| DecodeError)?;
+        rest = r;
+    }
+    Ok(rest)
+}
