@@ -10,6 +10,21 @@ step "toolchain: targets and components"
 rustup target add thumbv7em-none-eabihf wasm32-unknown-unknown
 rustup component add rustfmt clippy llvm-tools
 
+step "system packages: real backends for the simulated board's tests"
+need=()
+for tool in redis-server:redis-server memcached:memcached python3:python3 ip:iproute2; do
+    command -v "${tool%%:*}" >/dev/null || need+=("${tool##*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    else
+        echo "missing ${need[*]}: install them, or run as root (the tap tests need root anyway)" >&2
+        exit 1
+    fi
+fi
+
 step "format"
 cargo fmt --all -- --check
 
@@ -22,6 +37,16 @@ cargo test --workspace --locked
 step "shared model builds no_std for the MCU (thumbv7em-none-eabihf)"
 cargo build -p fulcrum-model --target thumbv7em-none-eabihf --release --locked
 cargo clippy -p fulcrum-model --target thumbv7em-none-eabihf --locked -- -D warnings
+step "firmware and management protocol build no_std for the MCU, with defmt"
+cargo clippy -p fulcrum-firmware -p fulcrum-mgmt --features fulcrum-firmware/net,fulcrum-firmware/defmt \
+    --target thumbv7em-none-eabihf --release --locked -- -D warnings
+
+step "NUCLEO-F767ZI firmware image (thumbv7em, release) and its size"
+# A placeholder key so the image includes TCP management, as a real build would; a real
+# appliance is built with its own FULCRUM_KEY.
+FULCRUM_KEY=ci-size-check-only-not-a-real-key boards/nucleo-f767zi/build.sh
+(cd boards/nucleo-f767zi && cargo fmt -- --check && FULCRUM_KEY=ci-size-check-only-not-a-real-key \
+    cargo clippy --release --locked -- -D warnings)
 
 step "benchmarks compile"
 cargo bench --workspace --locked --no-run

@@ -44,7 +44,7 @@ impl<'d> SpiRegisterBus<'d> {
         // synchronously, sees every frame boundary (~22 cycles at 216 MHz).
         cortex_m::asm::delay(22);
         self.frames = self.frames.wrapping_add(1);
-        if self.frames % 4096 == 0 {
+        if self.frames.is_multiple_of(4096) {
             // ~50 ms of frames: a long commit is progress (see `watchdog::bus_progress`).
             crate::watchdog::bus_progress();
         }
