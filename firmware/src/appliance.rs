@@ -18,7 +18,7 @@ use fulcrum_mgmt::message::{
     ResponseRef, STATUS_PAGE_SERVICES, ServiceStatus, StatusReport, truncated,
 };
 use fulcrum_model::compile::ControlPlane;
-use fulcrum_model::config::{AdminState, Config, Name};
+use fulcrum_model::config::{AdminState, Algorithm, Config, Name};
 use fulcrum_model::counters::Counters;
 use fulcrum_model::regmap::{RegisterBus, RegisterWriter, read_counters};
 use fulcrum_model::tables::{BACKEND_SLOTS, BackendState};
@@ -26,6 +26,9 @@ use fulcrum_model::tables::{BACKEND_SLOTS, BackendState};
 use crate::events::EventLog;
 use crate::health::{HealthChecker, Outcome, Probe, RAMP_STEPS, Target, Ticket, ramped_weight};
 use crate::persist::{self, ConfigStore};
+
+/// Response-time updates are written at most this often (health changes at once), ms.
+pub const RTT_BATCH_MS: u64 = 250;
 
 /// Firmware version reported to the host.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -86,6 +89,9 @@ pub struct Appliance<'b, B: RegisterBus, S: ConfigStore> {
     /// Counters of the management service (updated by the management layer).
     pub management: ManagementCounters,
     dirty: bool,
+    /// Response times changed enough to write, but not urgently (batched).
+    rtt_pending: bool,
+    last_sync_ms: u64,
     commits: u64,
     boot_ms: u64,
 }
@@ -102,6 +108,8 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             generation: 0,
             management: ManagementCounters::default(),
             dirty: false,
+            rtt_pending: false,
+            last_sync_ms: 0,
             commits: 0,
             boot_ms: now,
         }
@@ -351,6 +359,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             })?;
         self.st.written.copy_from(&self.st.cp);
         self.dirty = false;
+        self.rtt_pending = false;
         self.commits += 1;
         Ok((stats.entries, stats.ring_entries))
     }
@@ -454,10 +463,27 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
         for slot in stepped {
             self.refresh_backend(usize::from(slot));
         }
-        if self.dirty && self.sync().is_err() {
-            warn!("table write failed; will retry");
+        let rtt_due = self.rtt_pending && now >= self.last_sync_ms + RTT_BATCH_MS;
+        if self.dirty || rtt_due {
+            self.last_sync_ms = now;
+            if self.sync().is_err() {
+                warn!("table write failed; will retry");
+            }
         }
-        self.st.checker.poll_at()
+        let rtt_at = self.rtt_pending.then_some(self.last_sync_ms + RTT_BATCH_MS);
+        match (self.st.checker.poll_at(), rtt_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether the data path uses `slot`'s response time (its service balances by it).
+    fn uses_rtt(&self, slot: usize) -> bool {
+        self.st
+            .cp
+            .backend_name(slot)
+            .and_then(|(service, _)| self.st.cp.service_slot(service))
+            .is_some_and(|s| self.st.cp.services()[s].algorithm == Algorithm::LeastResponseTime)
     }
 
     /// A health probe due at `now`.
@@ -512,11 +538,15 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
                 );
             }
             self.refresh_backend(slot);
-        } else if self.st.checker.rtt_us(slot) != before {
-            self.st
-                .cp
-                .set_rtt(slot, self.st.checker.rtt_us(slot).unwrap_or(0));
-            self.dirty = true;
+        } else if self.st.checker.rtt_us(slot) != before && self.uses_rtt(slot) {
+            // Write a response time when it moved by more than an eighth (or 100 µs), and
+            // then batched: a check result is not worth a commit of its own.
+            let new = self.st.checker.rtt_us(slot).unwrap_or(0);
+            let written = self.st.cp.backends()[slot].rtt_us;
+            if new.abs_diff(written) > (written / 8).max(100) {
+                self.st.cp.set_rtt(slot, new);
+                self.rtt_pending = true;
+            }
         }
     }
 

@@ -561,3 +561,45 @@ fn management_sessions_authenticate_and_count_refusals() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn response_times_reach_least_response_time_services_in_batches() {
+    let text = config_text(CHECK, 2).replace(
+        "algorithm = \"maglev\"",
+        "algorithm = \"least_response_time\"",
+    );
+    let config = parse(&text);
+    let mut app = appliance(&config, MemStore::default());
+    app.apply(0, &config, false).unwrap();
+    let commits = app.commits();
+    let slow = Ipv4Addr::new(10, 0, 1, 12);
+    let mut in_flight: Vec<(u64, Probe)> = Vec::new();
+    let mut checks = 0;
+    for now in 0..20_000u64 {
+        in_flight.retain(|(done, p)| {
+            if *done <= now {
+                let us = if p.address == slow { 5_000 } else { 1_000 };
+                app.probe_done(now, p.ticket, Ok(us));
+                false
+            } else {
+                true
+            }
+        });
+        while let Some(p) = app.next_probe(now) {
+            checks += 1;
+            in_flight.push((now + 3, p));
+        }
+        app.poll(now);
+    }
+    let rtt = |app: &mut Appliance<'static, Bus, MemStore>, name: &str| {
+        let slot = app.control_plane().backend_slot("web", name).unwrap();
+        app.bus().target().backend(slot).unwrap().rtt_us
+    };
+    assert_eq!(rtt(&mut app, "web-1"), 1_000);
+    assert_eq!(rtt(&mut app, "web-2"), 5_000);
+    // The first measurements are written (a few batched commits), then nothing: stable
+    // response times cost no table writes.
+    let used = app.commits() - commits;
+    assert!(checks >= 18, "{checks} checks");
+    assert!(used <= 4, "{used} commits for {checks} checks");
+}

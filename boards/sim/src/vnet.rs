@@ -112,6 +112,7 @@ pub struct HostHandle {
     /// The host's stack (to open client connections from it).
     pub stack: Stack<'static>,
     health: Rc<Cell<Health>>,
+    changed: Rc<tokio::sync::Notify>,
     cable: Rc<Cell<bool>>,
     /// Requests answered by the server.
     pub served: Rc<Cell<u64>>,
@@ -122,6 +123,18 @@ impl HostHandle {
     pub fn set(&self, health: Health) {
         self.health.set(health);
         self.cable.set(health != Health::Dead);
+        self.changed.notify_waiters();
+    }
+
+    /// Waits until the host's health is `want` (or not `want`, with `negate`).
+    async fn wait_for(&self, want: Health, negate: bool) {
+        loop {
+            let changed = self.changed.notified();
+            if (self.health() == want) != negate {
+                return;
+            }
+            changed.await;
+        }
     }
 
     /// How the host behaves.
@@ -167,6 +180,7 @@ pub fn spawn_host(switch: &mut Switch, spec: HostSpec, seed: u64) -> HostHandle 
         address: spec.address,
         stack,
         health: Rc::new(Cell::new(Health::Up)),
+        changed: Rc::new(tokio::sync::Notify::new()),
         cable,
         served: Rc::new(Cell::new(0)),
     };
@@ -189,17 +203,11 @@ async fn serve(host: HostHandle, server: Server) {
     let mut tx = vec![0u8; 2048];
     loop {
         // A stopped server does not listen: SYNs get RST.
-        while host.health() == Health::Stopped {
-            Timer::after_millis(10).await;
-        }
+        host.wait_for(Health::Stopped, true).await;
         let mut socket = TcpSocket::new(host.stack, &mut rx, &mut tx);
         socket.set_timeout(Some(Duration::from_secs(10)));
         // Stopping the server closes its listening sockets too.
-        let stopped = async {
-            while host.health() != Health::Stopped {
-                Timer::after_millis(5).await;
-            }
-        };
+        let stopped = host.wait_for(Health::Stopped, false);
         match embassy_futures::select::select(socket.accept(port), stopped).await {
             embassy_futures::select::Either::First(Ok(())) => {}
             embassy_futures::select::Either::First(Err(_)) => continue,

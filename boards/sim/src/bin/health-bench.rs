@@ -40,7 +40,9 @@ fn main() -> anyhow::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let config = config(n);
     let dir = std::env::temp_dir().join(format!("fulcrum-health-bench-{}", std::process::id()));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let local = tokio::task::LocalSet::new();
     let (passed, failed) = local.block_on(&rt, async {
         let mut switch = Switch::new();
@@ -70,7 +72,11 @@ fn main() -> anyhow::Result<()> {
                 force_config: true,
                 key: None,
                 serial: false,
-                geometry: Geometry { sets: 1024, ways: 4, ring: 4093 },
+                geometry: Geometry {
+                    sets: 1024,
+                    ways: 4,
+                    ring: 4093,
+                },
             },
             NetworkPort::Virtual(port),
         )?;
