@@ -23,15 +23,17 @@ use fulcrum_sim::{BoardOptions, MANAGEMENT_PORT, start};
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Config applied at boot when none is saved in the state directory.
+    /// Config to apply at boot (as if pushed by the host). Without it the board boots with
+    /// the config saved in the state directory.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Apply --config even when a saved config exists.
+    /// Where the board keeps its saved config (its flash). Default:
+    /// $XDG_STATE_HOME/fulcrum-sim (or ~/.local/state/fulcrum-sim).
     #[arg(long)]
-    force_config: bool,
-    /// Where the board keeps its saved config (its flash).
-    #[arg(long, default_value = "fulcrum-state")]
-    state_dir: PathBuf,
+    state_dir: Option<PathBuf>,
+    /// Stop after this many seconds and print a summary (default: run until Ctrl-C).
+    #[arg(long)]
+    duration: Option<f64>,
     /// File holding the management pre-shared key (or set FULCRUM_KEY). Without a key the
     /// TCP management service is off.
     #[arg(long)]
@@ -95,21 +97,24 @@ fn main() -> anyhow::Result<()> {
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async move {
         let geometry = config.as_ref().map(Geometry::of).unwrap_or_default();
+        let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+        let has_key = key.is_some();
         let options = BoardOptions {
-            state_dir: args.state_dir.clone(),
+            state_dir,
             config: config.clone(),
-            force_config: args.force_config,
+            force_config: true,
             key,
             serial: args.serial,
             geometry,
         };
-        if let Some(tap) = &args.tap {
+        let board = if let Some(tap) = &args.tap {
             let port = NetworkPort::tap(tap).with_context(|| format!("opening tap device {tap} (needs root or CAP_NET_ADMIN)"))?;
             let board = start(options, port)?;
             println!("fulcrum-sim-board: up on tap {tap}, appliance {} (management tcp {}:{MANAGEMENT_PORT})", board.address, board.address);
             if let Some(p) = &board.serial_path {
                 println!("serial console: {}", p.display());
             }
+            board
         } else {
             let mut switch = Switch::new();
             let (fpga_port, _) = switch.port();
@@ -136,21 +141,71 @@ fn main() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(&args.listen)
                 .await
                 .with_context(|| format!("listening on {}", args.listen))?;
-            println!(
-                "fulcrum-sim-board: up, appliance {} with {} virtual backends; management at {} (via {operator})",
-                board.address,
-                hosts,
-                listener.local_addr()?
-            );
+            if has_key {
+                println!(
+                    "fulcrum-sim-board: up, appliance {} with {} virtual backends; management at {} (via {operator})",
+                    board.address,
+                    hosts,
+                    listener.local_addr()?
+                );
+            } else {
+                println!(
+                    "fulcrum-sim-board: up, appliance {} with {} virtual backends; TCP management off (no --key-file or FULCRUM_KEY)",
+                    board.address, hosts
+                );
+            }
             if let Some(p) = &board.serial_path {
                 println!("serial console: {}", p.display());
             }
             tokio::task::spawn_local(fulcrum_sim::gateway::serve(listener, op.stack, board.address, MANAGEMENT_PORT));
+            board
+        };
+        match args.duration {
+            Some(seconds) => tokio::time::sleep(std::time::Duration::from_secs_f64(seconds.max(0.0))).await,
+            None => tokio::signal::ctrl_c().await?,
         }
-        tokio::signal::ctrl_c().await?;
-        println!("fulcrum-sim-board: stopping");
+        print_summary(&board);
         Ok(())
     })
+}
+
+fn default_state_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("fulcrum-sim")
+}
+
+/// Health of every backend and the events so far.
+fn print_summary(board: &fulcrum_sim::Board) {
+    let app = board.app.borrow();
+    let fpga = board.fpga.borrow();
+    println!("\n{:<12} {:<12} {:<21} {:<9} {:>7} {:>7} {:>10}", "SERVICE", "BACKEND", "ADDRESS", "STATE", "CHECKS", "FAILED", "LATENCY");
+    if let Some(config) = app.config() {
+        for svc in &config.services {
+            for be in &svc.backends {
+                let Some(slot) = app.control_plane().backend_slot(&svc.name, &be.name) else { continue };
+                let state = fpga.pipeline().backend(slot).map(|b| b.state);
+                let health = app.checker().status(slot).unwrap_or_default();
+                println!(
+                    "{:<12} {:<12} {:<21} {:<9} {:>7} {:>7} {:>10}",
+                    svc.name.as_str(),
+                    be.name.as_str(),
+                    format!("{}:{}", be.address, svc.backend_port(be)),
+                    state.map(|s| format!("{s:?}").to_lowercase()).unwrap_or_default(),
+                    health.checks_passed + health.checks_failed,
+                    health.checks_failed,
+                    health.last_latency_us.map(|us| format!("{:.2} ms", f64::from(us) / 1000.0)).unwrap_or_else(|| "-".into()),
+                );
+            }
+        }
+    }
+    let events = app.events().page(0);
+    println!("\nevents:");
+    for e in &events.events {
+        println!("  {:>8.3} s  {:?}", e.at_ms as f64 / 1000.0, e.kind);
+    }
 }
 
 /// One virtual server per distinct backend address of `config`; returns how many.
