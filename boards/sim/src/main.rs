@@ -181,11 +181,16 @@ fn default_state_dir() -> PathBuf {
 fn print_summary(board: &fulcrum_sim::Board) {
     let app = board.app.borrow();
     let fpga = board.fpga.borrow();
-    println!("\n{:<12} {:<12} {:<21} {:<9} {:>7} {:>7} {:>10}", "SERVICE", "BACKEND", "ADDRESS", "STATE", "CHECKS", "FAILED", "LATENCY");
+    println!(
+        "\n{:<12} {:<12} {:<21} {:<9} {:>7} {:>7} {:>10}",
+        "SERVICE", "BACKEND", "ADDRESS", "STATE", "CHECKS", "FAILED", "LATENCY"
+    );
     if let Some(config) = app.config() {
         for svc in &config.services {
             for be in &svc.backends {
-                let Some(slot) = app.control_plane().backend_slot(&svc.name, &be.name) else { continue };
+                let Some(slot) = app.control_plane().backend_slot(&svc.name, &be.name) else {
+                    continue;
+                };
                 let state = fpga.pipeline().backend(slot).map(|b| b.state);
                 let health = app.checker().status(slot).unwrap_or_default();
                 println!(
@@ -193,10 +198,15 @@ fn print_summary(board: &fulcrum_sim::Board) {
                     svc.name.as_str(),
                     be.name.as_str(),
                     format!("{}:{}", be.address, svc.backend_port(be)),
-                    state.map(|s| format!("{s:?}").to_lowercase()).unwrap_or_default(),
+                    state
+                        .map(|s| format!("{s:?}").to_lowercase())
+                        .unwrap_or_default(),
                     health.checks_passed + health.checks_failed,
                     health.checks_failed,
-                    health.last_latency_us.map(|us| format!("{:.2} ms", f64::from(us) / 1000.0)).unwrap_or_else(|| "-".into()),
+                    health
+                        .last_latency_us
+                        .map(|us| format!("{:.2} ms", f64::from(us) / 1000.0))
+                        .unwrap_or_else(|| "-".into()),
                 );
             }
         }
