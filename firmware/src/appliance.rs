@@ -592,12 +592,9 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             .skip(first)
             .take(STATUS_PAGE_SERVICES)
         {
-            let sc = self
-                .st
-                .cp
-                .service_slot(&svc.name)
-                .map(|s| c.services[s])
-                .unwrap_or_default();
+            let slot = self.st.cp.service_slot(&svc.name);
+            let sc = slot.map(|s| c.services[s]).unwrap_or_default();
+            let check_latency = slot.map(|s| self.st.checker.latency(s)).unwrap_or_default();
             let mut status = ServiceStatus {
                 name: svc.name.clone(),
                 vip: svc.vip,
@@ -610,6 +607,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
                 return_packets: sc.return_packets,
                 return_bytes: sc.return_bytes,
                 new_flows: sc.new_flows,
+                check_latency,
                 backends: heapless::Vec::new(),
             };
             for be in &svc.backends {

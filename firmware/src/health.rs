@@ -23,7 +23,7 @@
 
 use core::net::Ipv4Addr;
 
-use fulcrum_mgmt::message::{CheckFailure, HealthStatus};
+use fulcrum_mgmt::message::{CheckFailure, HealthStatus, LatencyHistogram};
 use fulcrum_model::config::HealthCheck;
 use fulcrum_model::tables::{BACKEND_SLOTS, SERVICE_SLOTS};
 
@@ -146,6 +146,7 @@ impl Entry {
 pub struct HealthChecker {
     entries: [Option<Entry>; BACKEND_SLOTS],
     checks: [Option<(HealthCheck, Option<ProbeKind>)>; SERVICE_SLOTS],
+    latency: [LatencyHistogram; SERVICE_SLOTS],
     epoch: u32,
 }
 
@@ -161,6 +162,11 @@ impl HealthChecker {
         HealthChecker {
             entries: [const { None }; BACKEND_SLOTS],
             checks: [const { None }; SERVICE_SLOTS],
+            latency: [LatencyHistogram {
+                buckets: [0; 13],
+                sum_us: 0,
+                count: 0,
+            }; SERVICE_SLOTS],
             epoch: 0,
         }
     }
@@ -190,6 +196,7 @@ impl HealthChecker {
         for (s, c) in self.checks.iter_mut().enumerate() {
             if !seen[s] {
                 *c = None;
+                self.latency[s] = LatencyHistogram::default();
             }
         }
         let count = targets.clone().count().max(1) as u64;
@@ -264,6 +271,11 @@ impl HealthChecker {
         self.entries.get(slot)?.as_ref()?.rtt_us
     }
 
+    /// Response times of service slot `service`'s successful checks.
+    pub fn latency(&self, service: usize) -> LatencyHistogram {
+        self.latency.get(service).copied().unwrap_or_default()
+    }
+
     /// Number of backends with a check.
     pub fn checked(&self) -> usize {
         self.entries.iter().flatten().filter(|e| e.active).count()
@@ -328,6 +340,9 @@ impl HealthChecker {
         let mut transition = None;
         match outcome {
             Ok(latency_us) => {
+                if let Some(h) = self.latency.get_mut(usize::from(e.target.service)) {
+                    h.observe(latency_us);
+                }
                 e.status.checks_passed += 1;
                 e.status.last_latency_us = Some(latency_us);
                 e.status.last_failure = None;

@@ -319,6 +319,11 @@ pub struct Neighbors {
     learned: heapless::Deque<(Ipv4Addr, [u8; 6]), 32>,
     to_resolve: heapless::Deque<Ipv4Addr, 64>,
     own: Option<(Ipv4Addr, [u8; 6])>,
+    /// Addresses the appliance answers ARP for besides its own: the VIPs and full-NAT
+    /// source addresses (clients and backends must reach them through the FPGA).
+    proxied: heapless::Vec<Ipv4Addr, 32>,
+    /// ARP replies to send: (address asked for, requester MAC, requester address).
+    to_answer: heapless::Deque<(Ipv4Addr, [u8; 6], Ipv4Addr), 8>,
     waker: Option<core::task::Waker>,
 }
 
@@ -329,6 +334,8 @@ impl Neighbors {
             learned: heapless::Deque::new(),
             to_resolve: heapless::Deque::new(),
             own: None,
+            proxied: heapless::Vec::new(),
+            to_answer: heapless::Deque::new(),
             waker: None,
         }
     }
@@ -336,6 +343,16 @@ impl Neighbors {
     /// Sets the address and MAC ARP requests are sent from.
     pub fn set_own(&mut self, address: Ipv4Addr, mac: [u8; 6]) {
         self.own = Some((address, mac));
+    }
+
+    /// Sets the addresses answered by proxy ARP (VIPs, full-NAT pool).
+    pub fn set_proxied(&mut self, addresses: impl Iterator<Item = Ipv4Addr>) {
+        self.proxied.clear();
+        for a in addresses {
+            if !self.proxied.contains(&a) {
+                let _ = self.proxied.push(a);
+            }
+        }
     }
 
     /// Asks the driver to send an ARP request for `address`.
@@ -374,6 +391,10 @@ pub fn tend_neighbors<B: RegisterBus, S: ConfigStore>(
     }
     let app = app.borrow();
     let mut n = learned.borrow_mut();
+    if let Some(config) = app.config() {
+        let vips = config.services.iter().map(|s| s.vip);
+        n.set_proxied(vips.chain(config.appliance.snat_pool.iter().copied()));
+    }
     if round.is_multiple_of(refresh_every.max(1)) {
         for address in app.backend_addresses() {
             n.resolve(address);
@@ -418,6 +439,16 @@ impl<R: RxToken> RxToken for SnoopRx<'_, R> {
                     n.learned.pop_front();
                 }
                 let _ = n.learned.push_back(neighbor);
+                // A request for a VIP or pool address: answer it (proxy ARP).
+                if frame[20..22] == [0, 1] {
+                    let target = Ipv4Addr::new(frame[38], frame[39], frame[40], frame[41]);
+                    if n.proxied.contains(&target) && !n.to_answer.is_full() {
+                        let _ = n.to_answer.push_back((target, neighbor.1, neighbor.0));
+                        if let Some(w) = n.waker.take() {
+                            w.wake();
+                        }
+                    }
+                }
             }
             f(frame)
         })
@@ -432,6 +463,24 @@ pub fn arp_sender(frame: &[u8]) -> Option<(Ipv4Addr, [u8; 6])> {
     let mac: [u8; 6] = frame[22..28].try_into().ok()?;
     let ip = Ipv4Addr::new(frame[28], frame[29], frame[30], frame[31]);
     (mac != [0; 6] && !ip.is_unspecified()).then_some((ip, mac))
+}
+
+/// Writes an ARP reply saying `address` is at `mac`, to (`to_mac`, `to_ip`) (42 bytes).
+pub fn arp_reply(
+    frame: &mut [u8],
+    mac: [u8; 6],
+    address: Ipv4Addr,
+    to_mac: [u8; 6],
+    to_ip: Ipv4Addr,
+) {
+    frame[0..6].copy_from_slice(&to_mac);
+    frame[6..12].copy_from_slice(&mac);
+    frame[12..14].copy_from_slice(&[0x08, 0x06]);
+    frame[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]);
+    frame[22..28].copy_from_slice(&mac);
+    frame[28..32].copy_from_slice(&address.octets());
+    frame[32..38].copy_from_slice(&to_mac);
+    frame[38..42].copy_from_slice(&to_ip.octets());
 }
 
 /// Writes a broadcast ARP request for `target` from (`ip`, `mac`) into `frame` (42 bytes).
@@ -461,6 +510,26 @@ impl<'l, D: Driver> Driver for Snoop<'l, D> {
         cx: &mut core::task::Context,
     ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let learned = self.learned;
+        // Proxy-ARP replies first, one per poll.
+        let answer = {
+            let mut n = learned.borrow_mut();
+            match n.own {
+                Some((_, mac)) => n.to_answer.pop_front().map(|a| (mac, a)),
+                None => None,
+            }
+        };
+        if let Some((mac, (address, to_mac, to_ip))) = answer {
+            match self.inner.transmit(cx) {
+                Some(tx) => tx.consume(42, |frame| arp_reply(frame, mac, address, to_mac, to_ip)),
+                None => {
+                    let _ = learned
+                        .borrow_mut()
+                        .to_answer
+                        .push_front((address, to_mac, to_ip));
+                }
+            }
+            cx.waker().wake_by_ref();
+        }
         // Send one pending ARP request per poll (the stack polls on every wake).
         let pending = {
             let mut n = learned.borrow_mut();

@@ -13,3 +13,5 @@
 pub mod client;
 pub mod config_file;
 pub mod engine;
+pub mod operate;
+pub mod target;

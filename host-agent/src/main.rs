@@ -8,9 +8,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod appliance_cmds;
 mod check;
 mod pcap;
 mod trace;
+
+use fulcrum_host::target::TargetArgs;
 
 /// Exit statuses shared by all subcommands (shown in `--help`).
 const EXIT_CODES: &str = "\
@@ -19,7 +22,15 @@ Exit status:
      frames ran, whatever their verdicts)
   1  the input is invalid (the configuration has problems, all listed; for `pcap`: the
      capture is not Ethernet, or is cut short or corrupt after the frames replayed)
-  2  usage error (for `trace`: a flow it cannot read), or a file could not be read";
+  2  usage error (for `trace`: a flow it cannot read), a file could not be read, or no
+     appliance was given
+  3  the appliance could not be reached, did not answer in time, or authentication
+     failed (wrong key); for `flash`: a tool or the board is missing
+
+Talking to an appliance (status, watch, apply, backend, logs, metrics):
+  --host HOST[:PORT] with the key from --key-file or FULCRUM_KEY (network), or
+  --serial PATH (the console; no key needed), or --target NAME from
+  ~/.config/fulcrum/targets.toml ($FULCRUM_TARGETS).";
 
 /// Fulcrum, the open hardware L4 load balancer: host tools.
 ///
@@ -30,6 +41,8 @@ Exit status:
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    target: TargetArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,6 +71,35 @@ enum Command {
     /// `frame 4: drop bad_ipv4_checksum`) and a summary on stderr, or JSON lines.
     #[command(after_help = EXIT_CODES)]
     Pcap(pcap::Args),
+    /// Show the appliance: every service and backend with health (and since when), last
+    /// check latency, weight, active and total flows, packets and bytes, drop reasons.
+    #[command(after_help = EXIT_CODES)]
+    Status(appliance_cmds::StatusArgs),
+    /// The status, refreshed live, with per-backend packet rates.
+    #[command(after_help = EXIT_CODES)]
+    Watch(appliance_cmds::WatchArgs),
+    /// Apply a configuration: shows the diff against the running one (services, backends,
+    /// weights, settings), asks, applies atomically. The same config twice changes
+    /// nothing. A config the appliance rejects changes nothing either.
+    #[command(after_help = EXIT_CODES)]
+    Apply(appliance_cmds::ApplyArgs),
+    /// Drain, enable or disable a backend: `fulcrum backend drain web/web-2`.
+    ///
+    /// Drain: no new flows, established ones continue. Disable: out of rotation, its flows
+    /// move. Enable: back in (subject to health checks). The change is saved.
+    #[command(after_help = EXIT_CODES)]
+    Backend(appliance_cmds::BackendArgs),
+    /// The appliance's event log (health transitions, applies, admin changes, refused
+    /// management requests); --follow streams it.
+    #[command(after_help = EXIT_CODES)]
+    Logs(appliance_cmds::LogsArgs),
+    /// Serve the appliance's counters and health as Prometheus metrics.
+    #[command(after_help = EXIT_CODES)]
+    Metrics(appliance_cmds::MetricsArgs),
+    /// Build and flash the MCU firmware (probe-rs) and/or the FPGA bitstream
+    /// (openFPGALoader). Without the tools or the boards it fails and says what is missing.
+    #[command(after_help = EXIT_CODES)]
+    Flash(appliance_cmds::FlashArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +109,13 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Trace(args) => trace::run(args),
         Command::Pcap(args) => pcap::run(args),
+        Command::Status(args) => appliance_cmds::status(&cli.target, args),
+        Command::Watch(args) => appliance_cmds::watch(&cli.target, args),
+        Command::Apply(args) => appliance_cmds::apply(&cli.target, args),
+        Command::Backend(args) => appliance_cmds::backend(&cli.target, args),
+        Command::Logs(args) => appliance_cmds::logs(&cli.target, args),
+        Command::Metrics(args) => appliance_cmds::metrics(&cli.target, args),
+        Command::Flash(args) => appliance_cmds::flash(args),
     };
     result.unwrap_or_else(|error| {
         eprintln!("fulcrum: {error:#}");

@@ -209,8 +209,39 @@ pub struct ServiceStatus {
     pub return_bytes: u64,
     /// Flows created.
     pub new_flows: u64,
+    /// Response times of the service's successful health checks.
+    pub check_latency: LatencyHistogram,
     /// Backends, in config order.
     pub backends: Vec<BackendStatus, 32>,
+}
+
+/// Upper bounds of the check-latency buckets, µs (a last, unbounded bucket follows).
+pub const LATENCY_BUCKETS_US: [u32; 12] = [
+    250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+];
+
+/// A histogram of check response times (Prometheus-style, per bucket, not cumulative).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatencyHistogram {
+    /// Counts per bucket of [`LATENCY_BUCKETS_US`], then the count above the last bound.
+    pub buckets: [u64; 13],
+    /// Sum of all observations, µs.
+    pub sum_us: u64,
+    /// Number of observations.
+    pub count: u64,
+}
+
+impl LatencyHistogram {
+    /// Records one observation.
+    pub fn observe(&mut self, us: u32) {
+        let i = LATENCY_BUCKETS_US
+            .iter()
+            .position(|&bound| us <= bound)
+            .unwrap_or(LATENCY_BUCKETS_US.len());
+        self.buckets[i] += 1;
+        self.sum_us += u64::from(us);
+        self.count += 1;
+    }
 }
 
 /// Status of one backend.

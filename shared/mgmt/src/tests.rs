@@ -262,6 +262,11 @@ fn the_largest_status_page_fits_one_envelope() {
         return_packets: u64::MAX,
         return_bytes: u64::MAX,
         new_flows: u64::MAX,
+        check_latency: LatencyHistogram {
+            buckets: [u64::MAX; 13],
+            sum_us: u64::MAX,
+            count: u64::MAX,
+        },
         backends: (0..32).map(backend).collect(),
     };
     let report = Response::Status(StatusReport {
