@@ -535,8 +535,8 @@ pub fn diff(running: Option<&Config>, new: &Config) -> ConfigDiff {
             })
             .unwrap_or_default()
     };
-    let old_services = by_name(&old_json["services"]);
-    let new_services = by_name(&new_json["services"]);
+    let old_services = by_name(&old_json["service"]);
+    let new_services = by_name(&new_json["service"]);
     for (name, _) in &old_services {
         if !new_services.iter().any(|(n, _)| n == name) {
             d.services_removed.push(name.clone());
@@ -545,7 +545,7 @@ pub fn diff(running: Option<&Config>, new: &Config) -> ConfigDiff {
     for (name, new_s) in &new_services {
         let Some((_, old_s)) = old_services.iter().find(|(n, _)| n == name) else {
             d.services_added.push(name.clone());
-            for (b, _) in by_name(&new_s["backends"]) {
+            for (b, _) in by_name(&new_s["backend"]) {
                 d.backends_added.push(format!("{name}/{b}"));
             }
             continue;
@@ -554,11 +554,11 @@ pub fn diff(running: Option<&Config>, new: &Config) -> ConfigDiff {
             name,
             old_s,
             new_s,
-            &["backends", "name"],
+            &["backend", "name"],
             &mut d.services_changed,
         );
-        let ob = by_name(&old_s["backends"]);
-        let nb = by_name(&new_s["backends"]);
+        let ob = by_name(&old_s["backend"]);
+        let nb = by_name(&new_s["backend"]);
         for (b, _) in &ob {
             if !nb.iter().any(|(n, _)| n == b) {
                 d.backends_removed.push(format!("{name}/{b}"));
@@ -581,7 +581,7 @@ pub fn diff(running: Option<&Config>, new: &Config) -> ConfigDiff {
         if d.services_removed.contains(name)
             && let Some((_, s)) = old_services.iter().find(|(n, _)| n == name)
         {
-            for (b, _) in by_name(&s["backends"]) {
+            for (b, _) in by_name(&s["backend"]) {
                 d.backends_removed.push(format!("{name}/{b}"));
             }
         }
@@ -637,5 +637,57 @@ impl ConfigDiff {
                 .chain(changes(&self.backends_changed))
                 .collect::<Vec<_>>(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> Config {
+        crate::config_file::parse("fulcrum.toml", include_str!("../../examples/fulcrum.toml"))
+            .unwrap()
+    }
+
+    #[test]
+    fn diff_names_every_change() {
+        let a = example();
+        assert!(diff(Some(&a), &a).is_empty());
+        let mut b = a.clone();
+        b.services[0].backends[0].weight = 7;
+        b.services[0].backends.pop();
+        b.services[1].port = 5353;
+        b.appliance.maglev_ring_size = 4093;
+        b.services.pop();
+        let d = diff(Some(&a), &b);
+        assert_eq!(d.services_removed, vec!["dns".to_string()]);
+        assert!(
+            d.backends_removed.contains(&"web/web-3".to_string()),
+            "{d:?}"
+        );
+        assert!(
+            d.backends_removed.contains(&"dns/dns-1".to_string()),
+            "{d:?}"
+        );
+        assert_eq!(d.backends_changed.len(), 1);
+        assert_eq!(d.backends_changed[0].path, "web/web-1.weight");
+        assert_eq!(
+            (
+                d.backends_changed[0].old.as_str(),
+                d.backends_changed[0].new.as_str()
+            ),
+            ("1", "7")
+        );
+        assert_eq!(d.appliance[0].path, "appliance.maglev_ring_size");
+        let shown = d.to_string();
+        assert!(
+            shown.contains("- service dns") && shown.contains("~ web/web-1.weight: 1 -> 7"),
+            "{shown}"
+        );
+        let fresh = diff(None, &a);
+        assert_eq!(
+            fresh.services_added,
+            vec!["web".to_string(), "dns".to_string()]
+        );
     }
 }

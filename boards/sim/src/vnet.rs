@@ -292,3 +292,52 @@ async fn session(host: &HostHandle, server: &Server, socket: &mut TcpSocket<'_>)
         }
     }
 }
+
+/// One HTTP/1.1 GET on an open connection (keep-alive); returns the body.
+pub async fn http_get(
+    socket: &mut TcpSocket<'_>,
+    host: &str,
+    path: &str,
+) -> Result<String, String> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: fulcrum-sim\r\n\r\n");
+    let mut rest = request.as_bytes();
+    while !rest.is_empty() {
+        let n = socket
+            .write(rest)
+            .await
+            .map_err(|e| format!("write: {e:?}"))?;
+        if n == 0 {
+            return Err("connection closed while sending".into());
+        }
+        rest = &rest[n..];
+    }
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end]).to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .ok_or("no Content-Length")?;
+            if data.len() >= end + 4 + length {
+                if !head.starts_with("HTTP/1.1 200") {
+                    return Err(format!("status: {}", head.lines().next().unwrap_or("")));
+                }
+                return Ok(String::from_utf8_lossy(&data[end + 4..end + 4 + length]).to_string());
+            }
+        }
+        let n = socket
+            .read(&mut chunk)
+            .await
+            .map_err(|e| format!("read: {e:?}"))?;
+        if n == 0 {
+            return Err("connection closed before the answer".into());
+        }
+        data.extend_from_slice(&chunk[..n]);
+    }
+}
