@@ -64,8 +64,13 @@ enum Cmd {
     Reuse,
 }
 
+/// The answers to a [`Cmd`]: one per request, the body or why it failed.
+type Answers = Vec<Result<String, String>>;
+/// A command and where to send its answers.
+type Order = (Cmd, mpsc::Sender<Answers>);
+
 struct Lab {
-    commands: tokio::sync::mpsc::UnboundedSender<(Cmd, mpsc::Sender<Vec<Result<String, String>>>)>,
+    commands: tokio::sync::mpsc::UnboundedSender<Order>,
     addr: String,
     serial: PathBuf,
     dir: PathBuf,
@@ -73,7 +78,7 @@ struct Lab {
 }
 
 impl Lab {
-    fn ask(&self, cmd: Cmd) -> Vec<Result<String, String>> {
+    fn ask(&self, cmd: Cmd) -> Answers {
         let (tx, rx) = mpsc::channel();
         self.commands.send((cmd, tx)).expect("lab thread alive");
         rx.recv_timeout(Duration::from_secs(60))
@@ -132,8 +137,7 @@ fn lab(tag: &str) -> Lab {
     let key_file = dir.join("mgmt.key");
     write(&key_file, "operator test key 0123456789\n");
     let (ready_tx, ready_rx) = mpsc::channel();
-    let (cmd_tx, mut cmd_rx) =
-        tokio::sync::mpsc::unbounded_channel::<(Cmd, mpsc::Sender<Vec<Result<String, String>>>)>();
+    let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::unbounded_channel::<Order>();
     let state_dir = dir.join("state");
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
