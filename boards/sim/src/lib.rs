@@ -17,7 +17,10 @@ pub mod fpga;
 pub mod gateway;
 pub mod link;
 pub mod network;
+pub mod router;
+pub mod scenario;
 pub mod serial;
+pub mod shim;
 pub mod store;
 pub mod vnet;
 

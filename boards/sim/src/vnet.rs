@@ -163,8 +163,24 @@ pub struct HostSpec {
 /// Concurrent connections a virtual server handles.
 pub const SERVER_CONCURRENCY: usize = 8;
 
+/// What a backend of a DSR or tunnel service needs besides a server.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// VIPs the host answers for (DSR: "the VIP on loopback").
+    pub vips: Vec<Ipv4Addr>,
+    /// UDP ports where GUE is decapsulated (IP-in-IP always is, once there are VIPs).
+    pub gue_ports: Vec<u16>,
+    /// UDP ports with an echo server.
+    pub udp_echo: Vec<u16>,
+}
+
 /// Starts a virtual host on a new switch port; spawns its tasks on the current `LocalSet`.
 pub fn spawn_host(switch: &mut Switch, spec: HostSpec, seed: u64) -> HostHandle {
+    spawn_host_with(switch, spec, Extras::default(), seed)
+}
+
+/// As [`spawn_host`], with VIPs, tunnel decapsulation and UDP echo servers.
+pub fn spawn_host_with(switch: &mut Switch, spec: HostSpec, extras: Extras, seed: u64) -> HostHandle {
     let (end, cable) = switch.port();
     let config = embassy_net::Config::ipv4_static(StaticConfigV4 {
         address: Ipv4Cidr::new(spec.address, spec.prefix),
@@ -172,9 +188,17 @@ pub fn spawn_host(switch: &mut Switch, spec: HostSpec, seed: u64) -> HostHandle 
         dns_servers: heapless::Vec::new(),
     });
     let resources = Box::leak(Box::new(StackResources::<{ SERVER_CONCURRENCY + 8 }>::new()));
-    let (stack, mut runner) =
-        embassy_net::new(LinkDriver::new(end, spec.mac), config, resources, seed);
-    tokio::task::spawn_local(async move { runner.run().await });
+    let driver = LinkDriver::new(end, spec.mac);
+    let stack = if extras.vips.is_empty() {
+        let (stack, mut runner) = embassy_net::new(driver, config, resources, seed);
+        tokio::task::spawn_local(async move { runner.run().await });
+        stack
+    } else {
+        let shim = crate::shim::VipShim::new(driver, spec.address, extras.vips.clone(), extras.gue_ports.clone());
+        let (stack, mut runner) = embassy_net::new(shim, config, resources, seed);
+        tokio::task::spawn_local(async move { runner.run().await });
+        stack
+    };
     let handle = HostHandle {
         name: spec.name.clone(),
         address: spec.address,
@@ -191,7 +215,37 @@ pub fn spawn_host(switch: &mut Switch, spec: HostSpec, seed: u64) -> HostHandle 
             tokio::task::spawn_local(async move { serve(h, server).await });
         }
     }
+    for port in extras.udp_echo {
+        let h = handle.clone();
+        tokio::task::spawn_local(async move { udp_echo(h, port).await });
+    }
     handle
+}
+
+/// Answers every UDP datagram on `port` with `<host name>: <datagram>`.
+async fn udp_echo(host: HostHandle, port: u16) {
+    use embassy_net::udp::{PacketMetadata, UdpSocket};
+    let mut rx_meta = [PacketMetadata::EMPTY; 16];
+    let mut tx_meta = [PacketMetadata::EMPTY; 16];
+    let (mut rx, mut tx) = (vec![0u8; 4096], vec![0u8; 4096]);
+    let mut socket = UdpSocket::new(host.stack, &mut rx_meta, &mut rx, &mut tx_meta, &mut tx);
+    if socket.bind(port).is_err() {
+        return;
+    }
+    let mut buf = [0u8; 1500];
+    loop {
+        let Ok((n, meta)) = socket.recv_from(&mut buf).await else { continue };
+        if host.health() != Health::Up && !matches!(host.health(), Health::Slow(_)) {
+            continue;
+        }
+        if let Health::Slow(ms) = host.health() {
+            Timer::after_millis(u64::from(ms)).await;
+        }
+        let mut reply = format!("{}: ", host.name).into_bytes();
+        reply.extend_from_slice(&buf[..n]);
+        let _ = socket.send_to(&reply, meta.endpoint).await;
+        host.served.set(host.served.get() + 1);
+    }
 }
 
 async fn serve(host: HostHandle, server: Server) {

@@ -1,0 +1,525 @@
+//! The whole simulated appliance with traffic: clients behind a router send real TCP
+//! (HTTP) and UDP requests to the VIPs of a config, virtual backends answer (each serving
+//! its services' ports and health checks; DSR and tunnel backends hold the VIP), the
+//! simulated board balances; failure drills change backends or the config on a schedule.
+//! Drives `fulcrum sim` and the end-to-end tests.
+//!
+//! ```text
+//! clients 192.0.2.10.. ── router ── appliance network: FPGA port 1, backends, operator
+//! ```
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use embassy_net::tcp::TcpSocket;
+use embassy_net::udp::{PacketMetadata, UdpSocket};
+use fulcrum_mgmt::envelope::Key;
+use fulcrum_mgmt::message::EventKind;
+use fulcrum_model::config::{AdminState, CheckKind, Config, Mode, Protocol};
+use serde::Serialize;
+
+use crate::fpga::Geometry;
+use crate::network::NetworkPort;
+use crate::router::{Router, Side};
+use crate::vnet::{Extras, Health, HostHandle, HostSpec, Server, Switch, http_get, spawn_host_with};
+use crate::{Board, BoardOptions, MANAGEMENT_PORT, start};
+
+/// A scheduled change.
+#[derive(Debug, Clone)]
+pub struct Drill {
+    /// When, from the start of the run.
+    pub at: Duration,
+    /// What.
+    pub action: DrillAction,
+}
+
+/// Failure drills and changes.
+#[derive(Debug, Clone)]
+pub enum DrillAction {
+    /// The backend host dies (its checks time out).
+    Fail(String),
+    /// The backend's server stops (connections refused).
+    Stop(String),
+    /// The backend answers after this many ms.
+    Slow(String, u32),
+    /// The backend is healthy again.
+    Revive(String),
+    /// Sets a backend's weight (`service`, `backend`, weight) in the running config.
+    Weight(String, String, u16),
+    /// Sets a backend's administrative state.
+    Admin(String, String, AdminState),
+    /// Applies a new config.
+    Apply(Box<Config>),
+}
+
+impl std::fmt::Display for DrillAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DrillAction::Fail(b) => write!(f, "fail {b}"),
+            DrillAction::Stop(b) => write!(f, "stop {b}"),
+            DrillAction::Slow(b, ms) => write!(f, "slow {b} {ms}ms"),
+            DrillAction::Revive(b) => write!(f, "revive {b}"),
+            DrillAction::Weight(s, b, w) => write!(f, "weight {s}/{b}={w}"),
+            DrillAction::Admin(s, b, a) => write!(f, "{} {s}/{b}", format!("{a:?}").to_lowercase()),
+            DrillAction::Apply(c) => write!(f, "apply config ({} services)", c.services.len()),
+        }
+    }
+}
+
+/// How to run.
+pub struct Scenario {
+    /// The appliance's config.
+    pub config: Config,
+    /// Seed of the clients' choices.
+    pub seed: u64,
+    /// Client hosts.
+    pub clients: usize,
+    /// Requests per second per client.
+    pub rate: f64,
+    /// Length of the run.
+    pub duration: Duration,
+    /// Scheduled changes.
+    pub drills: Vec<Drill>,
+    /// Management key (with `listen`, a management gateway is opened).
+    pub key: Option<Key>,
+    /// Host address of the management gateway.
+    pub listen: Option<String>,
+    /// Open the serial console.
+    pub serial: bool,
+    /// The board's state directory.
+    pub state_dir: PathBuf,
+}
+
+/// Per-service results.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServiceSummary {
+    /// Service name.
+    pub name: String,
+    /// Requests sent.
+    pub sent: u64,
+    /// Requests answered.
+    pub succeeded: u64,
+    /// Requests that failed (refused, reset, timed out).
+    pub failed: u64,
+    /// Answers per backend (by the name in the answer).
+    pub per_backend: BTreeMap<String, u64>,
+    /// Seconds from the start at which requests failed (the first 1000).
+    pub failure_times: Vec<f64>,
+}
+
+/// A health transition.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransitionRecord {
+    /// Seconds from the start.
+    pub at_s: f64,
+    /// Service.
+    pub service: String,
+    /// Backend.
+    pub backend: String,
+    /// Up or down.
+    pub up: bool,
+    /// Why it went down.
+    pub reason: Option<String>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// Seed.
+    pub seed: u64,
+    /// Seconds.
+    pub duration_s: f64,
+    /// Client hosts.
+    pub clients: usize,
+    /// Per service.
+    pub services: Vec<ServiceSummary>,
+    /// Health transitions.
+    pub transitions: Vec<TransitionRecord>,
+    /// Drills carried out, with their times.
+    pub drills: Vec<(f64, String)>,
+}
+
+/// A moment of the run, for a live view.
+pub struct Snapshot<'a> {
+    /// Seconds from the start.
+    pub t: f64,
+    /// Results so far.
+    pub services: &'a [ServiceSummary],
+    /// The board.
+    pub board: &'a Board,
+}
+
+/// A tiny deterministic generator (xorshift64*).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+fn free_address(config: &Config, base: Ipv4Addr, avoid: &[Ipv4Addr]) -> Ipv4Addr {
+    let taken = |a: Ipv4Addr| {
+        a == config.appliance.address
+            || avoid.contains(&a)
+            || config.appliance.snat_pool.contains(&a)
+            || config.services.iter().any(|s| s.vip == a || s.backends.iter().any(|b| b.address == a))
+    };
+    let o = base.octets();
+    (1..=254u8)
+        .map(|l| Ipv4Addr::new(o[0], o[1], o[2], l))
+        .find(|a| !taken(*a))
+        .unwrap_or(base)
+}
+
+/// Builds the topology, boots the board, runs clients and drills for the duration;
+/// `on_tick` sees a snapshot every second.
+pub async fn run(scenario: Scenario, mut on_tick: impl FnMut(&Snapshot<'_>)) -> anyhow::Result<Summary> {
+    let config = scenario.config.clone();
+    let a = &config.appliance;
+    let mut net = Switch::new();
+    let mut clients_net = Switch::new();
+    let (fpga_port, _) = net.port();
+
+    // The router between the clients and the appliance's network.
+    let router_net = free_address(&config, a.address, &[]);
+    let router_mac = [0x02, 0xee, 0, 0, 0, 1];
+    let (router_a, _) = net.port();
+    let (router_b, _) = clients_net.port();
+    let client_side = Side { address: Ipv4Addr::new(192, 0, 2, 1), prefix: 24 };
+    let net_side = Side { address: router_net, prefix: a.prefix };
+    tokio::task::spawn_local(Router::new(router_mac, (router_a, net_side), (router_b, client_side), 0).run());
+
+    // One virtual host per backend address, serving every port its services need.
+    let mut hosts: BTreeMap<String, HostHandle> = BTreeMap::new();
+    let mut by_address: BTreeMap<Ipv4Addr, (HostSpec, Extras, Vec<String>)> = BTreeMap::new();
+    for svc in &config.services {
+        let direct = matches!(svc.mode, Mode::Dsr | Mode::Ipip | Mode::Gue);
+        for be in &svc.backends {
+            let o = be.address.octets();
+            let entry = by_address.entry(be.address).or_insert_with(|| {
+                (
+                    HostSpec {
+                        name: be.name.to_string(),
+                        mac: be.mac.map(|m| m.0).unwrap_or([0x02, 0x5e, o[0], o[1], o[2], o[3]]),
+                        address: be.address,
+                        prefix: a.prefix,
+                        gateway: Some(if direct { router_net } else { a.address }),
+                        server: Server::None,
+                    },
+                    Extras::default(),
+                    Vec::new(),
+                )
+            });
+            entry.2.push(be.name.to_string());
+            let port = svc.backend_port(be);
+            let check_port = svc.health.port.unwrap_or(port);
+            let server = match svc.health.kind {
+                CheckKind::Redis => Server::Redis(check_port),
+                CheckKind::Memcached => Server::Memcached(check_port),
+                _ if svc.protocol == Protocol::Tcp => Server::Http(port),
+                _ => Server::Http(check_port),
+            };
+            if entry.0.server == Server::None {
+                entry.0.server = server;
+            }
+            if svc.protocol == Protocol::Udp {
+                entry.1.udp_echo.push(port);
+            }
+            if direct {
+                entry.1.vips.push(svc.vip);
+                if svc.mode == Mode::Gue {
+                    entry.1.gue_ports.push(svc.gue_port);
+                }
+            }
+        }
+    }
+    for (i, (_, (spec, extras, names))) in by_address.into_iter().enumerate() {
+        let handle = spawn_host_with(&mut net, spec, extras, 1000 + i as u64);
+        for n in names {
+            hosts.insert(n, handle.clone());
+        }
+    }
+    let operator_addr = free_address(&config, a.address, &[router_net]);
+    let operator = crate::vnet::spawn_host(
+        &mut net,
+        HostSpec {
+            name: "operator".into(),
+            mac: [0x02, 0xfe, 0, 0, 0, 1],
+            address: operator_addr,
+            prefix: a.prefix,
+            gateway: None,
+            server: Server::None,
+        },
+        0xfe,
+    );
+    let client_hosts: Vec<HostHandle> = (0..scenario.clients)
+        .map(|i| {
+            crate::vnet::spawn_host(
+                &mut clients_net,
+                HostSpec {
+                    name: format!("client-{i}"),
+                    mac: [0x02, 0xc0, 0, 0, (i >> 8) as u8, i as u8],
+                    address: Ipv4Addr::new(192, 0, 2, 10 + (i % 240) as u8),
+                    prefix: 24,
+                    gateway: Some(client_side.address),
+                    server: Server::None,
+                },
+                5000 + i as u64,
+            )
+        })
+        .collect();
+    tokio::task::spawn_local(net.run());
+    tokio::task::spawn_local(clients_net.run());
+
+    let board = start(
+        BoardOptions {
+            state_dir: scenario.state_dir.clone(),
+            config: Some(config.clone()),
+            force_config: true,
+            key: scenario.key.clone(),
+            serial: scenario.serial,
+            geometry: Geometry::of(&config),
+        },
+        NetworkPort::Virtual(fpga_port),
+    )?;
+    if let (Some(listen), Some(_)) = (&scenario.listen, &scenario.key) {
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        tokio::task::spawn_local(crate::gateway::serve(listener, operator.stack, board.address, MANAGEMENT_PORT));
+    }
+
+    let start_at = std::time::Instant::now();
+    let results: Rc<RefCell<Vec<ServiceSummary>>> = Rc::new(RefCell::new(
+        config
+            .services
+            .iter()
+            .map(|s| ServiceSummary { name: s.name.to_string(), ..ServiceSummary::default() })
+            .collect(),
+    ));
+    let end = start_at + scenario.duration;
+    // Clients start once the health checks have had a moment (first checks are spread
+    // over at most fastinter).
+    let warmup = config.services.iter().map(|s| s.health.fastinter.0).max().unwrap_or(0).min(1000);
+    tokio::time::sleep(Duration::from_millis(u64::from(warmup) + 100)).await;
+    let services: Vec<(Ipv4Addr, u16, Protocol)> = config.services.iter().filter(|s| s.mode != Mode::L7).map(|s| (s.vip, s.port, s.protocol)).collect();
+    for (i, client) in client_hosts.into_iter().enumerate() {
+        let results = results.clone();
+        let services = services.clone();
+        let names: Vec<String> = config.services.iter().filter(|s| s.mode != Mode::L7).map(|s| s.name.to_string()).collect();
+        let period = Duration::from_secs_f64(1.0 / scenario.rate.max(0.01));
+        let mut rng = Rng(scenario.seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1)) | 1);
+        tokio::task::spawn_local(async move {
+            if services.is_empty() {
+                return;
+            }
+            let mut next = std::time::Instant::now();
+            while std::time::Instant::now() < end {
+                let k = (rng.next() % services.len() as u64) as usize;
+                let (vip, port, protocol) = services[k];
+                let outcome = match protocol {
+                    Protocol::Tcp => tcp_request(&client, vip, port).await,
+                    Protocol::Udp => udp_request(&client, vip, port, rng.next()).await,
+                };
+                let t = start_at.elapsed().as_secs_f64();
+                {
+                    let mut r = results.borrow_mut();
+                    let s = &mut r[k];
+                    debug_assert_eq!(s.name, names[k]);
+                    s.sent += 1;
+                    match outcome {
+                        Ok(backend) => {
+                            s.succeeded += 1;
+                            *s.per_backend.entry(backend).or_default() += 1;
+                        }
+                        Err(_) => {
+                            s.failed += 1;
+                            if s.failure_times.len() < 1000 {
+                                s.failure_times.push(t);
+                            }
+                        }
+                    }
+                }
+                next += period;
+                let now = std::time::Instant::now();
+                if next > now {
+                    tokio::time::sleep(next - now).await;
+                } else {
+                    next = now;
+                }
+            }
+        });
+    }
+
+    // Drills.
+    let drill_log: Rc<RefCell<Vec<(f64, String)>>> = Rc::default();
+    {
+        let mut drills = scenario.drills.clone();
+        drills.sort_by_key(|d| d.at);
+        let hosts = hosts.clone();
+        let app = board.app.clone();
+        let log = drill_log.clone();
+        tokio::task::spawn_local(async move {
+            for d in drills {
+                let now = start_at.elapsed();
+                if d.at > now {
+                    tokio::time::sleep(d.at - now).await;
+                }
+                let outcome = apply_drill(&d.action, &hosts, &app);
+                let text = match outcome {
+                    Ok(()) => d.action.to_string(),
+                    Err(e) => format!("{}: FAILED: {e}", d.action),
+                };
+                log.borrow_mut().push((start_at.elapsed().as_secs_f64(), text));
+            }
+        });
+    }
+
+    loop {
+        let remaining = end.saturating_duration_since(std::time::Instant::now());
+        if remaining.is_zero() {
+            break;
+        }
+        tokio::time::sleep(remaining.min(Duration::from_secs(1))).await;
+        let r = results.borrow();
+        on_tick(&Snapshot { t: start_at.elapsed().as_secs_f64(), services: &r, board: &board });
+    }
+    // Let requests in flight finish.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let boot = board.app.borrow().events().page(0);
+    let started_ms = fulcrum_firmware::net::now_ms().saturating_sub(start_at.elapsed().as_millis() as u64);
+    let mut transitions = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = board.app.borrow().events().page(after);
+        if page.events.is_empty() {
+            break;
+        }
+        for e in &page.events {
+            after = e.seq;
+            let at_s = e.at_ms.saturating_sub(started_ms) as f64 / 1000.0;
+            match &e.kind {
+                EventKind::BackendUp { service, backend, .. } => transitions.push(TransitionRecord {
+                    at_s,
+                    service: service.to_string(),
+                    backend: backend.to_string(),
+                    up: true,
+                    reason: None,
+                }),
+                EventKind::BackendDown { service, backend, failure } => transitions.push(TransitionRecord {
+                    at_s,
+                    service: service.to_string(),
+                    backend: backend.to_string(),
+                    up: false,
+                    reason: Some(failure.describe().to_string()),
+                }),
+                _ => {}
+            }
+        }
+    }
+    let _ = boot;
+    let services = results.borrow().clone();
+    let drills = drill_log.borrow().clone();
+    Ok(Summary {
+        seed: scenario.seed,
+        duration_s: scenario.duration.as_secs_f64(),
+        clients: scenario.clients,
+        services,
+        transitions,
+        drills,
+    })
+}
+
+fn apply_drill(
+    action: &DrillAction,
+    hosts: &BTreeMap<String, HostHandle>,
+    app: &Rc<RefCell<crate::SimAppliance>>,
+) -> Result<(), String> {
+    let host = |name: &str| hosts.get(name).ok_or_else(|| format!("no backend named {name}"));
+    let now = fulcrum_firmware::net::now_ms();
+    match action {
+        DrillAction::Fail(b) => host(b)?.set(Health::Dead),
+        DrillAction::Stop(b) => host(b)?.set(Health::Stopped),
+        DrillAction::Slow(b, ms) => host(b)?.set(Health::Slow(*ms)),
+        DrillAction::Revive(b) => host(b)?.set(Health::Up),
+        DrillAction::Weight(s, b, w) => {
+            let mut config = app.borrow().config().cloned().ok_or("no running config")?;
+            let be = config
+                .services
+                .iter_mut()
+                .find(|x| x.name.as_str() == s)
+                .and_then(|x| x.backends.iter_mut().find(|y| y.name.as_str() == b))
+                .ok_or_else(|| format!("no backend {s}/{b}"))?;
+            be.weight = *w;
+            app.borrow_mut().apply(now, &config, false).map_err(|e| e.message.to_string())?;
+        }
+        DrillAction::Admin(s, b, state) => {
+            app.borrow_mut().set_admin(now, s, b, *state).map_err(|e| e.message.to_string())?;
+        }
+        DrillAction::Apply(config) => {
+            app.borrow_mut().apply(now, config, false).map_err(|e| {
+                format!("{}{}", e.message, e.details.iter().map(|d| format!("; {d}")).collect::<String>())
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Backend name in an answer: `ok from NAME` (HTTP) or `NAME: ...` (UDP echo).
+fn backend_of(answer: &str) -> String {
+    if let Some(rest) = answer.strip_prefix("ok from ") {
+        return rest.trim().to_string();
+    }
+    answer.split(':').next().unwrap_or("").to_string()
+}
+
+async fn tcp_request(client: &HostHandle, vip: Ipv4Addr, port: u16) -> Result<String, String> {
+    let (mut rx, mut tx) = ([0u8; 2048], [0u8; 1024]);
+    let mut socket = TcpSocket::new(client.stack, &mut rx, &mut tx);
+    socket.set_timeout(Some(embassy_time::Duration::from_secs(3)));
+    let result = match embassy_time::with_timeout(embassy_time::Duration::from_secs(3), async {
+        socket.connect((vip, port)).await.map_err(|e| format!("connect: {e:?}"))?;
+        http_get(&mut socket, "sim", "/").await
+    })
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err("timeout".into()),
+    };
+    socket.close();
+    let _ = embassy_time::with_timeout(embassy_time::Duration::from_millis(500), socket.flush()).await;
+    socket.abort();
+    result.map(|b| backend_of(&b))
+}
+
+async fn udp_request(client: &HostHandle, vip: Ipv4Addr, port: u16, nonce: u64) -> Result<String, String> {
+    let mut rx_meta = [PacketMetadata::EMPTY; 4];
+    let mut tx_meta = [PacketMetadata::EMPTY; 4];
+    let (mut rx, mut tx) = ([0u8; 1024], [0u8; 1024]);
+    let mut socket = UdpSocket::new(client.stack, &mut rx_meta, &mut rx, &mut tx_meta, &mut tx);
+    let local = 20_000 + (nonce % 40_000) as u16;
+    socket.bind(local).map_err(|e| format!("bind: {e:?}"))?;
+    let payload = format!("q{nonce}");
+    socket.send_to(payload.as_bytes(), (vip, port)).await.map_err(|e| format!("send: {e:?}"))?;
+    let mut buf = [0u8; 1500];
+    match embassy_time::with_timeout(embassy_time::Duration::from_secs(2), socket.recv_from(&mut buf)).await {
+        Ok(Ok((n, from))) => {
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if from.endpoint.addr != embassy_net::IpAddress::Ipv4(vip) {
+                return Err(format!("answer from {} instead of the VIP", from.endpoint.addr));
+            }
+            if !text.ends_with(&payload) {
+                return Err("answer to another question".into());
+            }
+            Ok(backend_of(&text))
+        }
+        Ok(Err(e)) => Err(format!("recv: {e:?}")),
+        Err(_) => Err("timeout".into()),
+    }
+}
