@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod appliance_cmds;
 mod check;
 mod pcap;
+mod sim_cmd;
 mod trace;
 
 use fulcrum_host::target::TargetArgs;
@@ -45,6 +46,8 @@ struct Cli {
     target: TargetArgs,
 }
 
+// Parsed once; the size difference between subcommands' arguments does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Check a configuration file and list every problem.
@@ -100,6 +103,15 @@ enum Command {
     /// (openFPGALoader). Without the tools or the boards it fails and says what is missing.
     #[command(after_help = EXIT_CODES)]
     Flash(appliance_cmds::FlashArgs),
+    /// Run the whole appliance on this machine (no root, no boards): the firmware and the
+    /// data path of a simulated board, clients behind a router sending real TCP and UDP
+    /// requests to the VIPs, and virtual backends; failure drills on a schedule.
+    ///
+    /// Prints a live view (per-backend share and state, request rates) and a summary
+    /// (requests sent/succeeded/failed per service, answers per backend, health
+    /// transitions with times); --json prints the summary only.
+    #[command(after_help = EXIT_CODES)]
+    Sim(sim_cmd::Args),
 }
 
 fn main() -> ExitCode {
@@ -116,6 +128,7 @@ fn main() -> ExitCode {
         Command::Logs(args) => appliance_cmds::logs(&cli.target, args),
         Command::Metrics(args) => appliance_cmds::metrics(&cli.target, args),
         Command::Flash(args) => appliance_cmds::flash(args),
+        Command::Sim(args) => sim_cmd::run_sim(args),
     };
     result.unwrap_or_else(|error| {
         eprintln!("fulcrum: {error:#}");

@@ -4,7 +4,8 @@
 //!
 //! Each side has an address (answered by ARP) and a prefix; frames addressed to the
 //! router's MAC are forwarded by destination address (TTL decremented, checksum updated
-//! incrementally), the next hop resolved by ARP (frames wait for the answer).
+//! incrementally), the next hop resolved by ARP (frames wait for the answer). Neighbours
+//! are learned from ARP only.
 
 use std::collections::HashMap;
 use std::future::poll_fn;
@@ -24,7 +25,9 @@ pub struct Side {
 
 impl Side {
     fn contains(&self, a: Ipv4Addr) -> bool {
-        let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0);
         u32::from(a) & mask == u32::from(self.address) & mask
     }
 }
@@ -108,12 +111,10 @@ impl Router {
             if ethertype != [0x08, 0x00] || frame[0..6] != self.mac {
                 continue;
             }
-            let src = Ipv4Addr::new(frame[26], frame[27], frame[28], frame[29]);
+            // Neighbours are learned from ARP only, as routers do: a DSR backend's answers
+            // carry the VIP as source, and learning from them would send the next
+            // client packets straight to that backend, past the balancer.
             let dst = Ipv4Addr::new(frame[30], frame[31], frame[32], frame[33]);
-            if me.contains(src) {
-                let mac: [u8; 6] = frame[6..12].try_into().unwrap_or([0; 6]);
-                neighbors[side].insert(src, mac);
-            }
             let out = if self.ports[1 - side].1.contains(dst) {
                 1 - side
             } else if me.contains(dst) {

@@ -25,7 +25,9 @@ use serde::Serialize;
 use crate::fpga::Geometry;
 use crate::network::NetworkPort;
 use crate::router::{Router, Side};
-use crate::vnet::{Extras, Health, HostHandle, HostSpec, Server, Switch, http_get, spawn_host_with};
+use crate::vnet::{
+    Extras, Health, HostHandle, HostSpec, Server, Switch, http_get, spawn_host_with,
+};
 use crate::{Board, BoardOptions, MANAGEMENT_PORT, start};
 
 /// A scheduled change.
@@ -169,7 +171,10 @@ fn free_address(config: &Config, base: Ipv4Addr, avoid: &[Ipv4Addr]) -> Ipv4Addr
         a == config.appliance.address
             || avoid.contains(&a)
             || config.appliance.snat_pool.contains(&a)
-            || config.services.iter().any(|s| s.vip == a || s.backends.iter().any(|b| b.address == a))
+            || config
+                .services
+                .iter()
+                .any(|s| s.vip == a || s.backends.iter().any(|b| b.address == a))
     };
     let o = base.octets();
     (1..=254u8)
@@ -180,7 +185,10 @@ fn free_address(config: &Config, base: Ipv4Addr, avoid: &[Ipv4Addr]) -> Ipv4Addr
 
 /// Builds the topology, boots the board, runs clients and drills for the duration;
 /// `on_tick` sees a snapshot every second.
-pub async fn run(scenario: Scenario, mut on_tick: impl FnMut(&Snapshot<'_>)) -> anyhow::Result<Summary> {
+pub async fn run(
+    scenario: Scenario,
+    mut on_tick: impl FnMut(&Snapshot<'_>),
+) -> anyhow::Result<Summary> {
     let config = scenario.config.clone();
     let a = &config.appliance;
     let mut net = Switch::new();
@@ -192,9 +200,17 @@ pub async fn run(scenario: Scenario, mut on_tick: impl FnMut(&Snapshot<'_>)) -> 
     let router_mac = [0x02, 0xee, 0, 0, 0, 1];
     let (router_a, _) = net.port();
     let (router_b, _) = clients_net.port();
-    let client_side = Side { address: Ipv4Addr::new(192, 0, 2, 1), prefix: 24 };
-    let net_side = Side { address: router_net, prefix: a.prefix };
-    tokio::task::spawn_local(Router::new(router_mac, (router_a, net_side), (router_b, client_side), 0).run());
+    let client_side = Side {
+        address: Ipv4Addr::new(192, 0, 2, 1),
+        prefix: 24,
+    };
+    let net_side = Side {
+        address: router_net,
+        prefix: a.prefix,
+    };
+    tokio::task::spawn_local(
+        Router::new(router_mac, (router_a, net_side), (router_b, client_side), 0).run(),
+    );
 
     // One virtual host per backend address, serving every port its services need.
     let mut hosts: BTreeMap<String, HostHandle> = BTreeMap::new();
@@ -207,7 +223,10 @@ pub async fn run(scenario: Scenario, mut on_tick: impl FnMut(&Snapshot<'_>)) -> 
                 (
                     HostSpec {
                         name: be.name.to_string(),
-                        mac: be.mac.map(|m| m.0).unwrap_or([0x02, 0x5e, o[0], o[1], o[2], o[3]]),
+                        mac: be
+                            .mac
+                            .map(|m| m.0)
+                            .unwrap_or([0x02, 0x5e, o[0], o[1], o[2], o[3]]),
                         address: be.address,
                         prefix: a.prefix,
                         gateway: Some(if direct { router_net } else { a.address }),
@@ -291,7 +310,12 @@ pub async fn run(scenario: Scenario, mut on_tick: impl FnMut(&Snapshot<'_>)) -> 
     )?;
     if let (Some(listen), Some(_)) = (&scenario.listen, &scenario.key) {
         let listener = tokio::net::TcpListener::bind(listen).await?;
-        tokio::task::spawn_local(crate::gateway::serve(listener, operator.stack, board.address, MANAGEMENT_PORT));
+        tokio::task::spawn_local(crate::gateway::serve(
+            listener,
+            operator.stack,
+            board.address,
+            MANAGEMENT_PORT,
+        ));
     }
 
     let start_at = std::time::Instant::now();
@@ -299,25 +323,48 @@ pub async fn run(scenario: Scenario, mut on_tick: impl FnMut(&Snapshot<'_>)) -> 
         config
             .services
             .iter()
-            .map(|s| ServiceSummary { name: s.name.to_string(), ..ServiceSummary::default() })
+            .map(|s| ServiceSummary {
+                name: s.name.to_string(),
+                ..ServiceSummary::default()
+            })
             .collect(),
     ));
     let end = start_at + scenario.duration;
     // Clients start once the health checks have had a moment (first checks are spread
     // over at most fastinter).
-    let warmup = config.services.iter().map(|s| s.health.fastinter.0).max().unwrap_or(0).min(1000);
+    let warmup = config
+        .services
+        .iter()
+        .map(|s| s.health.fastinter.0)
+        .max()
+        .unwrap_or(0)
+        .min(1000);
     tokio::time::sleep(Duration::from_millis(u64::from(warmup) + 100)).await;
-    let services: Vec<(Ipv4Addr, u16, Protocol)> = config.services.iter().filter(|s| s.mode != Mode::L7).map(|s| (s.vip, s.port, s.protocol)).collect();
+    let services: Vec<(Ipv4Addr, u16, Protocol)> = config
+        .services
+        .iter()
+        .filter(|s| s.mode != Mode::L7)
+        .map(|s| (s.vip, s.port, s.protocol))
+        .collect();
     for (i, client) in client_hosts.into_iter().enumerate() {
         let results = results.clone();
         let services = services.clone();
-        let names: Vec<String> = config.services.iter().filter(|s| s.mode != Mode::L7).map(|s| s.name.to_string()).collect();
+        let names: Vec<String> = config
+            .services
+            .iter()
+            .filter(|s| s.mode != Mode::L7)
+            .map(|s| s.name.to_string())
+            .collect();
         let period = Duration::from_secs_f64(1.0 / scenario.rate.max(0.01));
-        let mut rng = Rng(scenario.seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1)) | 1);
+        let mut rng =
+            Rng(scenario.seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1)) | 1);
         tokio::task::spawn_local(async move {
             if services.is_empty() {
                 return;
             }
+            // Clients start spread over one period, not in lockstep.
+            let offset = period.mul_f64((rng.next() % 1000) as f64 / 1000.0);
+            tokio::time::sleep(offset).await;
             let mut next = std::time::Instant::now();
             while std::time::Instant::now() < end {
                 let k = (rng.next() % services.len() as u64) as usize;
@@ -334,10 +381,16 @@ pub async fn run(scenario: Scenario, mut on_tick: impl FnMut(&Snapshot<'_>)) -> 
                     s.sent += 1;
                     match outcome {
                         Ok(backend) => {
+                            if std::env::var_os("FULCRUM_SIM_DEBUG").is_some() {
+                                eprintln!("{t:.3}s client-{i} {}: {backend}", s.name);
+                            }
                             s.succeeded += 1;
                             *s.per_backend.entry(backend).or_default() += 1;
                         }
-                        Err(_) => {
+                        Err(e) => {
+                            if std::env::var_os("FULCRUM_SIM_DEBUG").is_some() {
+                                eprintln!("{t:.3}s client-{i} {}: {e}", s.name);
+                            }
                             s.failed += 1;
                             if s.failure_times.len() < 1000 {
                                 s.failure_times.push(t);
@@ -375,7 +428,8 @@ pub async fn run(scenario: Scenario, mut on_tick: impl FnMut(&Snapshot<'_>)) -> 
                     Ok(()) => d.action.to_string(),
                     Err(e) => format!("{}: FAILED: {e}", d.action),
                 };
-                log.borrow_mut().push((start_at.elapsed().as_secs_f64(), text));
+                log.borrow_mut()
+                    .push((start_at.elapsed().as_secs_f64(), text));
             }
         });
     }
@@ -387,13 +441,18 @@ pub async fn run(scenario: Scenario, mut on_tick: impl FnMut(&Snapshot<'_>)) -> 
         }
         tokio::time::sleep(remaining.min(Duration::from_secs(1))).await;
         let r = results.borrow();
-        on_tick(&Snapshot { t: start_at.elapsed().as_secs_f64(), services: &r, board: &board });
+        on_tick(&Snapshot {
+            t: start_at.elapsed().as_secs_f64(),
+            services: &r,
+            board: &board,
+        });
     }
     // Let requests in flight finish.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let boot = board.app.borrow().events().page(0);
-    let started_ms = fulcrum_firmware::net::now_ms().saturating_sub(start_at.elapsed().as_millis() as u64);
+    let started_ms =
+        fulcrum_firmware::net::now_ms().saturating_sub(start_at.elapsed().as_millis() as u64);
     let mut transitions = Vec::new();
     let mut after = 0;
     loop {
@@ -405,14 +464,20 @@ pub async fn run(scenario: Scenario, mut on_tick: impl FnMut(&Snapshot<'_>)) -> 
             after = e.seq;
             let at_s = e.at_ms.saturating_sub(started_ms) as f64 / 1000.0;
             match &e.kind {
-                EventKind::BackendUp { service, backend, .. } => transitions.push(TransitionRecord {
+                EventKind::BackendUp {
+                    service, backend, ..
+                } => transitions.push(TransitionRecord {
                     at_s,
                     service: service.to_string(),
                     backend: backend.to_string(),
                     up: true,
                     reason: None,
                 }),
-                EventKind::BackendDown { service, backend, failure } => transitions.push(TransitionRecord {
+                EventKind::BackendDown {
+                    service,
+                    backend,
+                    failure,
+                } => transitions.push(TransitionRecord {
                     at_s,
                     service: service.to_string(),
                     backend: backend.to_string(),
@@ -441,7 +506,11 @@ fn apply_drill(
     hosts: &BTreeMap<String, HostHandle>,
     app: &Rc<RefCell<crate::SimAppliance>>,
 ) -> Result<(), String> {
-    let host = |name: &str| hosts.get(name).ok_or_else(|| format!("no backend named {name}"));
+    let host = |name: &str| {
+        hosts
+            .get(name)
+            .ok_or_else(|| format!("no backend named {name}"))
+    };
     let now = fulcrum_firmware::net::now_ms();
     match action {
         DrillAction::Fail(b) => host(b)?.set(Health::Dead),
@@ -457,14 +526,25 @@ fn apply_drill(
                 .and_then(|x| x.backends.iter_mut().find(|y| y.name.as_str() == b))
                 .ok_or_else(|| format!("no backend {s}/{b}"))?;
             be.weight = *w;
-            app.borrow_mut().apply(now, &config, false).map_err(|e| e.message.to_string())?;
+            app.borrow_mut()
+                .apply(now, &config, false)
+                .map_err(|e| e.message.to_string())?;
         }
         DrillAction::Admin(s, b, state) => {
-            app.borrow_mut().set_admin(now, s, b, *state).map_err(|e| e.message.to_string())?;
+            app.borrow_mut()
+                .set_admin(now, s, b, *state)
+                .map_err(|e| e.message.to_string())?;
         }
         DrillAction::Apply(config) => {
             app.borrow_mut().apply(now, config, false).map_err(|e| {
-                format!("{}{}", e.message, e.details.iter().map(|d| format!("; {d}")).collect::<String>())
+                format!(
+                    "{}{}",
+                    e.message,
+                    e.details
+                        .iter()
+                        .map(|d| format!("; {d}"))
+                        .collect::<String>()
+                )
             })?;
         }
     }
@@ -484,7 +564,10 @@ async fn tcp_request(client: &HostHandle, vip: Ipv4Addr, port: u16) -> Result<St
     let mut socket = TcpSocket::new(client.stack, &mut rx, &mut tx);
     socket.set_timeout(Some(embassy_time::Duration::from_secs(3)));
     let result = match embassy_time::with_timeout(embassy_time::Duration::from_secs(3), async {
-        socket.connect((vip, port)).await.map_err(|e| format!("connect: {e:?}"))?;
+        socket
+            .connect((vip, port))
+            .await
+            .map_err(|e| format!("connect: {e:?}"))?;
         http_get(&mut socket, "sim", "/").await
     })
     .await
@@ -493,12 +576,18 @@ async fn tcp_request(client: &HostHandle, vip: Ipv4Addr, port: u16) -> Result<St
         Err(_) => Err("timeout".into()),
     };
     socket.close();
-    let _ = embassy_time::with_timeout(embassy_time::Duration::from_millis(500), socket.flush()).await;
+    let _ =
+        embassy_time::with_timeout(embassy_time::Duration::from_millis(500), socket.flush()).await;
     socket.abort();
     result.map(|b| backend_of(&b))
 }
 
-async fn udp_request(client: &HostHandle, vip: Ipv4Addr, port: u16, nonce: u64) -> Result<String, String> {
+async fn udp_request(
+    client: &HostHandle,
+    vip: Ipv4Addr,
+    port: u16,
+    nonce: u64,
+) -> Result<String, String> {
     let mut rx_meta = [PacketMetadata::EMPTY; 4];
     let mut tx_meta = [PacketMetadata::EMPTY; 4];
     let (mut rx, mut tx) = ([0u8; 1024], [0u8; 1024]);
@@ -506,13 +595,24 @@ async fn udp_request(client: &HostHandle, vip: Ipv4Addr, port: u16, nonce: u64) 
     let local = 20_000 + (nonce % 40_000) as u16;
     socket.bind(local).map_err(|e| format!("bind: {e:?}"))?;
     let payload = format!("q{nonce}");
-    socket.send_to(payload.as_bytes(), (vip, port)).await.map_err(|e| format!("send: {e:?}"))?;
+    socket
+        .send_to(payload.as_bytes(), (vip, port))
+        .await
+        .map_err(|e| format!("send: {e:?}"))?;
     let mut buf = [0u8; 1500];
-    match embassy_time::with_timeout(embassy_time::Duration::from_secs(2), socket.recv_from(&mut buf)).await {
+    match embassy_time::with_timeout(
+        embassy_time::Duration::from_secs(2),
+        socket.recv_from(&mut buf),
+    )
+    .await
+    {
         Ok(Ok((n, from))) => {
             let text = String::from_utf8_lossy(&buf[..n]).to_string();
             if from.endpoint.addr != embassy_net::IpAddress::Ipv4(vip) {
-                return Err(format!("answer from {} instead of the VIP", from.endpoint.addr));
+                return Err(format!(
+                    "answer from {} instead of the VIP",
+                    from.endpoint.addr
+                ));
             }
             if !text.ends_with(&payload) {
                 return Err("answer to another question".into());

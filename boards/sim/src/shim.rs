@@ -56,7 +56,9 @@ fn ip(b: &[u8]) -> Ipv4Addr {
 /// 16: destination), with the header and TCP/UDP checksums.
 fn rewrite_address(frame: &mut [u8], l3: usize, offset: usize, new: Ipv4Addr) {
     let ihl = usize::from(frame[l3] & 0x0f) * 4;
-    let old: [u8; 4] = frame[l3 + offset..l3 + offset + 4].try_into().unwrap_or([0; 4]);
+    let old: [u8; 4] = frame[l3 + offset..l3 + offset + 4]
+        .try_into()
+        .unwrap_or([0; 4]);
     let new = new.octets();
     frame[l3 + offset..l3 + offset + 4].copy_from_slice(&new);
     let hc = u16::from_be_bytes([frame[l3 + 10], frame[l3 + 11]]);
@@ -99,8 +101,11 @@ impl Tables {
         let inner_at = match frame[23] {
             4 => Some(14 + outer_ihl),
             17 if len >= 14 + outer_ihl + 8 => {
-                let dport = u16::from_be_bytes([frame[14 + outer_ihl + 2], frame[14 + outer_ihl + 3]]);
-                self.gue_ports.contains(&dport).then_some(14 + outer_ihl + 8)
+                let dport =
+                    u16::from_be_bytes([frame[14 + outer_ihl + 2], frame[14 + outer_ihl + 3]]);
+                self.gue_ports
+                    .contains(&dport)
+                    .then_some(14 + outer_ihl + 8)
             }
             _ => None,
         };
@@ -116,7 +121,9 @@ impl Tables {
         if self.vips.contains(&dst) {
             let src = ip(&f[26..30]);
             if let Some((sport, dport)) = ports(f, 14) {
-                self.flows.borrow_mut().insert((f[23], src, sport, dport), dst);
+                self.flows
+                    .borrow_mut()
+                    .insert((f[23], src, sport, dport), dst);
             }
             rewrite_address(f, 14, 16, self.real);
         }
@@ -129,7 +136,9 @@ impl Tables {
         if frame.len() < 34 || frame[12..14] != [0x08, 0x00] || ip(&frame[26..30]) != real {
             return;
         }
-        let Some((sport, dport)) = ports(frame, 14) else { return };
+        let Some((sport, dport)) = ports(frame, 14) else {
+            return;
+        };
         let key = (frame[23], ip(&frame[30..34]), dport, sport);
         if let Some(vip) = flows.borrow().get(&key).copied() {
             rewrite_address(frame, 14, 12, vip);
@@ -183,14 +192,22 @@ impl<D: Driver> Driver for VipShim<D> {
     fn receive(&mut self, cx: &mut Context) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let (rx, tx) = self.inner.receive(cx)?;
         Some((
-            ShimRx { inner: rx, tables: self.tables.clone() },
-            ShimTx { inner: tx, tables: self.tables.clone() },
+            ShimRx {
+                inner: rx,
+                tables: self.tables.clone(),
+            },
+            ShimTx {
+                inner: tx,
+                tables: self.tables.clone(),
+            },
         ))
     }
 
     fn transmit(&mut self, cx: &mut Context) -> Option<Self::TxToken<'_>> {
         let tables = self.tables.clone();
-        self.inner.transmit(cx).map(|inner| ShimTx { inner, tables })
+        self.inner
+            .transmit(cx)
+            .map(|inner| ShimTx { inner, tables })
     }
 
     fn link_state(&mut self, cx: &mut Context) -> LinkState {

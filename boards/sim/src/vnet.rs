@@ -161,7 +161,7 @@ pub struct HostSpec {
 }
 
 /// Concurrent connections a virtual server handles.
-pub const SERVER_CONCURRENCY: usize = 8;
+pub const SERVER_CONCURRENCY: usize = 32;
 
 /// What a backend of a DSR or tunnel service needs besides a server.
 #[derive(Debug, Clone, Default)]
@@ -180,7 +180,12 @@ pub fn spawn_host(switch: &mut Switch, spec: HostSpec, seed: u64) -> HostHandle 
 }
 
 /// As [`spawn_host`], with VIPs, tunnel decapsulation and UDP echo servers.
-pub fn spawn_host_with(switch: &mut Switch, spec: HostSpec, extras: Extras, seed: u64) -> HostHandle {
+pub fn spawn_host_with(
+    switch: &mut Switch,
+    spec: HostSpec,
+    extras: Extras,
+    seed: u64,
+) -> HostHandle {
     let (end, cable) = switch.port();
     let config = embassy_net::Config::ipv4_static(StaticConfigV4 {
         address: Ipv4Cidr::new(spec.address, spec.prefix),
@@ -194,7 +199,12 @@ pub fn spawn_host_with(switch: &mut Switch, spec: HostSpec, extras: Extras, seed
         tokio::task::spawn_local(async move { runner.run().await });
         stack
     } else {
-        let shim = crate::shim::VipShim::new(driver, spec.address, extras.vips.clone(), extras.gue_ports.clone());
+        let shim = crate::shim::VipShim::new(
+            driver,
+            spec.address,
+            extras.vips.clone(),
+            extras.gue_ports.clone(),
+        );
         let (stack, mut runner) = embassy_net::new(shim, config, resources, seed);
         tokio::task::spawn_local(async move { runner.run().await });
         stack
@@ -234,7 +244,9 @@ async fn udp_echo(host: HostHandle, port: u16) {
     }
     let mut buf = [0u8; 1500];
     loop {
-        let Ok((n, meta)) = socket.recv_from(&mut buf).await else { continue };
+        let Ok((n, meta)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
         if host.health() != Health::Up && !matches!(host.health(), Health::Slow(_)) {
             continue;
         }

@@ -1,0 +1,306 @@
+//! `fulcrum sim`: the whole appliance on this machine, with clients and backends.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use fulcrum_mgmt::envelope::Key;
+use fulcrum_model::config::AdminState;
+use fulcrum_sim::scenario::{Drill, DrillAction, Scenario, Snapshot, run};
+
+/// Arguments of `fulcrum sim`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The appliance's configuration.
+    #[arg(long)]
+    config: PathBuf,
+    /// Run for this many seconds, then print a summary (default: until Ctrl-C... or 30 s
+    /// without a terminal).
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<f64>,
+    /// Seed of the clients' choices (same seed, same requests).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Client hosts (192.0.2.10 and up, behind a router).
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Requests per second per client.
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
+    /// Print the final summary as JSON (no live view).
+    #[arg(long)]
+    json: bool,
+    /// Kill a backend host at a time: NAME@SECONDS (checks time out). Repeatable.
+    #[arg(long, value_name = "BACKEND@T")]
+    fail: Vec<String>,
+    /// Stop a backend's server: NAME@SECONDS (connections refused).
+    #[arg(long, value_name = "BACKEND@T")]
+    stop: Vec<String>,
+    /// Slow a backend down: NAME@SECONDS:MS.
+    #[arg(long, value_name = "BACKEND@T:MS")]
+    slow: Vec<String>,
+    /// Bring a backend back: NAME@SECONDS.
+    #[arg(long, value_name = "BACKEND@T")]
+    revive: Vec<String>,
+    /// Change a weight: SERVICE/BACKEND=WEIGHT@SECONDS.
+    #[arg(long, value_name = "SVC/BACKEND=W@T")]
+    weight: Vec<String>,
+    /// Drain a backend: SERVICE/BACKEND@SECONDS.
+    #[arg(long, value_name = "SVC/BACKEND@T")]
+    drain: Vec<String>,
+    /// Apply another config file mid-run: FILE@SECONDS.
+    #[arg(long, value_name = "FILE@T")]
+    apply: Vec<String>,
+    /// Serve the management protocol on this host address (needs a key: --key-file or
+    /// FULCRUM_KEY), so `fulcrum --host` works against the simulation.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// File holding the management key.
+    #[arg(long, value_name = "FILE")]
+    sim_key_file: Option<PathBuf>,
+    /// Where the simulated board keeps its saved config.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+}
+
+fn at(text: &str) -> Result<(String, Duration)> {
+    let (what, when) = text
+        .rsplit_once('@')
+        .with_context(|| format!("{text:?}: expected WHAT@SECONDS"))?;
+    let secs: f64 = when
+        .trim_end_matches('s')
+        .parse()
+        .with_context(|| format!("{text:?}: {when:?} is not a number of seconds"))?;
+    if !(0.0..=86_400.0).contains(&secs) {
+        bail!("{text:?}: time out of range");
+    }
+    Ok((what.to_string(), Duration::from_secs_f64(secs)))
+}
+
+fn service_backend(text: &str) -> Result<(String, String)> {
+    let (s, b) = text
+        .split_once('/')
+        .with_context(|| format!("{text:?}: expected SERVICE/BACKEND"))?;
+    Ok((s.to_string(), b.to_string()))
+}
+
+fn drills(args: &Args) -> Result<Vec<Drill>> {
+    let mut out = Vec::new();
+    for f in &args.fail {
+        let (b, t) = at(f)?;
+        out.push(Drill {
+            at: t,
+            action: DrillAction::Fail(b),
+        });
+    }
+    for f in &args.stop {
+        let (b, t) = at(f)?;
+        out.push(Drill {
+            at: t,
+            action: DrillAction::Stop(b),
+        });
+    }
+    for f in &args.revive {
+        let (b, t) = at(f)?;
+        out.push(Drill {
+            at: t,
+            action: DrillAction::Revive(b),
+        });
+    }
+    for f in &args.slow {
+        let (head, ms) = f
+            .rsplit_once(':')
+            .with_context(|| format!("{f:?}: expected BACKEND@T:MS"))?;
+        let (b, t) = at(head)?;
+        let ms: u32 = ms
+            .trim_end_matches("ms")
+            .parse()
+            .with_context(|| format!("{f:?}: bad delay"))?;
+        out.push(Drill {
+            at: t,
+            action: DrillAction::Slow(b, ms),
+        });
+    }
+    for f in &args.weight {
+        let (head, t) = at(f)?;
+        let (sb, w) = head
+            .split_once('=')
+            .with_context(|| format!("{f:?}: expected SVC/BACKEND=W@T"))?;
+        let (s, b) = service_backend(sb)?;
+        let w: u16 = w.parse().with_context(|| format!("{f:?}: bad weight"))?;
+        out.push(Drill {
+            at: t,
+            action: DrillAction::Weight(s, b, w),
+        });
+    }
+    for f in &args.drain {
+        let (sb, t) = at(f)?;
+        let (s, b) = service_backend(&sb)?;
+        out.push(Drill {
+            at: t,
+            action: DrillAction::Admin(s, b, AdminState::Drain),
+        });
+    }
+    for f in &args.apply {
+        let (file, t) = at(f)?;
+        let config = match crate::trace::load_config(std::path::Path::new(&file))? {
+            Ok(c) => c,
+            Err(_) => bail!("{file}: invalid config (see above)"),
+        };
+        out.push(Drill {
+            at: t,
+            action: DrillAction::Apply(Box::new(config)),
+        });
+    }
+    Ok(out)
+}
+
+fn live(s: &Snapshot<'_>, previous: &mut Vec<(u64, u64)>) {
+    let mut out = String::new();
+    if std::io::stdout().is_terminal() {
+        out.push_str("\x1b[2J\x1b[H");
+    }
+    out.push_str(&format!("fulcrum sim  t={:.0}s\n", s.t));
+    let app = s.board.app.borrow();
+    let fpga = s.board.fpga.borrow();
+    for (i, svc) in s.services.iter().enumerate() {
+        let (sent0, ok0) = previous.get(i).copied().unwrap_or((0, 0));
+        out.push_str(&format!(
+            "{:<10} sent {:>7} ok {:>7} failed {:>5}  {:>5} req/s\n",
+            svc.name,
+            svc.sent,
+            svc.succeeded,
+            svc.failed,
+            svc.sent.saturating_sub(sent0)
+        ));
+        let _ = ok0;
+        let total: u64 = svc.per_backend.values().sum();
+        if let Some(config) = app.config()
+            && let Some(c) = config.services.iter().find(|c| c.name.as_str() == svc.name)
+        {
+            for be in &c.backends {
+                let n = svc.per_backend.get(be.name.as_str()).copied().unwrap_or(0);
+                let state = app
+                    .control_plane()
+                    .backend_slot(&c.name, &be.name)
+                    .and_then(|slot| fpga.pipeline().backend(slot))
+                    .map(|b| format!("{:?}", b.state).to_lowercase())
+                    .unwrap_or_default();
+                let share = if total > 0 {
+                    100.0 * n as f64 / total as f64
+                } else {
+                    0.0
+                };
+                out.push_str(&format!(
+                    "    {:<12} {:<8} {:>7} answers {:>5.1}%\n",
+                    be.name.as_str(),
+                    state,
+                    n,
+                    share
+                ));
+            }
+        }
+    }
+    *previous = s.services.iter().map(|s| (s.sent, s.succeeded)).collect();
+    print!("{out}");
+    let _ = std::io::stdout().flush();
+}
+
+/// `fulcrum sim`.
+pub fn run_sim(args: Args) -> Result<ExitCode> {
+    let config = match crate::trace::load_config(&args.config)? {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let drills = drills(&args)?;
+    let key = match (&args.sim_key_file, std::env::var("FULCRUM_KEY")) {
+        (Some(p), _) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            Some(Key::new(text.trim().as_bytes()).context("the key must be 1 to 64 bytes")?)
+        }
+        (None, Ok(k)) if !k.trim().is_empty() => Key::new(k.trim().as_bytes()),
+        _ => None,
+    };
+    if args.listen.is_some() && key.is_none() {
+        bail!("--listen needs a management key: --sim-key-file FILE or FULCRUM_KEY");
+    }
+    let duration = args.duration.unwrap_or(if std::io::stdout().is_terminal() {
+        3600.0
+    } else {
+        30.0
+    });
+    let state_dir = args.state_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("fulcrum-sim-{}", std::process::id()))
+    });
+    let scenario = Scenario {
+        config,
+        seed: args.seed,
+        clients: args.clients.clamp(1, 240),
+        rate: args.rate,
+        duration: Duration::from_secs_f64(duration.clamp(0.5, 86_400.0)),
+        drills,
+        key,
+        listen: args.listen.clone(),
+        serial: false,
+        state_dir: state_dir.clone(),
+    };
+    let json = args.json;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let summary = tokio::task::LocalSet::new().block_on(&rt, async move {
+        let mut previous = Vec::new();
+        run(scenario, |s| {
+            if !json {
+                live(s, &mut previous);
+            }
+        })
+        .await
+    })?;
+    if args.state_dir.is_none() {
+        let _ = std::fs::remove_dir_all(&state_dir);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "\nsummary ({} s, {} clients, seed {}):",
+            summary.duration_s, summary.clients, summary.seed
+        );
+        for s in &summary.services {
+            let per: Vec<String> = s
+                .per_backend
+                .iter()
+                .map(|(b, n)| format!("{b}={n}"))
+                .collect();
+            println!(
+                "  {:<10} sent {} ok {} failed {}  [{}]",
+                s.name,
+                s.sent,
+                s.succeeded,
+                s.failed,
+                per.join(" ")
+            );
+        }
+        for t in &summary.transitions {
+            println!(
+                "  {:>7.3}s  {}/{} {}{}",
+                t.at_s,
+                t.service,
+                t.backend,
+                if t.up { "up" } else { "down" },
+                t.reason
+                    .as_ref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            );
+        }
+        for (t, d) in &summary.drills {
+            println!("  {t:>7.3}s  drill: {d}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
