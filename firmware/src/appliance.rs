@@ -257,6 +257,16 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
         if self.dirty {
             self.sync()?;
         }
+        // MACs learned by ARP survive a config change (the config only carries the ones it
+        // sets); otherwise every apply would black-hole those backends until re-learned.
+        let learned: heapless::Vec<(Ipv4Addr, [u8; 6]), BACKEND_SLOTS> = self
+            .st
+            .cp
+            .backends()
+            .iter()
+            .filter(|b| b.state != BackendState::Free && b.mac_resolved())
+            .map(|b| (b.ip(), b.mac))
+            .collect();
         if let Err(e) = self.st.cp.apply(config) {
             self.st.cp.copy_from(&self.st.written);
             let mut text = heapless::String::<160>::new();
@@ -267,6 +277,15 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             self.management.rejected_configs += 1;
             self.st.events.push(now, EventKind::ConfigRejected);
             return Err(ErrorReply::new(ErrorCode::InvalidConfig, &text));
+        }
+        for slot in 0..BACKEND_SLOTS {
+            let b = self.st.cp.backends()[slot];
+            if b.state != BackendState::Free
+                && !b.mac_resolved()
+                && let Some((_, mac)) = learned.iter().find(|(a, _)| *a == b.ip())
+            {
+                self.st.cp.set_mac(slot, *mac);
+            }
         }
         self.st.config.copy_from(config);
         self.st.configured = true;

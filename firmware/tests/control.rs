@@ -603,3 +603,31 @@ fn response_times_reach_least_response_time_services_in_batches() {
     assert!(checks >= 18, "{checks} checks");
     assert!(used <= 4, "{used} commits for {checks} checks");
 }
+
+#[test]
+fn learned_macs_survive_a_config_change() {
+    let text = config_text("kind = \"none\"\n", 2).replace("mac = \"02:00:00:00:01:0b\"\n", "");
+    let config = parse(&text);
+    let mut app = appliance(&config, MemStore::default());
+    app.apply(0, &config, false).unwrap();
+    let slot = app.control_plane().backend_slot("web", "web-1").unwrap();
+    assert_eq!(
+        app.bus().target().backend(slot).unwrap().mac,
+        [0; 6],
+        "no MAC configured"
+    );
+    app.learn_neighbor(Ipv4Addr::new(10, 0, 1, 11), [2, 0xaa, 0, 0, 0, 11]);
+    app.poll(1);
+    assert_eq!(
+        app.bus().target().backend(slot).unwrap().mac,
+        [2, 0xaa, 0, 0, 0, 11]
+    );
+    let changed = parse(&text.replacen("port = 8080\n", "port = 8080\nweight = 4\n", 1));
+    app.apply(2, &changed, false).unwrap();
+    assert_eq!(app.bus().target().backend(slot).unwrap().weight, 4);
+    assert_eq!(
+        app.bus().target().backend(slot).unwrap().mac,
+        [2, 0xaa, 0, 0, 0, 11],
+        "still resolved"
+    );
+}

@@ -63,6 +63,10 @@ pub struct Args {
     /// Where the simulated board keeps its saved config.
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Clients that also hold one long-lived connection (a request every 200 ms); the
+    /// summary says whether any broke or moved.
+    #[arg(long, default_value_t = 2)]
+    long_lived: usize,
 }
 
 fn at(text: &str) -> Result<(String, Duration)> {
@@ -246,6 +250,7 @@ pub fn run_sim(args: Args) -> Result<ExitCode> {
         listen: args.listen.clone(),
         serial: false,
         state_dir: state_dir.clone(),
+        long_lived: args.long_lived,
     };
     let json = args.json;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -301,6 +306,11 @@ pub fn run_sim(args: Args) -> Result<ExitCode> {
         for (t, d) in &summary.drills {
             println!("  {t:>7.3}s  drill: {d}");
         }
+        let l = &summary.long_lived;
+        println!(
+            "  long-lived connections: {} ({} requests, {} broken, {} answers from another backend)",
+            l.connections, l.requests, l.failures, l.moved
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

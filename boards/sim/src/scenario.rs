@@ -94,6 +94,24 @@ pub struct Scenario {
     pub serial: bool,
     /// The board's state directory.
     pub state_dir: PathBuf,
+    /// Clients that also keep one long-lived keep-alive connection to the first TCP
+    /// service, with a request on it every 200 ms.
+    pub long_lived: usize,
+}
+
+/// What happened to the long-lived connections.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LongLived {
+    /// Connections opened.
+    pub connections: u64,
+    /// Requests made on them.
+    pub requests: u64,
+    /// Requests that failed (the connection broke).
+    pub failures: u64,
+    /// Answers from another backend than the connection's first answer.
+    pub moved: u64,
+    /// The backends of the connections that broke.
+    pub broken_on: Vec<String>,
 }
 
 /// Per-service results.
@@ -111,6 +129,10 @@ pub struct ServiceSummary {
     pub per_backend: BTreeMap<String, u64>,
     /// Seconds from the start at which requests failed (the first 1000).
     pub failure_times: Vec<f64>,
+    /// Answers per client host and backend.
+    pub per_client: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Answers per backend after each drill (index = drills done before the answer).
+    pub per_backend_by_phase: Vec<BTreeMap<String, u64>>,
 }
 
 /// A health transition.
@@ -143,6 +165,8 @@ pub struct Summary {
     pub transitions: Vec<TransitionRecord>,
     /// Drills carried out, with their times.
     pub drills: Vec<(f64, String)>,
+    /// The long-lived connections.
+    pub long_lived: LongLived,
 }
 
 /// A moment of the run, for a live view.
@@ -346,8 +370,16 @@ pub async fn run(
         .filter(|s| s.mode != Mode::L7)
         .map(|s| (s.vip, s.port, s.protocol))
         .collect();
+    let long_lived_hosts: Vec<HostHandle> = client_hosts
+        .iter()
+        .take(scenario.long_lived)
+        .cloned()
+        .collect();
+    // Drills done so far: answers are also counted per phase.
+    let phase: Rc<std::cell::Cell<usize>> = Rc::default();
     for (i, client) in client_hosts.into_iter().enumerate() {
         let results = results.clone();
+        let phase = phase.clone();
         let services = services.clone();
         let names: Vec<String> = config
             .services
@@ -385,6 +417,18 @@ pub async fn run(
                                 eprintln!("{t:.3}s client-{i} {}: {backend}", s.name);
                             }
                             s.succeeded += 1;
+                            let phase = phase.get();
+                            if s.per_backend_by_phase.len() <= phase {
+                                s.per_backend_by_phase.resize(phase + 1, BTreeMap::new());
+                            }
+                            *s.per_backend_by_phase[phase]
+                                .entry(backend.clone())
+                                .or_default() += 1;
+                            *s.per_client
+                                .entry(format!("client-{i}"))
+                                .or_default()
+                                .entry(backend.clone())
+                                .or_default() += 1;
                             *s.per_backend.entry(backend).or_default() += 1;
                         }
                         Err(e) => {
@@ -409,6 +453,50 @@ pub async fn run(
         });
     }
 
+    // Long-lived connections.
+    let long_lived: Rc<RefCell<LongLived>> = Rc::default();
+    let first_tcp = services.iter().find(|s| s.2 == Protocol::Tcp).copied();
+    if let Some((vip, port, _)) = first_tcp {
+        for i in 0..scenario.long_lived.min(scenario.clients) {
+            let stats = long_lived.clone();
+            let host = long_lived_hosts.get(i).cloned();
+            tokio::task::spawn_local(async move {
+                let Some(host) = host else { return };
+                let (rx, tx) = (vec![0u8; 4096].leak(), vec![0u8; 4096].leak());
+                let mut socket = TcpSocket::new(host.stack, rx, tx);
+                socket.set_timeout(Some(embassy_time::Duration::from_secs(10)));
+                if socket.connect((vip, port)).await.is_err() {
+                    stats.borrow_mut().failures += 1;
+                    return;
+                }
+                stats.borrow_mut().connections += 1;
+                let mut first: Option<String> = None;
+                while std::time::Instant::now() < end {
+                    let answer = http_get(&mut socket, "sim", "/").await;
+                    let mut st = stats.borrow_mut();
+                    st.requests += 1;
+                    match answer {
+                        Ok(body) => {
+                            let b = backend_of(&body);
+                            match &first {
+                                None => first = Some(b),
+                                Some(f) if *f != b => st.moved += 1,
+                                _ => {}
+                            }
+                        }
+                        Err(_) => {
+                            st.failures += 1;
+                            st.broken_on.push(first.clone().unwrap_or_default());
+                            return;
+                        }
+                    }
+                    drop(st);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            });
+        }
+    }
+
     // Drills.
     let drill_log: Rc<RefCell<Vec<(f64, String)>>> = Rc::default();
     {
@@ -417,6 +505,7 @@ pub async fn run(
         let hosts = hosts.clone();
         let app = board.app.clone();
         let log = drill_log.clone();
+        let phase = phase.clone();
         tokio::task::spawn_local(async move {
             for d in drills {
                 let now = start_at.elapsed();
@@ -430,6 +519,7 @@ pub async fn run(
                 };
                 log.borrow_mut()
                     .push((start_at.elapsed().as_secs_f64(), text));
+                phase.set(phase.get() + 1);
             }
         });
     }
@@ -491,6 +581,7 @@ pub async fn run(
     let _ = boot;
     let services = results.borrow().clone();
     let drills = drill_log.borrow().clone();
+    let long_lived = long_lived.borrow().clone();
     Ok(Summary {
         seed: scenario.seed,
         duration_s: scenario.duration.as_secs_f64(),
@@ -498,6 +589,7 @@ pub async fn run(
         services,
         transitions,
         drills,
+        long_lived,
     })
 }
 
