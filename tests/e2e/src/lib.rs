@@ -1,0 +1,83 @@
+//! Helpers of the end-to-end tests: configs and a runner for one scenario.
+
+use std::time::Duration;
+
+use fulcrum_model::config::Config;
+use fulcrum_sim::scenario::{Drill, Scenario, Summary, run};
+
+/// A config with one TCP service on 10.0.0.100:80 in `mode` with `algorithm`, backends
+/// 10.0.1.11.. with `weights`, fast health checks, and `extra` lines in the service.
+pub fn one_service(mode: &str, algorithm: &str, weights: &[u16], extra: &str) -> Config {
+    let mut text = format!(
+        "[appliance]\nname = \"e2e\"\nmac = \"02:00:00:00:00:01\"\naddress = \"10.0.0.2\"\nprefix = 16\nsnat_pool = [\"10.0.0.250\"]\nmaglev_ring_size = 4093\nflow_table = {{ sets = 4096, ways = 4 }}\n\n[[service]]\nname = \"web\"\nvip = \"10.0.0.100\"\nprotocol = \"tcp\"\nport = 80\nmode = \"{mode}\"\nalgorithm = \"{algorithm}\"\n{extra}\n[service.health]\nkind = \"http\"\ninter = 300\nfastinter = 100\ndowninter = 300\nrise = 2\nfall = 3\ntimeout = 100\n"
+    );
+    let port = if matches!(mode, "nat" | "fullnat") {
+        "port = 8080\n"
+    } else {
+        ""
+    };
+    for (i, w) in weights.iter().enumerate() {
+        text.push_str(&format!(
+            "[[service.backend]]\nname = \"web-{}\"\naddress = \"10.0.1.{}\"\n{port}weight = {w}\n",
+            i + 1,
+            11 + i
+        ));
+    }
+    let config: Config = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    if let Err(e) = config.validate() {
+        panic!("{e:?}\n{text}");
+    }
+    config
+}
+
+/// Runs a scenario on a fresh thread-local runtime.
+pub fn simulate(
+    config: Config,
+    clients: usize,
+    rate: f64,
+    seconds: f64,
+    drills: Vec<Drill>,
+    long_lived: usize,
+) -> Summary {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!(
+        "fulcrum-e2e-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let summary = tokio::task::LocalSet::new().block_on(&rt, async {
+        run(
+            Scenario {
+                config,
+                seed: 42,
+                clients,
+                rate,
+                duration: Duration::from_secs_f64(seconds),
+                drills,
+                key: None,
+                listen: None,
+                serial: false,
+                state_dir: dir.clone(),
+                long_lived,
+            },
+            |_| {},
+        )
+        .await
+        .expect("scenario runs")
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    summary
+}
+
+/// Fractions of answers per backend name, in `names` order.
+pub fn shares(summary: &Summary, names: &[&str]) -> Vec<f64> {
+    let s = &summary.services[0];
+    let total: u64 = s.per_backend.values().sum();
+    names
+        .iter()
+        .map(|n| s.per_backend.get(*n).copied().unwrap_or(0) as f64 / total.max(1) as f64)
+        .collect()
+}
