@@ -473,24 +473,29 @@ pub async fn run(
                 let mut first: Option<String> = None;
                 while std::time::Instant::now() < end {
                     let answer = http_get(&mut socket, "sim", "/").await;
-                    let mut st = stats.borrow_mut();
-                    st.requests += 1;
-                    match answer {
-                        Ok(body) => {
-                            let b = backend_of(&body);
-                            match &first {
-                                None => first = Some(b),
-                                Some(f) if *f != b => st.moved += 1,
-                                _ => {}
+                    let broke = {
+                        let mut st = stats.borrow_mut();
+                        st.requests += 1;
+                        match answer {
+                            Ok(body) => {
+                                let b = backend_of(&body);
+                                match &first {
+                                    None => first = Some(b),
+                                    Some(f) if *f != b => st.moved += 1,
+                                    _ => {}
+                                }
+                                false
+                            }
+                            Err(_) => {
+                                st.failures += 1;
+                                st.broken_on.push(first.clone().unwrap_or_default());
+                                true
                             }
                         }
-                        Err(_) => {
-                            st.failures += 1;
-                            st.broken_on.push(first.clone().unwrap_or_default());
-                            return;
-                        }
+                    };
+                    if broke {
+                        return;
                     }
-                    drop(st);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             });
