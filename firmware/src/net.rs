@@ -210,7 +210,6 @@ pub async fn management_tcp<B: RegisterBus, S: ConfigStore>(
     bufs: &mut LinkBuffers,
     random: &mut impl FnMut() -> u64,
 ) {
-    let Management { app, wake, scratch } = ctx;
     loop {
         let mut socket = TcpSocket::new(stack, &mut bufs.rx, &mut bufs.tx);
         socket.set_timeout(Some(Duration::from_secs(120)));
@@ -219,28 +218,16 @@ pub async fn management_tcp<B: RegisterBus, S: ConfigStore>(
             continue;
         }
         conn.reset(Some(key.clone()), true);
-        'conn: loop {
+        loop {
             let n = match socket.read(&mut bufs.chunk).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            let mut input = &bufs.chunk[..n];
-            while !input.is_empty() {
-                let mut scratch = scratch.lock().await;
-                let (used, len) = conn.on_bytes(
-                    &mut app.borrow_mut(),
-                    now_ms(),
-                    input,
-                    random(),
-                    &mut scratch,
-                );
-                input = &input[used..];
-                if len > 0 {
-                    wake.signal(());
-                    if write_all(&mut socket, &scratch.out[..len]).await.is_err() {
-                        break 'conn;
-                    }
-                }
+            if answer(&mut socket, ctx, conn, &bufs.chunk[..n], random)
+                .await
+                .is_err()
+            {
+                break;
             }
         }
         socket.close();
@@ -249,11 +236,28 @@ pub async fn management_tcp<B: RegisterBus, S: ConfigStore>(
     }
 }
 
-async fn write_all(socket: &mut TcpSocket<'_>, mut bytes: &[u8]) -> Result<(), ()> {
-    while !bytes.is_empty() {
-        match socket.write(bytes).await {
-            Ok(0) | Err(_) => return Err(()),
-            Ok(n) => bytes = &bytes[n..],
+/// Feeds `input` to the connection and writes every answer to `io`.
+async fn answer<B: RegisterBus, S: ConfigStore, W: embedded_io_async::Write>(
+    io: &mut W,
+    ctx: &Management<'_, '_, B, S>,
+    conn: &mut Connection,
+    mut input: &[u8],
+    random: &mut impl FnMut() -> u64,
+) -> Result<(), W::Error> {
+    while !input.is_empty() {
+        let mut scratch = ctx.scratch.lock().await;
+        let (used, len) = conn.on_bytes(
+            &mut ctx.app.borrow_mut(),
+            now_ms(),
+            input,
+            random(),
+            &mut scratch,
+        );
+        input = &input[used..];
+        if len > 0 {
+            ctx.wake.signal(());
+            io.write_all(&scratch.out[..len]).await?;
+            io.flush().await?;
         }
     }
     Ok(())
@@ -273,37 +277,18 @@ pub async fn management_serial<B, S, IO>(
     S: ConfigStore,
     IO: embedded_io_async::Read + embedded_io_async::Write,
 {
-    let Management { app, wake, scratch } = ctx;
     conn.reset(key, false);
     loop {
         let n = match io.read(&mut bufs.chunk).await {
-            Ok(0) => {
-                Timer::after_millis(50).await;
-                continue;
-            }
-            Ok(n) => n,
-            Err(_) => {
+            Ok(n) if n > 0 => n,
+            // Nothing, or a line error: the console stays up.
+            _ => {
                 Timer::after_millis(50).await;
                 continue;
             }
         };
-        let mut input = &bufs.chunk[..n];
-        while !input.is_empty() {
-            let mut scratch = scratch.lock().await;
-            let (used, len) = conn.on_bytes(
-                &mut app.borrow_mut(),
-                now_ms(),
-                input,
-                random(),
-                &mut scratch,
-            );
-            input = &input[used..];
-            if len > 0 {
-                wake.signal(());
-                let _ = io.write_all(&scratch.out[..len]).await;
-                let _ = io.flush().await;
-            }
-        }
+        // A write error (host gone) loses that answer only.
+        let _ = answer(io, ctx, conn, &bufs.chunk[..n], random).await;
     }
 }
 

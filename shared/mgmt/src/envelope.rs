@@ -535,6 +535,24 @@ impl ClientSession {
 
     /// Reads the answer to `Hello`: with a key, it must be tagged and echo the nonce.
     pub fn accept_hello(&mut self, bytes: &[u8]) -> Result<HelloInfo, ClientError> {
+        let (session, seq, response) = self.open(bytes)?;
+        if seq != self.nonce {
+            return Err(ClientError::Mismatch);
+        }
+        match response {
+            Response::Hello(info) => {
+                self.session = session;
+                self.seq = 0;
+                Ok(info)
+            }
+            Response::Error(e) => Err(ClientError::Refused(e)),
+            _ => Err(ClientError::Mismatch),
+        }
+    }
+
+    /// Decodes an answer and checks its tag (with a key) and kind; its session, sequence
+    /// number and response. An untagged refusal is passed on as a diagnostic.
+    fn open(&self, bytes: &[u8]) -> Result<(u64, u64, Response), ClientError> {
         let env = Envelope::new_checked(bytes).map_err(ClientError::Malformed)?;
         let response: Response =
             postcard::from_bytes(env.payload()).map_err(|_| ClientError::BadPayload)?;
@@ -546,18 +564,10 @@ impl ClientSession {
                 _ => ClientError::Unauthenticated,
             });
         }
-        if env.kind() != Kind::Response || env.seq() != self.nonce {
+        if env.kind() != Kind::Response {
             return Err(ClientError::Mismatch);
         }
-        match response {
-            Response::Hello(info) => {
-                self.session = env.session();
-                self.seq = 0;
-                Ok(info)
-            }
-            Response::Error(e) => Err(ClientError::Refused(e)),
-            _ => Err(ClientError::Mismatch),
-        }
+        Ok((env.session(), env.seq(), response))
     }
 
     /// Writes the next request; tagged when the session has a key.
@@ -575,21 +585,8 @@ impl ClientSession {
 
     /// Reads the answer to the last request.
     pub fn accept(&mut self, bytes: &[u8]) -> Result<Response, ClientError> {
-        let env = Envelope::new_checked(bytes).map_err(ClientError::Malformed)?;
-        let response: Response =
-            postcard::from_bytes(env.payload()).map_err(|_| ClientError::BadPayload)?;
-        if let Some(key) = &self.key
-            && !env.verify(key)
-        {
-            return Err(match response {
-                Response::Error(e) => ClientError::Refused(e),
-                _ => ClientError::Unauthenticated,
-            });
-        }
-        if env.kind() != Kind::Response {
-            return Err(ClientError::Mismatch);
-        }
-        if self.key.is_some() && (env.session() != self.session || env.seq() != self.seq) {
+        let (session, seq, response) = self.open(bytes)?;
+        if self.key.is_some() && (session != self.session || seq != self.seq) {
             return Err(ClientError::Mismatch);
         }
         match response {
