@@ -1,0 +1,24 @@
+//! # fulcrum-hdl: Fulcrum's FPGA fast path in rust-hdl
+//!
+//! One module per stage of the reference model (`fulcrum-model`), each a
+//! `#[derive(LogicBlock)]` with documented ports, checked bit for bit against the model
+//! in direct-stepping testbenches (with and without idle cycles and back-pressure),
+//! exported to Verilog and validated by yosys.
+//!
+//! | stage | module | model |
+//! |---|---|---|
+//! | stream interface | [`stream`] | — |
+//! | test harness | [`sim`], [`vectors`], [`verilog`] | — |
+//! | parse | [`parser`] | `wire::parse` |
+//!
+//! rust-hdl 0.46 is pinned and no longer developed upstream: nothing outside this crate
+//! should name it.
+#![deny(unsafe_code)]
+// No `#![warn(missing_docs)]`: rust-hdl's derives generate undocumented public methods
+// (`join`, `link`, ...). Every port and public item written here is documented anyway.
+
+pub mod parser;
+pub mod sim;
+pub mod stream;
+pub mod vectors;
+pub mod verilog;
