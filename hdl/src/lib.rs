@@ -10,6 +10,7 @@
 //! | stream interface | [`stream`] | — |
 //! | test harness | [`sim`], [`vectors`], [`verilog`] | — |
 //! | parse | [`parser`] | `wire::parse` |
+//! | hash | [`toeplitz`] | `hash::ToeplitzKey::hash_v4`, `hash` (source only) |
 //!
 //! rust-hdl 0.46 is pinned and no longer developed upstream: nothing outside this crate
 //! should name it.
@@ -20,5 +21,6 @@
 pub mod parser;
 pub mod sim;
 pub mod stream;
+pub mod toeplitz;
 pub mod vectors;
 pub mod verilog;
