@@ -10,6 +10,7 @@
 //! | stream interface | [`stream`] | — |
 //! | test harness | [`sim`], [`vectors`], [`verilog`] | — |
 //! | parse | [`parser`] | `wire::parse` |
+//! | rewrite (checksums) | [`checksum`] | `checksum::update16`, `update32`, `update_udp16`, `update_udp32` |
 //! | hash | [`toeplitz`] | `hash::ToeplitzKey::hash_v4`, `hash` (source only) |
 //!
 //! rust-hdl 0.46 is pinned and no longer developed upstream: nothing outside this crate
@@ -18,6 +19,7 @@
 // No `#![warn(missing_docs)]`: rust-hdl's derives generate undocumented public methods
 // (`join`, `link`, ...). Every port and public item written here is documented anyway.
 
+pub mod checksum;
 pub mod parser;
 pub mod sim;
 pub mod stream;
