@@ -10,6 +10,7 @@
 //! | stream interface | [`stream`] | — |
 //! | test harness | [`sim`], [`vectors`], [`verilog`] | — |
 //! | parse | [`parser`] | `wire::parse` |
+//! | look up | [`flow_table`] | `flow::SetAssociative` (lookup, insert, replacement) |
 //! | rewrite (checksums) | [`checksum`] | `checksum::update16`, `update32`, `update_udp16`, `update_udp32` |
 //! | hash | [`toeplitz`] | `hash::ToeplitzKey::hash_v4`, `hash` (source only) |
 //!
@@ -20,6 +21,7 @@
 // (`join`, `link`, ...). Every port and public item written here is documented anyway.
 
 pub mod checksum;
+pub mod flow_table;
 pub mod parser;
 pub mod sim;
 pub mod stream;
