@@ -13,6 +13,7 @@
 //! | look up | [`flow_table`] | `flow::SetAssociative` (lookup, insert, replacement) |
 //! | rewrite (checksums) | [`checksum`] | `checksum::update16`, `update32`, `update_udp16`, `update_udp32` |
 //! | hash | [`toeplitz`] | `hash::ToeplitzKey::hash_v4`, `hash` (source only) |
+//! | the stages so far, wired | [`top`] | parse → hash → look up → create → checksum |
 //!
 //! rust-hdl 0.46 is pinned and no longer developed upstream: nothing outside this crate
 //! should name it.
@@ -26,5 +27,6 @@ pub mod parser;
 pub mod sim;
 pub mod stream;
 pub mod toeplitz;
+pub mod top;
 pub mod vectors;
 pub mod verilog;

@@ -127,18 +127,6 @@ impl Logic for ToeplitzHash {
                 self.key9.d.next = self.key_data.val();
             }
         }
-        // Key bit 0 (MSB of key byte 0) is bit 319.
-        self.key.next = (bit_cast::<320, 32>(self.key0.q.val()) << 288)
-            | (bit_cast::<320, 32>(self.key1.q.val()) << 256)
-            | (bit_cast::<320, 32>(self.key2.q.val()) << 224)
-            | (bit_cast::<320, 32>(self.key3.q.val()) << 192)
-            | (bit_cast::<320, 32>(self.key4.q.val()) << 160)
-            | (bit_cast::<320, 32>(self.key5.q.val()) << 128)
-            | (bit_cast::<320, 32>(self.key6.q.val()) << 96)
-            | (bit_cast::<320, 32>(self.key7.q.val()) << 64)
-            | (bit_cast::<320, 32>(self.key8.q.val()) << 32)
-            | bit_cast::<320, 32>(self.key9.q.val());
-
         // A two-stage pipeline that stalls as a whole when the output is not taken.
         self.advance.next = !self.valid2.q.val() | self.m_ready.val();
         self.s_ready.next = self.advance.val();
@@ -154,20 +142,39 @@ impl Logic for ToeplitzHash {
             }
         }
 
-        // Input bit i (MSB first) XORs in the key window starting at key bit i, which is
-        // key[319 - i : 288 - i]. src is input bits 0..32, dst 32..64, ports 64..96.
+        // The XOR trees work only when a request is in stage 1 (the result is not used
+        // otherwise); the condition costs a few gates in hardware and keeps the 320-bit key
+        // out of the simulator's idle cycles.
+        self.key.next = 0.into();
         self.acc_src.next = 0.into();
         self.acc_dst.next = 0.into();
         self.acc_ports.next = 0.into();
-        for i in 0..32 {
-            if self.src1.q.val().get_bit(31 - i) {
-                self.acc_src.next = self.acc_src.val() ^ self.key.val().get_bits::<32>(288 - i);
-            }
-            if self.dst1.q.val().get_bit(31 - i) {
-                self.acc_dst.next = self.acc_dst.val() ^ self.key.val().get_bits::<32>(256 - i);
-            }
-            if self.ports1.q.val().get_bit(31 - i) {
-                self.acc_ports.next = self.acc_ports.val() ^ self.key.val().get_bits::<32>(224 - i);
+        if self.valid1.q.val() {
+            // Key bit 0 (MSB of key byte 0) is bit 319.
+            self.key.next = (bit_cast::<320, 32>(self.key0.q.val()) << 288)
+                | (bit_cast::<320, 32>(self.key1.q.val()) << 256)
+                | (bit_cast::<320, 32>(self.key2.q.val()) << 224)
+                | (bit_cast::<320, 32>(self.key3.q.val()) << 192)
+                | (bit_cast::<320, 32>(self.key4.q.val()) << 160)
+                | (bit_cast::<320, 32>(self.key5.q.val()) << 128)
+                | (bit_cast::<320, 32>(self.key6.q.val()) << 96)
+                | (bit_cast::<320, 32>(self.key7.q.val()) << 64)
+                | (bit_cast::<320, 32>(self.key8.q.val()) << 32)
+                | bit_cast::<320, 32>(self.key9.q.val());
+
+            // Input bit i (MSB first) XORs in the key window starting at key bit i, which is
+            // key[319 - i : 288 - i]. src is input bits 0..32, dst 32..64, ports 64..96.
+            for i in 0..32 {
+                if self.src1.q.val().get_bit(31 - i) {
+                    self.acc_src.next = self.acc_src.val() ^ self.key.val().get_bits::<32>(288 - i);
+                }
+                if self.dst1.q.val().get_bit(31 - i) {
+                    self.acc_dst.next = self.acc_dst.val() ^ self.key.val().get_bits::<32>(256 - i);
+                }
+                if self.ports1.q.val().get_bit(31 - i) {
+                    self.acc_ports.next =
+                        self.acc_ports.val() ^ self.key.val().get_bits::<32>(224 - i);
+                }
             }
         }
         if self.advance.val() {
