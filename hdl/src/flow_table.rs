@@ -24,8 +24,10 @@
 //! RAM, not here.
 //!
 //! Timing: the RAM output is registered (see TOOLCHAIN.md: without it yosys skips the
-//! block-RAM output register), ages and comparisons are registered, then the decision is
-//! made and written back: an operation takes 5 cycles plus the result hand-off. The next
+//! block-RAM output register); ages and key matches are registered, then the expiry
+//! flags and the six pairwise age comparisons (the oldest way is picked from those, not
+//! from a chain of compares: that chain limited the core to 42 MHz), then the decision
+//! is made and written back: an operation takes 6 cycles plus the result hand-off. The next
 //! read is at least two edges after the write, so there is no read-during-write hazard.
 
 use rust_hdl::prelude::*;
@@ -76,6 +78,7 @@ enum Phase {
     Read,
     Capture,
     Compare,
+    Rank,
     Decide,
     Result,
 }
@@ -158,6 +161,13 @@ pub struct FlowTable<const A: usize> {
     used1: DFF<Bit>,
     used2: DFF<Bit>,
     used3: DFF<Bit>,
+    // Pairwise "way i is older than way j" (age_i > age_j) for the oldest-way choice.
+    older10: DFF<Bit>,
+    older20: DFF<Bit>,
+    older21: DFF<Bit>,
+    older30: DFF<Bit>,
+    older31: DFF<Bit>,
+    older32: DFF<Bit>,
     res_kind_q: DFF<Bits<2>>,
     res_way_q: DFF<Bits<2>>,
     res_entry_q: DFF<Bits<171>>,
@@ -189,7 +199,6 @@ pub struct FlowTable<const A: usize> {
     write: Signal<Local, Bit>,
     write_data: Signal<Local, Bits<171>>,
     oldest: Signal<Local, Bits<2>>,
-    oldest_age: Signal<Local, Bits<32>>,
     slot_base: Signal<Local, Bits<32>>,
 }
 
@@ -255,6 +264,12 @@ impl<const A: usize> FlowTable<A> {
             used1: Default::default(),
             used2: Default::default(),
             used3: Default::default(),
+            older10: Default::default(),
+            older20: Default::default(),
+            older21: Default::default(),
+            older30: Default::default(),
+            older31: Default::default(),
+            older32: Default::default(),
             res_kind_q: Default::default(),
             res_way_q: Default::default(),
             res_entry_q: Default::default(),
@@ -284,7 +299,6 @@ impl<const A: usize> FlowTable<A> {
             write: Default::default(),
             write_data: Default::default(),
             oldest: Default::default(),
-            oldest_age: Default::default(),
             slot_base: Default::default(),
         }
     }
@@ -331,6 +345,12 @@ impl<const A: usize> Logic for FlowTable<A> {
             used1,
             used2,
             used3,
+            older10,
+            older20,
+            older21,
+            older30,
+            older31,
+            older32,
             res_kind_q,
             res_way_q,
             res_entry_q
@@ -426,19 +446,17 @@ impl<const A: usize> Logic for FlowTable<A> {
             | bit_cast::<171, 32>(self.payload.q.val());
 
         // The decision (phase Decide), from the registered flags.
+        // The oldest way, lowest on a tie (the model's scan keeps the first maximum):
+        // way w wins if it is older than every lower way and no higher way is older.
         self.oldest.next = 0.into();
-        self.oldest_age.next = self.age0.q.val();
-        if self.age1.q.val() > self.oldest_age.val() {
+        if self.older10.q.val() & !self.older21.q.val() & !self.older31.q.val() {
             self.oldest.next = 1.into();
-            self.oldest_age.next = self.age1.q.val();
         }
-        if self.age2.q.val() > self.oldest_age.val() {
+        if self.older20.q.val() & self.older21.q.val() & !self.older32.q.val() {
             self.oldest.next = 2.into();
-            self.oldest_age.next = self.age2.q.val();
         }
-        if self.age3.q.val() > self.oldest_age.val() {
+        if self.older30.q.val() & self.older31.q.val() & self.older32.q.val() {
             self.oldest.next = 3.into();
-            self.oldest_age.next = self.age3.q.val();
         }
         self.chosen.next = self.way.q.val();
         self.chosen_kind.next = 0.into();
@@ -550,10 +568,6 @@ impl<const A: usize> Logic for FlowTable<A> {
                 self.used1.d.next = self.data1.q.val().get_bit(170);
                 self.used2.d.next = self.data2.q.val().get_bit(170);
                 self.used3.d.next = self.data3.q.val().get_bit(170);
-                self.expired0.d.next = self.age_now0.val() > self.timeout0.val();
-                self.expired1.d.next = self.age_now1.val() > self.timeout1.val();
-                self.expired2.d.next = self.age_now2.val() > self.timeout2.val();
-                self.expired3.d.next = self.age_now3.val() > self.timeout3.val();
                 self.matched0.d.next =
                     self.data0.q.val().get_bit(170) & (self.key0.val() == self.key.q.val());
                 self.matched1.d.next =
@@ -562,6 +576,19 @@ impl<const A: usize> Logic for FlowTable<A> {
                     self.data2.q.val().get_bit(170) & (self.key2.val() == self.key.q.val());
                 self.matched3.d.next =
                     self.data3.q.val().get_bit(170) & (self.key3.val() == self.key.q.val());
+                self.phase.d.next = Phase::Rank;
+            }
+            Phase::Rank => {
+                self.expired0.d.next = self.age0.q.val() > self.timeout0.val();
+                self.expired1.d.next = self.age1.q.val() > self.timeout1.val();
+                self.expired2.d.next = self.age2.q.val() > self.timeout2.val();
+                self.expired3.d.next = self.age3.q.val() > self.timeout3.val();
+                self.older10.d.next = self.age1.q.val() > self.age0.q.val();
+                self.older20.d.next = self.age2.q.val() > self.age0.q.val();
+                self.older21.d.next = self.age2.q.val() > self.age1.q.val();
+                self.older30.d.next = self.age3.q.val() > self.age0.q.val();
+                self.older31.d.next = self.age3.q.val() > self.age1.q.val();
+                self.older32.d.next = self.age3.q.val() > self.age2.q.val();
                 self.phase.d.next = Phase::Decide;
             }
             Phase::Decide => {
@@ -892,8 +919,8 @@ mod tests {
     #[test]
     fn matches_set_associative_on_random_operations() {
         let cycles = random_operations(12_000, Traffic::SMOOTH, 11);
-        // Five cycles per operation plus the result hand-off.
-        assert_eq!(cycles, 6 * 12_000);
+        // Six cycles per operation plus the result hand-off.
+        assert_eq!(cycles, 7 * 12_000);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Frames pass through unchanged from `s_axis` to `m_axis` (combinationally: no latency,
 //! no storage). While they pass, the parser captures the header fields at their byte
-//! positions and, one cycle after the last byte, offers them with the model's verdict on
+//! positions and, two cycles after the last byte, offers them with the model's verdict on
 //! the side bundle `m_hdr` ([`HeaderSource`]). The verdict needs the whole frame: the
 //! model refuses an IPv4 packet whose total length exceeds the frame, so nothing is final
 //! before `tlast`. The rewrite stage holds the frame in a buffer anyway (the MAC rewrite
@@ -17,8 +17,8 @@
 //! the payload, else truncated L4. Ethernet padding after the total length is ignored.
 //!
 //! Timing: one byte per cycle while `m_axis.tready`; after the last byte the parser holds
-//! `s_axis.tready` low until `m_hdr` is taken, so a frame of `n` bytes occupies `n + 1`
-//! cycles when nobody stalls. The byte counter saturates at 65535 (no Ethernet frame is
+//! `s_axis.tready` low for one cycle to register the verdict's comparisons and then until
+//! `m_hdr` is taken, so a frame of `n` bytes occupies `n + 2` cycles when nobody stalls. The byte counter saturates at 65535 (no Ethernet frame is
 //! that long). `tuser` passes through; the parser does not act on it (the MAC drops
 //! frames with a bad FCS before they get here).
 
@@ -176,12 +176,29 @@ pub struct HeaderParser {
     pub s_axis: ByteStreamSlave,
     /// The same frames out, unchanged.
     pub m_axis: ByteStreamMaster,
-    /// Parsed headers, one per frame, after its last byte.
+    /// Parsed headers, one per frame, two cycles after its last byte.
     pub m_hdr: HeaderSource,
 
     // Position of the next byte in the frame, and the "frame ended, header offered" state.
     count: DFF<Bits<16>>,
     done: DFF<Bit>,
+    // The verdict's comparisons, registered the cycle after the last byte.
+    flagged: DFF<Bit>,
+    f_runt: DFF<Bit>,
+    f_stacked: DFF<Bit>,
+    f_arp: DFF<Bit>,
+    f_ipv6: DFF<Bit>,
+    f_ipv4: DFF<Bit>,
+    f_l3_short: DFF<Bit>,
+    f_malformed: DFF<Bit>,
+    f_truncated: DFF<Bit>,
+    f_bad_csum: DFF<Bit>,
+    f_fragment: DFF<Bit>,
+    f_tcp: DFF<Bit>,
+    f_udp: DFF<Bit>,
+    f_icmp: DFF<Bit>,
+    f_tcp_bad: DFF<Bit>,
+    f_udp_bad: DFF<Bit>,
     // Captured bytes: shift registers filled at their byte positions.
     dst_mac: DFF<Bits<48>>,
     src_mac: DFF<Bits<48>>,
@@ -235,6 +252,22 @@ impl HeaderParser {
             m_hdr: Default::default(),
             count: Default::default(),
             done: Default::default(),
+            flagged: Default::default(),
+            f_runt: Default::default(),
+            f_stacked: Default::default(),
+            f_arp: Default::default(),
+            f_ipv6: Default::default(),
+            f_ipv4: Default::default(),
+            f_l3_short: Default::default(),
+            f_malformed: Default::default(),
+            f_truncated: Default::default(),
+            f_bad_csum: Default::default(),
+            f_fragment: Default::default(),
+            f_tcp: Default::default(),
+            f_udp: Default::default(),
+            f_icmp: Default::default(),
+            f_tcp_bad: Default::default(),
+            f_udp_bad: Default::default(),
             dst_mac: Default::default(),
             src_mac: Default::default(),
             outer_type: Default::default(),
@@ -308,7 +341,23 @@ impl Logic for HeaderParser {
             tcp_offset,
             tcp_flags,
             csum,
-            csum_high
+            csum_high,
+            flagged,
+            f_runt,
+            f_stacked,
+            f_arp,
+            f_ipv6,
+            f_ipv4,
+            f_l3_short,
+            f_malformed,
+            f_truncated,
+            f_bad_csum,
+            f_fragment,
+            f_tcp,
+            f_udp,
+            f_icmp,
+            f_tcp_bad,
+            f_udp_bad
         );
 
         // Pass-through; stalled while the previous frame's header waits.
@@ -416,9 +465,12 @@ impl Logic for HeaderParser {
             }
         }
 
-        // The verdict, from the registers once the frame has ended (rules of wire.rs, in
-        // the model's order). Codes are literals: rust-hdl would emit a path to a Rust
-        // constant as an undeclared Verilog identifier. Names are in `status`/`l4_kind`.
+        // The verdict, in two steps once the frame has ended: the cycle after the last
+        // byte registers every comparison the rules need (flags), the next one orders
+        // them by the rules of wire.rs. Computing it in one go from the counters was
+        // the critical path of the core (74 MHz). Codes are literals: rust-hdl would emit
+        // a path to a Rust constant as an undeclared Verilog identifier; the names are in
+        // `status` / `l4_kind`.
         self.ethertype.next = self.outer_type.q.val();
         if self.tagged.val() {
             self.ethertype.next = self.inner_type.q.val();
@@ -426,56 +478,71 @@ impl Logic for HeaderParser {
         self.l3_len.next = self.count.q.val() - self.l3_off.val();
         self.payload_len.next = self.total_len.q.val() - self.hdr_len.val();
         self.tcp_hdr_len.next = bit_cast::<16, 8>(self.tcp_offset.q.val()) << 2;
+        if self.done.q.val() & !self.flagged.q.val() {
+            self.flagged.d.next = true;
+            self.f_runt.d.next =
+                (self.count.q.val() < 14) | (self.tagged.val() & (self.count.q.val() < 18));
+            self.f_stacked.d.next = self.tagged.val()
+                & ((self.inner_type.q.val() == 0x8100) | (self.inner_type.q.val() == 0x88a8));
+            self.f_arp.d.next = self.ethertype.val() == 0x0806;
+            self.f_ipv6.d.next = self.ethertype.val() == 0x86dd;
+            self.f_ipv4.d.next = self.ethertype.val() == 0x0800;
+            self.f_l3_short.d.next = self.l3_len.val() < 20;
+            self.f_malformed.d.next = (self.ver_ihl.q.val().get_bits::<4>(4) != 4)
+                | (self.hdr_len.val() < 20)
+                | (self.total_len.q.val() < self.hdr_len.val());
+            self.f_truncated.d.next = self.l3_len.val() < self.total_len.q.val();
+            self.f_bad_csum.d.next = self.csum.q.val() != 0xffff;
+            self.f_fragment.d.next = (self.flags_frag.q.val() & 0x3fff) != 0;
+            self.f_tcp.d.next = self.protocol.q.val() == 6;
+            self.f_udp.d.next = self.protocol.q.val() == 17;
+            self.f_icmp.d.next = self.protocol.q.val() == 1;
+            self.f_tcp_bad.d.next = (self.payload_len.val() < 20)
+                | (self.tcp_hdr_len.val() < 20)
+                | (self.payload_len.val() < self.tcp_hdr_len.val());
+            self.f_udp_bad.d.next = (self.payload_len.val() < 8)
+                | (self.udp_len.q.val() < 8)
+                | (self.payload_len.val() < self.udp_len.q.val());
+        }
         self.kind.next = 4.into(); // OTHER
-        if (self.count.q.val() < 14) | (self.tagged.val() & (self.count.q.val() < 18)) {
+        if self.f_runt.q.val() {
             self.verdict.next = 8.into(); // RUNT
-        } else if self.tagged.val()
-            & ((self.inner_type.q.val() == 0x8100) | (self.inner_type.q.val() == 0x88a8))
-        {
+        } else if self.f_stacked.q.val() {
             self.verdict.next = 9.into(); // STACKED_VLAN
-        } else if self.ethertype.val() == 0x0806 {
+        } else if self.f_arp.q.val() {
             self.verdict.next = 1.into(); // ARP
-        } else if self.ethertype.val() == 0x86dd {
+        } else if self.f_ipv6.q.val() {
             self.verdict.next = 2.into(); // IPV6
-        } else if self.ethertype.val() != 0x0800 {
+        } else if !self.f_ipv4.q.val() {
             self.verdict.next = 3.into(); // OTHER
-        } else if self.l3_len.val() < 20 {
+        } else if self.f_l3_short.q.val() {
             self.verdict.next = 11.into(); // TRUNCATED_IPV4
-        } else if (self.ver_ihl.q.val().get_bits::<4>(4) != 4)
-            | (self.hdr_len.val() < 20)
-            | (self.total_len.q.val() < self.hdr_len.val())
-        {
+        } else if self.f_malformed.q.val() {
             self.verdict.next = 10.into(); // MALFORMED_IPV4
-        } else if self.l3_len.val() < self.total_len.q.val() {
+        } else if self.f_truncated.q.val() {
             self.verdict.next = 11.into(); // TRUNCATED_IPV4
-        } else if self.csum.q.val() != 0xffff {
+        } else if self.f_bad_csum.q.val() {
             self.verdict.next = 12.into(); // BAD_IPV4_CHECKSUM
         } else {
             self.verdict.next = 0.into(); // IPV4
-            if (self.flags_frag.q.val() & 0x3fff) != 0 {
+            if self.f_fragment.q.val() {
                 self.kind.next = 3.into(); // FRAGMENT
-            } else if self.protocol.q.val() == 6 {
+            } else if self.f_tcp.q.val() {
                 self.kind.next = 0.into(); // TCP
-                if (self.payload_len.val() < 20)
-                    | (self.tcp_hdr_len.val() < 20)
-                    | (self.payload_len.val() < self.tcp_hdr_len.val())
-                {
+                if self.f_tcp_bad.q.val() {
                     self.verdict.next = 13.into(); // TRUNCATED_L4
                 }
-            } else if self.protocol.q.val() == 17 {
+            } else if self.f_udp.q.val() {
                 self.kind.next = 1.into(); // UDP
-                if (self.payload_len.val() < 8)
-                    | (self.udp_len.q.val() < 8)
-                    | (self.payload_len.val() < self.udp_len.q.val())
-                {
+                if self.f_udp_bad.q.val() {
                     self.verdict.next = 13.into(); // TRUNCATED_L4
                 }
-            } else if self.protocol.q.val() == 1 {
+            } else if self.f_icmp.q.val() {
                 self.kind.next = 2.into(); // ICMP
             }
         }
 
-        self.m_hdr.tvalid.next = self.done.q.val();
+        self.m_hdr.tvalid.next = self.flagged.q.val();
         self.m_hdr.status.next = self.verdict.val();
         self.m_hdr.l4_kind.next = self.kind.val();
         self.m_hdr.dst_mac.next = self.dst_mac.q.val();
@@ -499,8 +566,9 @@ impl Logic for HeaderParser {
         self.m_hdr.frame_len.next = self.count.q.val();
 
         // Header taken: back to idle, every capture cleared for the next frame.
-        if self.done.q.val() & self.m_hdr.tready.val() {
+        if self.flagged.q.val() & self.m_hdr.tready.val() {
             self.done.d.next = false;
+            self.flagged.d.next = false;
             self.count.d.next = 0.into();
             self.dst_mac.d.next = 0.into();
             self.src_mac.d.next = 0.into();
@@ -677,8 +745,8 @@ mod tests {
         let bytes: usize = frames.iter().map(Vec::len).sum();
         let n = frames.len() as u64;
         let cycles = run(frames, Traffic::SMOOTH, 1);
-        // One byte per cycle and one cycle per header hand-off.
-        assert_eq!(cycles, bytes as u64 + n);
+        // One byte per cycle, one cycle to register the verdict, one to hand it off.
+        assert_eq!(cycles, bytes as u64 + 2 * n);
     }
 
     #[test]

@@ -198,6 +198,14 @@ impl<const A: usize> FastPathCore<A> {
     }
 }
 
+/// The Verilog of a [`FastPathCore`] with `2^A` flow-table sets, top module `top`.
+pub fn core_verilog<const A: usize>() -> String {
+    let mut uut = FastPathCore::<A>::new();
+    uut.connect_inputs();
+    uut.connect_all();
+    generate_verilog(&uut)
+}
+
 impl<const A: usize> Default for FastPathCore<A> {
     fn default() -> Self {
         Self::new()
@@ -421,10 +429,7 @@ mod tests {
 
     #[test]
     fn fast_path_core_is_synthesizable() {
-        let mut uut = FastPathCore::<9>::new();
-        uut.connect_inputs();
-        uut.connect_all();
-        crate::verilog::validate("fast_path_core", &generate_verilog(&uut));
+        crate::verilog::validate("fast_path_core", &core_verilog::<9>());
     }
 
     /// What the model decides for one frame with the core's stand-in rules.
