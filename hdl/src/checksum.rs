@@ -11,8 +11,9 @@
 //! nonzero sum zero), so the unit has no mode input; callers put 16-bit values in the low
 //! halves with zero high halves.
 //!
-//! Two pipeline stages (sum of five 16-bit terms, then fold, complement and the UDP
-//! rule), one update per cycle; the whole pipeline stalls while the output is not taken.
+//! Three pipeline stages (pairwise sums, the whole sum, then fold, complement and the
+//! UDP rule; one stage for all five terms was the core's critical path at 102 MHz), one
+//! update per cycle; the whole pipeline stalls while the output is not taken.
 
 use rust_hdl::prelude::*;
 
@@ -41,11 +42,17 @@ pub struct ChecksumUpdate {
     pub updated: Signal<Out, Bits<16>>,
 
     valid1: DFF<Bit>,
-    sum1: DFF<Bits<19>>,
+    part_a1: DFF<Bits<17>>,
+    part_b1: DFF<Bits<17>>,
+    part_c1: DFF<Bits<16>>,
     keep_zero1: DFF<Bit>,
     udp1: DFF<Bit>,
     valid2: DFF<Bit>,
-    result2: DFF<Bits<16>>,
+    sum2: DFF<Bits<19>>,
+    keep_zero2: DFF<Bit>,
+    udp2: DFF<Bit>,
+    valid3: DFF<Bit>,
+    result3: DFF<Bits<16>>,
 
     advance: Signal<Local, Bit>,
     negated: Signal<Local, Bits<16>>,
@@ -66,11 +73,15 @@ impl ChecksumUpdate {
 impl Logic for ChecksumUpdate {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, valid1, sum1, keep_zero1, udp1, valid2, result2);
-        self.advance.next = !self.valid2.q.val() | self.m_ready.val();
+        dff_setup!(
+            self, clock, valid1, part_a1, part_b1, part_c1, keep_zero1, udp1, valid2, sum2,
+            keep_zero2, udp2, valid3, result3
+        );
+        self.advance.next = !self.valid3.q.val() | self.m_ready.val();
         self.s_ready.next = self.advance.val();
 
-        // Stage 1: ~HC (a received 0xFFFF read as 0x0000) + ~old halves + new halves.
+        // Stage 1: ~HC (a received 0xFFFF read as 0x0000), ~old and new halves, added in
+        // pairs.
         self.negated.next = !self.checksum.val();
         if self.checksum.val() == 0xffff {
             self.negated.next = 0xffff.into();
@@ -78,34 +89,44 @@ impl Logic for ChecksumUpdate {
         self.inv_old.next = !self.old.val();
         if self.advance.val() {
             self.valid1.d.next = self.s_valid.val();
-            self.sum1.d.next = bit_cast::<19, 16>(self.negated.val())
-                + bit_cast::<19, 16>(self.inv_old.val().get_bits::<16>(16))
-                + bit_cast::<19, 16>(self.inv_old.val().get_bits::<16>(0))
-                + bit_cast::<19, 16>(self.new.val().get_bits::<16>(16))
-                + bit_cast::<19, 16>(self.new.val().get_bits::<16>(0));
+            self.part_a1.d.next = bit_cast::<17, 16>(self.negated.val())
+                + bit_cast::<17, 16>(self.inv_old.val().get_bits::<16>(16));
+            self.part_b1.d.next = bit_cast::<17, 16>(self.inv_old.val().get_bits::<16>(0))
+                + bit_cast::<17, 16>(self.new.val().get_bits::<16>(16));
+            self.part_c1.d.next = self.new.val().get_bits::<16>(0);
             self.keep_zero1.d.next = self.udp.val() & (self.checksum.val() == 0);
             self.udp1.d.next = self.udp.val();
         }
 
-        // Stage 2: fold with end-around carry (twice), complement, UDP rules.
-        self.fold_once.next = bit_cast::<19, 16>(self.sum1.q.val().get_bits::<16>(0))
-            + bit_cast::<19, 3>(self.sum1.q.val().get_bits::<3>(16));
+        // Stage 2: the whole sum.
+        if self.advance.val() {
+            self.valid2.d.next = self.valid1.q.val();
+            self.sum2.d.next = bit_cast::<19, 17>(self.part_a1.q.val())
+                + bit_cast::<19, 17>(self.part_b1.q.val())
+                + bit_cast::<19, 16>(self.part_c1.q.val());
+            self.keep_zero2.d.next = self.keep_zero1.q.val();
+            self.udp2.d.next = self.udp1.q.val();
+        }
+
+        // Stage 3: fold with end-around carry (twice), complement, UDP rules.
+        self.fold_once.next = bit_cast::<19, 16>(self.sum2.q.val().get_bits::<16>(0))
+            + bit_cast::<19, 3>(self.sum2.q.val().get_bits::<3>(16));
         self.fold_twice.next = bit_cast::<19, 16>(self.fold_once.val().get_bits::<16>(0))
             + bit_cast::<19, 3>(self.fold_once.val().get_bits::<3>(16));
         self.folded.next = self.fold_twice.val().get_bits::<16>(0);
         self.complement.next = !self.folded.val();
         if self.advance.val() {
-            self.valid2.d.next = self.valid1.q.val();
-            self.result2.d.next = self.complement.val();
-            if self.udp1.q.val() & (self.complement.val() == 0) {
-                self.result2.d.next = 0xffff.into();
+            self.valid3.d.next = self.valid2.q.val();
+            self.result3.d.next = self.complement.val();
+            if self.udp2.q.val() & (self.complement.val() == 0) {
+                self.result3.d.next = 0xffff.into();
             }
-            if self.keep_zero1.q.val() {
-                self.result2.d.next = 0.into();
+            if self.keep_zero2.q.val() {
+                self.result3.d.next = 0.into();
             }
         }
-        self.m_valid.next = self.valid2.q.val();
-        self.updated.next = self.result2.q.val();
+        self.m_valid.next = self.valid3.q.val();
+        self.updated.next = self.result3.q.val();
     }
 }
 
@@ -201,7 +222,8 @@ mod tests {
             }
         }
         let cycles = run(&cases, Traffic::SMOOTH, 1);
-        assert_eq!(cycles, cases.len() as u64 + 2);
+        // One update per cycle, three cycles of latency.
+        assert_eq!(cycles, cases.len() as u64 + 3);
     }
 
     #[test]

@@ -181,6 +181,9 @@ pub struct HeaderParser {
 
     // Position of the next byte in the frame, and the "frame ended, header offered" state.
     count: DFF<Bits<16>>,
+    // Bytes of the frame from the network header on, and from the transport header on.
+    l3_count: DFF<Bits<16>>,
+    l4_count: DFF<Bits<16>>,
     done: DFF<Bit>,
     // The verdict's comparisons, registered the cycle after the last byte.
     flagged: DFF<Bit>,
@@ -251,6 +254,8 @@ impl HeaderParser {
             m_axis: Default::default(),
             m_hdr: Default::default(),
             count: Default::default(),
+            l3_count: Default::default(),
+            l4_count: Default::default(),
             done: Default::default(),
             flagged: Default::default(),
             f_runt: Default::default(),
@@ -322,6 +327,8 @@ impl Logic for HeaderParser {
             self,
             clock,
             count,
+            l3_count,
+            l4_count,
             done,
             dst_mac,
             src_mac,
@@ -376,14 +383,17 @@ impl Logic for HeaderParser {
         if self.tagged.val() {
             self.l3_off.next = 18.into();
         }
-        self.in_l3.next = self.count.q.val() >= self.l3_off.val();
-        self.l3_idx.next = self.count.q.val() - self.l3_off.val();
+        self.in_l3.next =
+            (self.count.q.val() >= 18) | (!self.tagged.val() & (self.count.q.val() >= 14));
+        // Positions inside the IPv4 and transport headers are counters, not differences
+        // of the frame position: no subtractor in the per-byte path.
+        self.l3_idx.next = self.l3_count.q.val();
         self.hdr_len.next = bit_cast::<16, 8>(self.ver_ihl.q.val() & 0x0f) << 2;
         // At IPv4 byte 0 the IHL is being captured; byte 0 is in the header whatever it is.
         self.in_ip_header.next = self.in_l3.val()
             & ((self.l3_idx.val() == 0) | (self.l3_idx.val() < self.hdr_len.val()));
         self.in_l4.next = self.in_l3.val() & !self.in_ip_header.val();
-        self.l4_idx.next = self.l3_idx.val() - self.hdr_len.val();
+        self.l4_idx.next = self.l4_count.q.val();
         self.csum_word.next = (bit_cast::<17, 8>(self.csum_high.q.val()) << 8)
             | bit_cast::<17, 8>(self.s_axis.tdata.val());
         self.csum_sum.next = bit_cast::<17, 16>(self.csum.q.val()) + self.csum_word.val();
@@ -391,6 +401,12 @@ impl Logic for HeaderParser {
         if self.beat.val() {
             if self.count.q.val() != 0xffff {
                 self.count.d.next = self.count.q.val() + 1;
+            }
+            if self.in_l3.val() & (self.l3_count.q.val() != 0xffff) {
+                self.l3_count.d.next = self.l3_count.q.val() + 1;
+            }
+            if self.in_l4.val() & (self.l4_count.q.val() != 0xffff) {
+                self.l4_count.d.next = self.l4_count.q.val() + 1;
             }
             if self.count.q.val() < 6 {
                 self.dst_mac.d.next =
@@ -475,7 +491,7 @@ impl Logic for HeaderParser {
         if self.tagged.val() {
             self.ethertype.next = self.inner_type.q.val();
         }
-        self.l3_len.next = self.count.q.val() - self.l3_off.val();
+        self.l3_len.next = self.l3_count.q.val();
         self.payload_len.next = self.total_len.q.val() - self.hdr_len.val();
         self.tcp_hdr_len.next = bit_cast::<16, 8>(self.tcp_offset.q.val()) << 2;
         if self.done.q.val() & !self.flagged.q.val() {
@@ -570,6 +586,8 @@ impl Logic for HeaderParser {
             self.done.d.next = false;
             self.flagged.d.next = false;
             self.count.d.next = 0.into();
+            self.l3_count.d.next = 0.into();
+            self.l4_count.d.next = 0.into();
             self.dst_mac.d.next = 0.into();
             self.src_mac.d.next = 0.into();
             self.outer_type.d.next = 0.into();
