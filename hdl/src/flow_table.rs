@@ -149,6 +149,11 @@ pub struct FlowTable<const A: usize> {
     age1: DFF<Bits<32>>,
     age2: DFF<Bits<32>>,
     age3: DFF<Bits<32>>,
+    // Each way's idle timeout (by its state), registered beside its age.
+    limit0: DFF<Bits<32>>,
+    limit1: DFF<Bits<32>>,
+    limit2: DFF<Bits<32>>,
+    limit3: DFF<Bits<32>>,
     expired0: DFF<Bit>,
     expired1: DFF<Bit>,
     expired2: DFF<Bit>,
@@ -252,6 +257,10 @@ impl<const A: usize> FlowTable<A> {
             age1: Default::default(),
             age2: Default::default(),
             age3: Default::default(),
+            limit0: Default::default(),
+            limit1: Default::default(),
+            limit2: Default::default(),
+            limit3: Default::default(),
             expired0: Default::default(),
             expired1: Default::default(),
             expired2: Default::default(),
@@ -333,6 +342,10 @@ impl<const A: usize> Logic for FlowTable<A> {
             age1,
             age2,
             age3,
+            limit0,
+            limit1,
+            limit2,
+            limit3,
             expired0,
             expired1,
             expired2,
@@ -372,6 +385,14 @@ impl<const A: usize> Logic for FlowTable<A> {
         self.way2.write_address.next = self.set.q.val();
         self.way3.write_address.next = self.set.q.val();
 
+        // The RAM outputs are registered every cycle, without an enable: a block-RAM output
+        // has a 5.8 ns clock-to-out on the ECP5 (no output register inferred), so nothing
+        // may sit between it and a flip-flop. The set only changes in Idle and a write
+        // only lands after Decide has used the words, so they are stable when read.
+        self.data0.d.next = self.way0.read_data.val();
+        self.data1.d.next = self.way1.read_data.val();
+        self.data2.d.next = self.way2.read_data.val();
+        self.data3.d.next = self.way3.read_data.val();
         self.cmd_ready.next = self.phase.q.val() == Phase::Idle;
         self.res_valid.next = self.phase.q.val() == Phase::Result;
         self.res_kind.next = self.res_kind_q.q.val();
@@ -553,10 +574,6 @@ impl<const A: usize> Logic for FlowTable<A> {
                 self.phase.d.next = Phase::Capture;
             }
             Phase::Capture => {
-                self.data0.d.next = self.way0.read_data.val();
-                self.data1.d.next = self.way1.read_data.val();
-                self.data2.d.next = self.way2.read_data.val();
-                self.data3.d.next = self.way3.read_data.val();
                 self.phase.d.next = Phase::Compare;
             }
             Phase::Compare => {
@@ -564,6 +581,10 @@ impl<const A: usize> Logic for FlowTable<A> {
                 self.age1.d.next = self.age_now1.val();
                 self.age2.d.next = self.age_now2.val();
                 self.age3.d.next = self.age_now3.val();
+                self.limit0.d.next = self.timeout0.val();
+                self.limit1.d.next = self.timeout1.val();
+                self.limit2.d.next = self.timeout2.val();
+                self.limit3.d.next = self.timeout3.val();
                 self.used0.d.next = self.data0.q.val().get_bit(170);
                 self.used1.d.next = self.data1.q.val().get_bit(170);
                 self.used2.d.next = self.data2.q.val().get_bit(170);
@@ -579,10 +600,10 @@ impl<const A: usize> Logic for FlowTable<A> {
                 self.phase.d.next = Phase::Rank;
             }
             Phase::Rank => {
-                self.expired0.d.next = self.age0.q.val() > self.timeout0.val();
-                self.expired1.d.next = self.age1.q.val() > self.timeout1.val();
-                self.expired2.d.next = self.age2.q.val() > self.timeout2.val();
-                self.expired3.d.next = self.age3.q.val() > self.timeout3.val();
+                self.expired0.d.next = self.age0.q.val() > self.limit0.q.val();
+                self.expired1.d.next = self.age1.q.val() > self.limit1.q.val();
+                self.expired2.d.next = self.age2.q.val() > self.limit2.q.val();
+                self.expired3.d.next = self.age3.q.val() > self.limit3.q.val();
                 self.older10.d.next = self.age1.q.val() > self.age0.q.val();
                 self.older20.d.next = self.age2.q.val() > self.age0.q.val();
                 self.older21.d.next = self.age2.q.val() > self.age1.q.val();
