@@ -23,14 +23,18 @@
 //! of a flow is only needed on the return path and belongs in a separate slot-indexed
 //! RAM, not here.
 //!
-//! Timing: the RAM output is registered (see TOOLCHAIN.md: without it yosys skips the
-//! block-RAM output register); ages and key matches are registered, then the expiry
+//! Timing: each way is a single-port read-first RAM ([`SinglePortRam`]: rust-hdl's
+//! two-port `RAM` on one address made yosys add bypass logic after the block RAM), its
+//! output is registered twice (see TOOLCHAIN.md; once next to the RAM, once next to the
+//! logic: the placer put the only register 2.6 ns of routing away from the RAM); ages and key matches are registered, then the expiry
 //! flags and the six pairwise age comparisons (the oldest way is picked from those, not
 //! from a chain of compares: that chain limited the core to 42 MHz), then the decision
-//! is made and written back: an operation takes 6 cycles plus the result hand-off. The next
+//! is made and written back: an operation takes 7 cycles plus the result hand-off. The next
 //! read is at least two edges after the write, so there is no read-during-write hazard.
 
 use rust_hdl::prelude::*;
+
+use crate::ram::SinglePortRam;
 
 /// Ways per set (fixed: four parallel block RAMs).
 pub const WAYS: usize = 4;
@@ -77,6 +81,7 @@ enum Phase {
     Idle,
     Read,
     Capture,
+    Settle,
     Compare,
     Rank,
     Decide,
@@ -128,10 +133,10 @@ pub struct FlowTable<const A: usize> {
     /// whether an insert displaced an entry.
     pub res_entry: Signal<Out, Bits<171>>,
 
-    way0: RAM<Bits<171>, A>,
-    way1: RAM<Bits<171>, A>,
-    way2: RAM<Bits<171>, A>,
-    way3: RAM<Bits<171>, A>,
+    way0: SinglePortRam<Bits<171>, A>,
+    way1: SinglePortRam<Bits<171>, A>,
+    way2: SinglePortRam<Bits<171>, A>,
+    way3: SinglePortRam<Bits<171>, A>,
     phase: DFF<Phase>,
     op: DFF<Bits<2>>,
     set: DFF<Bits<A>>,
@@ -141,6 +146,11 @@ pub struct FlowTable<const A: usize> {
     payload: DFF<Bits<32>>,
     entry_valid: DFF<Bits<1>>,
     now: DFF<Bits<32>>,
+    // The RAM words, registered twice: next to the block RAMs, then next to the logic.
+    raw0: DFF<Bits<171>>,
+    raw1: DFF<Bits<171>>,
+    raw2: DFF<Bits<171>>,
+    raw3: DFF<Bits<171>>,
     data0: DFF<Bits<171>>,
     data1: DFF<Bits<171>>,
     data2: DFF<Bits<171>>,
@@ -214,7 +224,7 @@ impl<const A: usize> FlowTable<A> {
             (1..=14).contains(&A),
             "2^{A} sets: use 1 to 14 address bits"
         );
-        let zeros = || RAM::<Bits<171>, A>::from((0..(1u64 << A)).map(|_| Bits::<171>::default()));
+        let zeros = SinglePortRam::<Bits<171>, A>::zeroed;
         FlowTable {
             clock: Default::default(),
             timeout_syn: Default::default(),
@@ -249,6 +259,10 @@ impl<const A: usize> FlowTable<A> {
             payload: Default::default(),
             entry_valid: Default::default(),
             now: Default::default(),
+            raw0: Default::default(),
+            raw1: Default::default(),
+            raw2: Default::default(),
+            raw3: Default::default(),
             data0: Default::default(),
             data1: Default::default(),
             data2: Default::default(),
@@ -334,6 +348,10 @@ impl<const A: usize> Logic for FlowTable<A> {
             payload,
             entry_valid,
             now,
+            raw0,
+            raw1,
+            raw2,
+            raw3,
             data0,
             data1,
             data2,
@@ -368,31 +386,27 @@ impl<const A: usize> Logic for FlowTable<A> {
             res_way_q,
             res_entry_q
         );
-        self.way0.read_clock.next = self.clock.val();
-        self.way0.write_clock.next = self.clock.val();
-        self.way1.read_clock.next = self.clock.val();
-        self.way1.write_clock.next = self.clock.val();
-        self.way2.read_clock.next = self.clock.val();
-        self.way2.write_clock.next = self.clock.val();
-        self.way3.read_clock.next = self.clock.val();
-        self.way3.write_clock.next = self.clock.val();
-        self.way0.read_address.next = self.set.q.val();
-        self.way1.read_address.next = self.set.q.val();
-        self.way2.read_address.next = self.set.q.val();
-        self.way3.read_address.next = self.set.q.val();
-        self.way0.write_address.next = self.set.q.val();
-        self.way1.write_address.next = self.set.q.val();
-        self.way2.write_address.next = self.set.q.val();
-        self.way3.write_address.next = self.set.q.val();
+        self.way0.clock.next = self.clock.val();
+        self.way1.clock.next = self.clock.val();
+        self.way2.clock.next = self.clock.val();
+        self.way3.clock.next = self.clock.val();
+        self.way0.address.next = self.set.q.val();
+        self.way1.address.next = self.set.q.val();
+        self.way2.address.next = self.set.q.val();
+        self.way3.address.next = self.set.q.val();
 
         // The RAM outputs are registered every cycle, without an enable: a block-RAM output
         // has a 5.8 ns clock-to-out on the ECP5 (no output register inferred), so nothing
         // may sit between it and a flip-flop. The set only changes in Idle and a write
         // only lands after Decide has used the words, so they are stable when read.
-        self.data0.d.next = self.way0.read_data.val();
-        self.data1.d.next = self.way1.read_data.val();
-        self.data2.d.next = self.way2.read_data.val();
-        self.data3.d.next = self.way3.read_data.val();
+        self.raw0.d.next = self.way0.read_data.val();
+        self.data0.d.next = self.raw0.q.val();
+        self.raw1.d.next = self.way1.read_data.val();
+        self.data1.d.next = self.raw1.q.val();
+        self.raw2.d.next = self.way2.read_data.val();
+        self.data2.d.next = self.raw2.q.val();
+        self.raw3.d.next = self.way3.read_data.val();
+        self.data3.d.next = self.raw3.q.val();
         self.cmd_ready.next = self.phase.q.val() == Phase::Idle;
         self.res_valid.next = self.phase.q.val() == Phase::Result;
         self.res_kind.next = self.res_kind_q.q.val();
@@ -574,6 +588,9 @@ impl<const A: usize> Logic for FlowTable<A> {
                 self.phase.d.next = Phase::Capture;
             }
             Phase::Capture => {
+                self.phase.d.next = Phase::Settle;
+            }
+            Phase::Settle => {
                 self.phase.d.next = Phase::Compare;
             }
             Phase::Compare => {
@@ -940,8 +957,8 @@ mod tests {
     #[test]
     fn matches_set_associative_on_random_operations() {
         let cycles = random_operations(12_000, Traffic::SMOOTH, 11);
-        // Six cycles per operation plus the result hand-off.
-        assert_eq!(cycles, 7 * 12_000);
+        // Seven cycles per operation plus the result hand-off.
+        assert_eq!(cycles, 8 * 12_000);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! | stream interface | [`stream`] | — |
 //! | test harness | [`sim`], [`vectors`], [`verilog`] | — |
 //! | parse | [`parser`] | `wire::parse` |
+//! | block RAM | [`ram`] | — |
 //! | look up | [`flow_table`] | `flow::SetAssociative` (lookup, insert, replacement) |
 //! | rewrite (checksums) | [`checksum`] | `checksum::update16`, `update32`, `update_udp16`, `update_udp32` |
 //! | hash | [`toeplitz`] | `hash::ToeplitzKey::hash_v4`, `hash` (source only) |
@@ -24,6 +25,7 @@
 pub mod checksum;
 pub mod flow_table;
 pub mod parser;
+pub mod ram;
 pub mod sim;
 pub mod stream;
 pub mod toeplitz;
