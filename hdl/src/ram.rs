@@ -30,14 +30,14 @@ pub struct SinglePortRam<D: Synth, const N: usize> {
     pub write_data: Signal<In, D>,
     /// Write `write_data` at this edge.
     pub write_enable: Signal<In, Bit>,
-    _contents: Box<BTreeMap<Bits<N>, D>>,
+    _contents: BTreeMap<Bits<N>, D>,
 }
 
 impl<D: Synth, const N: usize> SinglePortRam<D, N> {
     /// A RAM holding `contents` (missing words are zero).
     pub fn new(contents: BTreeMap<Bits<N>, D>) -> Self {
         SinglePortRam {
-            _contents: Box::new(contents),
+            _contents: contents,
             ..Default::default()
         }
     }
