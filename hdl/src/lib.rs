@@ -8,7 +8,7 @@
 //! | stage | module | model |
 //! |---|---|---|
 //! | stream interface | [`stream`] | — |
-//! | test harness | [`sim`], [`vectors`], [`verilog`] | — |
+//! | test harness | [`sim`], [`vectors`], [`verilog`], [`cosim`] (iverilog) | — |
 //! | parse | [`parser`] | `wire::parse` |
 //! | block RAM | [`ram`] | — |
 //! | look up | [`flow_table`] | `flow::SetAssociative` (lookup, insert, replacement) |
@@ -23,6 +23,7 @@
 // (`join`, `link`, ...). Every port and public item written here is documented anyway.
 
 pub mod checksum;
+pub mod cosim;
 pub mod flow_table;
 pub mod parser;
 pub mod ram;
