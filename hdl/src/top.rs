@@ -498,7 +498,10 @@ mod tests {
         let mut now = 0u32;
         let mut news = 0;
         let mut hits = 0;
+        let mut cycles = 0u64;
+        let started = std::time::Instant::now();
         while decided < frames.len() {
+            cycles += 1;
             source.drive(&mut uut.s_axis, traffic, &mut rng);
             uut.m_axis.tready.next = traffic.ready(&mut rng);
             uut.dec_ready.next = traffic.ready(&mut rng);
@@ -630,5 +633,7 @@ mod tests {
             source.advance(taken);
         }
         assert!(news >= 50 && hits >= 20, "{news} new flows, {hits} hits");
+        let rate = cycles as f64 / started.elapsed().as_secs_f64();
+        eprintln!("core: {cycles} cycles, {rate:.0} cycles/s, {news} new flows, {hits} hits");
     }
 }
