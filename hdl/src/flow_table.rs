@@ -23,10 +23,9 @@
 //! of a flow is only needed on the return path and belongs in a separate slot-indexed
 //! RAM, not here.
 //!
-//! Timing: each way is a single-port read-first RAM ([`SinglePortRam`]: rust-hdl's
-//! two-port `RAM` on one address made yosys add bypass logic after the block RAM), its
-//! output is registered twice (see TOOLCHAIN.md; once next to the RAM, once next to the
-//! logic: the placer put the only register 2.6 ns of routing away from the RAM); ages and key matches are registered, then the expiry
+//! Timing: each way is a [`SinglePortRam`] (the block RAM's own output register: the
+//! RAM's 5.8 ns clock-to-out without it was the core's critical path), whose output is
+//! registered again next to the logic; ages and key matches are registered, then the expiry
 //! flags and the six pairwise age comparisons (the oldest way is picked from those, not
 //! from a chain of compares: that chain limited the core to 42 MHz), then the decision
 //! is made and written back: an operation takes 7 cycles plus the result hand-off. The next
@@ -146,11 +145,6 @@ pub struct FlowTable<const A: usize> {
     payload: DFF<Bits<32>>,
     entry_valid: DFF<Bits<1>>,
     now: DFF<Bits<32>>,
-    // The RAM words, registered twice: next to the block RAMs, then next to the logic.
-    raw0: DFF<Bits<171>>,
-    raw1: DFF<Bits<171>>,
-    raw2: DFF<Bits<171>>,
-    raw3: DFF<Bits<171>>,
     data0: DFF<Bits<171>>,
     data1: DFF<Bits<171>>,
     data2: DFF<Bits<171>>,
@@ -259,10 +253,6 @@ impl<const A: usize> FlowTable<A> {
             payload: Default::default(),
             entry_valid: Default::default(),
             now: Default::default(),
-            raw0: Default::default(),
-            raw1: Default::default(),
-            raw2: Default::default(),
-            raw3: Default::default(),
             data0: Default::default(),
             data1: Default::default(),
             data2: Default::default(),
@@ -348,10 +338,6 @@ impl<const A: usize> Logic for FlowTable<A> {
             payload,
             entry_valid,
             now,
-            raw0,
-            raw1,
-            raw2,
-            raw3,
             data0,
             data1,
             data2,
@@ -395,18 +381,14 @@ impl<const A: usize> Logic for FlowTable<A> {
         self.way2.address.next = self.set.q.val();
         self.way3.address.next = self.set.q.val();
 
-        // The RAM outputs are registered every cycle, without an enable: a block-RAM output
-        // has a 5.8 ns clock-to-out on the ECP5 (no output register inferred), so nothing
-        // may sit between it and a flip-flop. The set only changes in Idle and a write
-        // only lands after Decide has used the words, so they are stable when read.
-        self.raw0.d.next = self.way0.read_data.val();
-        self.data0.d.next = self.raw0.q.val();
-        self.raw1.d.next = self.way1.read_data.val();
-        self.data1.d.next = self.raw1.q.val();
-        self.raw2.d.next = self.way2.read_data.val();
-        self.data2.d.next = self.raw2.q.val();
-        self.raw3.d.next = self.way3.read_data.val();
-        self.data3.d.next = self.raw3.q.val();
+        // The RAM outputs are registered every cycle, without an enable (no logic between
+        // the RAM and the flip-flop). The set only changes in Idle, the RAM reads it at
+        // the edge ending Read and shows it from Settle on, and a write lands after
+        // Decide has used the words, so they are stable from Compare to Decide.
+        self.data0.d.next = self.way0.read_data.val();
+        self.data1.d.next = self.way1.read_data.val();
+        self.data2.d.next = self.way2.read_data.val();
+        self.data3.d.next = self.way3.read_data.val();
         self.cmd_ready.next = self.phase.q.val() == Phase::Idle;
         self.res_valid.next = self.phase.q.val() == Phase::Result;
         self.res_kind.next = self.res_kind_q.q.val();

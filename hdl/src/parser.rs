@@ -184,6 +184,8 @@ pub struct HeaderParser {
     // Bytes of the frame from the network header on, and from the transport header on.
     l3_count: DFF<Bits<16>>,
     l4_count: DFF<Bits<16>>,
+    tagged_q: DFF<Bit>,
+    in_l3_q: DFF<Bit>,
     done: DFF<Bit>,
     // The verdict's comparisons, registered the cycle after the last byte.
     flagged: DFF<Bit>,
@@ -256,6 +258,8 @@ impl HeaderParser {
             count: Default::default(),
             l3_count: Default::default(),
             l4_count: Default::default(),
+            tagged_q: Default::default(),
+            in_l3_q: Default::default(),
             done: Default::default(),
             flagged: Default::default(),
             f_runt: Default::default(),
@@ -329,6 +333,8 @@ impl Logic for HeaderParser {
             count,
             l3_count,
             l4_count,
+            tagged_q,
+            in_l3_q,
             done,
             dst_mac,
             src_mac,
@@ -378,13 +384,14 @@ impl Logic for HeaderParser {
         self.byte16.next = bit_cast::<16, 8>(self.s_axis.tdata.val());
 
         // Where the byte on the bus sits in the frame.
-        self.tagged.next = self.outer_type.q.val() == 0x8100;
+        // Registered: the tag and "the next byte is in the network header" are known
+        // a byte ahead (comparing the EtherType every cycle was the critical path).
+        self.tagged.next = self.tagged_q.q.val();
         self.l3_off.next = 14.into();
         if self.tagged.val() {
             self.l3_off.next = 18.into();
         }
-        self.in_l3.next =
-            (self.count.q.val() >= 18) | (!self.tagged.val() & (self.count.q.val() >= 14));
+        self.in_l3.next = self.in_l3_q.q.val();
         // Positions inside the IPv4 and transport headers are counters, not differences
         // of the frame position: no subtractor in the per-byte path.
         self.l3_idx.next = self.l3_count.q.val();
@@ -415,6 +422,19 @@ impl Logic for HeaderParser {
             if (self.count.q.val() >= 6) & (self.count.q.val() < 12) {
                 self.src_mac.d.next =
                     (self.src_mac.q.val() << 8) | bit_cast::<48, 8>(self.s_axis.tdata.val());
+            }
+            if self.count.q.val() == 13 {
+                // The EtherType is complete with this byte: 0x8100 tags, else L3 follows.
+                if (self.outer_type.q.val().get_bits::<8>(0) == 0x81)
+                    & (self.s_axis.tdata.val() == 0x00)
+                {
+                    self.tagged_q.d.next = true;
+                } else {
+                    self.in_l3_q.d.next = true;
+                }
+            }
+            if (self.count.q.val() == 17) & self.tagged_q.q.val() {
+                self.in_l3_q.d.next = true;
             }
             if (self.count.q.val() == 12) | (self.count.q.val() == 13) {
                 self.outer_type.d.next = (self.outer_type.q.val() << 8) | self.byte16.val();
@@ -588,6 +608,8 @@ impl Logic for HeaderParser {
             self.count.d.next = 0.into();
             self.l3_count.d.next = 0.into();
             self.l4_count.d.next = 0.into();
+            self.tagged_q.d.next = false;
+            self.in_l3_q.d.next = false;
             self.dst_mac.d.next = 0.into();
             self.src_mac.d.next = 0.into();
             self.outer_type.d.next = 0.into();

@@ -60,7 +60,11 @@ fn core_verilog(sets_log2: usize) -> Result<String, Error> {
         other => return Err(format!("--sets-log2 {other}: use 6, 8, 9, 10 or 11").into()),
     };
     // rust-hdl names the top `top` and its children `top$...`; yosys reads `$` in names.
-    Ok(verilog.replace("module top(", "module fulcrum_core("))
+    // FULCRUM_ECP5_BRAM: block RAMs as DP16KD with the output register (see ram.rs).
+    Ok(format!(
+        "`define FULCRUM_ECP5_BRAM\n{}",
+        verilog.replace("module top(", "module fulcrum_core(")
+    ))
 }
 
 fn run(command: &mut Command, what: &str) -> Result<String, Error> {
