@@ -25,7 +25,8 @@
 //!
 //! Timing: each way is a [`SinglePortRam`] (the block RAM's own output register: the
 //! RAM's 5.8 ns clock-to-out without it was the core's critical path), whose output is
-//! registered again next to the logic; ages and key matches are registered, then the expiry
+//! registered again next to the logic; ages and 26-bit key-chunk matches are registered,
+//! then the key matches, the expiry
 //! flags and the six pairwise age comparisons (the oldest way is picked from those, not
 //! from a chain of compares: that chain limited the core to 42 MHz), then the decision
 //! is made and written back: an operation takes 7 cycles plus the result hand-off. The next
@@ -170,6 +171,24 @@ pub struct FlowTable<const A: usize> {
     used1: DFF<Bit>,
     used2: DFF<Bit>,
     used3: DFF<Bit>,
+    // Way w's key equals the command's in 26-bit chunk c (a 104-bit compare in one
+    // cycle, fanned out to four ways, was the critical path).
+    same00: DFF<Bit>,
+    same01: DFF<Bit>,
+    same02: DFF<Bit>,
+    same03: DFF<Bit>,
+    same10: DFF<Bit>,
+    same11: DFF<Bit>,
+    same12: DFF<Bit>,
+    same13: DFF<Bit>,
+    same20: DFF<Bit>,
+    same21: DFF<Bit>,
+    same22: DFF<Bit>,
+    same23: DFF<Bit>,
+    same30: DFF<Bit>,
+    same31: DFF<Bit>,
+    same32: DFF<Bit>,
+    same33: DFF<Bit>,
     // Pairwise "way i is older than way j" (age_i > age_j) for the oldest-way choice.
     older10: DFF<Bit>,
     older20: DFF<Bit>,
@@ -277,6 +296,22 @@ impl<const A: usize> FlowTable<A> {
             used1: Default::default(),
             used2: Default::default(),
             used3: Default::default(),
+            same00: Default::default(),
+            same01: Default::default(),
+            same02: Default::default(),
+            same03: Default::default(),
+            same10: Default::default(),
+            same11: Default::default(),
+            same12: Default::default(),
+            same13: Default::default(),
+            same20: Default::default(),
+            same21: Default::default(),
+            same22: Default::default(),
+            same23: Default::default(),
+            same30: Default::default(),
+            same31: Default::default(),
+            same32: Default::default(),
+            same33: Default::default(),
             older10: Default::default(),
             older20: Default::default(),
             older21: Default::default(),
@@ -362,6 +397,22 @@ impl<const A: usize> Logic for FlowTable<A> {
             used1,
             used2,
             used3,
+            same00,
+            same01,
+            same02,
+            same03,
+            same10,
+            same11,
+            same12,
+            same13,
+            same20,
+            same21,
+            same22,
+            same23,
+            same30,
+            same31,
+            same32,
+            same33,
             older10,
             older20,
             older21,
@@ -588,17 +639,61 @@ impl<const A: usize> Logic for FlowTable<A> {
                 self.used1.d.next = self.data1.q.val().get_bit(170);
                 self.used2.d.next = self.data2.q.val().get_bit(170);
                 self.used3.d.next = self.data3.q.val().get_bit(170);
-                self.matched0.d.next =
-                    self.data0.q.val().get_bit(170) & (self.key0.val() == self.key.q.val());
-                self.matched1.d.next =
-                    self.data1.q.val().get_bit(170) & (self.key1.val() == self.key.q.val());
-                self.matched2.d.next =
-                    self.data2.q.val().get_bit(170) & (self.key2.val() == self.key.q.val());
-                self.matched3.d.next =
-                    self.data3.q.val().get_bit(170) & (self.key3.val() == self.key.q.val());
+                self.same00.d.next =
+                    self.key0.val().get_bits::<26>(0) == self.key.q.val().get_bits::<26>(0);
+                self.same01.d.next =
+                    self.key0.val().get_bits::<26>(26) == self.key.q.val().get_bits::<26>(26);
+                self.same02.d.next =
+                    self.key0.val().get_bits::<26>(52) == self.key.q.val().get_bits::<26>(52);
+                self.same03.d.next =
+                    self.key0.val().get_bits::<26>(78) == self.key.q.val().get_bits::<26>(78);
+                self.same10.d.next =
+                    self.key1.val().get_bits::<26>(0) == self.key.q.val().get_bits::<26>(0);
+                self.same11.d.next =
+                    self.key1.val().get_bits::<26>(26) == self.key.q.val().get_bits::<26>(26);
+                self.same12.d.next =
+                    self.key1.val().get_bits::<26>(52) == self.key.q.val().get_bits::<26>(52);
+                self.same13.d.next =
+                    self.key1.val().get_bits::<26>(78) == self.key.q.val().get_bits::<26>(78);
+                self.same20.d.next =
+                    self.key2.val().get_bits::<26>(0) == self.key.q.val().get_bits::<26>(0);
+                self.same21.d.next =
+                    self.key2.val().get_bits::<26>(26) == self.key.q.val().get_bits::<26>(26);
+                self.same22.d.next =
+                    self.key2.val().get_bits::<26>(52) == self.key.q.val().get_bits::<26>(52);
+                self.same23.d.next =
+                    self.key2.val().get_bits::<26>(78) == self.key.q.val().get_bits::<26>(78);
+                self.same30.d.next =
+                    self.key3.val().get_bits::<26>(0) == self.key.q.val().get_bits::<26>(0);
+                self.same31.d.next =
+                    self.key3.val().get_bits::<26>(26) == self.key.q.val().get_bits::<26>(26);
+                self.same32.d.next =
+                    self.key3.val().get_bits::<26>(52) == self.key.q.val().get_bits::<26>(52);
+                self.same33.d.next =
+                    self.key3.val().get_bits::<26>(78) == self.key.q.val().get_bits::<26>(78);
                 self.phase.d.next = Phase::Rank;
             }
             Phase::Rank => {
+                self.matched0.d.next = self.used0.q.val()
+                    & self.same00.q.val()
+                    & self.same01.q.val()
+                    & self.same02.q.val()
+                    & self.same03.q.val();
+                self.matched1.d.next = self.used1.q.val()
+                    & self.same10.q.val()
+                    & self.same11.q.val()
+                    & self.same12.q.val()
+                    & self.same13.q.val();
+                self.matched2.d.next = self.used2.q.val()
+                    & self.same20.q.val()
+                    & self.same21.q.val()
+                    & self.same22.q.val()
+                    & self.same23.q.val();
+                self.matched3.d.next = self.used3.q.val()
+                    & self.same30.q.val()
+                    & self.same31.q.val()
+                    & self.same32.q.val()
+                    & self.same33.q.val();
                 self.expired0.d.next = self.age0.q.val() > self.limit0.q.val();
                 self.expired1.d.next = self.age1.q.val() > self.limit1.q.val();
                 self.expired2.d.next = self.age2.q.val() > self.limit2.q.val();
