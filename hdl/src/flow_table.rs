@@ -29,8 +29,9 @@
 //! then the key matches, the expiry
 //! flags and the six pairwise age comparisons (the oldest way is picked from those, not
 //! from a chain of compares: that chain limited the core to 42 MHz), then the decision
-//! is made and written back: an operation takes 7 cycles plus the result hand-off. The next
-//! read is at least two edges after the write, so there is no read-during-write hazard.
+//! is made and registered, and the write back lands at the end of the first Result
+//! cycle: an operation takes 7 cycles plus the result hand-off. The next read is at
+//! least two edges after the write, so there is no read-during-write hazard.
 
 use rust_hdl::prelude::*;
 
@@ -196,6 +197,13 @@ pub struct FlowTable<const A: usize> {
     older30: DFF<Bit>,
     older31: DFF<Bit>,
     older32: DFF<Bit>,
+    // The write back, registered: it lands at the end of the first Result cycle (the
+    // decision driving the RAM enables directly was the critical path).
+    wen0: DFF<Bit>,
+    wen1: DFF<Bit>,
+    wen2: DFF<Bit>,
+    wen3: DFF<Bit>,
+    wdata: DFF<Bits<171>>,
     res_kind_q: DFF<Bits<2>>,
     res_way_q: DFF<Bits<2>>,
     res_entry_q: DFF<Bits<171>>,
@@ -318,6 +326,11 @@ impl<const A: usize> FlowTable<A> {
             older30: Default::default(),
             older31: Default::default(),
             older32: Default::default(),
+            wen0: Default::default(),
+            wen1: Default::default(),
+            wen2: Default::default(),
+            wen3: Default::default(),
+            wdata: Default::default(),
             res_kind_q: Default::default(),
             res_way_q: Default::default(),
             res_entry_q: Default::default(),
@@ -419,6 +432,11 @@ impl<const A: usize> Logic for FlowTable<A> {
             older30,
             older31,
             older32,
+            wen0,
+            wen1,
+            wen2,
+            wen3,
+            wdata,
             res_kind_q,
             res_way_q,
             res_entry_q
@@ -593,14 +611,18 @@ impl<const A: usize> Logic for FlowTable<A> {
             self.write.next = true;
         }
 
-        self.way0.write_enable.next = false;
-        self.way1.write_enable.next = false;
-        self.way2.write_enable.next = false;
-        self.way3.write_enable.next = false;
-        self.way0.write_data.next = self.write_data.val();
-        self.way1.write_data.next = self.write_data.val();
-        self.way2.write_data.next = self.write_data.val();
-        self.way3.write_data.next = self.write_data.val();
+        self.way0.write_enable.next = self.wen0.q.val();
+        self.wen0.d.next = false;
+        self.way1.write_enable.next = self.wen1.q.val();
+        self.wen1.d.next = false;
+        self.way2.write_enable.next = self.wen2.q.val();
+        self.wen2.d.next = false;
+        self.way3.write_enable.next = self.wen3.q.val();
+        self.wen3.d.next = false;
+        self.way0.write_data.next = self.wdata.q.val();
+        self.way1.write_data.next = self.wdata.q.val();
+        self.way2.write_data.next = self.wdata.q.val();
+        self.way3.write_data.next = self.wdata.q.val();
 
         match self.phase.q.val() {
             Phase::Idle => {
@@ -707,18 +729,19 @@ impl<const A: usize> Logic for FlowTable<A> {
                 self.phase.d.next = Phase::Decide;
             }
             Phase::Decide => {
+                self.wdata.d.next = self.write_data.val();
                 if self.write.val() {
                     if self.chosen.val() == 0 {
-                        self.way0.write_enable.next = true;
+                        self.wen0.d.next = true;
                     }
                     if self.chosen.val() == 1 {
-                        self.way1.write_enable.next = true;
+                        self.wen1.d.next = true;
                     }
                     if self.chosen.val() == 2 {
-                        self.way2.write_enable.next = true;
+                        self.wen2.d.next = true;
                     }
                     if self.chosen.val() == 3 {
-                        self.way3.write_enable.next = true;
+                        self.wen3.d.next = true;
                     }
                 }
                 self.res_kind_q.d.next = self.chosen_kind.val();
