@@ -369,10 +369,7 @@ impl<const A: usize> Logic for FastPathCore<A> {
                 if self.flows.res_valid.val() {
                     self.lookup.d.next = self.flows.res_kind.val();
                     self.slot.d.next = self.flows.res_slot.val();
-                    // On a miss the table returns way 0's content, which means nothing.
-                    if self.flows.res_kind.val() != 0 {
-                        self.payload.d.next = self.flows.res_entry.val().get_bits::<32>(0);
-                    }
+                    self.payload.d.next = self.flows.res_entry.val().get_bits::<32>(0);
                     self.step.d.next = Step::ChecksumSend;
                     // A hit (kind 1) keeps its flow; a miss or an expired flow may create.
                     if (self.flows.res_kind.val() != 1) & self.creates.val() {
@@ -394,6 +391,11 @@ impl<const A: usize> Logic for FastPathCore<A> {
                 }
             }
             Step::ChecksumSend => {
+                // On a plain miss the table returned way 0's content, which means nothing
+                // (cleared here, a step after the lookup, off the lookup's timing path).
+                if (self.lookup.q.val() == 0) & !self.new_flow.q.val() {
+                    self.payload.d.next = 0.into();
+                }
                 if self.checksum.s_ready.val() {
                     self.step.d.next = Step::ChecksumWait;
                 }
