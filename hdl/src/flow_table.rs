@@ -25,11 +25,13 @@
 //!
 //! Timing: each way is a [`SinglePortRam`] (the block RAM's own output register: the
 //! RAM's 5.8 ns clock-to-out without it was the core's critical path), whose output is
-//! registered again next to the logic; ages and key matches are registered, then the expiry
+//! registered again next to the logic; ages and 26-bit key-chunk matches are registered,
+//! then the key matches, the expiry
 //! flags and the six pairwise age comparisons (the oldest way is picked from those, not
 //! from a chain of compares: that chain limited the core to 42 MHz), then the decision
-//! is made and written back: an operation takes 7 cycles plus the result hand-off. The next
-//! read is at least two edges after the write, so there is no read-during-write hazard.
+//! is made and registered, and the write back lands at the end of the first Result
+//! cycle: an operation takes 7 cycles plus the result hand-off. The next read is at
+//! least two edges after the write, so there is no read-during-write hazard.
 
 use rust_hdl::prelude::*;
 
@@ -170,6 +172,24 @@ pub struct FlowTable<const A: usize> {
     used1: DFF<Bit>,
     used2: DFF<Bit>,
     used3: DFF<Bit>,
+    // Way w's key equals the command's in 26-bit chunk c (a 104-bit compare in one
+    // cycle, fanned out to four ways, was the critical path).
+    same00: DFF<Bit>,
+    same01: DFF<Bit>,
+    same02: DFF<Bit>,
+    same03: DFF<Bit>,
+    same10: DFF<Bit>,
+    same11: DFF<Bit>,
+    same12: DFF<Bit>,
+    same13: DFF<Bit>,
+    same20: DFF<Bit>,
+    same21: DFF<Bit>,
+    same22: DFF<Bit>,
+    same23: DFF<Bit>,
+    same30: DFF<Bit>,
+    same31: DFF<Bit>,
+    same32: DFF<Bit>,
+    same33: DFF<Bit>,
     // Pairwise "way i is older than way j" (age_i > age_j) for the oldest-way choice.
     older10: DFF<Bit>,
     older20: DFF<Bit>,
@@ -177,6 +197,13 @@ pub struct FlowTable<const A: usize> {
     older30: DFF<Bit>,
     older31: DFF<Bit>,
     older32: DFF<Bit>,
+    // The write back, registered: it lands at the end of the first Result cycle (the
+    // decision driving the RAM enables directly was the critical path).
+    wen0: DFF<Bit>,
+    wen1: DFF<Bit>,
+    wen2: DFF<Bit>,
+    wen3: DFF<Bit>,
+    wdata: DFF<Bits<171>>,
     res_kind_q: DFF<Bits<2>>,
     res_way_q: DFF<Bits<2>>,
     res_entry_q: DFF<Bits<171>>,
@@ -277,12 +304,33 @@ impl<const A: usize> FlowTable<A> {
             used1: Default::default(),
             used2: Default::default(),
             used3: Default::default(),
+            same00: Default::default(),
+            same01: Default::default(),
+            same02: Default::default(),
+            same03: Default::default(),
+            same10: Default::default(),
+            same11: Default::default(),
+            same12: Default::default(),
+            same13: Default::default(),
+            same20: Default::default(),
+            same21: Default::default(),
+            same22: Default::default(),
+            same23: Default::default(),
+            same30: Default::default(),
+            same31: Default::default(),
+            same32: Default::default(),
+            same33: Default::default(),
             older10: Default::default(),
             older20: Default::default(),
             older21: Default::default(),
             older30: Default::default(),
             older31: Default::default(),
             older32: Default::default(),
+            wen0: Default::default(),
+            wen1: Default::default(),
+            wen2: Default::default(),
+            wen3: Default::default(),
+            wdata: Default::default(),
             res_kind_q: Default::default(),
             res_way_q: Default::default(),
             res_entry_q: Default::default(),
@@ -362,12 +410,33 @@ impl<const A: usize> Logic for FlowTable<A> {
             used1,
             used2,
             used3,
+            same00,
+            same01,
+            same02,
+            same03,
+            same10,
+            same11,
+            same12,
+            same13,
+            same20,
+            same21,
+            same22,
+            same23,
+            same30,
+            same31,
+            same32,
+            same33,
             older10,
             older20,
             older21,
             older30,
             older31,
             older32,
+            wen0,
+            wen1,
+            wen2,
+            wen3,
+            wdata,
             res_kind_q,
             res_way_q,
             res_entry_q
@@ -542,14 +611,18 @@ impl<const A: usize> Logic for FlowTable<A> {
             self.write.next = true;
         }
 
-        self.way0.write_enable.next = false;
-        self.way1.write_enable.next = false;
-        self.way2.write_enable.next = false;
-        self.way3.write_enable.next = false;
-        self.way0.write_data.next = self.write_data.val();
-        self.way1.write_data.next = self.write_data.val();
-        self.way2.write_data.next = self.write_data.val();
-        self.way3.write_data.next = self.write_data.val();
+        self.way0.write_enable.next = self.wen0.q.val();
+        self.wen0.d.next = false;
+        self.way1.write_enable.next = self.wen1.q.val();
+        self.wen1.d.next = false;
+        self.way2.write_enable.next = self.wen2.q.val();
+        self.wen2.d.next = false;
+        self.way3.write_enable.next = self.wen3.q.val();
+        self.wen3.d.next = false;
+        self.way0.write_data.next = self.wdata.q.val();
+        self.way1.write_data.next = self.wdata.q.val();
+        self.way2.write_data.next = self.wdata.q.val();
+        self.way3.write_data.next = self.wdata.q.val();
 
         match self.phase.q.val() {
             Phase::Idle => {
@@ -588,17 +661,61 @@ impl<const A: usize> Logic for FlowTable<A> {
                 self.used1.d.next = self.data1.q.val().get_bit(170);
                 self.used2.d.next = self.data2.q.val().get_bit(170);
                 self.used3.d.next = self.data3.q.val().get_bit(170);
-                self.matched0.d.next =
-                    self.data0.q.val().get_bit(170) & (self.key0.val() == self.key.q.val());
-                self.matched1.d.next =
-                    self.data1.q.val().get_bit(170) & (self.key1.val() == self.key.q.val());
-                self.matched2.d.next =
-                    self.data2.q.val().get_bit(170) & (self.key2.val() == self.key.q.val());
-                self.matched3.d.next =
-                    self.data3.q.val().get_bit(170) & (self.key3.val() == self.key.q.val());
+                self.same00.d.next =
+                    self.key0.val().get_bits::<26>(0) == self.key.q.val().get_bits::<26>(0);
+                self.same01.d.next =
+                    self.key0.val().get_bits::<26>(26) == self.key.q.val().get_bits::<26>(26);
+                self.same02.d.next =
+                    self.key0.val().get_bits::<26>(52) == self.key.q.val().get_bits::<26>(52);
+                self.same03.d.next =
+                    self.key0.val().get_bits::<26>(78) == self.key.q.val().get_bits::<26>(78);
+                self.same10.d.next =
+                    self.key1.val().get_bits::<26>(0) == self.key.q.val().get_bits::<26>(0);
+                self.same11.d.next =
+                    self.key1.val().get_bits::<26>(26) == self.key.q.val().get_bits::<26>(26);
+                self.same12.d.next =
+                    self.key1.val().get_bits::<26>(52) == self.key.q.val().get_bits::<26>(52);
+                self.same13.d.next =
+                    self.key1.val().get_bits::<26>(78) == self.key.q.val().get_bits::<26>(78);
+                self.same20.d.next =
+                    self.key2.val().get_bits::<26>(0) == self.key.q.val().get_bits::<26>(0);
+                self.same21.d.next =
+                    self.key2.val().get_bits::<26>(26) == self.key.q.val().get_bits::<26>(26);
+                self.same22.d.next =
+                    self.key2.val().get_bits::<26>(52) == self.key.q.val().get_bits::<26>(52);
+                self.same23.d.next =
+                    self.key2.val().get_bits::<26>(78) == self.key.q.val().get_bits::<26>(78);
+                self.same30.d.next =
+                    self.key3.val().get_bits::<26>(0) == self.key.q.val().get_bits::<26>(0);
+                self.same31.d.next =
+                    self.key3.val().get_bits::<26>(26) == self.key.q.val().get_bits::<26>(26);
+                self.same32.d.next =
+                    self.key3.val().get_bits::<26>(52) == self.key.q.val().get_bits::<26>(52);
+                self.same33.d.next =
+                    self.key3.val().get_bits::<26>(78) == self.key.q.val().get_bits::<26>(78);
                 self.phase.d.next = Phase::Rank;
             }
             Phase::Rank => {
+                self.matched0.d.next = self.used0.q.val()
+                    & self.same00.q.val()
+                    & self.same01.q.val()
+                    & self.same02.q.val()
+                    & self.same03.q.val();
+                self.matched1.d.next = self.used1.q.val()
+                    & self.same10.q.val()
+                    & self.same11.q.val()
+                    & self.same12.q.val()
+                    & self.same13.q.val();
+                self.matched2.d.next = self.used2.q.val()
+                    & self.same20.q.val()
+                    & self.same21.q.val()
+                    & self.same22.q.val()
+                    & self.same23.q.val();
+                self.matched3.d.next = self.used3.q.val()
+                    & self.same30.q.val()
+                    & self.same31.q.val()
+                    & self.same32.q.val()
+                    & self.same33.q.val();
                 self.expired0.d.next = self.age0.q.val() > self.limit0.q.val();
                 self.expired1.d.next = self.age1.q.val() > self.limit1.q.val();
                 self.expired2.d.next = self.age2.q.val() > self.limit2.q.val();
@@ -612,18 +729,19 @@ impl<const A: usize> Logic for FlowTable<A> {
                 self.phase.d.next = Phase::Decide;
             }
             Phase::Decide => {
+                self.wdata.d.next = self.write_data.val();
                 if self.write.val() {
                     if self.chosen.val() == 0 {
-                        self.way0.write_enable.next = true;
+                        self.wen0.d.next = true;
                     }
                     if self.chosen.val() == 1 {
-                        self.way1.write_enable.next = true;
+                        self.wen1.d.next = true;
                     }
                     if self.chosen.val() == 2 {
-                        self.way2.write_enable.next = true;
+                        self.wen2.d.next = true;
                     }
                     if self.chosen.val() == 3 {
-                        self.way3.write_enable.next = true;
+                        self.wen3.d.next = true;
                     }
                 }
                 self.res_kind_q.d.next = self.chosen_kind.val();

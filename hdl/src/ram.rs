@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use rust_hdl::core::timing::TimingInfo;
 use rust_hdl::prelude::*;
 
-/// A `2^N`-word single-port read-first RAM of `D` words.
+/// A `2^N`-word RAM of `D` words with one address and a two-cycle registered read.
 #[derive(LogicBlock, Default)]
 pub struct SinglePortRam<D: Synth, const N: usize> {
     /// The clock of both reading and writing.
