@@ -370,6 +370,13 @@ pub struct LogsArgs {
     /// Stop following after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     until: Option<f64>,
+    /// On the board: the firmware's own log, decoded from defmt over the debug probe
+    /// (`probe-rs attach` with this ELF), instead of the event log.
+    #[arg(long, value_name = "ELF")]
+    rtt: Option<PathBuf>,
+    /// The probe-rs chip name (with --rtt).
+    #[arg(long, default_value = "STM32F767ZITx")]
+    chip: String,
 }
 
 fn describe(kind: &EventKind) -> String {
@@ -414,6 +421,30 @@ fn describe(kind: &EventKind) -> String {
 /// `fulcrum logs`: the appliance's events (health transitions, applies, admin changes,
 /// authentication failures). On the board, `probe-rs attach` shows the decoded defmt log.
 pub fn logs(target: &TargetArgs, args: LogsArgs) -> Result<ExitCode> {
+    if let Some(elf) = &args.rtt {
+        if !elf.is_file() {
+            eprintln!(
+                "fulcrum logs: {}: no such firmware ELF (build boards/nucleo-f767zi first)",
+                elf.display()
+            );
+            return Ok(ExitCode::from(USAGE));
+        }
+        let probe_rs = match tool("probe-rs", "install it with `cargo install probe-rs-tools`") {
+            Ok(p) => p,
+            Err(code) => return Ok(code),
+        };
+        return Ok(
+            match run_step(
+                "streaming the board's defmt log (probe-rs attach; Ctrl-C to stop)",
+                std::process::Command::new(probe_rs)
+                    .args(["attach", "--chip", &args.chip])
+                    .arg(elf),
+            ) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(code) => code,
+            },
+        );
+    }
     let (mut client, name) = match connect(target) {
         Ok(c) => c,
         Err(code) => return Ok(code),

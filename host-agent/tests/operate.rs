@@ -353,6 +353,48 @@ fn status_counts_the_traffic_sent_and_metrics_logs_watch_agree() {
             .unwrap_or_else(|_| panic!("not a sample: {line}"));
     }
 
+    // The exporter over HTTP, as Prometheus scrapes it.
+    let mut exporter = Command::new(env!("CARGO_BIN_EXE_fulcrum"))
+        .args([
+            "--host",
+            &lab.addr,
+            "--key-file",
+            lab.key_file.to_str().unwrap(),
+            "metrics",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(exporter.stderr.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("the exporter says where")
+        .to_string();
+    let hostport = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(&hostport).unwrap();
+    std::io::Write::write_all(&mut stream, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut scraped = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut scraped).unwrap();
+    let _ = exporter.kill();
+    let _ = exporter.wait();
+    assert!(scraped.starts_with("HTTP/1.1 200 OK"), "{scraped}");
+    assert!(scraped.contains("fulcrum_up 1"), "{scraped}");
+    assert!(
+        scraped.contains("fulcrum_service_flows_total{service=\"web\"} 30"),
+        "{scraped}"
+    );
+
     let out = lab.serial(&["logs"]);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("config generation 1 applied"),
@@ -469,6 +511,17 @@ fn apply_diffs_is_idempotent_rejects_bad_configs_and_keys() {
         "status",
     ]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+
+    // logs --rtt without probe-rs on PATH fails clearly too.
+    let elf = lab.dir.join("fw.elf");
+    write(&elf, "not really an ELF");
+    let out = Command::new(env!("CARGO_BIN_EXE_fulcrum"))
+        .args(["logs", "--rtt", elf.to_str().unwrap()])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("probe-rs not found"), "{}", text(&out));
 
     // flash without probe-rs on PATH fails clearly.
     let out = Command::new(env!("CARGO_BIN_EXE_fulcrum"))

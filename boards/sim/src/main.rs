@@ -238,7 +238,10 @@ fn spawn_backends(switch: &mut Switch, config: &Config) -> usize {
                 switch,
                 HostSpec {
                     name: be.name.to_string(),
-                    mac: be.mac.map(|m| m.0).unwrap_or([0x02, 0x5e, o[0], o[1], o[2], o[3]]),
+                    mac: be
+                        .mac
+                        .map(|m| m.0)
+                        .unwrap_or([0x02, 0x5e, o[0], o[1], o[2], o[3]]),
                     address: be.address,
                     prefix: config.appliance.prefix,
                     gateway: Some(config.appliance.address),
