@@ -67,6 +67,12 @@ pub struct Args {
     /// summary says whether any broke or moved.
     #[arg(long, default_value_t = 2)]
     long_lived: usize,
+    /// Real traffic (root): network namespaces with real servers (Python's http.server,
+    /// redis-server, memcached), a Linux router and the appliance on a tap device; a
+    /// client namespace sends real requests, and you can too (the command is printed).
+    /// Drills do not apply in this mode.
+    #[arg(long)]
+    tap: bool,
 }
 
 fn at(text: &str) -> Result<(String, Duration)> {
@@ -212,12 +218,147 @@ fn live(s: &Snapshot<'_>, previous: &mut Vec<(u64, u64)>) {
     let _ = std::io::stdout().flush();
 }
 
+/// `fulcrum sim --tap`: real namespaces, servers and client sockets.
+fn run_tap(args: &Args, config: fulcrum_model::config::Config) -> Result<ExitCode> {
+    use std::io::{Read, Write as _};
+    let lab = fulcrum_sim::tap_lab::TapLab::create(&config)?;
+    let duration = Duration::from_secs_f64(args.duration.unwrap_or(30.0).clamp(1.0, 86_400.0));
+    let state_dir = std::env::temp_dir().join(format!("fulcrum-sim-tap-{}", std::process::id()));
+    let targets: Vec<(String, String)> = config
+        .services
+        .iter()
+        .filter(|s| {
+            s.protocol == fulcrum_model::config::Protocol::Tcp
+                && s.mode != fulcrum_model::config::Mode::L7
+        })
+        .map(|s| (s.name.to_string(), format!("{}:{}", s.vip, s.port)))
+        .collect();
+    println!(
+        "namespaces {}-n (router, bridge, tap), {}-b (servers), {}-c (clients, 192.0.2.2)",
+        lab.prefix, lab.prefix, lab.prefix
+    );
+    for (name, addr) in &targets {
+        println!(
+            "  try: sudo ip netns exec {}-c curl http://{addr}/    ({name})",
+            lab.prefix
+        );
+    }
+    let rate = args.rate.max(0.1);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let results = tokio::task::LocalSet::new().block_on(&rt, async {
+        let port =
+            fulcrum_sim::network::NetworkPort::tap(&lab.tap).context("opening the tap device")?;
+        lab.attach_tap()?;
+        let board = fulcrum_sim::start(
+            fulcrum_sim::BoardOptions {
+                state_dir: state_dir.clone(),
+                config: Some(config.clone()),
+                force_config: true,
+                key: None,
+                serial: false,
+                geometry: fulcrum_sim::fpga::Geometry::of(&config),
+            },
+            port,
+        )?;
+        // Clients start once every backend is up (at most 15 s).
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < Duration::from_secs(15) {
+            let up = {
+                let app = board.app.borrow();
+                let fpga = board.fpga.borrow();
+                app.config().is_some_and(|c| {
+                    c.services.iter().all(|s| {
+                        s.backends.iter().all(|b| {
+                            app.control_plane()
+                                .backend_slot(&s.name, &b.name)
+                                .and_then(|slot| fpga.pipeline().backend(slot))
+                                .is_some_and(|e| {
+                                    e.state == fulcrum_model::tables::BackendState::Up
+                                        && e.mac != [0; 6]
+                                })
+                        })
+                    })
+                })
+            };
+            if up {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let targets2 = targets.clone();
+        let clients = lab.in_clients(move || {
+            let mut out: Vec<(u64, u64, std::collections::BTreeMap<String, u64>)> =
+                vec![(0, 0, Default::default()); targets2.len()];
+            let end = std::time::Instant::now() + duration;
+            let mut k = 0;
+            while std::time::Instant::now() < end && !targets2.is_empty() {
+                let i = k % targets2.len();
+                k += 1;
+                let answer = (|| -> std::io::Result<String> {
+                    let addr: std::net::SocketAddr =
+                        targets2[i].1.parse().map_err(std::io::Error::other)?;
+                    let mut s =
+                        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+                    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                    s.write_all(b"GET / HTTP/1.0\r\nHost: fulcrum-sim\r\n\r\n")?;
+                    let mut body = String::new();
+                    s.read_to_string(&mut body)?;
+                    Ok(body.lines().last().unwrap_or("").trim().to_string())
+                })();
+                out[i].0 += 1;
+                if let Ok(b) = answer {
+                    out[i].1 += 1;
+                    *out[i]
+                        .2
+                        .entry(b.trim_start_matches("ok from ").to_string())
+                        .or_default() += 1;
+                }
+                std::thread::sleep(Duration::from_secs_f64(1.0 / rate));
+            }
+            out
+        });
+        while !clients.is_finished() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let events = board.app.borrow().events().page(0);
+        anyhow::Ok((
+            clients
+                .join()
+                .map_err(|_| anyhow::anyhow!("client thread panicked"))??,
+            events,
+        ))
+    })?;
+    let _ = std::fs::remove_dir_all(&state_dir);
+    let (counts, events) = results;
+    println!(
+        "\nsummary ({} s, real sockets from 192.0.2.2):",
+        duration.as_secs_f64()
+    );
+    for ((name, _), (sent, ok, per)) in targets.iter().zip(counts) {
+        let per: Vec<String> = per.iter().map(|(b, n)| format!("{b}={n}")).collect();
+        println!(
+            "  {name:<10} sent {sent} ok {ok} failed {}  [{}]",
+            sent - ok,
+            per.join(" ")
+        );
+    }
+    for e in &events.events {
+        println!("  {:>8.3}s  {:?}", e.at_ms as f64 / 1000.0, e.kind);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `fulcrum sim`.
 pub fn run_sim(args: Args) -> Result<ExitCode> {
     let config = match crate::trace::load_config(&args.config)? {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    if args.tap {
+        return run_tap(&args, config);
+    }
     let drills = drills(&args)?;
     let key = match (&args.sim_key_file, std::env::var("FULCRUM_KEY")) {
         (Some(p), _) => {

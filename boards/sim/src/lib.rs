@@ -22,6 +22,7 @@ pub mod scenario;
 pub mod serial;
 pub mod shim;
 pub mod store;
+pub mod tap_lab;
 pub mod vnet;
 
 use std::cell::RefCell;

@@ -1,0 +1,178 @@
+//! Real clients and real servers through the simulated appliance on a tap device (root):
+//! a NAT service and a DSR service whose Linux backends hold the VIP on loopback.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use fulcrum_model::config::Config;
+use fulcrum_model::tables::BackendState;
+use fulcrum_sim::fpga::Geometry;
+use fulcrum_sim::network::NetworkPort;
+use fulcrum_sim::tap_lab::TapLab;
+use fulcrum_sim::{BoardOptions, start};
+
+const CONFIG: &str = r#"
+[appliance]
+name = "tap-lab"
+mac = "02:00:00:00:00:01"
+address = "10.88.0.2"
+prefix = 24
+maglev_ring_size = 1021
+flow_table = { sets = 1024, ways = 4 }
+
+[[service]]
+name = "web"
+vip = "10.88.0.100"
+protocol = "tcp"
+port = 80
+mode = "nat"
+algorithm = "round_robin"
+[service.health]
+kind = "http"
+inter = 500
+fastinter = 200
+timeout = 300
+[[service.backend]]
+name = "py-1"
+address = "10.88.0.11"
+port = 8080
+[[service.backend]]
+name = "py-2"
+address = "10.88.0.12"
+port = 8080
+
+[[service]]
+name = "direct"
+vip = "10.88.0.101"
+protocol = "tcp"
+port = 8081
+mode = "dsr"
+algorithm = "round_robin"
+[service.health]
+kind = "tcp"
+inter = 500
+fastinter = 200
+timeout = 300
+[[service.backend]]
+name = "dsr-1"
+address = "10.88.0.21"
+[[service.backend]]
+name = "dsr-2"
+address = "10.88.0.22"
+"#;
+
+fn get(addr: &str) -> Result<String, String> {
+    let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))
+        .map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\nHost: lab\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    out.lines()
+        .last()
+        .map(str::to_string)
+        .ok_or_else(|| "empty".into())
+}
+
+#[test]
+fn real_clients_and_servers_through_nat_and_dsr() {
+    if std::env::var_os("FULCRUM_SKIP_ROOT_TESTS").is_some() {
+        return;
+    }
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "needs root (CI runs as root); FULCRUM_SKIP_ROOT_TESTS=1 skips"
+    );
+    let _ = env_logger::builder().is_test(true).try_init();
+    let config: Config = toml::from_str(CONFIG).unwrap();
+    config.validate().unwrap();
+    let lab = TapLab::create(&config).expect("topology");
+    let dir = std::env::temp_dir().join(format!("fulcrum-tap-lab-state-{}", std::process::id()));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio::task::LocalSet::new().block_on(&rt, async {
+        let port = NetworkPort::tap(&lab.tap).expect("tap");
+        lab.attach_tap().expect("tap attached");
+        let board = start(
+            BoardOptions {
+                state_dir: dir.clone(),
+                config: Some(config),
+                force_config: true,
+                key: None,
+                serial: false,
+                geometry: Geometry {
+                    sets: 1024,
+                    ways: 4,
+                    ring: 1021,
+                },
+            },
+            port,
+        )
+        .expect("board");
+        let t0 = Instant::now();
+        loop {
+            let all_up = {
+                let app = board.app.borrow();
+                let fpga = board.fpga.borrow();
+                ["py-1", "py-2", "dsr-1", "dsr-2"]
+                    .iter()
+                    .zip(["web", "web", "direct", "direct"])
+                    .all(|(b, s)| {
+                        let slot = app.control_plane().backend_slot(s, b).unwrap();
+                        let e = fpga.pipeline().backend(slot).unwrap();
+                        e.state == BackendState::Up
+                            && e.mac != [0; 6]
+                            && app
+                                .checker()
+                                .status(slot)
+                                .is_some_and(|h| h.checks_passed >= 2)
+                    })
+            };
+            if all_up {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "backends never came up"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Real sockets in the clients' namespace; the board keeps running meanwhile.
+        let clients = lab.in_clients(|| {
+            let web: Vec<_> = (0..20).map(|_| get("10.88.0.100:80")).collect();
+            let dsr: Vec<_> = (0..20).map(|_| get("10.88.0.101:8081")).collect();
+            (web, dsr)
+        });
+        while !clients.is_finished() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (web, dsr) = clients.join().unwrap().expect("in the clients' namespace");
+        println!("web: {web:?}\ndsr: {dsr:?}");
+        let web: Vec<String> = web.into_iter().map(|r| r.expect("NAT request")).collect();
+        assert_eq!(
+            web.iter().filter(|b| b.contains("py-1")).count(),
+            10,
+            "{web:?}"
+        );
+        assert_eq!(
+            web.iter().filter(|b| b.contains("py-2")).count(),
+            10,
+            "{web:?}"
+        );
+        // DSR: both backends serve the same directory listing; every request answered.
+        assert!(dsr.iter().all(|r| r.is_ok()), "{dsr:?}");
+        let fpga = board.fpga.borrow();
+        let app = board.app.borrow();
+        let direct = app.control_plane().service_slot("direct").unwrap();
+        assert_eq!(
+            fpga.counters().services[direct].new_flows,
+            20,
+            "the DSR connections went through the appliance"
+        );
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
