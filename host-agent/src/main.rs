@@ -33,10 +33,12 @@ Talking to an appliance (status, watch, apply, backend, logs, metrics):
   --serial PATH (the console; no key needed), or --target NAME from
   ~/.config/fulcrum/targets.toml ($FULCRUM_TARGETS).";
 
-/// Fulcrum, the open hardware L4 load balancer: host tools.
+/// Fulcrum, the open hardware L4 load balancer: the operator's tool.
 ///
-/// Checks configurations, traces flows and replays captures with the same model the
-/// appliance runs.
+/// Offline, on the same model the appliance runs: check configurations, trace flows,
+/// replay captures. On an appliance (over TCP or its serial console): status, watch,
+/// apply, backend, logs, metrics, flash. On this machine: `sim`, the whole appliance
+/// with clients and backends.
 #[derive(Debug, Parser)]
 #[command(name = "fulcrum", version, after_help = EXIT_CODES)]
 struct Cli {
