@@ -53,6 +53,10 @@ pub struct Args {
     /// Apply another config file mid-run: FILE@SECONDS.
     #[arg(long, value_name = "FILE@T")]
     apply: Vec<String>,
+    /// Stop the MCU at this time (crash or unplug): the data path keeps forwarding with
+    /// the tables it holds (fail-static).
+    #[arg(long, value_name = "SECONDS")]
+    halt_mcu: Option<f64>,
     /// Serve the management protocol on this host address (needs a key: --key-file or
     /// FULCRUM_KEY), so `fulcrum --host` works against the simulation.
     #[arg(long, value_name = "ADDR")]
@@ -151,6 +155,12 @@ fn drills(args: &Args) -> Result<Vec<Drill>> {
         out.push(Drill {
             at: t,
             action: DrillAction::Admin(s, b, AdminState::Drain),
+        });
+    }
+    if let Some(t) = args.halt_mcu {
+        out.push(Drill {
+            at: Duration::from_secs_f64(t.clamp(0.0, 86_400.0)),
+            action: DrillAction::HaltMcu,
         });
     }
     for f in &args.apply {

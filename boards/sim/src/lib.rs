@@ -86,6 +86,33 @@ pub struct Board {
     pub address: Ipv4Addr,
     /// The serial console's path, if opened.
     pub serial_path: Option<PathBuf>,
+    mcu_tasks: McuHandle,
+}
+
+/// The MCU's tasks, to stop them.
+#[derive(Clone)]
+pub struct McuHandle(Rc<Vec<tokio::task::AbortHandle>>);
+
+impl McuHandle {
+    /// Stops the MCU (its network stack, health checks, management), as a crashed or
+    /// unplugged MCU would; the FPGA keeps forwarding with the tables it holds.
+    pub fn halt_mcu(&self) {
+        for t in self.0.iter() {
+            t.abort();
+        }
+    }
+}
+
+impl Board {
+    /// See [`McuHandle::halt_mcu`].
+    pub fn halt_mcu(&self) {
+        self.mcu_tasks.halt_mcu()
+    }
+
+    /// A handle that can halt the MCU later.
+    pub fn mcu_handle(&self) -> McuHandle {
+        self.mcu_tasks.clone()
+    }
 }
 
 fn leak<T>(value: T) -> &'static mut T {
@@ -158,22 +185,29 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
     });
     let resources = leak(StackResources::<{ PROBES + MANAGEMENT_CONNECTIONS + 4 }>::new());
     let (stack, mut runner) = embassy_net::new(driver, net_config, resources, random_u64());
-    tokio::task::spawn_local(async move { runner.run().await });
+    let mut mcu_tasks = Vec::new();
+    mcu_tasks.push(tokio::task::spawn_local(async move { runner.run().await }).abort_handle());
     tokio::task::spawn_local(fpga::forward(fpga.clone(), fpga_mcu_end, network));
 
     let wake: &'static Wake = leak(Wake::new());
     let app_static: &'static RefCell<SimAppliance> = leak_rc(app.clone());
-    tokio::task::spawn_local(async move {
-        let bufs = leak(std::array::from_fn::<_, PROBES, _>(|_| ProbeBuffers::new()));
-        fw::health_loop(stack, app_static, wake, bufs).await
-    });
-    tokio::task::spawn_local(async move {
-        // Unresolved backends every 200 ms, all of them every 10 s.
-        for round in 0u32.. {
-            fw::tend_neighbors(learned, app_static, round, 50);
-            embassy_time::Timer::after_millis(200).await;
-        }
-    });
+    mcu_tasks.push(
+        tokio::task::spawn_local(async move {
+            let bufs = leak(std::array::from_fn::<_, PROBES, _>(|_| ProbeBuffers::new()));
+            fw::health_loop(stack, app_static, wake, bufs).await
+        })
+        .abort_handle(),
+    );
+    mcu_tasks.push(
+        tokio::task::spawn_local(async move {
+            // Unresolved backends every 200 ms, all of them every 10 s.
+            for round in 0u32.. {
+                fw::tend_neighbors(learned, app_static, round, 50);
+                embassy_time::Timer::after_millis(200).await;
+            }
+        })
+        .abort_handle(),
+    );
     let scratch: &'static SharedScratch = leak(SharedScratch::new(Scratch::new()));
     let ctx: &'static Management<'static, 'static, FpgaBus, FileStore> = leak(Management {
         app: app_static,
@@ -183,20 +217,23 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
     if let Some(key) = options.key.clone() {
         for _ in 0..MANAGEMENT_CONNECTIONS {
             let key = key.clone();
-            tokio::task::spawn_local(async move {
-                let conn = leak(Connection::new(None, true));
-                let bufs = leak(LinkBuffers::new());
-                fw::management_tcp(
-                    stack,
-                    ctx,
-                    key,
-                    MANAGEMENT_PORT,
-                    conn,
-                    bufs,
-                    &mut random_u64,
-                )
-                .await
-            });
+            mcu_tasks.push(
+                tokio::task::spawn_local(async move {
+                    let conn = leak(Connection::new(None, true));
+                    let bufs = leak(LinkBuffers::new());
+                    fw::management_tcp(
+                        stack,
+                        ctx,
+                        key,
+                        MANAGEMENT_PORT,
+                        conn,
+                        bufs,
+                        &mut random_u64,
+                    )
+                    .await
+                })
+                .abort_handle(),
+            );
         }
     } else {
         log::warn!("no management key: the TCP management service is off (serial only)");
@@ -205,11 +242,14 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
         let mut pty = serial::Pty::open().context("opening the serial console pseudo-terminal")?;
         let path = pty.path().to_path_buf();
         let key = options.key.clone();
-        tokio::task::spawn_local(async move {
-            let conn = leak(Connection::new(None, false));
-            let bufs = leak(LinkBuffers::new());
-            fw::management_serial(&mut pty, ctx, key, conn, bufs, &mut random_u64).await
-        });
+        mcu_tasks.push(
+            tokio::task::spawn_local(async move {
+                let conn = leak(Connection::new(None, false));
+                let bufs = leak(LinkBuffers::new());
+                fw::management_serial(&mut pty, ctx, key, conn, bufs, &mut random_u64).await
+            })
+            .abort_handle(),
+        );
         Some(path)
     } else {
         None
@@ -220,6 +260,7 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
         stack,
         address,
         serial_path,
+        mcu_tasks: McuHandle(Rc::new(mcu_tasks)),
     })
 }
 

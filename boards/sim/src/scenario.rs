@@ -56,6 +56,8 @@ pub enum DrillAction {
     Admin(String, String, AdminState),
     /// Applies a new config.
     Apply(Box<Config>),
+    /// Stops the MCU (crash or unplug): the FPGA keeps forwarding (fail-static).
+    HaltMcu,
 }
 
 impl std::fmt::Display for DrillAction {
@@ -68,6 +70,7 @@ impl std::fmt::Display for DrillAction {
             DrillAction::Weight(s, b, w) => write!(f, "weight {s}/{b}={w}"),
             DrillAction::Admin(s, b, a) => write!(f, "{} {s}/{b}", format!("{a:?}").to_lowercase()),
             DrillAction::Apply(c) => write!(f, "apply config ({} services)", c.services.len()),
+            DrillAction::HaltMcu => write!(f, "halt the MCU"),
         }
     }
 }
@@ -509,6 +512,7 @@ pub async fn run(
         drills.sort_by_key(|d| d.at);
         let hosts = hosts.clone();
         let app = board.app.clone();
+        let mcu = board.mcu_handle();
         let log = drill_log.clone();
         let phase = phase.clone();
         tokio::task::spawn_local(async move {
@@ -517,7 +521,13 @@ pub async fn run(
                 if d.at > now {
                     tokio::time::sleep(d.at - now).await;
                 }
-                let outcome = apply_drill(&d.action, &hosts, &app);
+                let outcome = match d.action {
+                    DrillAction::HaltMcu => {
+                        mcu.halt_mcu();
+                        Ok(())
+                    }
+                    _ => apply_drill(&d.action, &hosts, &app),
+                };
                 let text = match outcome {
                     Ok(()) => d.action.to_string(),
                     Err(e) => format!("{}: FAILED: {e}", d.action),
@@ -632,6 +642,7 @@ fn apply_drill(
                 .set_admin(now, s, b, *state)
                 .map_err(|e| e.message.to_string())?;
         }
+        DrillAction::HaltMcu => return Err("handled by the runner".into()),
         DrillAction::Apply(config) => {
             app.borrow_mut().apply(now, config, false).map_err(|e| {
                 format!(

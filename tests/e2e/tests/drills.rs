@@ -134,3 +134,30 @@ fn source_ip_stickiness_holds_across_connections() {
         s.per_client
     );
 }
+
+#[test]
+fn the_data_path_keeps_forwarding_when_the_mcu_stops() {
+    let config = one_service("fullnat", "maglev", &[1, 2, 3], "");
+    let drills = vec![Drill {
+        at: Duration::from_millis(1500),
+        action: DrillAction::HaltMcu,
+    }];
+    let summary = simulate(config, 8, 15.0, 4.5, drills, 4);
+    let s = &summary.services[0];
+    println!(
+        "{:?} failures {:?} long-lived {:?}",
+        s.per_backend_by_phase, s.failure_times, summary.long_lived
+    );
+    assert_eq!(s.failed, 0, "fail-static: {:?}", s.failure_times);
+    let after = s
+        .per_backend_by_phase
+        .get(1)
+        .map(|p| p.values().sum::<u64>())
+        .unwrap_or(0);
+    assert!(
+        after >= 100,
+        "traffic went on after the MCU stopped ({after} answers)"
+    );
+    let l = &summary.long_lived;
+    assert_eq!((l.failures, l.moved), (0, 0), "{l:?}");
+}
