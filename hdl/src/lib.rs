@@ -27,6 +27,7 @@ pub mod cosim;
 pub mod flow_table;
 pub mod parser;
 pub mod ram;
+pub mod regs;
 pub mod sim;
 pub mod stream;
 pub mod toeplitz;
