@@ -26,9 +26,11 @@
 //! **SPI** (`regmap::spi`): mode 0, MSB first, chip select low for one 7-byte transaction:
 //! `0x57 addr_hi addr_lo v3 v2 v1 v0` writes, `0x52 addr_hi addr_lo` reads and the value
 //! comes back on MISO in bytes 3–6. SCK, MOSI and CS are sampled with two-flop
-//! synchronizers in the register clock domain, so SCK must stay low and high for at least
-//! 8 clock cycles each (SCK ≤ clock / 16, 7.8 MHz at 125 MHz): the read is issued when the
-//! 24th rising edge is seen and must be on MISO before the 25th. Any other command byte,
+//! synchronizers in the register clock domain. The tightest path is a read: the value must
+//! be on MISO before the 25th rising SCK edge, about 6 clocks after the 24th. The test
+//! passes down to an SCK half period of 3 clocks and fails at 2; with the synchronizers'
+//! one-clock uncertainty on a real pin, keep SCK high and low for at least 4 clocks each
+//! (SCK ≤ clock / 8, 15.6 MHz at 125 MHz). Any other command byte,
 //! or chip select rising early, does nothing.
 
 use rust_hdl::prelude::*;
@@ -1226,10 +1228,12 @@ mod tests {
     }
 
     /// Bit-bangs SPI transactions (mode 0, MSB first) at a random SCK half period of
-    /// `half..=half + 4` clocks and returns the MISO bytes of each.
+    /// `half..=half + 4` clocks and returns the MISO bytes of each. Each frame comes with
+    /// the number of bits sent before chip select rises (56 for a whole transaction).
     fn spi_run(
-        frames: &[[u8; spi::FRAME]],
+        frames: &[([u8; spi::FRAME], usize)],
         half: u64,
+        jitter: u64,
         seed: u64,
     ) -> (Vec<[u8; spi::FRAME]>, Vec<Event>) {
         let mut rng = Rng::new(seed);
@@ -1251,24 +1255,27 @@ mod tests {
             }
         };
         step(&mut uut, 4, &mut events);
-        for frame in frames {
+        for (frame, length) in frames {
             uut.cs_n.next = false;
             let mut miso = [0u8; spi::FRAME];
             for (i, byte) in frame.iter().enumerate() {
                 for bit in (0..8).rev() {
+                    if i * 8 + 7 - bit >= *length {
+                        break;
+                    }
                     uut.mosi.next = (byte >> bit) & 1 != 0;
-                    step(&mut uut, half + rng.below(5), &mut events);
+                    step(&mut uut, half + rng.below(jitter), &mut events);
                     // Rising edge: both sides sample.
                     uut.sck.next = true;
                     settle(&mut uut);
                     miso[i] = (miso[i] << 1) | u8::from(uut.miso.val());
-                    step(&mut uut, half + rng.below(5), &mut events);
+                    step(&mut uut, half + rng.below(jitter), &mut events);
                     uut.sck.next = false;
                 }
             }
             step(&mut uut, half, &mut events);
             uut.cs_n.next = true;
-            step(&mut uut, half + rng.below(5), &mut events);
+            step(&mut uut, half + rng.below(jitter), &mut events);
             out.push(miso);
         }
         step(&mut uut, 8, &mut events);
@@ -1277,24 +1284,44 @@ mod tests {
 
     #[test]
     fn spi_matches_the_register_file() {
+        spi_check(8, 5);
+        // The shortest SCK half period that works, without jitter.
+        spi_check(SPI_HALF_PERIOD, 1);
+    }
+
+    /// The shortest SCK half period, in clocks, at which the slave works.
+    const SPI_HALF_PERIOD: u64 = 3;
+
+    fn spi_check(half: u64, jitter: u64) {
         let mut rng = Rng::new(0x5e65_0002);
         let mut ops = random_ops(&mut rng, 150);
         // Plus a read of every readable register at the end.
         ops.extend(READABLE.iter().map(|&a| Op::Read(a)));
         let model = model_run(&ops);
-        let mut frames: Vec<[u8; spi::FRAME]> = ops
+        let whole = spi::FRAME * 8;
+        let mut frames: Vec<([u8; spi::FRAME], usize)> = ops
             .iter()
             .map(|op| match *op {
-                Op::Write(a, v) => spi::write(a, v),
-                Op::Read(a) => spi::read(a),
+                Op::Write(a, v) => (spi::write(a, v), whole),
+                Op::Read(a) => (spi::read(a), whole),
             })
             .collect();
-        // Garbage between: an unknown command and a transaction cut short do nothing.
-        frames.insert(3, [0x99, 0, 0x10, 1, 2, 3, 4]);
-        let (miso, events) = spi_run(&frames, 8, 21);
-        frames.remove(3);
-        let mut miso = miso;
-        miso.remove(3);
+        // Garbage that must do nothing: an unknown command, and a table strobe, a commit
+        // and a settings write with chip select rising before the last bit.
+        let garbage = [
+            ([0x99, 0, 0x10, 1, 2, 3, 4], whole),
+            (spi::write(addr::TABLE_WRITE, 1), whole - 1),
+            (spi::write(addr::CONTROL, 1), 50),
+            (spi::write(addr::MAC_LO, 0xDEAD_BEEF), 31),
+        ];
+        for (k, g) in garbage.iter().enumerate() {
+            frames.insert(3 + 2 * k, *g);
+        }
+        let (mut miso, events) = spi_run(&frames, half, jitter, 21);
+        for k in (0..garbage.len()).rev() {
+            frames.remove(3 + 2 * k);
+            miso.remove(3 + 2 * k);
+        }
         let reads: Vec<u32> = ops
             .iter()
             .zip(&miso)
