@@ -14,6 +14,8 @@
 //! | look up | [`flow_table`] | `flow::SetAssociative` (lookup, insert, replacement) |
 //! | rewrite (checksums) | [`checksum`] | `checksum::update16`, `update32`, `update_udp16`, `update_udp32` |
 //! | hash | [`toeplitz`] | `hash::ToeplitzKey::hash_v4`, `hash` (source only) |
+//! | registers (parallel bus, SPI) | [`regs`] | `regmap::RegisterFile`, `regmap::spi` |
+//! | select (ring, round robin) | [`select`] | `select::SelectState::select`, `maglev::lookup` |
 //! | the stages so far, wired | [`top`] | parse → hash → look up → create → checksum |
 //!
 //! rust-hdl 0.46 is pinned and no longer developed upstream: nothing outside this crate
@@ -27,6 +29,8 @@ pub mod cosim;
 pub mod flow_table;
 pub mod parser;
 pub mod ram;
+pub mod regs;
+pub mod select;
 pub mod sim;
 pub mod stream;
 pub mod toeplitz;

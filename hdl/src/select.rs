@@ -1,0 +1,612 @@
+//! Stage 4, select (`fulcrum_model::select`): the backend of a new flow for the ring
+//! algorithms (Maglev: the flow hash; IP hash: the source hash) and round robin.
+//!
+//! - **Ring**: index = `(hash × M) >> 32` (`maglev::lookup`), computed as two registered
+//!   16 × 16 products (`(hash_hi × M + (hash_lo × M) >> 16) >> 16`, exact) because rust-hdl
+//!   only synthesizes 16 × 16 multipliers; then the ring RAM at `service << 10 | index`.
+//!   `M = 0` (empty ring), an entry of `EMPTY` (`0xFFFF`) or any entry ≥ 256 gives
+//!   `NO_BACKEND` (`0xFFFF`), and so does an entry whose backend is not eligible.
+//! - **Round robin**: the member list of the service (`n = min(member_count, 32)`), from
+//!   `cursor % n`, one member at a time: the first eligible member wins and the cursor
+//!   moves past it; no eligible member gives `NO_BACKEND` and keeps the cursor.
+//!
+//! *Eligible* = backend index < 256, state `Up` and weight > 0, kept as one bit per
+//! backend in a RAM written from the backend table's word 0.
+//!
+//! The tables are written through the register block's table write port (`regs`): ring
+//! entries (table 4, index `s << 20 | offset`, offsets below 1024 kept, so `M ≤ 1024`),
+//! member entries (table 3), backend word 0 (table 2). The RAMs have one address each, so
+//! table writes must not overlap a selection (`s_ready` is low while `table_write` is
+//! high; the shadow-bank commit gives that ordering in the full design).
+//!
+//! Latency, from the cycle a request is taken to the cycle `m_valid` rises: a ring
+//! selection 9 cycles (3 for an empty ring); round robin 4 plus 6 per member looked at
+//! (10 when the member at the cursor is eligible, at most 196). One selection at a time.
+
+use rust_hdl::prelude::*;
+
+use crate::ram::SinglePortRam;
+
+/// States of the selection machine.
+#[derive(Copy, Clone, PartialEq, Debug, LogicState)]
+enum St {
+    Idle,
+    CurRd0,
+    CurRd1,
+    CurUse,
+    MemRd0,
+    Mul,
+    Idx,
+    RingRd0,
+    RingRd1,
+    RingUse,
+    ElRd0,
+    ElRd1,
+    ElUse,
+    MemRd1,
+    MemUse,
+    El2Rd0,
+    El2Rd1,
+    El2Use,
+    Done,
+}
+
+/// Backend selection for the ring algorithms and round robin.
+#[derive(LogicBlock, Default)]
+pub struct BackendSelect {
+    /// The datapath clock.
+    pub clock: Signal<In, Clock>,
+    /// Table write strobe (from `regs::RegisterBlock`).
+    pub table_write: Signal<In, Bit>,
+    /// Table code: 2 backend, 3 member, 4 ring (others ignored).
+    pub table_kind: Signal<In, Bits<4>>,
+    /// Entry index (regmap encoding).
+    pub table_index: Signal<In, Bits<28>>,
+    /// Entry word 0.
+    pub table_data0: Signal<In, Bits<32>>,
+    /// A request is on the inputs below.
+    pub s_valid: Signal<In, Bit>,
+    /// The unit takes it this cycle.
+    pub s_ready: Signal<Out, Bit>,
+    /// Round robin (else a ring lookup).
+    pub round_robin: Signal<In, Bit>,
+    /// Service slot, 0–15.
+    pub service: Signal<In, Bits<4>>,
+    /// The service's member count (values above 32 count as 32).
+    pub member_count: Signal<In, Bits<8>>,
+    /// Ring path: the flow hash (Maglev) or the source hash (IP hash).
+    pub hash: Signal<In, Bits<32>>,
+    /// Ring size `M`, at most 1024.
+    pub ring_size: Signal<In, Bits<16>>,
+    /// The result is valid.
+    pub m_valid: Signal<Out, Bit>,
+    /// The receiver takes it.
+    pub m_ready: Signal<In, Bit>,
+    /// Backend-table index, or `0xFFFF` (`NO_BACKEND`).
+    pub backend: Signal<Out, Bits<16>>,
+
+    ring: SinglePortRam<Bits<16>, 14>,
+    members: SinglePortRam<Bits<16>, 9>,
+    eligible: SinglePortRam<Bit, 8>,
+    cursor: SinglePortRam<Bits<5>, 4>,
+
+    state: DFF<St>,
+    rr: DFF<Bit>,
+    svc: DFF<Bits<4>>,
+    count: DFF<Bits<6>>,
+    hash_q: DFF<Bits<32>>,
+    size_q: DFF<Bits<16>>,
+    prod_hi: DFF<Bits<32>>,
+    prod_lo: DFF<Bits<32>>,
+    index: DFF<Bits<10>>,
+    cand: DFF<Bits<16>>,
+    pos: DFF<Bits<6>>,
+    steps: DFF<Bits<6>>,
+    result: DFF<Bits<16>>,
+
+    sum: Signal<Local, Bits<32>>,
+    pos_inc: Signal<Local, Bits<6>>,
+    pos_next: Signal<Local, Bits<6>>,
+    n10: Signal<Local, Bits<10>>,
+    r4: Signal<Local, Bits<10>>,
+    r3: Signal<Local, Bits<10>>,
+    r2: Signal<Local, Bits<10>>,
+    r1: Signal<Local, Bits<10>>,
+    r0: Signal<Local, Bits<10>>,
+    rem: Signal<Local, Bits<10>>,
+    elig_word: Signal<Local, Bit>,
+}
+
+impl BackendSelect {
+    /// A unit with empty tables: nothing eligible, cursors 0; rings and member lists read
+    /// zero in simulation and must be written before use.
+    pub fn new() -> Self {
+        BackendSelect {
+            // Large RAMs start empty (zero in simulation; a zero init of 16k words
+            // would make the Verilog slow to elaborate): the control plane writes them.
+            ring: SinglePortRam::default(),
+            members: SinglePortRam::default(),
+            eligible: SinglePortRam::zeroed(),
+            cursor: SinglePortRam::zeroed(),
+            ..Default::default()
+        }
+    }
+}
+
+impl Logic for BackendSelect {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(
+            self, clock, state, rr, svc, count, hash_q, size_q, prod_hi, prod_lo, index, cand, pos,
+            steps, result
+        );
+        clock!(self, clock, ring, members, eligible, cursor);
+
+        // Table writes.
+        self.ring.write_enable.next = false;
+        self.members.write_enable.next = false;
+        self.eligible.write_enable.next = false;
+        self.cursor.write_enable.next = false;
+        self.ring.write_data.next = self.table_data0.val().get_bits::<16>(0);
+        self.members.write_data.next = self.table_data0.val().get_bits::<16>(0);
+        self.eligible.write_data.next = (self.table_data0.val().get_bits::<3>(29) == 1)
+            & (self.table_data0.val().get_bits::<16>(0) != 0);
+        self.ring.address.next =
+            (bit_cast::<14, 4>(self.svc.q.val()) << 10) | bit_cast::<14, 10>(self.index.q.val());
+        self.members.address.next =
+            (bit_cast::<9, 4>(self.svc.q.val()) << 5) | bit_cast::<9, 6>(self.pos.q.val());
+        self.eligible.address.next = self.cand.q.val().get_bits::<8>(0);
+        self.cursor.address.next = self.svc.q.val();
+        if self.table_write.val() {
+            self.ring.address.next = (bit_cast::<14, 4>(self.table_index.val().get_bits::<4>(20))
+                << 10)
+                | bit_cast::<14, 10>(self.table_index.val().get_bits::<10>(0));
+            self.ring.write_enable.next = (self.table_kind.val() == 4)
+                & (self.table_index.val().get_bits::<4>(24) == 0)
+                & (self.table_index.val().get_bits::<10>(10) == 0);
+            self.members.address.next = self.table_index.val().get_bits::<9>(0);
+            self.members.write_enable.next =
+                (self.table_kind.val() == 3) & (self.table_index.val().get_bits::<19>(9) == 0);
+            self.eligible.address.next = self.table_index.val().get_bits::<8>(0);
+            self.eligible.write_enable.next =
+                (self.table_kind.val() == 2) & (self.table_index.val().get_bits::<20>(8) == 0);
+        }
+
+        // Ring index: (hash × M) >> 32.
+        self.sum.next = self.prod_hi.q.val() + (self.prod_lo.q.val() >> 16);
+        // Round robin: pos + 1 wrapping at n, and cursor % n (restoring remainder, cursor < 32).
+        self.pos_inc.next = self.pos.q.val() + 1;
+        self.pos_next.next = self.pos_inc.val();
+        if self.pos_inc.val() == self.count.q.val() {
+            self.pos_next.next = 0.into();
+        }
+        self.cursor.write_data.next = self.pos_next.val().get_bits::<5>(0);
+        self.n10.next = bit_cast::<10, 6>(self.count.q.val());
+        self.r4.next = bit_cast::<10, 5>(self.cursor.read_data.val());
+        self.r3.next = self.r4.val();
+        if self.r4.val() >= (self.n10.val() << 4) {
+            self.r3.next = self.r4.val() - (self.n10.val() << 4);
+        }
+        self.r2.next = self.r3.val();
+        if self.r3.val() >= (self.n10.val() << 3) {
+            self.r2.next = self.r3.val() - (self.n10.val() << 3);
+        }
+        self.r1.next = self.r2.val();
+        if self.r2.val() >= (self.n10.val() << 2) {
+            self.r1.next = self.r2.val() - (self.n10.val() << 2);
+        }
+        self.r0.next = self.r1.val();
+        if self.r1.val() >= (self.n10.val() << 1) {
+            self.r0.next = self.r1.val() - (self.n10.val() << 1);
+        }
+        self.rem.next = self.r0.val();
+        if self.r0.val() >= self.n10.val() {
+            self.rem.next = self.r0.val() - self.n10.val();
+        }
+        self.elig_word.next = self.eligible.read_data.val();
+
+        self.s_ready.next = (self.state.q.val() == St::Idle) & !self.table_write.val();
+        self.m_valid.next = self.state.q.val() == St::Done;
+        self.backend.next = self.result.q.val();
+
+        match self.state.q.val() {
+            St::Idle => {
+                if self.s_valid.val() & !self.table_write.val() {
+                    self.rr.d.next = self.round_robin.val();
+                    self.svc.d.next = self.service.val();
+                    self.count.d.next = self.member_count.val().get_bits::<6>(0);
+                    if self.member_count.val() > 32 {
+                        self.count.d.next = 32.into();
+                    }
+                    self.hash_q.d.next = self.hash.val();
+                    self.size_q.d.next = self.ring_size.val();
+                    self.state.d.next = St::Mul;
+                    if self.round_robin.val() {
+                        self.state.d.next = St::CurRd0;
+                    }
+                }
+            }
+            St::Mul => {
+                self.prod_hi.d.next = self.hash_q.q.val().get_bits::<16>(16) * self.size_q.q.val();
+                self.prod_lo.d.next = self.hash_q.q.val().get_bits::<16>(0) * self.size_q.q.val();
+                self.state.d.next = St::Idx;
+            }
+            St::Idx => {
+                self.index.d.next = self.sum.val().get_bits::<10>(16);
+                self.state.d.next = St::RingRd0;
+                if self.size_q.q.val() == 0 {
+                    self.result.d.next = 0xFFFF.into();
+                    self.state.d.next = St::Done;
+                }
+            }
+            St::RingRd0 => {
+                self.state.d.next = St::RingRd1;
+            }
+            St::RingRd1 => {
+                self.state.d.next = St::RingUse;
+            }
+            St::RingUse => {
+                self.cand.d.next = self.ring.read_data.val();
+                self.state.d.next = St::ElRd0;
+                if self.ring.read_data.val().get_bits::<8>(8) != 0 {
+                    self.result.d.next = 0xFFFF.into();
+                    self.state.d.next = St::Done;
+                }
+            }
+            St::ElRd0 => {
+                self.state.d.next = St::ElRd1;
+            }
+            St::ElRd1 => {
+                self.state.d.next = St::ElUse;
+            }
+            St::ElUse => {
+                self.result.d.next = 0xFFFF.into();
+                if self.elig_word.val() {
+                    self.result.d.next = self.cand.q.val();
+                }
+                self.state.d.next = St::Done;
+            }
+            St::CurRd0 => {
+                self.state.d.next = St::CurRd1;
+            }
+            St::CurRd1 => {
+                self.state.d.next = St::CurUse;
+            }
+            St::CurUse => {
+                self.pos.d.next = self.rem.val().get_bits::<6>(0);
+                self.steps.d.next = 0.into();
+                self.state.d.next = St::MemRd0;
+                if self.count.q.val() == 0 {
+                    self.result.d.next = 0xFFFF.into();
+                    self.state.d.next = St::Done;
+                }
+            }
+            St::MemRd0 => {
+                self.state.d.next = St::MemRd1;
+            }
+            St::MemRd1 => {
+                self.state.d.next = St::MemUse;
+            }
+            St::MemUse => {
+                self.cand.d.next = self.members.read_data.val();
+                self.state.d.next = St::El2Rd0;
+                if self.members.read_data.val().get_bits::<8>(8) != 0 {
+                    // Not a backend: next member.
+                    self.steps.d.next = self.steps.q.val() + 1;
+                    self.pos.d.next = self.pos_next.val();
+                    self.state.d.next = St::MemRd0;
+                    if self.steps.q.val() + 1 == self.count.q.val() {
+                        self.result.d.next = 0xFFFF.into();
+                        self.state.d.next = St::Done;
+                    }
+                }
+            }
+            St::El2Rd0 => {
+                self.state.d.next = St::El2Rd1;
+            }
+            St::El2Rd1 => {
+                self.state.d.next = St::El2Use;
+            }
+            St::El2Use => {
+                if self.elig_word.val() {
+                    self.result.d.next = self.cand.q.val();
+                    self.cursor.write_enable.next = true;
+                    self.state.d.next = St::Done;
+                } else {
+                    self.steps.d.next = self.steps.q.val() + 1;
+                    self.pos.d.next = self.pos_next.val();
+                    self.state.d.next = St::MemRd0;
+                    if self.steps.q.val() + 1 == self.count.q.val() {
+                        self.result.d.next = 0xFFFF.into();
+                        self.state.d.next = St::Done;
+                    }
+                }
+            }
+            St::Done => {
+                if self.m_ready.val() {
+                    self.state.d.next = St::Idle;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fulcrum_model::config::Algorithm;
+    use fulcrum_model::maglev::{self, MaglevBackend};
+    use fulcrum_model::regmap::{Table, encode_backend};
+    use fulcrum_model::select::{Candidates, SelectState};
+    use fulcrum_model::tables::{BackendEntry, BackendState, NO_BACKEND};
+
+    use super::*;
+    use crate::sim::{Rng, Traffic, settle, tick};
+
+    const SERVICES: usize = 16;
+
+    /// The tables both sides read.
+    struct Tables {
+        backends: Vec<BackendEntry>,
+        members: [[u16; 32]; SERVICES],
+        counts: [u8; SERVICES],
+        rings: Vec<Vec<u16>>,
+    }
+
+    fn random_backend(rng: &mut Rng) -> BackendEntry {
+        BackendEntry {
+            state: BackendState::from_code(if rng.chance(600) {
+                1
+            } else {
+                rng.below(5) as u8
+            }),
+            weight: if rng.chance(150) {
+                0
+            } else {
+                rng.below(100) as u16
+            },
+            generation: rng.byte(),
+            address: [10, 0, rng.byte(), rng.byte()],
+            ..Default::default()
+        }
+    }
+
+    fn random_member(rng: &mut Rng) -> u16 {
+        match rng.below(20) {
+            0 => NO_BACKEND,
+            1 => 256 + rng.below(1000) as u16,
+            _ => rng.below(256) as u16,
+        }
+    }
+
+    fn random_ring(rng: &mut Rng) -> Vec<u16> {
+        let m = [0usize, 2, 13, 251, 509, 1021, 1024][rng.below(7) as usize];
+        let mut ring = vec![maglev::EMPTY; m];
+        if m == 0 {
+            return ring;
+        }
+        if rng.chance(700) {
+            let n = 1 + rng.below(m.min(20) as u64) as usize;
+            let backends: Vec<MaglevBackend> = (0..n)
+                .map(|_| MaglevBackend {
+                    id: rng.next_u64(),
+                    weight: rng.below(4) as u32,
+                })
+                .collect();
+            let _ = maglev::build(&backends, &mut ring);
+            // build gives positions in `backends`: map them onto backend-table indexes.
+            let map: Vec<u16> = (0..n).map(|_| random_member(rng)).collect();
+            for e in ring.iter_mut() {
+                if *e != maglev::EMPTY {
+                    *e = map[usize::from(*e)];
+                }
+            }
+        } else {
+            ring.iter_mut().for_each(|e| *e = random_member(rng));
+        }
+        ring
+    }
+
+    /// Drives one table write on the port for a cycle.
+    fn write(uut: &mut BackendSelect, table: Table, index: u32, data: u32) {
+        uut.table_write.next = true;
+        uut.table_kind.next = u64::from(table as u8).into();
+        uut.table_index.next = u64::from(index).into();
+        uut.table_data0.next = u64::from(data).into();
+        uut.s_valid.next = false;
+        uut.m_ready.next = false;
+        settle(uut);
+        tick(uut, |u| &mut u.clock);
+        uut.table_write.next = false;
+    }
+
+    fn load(uut: &mut BackendSelect, t: &Tables, backends: bool) {
+        if backends {
+            for (i, b) in t.backends.iter().enumerate() {
+                write(uut, Table::Backend, i as u32, encode_backend(b)[0]);
+            }
+        }
+        for s in 0..SERVICES {
+            for (p, &m) in t.members[s].iter().enumerate() {
+                write(uut, Table::Member, (s as u32) << 5 | p as u32, u32::from(m));
+            }
+            for (o, &e) in t.rings[s].iter().enumerate() {
+                write(uut, Table::Ring, (s as u32) << 20 | o as u32, u32::from(e));
+            }
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    struct Request {
+        algorithm: Algorithm,
+        service: usize,
+        flow_hash: u32,
+        src_hash: u32,
+    }
+
+    /// Runs `requests` through the unit and the model; returns (choices that named a
+    /// backend, cycles).
+    fn run(
+        uut: &mut BackendSelect,
+        model: &mut SelectState,
+        t: &Tables,
+        requests: &[Request],
+        traffic: Traffic,
+        rng: &mut Rng,
+        stats: &mut Stats,
+    ) -> (usize, u64) {
+        let mut next = 0;
+        let mut done = 0;
+        let mut cycles = 0u64;
+        let mut chosen = 0;
+        let active = [0u32; 256];
+        let mut expected = std::collections::VecDeque::new();
+        while done < requests.len() {
+            let offer = next < requests.len() && !rng.chance(traffic.idle_permille);
+            uut.s_valid.next = offer;
+            uut.table_write.next = false;
+            let r = requests[next.min(requests.len() - 1)];
+            uut.round_robin.next = r.algorithm == Algorithm::RoundRobin;
+            uut.service.next = (r.service as u64).into();
+            uut.member_count.next = u64::from(t.counts[r.service]).into();
+            let hash = if r.algorithm == Algorithm::IpHash {
+                r.src_hash
+            } else {
+                r.flow_hash
+            };
+            uut.hash.next = u64::from(hash).into();
+            uut.ring_size.next = (t.rings[r.service].len() as u64).into();
+            uut.m_ready.next = traffic.ready(rng);
+            settle(uut);
+            if offer && uut.s_ready.val() {
+                let n = usize::from(t.counts[r.service]).min(32);
+                let c = Candidates {
+                    members: &t.members[r.service][..n],
+                    backends: &t.backends,
+                    active: &active,
+                    ring: &t.rings[r.service],
+                };
+                expected.push_back((
+                    model.select(r.algorithm, r.service, &c, r.flow_hash, r.src_hash),
+                    cycles,
+                    r.algorithm == Algorithm::RoundRobin,
+                ));
+                next += 1;
+            }
+            if uut.m_valid.val() && uut.m_ready.val() {
+                let (want, start, rr) = expected.pop_front().expect("a result without a request");
+                let latency = cycles - start;
+                let s = &mut stats.0[usize::from(rr)];
+                s.0 += 1;
+                s.1 += usize::from(want != NO_BACKEND);
+                s.2 = s.2.min(latency);
+                s.3 = s.3.max(latency);
+                let got = uut.backend.val().to_u64() as u16;
+                assert_eq!(got, want, "request {done}");
+                chosen += usize::from(want != NO_BACKEND);
+                done += 1;
+            }
+            tick(uut, |u| &mut u.clock);
+            cycles += 1;
+            assert!(cycles < 400 * requests.len() as u64 + 1000, "stuck");
+        }
+        (chosen, cycles)
+    }
+
+    /// Per path (ring, round robin): requests, backends named, min and max latency.
+    #[derive(Debug)]
+    struct Stats([(usize, usize, u64, u64); 2]);
+
+    fn random_tables(rng: &mut Rng) -> Tables {
+        let backends = (0..256).map(|_| random_backend(rng)).collect();
+        let members = core::array::from_fn(|_| core::array::from_fn(|_| random_member(rng)));
+        let counts = core::array::from_fn(|_| match rng.below(10) {
+            0 => 0,
+            1 => 33 + rng.below(20) as u8,
+            _ => 1 + rng.below(32) as u8,
+        });
+        let rings = (0..SERVICES).map(|_| random_ring(rng)).collect();
+        Tables {
+            backends,
+            members,
+            counts,
+            rings,
+        }
+    }
+
+    fn random_requests(rng: &mut Rng, n: usize) -> Vec<Request> {
+        (0..n)
+            .map(|_| Request {
+                algorithm: [Algorithm::RoundRobin, Algorithm::Maglev, Algorithm::IpHash]
+                    [rng.below(3) as usize],
+                // Few services, so round robin comes back to one often.
+                service: {
+                    let span = if rng.chance(500) { 3 } else { 16 };
+                    rng.below(span) as usize
+                },
+                flow_hash: rng.next_u64() as u32,
+                src_hash: rng.next_u64() as u32,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn backend_select_is_synthesizable() {
+        let mut uut = BackendSelect::new();
+        uut.connect_all();
+        crate::verilog::validate("backend_select", &generate_verilog(&uut));
+    }
+
+    #[test]
+    fn selections_match_the_model() {
+        let mut rng = Rng::new(0x5e1e_c700);
+        for (round, traffic) in [Traffic::SMOOTH, Traffic::BUMPY].into_iter().enumerate() {
+            let mut uut = BackendSelect::new();
+            uut.connect_all();
+            let mut model = SelectState::default();
+            let mut t = random_tables(&mut rng);
+            load(&mut uut, &t, true);
+            let mut total = (0, 0, 0);
+            let mut stats = Stats([(0, 0, u64::MAX, 0); 2]);
+            for epoch in 0..3 {
+                if epoch > 0 {
+                    // New member lists and rings (cursors kept on both sides), and some
+                    // backends change state or weight.
+                    let fresh = random_tables(&mut rng);
+                    for _ in 0..40 {
+                        let i = rng.below(256) as usize;
+                        t.backends[i] = fresh.backends[i];
+                        write(
+                            &mut uut,
+                            Table::Backend,
+                            i as u32,
+                            encode_backend(&t.backends[i])[0],
+                        );
+                    }
+                    t.members = fresh.members;
+                    t.counts = fresh.counts;
+                    t.rings = fresh.rings;
+                    load(&mut uut, &t, false);
+                }
+                let requests = random_requests(&mut rng, 1_500);
+                let (chosen, cycles) = run(
+                    &mut uut, &mut model, &t, &requests, traffic, &mut rng, &mut stats,
+                );
+                total = (total.0 + requests.len(), total.1 + chosen, total.2 + cycles);
+            }
+            eprintln!(
+                "select round {round}: {} requests, {} named a backend, {} cycles",
+                total.0, total.1, total.2
+            );
+            eprintln!(
+                "select round {round}: (requests, named, min latency, max latency) ring / round robin {stats:?}"
+            );
+            assert!(total.1 > total.0 / 3, "too few choices named a backend");
+            for s in stats.0 {
+                assert!(
+                    s.0 > 1_000 && s.1 > 500 && s.0 - s.1 > 100,
+                    "coverage {s:?}"
+                );
+            }
+        }
+    }
+}
