@@ -807,24 +807,4 @@ mod tests {
         }
         run(frames, Traffic::BUMPY, 3);
     }
-
-    /// Simulation speed of the parser alone (`--ignored --nocapture` prints it).
-    #[test]
-    #[ignore]
-    fn simulation_speed() {
-        let mut uut = HeaderParser::new();
-        uut.connect_all();
-        let started = std::time::Instant::now();
-        for i in 0..100_000u64 {
-            uut.s_axis.tvalid.next = true;
-            uut.s_axis.tdata.next = (i & 0xff).into();
-            uut.s_axis.tlast.next = i % 100 == 99;
-            uut.m_axis.tready.next = true;
-            uut.m_hdr.tready.next = true;
-            settle(&mut uut);
-            tick(&mut uut, |u| &mut u.clock);
-        }
-        let rate = 100_000.0 / started.elapsed().as_secs_f64();
-        eprintln!("header parser: {rate:.0} cycles/s");
-    }
 }
