@@ -24,6 +24,7 @@ mod fmt;
 pub mod appliance;
 pub mod events;
 pub mod health;
+pub mod l7;
 pub mod persist;
 pub mod probe;
 pub mod session;

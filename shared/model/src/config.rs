@@ -15,6 +15,7 @@ use core::net::Ipv4Addr;
 use heapless::{String, Vec};
 use serde::{Deserialize, Serialize};
 
+use crate::l7::{L7Settings, MAX_L7_SERVICES, PoolName};
 use crate::maglev::is_prime;
 
 /// Most services one appliance holds (service table entries).
@@ -42,6 +43,10 @@ pub struct Config {
     /// The virtual services, in the order they were written.
     #[serde(default, rename = "service", deserialize_with = "bounded_vec")]
     pub services: Vec<Service, MAX_SERVICES>,
+    /// Settings of the L7 (HTTP) services, one table per service of mode `l7`
+    /// (see [`crate::l7`]); a service of mode `l7` without one gets the defaults.
+    #[serde(default, rename = "l7", deserialize_with = "bounded_vec")]
+    pub l7: Vec<L7Settings, MAX_L7_SERVICES>,
 }
 
 /// Settings of the appliance itself.
@@ -85,7 +90,7 @@ pub struct Appliance {
 
 /// Deserializes a list into a `heapless::Vec`, saying what the limit is when the list
 /// is longer (heapless' own impl only says "invalid length").
-fn bounded_vec<'de, D, T, const N: usize>(d: D) -> Result<Vec<T, N>, D::Error>
+pub(crate) fn bounded_vec<'de, D, T, const N: usize>(d: D) -> Result<Vec<T, N>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
@@ -359,6 +364,10 @@ pub struct Backend {
     /// Administrative state.
     #[serde(default)]
     pub state: AdminState,
+    /// Mode `l7`: the pool the backend belongs to (routes name pools); without one it is
+    /// in the default pool.
+    #[serde(default)]
+    pub pool: Option<PoolName>,
 }
 
 fn default_weight() -> u16 {
@@ -682,6 +691,7 @@ impl Config {
                 },
             },
             services: Vec::new(),
+            l7: Vec::new(),
         }
     }
 
@@ -693,6 +703,7 @@ impl Config {
         for service in &other.services {
             let _ = self.services.push(service.clone());
         }
+        self.l7.clone_from(&other.l7);
     }
 }
 
@@ -796,7 +807,7 @@ impl ValidationErrors {
     }
 
     /// Records a problem; the path and message are cut if longer than their capacity.
-    fn push(&mut self, path: fmt::Arguments<'_>, message: fmt::Arguments<'_>) {
+    pub(crate) fn push(&mut self, path: fmt::Arguments<'_>, message: fmt::Arguments<'_>) {
         if self.errors.is_full() {
             self.omitted = self.omitted.saturating_add(1);
             return;
@@ -902,6 +913,7 @@ impl Config {
         for (index, service) in self.services.iter().enumerate() {
             self.validate_service(index, service, &mut errors);
         }
+        self.validate_l7(&mut errors);
         if errors.is_empty() {
             Ok(())
         } else {
@@ -1393,6 +1405,7 @@ mod tests {
             weight: 1,
             mac: None,
             state: AdminState::Enabled,
+            pool: None,
         }
     }
 
@@ -1467,6 +1480,7 @@ mod tests {
                 timeouts: Timeouts::default(),
             },
             services,
+            l7: Vec::new(),
         }
     }
 

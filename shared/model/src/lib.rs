@@ -29,6 +29,7 @@ pub mod config;
 pub mod counters;
 pub mod flow;
 pub mod hash;
+pub mod l7;
 pub mod maglev;
 pub mod pipeline;
 pub mod regmap;
