@@ -415,6 +415,9 @@ fn describe(kind: &EventKind) -> String {
         EventKind::ConfigRejected => "config rejected".into(),
         EventKind::AuthFailure => "management request failed authentication".into(),
         EventKind::PersistFailed => "saving the config failed".into(),
+        EventKind::FilterInstalled { service } => format!("{service}: filter installed"),
+        EventKind::FilterRemoved { service } => format!("{service}: filter removed"),
+        EventKind::FilterRejected { service } => format!("{service}: filter upload refused"),
     }
 }
 
