@@ -15,7 +15,12 @@ pub fn example(name: &str) -> Vec<u8> {
 fn built() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/filters");
+        // This file is shared by crates at different depths: look upwards.
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .map(|dir| dir.join("examples/filters"))
+            .find(|dir| dir.join("Cargo.toml").is_file())
+            .expect("examples/filters above the crate");
         let target = root.join("target");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         // From inside the directory: cargo reads `.cargo/config.toml` (target, memory
