@@ -17,6 +17,8 @@ use fulcrum_mgmt::message::{
     ApplyReport, BackendStatus, ErrorCode, ErrorReply, EventKind, HealthStatus, ManagementCounters,
     ResponseRef, STATUS_PAGE_SERVICES, ServiceStatus, StatusReport, truncated,
 };
+#[cfg(feature = "filters")]
+use fulcrum_mgmt::message::{FilterInfo, MAX_FILTERS};
 use fulcrum_model::compile::ControlPlane;
 use fulcrum_model::config::{AdminState, Algorithm, Config, Name};
 use fulcrum_model::counters::Counters;
@@ -94,6 +96,9 @@ pub struct Appliance<'b, B: RegisterBus, S: ConfigStore> {
     last_sync_ms: u64,
     commits: u64,
     boot_ms: u64,
+    /// The WebAssembly filters of L7 services.
+    #[cfg(feature = "filters")]
+    filters: crate::filter::Filters,
 }
 
 impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
@@ -112,6 +117,8 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             last_sync_ms: 0,
             commits: 0,
             boot_ms: now,
+            #[cfg(feature = "filters")]
+            filters: crate::filter::Filters::default(),
         }
     }
 
@@ -713,7 +720,123 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
                 let page = self.st.events.page(*after);
                 reply(ResponseRef::Events(&page))
             }
+            Command::FilterBegin { .. }
+            | Command::FilterChunk { .. }
+            | Command::FilterCommit
+            | Command::FilterList
+            | Command::FilterRemove { .. } => self.handle_filter(now, command, reply),
         }
+    }
+
+    /// The WebAssembly filters (for the L7 proxy: [`crate::filter::Filters::run`]).
+    #[cfg(feature = "filters")]
+    pub fn filters(&self) -> &crate::filter::Filters {
+        &self.filters
+    }
+
+    /// The WebAssembly filters, mutably (running a filter needs this).
+    #[cfg(feature = "filters")]
+    pub fn filters_mut(&mut self) -> &mut crate::filter::Filters {
+        &mut self.filters
+    }
+
+    /// Filter upload, list and removal.
+    #[cfg(feature = "filters")]
+    fn handle_filter<R>(
+        &mut self,
+        now: u64,
+        command: &Command,
+        reply: impl FnOnce(ResponseRef<'_>) -> R,
+    ) -> R {
+        use crate::filter::UploadError;
+        let refuse = |e: &dyn core::fmt::Display| {
+            let mut text = heapless::String::<160>::new();
+            let _ = core::fmt::write(&mut text, format_args!("{e}"));
+            ErrorReply::new(ErrorCode::InvalidFilter, &text)
+        };
+        match command {
+            Command::FilterBegin {
+                service,
+                length,
+                sha256,
+            } => match self.filters.begin_upload(service, *length, *sha256) {
+                Ok(()) => reply(ResponseRef::Done),
+                Err(e) => reply(ResponseRef::Error(&refuse(&e))),
+            },
+            Command::FilterChunk { offset, data } => {
+                match self.filters.upload_chunk(*offset, data) {
+                    Ok(_) => reply(ResponseRef::Done),
+                    Err(e) => reply(ResponseRef::Error(&refuse(&e))),
+                }
+            }
+            Command::FilterCommit => {
+                let service = self
+                    .filters
+                    .upload_progress()
+                    .map(|(s, _, _)| Name::try_from(s).unwrap_or_default());
+                match self.filters.commit_upload() {
+                    Ok(info) => {
+                        self.st.events.push(
+                            now,
+                            EventKind::FilterInstalled {
+                                service: info.service.clone(),
+                            },
+                        );
+                        reply(ResponseRef::FilterInstalled(&info))
+                    }
+                    Err(e) => {
+                        if let (Some(service), false) =
+                            (service, matches!(e, UploadError::NotStarted))
+                        {
+                            self.st
+                                .events
+                                .push(now, EventKind::FilterRejected { service });
+                        }
+                        warn!("filter upload refused");
+                        reply(ResponseRef::Error(&refuse(&e)))
+                    }
+                }
+            }
+            Command::FilterList => {
+                let list: heapless::Vec<FilterInfo, MAX_FILTERS> =
+                    self.filters.list().take(MAX_FILTERS).cloned().collect();
+                reply(ResponseRef::Filters(&list))
+            }
+            Command::FilterRemove { service } => {
+                if self.filters.remove(service) {
+                    self.st.events.push(
+                        now,
+                        EventKind::FilterRemoved {
+                            service: service.clone(),
+                        },
+                    );
+                    reply(ResponseRef::Done)
+                } else {
+                    reply(ResponseRef::Error(&ErrorReply::new(
+                        ErrorCode::NotFound,
+                        "this service has no filter",
+                    )))
+                }
+            }
+            _ => reply(ResponseRef::Error(&ErrorReply::new(
+                ErrorCode::Internal,
+                "not a filter request",
+            ))),
+        }
+    }
+
+    /// Without the `filters` feature every filter request is refused.
+    #[cfg(not(feature = "filters"))]
+    fn handle_filter<R>(
+        &mut self,
+        _now: u64,
+        _command: &Command,
+        reply: impl FnOnce(ResponseRef<'_>) -> R,
+    ) -> R {
+        reply(ResponseRef::Error(&ErrorReply::new(
+            ErrorCode::Unsupported,
+            "this firmware was built without WebAssembly filters",
+        )))
     }
 
     /// Records an authentication failure (the management layer calls this).

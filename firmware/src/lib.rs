@@ -7,7 +7,8 @@
 //!   through the shared register map, events, status;
 //! - [`session`]: one management connection (authentication, framing);
 //! - [`persist`]: the saved-config record;
-//! - [`events`]: the event log.
+//! - [`events`]: the event log;
+//! - [`filter`] (feature `filters`): the WebAssembly filters L7 services run per request.
 //!
 //! With the `net` feature, [`net`] runs them on embassy-net: the same code on the
 //! NUCLEO-F767ZI (`boards/nucleo-f767zi`) and in the simulated board (`boards/sim`).
@@ -18,11 +19,16 @@
 // Refusals carry the reply text inline (heapless): larger than clippy's default.
 #![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
+#[cfg(feature = "filters")]
+extern crate alloc;
+
 #[macro_use]
 mod fmt;
 
 pub mod appliance;
 pub mod events;
+#[cfg(feature = "filters")]
+pub mod filter;
 pub mod health;
 pub mod l7;
 pub mod persist;

@@ -9,8 +9,8 @@ use fulcrum_firmware::l7::http::{
     Body, BodyProgress, Chunked, ChunkedDecoder, Reject, parse_request, parse_response,
 };
 use fulcrum_firmware::l7::{
-    L7Proxy, Refusal, request_view, translate_inbound, translate_outbound, write_answer,
-    write_request_head, write_response_head,
+    EditOp, HeaderEdit, L7Proxy, Refusal, request_view, translate_inbound, translate_outbound,
+    write_answer, write_request_head, write_response_head,
 };
 use fulcrum_model::checksum;
 use fulcrum_model::compile::ControlPlane;
@@ -352,6 +352,14 @@ fn pools_follow_routes_weights_and_cookies() {
     assert_eq!(Refusal::NoBackend.status(), 503);
 }
 
+fn edit(op: EditOp, name: &str, value: &str) -> HeaderEdit {
+    HeaderEdit {
+        op,
+        name: name.try_into().unwrap(),
+        value: heapless::Vec::from_slice(value.as_bytes()).unwrap(),
+    }
+}
+
 #[test]
 fn heads_are_rewritten_for_the_backend_and_client() {
     let raw = b"GET /x HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: 5\r\nX-Forwarded-For: 1.2.3.4\r\nX-Id: old\r\nAccept: */*\r\n\r\n";
@@ -363,13 +371,18 @@ fn heads_are_rewritten_for_the_backend_and_client() {
         &head,
         Ipv4Addr::new(192, 0, 2, 7),
         true,
-        &[("X-Id", b"new")],
+        &[
+            edit(EditOp::Add, "X-Id", "first"),
+            edit(EditOp::Set, "X-Id", "new"),
+            edit(EditOp::Remove, "Accept", ""),
+            edit(EditOp::Add, "X-More", "1"),
+        ],
     )
     .unwrap();
     assert_eq!(
         std::str::from_utf8(&out[..n]).unwrap(),
-        "GET /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4, 192.0.2.7\r\nAccept: */*\r\n\
-         Forwarded: for=192.0.2.7;proto=http\r\nX-Id: new\r\nConnection: close\r\n\r\n"
+        "GET /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4, 192.0.2.7\r\n\
+         Forwarded: for=192.0.2.7;proto=http\r\nX-Id: new\r\nX-More: 1\r\nConnection: close\r\n\r\n"
     );
     assert!(
         write_request_head(&mut out[..40], raw, &head, Ipv4Addr::LOCALHOST, true, &[]).is_none()

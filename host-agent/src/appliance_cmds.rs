@@ -415,6 +415,9 @@ fn describe(kind: &EventKind) -> String {
         EventKind::ConfigRejected => "config rejected".into(),
         EventKind::AuthFailure => "management request failed authentication".into(),
         EventKind::PersistFailed => "saving the config failed".into(),
+        EventKind::FilterInstalled { service } => format!("{service}: filter installed"),
+        EventKind::FilterRemoved { service } => format!("{service}: filter removed"),
+        EventKind::FilterRejected { service } => format!("{service}: filter upload refused"),
     }
 }
 
@@ -681,4 +684,118 @@ pub fn flash(args: FlashArgs) -> Result<ExitCode> {
     }
     eprintln!("done");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `fulcrum filter`.
+#[derive(Debug, clap::Args)]
+pub struct FilterArgs {
+    #[command(subcommand)]
+    action: FilterAction,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum FilterAction {
+    /// Upload FILE.wasm as SERVICE's filter. The appliance checks the module's length
+    /// and SHA-256, validates and instantiates it, and only then replaces the old filter
+    /// (requests see the old or the new one); a refused module changes nothing.
+    Upload {
+        /// The service (its name in the config).
+        service: String,
+        /// The WebAssembly module (see shared/filter-sdk for the ABI).
+        file: PathBuf,
+    },
+    /// List the installed filters: size, memory, fuel budget, runs, errors, SHA-256.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove SERVICE's filter (exit status 1 if it has none).
+    Remove {
+        /// The service.
+        service: String,
+    },
+}
+
+fn service_name(service: &str) -> Result<Name, ExitCode> {
+    match Name::try_from(service) {
+        Ok(n) if !n.is_empty() => Ok(n),
+        _ => {
+            eprintln!("fulcrum: a service name is 1 to 32 bytes");
+            Err(ExitCode::from(USAGE))
+        }
+    }
+}
+
+/// `fulcrum filter upload|list|remove`.
+pub fn filter(target: &TargetArgs, args: FilterArgs) -> Result<ExitCode> {
+    use fulcrum_host::filters;
+    match args.action {
+        FilterAction::Upload { service, file } => {
+            let service = match service_name(&service) {
+                Ok(n) => n,
+                Err(code) => return Ok(code),
+            };
+            let wasm = match std::fs::read(&file) {
+                Ok(w) => w,
+                Err(e) => {
+                    eprintln!("fulcrum: {}: {e}", file.display());
+                    return Ok(ExitCode::from(USAGE));
+                }
+            };
+            let (mut client, name) = match connect(target) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            match filters::upload(&mut client, &service, &wasm) {
+                Ok(info) => {
+                    println!(
+                        "{}: filter installed ({} bytes, sha256 {}, {} bytes of memory, {} fuel per request)",
+                        info.service,
+                        info.size,
+                        filters::hex(&info.sha256),
+                        info.memory_bytes,
+                        info.fuel_per_request
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => Ok(failed(&name, &e)),
+            }
+        }
+        FilterAction::List { json } => {
+            let (mut client, name) = match connect(target) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            match filters::list(&mut client) {
+                Ok(list) => {
+                    if json {
+                        let list: Vec<_> = list.iter().map(filters::info_json).collect();
+                        println!("{}", serde_json::to_string_pretty(&list)?);
+                    } else {
+                        print!("{}", filters::render(&list));
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => Ok(failed(&name, &e)),
+            }
+        }
+        FilterAction::Remove { service } => {
+            let service = match service_name(&service) {
+                Ok(n) => n,
+                Err(code) => return Ok(code),
+            };
+            let (mut client, name) = match connect(target) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            match filters::remove(&mut client, &service) {
+                Ok(()) => {
+                    println!("{service}: filter removed");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => Ok(failed(&name, &e)),
+            }
+        }
+    }
 }

@@ -7,11 +7,13 @@
 //!   with every problem located by file, line and column.
 //! - [`client`]: the management protocol to an appliance, over TCP or serial.
 //! - [`engine`]: a configuration compiled and run frame by frame (trace, replay).
+//! - [`filters`]: WebAssembly filters on an appliance (upload, list, remove).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod client;
 pub mod config_file;
 pub mod engine;
+pub mod filters;
 pub mod operate;
 pub mod target;

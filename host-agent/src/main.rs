@@ -28,7 +28,7 @@ Exit status:
   3  the appliance could not be reached, did not answer in time, or authentication
      failed (wrong key); for `flash`: a tool or the board is missing
 
-Talking to an appliance (status, watch, apply, backend, logs, metrics):
+Talking to an appliance (status, watch, apply, backend, logs, metrics, filter):
   --host HOST[:PORT] with the key from --key-file or FULCRUM_KEY (network), or
   --serial PATH (the console; no key needed), or --target NAME from
   ~/.config/fulcrum/targets.toml ($FULCRUM_TARGETS).";
@@ -37,7 +37,7 @@ Talking to an appliance (status, watch, apply, backend, logs, metrics):
 ///
 /// Offline, on the same model the appliance runs: check configurations, trace flows,
 /// replay captures. On an appliance (over TCP or its serial console): status, watch,
-/// apply, backend, logs, metrics, flash. On this machine: `sim`, the whole appliance
+/// apply, backend, logs, metrics, filter, flash. On this machine: `sim`, the whole appliance
 /// with clients and backends.
 #[derive(Debug, Parser)]
 #[command(name = "fulcrum", version, after_help = EXIT_CODES)]
@@ -105,6 +105,13 @@ enum Command {
     /// (openFPGALoader). Without the tools or the boards it fails and says what is missing.
     #[command(after_help = EXIT_CODES)]
     Flash(appliance_cmds::FlashArgs),
+    /// WebAssembly filters of L7 services: `fulcrum filter upload web block-ua.wasm`,
+    /// `fulcrum filter list [--json]`, `fulcrum filter remove web`.
+    ///
+    /// The appliance validates each module itself, runs it with a fuel budget and a
+    /// memory cap, and swaps it in atomically; a refused module changes nothing.
+    #[command(after_help = EXIT_CODES)]
+    Filter(appliance_cmds::FilterArgs),
     /// Run the whole appliance on this machine (no root, no boards): the firmware and the
     /// data path of a simulated board, clients behind a router sending real TCP and UDP
     /// requests to the VIPs, and virtual backends; failure drills on a schedule.
@@ -130,6 +137,7 @@ fn main() -> ExitCode {
         Command::Logs(args) => appliance_cmds::logs(&cli.target, args),
         Command::Metrics(args) => appliance_cmds::metrics(&cli.target, args),
         Command::Flash(args) => appliance_cmds::flash(args),
+        Command::Filter(args) => appliance_cmds::filter(&cli.target, args),
         Command::Sim(args) => sim_cmd::run_sim(args),
     };
     result.unwrap_or_else(|error| {

@@ -9,6 +9,9 @@ use std::process::{Command, Output};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+#[path = "../../firmware/tests/common/filters.rs"]
+mod example_filters;
+
 use embassy_net::tcp::TcpSocket;
 use fulcrum_mgmt::envelope::Key;
 use fulcrum_model::config::Config;
@@ -569,4 +572,74 @@ fn drain_moves_no_established_flow() {
     assert_eq!(backend(&lab.status(), victim)["state"], "up");
     let out = lab.tcp(&["backend", "drain", "web/nope"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
+
+#[test]
+fn filter_upload_list_remove_with_exit_codes() {
+    let lab = lab("filters");
+    let wasm = lab.dir.join("block-ua.wasm");
+    std::fs::write(&wasm, example_filters::example("block_ua")).unwrap();
+    let wasm = wasm.to_str().unwrap();
+
+    let out = lab.tcp(&["filter", "upload", "web", wasm]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).starts_with("web: filter installed ("),
+        "{}",
+        text(&out)
+    );
+
+    let out = lab.tcp(&["filter", "list", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["service"], "web");
+    assert_eq!(list[0]["memory_bytes"], 16384);
+    assert_eq!(list[0]["sha256"].as_str().unwrap().len(), 64);
+
+    // Refused by the appliance: exit status 1, the running filter stays.
+    let garbage = lab.dir.join("garbage.wasm");
+    std::fs::write(&garbage, b"\0asm\x01\0\0\0\x01\xff").unwrap();
+    let out = lab.tcp(&["filter", "upload", "web", garbage.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("not a valid WebAssembly module"),
+        "{}",
+        text(&out)
+    );
+    let out = lab.serial(&["filter", "list"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("SERVICE"), "{}", text(&out));
+    assert!(
+        text(&out).lines().any(|l| l.starts_with("web ")),
+        "{}",
+        text(&out)
+    );
+
+    // Usage errors: exit status 2, nothing sent.
+    let out = lab.tcp(&["filter", "upload", "web", "/nonexistent/x.wasm"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let long = "s".repeat(40);
+    let out = lab.tcp(&["filter", "upload", &long, wasm]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    // A wrong key: exit status 3.
+    let wrong = lab.dir.join("wrong.key");
+    write(&wrong, "not the key\n");
+    let out = lab.fulcrum(&[
+        "--host",
+        &lab.addr,
+        "--key-file",
+        wrong.to_str().unwrap(),
+        "filter",
+        "list",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+
+    let out = lab.tcp(&["filter", "remove", "web"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = lab.tcp(&["filter", "remove", "web"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = lab.tcp(&["filter", "list"]);
+    assert_eq!(text(&out), "no filters\n");
 }

@@ -120,7 +120,6 @@ static LEARNED: StaticCell<net::Learned> = StaticCell::new();
 static L7_BUFS: ConstStaticCell<[ProxyBuffers<L7_BUF>; L7_WORKERS]> =
     ConstStaticCell::new([const { ProxyBuffers::new() }; L7_WORKERS]);
 static PROXY: ConstStaticCell<RefCell<L7Proxy>> = ConstStaticCell::new(RefCell::new(L7Proxy::new()));
-static FILTERS: ConstStaticCell<RefCell<NoFilters>> = ConstStaticCell::new(RefCell::new(NoFilters));
 static L7_CONTEXT: StaticCell<L7Context> = StaticCell::new();
 static WAKE: StaticCell<Wake> = StaticCell::new();
 
@@ -289,7 +288,7 @@ fn setup(spawner: Spawner) {
     let l7: &'static L7Context = L7_CONTEXT.init(ProxyContext {
         app,
         proxy: PROXY.take(),
-        filters: FILTERS.take(),
+        filters: NoFilters,
     });
     for (worker, bufs) in L7_BUFS.take().iter_mut().enumerate() {
         spawner.spawn(unwrap!(l7_task(stack, l7, worker, bufs)));

@@ -33,8 +33,10 @@ use std::rc::Rc;
 use anyhow::Context as _;
 use embassy_net::{Ipv4Cidr, Stack, StackResources, StaticConfigV4};
 use fulcrum_firmware::appliance::State;
+use fulcrum_firmware::l7::L7Proxy;
+#[cfg(not(feature = "filters"))]
+use fulcrum_firmware::l7::NoFilters;
 use fulcrum_firmware::l7::run::{self as l7_run, ProxyBuffers, ProxyContext};
-use fulcrum_firmware::l7::{L7Proxy, NoFilters};
 use fulcrum_firmware::net::{
     self as fw, Learned, LinkBuffers, Management, Neighbors, ProbeBuffers, SharedScratch, Snoop,
     Wake,
@@ -51,6 +53,13 @@ use crate::store::FileStore;
 
 /// The firmware's appliance type on the simulated board.
 pub type SimAppliance = Appliance<'static, FpgaBus, FileStore>;
+
+/// The L7 proxy's filters: the appliance's WebAssembly filters (feature `filters`).
+#[cfg(feature = "filters")]
+pub type SimFilters = l7_run::AppFilters<'static, 'static, FpgaBus, FileStore>;
+/// The L7 proxy's filters: none (built without `filters`).
+#[cfg(not(feature = "filters"))]
+pub type SimFilters = NoFilters;
 
 /// Management TCP port of the firmware.
 pub const MANAGEMENT_PORT: u16 = 7070;
@@ -248,12 +257,14 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
     }
     // The L7 proxy: workers spread over the L7 services of the running config.
     let proxy: &'static RefCell<L7Proxy> = leak(RefCell::new(L7Proxy::new()));
-    let filters: &'static RefCell<NoFilters> = leak(RefCell::new(NoFilters));
-    let l7: &'static ProxyContext<'static, 'static, FpgaBus, FileStore, NoFilters> =
+    let l7: &'static ProxyContext<'static, 'static, FpgaBus, FileStore, SimFilters> =
         leak(ProxyContext {
             app: app_static,
             proxy,
-            filters,
+            #[cfg(feature = "filters")]
+            filters: l7_run::AppFilters(app_static),
+            #[cfg(not(feature = "filters"))]
+            filters: NoFilters,
         });
     for worker in 0..L7_WORKERS {
         mcu_tasks.push(

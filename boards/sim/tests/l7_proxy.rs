@@ -2,8 +2,12 @@
 //! talk to an L7 VIP through the FPGA (punt) and the MCU's proxy to virtual HTTP
 //! backends that echo what they received. Routing by path, `X-Forwarded-For`, cookie
 //! persistence across a backend failure, deny rules with path normalization, rate
-//! limiting, keep-alive with pipelining, request bodies, and a corpus of malformed and
-//! request-smuggling requests answered without harm.
+//! limiting, keep-alive with pipelining, request bodies, a corpus of malformed and
+//! request-smuggling requests answered without harm, and the example WebAssembly filters
+//! deciding requests (deny, route, headers), hot-swapped under traffic.
+
+#[path = "../../../firmware/tests/common/filters.rs"]
+mod example_filters;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -512,4 +516,75 @@ fn denies_limits_and_survives_malformed_requests() {
 
 fn count_after(lab: &Lab, r: Reject) -> u64 {
     lab.counters().rejected[Reject::ALL.iter().position(|&x| x == r).unwrap()]
+}
+
+#[test]
+fn webassembly_filters_decide_requests() {
+    run(async {
+        let lab = lab("filters");
+        all_up(&lab).await;
+        let client = lab.host("client-1");
+        let install = |name: &str| {
+            lab.board
+                .app
+                .borrow_mut()
+                .filters_mut()
+                .install("app", &example_filters::example(name))
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+        };
+
+        // request-id: every forwarded request gets an id the backend sees.
+        install("request_id");
+        let r = request(client, &get("/", "")).await.unwrap();
+        assert_eq!(r.status, 200);
+        let id = r
+            .header("x-echo-x-request-id")
+            .expect("the backend saw an id")
+            .to_string();
+        assert!(id.contains('-'), "{id}");
+        let r2 = request(client, &get("/", "")).await.unwrap();
+        assert_ne!(r2.header("x-echo-x-request-id"), Some(id.as_str()));
+        let r = request(client, &get("/", "X-Request-Id: mine\r\n"))
+            .await
+            .unwrap();
+        assert_eq!(r.header("x-echo-x-request-id"), Some("mine"));
+
+        // Swapped for block-ua: a scanner is refused by the filter, a browser passes; the
+        // config's own deny rules still come first.
+        install("block_ua");
+        let r = request(client, &get("/", "User-Agent: masscan/1.3\r\n"))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 403);
+        let r = request(client, &get("/", "User-Agent: Mozilla/5.0\r\n"))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.header("x-echo-x-request-id"),
+            None,
+            "the old filter is gone"
+        );
+        assert!(lab.counters().filter_denied >= 1);
+
+        // route-by-header: X-Pool picks the pool (the routes of the config do not).
+        install("route_by_header");
+        for _ in 0..3 {
+            let r = request(client, &get("/", "X-Pool: api\r\n")).await.unwrap();
+            assert_eq!(r.backend(), "api-1");
+        }
+        let r = request(client, &get("/", "X-Pool: nosuch\r\n"))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 503, "a pool the service does not have");
+        let r = request(client, &get("/", "")).await.unwrap();
+        assert_ne!(r.backend(), "api-1");
+
+        // Removed: requests go on as before the filters.
+        assert!(lab.board.app.borrow_mut().filters_mut().remove("app"));
+        let r = request(client, &get("/", "User-Agent: masscan/1.3\r\n"))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+    });
 }

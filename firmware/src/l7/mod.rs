@@ -121,7 +121,7 @@ pub enum Refusal {
     RateLimited,
     /// 403: deny rule `n` matched.
     Denied(usize),
-    /// 403 (or the filter's status): the filter denied.
+    /// The filter answered with this status (200..=599; others answer 403).
     FilterDenied(u16),
     /// 503: the filter failed and the policy is closed.
     FilterFailed,
@@ -138,7 +138,7 @@ impl Refusal {
             Refusal::RateLimited => 429,
             Refusal::Denied(_) => 403,
             Refusal::FilterDenied(status) => {
-                if (400..600).contains(&status) {
+                if (200..600).contains(&status) {
                     status
                 } else {
                     403
@@ -435,8 +435,9 @@ impl L7Proxy {
 
 /// Re-serializes the request head in `buf` for the backend into `out`: the request
 /// line with the client's version, every header but hop-by-hop ones (and those the
-/// `Connection` header names, and those `set` replaces), `X-Forwarded-For` extended and
-/// `Forwarded` added when `forwarded`, the `set` headers, and `Connection: close`.
+/// `Connection` header names, and those a filter's `edits` set or remove),
+/// `X-Forwarded-For` extended and `Forwarded` added when `forwarded`, the headers the
+/// edits add or set (a later set of a name replaces earlier ones), and `Connection: close`.
 /// `None` when it does not fit.
 pub fn write_request_head(
     out: &mut [u8],
@@ -444,7 +445,7 @@ pub fn write_request_head(
     head: &RequestHead,
     client: Ipv4Addr,
     forwarded: bool,
-    set: &[(&str, &[u8])],
+    edits: &[HeaderEdit],
 ) -> Option<usize> {
     let mut w = Writer { out, len: 0 };
     w.put(slice(buf, head.method))?;
@@ -468,9 +469,9 @@ pub fn write_request_head(
         let name = slice(buf, n);
         if is_hop_by_hop(name)
             || connection_lists(name)
-            || set
+            || edits
                 .iter()
-                .any(|(s, _)| s.as_bytes().eq_ignore_ascii_case(name))
+                .any(|e| e.op != EditOp::Add && e.name.as_bytes().eq_ignore_ascii_case(name))
         {
             continue;
         }
@@ -507,10 +508,17 @@ pub fn write_request_head(
         w.put(ip)?;
         w.put(b";proto=http\r\n")?;
     }
-    for (name, value) in set {
-        w.put(name.as_bytes())?;
+    // Edits in order: a later set of a name replaces an earlier add or set of it.
+    for (i, e) in edits.iter().enumerate() {
+        let replaced_later = edits[i + 1..]
+            .iter()
+            .any(|l| l.op != EditOp::Add && l.name.eq_ignore_ascii_case(&e.name));
+        if e.op == EditOp::Remove || replaced_later {
+            continue;
+        }
+        w.put(e.name.as_bytes())?;
         w.put(b": ")?;
-        w.put(value)?;
+        w.put(&e.value)?;
         w.put(b"\r\n")?;
     }
     w.put(b"Connection: close\r\n\r\n")?;
@@ -574,7 +582,12 @@ pub fn write_response_head(
 /// `out`; `close` adds `Connection: close`. Returns the length (cut to `out`).
 pub fn write_answer(out: &mut [u8], status: u16, close: bool, extra: &[u8]) -> usize {
     let reason: &[u8] = match status {
+        200 => b"OK",
+        204 => b"No Content",
+        301 => b"Moved Permanently",
+        302 => b"Found",
         400 => b"Bad Request",
+        401 => b"Unauthorized",
         403 => b"Forbidden",
         404 => b"Not Found",
         408 => b"Request Timeout",
@@ -712,11 +725,10 @@ pub fn request_view<'a>(
     })
 }
 
-/// Most headers a filter may set on one request.
-pub const MAX_SET_HEADERS: usize = 4;
+pub use fulcrum_filter_sdk::verdict::{EditOp, HeaderEdit};
 
-/// A header a filter sets (replacing any of that name).
-pub type SetHeader = (heapless::String<64>, Vec<u8, 256>);
+/// Most header edits a filter makes on one request.
+pub const MAX_EDITS: usize = fulcrum_filter_sdk::MAX_EDITS;
 
 /// What a request filter decided.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -724,23 +736,35 @@ pub struct FilterDecision {
     /// Answer the request with this status instead of forwarding it.
     pub deny: Option<u16>,
     /// Send it to this pool instead of the routes' choice.
-    pub pool: Option<PoolName>,
-    /// Headers to set on the forwarded request.
-    pub set_headers: Vec<SetHeader, MAX_SET_HEADERS>,
+    pub pool: Option<heapless::String<{ fulcrum_filter_sdk::MAX_POOL }>>,
+    /// Header edits for the forwarded request, in order.
+    pub edits: Vec<HeaderEdit, MAX_EDITS>,
+}
+
+/// A request as a filter sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct FilterInput<'a> {
+    /// The service's name.
+    pub service: &'a str,
+    /// The client's address.
+    pub client: Ipv4Addr,
+    /// `x` of `HTTP/1.x`.
+    pub minor: u8,
+    /// The method.
+    pub method: &'a str,
+    /// The request target as received.
+    pub target: &'a str,
+    /// The headers, in order.
+    pub headers: &'a [(&'a str, &'a [u8])],
+    /// The start of the body already read (may be empty).
+    pub body_prefix: &'a [u8],
 }
 
 /// The request filters the proxy consults (WebAssembly filters on the appliance).
 pub trait L7Filter {
-    /// Runs service `service`'s filter on a request: `None` when the service has no
-    /// filter, `Some(Err(()))` when the filter failed (trap, fuel, bad verdict).
-    fn inspect(
-        &mut self,
-        service: &str,
-        client: Ipv4Addr,
-        minor: u8,
-        req: &RequestView<'_>,
-        body_prefix: &[u8],
-    ) -> Option<Result<FilterDecision, ()>>;
+    /// Runs the service's filter on a request: `None` when the service has no filter,
+    /// `Some(Err(()))` when the filter failed (trap, fuel, bad verdict).
+    fn inspect(&self, input: &FilterInput<'_>) -> Option<Result<FilterDecision, ()>>;
 }
 
 /// No filters.
@@ -748,14 +772,7 @@ pub trait L7Filter {
 pub struct NoFilters;
 
 impl L7Filter for NoFilters {
-    fn inspect(
-        &mut self,
-        _: &str,
-        _: Ipv4Addr,
-        _: u8,
-        _: &RequestView<'_>,
-        _: &[u8],
-    ) -> Option<Result<FilterDecision, ()>> {
+    fn inspect(&self, _: &FilterInput<'_>) -> Option<Result<FilterDecision, ()>> {
         None
     }
 }

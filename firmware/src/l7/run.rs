@@ -14,8 +14,8 @@ use fulcrum_model::regmap::RegisterBus;
 
 use super::http::{self, Body, BodyProgress, Reject, parse_request, parse_response};
 use super::{
-    FilterDecision, L7Filter, L7Proxy, Refusal, request_view, write_answer, write_request_head,
-    write_response_head,
+    FilterDecision, FilterInput, L7Filter, L7Proxy, Refusal, request_view, write_answer,
+    write_request_head, write_response_head,
 };
 use crate::net::Shared;
 use crate::persist::ConfigStore;
@@ -65,7 +65,7 @@ pub struct ProxyContext<'a, 'b, B: RegisterBus, S: ConfigStore, F: L7Filter> {
     /// The proxy state.
     pub proxy: &'a RefCell<L7Proxy>,
     /// The request filters.
-    pub filters: &'a RefCell<F>,
+    pub filters: F,
 }
 
 impl<B: RegisterBus, S: ConfigStore, F: L7Filter> ProxyContext<'_, '_, B, S, F> {
@@ -320,13 +320,16 @@ fn decide<B: RegisterBus, S: ConfigStore, F: L7Filter>(
     ctx.proxy.borrow_mut().admit(now, svc, peer.0, &view)?;
     let service_name = ctx.proxy.borrow().services()[svc].name.clone();
     let body_prefix = &buf[head.len..buf.len().min(head.len + 256)];
-    let decision = match ctx.filters.borrow_mut().inspect(
-        &service_name,
-        peer.0,
-        head.minor,
-        &view,
+    let input = FilterInput {
+        service: &service_name,
+        client: peer.0,
+        minor: head.minor,
+        method: view.method,
+        target: core::str::from_utf8(head.target(buf)).unwrap_or(""),
+        headers: view.headers,
         body_prefix,
-    ) {
+    };
+    let decision = match ctx.filters.inspect(&input) {
         None => FilterDecision::default(),
         Some(Ok(d)) => d,
         Some(Err(())) => {
@@ -351,11 +354,7 @@ fn decide<B: RegisterBus, S: ConfigStore, F: L7Filter>(
         )?
     };
     let forwarded = ctx.proxy.borrow().settings(svc).is_none_or(|s| s.forwarded);
-    let mut set: heapless::Vec<(&str, &[u8]), { super::MAX_SET_HEADERS }> = heapless::Vec::new();
-    for (name, value) in &decision.set_headers {
-        let _ = set.push((name.as_str(), value.as_slice()));
-    }
-    let len = write_request_head(out, buf, head, peer.0, forwarded, &set)
+    let len = write_request_head(out, buf, head, peer.0, forwarded, &decision.edits)
         .ok_or(Refusal::Malformed(Reject::HeadTooLarge))?;
     Ok((forward, len))
 }
@@ -505,4 +504,47 @@ async fn exchange<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize>(
     backend.abort();
     let _ = with_timeout(Duration::from_millis(20), backend.flush()).await;
     result
+}
+
+/// The appliance's WebAssembly filters ([`crate::filter::Filters`], kept by the
+/// [`crate::Appliance`] that management uploads them to) as the proxy's [`L7Filter`].
+#[cfg(feature = "filters")]
+pub struct AppFilters<'a, 'b, B: RegisterBus, S: ConfigStore>(pub Shared<'a, 'b, B, S>);
+
+#[cfg(feature = "filters")]
+impl<B: RegisterBus, S: ConfigStore> L7Filter for AppFilters<'_, '_, B, S> {
+    fn inspect(&self, input: &FilterInput<'_>) -> Option<Result<FilterDecision, ()>> {
+        use crate::filter::{FilterAction, FilterRequest};
+        let request = FilterRequest {
+            client: input.client,
+            method: input.method,
+            path: input.target,
+            minor_version: input.minor,
+            headers: input.headers,
+            body_prefix: input.body_prefix,
+        };
+        let result = self
+            .0
+            .borrow_mut()
+            .filters_mut()
+            .run(input.service, &request)?;
+        Some(match result {
+            Ok(outcome) => {
+                let mut decision = FilterDecision {
+                    edits: outcome.set_headers,
+                    ..FilterDecision::default()
+                };
+                match outcome.action {
+                    FilterAction::Allow => {}
+                    FilterAction::Deny { status } => decision.deny = Some(status),
+                    FilterAction::Route { pool } => decision.pool = Some(pool),
+                }
+                Ok(decision)
+            }
+            Err(_) => {
+                warn!("the filter of {} failed", input.service);
+                Err(())
+            }
+        })
+    }
 }

@@ -6,9 +6,11 @@
 use fulcrum_model::config::{AdminState, Appliance, Config, MAX_SERVICES, Name, Service};
 use serde::Deserialize;
 
-/// A request without its config.
+use crate::message::FILTER_CHUNK;
+
+/// A request without its config; a filter chunk borrows its bytes from the payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
+pub enum Command<'a> {
     /// See `Request::Hello`.
     Hello {
         /// The client's nonce.
@@ -40,9 +42,34 @@ pub enum Command {
         /// Last sequence number seen.
         after: u32,
     },
+    /// See `Request::FilterBegin`.
+    FilterBegin {
+        /// The service.
+        service: Name,
+        /// Module length.
+        length: u32,
+        /// SHA-256 of the module.
+        sha256: [u8; 32],
+    },
+    /// See `Request::FilterChunk`.
+    FilterChunk {
+        /// Offset of `data` in the module.
+        offset: u32,
+        /// The bytes (at most `FILTER_CHUNK`).
+        data: &'a [u8],
+    },
+    /// See `Request::FilterCommit`.
+    FilterCommit,
+    /// See `Request::FilterList`.
+    FilterList,
+    /// See `Request::FilterRemove`.
+    FilterRemove {
+        /// The service.
+        service: Name,
+    },
 }
 
-impl Command {
+impl Command<'_> {
     /// Whether this opens a session.
     pub fn hello_nonce(&self) -> Option<u64> {
         match self {
@@ -62,7 +89,7 @@ fn take<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, &'a [u8]), Decode
 
 /// Decodes a request payload; an `Apply`'s config goes into `config` (left partly written
 /// if the payload is malformed — it is only a staging buffer).
-pub fn decode(payload: &[u8], config: &mut Config) -> Result<Command, DecodeError> {
+pub fn decode<'a>(payload: &'a [u8], config: &mut Config) -> Result<Command<'a>, DecodeError> {
     // Variant indexes follow the order of `Request`'s variants.
     let (variant, rest) = take::<u32>(payload)?;
     Ok(match variant {
@@ -89,6 +116,28 @@ pub fn decode(payload: &[u8], config: &mut Config) -> Result<Command, DecodeErro
         }
         5 => Command::Events {
             after: take::<u32>(rest)?.0,
+        },
+        6 => {
+            let ((service, length, sha256), _) = take::<(Name, u32, [u8; 32])>(rest)?;
+            Command::FilterBegin {
+                service,
+                length,
+                sha256,
+            }
+        }
+        7 => {
+            // `heapless::Vec<u8, N>` is a postcard sequence of bytes: a length, then the
+            // bytes, exactly what `&[u8]` borrows.
+            let ((offset, data), _) = take::<(u32, &[u8])>(rest)?;
+            if data.len() > FILTER_CHUNK {
+                return Err(DecodeError);
+            }
+            Command::FilterChunk { offset, data }
+        }
+        8 => Command::FilterCommit,
+        9 => Command::FilterList,
+        10 => Command::FilterRemove {
+            service: take::<Name>(rest)?.0,
         },
         _ => return Err(DecodeError),
     })

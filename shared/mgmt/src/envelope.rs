@@ -365,12 +365,12 @@ impl ServerSession {
     /// As [`ServerSession::accept`], for the MCU: the request decodes into a small
     /// [`Command`], and an `Apply`'s config into `config` (a static buffer).
     #[inline(never)]
-    pub fn accept_command(
+    pub fn accept_command<'a>(
         &mut self,
-        bytes: &[u8],
+        bytes: &'a [u8],
         fresh_session: u64,
         config: &mut fulcrum_model::config::Config,
-    ) -> Result<(Command, ReplyTo), (AuthError, ReplyTo)> {
+    ) -> Result<(Command<'a>, ReplyTo), (AuthError, ReplyTo)> {
         let mut command = None;
         let to = self.accept_with(bytes, fresh_session, |payload| {
             let c = crate::command::decode(payload, config).ok()?;
@@ -386,11 +386,11 @@ impl ServerSession {
 
     /// The checks common to every request: envelope, tag, payload (by `decode`, which
     /// says whether the request is a `Hello` and with which nonce), session and sequence.
-    fn accept_with(
+    fn accept_with<'a>(
         &mut self,
-        bytes: &[u8],
+        bytes: &'a [u8],
         fresh_session: u64,
-        decode: impl FnOnce(&[u8]) -> Option<Option<u64>>,
+        decode: impl FnOnce(&'a [u8]) -> Option<Option<u64>>,
     ) -> Result<ReplyTo, (AuthError, ReplyTo)> {
         let unauth = ReplyTo::unauthenticated();
         let env = Envelope::new_checked(bytes).map_err(|_| (AuthError::Malformed, unauth))?;
@@ -408,7 +408,11 @@ impl ServerSession {
                 _ => return Err((AuthError::BadTag, unauth)),
             }
         }
-        let hello = decode(env.payload()).ok_or((AuthError::Malformed, unauth))?;
+        // The payload, borrowed from `bytes` itself (a decoded command may keep it).
+        let payload = bytes
+            .get(HEADER_LEN..env.tag_start())
+            .ok_or((AuthError::Malformed, unauth))?;
+        let hello = decode(payload).ok_or((AuthError::Malformed, unauth))?;
         if let Some(client_nonce) = hello {
             self.session = fresh_session;
             self.last_seq = 0;

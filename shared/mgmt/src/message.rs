@@ -23,6 +23,11 @@ pub const MAX_DETAILS: usize = 8;
 /// Longest firmware version string.
 pub const MAX_VERSION: usize = 24;
 
+/// Bytes of a filter module per [`Request::FilterChunk`] (an envelope holds ~20 KiB).
+pub const FILTER_CHUNK: usize = 16 * 1024;
+/// Most filters an appliance holds (one per service).
+pub const MAX_FILTERS: usize = 8;
+
 /// A text of at most [`MAX_TEXT`] bytes.
 pub type Text = String<MAX_TEXT>;
 
@@ -63,6 +68,34 @@ pub enum Request {
         /// The last sequence number already seen (0: from the oldest kept).
         after: u32,
     },
+    /// Starts uploading a WebAssembly filter for `service` (replacing an unfinished
+    /// upload). The module follows in [`Request::FilterChunk`]s, then
+    /// [`Request::FilterCommit`] installs it.
+    FilterBegin {
+        /// The service the filter runs for.
+        service: Name,
+        /// The module's length in bytes.
+        length: u32,
+        /// SHA-256 of the whole module.
+        sha256: [u8; 32],
+    },
+    /// The next piece of the module being uploaded.
+    FilterChunk {
+        /// Where `data` starts in the module: must be the bytes received so far.
+        offset: u32,
+        /// At most [`FILTER_CHUNK`] bytes.
+        data: Vec<u8, FILTER_CHUNK>,
+    },
+    /// Checks the upload's length and digest and installs the filter, replacing the
+    /// service's old one atomically (or refuses it and keeps the old one).
+    FilterCommit,
+    /// The installed filters.
+    FilterList,
+    /// Removes a service's filter.
+    FilterRemove {
+        /// The service.
+        service: Name,
+    },
 }
 
 /// An answer from the appliance.
@@ -83,6 +116,10 @@ pub enum Response {
     Events(EventPage),
     /// The request was refused; nothing was changed.
     Error(ErrorReply),
+    /// A filter was installed (answer to [`Request::FilterCommit`]).
+    FilterInstalled(FilterInfo),
+    /// The installed filters (answer to [`Request::FilterList`]).
+    Filters(Vec<FilterInfo, MAX_FILTERS>),
 }
 
 /// A [`Response`] that borrows its contents: serializes to exactly the same bytes, so the
@@ -104,6 +141,10 @@ pub enum ResponseRef<'a> {
     Events(&'a EventPage),
     /// See [`Response::Error`].
     Error(&'a ErrorReply),
+    /// See [`Response::FilterInstalled`].
+    FilterInstalled(&'a FilterInfo),
+    /// See [`Response::Filters`].
+    Filters(&'a [FilterInfo]),
 }
 
 impl Response {
@@ -117,8 +158,31 @@ impl Response {
             Response::Done => ResponseRef::Done,
             Response::Events(e) => ResponseRef::Events(e),
             Response::Error(e) => ResponseRef::Error(e),
+            Response::FilterInstalled(f) => ResponseRef::FilterInstalled(f),
+            Response::Filters(f) => ResponseRef::Filters(f),
         }
     }
+}
+
+/// An installed WebAssembly filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilterInfo {
+    /// The service it runs for.
+    pub service: Name,
+    /// The module's size in bytes.
+    pub size: u32,
+    /// SHA-256 of the module.
+    pub sha256: [u8; 32],
+    /// Bytes of linear memory the instance has.
+    pub memory_bytes: u32,
+    /// Fuel each request may use.
+    pub fuel_per_request: u64,
+    /// Requests run since it was installed.
+    pub runs: u64,
+    /// Runs that failed (trap, out of fuel, bad verdict, the filter's own error).
+    pub errors: u64,
+    /// Most fuel one request used.
+    pub max_fuel_used: u64,
 }
 
 /// Who answered a `Hello`.
@@ -394,6 +458,10 @@ pub enum ErrorCode {
     TooLarge,
     /// The appliance failed to carry out a valid request.
     Internal,
+    /// A WebAssembly filter (or its upload) was refused; the old filter stays.
+    InvalidFilter,
+    /// This firmware was built without the feature the request needs.
+    Unsupported,
 }
 
 /// A page of events.
@@ -464,4 +532,19 @@ pub enum EventKind {
     AuthFailure,
     /// Saving the configuration failed (it runs but will not survive a reboot).
     PersistFailed,
+    /// A WebAssembly filter was installed (or replaced) for a service.
+    FilterInstalled {
+        /// The service.
+        service: Name,
+    },
+    /// A service's filter was removed.
+    FilterRemoved {
+        /// The service.
+        service: Name,
+    },
+    /// A filter upload was refused (the service's old filter, if any, stays).
+    FilterRejected {
+        /// The service.
+        service: Name,
+    },
 }

@@ -429,6 +429,13 @@ fn borrowed_responses_serialize_like_owned_ones() {
             newest: 9,
         }),
         Response::Error(ErrorReply::new(ErrorCode::NotFound, "no such backend")),
+        Response::FilterInstalled(filter_info("web")),
+        Response::Filters(heapless::Vec::new()),
+        Response::Filters(
+            [filter_info("web"), filter_info("api")]
+                .into_iter()
+                .collect(),
+        ),
     ];
     for r in &samples {
         let owned = postcard::to_allocvec(r).unwrap();
@@ -445,6 +452,10 @@ fn commands_decode_like_requests() {
         "[appliance]\nname = \"a\"\nmac = \"02:00:00:00:00:01\"\naddress = \"10.0.0.2\"\n[[service]]\nname = \"web\"\nvip = \"10.0.0.100\"\nprotocol = \"tcp\"\nport = 80\n[[service.backend]]\nname = \"w1\"\naddress = \"10.0.1.1\"\n[[service]]\nname = \"dns\"\nvip = \"10.0.0.53\"\nprotocol = \"udp\"\nport = 53\nmode = \"dsr\"\n[[service.backend]]\nname = \"d1\"\naddress = \"10.0.2.1\"\n",
     )
     .unwrap();
+    let chunk: heapless::Vec<u8, { crate::message::FILTER_CHUNK }> = (0
+        ..crate::message::FILTER_CHUNK)
+        .map(|i| (i * 7) as u8)
+        .collect();
     let cases = [
         (
             Request::Hello {
@@ -479,6 +490,48 @@ fn commands_decode_like_requests() {
             Request::Events { after: 70_000 },
             Command::Events { after: 70_000 },
         ),
+        (
+            Request::FilterBegin {
+                service: Name::try_from("web").unwrap(),
+                length: 70_001,
+                sha256: [0xa5; 32],
+            },
+            Command::FilterBegin {
+                service: Name::try_from("web").unwrap(),
+                length: 70_001,
+                sha256: [0xa5; 32],
+            },
+        ),
+        (
+            Request::FilterChunk {
+                offset: 16_384,
+                data: chunk.clone(),
+            },
+            Command::FilterChunk {
+                offset: 16_384,
+                data: &chunk,
+            },
+        ),
+        (
+            Request::FilterChunk {
+                offset: 0,
+                data: heapless::Vec::new(),
+            },
+            Command::FilterChunk {
+                offset: 0,
+                data: &[],
+            },
+        ),
+        (Request::FilterCommit, Command::FilterCommit),
+        (Request::FilterList, Command::FilterList),
+        (
+            Request::FilterRemove {
+                service: Name::try_from("api").unwrap(),
+            },
+            Command::FilterRemove {
+                service: Name::try_from("api").unwrap(),
+            },
+        ),
     ];
     for (request, command) in cases {
         let bytes = postcard::to_allocvec(&request).unwrap();
@@ -497,5 +550,51 @@ fn commands_decode_like_requests() {
         }
     }
     let mut staged = fulcrum_model::config::Config::empty();
-    assert!(decode(&[9], &mut staged).is_err());
+    assert!(decode(&[11], &mut staged).is_err());
+    // A chunk longer than FILTER_CHUNK is refused even though it would decode.
+    let mut long = std::vec![7u8];
+    long.extend_from_slice(&[0]); // offset 0
+    long.extend_from_slice(&[0x81, 0x80, 0x01]); // length 16385 (varint)
+    long.extend(core::iter::repeat_n(1u8, 16_385));
+    assert!(decode(&long, &mut staged).is_err());
+}
+
+/// A whole-size chunk fits one envelope.
+#[test]
+fn a_full_filter_chunk_fits_an_envelope() {
+    let mut client = ClientSession::new(None, 1);
+    let mut b = buf();
+    let data = (0..crate::message::FILTER_CHUNK).map(|i| i as u8).collect();
+    let request = Request::FilterChunk {
+        offset: u32::MAX,
+        data,
+    };
+    let n = client.request(&mut b, &request).expect("fits");
+    assert!(n <= MAX_ENVELOPE);
+    let mut server = ServerSession::new(None, false);
+    let mut staged = fulcrum_model::config::Config::empty();
+    let (command, _) = server.accept_command(&b[..n], 1, &mut staged).unwrap();
+    let Request::FilterChunk { data, .. } = &request else {
+        unreachable!()
+    };
+    assert_eq!(
+        command,
+        crate::command::Command::FilterChunk {
+            offset: u32::MAX,
+            data
+        }
+    );
+}
+
+fn filter_info(service: &str) -> crate::message::FilterInfo {
+    crate::message::FilterInfo {
+        service: Name::try_from(service).unwrap(),
+        size: 4309,
+        sha256: [0x5a; 32],
+        memory_bytes: 16_384,
+        fuel_per_request: 100_000,
+        runs: 12,
+        errors: 1,
+        max_fuel_used: 2_345,
+    }
 }

@@ -1,0 +1,2 @@
+//! Helpers shared by the firmware tests.
+pub mod filters;
