@@ -27,6 +27,7 @@ pub mod health;
 pub mod persist;
 pub mod probe;
 pub mod session;
+pub mod vrrp;
 
 #[cfg(feature = "net")]
 pub mod net;
