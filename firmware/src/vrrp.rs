@@ -1021,7 +1021,10 @@ mod tests {
         assert_eq!(ip.next_header(), IpProtocol::Unknown(112));
         let v = Packet::new_checked(ip.payload()).unwrap();
         let repr = Repr::parse(&v, ip.src_addr(), GROUP).unwrap();
-        assert_eq!((repr.vrid, repr.priority, repr.max_adver_int), (51, 255, 100));
+        assert_eq!(
+            (repr.vrid, repr.priority, repr.max_adver_int),
+            (51, 255, 100)
+        );
         // Then the gratuitous ARP for the one address, then nothing.
         let len = r.poll_transmit(&mut buf).unwrap();
         assert_eq!(len, ARP_FRAME_LEN);
