@@ -81,6 +81,9 @@ pub struct Appliance {
     /// Idle timeouts of flows.
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// High availability (VRRP and flow sync); none when the table is absent.
+    #[serde(default)]
+    pub ha: Option<crate::ha::HaConfig>,
 }
 
 /// Deserializes a list into a `heapless::Vec`, saying what the limit is when the list
@@ -680,6 +683,7 @@ impl Config {
                     udp: Millis(30_000),
                     sticky: Millis(300_000),
                 },
+                ha: None,
             },
             services: Vec::new(),
         }
@@ -796,7 +800,7 @@ impl ValidationErrors {
     }
 
     /// Records a problem; the path and message are cut if longer than their capacity.
-    fn push(&mut self, path: fmt::Arguments<'_>, message: fmt::Arguments<'_>) {
+    pub(crate) fn push(&mut self, path: fmt::Arguments<'_>, message: fmt::Arguments<'_>) {
         if self.errors.is_full() {
             self.omitted = self.omitted.saturating_add(1);
             return;
@@ -899,6 +903,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::default();
         self.validate_appliance(&mut errors);
+        if let Some(ha) = &self.appliance.ha {
+            ha.validate_into(self, &mut errors);
+        }
         for (index, service) in self.services.iter().enumerate() {
             self.validate_service(index, service, &mut errors);
         }
@@ -1465,6 +1472,7 @@ mod tests {
                 flow_table: FlowTableConfig::default(),
                 maglev_ring_size: DEFAULT_RING_SIZE,
                 timeouts: Timeouts::default(),
+                ha: None,
             },
             services,
         }
