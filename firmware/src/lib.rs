@@ -7,7 +7,10 @@
 //!   through the shared register map, events, status;
 //! - [`session`]: one management connection (authentication, framing);
 //! - [`persist`]: the saved-config record;
-//! - [`events`]: the event log.
+//! - [`events`]: the event log;
+//! - [`vrrp`]: VRRPv3 (RFC 5798) elections between appliances (high availability);
+//! - [`flowsync`]: the reliable, authenticated replication of flow and persistence entries
+//!   to the other appliances of an HA group.
 //!
 //! With the `net` feature, [`net`] runs them on embassy-net: the same code on the
 //! NUCLEO-F767ZI (`boards/nucleo-f767zi`) and in the simulated board (`boards/sim`).
@@ -23,6 +26,7 @@ mod fmt;
 
 pub mod appliance;
 pub mod events;
+pub mod flowsync;
 pub mod health;
 pub mod persist;
 pub mod probe;
