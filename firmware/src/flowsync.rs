@@ -16,9 +16,12 @@
 //!
 //! ## Reliability: go-back-N
 //! - The sender numbers data messages 1, 2, 3, ... and keeps up to [`WINDOW`] unacked
-//!   ones; the receiver applies only the next expected one and answers every data message
+//!   ones; the receiver applies them strictly in order and answers every data message
 //!   with a cumulative ack (next expected sequence). A duplicate is acked and not applied;
-//!   a message ahead of a gap is dropped and acked (the duplicate ack).
+//!   a message ahead of a gap (reordered) is kept, up to [`WINDOW`] ahead, and applied
+//!   when the gap fills.
+//! - An idle sender sends an empty data message every `keepalive_ms`, so it notices a
+//!   peer that restarted (and resyncs it) even when nothing changes.
 //! - When the oldest unacked message is older than the retransmission timeout, the sender
 //!   resends the whole window from it. After [`MAX_RETRIES`] timeouts in a row without
 //!   progress it falls back to hello (the peer is gone or has restarted).
@@ -27,8 +30,11 @@
 //! - Each sender has an **epoch** (a random number per boot, from the runner); each
 //!   receiver has a **session** that changes every time it sees a new sender epoch
 //!   (a random base per boot, then +1: never reused within a boot).
-//! - A sender without a session sends **hello** (its epoch); the receiver answers with an
-//!   ack carrying its session and echoing the epoch. Data carries (epoch, session, seq);
+//! - A sender without a session sends **hello** (its epoch and a hello counter that grows
+//!   each time the sender starts over); the receiver answers with an ack carrying its
+//!   session and echoing the epoch. A new epoch or a higher counter gets a new session
+//!   (and sequence 1); the same counter (a repeated hello) the same session; a lower one
+//!   is refused. Data carries (epoch, session, seq);
 //!   the receiver takes only its current session and the current epoch, and only the next
 //!   sequence number. So a message recorded earlier is refused after either side restarts
 //!   (another session or epoch), and within a session a replay is only a duplicate.
@@ -46,6 +52,12 @@
 //! `SnapshotBegin` and counts as **synchronised** from `SnapshotEnd` on ([`Link::synced`],
 //! which gates VRRP preemption). Because every change after the snapshot began is also in
 //! the stream, in order, the receiver ends with the sender's table.
+//!
+//! ## Time
+//! Records carry idle times, not timestamps: the receiver sets `last_seen = now − idle`
+//! in its own clock. The idle time is measured when a message is first packed, so a
+//! replica looks younger than the original by the transit delay plus any retransmission
+//! wait (it expires a little later, never earlier).
 //!
 //! ## Replication modes and memory per flow
 //! - **All-to-all** (up to 4 nodes): every flow goes, as a full entry, to every peer.
@@ -186,7 +198,10 @@ impl<T: AsRef<[u8]>> Message<T> {
         {
             return Err(SyncError::BadHeader);
         }
-        let len = usize::from(u16::from_be_bytes([b[field::LEN.start], b[field::LEN.start + 1]]));
+        let len = usize::from(u16::from_be_bytes([
+            b[field::LEN.start],
+            b[field::LEN.start + 1],
+        ]));
         if HEADER_LEN + len + TAG_LEN != b.len() {
             return Err(SyncError::Truncated);
         }
@@ -667,6 +682,8 @@ pub struct LinkConfig {
     pub rto_ms: u64,
     /// How often hello is repeated while no session is known, ms.
     pub hello_ms: u64,
+    /// How often an idle sender sends an empty data message, ms.
+    pub keepalive_ms: u64,
 }
 
 /// Counters and lag for status (`fulcrum ha status`).
@@ -683,7 +700,7 @@ pub struct LinkStats {
     pub data_applied: u32,
     /// Duplicates (acked, not applied).
     pub duplicates: u32,
-    /// Messages ahead of a gap (dropped).
+    /// Messages ahead of a gap (kept until the gap fills, or dropped beyond the window).
     pub out_of_order: u32,
     /// Messages refused: bad tag.
     pub bad_tag: u32,
@@ -723,11 +740,15 @@ pub struct Link {
     resend_from: Option<u64>,
     retries: u32,
     hello_at: u64,
+    hello_counter: u64,
     queue: Deque<Change, QUEUE>,
     snapshot: Option<Snapshot>,
+    last_sent_at: u64,
     // Receiving.
+    reorder: Vec<Unacked, WINDOW>,
     session: u64,
     peer_epoch: Option<u64>,
+    peer_hello: u64,
     expected: u64,
     ack_due: bool,
     /// Data came with an epoch or session we do not know: answer "say hello" (ack 0).
@@ -766,11 +787,15 @@ impl Link {
             resend_from: None,
             retries: 0,
             hello_at: 0,
+            hello_counter: 1,
             queue: Deque::new(),
             snapshot: None,
+            last_sent_at: 0,
+            reorder: Vec::new(),
             // Zero means "no session" on the wire.
             session: session_base.max(1),
             peer_epoch: None,
+            peer_hello: 0,
             expected: 1,
             ack_due: false,
             hello_please: None,
@@ -872,6 +897,7 @@ impl Link {
         self.resend_from = None;
         self.retries = 0;
         self.hello_at = now;
+        self.hello_counter += 1;
     }
 
     /// When [`Link::handle_timeout`] or [`Link::poll_transmit`] has work, ms.
@@ -891,7 +917,7 @@ impl Link {
         if (!self.queue.is_empty() || self.snapshot.is_some()) && !self.unacked.is_full() {
             return Some(0);
         }
-        None
+        Some(self.last_sent_at + self.config.keepalive_ms)
     }
 
     /// Retransmission timer: go back to the oldest unacked message.
@@ -979,20 +1005,24 @@ impl Link {
                 Kind::Hello,
                 self.epoch,
                 0,
-                0,
+                self.hello_counter,
                 self.config.node,
                 0,
                 &[],
             );
         };
-        if self.unacked.is_full() || (self.queue.is_empty() && self.snapshot.is_none()) {
+        let idle = self.queue.is_empty() && self.snapshot.is_none();
+        let keepalive =
+            idle && self.unacked.is_empty() && now >= self.last_sent_at + self.config.keepalive_ms;
+        if self.unacked.is_full() || (idle && !keepalive) {
             return None;
         }
         let mut records = [0u8; MAX_MESSAGE - HEADER_LEN - TAG_LEN];
         let (used, count) = self.fill(now, source, &mut records);
-        if count == 0 {
+        if count == 0 && !keepalive {
             return None;
         }
+        self.last_sent_at = now;
         let seq = self.next_seq;
         let mut u = Unacked {
             seq,
@@ -1101,7 +1131,11 @@ impl Link {
                     }
                     snap.sticky_cursor += 1;
                 }
-                if push(&Record::SnapshotEnd { flows: snap.flows }, &mut used, &mut count) {
+                if push(
+                    &Record::SnapshotEnd { flows: snap.flows },
+                    &mut used,
+                    &mut count,
+                ) {
                     done = true;
                 }
             }
@@ -1156,12 +1190,20 @@ impl Link {
         };
         match m.kind() {
             Kind::Hello => {
-                if self.peer_epoch != Some(m.epoch()) {
-                    // A new sender incarnation: a new session, so nothing recorded from
-                    // the previous one is accepted again.
+                let fresh = self.peer_epoch != Some(m.epoch()) || m.seq() > self.peer_hello;
+                if self.peer_epoch == Some(m.epoch()) && m.seq() < self.peer_hello {
+                    self.stats.stale = self.stats.stale.wrapping_add(1);
+                    return Err(SyncError::Stale);
+                }
+                if fresh {
+                    // A new sender incarnation or a sender starting over: a new session
+                    // and sequence 1, so nothing recorded before is accepted again. A
+                    // repeated hello (same counter) gets the same session.
                     self.peer_epoch = Some(m.epoch());
+                    self.peer_hello = m.seq();
                     self.session = self.session.wrapping_add(1).max(1);
                     self.expected = 1;
+                    self.reorder.clear();
                     self.synced = false;
                 }
                 self.ack_due = true;
@@ -1170,11 +1212,15 @@ impl Link {
             Kind::Ack => self.take_ack(now, &m),
             Kind::Data => {
                 if Some(m.epoch()) != self.peer_epoch || m.session() != self.session {
-                    // Recorded earlier, or the sender does not know we restarted: it
-                    // is not applied, and an ack of 0 asks the sender (if it is live:
-                    // only the echoed epoch is taken) to say hello.
+                    // Recorded earlier, or a leftover of the previous session, or the
+                    // sender does not know we restarted: not applied. For an epoch we do
+                    // not know, an ack of 0 asks the sender to say hello (only a live
+                    // sender takes it: the ack echoes the epoch). For the known epoch,
+                    // the sender is already on its way to the new session.
                     self.stats.stale = self.stats.stale.wrapping_add(1);
-                    self.hello_please = Some(m.epoch());
+                    if Some(m.epoch()) != self.peer_epoch {
+                        self.hello_please = Some(m.epoch());
+                    }
                     return Err(SyncError::Stale);
                 }
                 self.ack_due = true;
@@ -1185,10 +1231,40 @@ impl Link {
                 }
                 if seq > self.expected {
                     self.stats.out_of_order = self.stats.out_of_order.wrapping_add(1);
+                    let ahead = seq - self.expected;
+                    if ahead <= WINDOW as u64 && !self.reorder.iter().any(|u| u.seq == seq) {
+                        let mut u = Unacked {
+                            seq,
+                            sent_at: now,
+                            len: bytes.len(),
+                            bytes: [0; MAX_MESSAGE],
+                        };
+                        u.bytes[..bytes.len()].copy_from_slice(bytes);
+                        if self.reorder.is_full() {
+                            // Keep the nearest ones: drop the farthest.
+                            if let Some(far) = (0..self.reorder.len())
+                                .max_by_key(|&i| self.reorder[i].seq)
+                                .filter(|&i| self.reorder[i].seq > seq)
+                            {
+                                self.reorder.swap_remove(far);
+                            }
+                        }
+                        let _ = self.reorder.push(u);
+                    }
                     return Ok(());
                 }
                 self.expected += 1;
                 self.apply(now, &m, sink);
+                // Whatever was waiting for this one.
+                while let Some(i) = self.reorder.iter().position(|u| u.seq == self.expected) {
+                    let u = self.reorder.swap_remove(i);
+                    self.expected += 1;
+                    // Checked when it arrived.
+                    if let Ok(m) = Message::new_checked(&u.bytes[..u.len]) {
+                        self.apply(now, &m, sink);
+                    }
+                }
+                self.reorder.retain(|u| u.seq > self.expected);
                 Ok(())
             }
         }
@@ -1452,7 +1528,10 @@ mod tests {
             let mut b = [0u8; 64];
             assert_eq!(r.emit(&mut b), Some(size));
             assert_eq!(Record::parse(&b[..size]), Ok((*r, size)));
-            assert_eq!(Record::parse(&b[..size - 1]).err(), Some(SyncError::BadRecord));
+            assert_eq!(
+                Record::parse(&b[..size - 1]).err(),
+                Some(SyncError::BadRecord)
+            );
         }
         assert_eq!((MAX_MESSAGE - HEADER_LEN - TAG_LEN) / 34, 33);
     }
@@ -1494,15 +1573,24 @@ mod tests {
         let m = Message::new_checked(&out[..len]).unwrap();
         assert!(m.verify(&k));
         assert!(!m.verify(&Key::new(b"other").unwrap()));
-        assert_eq!((m.kind(), m.epoch(), m.session(), m.seq(), m.node()), (Kind::Data, 5, 6, 7, 1));
+        assert_eq!(
+            (m.kind(), m.epoch(), m.session(), m.seq(), m.node()),
+            (Kind::Data, 5, 6, 7, 1)
+        );
         m.check_records().unwrap();
         let mut bad = out;
         bad[len - 40] ^= 1;
         assert!(!Message::new_checked(&bad[..len]).unwrap().verify(&k));
-        assert_eq!(Message::new_checked(&out[..len - 1]).err(), Some(SyncError::Truncated));
+        assert_eq!(
+            Message::new_checked(&out[..len - 1]).err(),
+            Some(SyncError::Truncated)
+        );
         let mut bad = out;
         bad[0] = 0xF1;
-        assert_eq!(Message::new_checked(&bad[..len]).err(), Some(SyncError::BadHeader));
+        assert_eq!(
+            Message::new_checked(&bad[..len]).err(),
+            Some(SyncError::BadHeader)
+        );
     }
 
     mod prop {
@@ -1524,7 +1612,7 @@ mod tests {
             fn no_bytes_panic_the_receiver(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
                 let config = LinkConfig {
                     node: 0, peer: 1, peers: [1].into_iter().collect(),
-                    mode: SyncMode::AllToAll, rto_ms: 20, hello_ms: 100,
+                    mode: SyncMode::AllToAll, rto_ms: 20, hello_ms: 100, keepalive_ms: 100,
                 };
                 let mut link = Link::new(config, key(), 1, 2);
                 let _ = link.handle_message(0, &bytes, &mut Null);
