@@ -436,6 +436,8 @@ pub struct Stats {
     pub adverts_received: u32,
     /// Received packets refused by the §7.1 checks.
     pub refused: u32,
+    /// Valid adverts ignored for their lower priority (we preempt or lead).
+    pub lower_ignored: u32,
     /// Adverts whose address list differs from ours (still used).
     pub address_mismatch: u32,
     /// Priority-0 adverts heard.
@@ -785,6 +787,7 @@ impl Router {
                     self.note_master(now, src, priority);
                     Ok(())
                 } else {
+                    self.stats.lower_ignored = self.stats.lower_ignored.wrapping_add(1);
                     Err(Discard::Lower)
                 }
             }
@@ -803,6 +806,7 @@ impl Router {
                     self.become_backup(now, Cause::BetterMaster);
                     Ok(())
                 } else {
+                    self.stats.lower_ignored = self.stats.lower_ignored.wrapping_add(1);
                     Err(Discard::Lower)
                 }
             }
