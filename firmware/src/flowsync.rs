@@ -851,7 +851,7 @@ impl Link {
     pub fn set_sending(&mut self, now: u64, sending: bool) {
         if sending != self.sending {
             self.sending = sending;
-            self.to_hello(now);
+            self.start_over(now);
         }
     }
 
@@ -889,7 +889,7 @@ impl Link {
         self.stats.resyncs = self.stats.resyncs.wrapping_add(1);
     }
 
-    fn to_hello(&mut self, now: u64) {
+    fn start_over(&mut self, now: u64) {
         self.peer_session = None;
         self.unacked.clear();
         self.queue.clear();
@@ -928,7 +928,7 @@ impl Link {
         {
             self.retries += 1;
             if self.retries > MAX_RETRIES {
-                self.to_hello(now);
+                self.start_over(now);
                 return;
             }
             self.resend_from = Some(u.seq);
@@ -1292,7 +1292,7 @@ impl Link {
         }
         if m.seq() == 0 {
             // The peer does not know our epoch or session (it restarted): hello again.
-            self.to_hello(now);
+            self.start_over(now);
             return Ok(());
         }
         if self.peer_session != Some(m.session()) {

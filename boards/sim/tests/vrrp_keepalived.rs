@@ -191,6 +191,7 @@ struct Status {
     changes: Vec<(RoleChange, Instant)>,
     last_advert: Option<Instant>,
     master_down_ms: u64,
+    master: Option<Ipv4Addr>,
     adverts_received: u32,
     lower_ignored: u32,
     adverts_sent: u32,
@@ -311,6 +312,7 @@ fn drive(ns: &str, priority: u8, status: &Mutex<Status>, stop: &AtomicBool) -> R
             }
             s.role = Some(router.role());
             s.master_down_ms = router.master_down_interval_ms();
+            s.master = router.master();
             let st = router.stats();
             s.adverts_received = st.adverts_received;
             s.lower_ignored = st.lower_ignored;
@@ -429,6 +431,7 @@ fn elections_with_keepalived_follow_the_rfc_both_ways() {
             s.changes.iter().filter(|c| c.0.to == Role::Master).count(),
             0
         );
+        assert_eq!(s.master, Some(KA_ADDR), "keepalived's address is the master");
     }
     println!("2. fulcrum (50) backup under keepalived (100)");
 
