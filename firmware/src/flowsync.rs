@@ -667,6 +667,28 @@ pub fn backup_of(key: &FlowKey, peers: &[u8]) -> Option<u8> {
 // The link
 // ---------------------------------------------------------------------------------------
 
+/// Node ids of an HA group: every member's own address, sorted, numbered from 0, so
+/// every member derives the same ids from its own config (its address and its peers').
+/// Returns this node's id and (id, address) of each peer; `None` with more than 8 members
+/// or a duplicate address.
+pub fn node_ids(own: Ipv4Addr, peers: &[Ipv4Addr]) -> Option<(u8, Vec<(u8, Ipv4Addr), 8>)> {
+    let mut all: Vec<Ipv4Addr, 8> = Vec::new();
+    all.push(own).ok()?;
+    for p in peers {
+        if all.contains(p) {
+            return None;
+        }
+        all.push(*p).ok()?;
+    }
+    all.sort_unstable();
+    let id = |a: &Ipv4Addr| all.iter().position(|x| x == a).map(|i| i as u8);
+    let mut out = Vec::new();
+    for p in peers {
+        out.push((id(p)?, *p)).ok()?;
+    }
+    Some((id(&own)?, out))
+}
+
 /// Settings of one link.
 #[derive(Debug, Clone)]
 pub struct LinkConfig {
@@ -1534,6 +1556,20 @@ mod tests {
             );
         }
         assert_eq!((MAX_MESSAGE - HEADER_LEN - TAG_LEN) / 34, 33);
+    }
+
+    #[test]
+    fn node_ids_agree_across_the_group() {
+        let a = Ipv4Addr::new(10, 0, 0, 3);
+        let b = Ipv4Addr::new(10, 0, 0, 2);
+        let c = Ipv4Addr::new(10, 0, 0, 10);
+        let (ia, pa) = node_ids(a, &[b, c]).unwrap();
+        let (ib, pb) = node_ids(b, &[c, a]).unwrap();
+        let (ic, _) = node_ids(c, &[a, b]).unwrap();
+        assert_eq!((ia, ib, ic), (1, 0, 2));
+        assert_eq!(pa.as_slice(), &[(0, b), (2, c)]);
+        assert_eq!(pb.as_slice(), &[(2, c), (1, a)]);
+        assert_eq!(node_ids(a, &[a]), None);
     }
 
     #[test]

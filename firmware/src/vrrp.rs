@@ -402,6 +402,23 @@ pub struct RouterConfig {
     pub hold_preempt_until_synced: bool,
 }
 
+impl RouterConfig {
+    /// The router settings of a validated config's `[appliance.ha]` table, or `None`
+    /// without one.
+    pub fn from_config(config: &fulcrum_model::config::Config) -> Option<RouterConfig> {
+        let ha = config.appliance.ha.as_ref()?;
+        Some(RouterConfig {
+            vrid: ha.vrid,
+            priority: ha.priority,
+            preempt: ha.preempt,
+            advert_interval_cs: ha.advert_interval_cs(),
+            primary: config.appliance.address,
+            addresses: ha.virtual_addresses(config).iter().copied().collect(),
+            hold_preempt_until_synced: ha.hold_preempt_until_synced,
+        })
+    }
+}
+
 /// Why an advert was not used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -505,7 +522,7 @@ pub struct Router {
 
 impl Router {
     /// A router in Initialize; call [`Router::startup`]. The config is taken as
-    /// validated ([`fulcrum_model::ha::HaConfig::validate`]); out-of-range numbers are
+    /// validated (`Config::validate` checks `[appliance.ha]`); out-of-range numbers are
     /// clamped rather than trusted (VRID ≥ 1, priority ≥ 1, interval 1..=4095 cs).
     pub fn new(mut config: RouterConfig) -> Self {
         config.vrid = config.vrid.max(1);

@@ -431,7 +431,11 @@ fn elections_with_keepalived_follow_the_rfc_both_ways() {
             s.changes.iter().filter(|c| c.0.to == Role::Master).count(),
             0
         );
-        assert_eq!(s.master, Some(KA_ADDR), "keepalived's address is the master");
+        assert_eq!(
+            s.master,
+            Some(KA_ADDR),
+            "keepalived's address is the master"
+        );
     }
     println!("2. fulcrum (50) backup under keepalived (100)");
 
@@ -456,14 +460,15 @@ fn elections_with_keepalived_follow_the_rfc_both_ways() {
         s.master_down_ms
     );
     assert_eq!(s.master_down_ms, 380);
-    // Wall clock: the runner polls every ≤ 1 ms, allow a little scheduling slack.
+    // Wall clock: the runner polls every ≤ 1 ms; allow scheduling slack on a loaded
+    // machine (the printed numbers are the measurement).
     assert!(since_last >= Duration::from_millis(375), "{since_last:?}");
     assert!(
-        since_last <= Duration::from_millis(380 + 60),
+        since_last <= Duration::from_millis(380 + 100),
         "{since_last:?}"
     );
     assert!(
-        since_kill <= Duration::from_millis(380 + 60),
+        since_kill <= Duration::from_millis(380 + 100),
         "{since_kill:?}"
     );
 }
