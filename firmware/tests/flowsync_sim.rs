@@ -815,3 +815,16 @@ fn syn(src: [u8; 4], port: u16) -> Vec<u8> {
     );
     out
 }
+
+#[test]
+fn link_memory() {
+    let size = std::mem::size_of::<Link>();
+    println!(
+        "one Link (one peer): {size} bytes ({} B of unacked and reorder buffers, {} B of change queue)",
+        2 * fulcrum_firmware::flowsync::WINDOW * MAX_MESSAGE,
+        QUEUE * std::mem::size_of::<Change>()
+    );
+    // Statically allocated on the MCU: three peers must fit comfortably in the F767's
+    // 512 KiB.
+    assert!(size < 48 * 1024, "{size}");
+}

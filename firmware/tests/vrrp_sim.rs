@@ -440,3 +440,41 @@ fn operator_promote_and_demote() {
     // The release advert lets node 1 take over after its skew time (609 × 100/1000 ms).
     assert!(seg.became_master_at(1).unwrap() - at <= 62);
 }
+
+#[test]
+fn router_settings_come_from_the_config_file() {
+    let text = r#"
+[appliance]
+name = "edge-1"
+mac = "02:00:00:00:00:01"
+address = "10.0.0.2"
+
+[appliance.ha]
+vrid = 51
+priority = 150
+preempt = false
+advert_interval = "10ms"
+peers = ["10.0.0.3"]
+
+[[service]]
+name = "web"
+vip = "10.0.0.100"
+protocol = "tcp"
+port = 80
+mode = "nat"
+algorithm = "round_robin"
+"#;
+    let config: fulcrum_model::config::Config = toml::from_str(text).unwrap();
+    config.validate().unwrap();
+    let c = RouterConfig::from_config(&config).unwrap();
+    assert_eq!(
+        (c.vrid, c.priority, c.preempt, c.advert_interval_cs),
+        (51, 150, false, 1)
+    );
+    assert_eq!(c.primary, Ipv4Addr::new(10, 0, 0, 2));
+    assert_eq!(c.addresses.as_slice(), &[Ipv4Addr::new(10, 0, 0, 100)]);
+    assert!(c.hold_preempt_until_synced);
+    let mut plain = config.clone();
+    plain.appliance.ha = None;
+    assert_eq!(RouterConfig::from_config(&plain), None);
+}
