@@ -776,6 +776,8 @@ pub struct Link {
     /// Data came with an epoch or session we do not know: answer "say hello" (ack 0).
     hello_please: Option<u64>,
     sending: bool,
+    /// Sending was turned off: what is queued or unacked still goes out, nothing new.
+    draining: bool,
     synced: bool,
     last_applied_at: Option<u64>,
     stats: LinkStats,
@@ -822,6 +824,7 @@ impl Link {
             ack_due: false,
             hello_please: None,
             sending: true,
+            draining: false,
             synced: false,
             last_applied_at: None,
             stats: LinkStats::default(),
@@ -869,12 +872,22 @@ impl Link {
     /// Whether this side sends its table (on by default). With one active master, only
     /// the VRRP master sends: a backup's table holds the master's flows, and sending them
     /// back would make the master clear its own. Turning sending on starts over with a
-    /// hello and a full snapshot; turning it off drops what was queued.
+    /// hello and a full snapshot; turning it off records nothing new but still delivers
+    /// what was queued or unacked (the changes of a master's last round trip), then
+    /// stops.
     pub fn set_sending(&mut self, now: u64, sending: bool) {
-        if sending != self.sending {
-            self.sending = sending;
+        if sending == self.sending {
+            return;
+        }
+        self.sending = sending;
+        self.draining = !sending && self.peer_session.is_some();
+        if !self.draining {
             self.start_over(now);
         }
+    }
+
+    fn transmitting(&self) -> bool {
+        self.sending || self.draining
     }
 
     /// Whether this side sends its table.
@@ -927,7 +940,7 @@ impl Link {
         if self.ack_due || self.hello_please.is_some() || self.resend_from.is_some() {
             return Some(0);
         }
-        if !self.sending {
+        if !self.transmitting() {
             return None;
         }
         if self.peer_session.is_none() {
@@ -997,7 +1010,15 @@ impl Link {
                 &[],
             );
         }
-        if !self.sending {
+        if self.draining
+            && (self.peer_session.is_none()
+                || (self.unacked.is_empty() && self.queue.is_empty() && self.snapshot.is_none()))
+        {
+            // Drained (or the peer went away): stop.
+            self.draining = false;
+            self.start_over(now);
+        }
+        if !self.transmitting() {
             return None;
         }
         if let Some(from) = self.resend_from {
@@ -1309,7 +1330,13 @@ impl Link {
             self.stats.stale = self.stats.stale.wrapping_add(1);
             return Err(SyncError::Stale);
         }
-        if !self.sending {
+        if !self.transmitting() {
+            return Ok(());
+        }
+        if self.draining && (m.seq() == 0 || self.peer_session != Some(m.session())) {
+            // The peer restarted while we drain: it will get the new master's snapshot.
+            self.draining = false;
+            self.start_over(now);
             return Ok(());
         }
         if m.seq() == 0 {

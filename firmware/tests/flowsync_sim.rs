@@ -865,3 +865,26 @@ fn link_memory() {
     // 512 KiB.
     assert!(size < 48 * 1024, "{size}");
 }
+
+#[test]
+fn a_master_that_steps_down_still_delivers_its_last_changes() {
+    let mut net = Net::new(2, SyncMode::AllToAll, 21);
+    net.nodes[1].links[0].set_sending(0, false);
+    net.delay = (5, 5);
+    net.run(300, &[0], 2);
+    // Changes made in the last round trip are still queued or unacked when it steps
+    // down; they must arrive anyway.
+    assert_ne!(net.nodes[0].links[0].lag(), (0, 0));
+    let now = net.now;
+    net.nodes[0].links[0].set_sending(now, false);
+    net.run(now + 200, &[], 0);
+    net.assert_replica(1, 0);
+    assert!(!net.nodes[0].links[0].connected(), "stopped after draining");
+    let sent = net.nodes[0].links[0].stats().data_sent;
+    net.run(net.now + 500, &[], 0);
+    assert_eq!(
+        net.nodes[0].links[0].stats().data_sent,
+        sent,
+        "nothing more, not even keepalives"
+    );
+}
