@@ -186,13 +186,16 @@ fn mapping(v: Action, out: &[u8]) -> Option<(u16, [u8; 6])> {
     Some((backend, src))
 }
 
+/// (client, port), (backend, NAT source endpoint) as first seen, opened at (ms).
+type Connection = ((u8, u16), (u16, [u8; 6]), u64);
+
 struct World {
     nodes: Vec<Appliance>,
     /// (deliver at, from, is_vrrp, bytes)
     wire: Vec<(u64, usize, bool, Vec<u8>)>,
     now: u64,
     /// Connections: (client, port), (backend, NAT source) as first seen, opened at.
-    connections: Vec<((u8, u16), (u16, [u8; 6]), u64)>,
+    connections: Vec<Connection>,
     /// Connections whose flow the data path evicted (a full set), HA or not.
     evicted: std::collections::HashSet<(u8, u16)>,
     /// When the master crashed.
