@@ -1098,6 +1098,66 @@ mod tests {
         assert_eq!(r.role(), Role::Master);
     }
 
+    #[test]
+    fn the_owner_leads_at_once_unless_held_off_until_synced() {
+        let owner = |hold| {
+            let mut r = router(255);
+            r.config.addresses = [r.config.primary].into_iter().collect();
+            r.config.hold_preempt_until_synced = hold;
+            r
+        };
+        let mut r = owner(false);
+        r.startup(0);
+        assert_eq!(r.role(), Role::Master);
+        // The owner ignores every advert, even a higher-address one of equal priority.
+        let mut advert = HAND_BUILT;
+        advert[2] = 255;
+        let mut p = Packet::new_unchecked(&mut advert[..]);
+        p.fill_checksum(Ipv4Addr::new(192, 168, 1, 200), GROUP);
+        assert_eq!(
+            r.handle_advert(5, Ipv4Addr::new(192, 168, 1, 200), GROUP, 255, &advert),
+            Err(Discard::Owner)
+        );
+        assert_eq!(r.role(), Role::Master);
+        // Held off: a backup that follows the current master until synchronised, then
+        // master at once.
+        let mut r = owner(true);
+        r.startup(0);
+        assert_eq!(r.role(), Role::Backup);
+        assert_eq!(r.handle_advert(5, SRC, GROUP, 255, &HAND_BUILT), Ok(()));
+        r.set_synced(7, true);
+        assert_eq!(r.role(), Role::Master);
+        let change = r.poll_event().unwrap();
+        assert_eq!(
+            (change.to, change.cause, change.at),
+            (Role::Backup, Cause::Admin, 0)
+        );
+        let change = r.poll_event().unwrap();
+        assert_eq!(
+            (change.to, change.cause, change.at),
+            (Role::Master, Cause::Owner, 7)
+        );
+    }
+
+    #[test]
+    fn a_master_hearing_a_release_advertises_at_once() {
+        let mut r = router(255);
+        r.config.priority = 200;
+        r.startup(0);
+        r.handle_timeout(r.poll_timeout().unwrap());
+        assert_eq!(r.role(), Role::Master);
+        let mut buf = [0u8; MAX_ADVERT_FRAME];
+        while r.poll_transmit(&mut buf).is_some() {}
+        let mut release = HAND_BUILT;
+        release[2] = 0;
+        let mut p = Packet::new_unchecked(&mut release[..]);
+        p.fill_checksum(SRC, GROUP);
+        assert_eq!(r.handle_advert(3000, SRC, GROUP, 255, &release), Ok(()));
+        assert!(r.has_transmit());
+        assert_eq!(r.poll_timeout(), Some(4000));
+        assert_eq!(r.role(), Role::Master);
+    }
+
     mod prop {
         use super::*;
         use proptest::prelude::*;
