@@ -1180,6 +1180,70 @@ mod tests {
                 }
             }
 
+            /// Valid adverts (any priority, interval, source) interleaved with timers and
+            /// admin actions: nothing panics, a running router always has a deadline, and
+            /// a master never sits behind a better advert it has heard.
+            #[test]
+            fn valid_advert_sequences_keep_the_invariants(
+                events in proptest::collection::vec(
+                    (0u8..6, any::<u8>(), 1u16..4096, any::<u8>(), 0u64..3000), 1..60),
+                preempt in any::<bool>(), hold in any::<bool>(),
+            ) {
+                let mut r = router(100);
+                r.config.preempt = preempt;
+                r.config.hold_preempt_until_synced = hold;
+                let mut now = 0;
+                r.startup(now);
+                let mut buf = [0u8; MAX_ADVERT_FRAME];
+                for (kind, priority, interval, last_octet, dt) in events {
+                    now += dt;
+                    match kind {
+                        0 | 1 | 2 => {
+                            let src = Ipv4Addr::new(192, 168, 1, last_octet);
+                            let repr = Repr {
+                                vrid: 51, priority, max_adver_int: interval,
+                                addresses: [Ipv4Addr::new(192, 168, 1, 1)].into_iter().collect(),
+                            };
+                            let mut b = [0u8; 12];
+                            repr.emit(&mut Packet::new_unchecked(&mut b[..]), src, GROUP);
+                            let mine = r.priority();
+                            let result = r.handle_advert(now, src, GROUP, 255, &b);
+                            if r.role() == Role::Master && result.is_err() {
+                                // A master only keeps leading against a worse advert.
+                                prop_assert!(
+                                    src == r.config.primary
+                                        || priority == 0
+                                        || priority < mine
+                                        || (priority == mine && u32::from(src) < u32::from(r.config.primary)),
+                                    "master ignored a better advert"
+                                );
+                            }
+                        }
+                        3 => {
+                            r.handle_timeout(now);
+                            // After the timers ran, the next deadline is ahead.
+                            prop_assert!(r.poll_timeout().is_some_and(|t| t > now));
+                        }
+                        4 => match priority % 4 {
+                            0 => r.promote(now),
+                            1 => r.demote(now),
+                            2 => r.clear_admin(now),
+                            _ => r.set_synced(now, priority % 8 == 3),
+                        },
+                        _ => {
+                            if let Some(t) = r.poll_timeout() {
+                                now = now.max(t);
+                                r.handle_timeout(now);
+                            }
+                        }
+                    }
+                    while r.poll_transmit(&mut buf).is_some() {}
+                    while r.poll_event().is_some() {}
+                    prop_assert_ne!(r.role(), Role::Initialize);
+                    prop_assert!(r.poll_timeout().is_some());
+                }
+            }
+
             #[test]
             fn repr_round_trips(
                 vrid in 1u8.., priority in any::<u8>(), interval in 0u16..4096,
