@@ -986,6 +986,60 @@ mod tests {
         assert_eq!(out, HAND_BUILT);
     }
 
+    /// An advert keepalived 2.2.7 sent (VRID 51, priority 150, 1 s, two addresses), as
+    /// a raw socket received it in a network namespace, IPv4 header included.
+    const KEEPALIVED_ADVERT: [u8; 36] = [
+        0x45, 0xc0, 0x00, 0x24, 0x00, 0x01, 0x00, 0x00, 0xff, 0x70, 0x18, 0xe4, 192, 168, 1, 10,
+        224, 0, 0, 18, 0x31, 0x33, 0x96, 0x02, 0x00, 0x64, 0x12, 0xcc, 192, 168, 1, 1, 192, 168, 1,
+        2,
+    ];
+
+    #[test]
+    fn keepalived_advert_is_understood_and_ours_is_byte_identical() {
+        let ip = Ipv4Packet::new_checked(&KEEPALIVED_ADVERT[..]).unwrap();
+        assert!(ip.verify_checksum());
+        let src = Ipv4Addr::new(192, 168, 1, 10);
+        let v = Packet::new_checked(ip.payload()).unwrap();
+        let repr = Repr::parse(&v, src, GROUP).unwrap();
+        assert_eq!(
+            (repr.vrid, repr.priority, repr.max_adver_int),
+            (51, 150, 100)
+        );
+        assert_eq!(
+            repr.addresses.as_slice(),
+            &[Ipv4Addr::new(192, 168, 1, 1), Ipv4Addr::new(192, 168, 1, 2)]
+        );
+        // The same advert from our emitter: the same 16 bytes, checksum included.
+        let mut out = [0u8; 16];
+        repr.emit(&mut Packet::new_unchecked(&mut out[..]), src, GROUP);
+        assert_eq!(out, KEEPALIVED_ADVERT[20..]);
+        // And a backup follows it.
+        let mut r = router(100);
+        r.config.addresses = repr.addresses.clone();
+        r.startup(0);
+        assert_eq!(r.handle_ipv4(10, &KEEPALIVED_ADVERT), Ok(()));
+        assert_eq!(r.master(), Some(src));
+        assert_eq!(r.poll_timeout(), Some(10 + 3000 + 609));
+        assert_eq!(r.stats().address_mismatch, 0);
+        // Our whole advert frame carries the same IPv4 essentials: TOS 0xc0, TTL 255,
+        // protocol 112, to 224.0.0.18.
+        let mut r = router(150);
+        r.config.primary = src;
+        r.config.addresses = repr.addresses.clone();
+        r.startup(0);
+        r.handle_timeout(r.poll_timeout().unwrap());
+        let mut buf = [0u8; MAX_ADVERT_FRAME];
+        let len = r.poll_transmit(&mut buf).unwrap();
+        let ours = &buf[14..len];
+        assert_eq!(ours[1], KEEPALIVED_ADVERT[1], "TOS");
+        assert_eq!(ours[8..10], KEEPALIVED_ADVERT[8..10], "TTL and protocol");
+        assert_eq!(
+            ours[12..],
+            KEEPALIVED_ADVERT[12..],
+            "addresses and VRRP message"
+        );
+    }
+
     #[test]
     fn refusals() {
         let mut b = HAND_BUILT;
