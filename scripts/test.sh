@@ -68,7 +68,7 @@ step "the README's first command works (the simulated appliance, 10 s, no failed
 out="$(cargo run --release --locked -q -p fulcrum-host --bin fulcrum -- \
     sim --config examples/fulcrum.toml --duration 10 2>/dev/null)"
 tail -n 8 <<<"$out"
-for svc in web dns; do
+for svc in web dns app; do
     grep -qE "^  $svc +sent [1-9][0-9]* ok [0-9]+ failed 0 " <<<"$out" \
         || { echo "the simulated appliance did not serve $svc without failures" >&2; exit 1; }
 done

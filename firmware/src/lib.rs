@@ -28,6 +28,7 @@ pub mod appliance;
 pub mod events;
 pub mod flowsync;
 pub mod health;
+pub mod l7;
 pub mod persist;
 pub mod probe;
 pub mod session;

@@ -15,6 +15,7 @@ use core::net::Ipv4Addr;
 use heapless::{String, Vec};
 use serde::{Deserialize, Serialize};
 
+use crate::l7::{L7Settings, MAX_L7_SERVICES, PoolName};
 use crate::maglev::is_prime;
 
 /// Most services one appliance holds (service table entries).
@@ -42,6 +43,10 @@ pub struct Config {
     /// The virtual services, in the order they were written.
     #[serde(default, rename = "service", deserialize_with = "bounded_vec")]
     pub services: Vec<Service, MAX_SERVICES>,
+    /// Settings of the L7 (HTTP) services, one table per service of mode `l7`
+    /// (see [`crate::l7`]); a service of mode `l7` without one gets the defaults.
+    #[serde(default, rename = "l7", deserialize_with = "bounded_vec")]
+    pub l7: Vec<L7Settings, MAX_L7_SERVICES>,
 }
 
 /// Settings of the appliance itself.
@@ -88,7 +93,7 @@ pub struct Appliance {
 
 /// Deserializes a list into a `heapless::Vec`, saying what the limit is when the list
 /// is longer (heapless' own impl only says "invalid length").
-fn bounded_vec<'de, D, T, const N: usize>(d: D) -> Result<Vec<T, N>, D::Error>
+pub(crate) fn bounded_vec<'de, D, T, const N: usize>(d: D) -> Result<Vec<T, N>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
@@ -362,6 +367,10 @@ pub struct Backend {
     /// Administrative state.
     #[serde(default)]
     pub state: AdminState,
+    /// Mode `l7`: the pool the backend belongs to (routes name pools); without one it is
+    /// in the default pool.
+    #[serde(default)]
+    pub pool: Option<PoolName>,
 }
 
 fn default_weight() -> u16 {
@@ -686,6 +695,7 @@ impl Config {
                 ha: None,
             },
             services: Vec::new(),
+            l7: Vec::new(),
         }
     }
 
@@ -697,6 +707,7 @@ impl Config {
         for service in &other.services {
             let _ = self.services.push(service.clone());
         }
+        self.l7.clone_from(&other.l7);
     }
 }
 
@@ -909,6 +920,7 @@ impl Config {
         for (index, service) in self.services.iter().enumerate() {
             self.validate_service(index, service, &mut errors);
         }
+        self.validate_l7(&mut errors);
         if errors.is_empty() {
             Ok(())
         } else {
@@ -1400,6 +1412,7 @@ mod tests {
             weight: 1,
             mac: None,
             state: AdminState::Enabled,
+            pool: None,
         }
     }
 
@@ -1475,6 +1488,7 @@ mod tests {
                 ha: None,
             },
             services,
+            l7: Vec::new(),
         }
     }
 

@@ -32,6 +32,7 @@ pub mod counters;
 pub mod flow;
 pub mod ha;
 pub mod hash;
+pub mod l7;
 pub mod maglev;
 pub mod pipeline;
 pub mod regmap;
