@@ -1252,7 +1252,7 @@ mod tests {
                 for (kind, priority, interval, last_octet, dt) in events {
                     now += dt;
                     match kind {
-                        0 | 1 | 2 => {
+                        0..=2 => {
                             let src = Ipv4Addr::new(192, 168, 1, last_octet);
                             let repr = Repr {
                                 vrid: 51, priority, max_adver_int: interval,
