@@ -86,6 +86,9 @@ pub struct Appliance {
     /// Idle timeouts of flows.
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// High availability (VRRP and flow sync); none when the table is absent.
+    #[serde(default)]
+    pub ha: Option<crate::ha::HaConfig>,
 }
 
 /// Deserializes a list into a `heapless::Vec`, saying what the limit is when the list
@@ -689,6 +692,7 @@ impl Config {
                     udp: Millis(30_000),
                     sticky: Millis(300_000),
                 },
+                ha: None,
             },
             services: Vec::new(),
             l7: Vec::new(),
@@ -910,6 +914,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::default();
         self.validate_appliance(&mut errors);
+        if let Some(ha) = &self.appliance.ha {
+            ha.validate_into(self, &mut errors);
+        }
         for (index, service) in self.services.iter().enumerate() {
             self.validate_service(index, service, &mut errors);
         }
@@ -1478,6 +1485,7 @@ mod tests {
                 flow_table: FlowTableConfig::default(),
                 maglev_ring_size: DEFAULT_RING_SIZE,
                 timeouts: Timeouts::default(),
+                ha: None,
             },
             services,
             l7: Vec::new(),
