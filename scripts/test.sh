@@ -12,7 +12,7 @@ rustup component add rustfmt clippy llvm-tools
 
 step "system packages: real backends for the simulated board's tests, keepalived as VRRP peer"
 need=()
-for tool in redis-server:redis-server memcached:memcached python3:python3 ip:iproute2 keepalived:keepalived; do
+for tool in redis-server:redis-server memcached:memcached python3:python3 ip:iproute2 keepalived:keepalived curl:curl; do
     command -v "${tool%%:*}" >/dev/null || need+=("${tool##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -229,9 +229,11 @@ fn live(s: &Snapshot<'_>, previous: &mut Vec<(u64, u64)>) {
 }
 
 /// `fulcrum sim --tap`: real namespaces, servers and client sockets.
-fn run_tap(args: &Args, config: fulcrum_model::config::Config) -> Result<ExitCode> {
+fn run_tap(args: &Args, mut config: fulcrum_model::config::Config) -> Result<ExitCode> {
     use std::io::{Read, Write as _};
     let lab = fulcrum_sim::tap_lab::TapLab::create(&config)?;
+    // The lab's router is the appliance's way to the clients (L7 answers go through it).
+    config.appliance.gateway.get_or_insert(lab.router);
     let duration = Duration::from_secs_f64(args.duration.unwrap_or(30.0).clamp(1.0, 86_400.0));
     let state_dir = std::env::temp_dir().join(format!("fulcrum-sim-tap-{}", std::process::id()));
     let targets: Vec<(String, String)> = config

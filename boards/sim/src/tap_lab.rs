@@ -25,6 +25,9 @@ pub struct TapLab {
     pub tap: String,
     /// The clients' address.
     pub client: Ipv4Addr,
+    /// The router's address on the appliance's network: the appliance's gateway to the
+    /// clients (the MCU answers L7 clients through it).
+    pub router: Ipv4Addr,
     servers: Vec<Child>,
     dir: PathBuf,
 }
@@ -71,6 +74,7 @@ impl TapLab {
             listening: Vec::new(),
             tap: format!("fst{id}"),
             client: Ipv4Addr::new(192, 0, 2, 2),
+            router: Ipv4Addr::UNSPECIFIED,
             servers: Vec::new(),
             dir,
         };
@@ -92,6 +96,7 @@ impl TapLab {
                         .any(|s| s.vip == *x || s.backends.iter().any(|be| be.address == *x))
             })
             .context("no free address for the router")?;
+        lab.router = router;
         // Network namespace: bridge br0 (router address), veths to backends and clients.
         ns_exec(&n, &["ip", "link", "add", "br0", "type", "bridge"])?;
         ns_exec(

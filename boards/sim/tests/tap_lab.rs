@@ -1,5 +1,6 @@
 //! Real clients and real servers through the simulated appliance on a tap device (root):
-//! a NAT service and a DSR service whose Linux backends hold the VIP on loopback.
+//! a NAT service, a DSR service whose Linux backends hold the VIP on loopback, and an L7
+//! service that `curl` reaches through the MCU's proxy to Python's `http.server`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -60,7 +61,48 @@ address = "10.88.0.21"
 [[service.backend]]
 name = "dsr-2"
 address = "10.88.0.22"
+
+[[service]]
+name = "app"
+vip = "10.88.0.110"
+protocol = "tcp"
+port = 80
+mode = "l7"
+algorithm = "round_robin"
+[service.health]
+kind = "http"
+inter = 500
+fastinter = 200
+timeout = 300
+[[service.backend]]
+name = "py-1"
+address = "10.88.0.11"
+port = 8080
+[[service.backend]]
+name = "py-2"
+address = "10.88.0.12"
+port = 8080
+
+[[l7]]
+service = "app"
+cookie = "FULCRUM"
+[[l7.deny]]
+path_prefix = "/admin"
 "#;
+
+/// `curl -si URL` with extra arguments; the whole answer (head and body).
+fn curl(url: &str, extra: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new("curl")
+        .args(["-si", "--max-time", "3"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .map_err(|e| format!("curl: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("curl exit {:?}", out.status.code()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
 
 fn get(addr: &str) -> Result<String, String> {
     let mut s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))
@@ -86,9 +128,10 @@ fn real_clients_and_servers_through_nat_and_dsr() {
         "needs root (CI runs as root); FULCRUM_SKIP_ROOT_TESTS=1 skips"
     );
     let _ = env_logger::builder().is_test(true).try_init();
-    let config: Config = toml::from_str(CONFIG).unwrap();
+    let mut config: Config = toml::from_str(CONFIG).unwrap();
     config.validate().unwrap();
     let lab = TapLab::create(&config).expect("topology");
+    config.appliance.gateway = Some(lab.router);
     let dir = std::env::temp_dir().join(format!("fulcrum-tap-lab-state-{}", std::process::id()));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -145,13 +188,43 @@ fn real_clients_and_servers_through_nat_and_dsr() {
         let clients = lab.in_clients(|| {
             let web: Vec<_> = (0..20).map(|_| get("10.88.0.100:80")).collect();
             let dsr: Vec<_> = (0..20).map(|_| get("10.88.0.101:8081")).collect();
-            (web, dsr)
+            let l7: Vec<_> = (0..10)
+                .map(|_| curl("http://10.88.0.110/", &[]))
+                .chain([
+                    curl("http://10.88.0.110/admin/", &[]),
+                    curl("http://10.88.0.110/", &["-H", "Cookie: FULCRUM=bogus"]),
+                ])
+                .collect();
+            (web, dsr, l7)
         });
         while !clients.is_finished() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let (web, dsr) = clients.join().unwrap().expect("in the clients' namespace");
-        println!("web: {web:?}\ndsr: {dsr:?}");
+        let (web, dsr, l7) = clients.join().unwrap().expect("in the clients' namespace");
+        println!("web: {web:?}\ndsr: {dsr:?}\nl7: {l7:?}");
+        // L7: curl through the MCU's proxy to http.server, round robin per request, a
+        // persistence cookie on every answer (curl keeps none), 403 for the deny rule.
+        let l7: Vec<String> = l7
+            .into_iter()
+            .map(|r| r.expect("curl to the L7 VIP"))
+            .collect();
+        for answer in &l7[..10] {
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            assert!(answer.contains("Set-Cookie: FULCRUM="), "{answer}");
+        }
+        for backend in ["ok from py-1", "ok from py-2"] {
+            assert_eq!(
+                l7[..10].iter().filter(|a| a.contains(backend)).count(),
+                5,
+                "{l7:?}"
+            );
+        }
+        assert!(l7[10].contains(" 403 "), "{}", l7[10]);
+        assert!(
+            l7[11].contains(" 200 ") && l7[11].contains("Set-Cookie: FULCRUM="),
+            "{}",
+            l7[11]
+        );
         let web: Vec<String> = web.into_iter().map(|r| r.expect("NAT request")).collect();
         assert_eq!(
             web.iter().filter(|b| b.contains("py-1")).count(),
