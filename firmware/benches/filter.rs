@@ -89,7 +89,9 @@ fn benches(c: &mut Criterion) {
     for name in ["block_ua", "route_by_header", "request_id"] {
         let wasm = example_filters::example(name);
         let mut filters = Filters::default();
-        group.bench_function(name, |b| b.iter(|| filters.install("svc", black_box(&wasm))));
+        group.bench_function(name, |b| {
+            b.iter(|| filters.install("svc", black_box(&wasm)))
+        });
     }
     group.finish();
 }

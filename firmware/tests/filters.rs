@@ -555,3 +555,15 @@ fn random_and_mutated_modules_never_panic() {
     }
     println!("{loaded} of 300 mutated modules still loaded");
 }
+
+#[test]
+fn a_free_memory_probe_refuses_modules_the_heap_cannot_hold() {
+    let wasm = example("block_ua");
+    let mut f = Filters::default();
+    f.set_free_memory_probe(|| 40 * 1024);
+    // 3.9 KB × 12 + 16 KiB memory + 16 KiB stack + 8 KiB > 40 KiB.
+    assert_eq!(f.install("web", &wasm).err(), Some(LoadError::OutOfMemory));
+    assert_eq!(f.list().count(), 0);
+    f.set_free_memory_probe(|| 200 * 1024);
+    assert!(f.install("web", &wasm).is_ok());
+}
