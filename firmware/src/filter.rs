@@ -303,9 +303,15 @@ pub struct Filters {
     free_memory: Option<fn() -> usize>,
 }
 
-/// Heap a module's compiled code takes per byte of module, at most, as measured for
-/// Rust-built filters on x86-64 (9.4×, see docs/PERFORMANCE.md), with a margin.
-pub const CODE_BYTES_PER_MODULE_BYTE: usize = 12;
+/// Heap a module's compiled code takes per byte of module, at most: measured 9.4× for
+/// the Rust-built example filters on x86-64 (docs/PERFORMANCE.md), so 12 with a margin;
+/// on 32-bit targets wasmi's bytecode holds 4-byte instead of 8-byte handler pointers,
+/// and 8 is an estimate (not measured on the MCU).
+pub const CODE_BYTES_PER_MODULE_BYTE: usize = if cfg!(target_pointer_width = "64") {
+    12
+} else {
+    8
+};
 /// Heap an instance takes besides its code, memory and value stack (engine, store,
 /// tables, globals; about 6 KiB measured on x86-64), with a margin.
 pub const INSTANCE_OVERHEAD_BYTES: usize = 8 * 1024;

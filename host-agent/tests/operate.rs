@@ -583,7 +583,11 @@ fn filter_upload_list_remove_with_exit_codes() {
 
     let out = lab.tcp(&["filter", "upload", "web", wasm]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).starts_with("web: filter installed ("), "{}", text(&out));
+    assert!(
+        text(&out).starts_with("web: filter installed ("),
+        "{}",
+        text(&out)
+    );
 
     let out = lab.tcp(&["filter", "list", "--json"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -598,11 +602,19 @@ fn filter_upload_list_remove_with_exit_codes() {
     std::fs::write(&garbage, b"\0asm\x01\0\0\0\x01\xff").unwrap();
     let out = lab.tcp(&["filter", "upload", "web", garbage.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("not a valid WebAssembly module"), "{}", text(&out));
+    assert!(
+        text(&out).contains("not a valid WebAssembly module"),
+        "{}",
+        text(&out)
+    );
     let out = lab.serial(&["filter", "list"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("SERVICE"), "{}", text(&out));
-    assert!(text(&out).lines().any(|l| l.starts_with("web ")), "{}", text(&out));
+    assert!(
+        text(&out).lines().any(|l| l.starts_with("web ")),
+        "{}",
+        text(&out)
+    );
 
     // Usage errors: exit status 2, nothing sent.
     let out = lab.tcp(&["filter", "upload", "web", "/nonexistent/x.wasm"]);
