@@ -567,3 +567,37 @@ fn a_free_memory_probe_refuses_modules_the_heap_cannot_hold() {
     f.set_free_memory_probe(|| 200 * 1024);
     assert!(f.install("web", &wasm).is_ok());
 }
+
+#[test]
+fn instantiation_failures_are_errors() {
+    let mut f = Filters::default();
+    // A data segment beyond the memory.
+    let data = wat_module(1, "i32.const 0", r#"(data (i32.const 65530) "0123456789")"#);
+    // (WebAssembly makes this a trap during instantiation.)
+    assert_eq!(
+        f.install("web", &data).err(),
+        Some(LoadError::Setup(FilterError::Trap {
+            reason: "out of bounds memory access"
+        }))
+    );
+    // A table far larger than the limiter allows.
+    let table = wat_module(1, "i32.const 0", "(table 100000 funcref)");
+    assert!(matches!(
+        f.install("web", &table).err(),
+        Some(LoadError::Instantiate(_))
+    ));
+    // A 64-bit memory.
+    let memory64 = wat::parse_str(r#"(module (memory (export "memory") i64 1))"#).unwrap();
+    assert!(matches!(
+        f.install("web", &memory64).err(),
+        Some(LoadError::UnsupportedMemory | LoadError::Invalid(_))
+    ));
+    // Growing past the cap in the start function fails quietly (-1), the filter loads.
+    let grow = wat_module(
+        1,
+        "i32.const 0",
+        "(func $s i32.const 1 memory.grow drop) (start $s)",
+    );
+    let info = f.install("web", &grow).unwrap();
+    assert_eq!(info.memory_bytes, 64 * 1024);
+}
