@@ -529,11 +529,15 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 }
 
 fn text(args: fmt::Arguments<'_>) -> ErrorText {
-    // A writer that keeps what fits.
+    // A writer that keeps what fits, on one line (wasmi's messages may span several).
     struct Cut(ErrorText);
     impl fmt::Write for Cut {
         fn write_str(&mut self, s: &str) -> fmt::Result {
             for c in s.chars() {
+                let c = if c.is_whitespace() { ' ' } else { c };
+                if c == ' ' && (self.0.is_empty() || self.0.ends_with(' ')) {
+                    continue;
+                }
                 if self.0.push(c).is_err() {
                     break;
                 }
