@@ -81,6 +81,8 @@ pub enum FilterError {
     BadVerdict(VerdictError),
     /// The request line and headers do not fit the filter's input buffer.
     RequestTooLarge,
+    /// A header name is not ASCII (the ABI gives filters ASCII names).
+    NonAsciiHeaderName,
 }
 
 impl fmt::Display for FilterError {
@@ -96,6 +98,7 @@ impl fmt::Display for FilterError {
             FilterError::RequestTooLarge => {
                 write!(f, "the request does not fit the filter's input buffer")
             }
+            FilterError::NonAsciiHeaderName => write!(f, "a header name is not ASCII"),
         }
     }
 }
@@ -718,7 +721,10 @@ impl Filter {
             .ok_or(FilterError::Trap {
                 reason: "input buffer outside memory",
             })?;
-        let len = abi_request::encode(req, input).map_err(|_| FilterError::RequestTooLarge)?;
+        let len = abi_request::encode(req, input).map_err(|e| match e {
+            abi_request::EncodeError::TooLarge => FilterError::RequestTooLarge,
+            abi_request::EncodeError::NonAsciiHeaderName => FilterError::NonAsciiHeaderName,
+        })?;
         self.store
             .set_fuel(fuel)
             .map_err(|_| FilterError::OutOfFuel)?;

@@ -394,6 +394,11 @@ fn a_request_too_large_for_the_input_buffer_is_an_error() {
         f.run("web", &request("/", &headers)),
         Some(Err(FilterError::RequestTooLarge))
     );
+    let odd: [(&str, &[u8]); 1] = [("Ünïcode", b"x")];
+    assert_eq!(
+        f.run("web", &request("/", &odd)),
+        Some(Err(FilterError::NonAsciiHeaderName))
+    );
     // A long body is only cut.
     let ua: [(&str, &[u8]); 1] = [("User-Agent", b"curl")];
     let body = vec![b'b'; 100_000];
