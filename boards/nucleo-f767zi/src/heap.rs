@@ -4,7 +4,7 @@
 //!
 //! Sizing (measured on x86-64 with `firmware/examples/filter_instructions.rs`, see
 //! docs/PERFORMANCE.md; not measured on the MCU, where pointers are half the size): an
-//! installed example filter keeps about 60 KB (36 KB of compiled code for a 3.9 KB
+//! installed example filter keeps 60–70 KB (36 KB of compiled code for a 3.9 KB
 //! module, 21.5 KB of instance with its 16 KiB linear memory, the value stack), a
 //! minimal WAT filter 22 KB. Replacing a filter holds the old and the new one at once.
 //! 80 KiB is what the RAM allows (the stack keeps ~66 KiB, just above the largest frame;
