@@ -10,9 +10,9 @@ step "toolchain: targets and components"
 rustup target add thumbv7em-none-eabihf wasm32-unknown-unknown
 rustup component add rustfmt clippy llvm-tools
 
-step "system packages: real backends for the simulated board's tests"
+step "system packages: real backends for the simulated board's tests, keepalived as VRRP peer"
 need=()
-for tool in redis-server:redis-server memcached:memcached python3:python3 ip:iproute2; do
+for tool in redis-server:redis-server memcached:memcached python3:python3 ip:iproute2 keepalived:keepalived; do
     command -v "${tool%%:*}" >/dev/null || need+=("${tool##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -82,7 +82,7 @@ step "the README's first command works (the simulated appliance, 10 s, no failed
 out="$(cargo run --release --locked -q -p fulcrum-host --bin fulcrum -- \
     sim --config examples/fulcrum.toml --duration 10 2>/dev/null)"
 tail -n 8 <<<"$out"
-for svc in web dns; do
+for svc in web dns app; do
     grep -qE "^  $svc +sent [1-9][0-9]* ok [0-9]+ failed 0 " <<<"$out" \
         || { echo "the simulated appliance did not serve $svc without failures" >&2; exit 1; }
 done

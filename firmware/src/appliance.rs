@@ -564,15 +564,29 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
                 );
             }
             self.refresh_backend(slot);
-        } else if self.st.checker.rtt_us(slot) != before && self.uses_rtt(slot) {
-            // Write a response time when it moved by more than an eighth (or 100 µs), and
-            // then batched: a check result is not worth a commit of its own.
-            let new = self.st.checker.rtt_us(slot).unwrap_or(0);
-            let written = self.st.cp.backends()[slot].rtt_us;
-            if new.abs_diff(written) > (written / 8).max(100) {
-                self.st.cp.set_rtt(slot, new);
-                self.rtt_pending = true;
-            }
+        } else if self.st.checker.rtt_us(slot) != before {
+            self.rtt_moved(slot);
+        }
+    }
+
+    /// Records a response time the L7 proxy measured (request sent to response head) for
+    /// backend `slot`: it feeds the same smoothed value as the checks (least response time).
+    pub fn observe_response_time(&mut self, slot: usize, latency_us: u32) {
+        self.st.checker.observe_rtt(slot, latency_us);
+        self.rtt_moved(slot);
+    }
+
+    /// Writes a response time when it moved by more than an eighth (or 100 µs), and then
+    /// batched: a single measurement is not worth a commit of its own.
+    fn rtt_moved(&mut self, slot: usize) {
+        if !self.uses_rtt(slot) {
+            return;
+        }
+        let new = self.st.checker.rtt_us(slot).unwrap_or(0);
+        let written = self.st.cp.backends()[slot].rtt_us;
+        if new.abs_diff(written) > (written / 8).max(100) {
+            self.st.cp.set_rtt(slot, new);
+            self.rtt_pending = true;
         }
     }
 

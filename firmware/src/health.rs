@@ -271,6 +271,14 @@ impl HealthChecker {
         self.entries.get(slot)?.as_ref()?.rtt_us
     }
 
+    /// Folds a response time measured outside the checks (the L7 proxy's time to a
+    /// response head) into backend `slot`'s smoothed response time.
+    pub fn observe_rtt(&mut self, slot: usize, latency_us: u32) {
+        if let Some(Some(e)) = self.entries.get_mut(slot) {
+            e.rtt_us = Some(smooth_rtt(e.rtt_us, latency_us));
+        }
+    }
+
     /// Response times of service slot `service`'s successful checks.
     pub fn latency(&self, service: usize) -> LatencyHistogram {
         self.latency.get(service).copied().unwrap_or_default()
@@ -346,10 +354,7 @@ impl HealthChecker {
                 e.status.checks_passed += 1;
                 e.status.last_latency_us = Some(latency_us);
                 e.status.last_failure = None;
-                e.rtt_us = Some(match e.rtt_us {
-                    None => latency_us,
-                    Some(r) => (i64::from(r) + (i64::from(latency_us) - i64::from(r)) / 4) as u32,
-                });
+                e.rtt_us = Some(smooth_rtt(e.rtt_us, latency_us));
                 e.failures = 0;
                 e.confirmed = true;
                 if !e.up {
@@ -435,4 +440,12 @@ pub fn ramped_weight(weight: u16, step: u8) -> u16 {
         return weight;
     }
     ((u32::from(weight) * u32::from(step)).div_ceil(u32::from(RAMP_STEPS)) as u16).max(1)
+}
+
+/// The response-time EWMA (α = 1/4).
+fn smooth_rtt(old: Option<u32>, sample: u32) -> u32 {
+    match old {
+        None => sample,
+        Some(r) => (i64::from(r) + (i64::from(sample) - i64::from(r)) / 4) as u32,
+    }
 }

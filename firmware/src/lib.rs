@@ -8,7 +8,11 @@
 //! - [`session`]: one management connection (authentication, framing);
 //! - [`persist`]: the saved-config record;
 //! - [`events`]: the event log;
-//! - [`filter`] (feature `filters`): the WebAssembly filters L7 services run per request.
+//! - [`l7`]: the HTTP/1.1 reverse proxy of L7 services;
+//! - [`filter`] (feature `filters`): the WebAssembly filters L7 services run per request;
+//! - [`vrrp`]: VRRPv3 (RFC 5798) elections between appliances (high availability);
+//! - [`flowsync`]: the reliable, authenticated replication of flow and persistence entries
+//!   to the other appliances of an HA group.
 //!
 //! With the `net` feature, [`net`] runs them on embassy-net: the same code on the
 //! NUCLEO-F767ZI (`boards/nucleo-f767zi`) and in the simulated board (`boards/sim`).
@@ -29,10 +33,13 @@ pub mod appliance;
 pub mod events;
 #[cfg(feature = "filters")]
 pub mod filter;
+pub mod flowsync;
 pub mod health;
+pub mod l7;
 pub mod persist;
 pub mod probe;
 pub mod session;
+pub mod vrrp;
 
 #[cfg(feature = "net")]
 pub mod net;

@@ -310,6 +310,8 @@ pub struct Neighbors {
     /// ARP replies to send: (address asked for, requester MAC, requester address).
     to_answer: heapless::Deque<(Ipv4Addr, [u8; 6], Ipv4Addr), 8>,
     waker: Option<core::task::Waker>,
+    /// L7 services: (VIP, port, local port) translated to and from the MCU's address.
+    l7: crate::l7::Listeners,
 }
 
 impl Neighbors {
@@ -322,6 +324,15 @@ impl Neighbors {
             proxied: heapless::Vec::new(),
             to_answer: heapless::Deque::new(),
             waker: None,
+            l7: heapless::Vec::new(),
+        }
+    }
+
+    /// Sets the L7 listeners the driver translates (see [`crate::l7`]).
+    pub fn set_l7(&mut self, listeners: impl Iterator<Item = (Ipv4Addr, u16, u16)>) {
+        self.l7.clear();
+        for l in listeners {
+            let _ = self.l7.push(l);
         }
     }
 
@@ -379,6 +390,7 @@ pub fn tend_neighbors<B: RegisterBus, S: ConfigStore>(
     if let Some(config) = app.config() {
         let vips = config.services.iter().map(|s| s.vip);
         n.set_proxied(vips.chain(config.appliance.snat_pool.iter().copied()));
+        n.set_l7(crate::l7::L7Proxy::listeners(config));
     }
     if round.is_multiple_of(refresh_every.max(1)) {
         for address in app.backend_addresses() {
@@ -418,6 +430,14 @@ impl<R: RxToken> RxToken for SnoopRx<'_, R> {
     {
         let learned = self.learned;
         self.inner.consume(|frame| {
+            {
+                let n = learned.borrow();
+                if let Some((own, _)) = n.own
+                    && !n.l7.is_empty()
+                {
+                    crate::l7::translate_inbound(frame, &n.l7, own);
+                }
+            }
             if let Some(neighbor) = arp_sender(frame) {
                 let mut n = learned.borrow_mut();
                 if n.learned.is_full() {
@@ -436,6 +456,31 @@ impl<R: RxToken> RxToken for SnoopRx<'_, R> {
                 }
             }
             f(frame)
+        })
+    }
+}
+
+/// The transmit token of [`Snoop`]: translates L7 replies back to their VIP.
+pub struct SnoopTx<'l, T> {
+    inner: T,
+    learned: &'l Learned,
+}
+
+impl<T: TxToken> TxToken for SnoopTx<'_, T> {
+    fn consume<R, F>(self, len: usize, f: F) -> R
+    where
+        F: FnOnce(&mut [u8]) -> R,
+    {
+        let learned = self.learned;
+        self.inner.consume(len, |frame| {
+            let r = f(frame);
+            let n = learned.borrow();
+            if let Some((own, _)) = n.own
+                && !n.l7.is_empty()
+            {
+                crate::l7::translate_outbound(frame, &n.l7, own);
+            }
+            r
         })
     }
 }
@@ -486,7 +531,7 @@ impl<'l, D: Driver> Driver for Snoop<'l, D> {
     where
         Self: 'a;
     type TxToken<'a>
-        = D::TxToken<'a>
+        = SnoopTx<'l, D::TxToken<'a>>
     where
         Self: 'a;
 
@@ -535,13 +580,19 @@ impl<'l, D: Driver> Driver for Snoop<'l, D> {
                 cx.waker().wake_by_ref();
             }
         }
-        self.inner
-            .receive(cx)
-            .map(|(rx, tx)| (SnoopRx { inner: rx, learned }, tx))
+        self.inner.receive(cx).map(|(rx, tx)| {
+            (
+                SnoopRx { inner: rx, learned },
+                SnoopTx { inner: tx, learned },
+            )
+        })
     }
 
     fn transmit(&mut self, cx: &mut core::task::Context) -> Option<Self::TxToken<'_>> {
-        self.inner.transmit(cx)
+        let learned = self.learned;
+        self.inner
+            .transmit(cx)
+            .map(|inner| SnoopTx { inner, learned })
     }
 
     fn link_state(&mut self, cx: &mut core::task::Context) -> LinkState {

@@ -237,10 +237,7 @@ fn run_tap(args: &Args, config: fulcrum_model::config::Config) -> Result<ExitCod
     let targets: Vec<(String, String)> = config
         .services
         .iter()
-        .filter(|s| {
-            s.protocol == fulcrum_model::config::Protocol::Tcp
-                && s.mode != fulcrum_model::config::Mode::L7
-        })
+        .filter(|s| s.protocol == fulcrum_model::config::Protocol::Tcp)
         .map(|s| (s.name.to_string(), format!("{}:{}", s.vip, s.port)))
         .collect();
     println!(

@@ -46,7 +46,7 @@ fn example_is_valid() {
     assert_eq!(stderr(&output), "");
     assert_eq!(
         stdout(&output),
-        "examples/fulcrum.toml: ok (2 services, 5 backends)\n"
+        "examples/fulcrum.toml: ok (3 services, 8 backends)\n"
     );
     assert_eq!(output.status.code(), Some(0));
 }
@@ -56,7 +56,7 @@ fn example_is_valid_as_json() {
     let output = check(&["--json", "examples/fulcrum.toml"]);
     assert_eq!(
         stdout(&output),
-        "{\"ok\":true,\"services\":2,\"backends\":5}\n"
+        "{\"ok\":true,\"services\":3,\"backends\":8}\n"
     );
     assert_eq!(output.status.code(), Some(0));
 }
@@ -86,7 +86,7 @@ fn unknown_field_points_at_the_key() {
         diagnostics("host-agent/tests/fixtures/unknown_field.toml"),
         [
             "host-agent/tests/fixtures/unknown_field.toml:13:46: service[0].backend[0].wieght: \
-             unknown field `wieght`, expected one of `name`, `address`, `port`, `weight`, `mac`, `state`"
+             unknown field `wieght`, expected one of `name`, `address`, `port`, `weight`, `mac`, `state`, `pool`"
         ]
     );
 }

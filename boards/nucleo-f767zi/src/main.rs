@@ -45,6 +45,8 @@ use embassy_stm32::{bind_interrupts, peripherals};
 use embassy_sync::mutex::Mutex;
 use embassy_time::Timer;
 use fulcrum_firmware::appliance::State;
+use fulcrum_firmware::l7::run::{ProxyBuffers, ProxyContext};
+use fulcrum_firmware::l7::{self, L7Proxy, NoFilters};
 use fulcrum_firmware::net::{self, LinkBuffers, Management, ProbeBuffers, SharedScratch, Wake};
 use fulcrum_firmware::persist::HEADER;
 use fulcrum_firmware::session::{Connection, Scratch};
@@ -68,8 +70,12 @@ bind_interrupts!(struct Irqs {
 const MANAGEMENT_PORT: u16 = 7070;
 /// Health checks run at once (one TCP socket each).
 const PROBES: usize = 8;
-/// Sockets: the probes and the management connection.
-const SOCKETS: usize = PROBES + 1;
+/// L7 proxy workers (each a client and a backend socket).
+const L7_WORKERS: usize = 2;
+/// Each L7 worker's buffers (socket buffers, request, response, heads): the largest head.
+const L7_BUF: usize = 1536;
+/// Sockets: the probes, the management connection and the L7 workers.
+const SOCKETS: usize = PROBES + 1 + 2 * L7_WORKERS;
 /// Address (and prefix length) without a saved config.
 const DEFAULT_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 2);
 const DEFAULT_PREFIX: u8 = 24;
@@ -113,6 +119,10 @@ static SCRATCH: ConstStaticCell<SharedScratch> = ConstStaticCell::new(Mutex::new
 static UART_TX: ConstStaticCell<[u8; 1024]> = ConstStaticCell::new([0; 1024]);
 static UART_RX: ConstStaticCell<[u8; 2048]> = ConstStaticCell::new([0; 2048]);
 static LEARNED: StaticCell<net::Learned> = StaticCell::new();
+static L7_BUFS: ConstStaticCell<[ProxyBuffers<L7_BUF>; L7_WORKERS]> =
+    ConstStaticCell::new([const { ProxyBuffers::new() }; L7_WORKERS]);
+static PROXY: ConstStaticCell<RefCell<L7Proxy>> = ConstStaticCell::new(RefCell::new(L7Proxy::new()));
+static L7_CONTEXT: StaticCell<L7Context> = StaticCell::new();
 static WAKE: StaticCell<Wake> = StaticCell::new();
 
 /// 216 MHz from the ST-LINK's 8 MHz clock (HSE bypass): PLL 8 / 4 × 216 / 2; PLLQ gives
@@ -174,6 +184,7 @@ impl Interface {
 
 type RngCell = RefCell<Rng<'static, peripherals::RNG>>;
 type Context = Management<'static, 'static, Bus, Store>;
+type L7Context = ProxyContext<'static, 'static, Bus, Store, NoFilters>;
 
 static RNG_CELL: StaticCell<RngCell> = StaticCell::new();
 static CONTEXT: StaticCell<Context> = StaticCell::new();
@@ -278,6 +289,14 @@ fn setup(spawner: Spawner) {
     let ctx: &'static Context = CONTEXT.init(Management { app, wake, scratch });
 
     spawner.spawn(unwrap!(health_task(stack, app, wake)));
+    let l7: &'static L7Context = L7_CONTEXT.init(ProxyContext {
+        app,
+        proxy: PROXY.take(),
+        filters: NoFilters,
+    });
+    for (worker, bufs) in L7_BUFS.take().iter_mut().enumerate() {
+        spawner.spawn(unwrap!(l7_task(stack, l7, worker, bufs)));
+    }
     match key.clone() {
         Some(key) => {
             let conn = TCP_CONN.init_with(Connection::default);
@@ -362,6 +381,16 @@ async fn net_task(mut runner: embassy_net::Runner<'static, Device>) -> ! {
 #[embassy_executor::task]
 async fn health_task(stack: Stack<'static>, app: &'static RefCell<App>, wake: &'static Wake) {
     net::health_loop::<_, _, PROBES>(stack, app, wake, PROBE_BUFS.take()).await;
+}
+
+#[embassy_executor::task(pool_size = L7_WORKERS)]
+async fn l7_task(
+    stack: Stack<'static>,
+    ctx: &'static L7Context,
+    worker: usize,
+    bufs: &'static mut ProxyBuffers<L7_BUF>,
+) {
+    l7::run::worker(stack, ctx, worker, bufs).await;
 }
 
 #[embassy_executor::task]

@@ -33,6 +33,10 @@ use std::rc::Rc;
 use anyhow::Context as _;
 use embassy_net::{Ipv4Cidr, Stack, StackResources, StaticConfigV4};
 use fulcrum_firmware::appliance::State;
+use fulcrum_firmware::l7::L7Proxy;
+#[cfg(not(feature = "filters"))]
+use fulcrum_firmware::l7::NoFilters;
+use fulcrum_firmware::l7::run::{self as l7_run, ProxyBuffers, ProxyContext};
 use fulcrum_firmware::net::{
     self as fw, Learned, LinkBuffers, Management, Neighbors, ProbeBuffers, SharedScratch, Snoop,
     Wake,
@@ -50,12 +54,21 @@ use crate::store::FileStore;
 /// The firmware's appliance type on the simulated board.
 pub type SimAppliance = Appliance<'static, FpgaBus, FileStore>;
 
+/// The L7 proxy's filters: the appliance's WebAssembly filters (feature `filters`).
+#[cfg(feature = "filters")]
+pub type SimFilters = l7_run::AppFilters<'static, 'static, FpgaBus, FileStore>;
+/// The L7 proxy's filters: none (built without `filters`).
+#[cfg(not(feature = "filters"))]
+pub type SimFilters = NoFilters;
+
 /// Management TCP port of the firmware.
 pub const MANAGEMENT_PORT: u16 = 7070;
 /// Concurrent health probes of the simulated board (the NUCLEO runs 8).
 pub const PROBES: usize = 16;
 /// Concurrent management connections (each a listening socket on the management port).
 pub const MANAGEMENT_CONNECTIONS: usize = 4;
+/// L7 proxy workers (each serves one client connection at a time, with a backend socket).
+pub const L7_WORKERS: usize = 16;
 
 /// How to start a simulated board.
 pub struct BoardOptions {
@@ -78,6 +91,8 @@ pub struct BoardOptions {
 pub struct Board {
     /// The firmware's control plane.
     pub app: Rc<RefCell<SimAppliance>>,
+    /// The L7 proxy (its services and counters).
+    pub proxy: &'static RefCell<L7Proxy>,
     /// The FPGA.
     pub fpga: FpgaHandle,
     /// The MCU's network stack.
@@ -183,7 +198,9 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
         gateway: config.appliance.gateway,
         dns_servers: heapless::Vec::new(),
     });
-    let resources = leak(StackResources::<{ PROBES + MANAGEMENT_CONNECTIONS + 4 }>::new());
+    let resources = leak(StackResources::<
+        { PROBES + MANAGEMENT_CONNECTIONS + 2 * L7_WORKERS + 4 },
+    >::new());
     let (stack, mut runner) = embassy_net::new(driver, net_config, resources, random_u64());
     let mut mcu_tasks = Vec::new();
     mcu_tasks.push(tokio::task::spawn_local(async move { runner.run().await }).abort_handle());
@@ -238,6 +255,26 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
     } else {
         log::warn!("no management key: the TCP management service is off (serial only)");
     }
+    // The L7 proxy: workers spread over the L7 services of the running config.
+    let proxy: &'static RefCell<L7Proxy> = leak(RefCell::new(L7Proxy::new()));
+    let l7: &'static ProxyContext<'static, 'static, FpgaBus, FileStore, SimFilters> =
+        leak(ProxyContext {
+            app: app_static,
+            proxy,
+            #[cfg(feature = "filters")]
+            filters: l7_run::AppFilters(app_static),
+            #[cfg(not(feature = "filters"))]
+            filters: NoFilters,
+        });
+    for worker in 0..L7_WORKERS {
+        mcu_tasks.push(
+            tokio::task::spawn_local(async move {
+                let bufs = leak(ProxyBuffers::<{ l7_run::BUF }>::new());
+                l7_run::worker(stack, l7, worker, bufs).await
+            })
+            .abort_handle(),
+        );
+    }
     let serial_path = if options.serial {
         let mut pty = serial::Pty::open().context("opening the serial console pseudo-terminal")?;
         let path = pty.path().to_path_buf();
@@ -256,6 +293,7 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
     };
     Ok(Board {
         app,
+        proxy,
         fpga,
         stack,
         address,

@@ -216,14 +216,19 @@ pub async fn run(
     scenario: Scenario,
     mut on_tick: impl FnMut(&Snapshot<'_>),
 ) -> anyhow::Result<Summary> {
-    let config = scenario.config.clone();
+    let mut config = scenario.config.clone();
+    // The router between the clients and the appliance's network; it is the appliance's
+    // gateway unless the config names one (the MCU answers L7 clients through it).
+    let router_net = config
+        .appliance
+        .gateway
+        .unwrap_or_else(|| free_address(&config, config.appliance.address, &[]));
+    config.appliance.gateway = Some(router_net);
     let a = &config.appliance;
     let mut net = Switch::new();
     let mut clients_net = Switch::new();
     let (fpga_port, _) = net.port();
 
-    // The router between the clients and the appliance's network.
-    let router_net = free_address(&config, a.address, &[]);
     let router_mac = [0x02, 0xee, 0, 0, 0, 1];
     let (router_a, _) = net.port();
     let (router_b, _) = clients_net.port();
@@ -370,7 +375,6 @@ pub async fn run(
     let services: Vec<(Ipv4Addr, u16, Protocol)> = config
         .services
         .iter()
-        .filter(|s| s.mode != Mode::L7)
         .map(|s| (s.vip, s.port, s.protocol))
         .collect();
     let long_lived_hosts: Vec<HostHandle> = client_hosts
@@ -384,12 +388,7 @@ pub async fn run(
         let results = results.clone();
         let phase = phase.clone();
         let services = services.clone();
-        let names: Vec<String> = config
-            .services
-            .iter()
-            .filter(|s| s.mode != Mode::L7)
-            .map(|s| s.name.to_string())
-            .collect();
+        let names: Vec<String> = config.services.iter().map(|s| s.name.to_string()).collect();
         let period = Duration::from_secs_f64(1.0 / scenario.rate.max(0.01));
         let mut rng =
             Rng(scenario.seed ^ (0x9e37_79b9_7f4a_7c15u64.wrapping_mul(i as u64 + 1)) | 1);

@@ -305,13 +305,29 @@ async fn session(host: &HostHandle, server: &Server, socket: &mut TcpSocket<'_>)
             let reply: Option<(Vec<u8>, bool)> = {
                 let data = buf.borrow();
                 match server {
-                    Server::Http(_) => data.windows(4).position(|w| w == b"\r\n\r\n").map(|end| {
+                    Server::Http(_) => http_request_len(&data).map(|(head, len)| {
                         let body = format!("ok from {}\n", host.name);
+                        let text = String::from_utf8_lossy(&data[..head]);
+                        let path = text
+                            .split_whitespace()
+                            .nth(1)
+                            .unwrap_or("")
+                            .to_string();
+                        // What an application behind a proxy looks at, echoed as headers
+                        // so tests can see what the appliance sent.
+                        let mut echo = format!("X-Echo-Path: {path}\r\nX-Echo-Body-Length: {}\r\n", len - head);
+                        for line in text.lines().skip(1) {
+                            if let Some((k, v)) = line.split_once(':') {
+                                let k = k.trim().to_ascii_lowercase();
+                                if matches!(k.as_str(), "x-forwarded-for" | "forwarded" | "x-request-id" | "cookie") {
+                                    echo.push_str(&format!("X-Echo-{k}: {}\r\n", v.trim()));
+                                }
+                            }
+                        }
                         let head = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: keep-alive\r\n\r\n",
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{echo}Connection: keep-alive\r\n\r\n",
                             body.len()
                         );
-                        let _ = end;
                         ([head.into_bytes(), body.into_bytes()].concat(), false)
                     }),
                     Server::Redis(_) | Server::Memcached(_) => {
@@ -335,10 +351,7 @@ async fn session(host: &HostHandle, server: &Server, socket: &mut TcpSocket<'_>)
             {
                 let mut data = buf.borrow_mut();
                 let cut = match server {
-                    Server::Http(_) => data
-                        .windows(4)
-                        .position(|w| w == b"\r\n\r\n")
-                        .map_or(0, |p| p + 4),
+                    Server::Http(_) => http_request_len(&data).map_or(0, |(_, len)| len),
                     _ => data.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1),
                 };
                 data.drain(..cut);
@@ -357,6 +370,22 @@ async fn session(host: &HostHandle, server: &Server, socket: &mut TcpSocket<'_>)
             }
         }
     }
+}
+
+/// The (head, whole request) lengths of a complete HTTP request at the start of `data`
+/// (bodies by `Content-Length`).
+fn http_request_len(data: &[u8]) -> Option<(usize, usize)> {
+    let head = data.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let body: usize = String::from_utf8_lossy(&data[..head])
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    (data.len() >= head + body).then_some((head, head + body))
 }
 
 /// One HTTP/1.1 GET on an open connection (keep-alive); returns the body.

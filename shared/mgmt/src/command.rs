@@ -161,5 +161,7 @@ pub fn decode_config_into<'a>(
         config.services.push(service).map_err(|_| DecodeError)?;
         rest = r;
     }
+    let (l7, rest) = take(rest)?;
+    config.l7 = l7;
     Ok(rest)
 }

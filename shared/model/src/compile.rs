@@ -344,27 +344,8 @@ impl ControlPlane {
         let entry = &self.services[service];
         let uses_ring =
             entry.valid && matches!(entry.algorithm, Algorithm::Maglev | Algorithm::IpHash);
-        let mut pool = [MaglevBackend { id: 0, weight: 0 }; MEMBER_SLOTS];
-        let members = self.members(service);
-        for (p, &m) in pool.iter_mut().zip(members.iter()) {
-            let b = &self.backends[usize::from(m)];
-            let weight = if uses_ring && b.state.takes_new_flows() {
-                u32::from(b.weight)
-            } else {
-                0
-            };
-            *p = MaglevBackend {
-                id: backend_identity(b),
-                weight,
-            };
-        }
-        maglev::build(&pool[..members.len()], ring).map_err(CompileError::Maglev)?;
-        for e in ring.iter_mut() {
-            if *e != maglev::EMPTY {
-                *e = members[usize::from(*e)];
-            }
-        }
-        Ok(())
+        build_member_ring(self.members(service), &self.backends, uses_ring, ring)
+            .map_err(CompileError::Maglev)
     }
 
     /// Writes every table into `writer`'s shadow bank and commits. `ring_scratch` must hold
@@ -527,6 +508,42 @@ impl ControlPlane {
                 || a.state.takes_new_flows() != b.state.takes_new_flows()
         })
     }
+}
+
+/// Builds a Maglev ring over `members` (backend-table slots) into `ring`: weighted by
+/// effective weight, members that take no new flows (or all, when `!uses_ring`) weigh 0;
+/// entries are backend-table slots or [`maglev::EMPTY`]. The ring of a service, and of an
+/// L7 service's pool.
+pub fn build_member_ring(
+    members: &[u16],
+    backends: &[BackendEntry],
+    uses_ring: bool,
+    ring: &mut [u16],
+) -> Result<(), maglev::MaglevError> {
+    let mut pool = [MaglevBackend { id: 0, weight: 0 }; MEMBER_SLOTS];
+    let members = &members[..members.len().min(MEMBER_SLOTS)];
+    for (p, &m) in pool.iter_mut().zip(members.iter()) {
+        let b = backends
+            .get(usize::from(m))
+            .copied()
+            .unwrap_or(BackendEntry::EMPTY);
+        let weight = if uses_ring && b.state.takes_new_flows() {
+            u32::from(b.weight)
+        } else {
+            0
+        };
+        *p = MaglevBackend {
+            id: backend_identity(&b),
+            weight,
+        };
+    }
+    maglev::build(&pool[..members.len()], ring)?;
+    for e in ring.iter_mut() {
+        if *e != maglev::EMPTY {
+            *e = members[usize::from(*e)];
+        }
+    }
+    Ok(())
 }
 
 /// The stable identity Maglev derives a backend's ring permutation from: address and port.

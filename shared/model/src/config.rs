@@ -15,6 +15,7 @@ use core::net::Ipv4Addr;
 use heapless::{String, Vec};
 use serde::{Deserialize, Serialize};
 
+use crate::l7::{L7Settings, MAX_L7_SERVICES, PoolName};
 use crate::maglev::is_prime;
 
 /// Most services one appliance holds (service table entries).
@@ -42,6 +43,10 @@ pub struct Config {
     /// The virtual services, in the order they were written.
     #[serde(default, rename = "service", deserialize_with = "bounded_vec")]
     pub services: Vec<Service, MAX_SERVICES>,
+    /// Settings of the L7 (HTTP) services, one table per service of mode `l7`
+    /// (see [`crate::l7`]); a service of mode `l7` without one gets the defaults.
+    #[serde(default, rename = "l7", deserialize_with = "bounded_vec")]
+    pub l7: Vec<L7Settings, MAX_L7_SERVICES>,
 }
 
 /// Settings of the appliance itself.
@@ -81,11 +86,14 @@ pub struct Appliance {
     /// Idle timeouts of flows.
     #[serde(default)]
     pub timeouts: Timeouts,
+    /// High availability (VRRP and flow sync); none when the table is absent.
+    #[serde(default)]
+    pub ha: Option<crate::ha::HaConfig>,
 }
 
 /// Deserializes a list into a `heapless::Vec`, saying what the limit is when the list
 /// is longer (heapless' own impl only says "invalid length").
-fn bounded_vec<'de, D, T, const N: usize>(d: D) -> Result<Vec<T, N>, D::Error>
+pub(crate) fn bounded_vec<'de, D, T, const N: usize>(d: D) -> Result<Vec<T, N>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,
@@ -359,6 +367,10 @@ pub struct Backend {
     /// Administrative state.
     #[serde(default)]
     pub state: AdminState,
+    /// Mode `l7`: the pool the backend belongs to (routes name pools); without one it is
+    /// in the default pool.
+    #[serde(default)]
+    pub pool: Option<PoolName>,
 }
 
 fn default_weight() -> u16 {
@@ -680,8 +692,10 @@ impl Config {
                     udp: Millis(30_000),
                     sticky: Millis(300_000),
                 },
+                ha: None,
             },
             services: Vec::new(),
+            l7: Vec::new(),
         }
     }
 
@@ -693,6 +707,7 @@ impl Config {
         for service in &other.services {
             let _ = self.services.push(service.clone());
         }
+        self.l7.clone_from(&other.l7);
     }
 }
 
@@ -796,7 +811,7 @@ impl ValidationErrors {
     }
 
     /// Records a problem; the path and message are cut if longer than their capacity.
-    fn push(&mut self, path: fmt::Arguments<'_>, message: fmt::Arguments<'_>) {
+    pub(crate) fn push(&mut self, path: fmt::Arguments<'_>, message: fmt::Arguments<'_>) {
         if self.errors.is_full() {
             self.omitted = self.omitted.saturating_add(1);
             return;
@@ -899,9 +914,13 @@ impl Config {
     pub fn validate(&self) -> Result<(), ValidationErrors> {
         let mut errors = ValidationErrors::default();
         self.validate_appliance(&mut errors);
+        if let Some(ha) = &self.appliance.ha {
+            ha.validate_into(self, &mut errors);
+        }
         for (index, service) in self.services.iter().enumerate() {
             self.validate_service(index, service, &mut errors);
         }
+        self.validate_l7(&mut errors);
         if errors.is_empty() {
             Ok(())
         } else {
@@ -1393,6 +1412,7 @@ mod tests {
             weight: 1,
             mac: None,
             state: AdminState::Enabled,
+            pool: None,
         }
     }
 
@@ -1465,8 +1485,10 @@ mod tests {
                 flow_table: FlowTableConfig::default(),
                 maglev_ring_size: DEFAULT_RING_SIZE,
                 timeouts: Timeouts::default(),
+                ha: None,
             },
             services,
+            l7: Vec::new(),
         }
     }
 

@@ -19,6 +19,8 @@
 //! [`pipeline`] composes them into `process(now, frame, port)`. [`tables`] holds what the
 //! FPGA holds (service, backend and ring tables), [`compile`] turns a [`config`] into
 //! those tables, and [`regmap`] is the register map through which the MCU writes them.
+//! [`ha`] is the high-availability part of the config schema; a backup appliance writes the
+//! flows it receives from the master with [`pipeline::Pipeline::install_flow`].
 #![no_std]
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -28,7 +30,9 @@ pub mod compile;
 pub mod config;
 pub mod counters;
 pub mod flow;
+pub mod ha;
 pub mod hash;
+pub mod l7;
 pub mod maglev;
 pub mod pipeline;
 pub mod regmap;

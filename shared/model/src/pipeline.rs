@@ -33,6 +33,18 @@
 //! destination port names the flow-table slot directly
 //! (`slot = pool index × (65536 − base) + port − base`); the slot's flow must point at B.
 //!
+//! ## Replicated flows (high availability)
+//! A backup appliance holds the master's flows so that after a takeover every established
+//! flow keeps its backend and NAT mapping. [`Pipeline::install_flow`] writes a flow into
+//! the *same slot* the master had it in (the full-NAT source port is the slot, so any other
+//! slot would change the mapping); the slot must lie in the set the flow's key hashes to,
+//! or later lookups could not find it. Whatever else the slot held is freed, and a copy of
+//! the same key in another way of the set is removed, so a key is never in the table twice.
+//! The backend's active-flow count follows, as if the flow had been created here.
+//! [`Pipeline::install_sticky`] writes a persistence entry by the normal insertion rule
+//! (its slot carries no meaning). Times (`last_seen`) are this appliance's clock: the
+//! caller converts the master's idle time.
+//!
 //! ## Tables and commits
 //! Two banks of settings, services, members, backends and rings: writes go to the shadow
 //! bank, [`Pipeline::commit`] copies it to the active bank between two frames. A backend
@@ -870,6 +882,121 @@ impl<'a> Pipeline<'a> {
             self.rings_dirty = false;
         }
         self.key = ToeplitzKey::new(self.active.settings.hash_key);
+    }
+}
+
+/// Why [`Pipeline::install_flow`] refused a replicated flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum InstallError {
+    /// The slot is beyond this flow table (the peers' geometries differ).
+    SlotOutOfRange,
+    /// The slot is not in the set the key hashes to (the peers' hash keys or geometries
+    /// differ): a lookup would never find the flow.
+    WrongSet,
+    /// The entry is not marked valid.
+    Invalid,
+}
+
+impl Pipeline<'_> {
+    /// The set-base slot of a flow key under the active hash key.
+    fn flow_set_base(&self, key: &FlowKey) -> usize {
+        let hash = self
+            .key
+            .hash_v4(key.src, key.dst, Some((key.src_port, key.dst_port)));
+        self.flows.set_base(hash)
+    }
+
+    /// Writes a flow replicated from a peer into `slot`, exactly as given (see the module
+    /// docs). Returns the live entry the slot held before, if it was another flow.
+    pub fn install_flow(
+        &mut self,
+        slot: usize,
+        entry: FlowEntry,
+    ) -> Result<Option<FlowEntry>, InstallError> {
+        if !entry.valid {
+            return Err(InstallError::Invalid);
+        }
+        if slot >= self.flows.capacity() {
+            return Err(InstallError::SlotOutOfRange);
+        }
+        let base = self.flow_set_base(&entry.key);
+        if !(base..base + self.flows.ways()).contains(&slot) {
+            return Err(InstallError::WrongSet);
+        }
+        for other in base..base + self.flows.ways() {
+            let same_key = self
+                .flows
+                .get(other)
+                .is_some_and(|e| e.valid && e.key == entry.key);
+            if other != slot
+                && same_key
+                && let Some(gone) = self.flows.remove(other)
+            {
+                release(&mut self.active_flows, &self.active.backends, &gone);
+            }
+        }
+        let previous = self.flows.remove(slot);
+        if let Some(gone) = &previous {
+            release(&mut self.active_flows, &self.active.backends, gone);
+        }
+        if let Some(e) = self.flows.get_mut(slot) {
+            *e = entry;
+        }
+        let b = usize::from(entry.backend);
+        if b < BACKEND_SLOTS && self.active.backends[b].generation == entry.generation {
+            self.active_flows[b] = self.active_flows[b].saturating_add(1);
+        }
+        Ok(previous.filter(|p| p.key != entry.key))
+    }
+
+    /// Removes the flow with `key` (a replicated removal); returns it if it was there.
+    pub fn remove_flow(&mut self, key: &FlowKey) -> Option<FlowEntry> {
+        let base = self.flow_set_base(key);
+        let slot = (base..base + self.flows.ways())
+            .find(|&s| self.flows.get(s).is_some_and(|e| e.valid && e.key == *key))?;
+        let gone = self.flows.remove(slot)?;
+        release(&mut self.active_flows, &self.active.backends, &gone);
+        Some(gone)
+    }
+
+    /// Writes a persistence entry replicated from a peer: replaces the entry of the same
+    /// (service, client), or inserts by the table's rule. `false` for an invalid entry or a
+    /// table of capacity zero.
+    pub fn install_sticky(&mut self, now_ms: u64, entry: StickyEntry) -> bool {
+        if !entry.valid {
+            return false;
+        }
+        let hash = self.key.hash(&entry.client) ^ u32::from(entry.service);
+        let base = self.sticky.set_base(hash);
+        let ways = self.sticky.ways();
+        let existing = (base..base + ways).find(|&s| {
+            self.sticky
+                .get(s)
+                .is_some_and(|e| e.valid && e.service == entry.service && e.client == entry.client)
+        });
+        if let Some(slot) = existing
+            && let Some(e) = self.sticky.get_mut(slot)
+        {
+            *e = entry;
+            return true;
+        }
+        let services = &self.active.services;
+        self.sticky
+            .insert(entry, hash, now32(now_ms), |e| sticky_timeout(services, e))
+            .is_some()
+    }
+
+    /// Removes the persistence entry of (service, client); returns it if it was there.
+    pub fn remove_sticky(&mut self, service: u8, client: [u8; 4]) -> Option<StickyEntry> {
+        let hash = self.key.hash(&client) ^ u32::from(service);
+        let base = self.sticky.set_base(hash);
+        let slot = (base..base + self.sticky.ways()).find(|&s| {
+            self.sticky
+                .get(s)
+                .is_some_and(|e| e.valid && e.service == service && e.client == client)
+        })?;
+        self.sticky.remove(slot)
     }
 }
 
