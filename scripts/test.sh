@@ -28,6 +28,13 @@ fi
 step "format"
 cargo fmt --all -- --check
 
+step "example WebAssembly filters (wasm32-unknown-unknown; the firmware tests load them)"
+# From inside the directory: its .cargo/config.toml sets the target and memory flags.
+(cd examples/filters && cargo fmt --all -- --check \
+    && cargo clippy --release --locked -- -D warnings \
+    && cargo build --release --locked)
+ls -l examples/filters/target/wasm32-unknown-unknown/release/*.wasm
+
 step "clippy (host workspace, all targets)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
@@ -53,6 +60,9 @@ cargo clippy -p fulcrum-model --target thumbv7em-none-eabihf --locked -- -D warn
 step "firmware and management protocol build no_std for the MCU, with defmt"
 cargo clippy -p fulcrum-firmware -p fulcrum-mgmt --features fulcrum-firmware/net,fulcrum-firmware/defmt \
     --target thumbv7em-none-eabihf --release --locked -- -D warnings
+cargo clippy -p fulcrum-firmware -p fulcrum-mgmt -p fulcrum-filter-sdk \
+    --features fulcrum-firmware/net,fulcrum-firmware/defmt,fulcrum-firmware/filters \
+    --target thumbv7em-none-eabihf --release --locked -- -D warnings
 
 step "NUCLEO-F767ZI firmware image (thumbv7em, release) and its size"
 # A placeholder key so the image includes TCP management, as a real build would; a real
@@ -60,6 +70,10 @@ step "NUCLEO-F767ZI firmware image (thumbv7em, release) and its size"
 FULCRUM_KEY=ci-size-check-only-not-a-real-key boards/nucleo-f767zi/build.sh
 (cd boards/nucleo-f767zi && cargo fmt -- --check && FULCRUM_KEY=ci-size-check-only-not-a-real-key \
     cargo clippy --release --locked -- -D warnings)
+step "NUCLEO-F767ZI image with WebAssembly filters (wasmi + heap) and its size"
+FEATURES=filters FULCRUM_KEY=ci-size-check-only-not-a-real-key boards/nucleo-f767zi/build.sh
+(cd boards/nucleo-f767zi && FULCRUM_KEY=ci-size-check-only-not-a-real-key \
+    cargo clippy --release --locked --features filters -- -D warnings)
 
 step "benchmarks compile"
 cargo bench --workspace --locked --no-run

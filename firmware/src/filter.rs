@@ -81,6 +81,8 @@ pub enum FilterError {
     BadVerdict(VerdictError),
     /// The request line and headers do not fit the filter's input buffer.
     RequestTooLarge,
+    /// A header name is not ASCII (the ABI gives filters ASCII names).
+    NonAsciiHeaderName,
 }
 
 impl fmt::Display for FilterError {
@@ -96,6 +98,7 @@ impl fmt::Display for FilterError {
             FilterError::RequestTooLarge => {
                 write!(f, "the request does not fit the filter's input buffer")
             }
+            FilterError::NonAsciiHeaderName => write!(f, "a header name is not ASCII"),
         }
     }
 }
@@ -258,9 +261,10 @@ pub struct FilterLimits {
 }
 
 impl FilterLimits {
-    /// The MCU's defaults: 64 KiB modules and memory, 100k fuel per request (a few ms of
-    /// interpretation on a Cortex-M7 at 216 MHz, see docs/PERFORMANCE.md), 16 KiB value
-    /// stack, 256 nested calls.
+    /// Defaults: 64 KiB modules and memory, 100k fuel per request (the example filters
+    /// use 19k–25k on a typical browser request; the time this takes on the MCU is not
+    /// measured yet, see docs/PERFORMANCE.md), 16 KiB value stack, 256 nested calls.
+    /// The NUCLEO image uses smaller ones (`boards/nucleo-f767zi/src/heap.rs`).
     pub const DEFAULT: FilterLimits = FilterLimits {
         max_module_bytes: 64 * 1024,
         memory_bytes: 64 * 1024,
@@ -299,7 +303,21 @@ pub struct Filters {
     limits: FilterLimits,
     slots: Vec<Filter>,
     upload: Option<Upload>,
+    free_memory: Option<fn() -> usize>,
 }
+
+/// Heap a module's compiled code takes per byte of module, at most: measured 9.4× for
+/// the Rust-built example filters on x86-64 (docs/PERFORMANCE.md), so 12 with a margin;
+/// on 32-bit targets wasmi's bytecode holds 4-byte instead of 8-byte handler pointers,
+/// and 8 is an estimate (not measured on the MCU).
+pub const CODE_BYTES_PER_MODULE_BYTE: usize = if cfg!(target_pointer_width = "64") {
+    12
+} else {
+    8
+};
+/// Heap an instance takes besides its code, memory and value stack (engine, store,
+/// tables, globals; about 6 KiB measured on x86-64), with a margin.
+pub const INSTANCE_OVERHEAD_BYTES: usize = 8 * 1024;
 
 impl Default for Filters {
     fn default() -> Self {
@@ -314,7 +332,19 @@ impl Filters {
             limits,
             slots: Vec::new(),
             upload: None,
+            free_memory: None,
         }
+    }
+
+    /// Tells the filters how much heap is free (on the MCU: the allocator's free
+    /// bytes). wasmi cannot fail an allocation gracefully — running out of heap while
+    /// compiling stops the firmware — so with a probe, [`Filters::install`] refuses a
+    /// module ([`LoadError::OutOfMemory`]) unless the free heap covers an estimate of
+    /// what it takes: [`CODE_BYTES_PER_MODULE_BYTE`] per module byte, its initial
+    /// memory, the value stack cap and [`INSTANCE_OVERHEAD_BYTES`]. An estimate, not a
+    /// guarantee.
+    pub fn set_free_memory_probe(&mut self, probe: fn() -> usize) {
+        self.free_memory = Some(probe);
     }
 
     /// The limits.
@@ -346,6 +376,24 @@ impl Filters {
             self.slots
                 .try_reserve(1)
                 .map_err(|_| LoadError::OutOfMemory)?;
+        }
+        if wasm.len() > self.limits.max_module_bytes {
+            return Err(LoadError::TooLarge {
+                size: wasm.len(),
+                max: self.limits.max_module_bytes,
+            });
+        }
+        let memory = precheck(wasm, self.limits.memory_bytes)?;
+        if let Some(free) = self.free_memory {
+            let need = wasm
+                .len()
+                .saturating_mul(CODE_BYTES_PER_MODULE_BYTE)
+                .saturating_add(memory as usize)
+                .saturating_add(self.limits.stack_bytes)
+                .saturating_add(INSTANCE_OVERHEAD_BYTES);
+            if need > free() {
+                return Err(LoadError::OutOfMemory);
+            }
         }
         let filter = load(&self.limits, name, wasm)?;
         let info = filter.info.clone();
@@ -484,11 +532,15 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 }
 
 fn text(args: fmt::Arguments<'_>) -> ErrorText {
-    // A writer that keeps what fits.
+    // A writer that keeps what fits, on one line (wasmi's messages may span several).
     struct Cut(ErrorText);
     impl fmt::Write for Cut {
         fn write_str(&mut self, s: &str) -> fmt::Result {
             for c in s.chars() {
+                let c = if c.is_whitespace() { ' ' } else { c };
+                if c == ' ' && (self.0.is_empty() || self.0.ends_with(' ')) {
+                    continue;
+                }
                 if self.0.push(c).is_err() {
                     break;
                 }
@@ -503,11 +555,13 @@ fn text(args: fmt::Arguments<'_>) -> ErrorText {
 
 /// The checks wasmi does not make for us, before compiling: no imports, one memory of
 /// at most `cap` bytes. Parse errors are left to wasmi's validator (better messages).
-fn precheck(wasm: &[u8], cap: u32) -> Result<(), LoadError> {
+/// Returns the memory's initial size in bytes.
+fn precheck(wasm: &[u8], cap: u32) -> Result<u64, LoadError> {
     let mut memories = 0;
+    let mut initial = 0;
     for payload in wasmparser::Parser::new(0).parse_all(wasm) {
         let Ok(payload) = payload else {
-            return Ok(());
+            return Ok(initial);
         };
         match payload {
             wasmparser::Payload::ImportSection(imports) if imports.count() > 0 => {
@@ -516,7 +570,7 @@ fn precheck(wasm: &[u8], cap: u32) -> Result<(), LoadError> {
             wasmparser::Payload::MemorySection(section) => {
                 for memory in section {
                     let Ok(memory) = memory else {
-                        return Ok(());
+                        return Ok(initial);
                     };
                     memories += 1;
                     if memories > 1 || memory.memory64 || memory.shared {
@@ -531,12 +585,13 @@ fn precheck(wasm: &[u8], cap: u32) -> Result<(), LoadError> {
                     if bytes > u64::from(cap) {
                         return Err(LoadError::MemoryTooLarge { bytes, cap });
                     }
+                    initial = bytes;
                 }
             }
             _ => {}
         }
     }
-    Ok(())
+    Ok(initial)
 }
 
 fn engine(limits: &FilterLimits) -> Engine {
@@ -570,13 +625,6 @@ fn call_error(e: &wasmi::Error) -> FilterError {
 
 /// Builds a complete filter from `wasm`, or says why not.
 fn load(limits: &FilterLimits, service: Name, wasm: &[u8]) -> Result<Filter, LoadError> {
-    if wasm.len() > limits.max_module_bytes {
-        return Err(LoadError::TooLarge {
-            size: wasm.len(),
-            max: limits.max_module_bytes,
-        });
-    }
-    precheck(wasm, limits.memory_bytes)?;
     let engine = engine(limits);
     let module =
         Module::new(&engine, wasm).map_err(|e| LoadError::Invalid(text(format_args!("{e}"))))?;
@@ -673,7 +721,10 @@ impl Filter {
             .ok_or(FilterError::Trap {
                 reason: "input buffer outside memory",
             })?;
-        let len = abi_request::encode(req, input).map_err(|_| FilterError::RequestTooLarge)?;
+        let len = abi_request::encode(req, input).map_err(|e| match e {
+            abi_request::EncodeError::TooLarge => FilterError::RequestTooLarge,
+            abi_request::EncodeError::NonAsciiHeaderName => FilterError::NonAsciiHeaderName,
+        })?;
         self.store
             .set_fuel(fuel)
             .map_err(|_| FilterError::OutOfFuel)?;

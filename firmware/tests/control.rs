@@ -631,3 +631,90 @@ fn learned_macs_survive_a_config_change() {
         "still resolved"
     );
 }
+
+/// Filter requests through a management session: refused as unsupported without the
+/// `filters` feature; with it, a module uploaded in two chunks (borrowed from the frame)
+/// is installed, listed and removed, and a wrong digest is refused.
+#[test]
+fn filter_requests_through_a_session() {
+    let config = parse(&config_text("kind = \"none\"\n", 1));
+    let mut app = appliance(&config, MemStore::default());
+    let mut conn = Connection::new(None, false);
+    let mut client = Client {
+        session: ClientSession::new(None, 5),
+        reader: FrameReader::new(),
+    };
+    client.hello(&mut conn, &mut app).unwrap();
+    let list = client.request(&mut conn, &mut app, &Request::FilterList);
+    #[cfg(not(feature = "filters"))]
+    {
+        let error = list.unwrap_err();
+        assert!(
+            error.contains("built without WebAssembly filters"),
+            "{error}"
+        );
+    }
+    #[cfg(feature = "filters")]
+    {
+        use fulcrum_mgmt::message::FilterInfo;
+        assert!(matches!(list, Ok(Response::Filters(l)) if l.is_empty()));
+        let wasm = wat::parse_str(
+            r#"(module (memory (export "memory") 1)
+                (func (export "fulcrum_abi_version") (result i32) i32.const 1)
+                (func (export "fulcrum_input") (result i32) i32.const 0)
+                (func (export "fulcrum_input_capacity") (result i32) i32.const 4096)
+                (func (export "fulcrum_output") (result i32) i32.const 4096)
+                (func (export "fulcrum_output_capacity") (result i32) i32.const 64)
+                (func (export "fulcrum_on_request") (param i32) (result i32)
+                    i32.const 4096 i32.const 0 i32.store16 i32.const 2))"#,
+        )
+        .unwrap();
+        let digest = fulcrum_firmware::filter::sha256(&wasm);
+        let mut upload = |sha256: [u8; 32]| -> Result<FilterInfo, String> {
+            let web = "web".try_into().unwrap();
+            let length = wasm.len() as u32;
+            let begin = Request::FilterBegin {
+                service: web,
+                length,
+                sha256,
+            };
+            assert!(matches!(
+                client.request(&mut conn, &mut app, &begin),
+                Ok(Response::Done)
+            ));
+            let half = wasm.len() / 2;
+            for (offset, part) in [(0, &wasm[..half]), (half, &wasm[half..])] {
+                let chunk = Request::FilterChunk {
+                    offset: offset as u32,
+                    data: heapless::Vec::from_slice(part).unwrap(),
+                };
+                assert!(matches!(
+                    client.request(&mut conn, &mut app, &chunk),
+                    Ok(Response::Done)
+                ));
+            }
+            match client.request(&mut conn, &mut app, &Request::FilterCommit)? {
+                Response::FilterInstalled(info) => Ok(info),
+                other => Err(format!("{other:?}")),
+            }
+        };
+        let error = upload([0; 32]).unwrap_err();
+        assert!(error.contains("SHA-256"), "{error}");
+        let info = upload(digest).unwrap();
+        assert_eq!(info.sha256, digest);
+        assert!(app.filters().get("web").is_some());
+        match client.request(&mut conn, &mut app, &Request::FilterList) {
+            Ok(Response::Filters(l)) => assert_eq!(l.len(), 1),
+            other => panic!("{other:?}"),
+        }
+        let remove = Request::FilterRemove {
+            service: "web".try_into().unwrap(),
+        };
+        assert!(matches!(
+            client.request(&mut conn, &mut app, &remove),
+            Ok(Response::Done)
+        ));
+        let error = client.request(&mut conn, &mut app, &remove).unwrap_err();
+        assert!(error.contains("no filter"), "{error}");
+    }
+}

@@ -394,6 +394,11 @@ fn a_request_too_large_for_the_input_buffer_is_an_error() {
         f.run("web", &request("/", &headers)),
         Some(Err(FilterError::RequestTooLarge))
     );
+    let odd: [(&str, &[u8]); 1] = [("Ünïcode", b"x")];
+    assert_eq!(
+        f.run("web", &request("/", &odd)),
+        Some(Err(FilterError::NonAsciiHeaderName))
+    );
     // A long body is only cut.
     let ua: [(&str, &[u8]); 1] = [("User-Agent", b"curl")];
     let body = vec![b'b'; 100_000];
@@ -554,4 +559,50 @@ fn random_and_mutated_modules_never_panic() {
         let _ = f.install("web", &wasm);
     }
     println!("{loaded} of 300 mutated modules still loaded");
+}
+
+#[test]
+fn a_free_memory_probe_refuses_modules_the_heap_cannot_hold() {
+    let wasm = example("block_ua");
+    let mut f = Filters::default();
+    f.set_free_memory_probe(|| 40 * 1024);
+    // 3.9 KB × 12 + 16 KiB memory + 16 KiB stack + 8 KiB > 40 KiB.
+    assert_eq!(f.install("web", &wasm).err(), Some(LoadError::OutOfMemory));
+    assert_eq!(f.list().count(), 0);
+    f.set_free_memory_probe(|| 200 * 1024);
+    assert!(f.install("web", &wasm).is_ok());
+}
+
+#[test]
+fn instantiation_failures_are_errors() {
+    let mut f = Filters::default();
+    // A data segment beyond the memory.
+    let data = wat_module(1, "i32.const 0", r#"(data (i32.const 65530) "0123456789")"#);
+    // (WebAssembly makes this a trap during instantiation.)
+    assert_eq!(
+        f.install("web", &data).err(),
+        Some(LoadError::Setup(FilterError::Trap {
+            reason: "out of bounds memory access"
+        }))
+    );
+    // A table far larger than the limiter allows.
+    let table = wat_module(1, "i32.const 0", "(table 100000 funcref)");
+    assert!(matches!(
+        f.install("web", &table).err(),
+        Some(LoadError::Instantiate(_))
+    ));
+    // A 64-bit memory.
+    let memory64 = wat::parse_str(r#"(module (memory (export "memory") i64 1))"#).unwrap();
+    assert!(matches!(
+        f.install("web", &memory64).err(),
+        Some(LoadError::UnsupportedMemory | LoadError::Invalid(_))
+    ));
+    // Growing past the cap in the start function fails quietly (-1), the filter loads.
+    let grow = wat_module(
+        1,
+        "i32.const 0",
+        "(func $s i32.const 1 memory.grow drop) (start $s)",
+    );
+    let info = f.install("web", &grow).unwrap();
+    assert_eq!(info.memory_bytes, 64 * 1024);
 }

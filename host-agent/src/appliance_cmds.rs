@@ -715,6 +715,25 @@ enum FilterAction {
         /// The service.
         service: String,
     },
+    /// Check FILE.wasm offline with the appliance's own runtime and limits (validation,
+    /// memory cap, ABI) and run it on one request: prints the verdict and the fuel used.
+    /// Exit status 1 if the module is refused or the run fails. No appliance needed.
+    Check {
+        /// The WebAssembly module.
+        file: PathBuf,
+        /// Request method.
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// Request target.
+        #[arg(long, default_value = "/")]
+        path: String,
+        /// A header `Name: value` (repeat for more).
+        #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+        /// The client's address.
+        #[arg(long, default_value = "192.0.2.1")]
+        client: std::net::Ipv4Addr,
+    },
 }
 
 fn service_name(service: &str) -> Result<Name, ExitCode> {
@@ -727,10 +746,94 @@ fn service_name(service: &str) -> Result<Name, ExitCode> {
     }
 }
 
-/// `fulcrum filter upload|list|remove`.
+/// `fulcrum filter check`: the module through the firmware's runtime, on this machine.
+fn check_filter(
+    file: &std::path::Path,
+    method: &str,
+    path: &str,
+    headers: &[String],
+    client: std::net::Ipv4Addr,
+) -> Result<ExitCode> {
+    use fulcrum_firmware::filter::{FilterAction, FilterRequest, Filters};
+    let wasm = match std::fs::read(file) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("fulcrum: {}: {e}", file.display());
+            return Ok(ExitCode::from(USAGE));
+        }
+    };
+    let mut parsed = Vec::new();
+    for h in headers {
+        let Some((name, value)) = h.split_once(':') else {
+            eprintln!("fulcrum: a header is `Name: value`, not {h:?}");
+            return Ok(ExitCode::from(USAGE));
+        };
+        parsed.push((name.trim(), value.trim().as_bytes()));
+    }
+    let mut filters = Filters::default();
+    let info = match filters.install("check", &wasm) {
+        Ok(info) => info,
+        Err(e) => {
+            eprintln!("fulcrum: {}: refused: {e}", file.display());
+            return Ok(ExitCode::from(REFUSED));
+        }
+    };
+    println!(
+        "module   {} bytes, sha256 {}, {} bytes of memory",
+        info.size,
+        fulcrum_host::filters::hex(&info.sha256),
+        info.memory_bytes
+    );
+    let request = FilterRequest {
+        client,
+        method,
+        path,
+        minor_version: 1,
+        headers: &parsed,
+        body_prefix: b"",
+    };
+    match filters.run("check", &request) {
+        Some(Ok(outcome)) => {
+            let action = match &outcome.action {
+                FilterAction::Allow => "allow".to_string(),
+                FilterAction::Deny { status } => format!("deny {status}"),
+                FilterAction::Route { pool } => format!("route to pool {pool}"),
+            };
+            println!("verdict  {action}");
+            for edit in &outcome.set_headers {
+                println!(
+                    "header   {:?} {}: {}",
+                    edit.op,
+                    edit.name,
+                    String::from_utf8_lossy(&edit.value)
+                );
+            }
+            println!(
+                "fuel     {} of {}",
+                outcome.fuel_used,
+                filters.limits().fuel_per_request
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Err(e)) => {
+            eprintln!("fulcrum: {}: the filter failed: {e}", file.display());
+            Ok(ExitCode::from(REFUSED))
+        }
+        None => Ok(ExitCode::from(REFUSED)),
+    }
+}
+
+/// `fulcrum filter upload|list|remove|check`.
 pub fn filter(target: &TargetArgs, args: FilterArgs) -> Result<ExitCode> {
     use fulcrum_host::filters;
     match args.action {
+        FilterAction::Check {
+            file,
+            method,
+            path,
+            headers,
+            client,
+        } => check_filter(&file, &method, &path, &headers, client),
         FilterAction::Upload { service, file } => {
             let service = match service_name(&service) {
                 Ok(n) => n,

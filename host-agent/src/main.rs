@@ -106,7 +106,8 @@ enum Command {
     #[command(after_help = EXIT_CODES)]
     Flash(appliance_cmds::FlashArgs),
     /// WebAssembly filters of L7 services: `fulcrum filter upload web block-ua.wasm`,
-    /// `fulcrum filter list [--json]`, `fulcrum filter remove web`.
+    /// `fulcrum filter list [--json]`, `fulcrum filter remove web`, and offline
+    /// `fulcrum filter check block-ua.wasm -H "User-Agent: sqlmap"`.
     ///
     /// The appliance validates each module itself, runs it with a fuel budget and a
     /// memory cap, and swaps it in atomically; a refused module changes nothing.

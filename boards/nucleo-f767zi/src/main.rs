@@ -21,6 +21,8 @@
 
 mod flash_store;
 mod fpga_bus;
+#[cfg(feature = "filters")]
+mod heap;
 mod stack;
 mod watchdog;
 
@@ -197,6 +199,8 @@ async fn main(spawner: Spawner) {
 /// Brings up the hardware, boots the appliance and spawns the tasks.
 #[inline(never)]
 fn setup(spawner: Spawner) {
+    #[cfg(feature = "filters")]
+    heap::init();
     let p = embassy_stm32::init(clocks());
     if let Some(mut core) = cortex_m::Peripherals::take() {
         // Instruction cache only: the data cache would need cache maintenance around the
@@ -319,6 +323,12 @@ fn boot(
     staging: &mut fulcrum_model::config::Config,
 ) -> &'static RefCell<App> {
     let app = create_appliance(bus, store);
+    #[cfg(feature = "filters")]
+    {
+        let mut app = app.borrow_mut();
+        app.filters_mut().set_limits(heap::FILTER_LIMITS);
+        app.filters_mut().set_free_memory_probe(heap::free);
+    }
     restore_config(app, staging);
     app
 }

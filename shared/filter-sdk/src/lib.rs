@@ -55,7 +55,7 @@
 //! | 6 | 2 | number of headers |
 //! | 8 | 2 + m | method: length, then bytes (UTF-8) |
 //! | | 2 + p | path (request target): length, then bytes (UTF-8) |
-//! | | per header | name: 2-byte length + bytes (UTF-8); value: 2-byte length + bytes |
+//! | | per header | name: 2-byte length + bytes (ASCII); value: 2-byte length + bytes |
 //! | | 4 + b | body prefix: length, then bytes |
 //!
 //! Nothing may follow the body prefix. Headers are in request order, names as received.

@@ -36,11 +36,18 @@ pub enum EncodeError {
     /// The request line and headers alone do not fit the buffer, or a field is longer
     /// than its length prefix can say (65535 bytes, 65535 headers).
     TooLarge,
+    /// A header name is not ASCII (HTTP tokens are; the ABI promises filters ASCII).
+    NonAsciiHeaderName,
 }
 
 impl core::fmt::Display for EncodeError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("the request's line and headers do not fit the filter's input buffer")
+        match self {
+            EncodeError::TooLarge => {
+                f.write_str("the request's line and headers do not fit the filter's input buffer")
+            }
+            EncodeError::NonAsciiHeaderName => f.write_str("a header name is not ASCII"),
+        }
     }
 }
 
@@ -73,6 +80,9 @@ pub fn encode(req: &FilterRequest<'_>, buf: &mut [u8]) -> Result<usize, EncodeEr
             .any(|(n, v)| n.len() > usize::from(u16::MAX) || v.len() > usize::from(u16::MAX))
     {
         return Err(EncodeError::TooLarge);
+    }
+    if req.headers.iter().any(|(n, _)| !n.is_ascii()) {
+        return Err(EncodeError::NonAsciiHeaderName);
     }
     let body_len = req
         .body_prefix
@@ -120,8 +130,10 @@ impl Writer<'_> {
 pub enum DecodeError {
     /// A field runs past the end of the input.
     Truncated,
-    /// The method, path or a header name is not UTF-8.
+    /// The method or path is not UTF-8.
     NotUtf8,
+    /// A header name is not ASCII.
+    NotAscii,
     /// Bytes follow the body prefix, or reserved flag bits are set.
     Malformed,
 }
@@ -190,7 +202,12 @@ impl<'a> Request<'a> {
         let path = r.text()?;
         let start = r.rest;
         for _ in 0..header_count {
-            r.text()?;
+            // Names are ASCII (HTTP tokens): checked here with a plain loop, turned into
+            // `&str` only when a caller asks; `core::str::from_utf8` per field costs
+            // several hundred fuel in an interpreted filter.
+            if !r.short()?.is_ascii() {
+                return Err(DecodeError::NotAscii);
+            }
             r.short()?;
         }
         let header_bytes = &start[..start.len() - r.rest.len()];
@@ -258,9 +275,20 @@ impl<'a> Request<'a> {
 
     /// The value of the first header called `name` (ASCII case-insensitive).
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
-        self.headers()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        self.raw_headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v)
+    }
+
+    /// The headers with their names as bytes (cheaper than [`Request::headers`] in a
+    /// filter: no `&str` is built).
+    pub fn raw_headers(&self) -> RawHeaders<'a> {
+        RawHeaders {
+            reader: Reader {
+                rest: self.header_bytes,
+            },
+            left: self.header_count,
+        }
     }
 }
 
@@ -285,8 +313,29 @@ impl<'a> Iterator for Headers<'a> {
             return None;
         }
         self.left -= 1;
-        // Checked by `Request::parse`: these cannot fail.
+        // Checked by `Request::parse` (lengths, ASCII names): these cannot fail.
         let name = self.reader.text().ok()?;
+        let value = self.reader.short().ok()?;
+        Some((name, value))
+    }
+}
+
+/// The headers of a [`Request`] with names as bytes: `(name, value)`.
+#[derive(Debug, Clone)]
+pub struct RawHeaders<'a> {
+    reader: Reader<'a>,
+    left: u16,
+}
+
+impl<'a> Iterator for RawHeaders<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let name = self.reader.short().ok()?;
         let value = self.reader.short().ok()?;
         Some((name, value))
     }
@@ -327,6 +376,10 @@ mod tests {
         assert_eq!(got, headers);
         assert_eq!(view.header("user-agent"), Some(&b"curl/8"[..]));
         assert_eq!(view.header("cookie"), None);
+        assert_eq!(
+            view.raw_headers().nth(1),
+            Some((&b"User-Agent"[..], &b"curl/8"[..]))
+        );
         assert_eq!(view.body_prefix(), b"hello");
         assert!(!view.body_cut());
     }
@@ -390,6 +443,17 @@ mod tests {
         let mut utf = buf;
         utf[10] = 0xff; // first byte of the method
         assert_eq!(Request::parse(&utf[..n]).err(), Some(DecodeError::NotUtf8));
+        let mut name = buf;
+        name[10 + 3 + 2 + 15 + 2] = 0xc3; // first byte of the header name
+        assert_eq!(
+            Request::parse(&name[..n]).err(),
+            Some(DecodeError::NotAscii)
+        );
+        let headers: [(&str, &[u8]); 1] = [("Hôst", b"x")];
+        assert_eq!(
+            encode(&sample(&headers, b""), &mut buf),
+            Err(EncodeError::NonAsciiHeaderName)
+        );
     }
 
     proptest::proptest! {
