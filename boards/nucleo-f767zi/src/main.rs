@@ -72,8 +72,10 @@ const MANAGEMENT_PORT: u16 = 7070;
 const PROBES: usize = 8;
 /// L7 proxy workers (each a client and a backend socket).
 const L7_WORKERS: usize = 2;
+/// L7 services the board proxies (the schema allows more; RAM does not).
+const L7_SERVICES: usize = 1;
 /// Each L7 worker's buffers (socket buffers, request, response, heads): the largest head.
-const L7_BUF: usize = 1536;
+const L7_BUF: usize = 1024;
 /// Sockets: the probes, the management connection and the L7 workers.
 const SOCKETS: usize = PROBES + 1 + 2 * L7_WORKERS;
 /// Address (and prefix length) without a saved config.
@@ -121,7 +123,8 @@ static UART_RX: ConstStaticCell<[u8; 2048]> = ConstStaticCell::new([0; 2048]);
 static LEARNED: StaticCell<net::Learned> = StaticCell::new();
 static L7_BUFS: ConstStaticCell<[ProxyBuffers<L7_BUF>; L7_WORKERS]> =
     ConstStaticCell::new([const { ProxyBuffers::new() }; L7_WORKERS]);
-static PROXY: ConstStaticCell<RefCell<L7Proxy>> = ConstStaticCell::new(RefCell::new(L7Proxy::new()));
+static PROXY: ConstStaticCell<RefCell<L7Proxy<L7_SERVICES>>> =
+    ConstStaticCell::new(RefCell::new(L7Proxy::new()));
 static L7_CONTEXT: StaticCell<L7Context> = StaticCell::new();
 static WAKE: StaticCell<Wake> = StaticCell::new();
 
@@ -184,7 +187,7 @@ impl Interface {
 
 type RngCell = RefCell<Rng<'static, peripherals::RNG>>;
 type Context = Management<'static, 'static, Bus, Store>;
-type L7Context = ProxyContext<'static, 'static, Bus, Store, NoFilters>;
+type L7Context = ProxyContext<'static, 'static, Bus, Store, NoFilters, L7_SERVICES>;
 
 static RNG_CELL: StaticCell<RngCell> = StaticCell::new();
 static CONTEXT: StaticCell<Context> = StaticCell::new();

@@ -34,8 +34,8 @@ use fulcrum_model::compile::{ControlPlane, build_member_ring};
 use fulcrum_model::config::{Algorithm, Config, Mode, Name};
 use fulcrum_model::hash::ToeplitzKey;
 use fulcrum_model::l7::{
-    FilterFailure, L7Settings, MAX_L7_RULES, MAX_L7_SERVICES, PoolName, RateLimiter, RequestView,
-    cookie_token, cookie_value,
+    FilterFailure, L7Settings, MAX_L7_SERVICES, PoolName, RateLimiter, RequestView, cookie_token,
+    cookie_value,
 };
 use fulcrum_model::select::{Candidates, SelectState};
 use fulcrum_model::tables::{BACKEND_SLOTS, MEMBER_SLOTS, NO_BACKEND};
@@ -45,12 +45,12 @@ use self::http::{Reject, RequestHead, ResponseHead, is_hop_by_hop, lists_token, 
 
 /// The first local port the MCU listens on for L7 services (one port per service).
 pub const L7_PORT_BASE: u16 = 7100;
-/// Pools of one L7 service: the default pool plus one per route target.
-pub const MAX_POOLS: usize = MAX_L7_RULES + 1;
-/// Size of a pool's Maglev ring (a prime; pools hold at most 32 backends).
-pub const POOL_RING: usize = 251;
-/// Clients whose token buckets one L7 service remembers.
-pub const RATE_CLIENTS: usize = 64;
+/// Pools of one L7 service: the default pool and the named ones the config allows.
+pub const MAX_POOLS: usize = fulcrum_model::l7::MAX_NAMED_POOLS + 1;
+/// Size of a pool's Maglev ring (a prime, at least twice the 32 backends a pool can hold).
+pub const POOL_RING: usize = 127;
+/// Clients whose token buckets one L7 service remembers (least recently seen replaced).
+pub const RATE_CLIENTS: usize = 32;
 
 /// Counters of one L7 service.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -78,6 +78,19 @@ pub struct L7Counters {
 }
 
 impl L7Counters {
+    const ZERO: L7Counters = L7Counters {
+        requests: 0,
+        responses: [0; 5],
+        rejected: [0; Reject::ALL.len()],
+        rate_limited: 0,
+        denied: 0,
+        filter_denied: 0,
+        filter_failures: 0,
+        no_backend: 0,
+        backend_errors: 0,
+        persisted: 0,
+    };
+
     /// Counts a parser refusal.
     pub fn reject(&mut self, why: Reject) {
         if let Some(i) = Reject::ALL.iter().position(|&r| r == why) {
@@ -112,6 +125,21 @@ pub struct L7Service {
     limiter: RateLimiter<RATE_CLIENTS>,
     /// Counters.
     pub counters: L7Counters,
+}
+
+impl L7Service {
+    const EMPTY: L7Service = L7Service {
+        name: Name::new(),
+        vip: Ipv4Addr::UNSPECIFIED,
+        port: 0,
+        local_port: 0,
+        algorithm: Algorithm::RoundRobin,
+        settings: L7Settings::DEFAULT,
+        pools: Vec::new(),
+        select: SelectState::new(),
+        limiter: RateLimiter::new(),
+        counters: L7Counters::ZERO,
+    };
 }
 
 /// Why a request is answered by the proxy itself.
@@ -163,30 +191,45 @@ pub struct Forward {
     pub set_cookie: Option<[u8; 8]>,
 }
 
-/// The proxy's state: the L7 services of the running config, their pools, rate limiters,
-/// selection state, active requests per backend and counters.
-pub struct L7Proxy {
-    services: Vec<L7Service, MAX_L7_SERVICES>,
+/// The proxy's state: the L7 services of the running config (the first `N`; a board
+/// short of RAM serves fewer than the schema's [`MAX_L7_SERVICES`]), their pools, rate
+/// limiters, selection state, active requests per backend and counters.
+pub struct L7Proxy<const N: usize = MAX_L7_SERVICES> {
+    services: Vec<L7Service, N>,
     commits_seen: Option<u64>,
     config_generation: Option<u32>,
-    key: ToeplitzKey,
+    key: Option<ToeplitzKey>,
     active: [u32; BACKEND_SLOTS],
 }
 
-impl Default for L7Proxy {
+impl<const N: usize> Default for L7Proxy<N> {
     fn default() -> Self {
         Self::new()
     }
 }
 
 impl L7Proxy {
+    /// The (VIP, port, local port) of every L7 service in `config`, the translation the
+    /// driver applies.
+    pub fn listeners(config: &Config) -> impl Iterator<Item = (Ipv4Addr, u16, u16)> + '_ {
+        config
+            .services
+            .iter()
+            .filter(|s| s.mode == Mode::L7)
+            .take(MAX_L7_SERVICES)
+            .enumerate()
+            .map(|(i, s)| (s.vip, s.port, L7_PORT_BASE + i as u16))
+    }
+}
+
+impl<const N: usize> L7Proxy<N> {
     /// No services.
     pub const fn new() -> Self {
         L7Proxy {
             services: Vec::new(),
             commits_seen: None,
             config_generation: None,
-            key: ToeplitzKey::new(fulcrum_model::hash::RSS_DEFAULT_KEY),
+            key: None,
             active: [0; BACKEND_SLOTS],
         }
     }
@@ -203,18 +246,6 @@ impl L7Proxy {
             .position(|s| s.local_port == local_port)
     }
 
-    /// The (VIP, port, local port) of every L7 service in `config`, the translation the
-    /// driver applies.
-    pub fn listeners(config: &Config) -> impl Iterator<Item = (Ipv4Addr, u16, u16)> + '_ {
-        config
-            .services
-            .iter()
-            .filter(|s| s.mode == Mode::L7)
-            .take(MAX_L7_SERVICES)
-            .enumerate()
-            .map(|(i, s)| (s.vip, s.port, L7_PORT_BASE + i as u16))
-    }
-
     /// Follows the running config and tables: call before each decision. Cheap when nothing
     /// changed (`generation` is the config generation, `commits` the table commits); on a
     /// change it rebuilds the pools (members and rings) from `cp`.
@@ -222,8 +253,14 @@ impl L7Proxy {
         if self.config_generation != Some(generation) {
             self.config_generation = Some(generation);
             self.commits_seen = None;
-            self.key = ToeplitzKey::new(config.appliance.hash_key());
-            let old = core::mem::take(&mut self.services);
+            self.key = Some(ToeplitzKey::new(config.appliance.hash_key()));
+            // Rebuilt in place (the MCU has no stack for a second copy); counters carry
+            // over by service name, rate-limit buckets start afresh.
+            let mut kept: Vec<(Name, L7Counters), N> = Vec::new();
+            for s in &self.services {
+                let _ = kept.push((s.name.clone(), s.counters));
+            }
+            self.services.clear();
             for (i, s) in config
                 .services
                 .iter()
@@ -231,28 +268,34 @@ impl L7Proxy {
                 .take(MAX_L7_SERVICES)
                 .enumerate()
             {
-                let settings = config
-                    .l7_settings(&s.name)
-                    .cloned()
-                    .unwrap_or_else(|| default_settings(&s.name));
-                let previous = old.iter().find(|o| o.name == s.name);
-                let mut service = L7Service {
-                    name: s.name.clone(),
-                    vip: s.vip,
-                    port: s.port,
-                    local_port: L7_PORT_BASE + i as u16,
-                    algorithm: s.algorithm,
-                    counters: previous.map(|p| p.counters).unwrap_or_default(),
-                    limiter: match previous {
-                        Some(p) if p.settings.rate_limit == settings.rate_limit => {
-                            p.limiter.clone()
-                        }
-                        _ => RateLimiter::new(),
-                    },
-                    settings,
-                    pools: Vec::new(),
-                    select: SelectState::default(),
+                if self.services.push(L7Service::EMPTY).is_err() {
+                    warn!(
+                        "L7 service {} is not served: this board proxies at most {} L7 services",
+                        s.name.as_str(),
+                        N
+                    );
+                    break;
+                }
+                let Some(service) = self.services.last_mut() else {
+                    break;
                 };
+                service.name.clone_from(&s.name);
+                service.vip = s.vip;
+                service.port = s.port;
+                service.local_port = L7_PORT_BASE + i as u16;
+                service.algorithm = s.algorithm;
+                service.counters = kept
+                    .iter()
+                    .find(|k| k.0 == s.name)
+                    .map(|k| k.1)
+                    .unwrap_or_default();
+                match config.l7_settings(&s.name) {
+                    Some(l7) => service.settings.clone_from(l7),
+                    None => {
+                        service.settings = L7Settings::DEFAULT;
+                        service.settings.service.clone_from(&s.name);
+                    }
+                }
                 // The default pool first, then pools in the order backends name them.
                 let _ = service.pools.push(Pool::new(None));
                 for b in &s.backends {
@@ -270,7 +313,6 @@ impl L7Proxy {
                         let _ = pool.members.push(slot as u16);
                     }
                 }
-                let _ = self.services.push(service);
             }
         }
         if self.commits_seen != Some(commits) {
@@ -345,7 +387,9 @@ impl L7Proxy {
         pool: Option<&str>,
         cp: &ControlPlane,
     ) -> Result<Forward, Refusal> {
-        let key = &self.key;
+        let Some(key) = &self.key else {
+            return Err(Refusal::NoBackend);
+        };
         let active = &self.active;
         let Some(s) = self.services.get_mut(svc) else {
             return Err(Refusal::NoBackend);
@@ -625,20 +669,6 @@ pub fn write_answer(out: &mut [u8], status: u16, close: bool, extra: &[u8]) -> u
         w.put(b"\n")
     })();
     w.len
-}
-
-fn default_settings(service: &str) -> L7Settings {
-    L7Settings {
-        service: Name::try_from(service).unwrap_or_default(),
-        cookie: None,
-        forwarded: true,
-        rate_limit: None,
-        filter_failure: FilterFailure::Open,
-        request_timeout: fulcrum_model::config::Millis(10_000),
-        backend_timeout: fulcrum_model::config::Millis(5_000),
-        routes: Vec::new(),
-        deny: Vec::new(),
-    }
 }
 
 impl Pool {

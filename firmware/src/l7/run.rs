@@ -59,16 +59,23 @@ impl<const N: usize> Default for ProxyBuffers<N> {
 }
 
 /// What the proxy's workers share.
-pub struct ProxyContext<'a, 'b, B: RegisterBus, S: ConfigStore, F: L7Filter> {
+pub struct ProxyContext<
+    'a,
+    'b,
+    B: RegisterBus,
+    S: ConfigStore,
+    F: L7Filter,
+    const P: usize = { super::MAX_L7_SERVICES },
+> {
     /// The appliance (config, tables, response-time feedback).
     pub app: Shared<'a, 'b, B, S>,
     /// The proxy state.
-    pub proxy: &'a RefCell<L7Proxy>,
+    pub proxy: &'a RefCell<L7Proxy<P>>,
     /// The request filters.
     pub filters: F,
 }
 
-impl<B: RegisterBus, S: ConfigStore, F: L7Filter> ProxyContext<'_, '_, B, S, F> {
+impl<B: RegisterBus, S: ConfigStore, F: L7Filter, const P: usize> ProxyContext<'_, '_, B, S, F, P> {
     /// Brings the proxy up to date with the appliance's config and tables.
     fn refresh(&self) {
         let app = self.app.borrow();
@@ -96,9 +103,9 @@ impl<B: RegisterBus, S: ConfigStore, F: L7Filter> ProxyContext<'_, '_, B, S, F> 
 }
 
 /// Runs proxy worker number `worker` forever.
-pub async fn worker<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize>(
+pub async fn worker<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize, const P: usize>(
     stack: Stack<'_>,
-    ctx: &ProxyContext<'_, '_, B, S, F>,
+    ctx: &ProxyContext<'_, '_, B, S, F, P>,
     worker: usize,
     bufs: &mut ProxyBuffers<N>,
 ) {
@@ -178,9 +185,9 @@ async fn answer(client: &mut TcpSocket<'_>, out: &mut [u8], status: u16, close: 
 }
 
 /// Serves one client connection: requests in order until either side closes.
-async fn serve<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize>(
+async fn serve<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize, const P: usize>(
     stack: Stack<'_>,
-    ctx: &ProxyContext<'_, '_, B, S, F>,
+    ctx: &ProxyContext<'_, '_, B, S, F, P>,
     svc: usize,
     client: &mut TcpSocket<'_>,
     io: &mut Io<'_, N>,
@@ -286,8 +293,8 @@ async fn serve<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize>(
     }
 }
 
-fn refuse<B: RegisterBus, S: ConfigStore, F: L7Filter>(
-    ctx: &ProxyContext<'_, '_, B, S, F>,
+fn refuse<B: RegisterBus, S: ConfigStore, F: L7Filter, const P: usize>(
+    ctx: &ProxyContext<'_, '_, B, S, F, P>,
     svc: usize,
     refusal: Refusal,
 ) {
@@ -299,8 +306,8 @@ fn refuse<B: RegisterBus, S: ConfigStore, F: L7Filter>(
 
 /// Rules, filter and choice for the request in `buf`; on success the backend and the
 /// length of the head written for it into `out`.
-fn decide<B: RegisterBus, S: ConfigStore, F: L7Filter>(
-    ctx: &ProxyContext<'_, '_, B, S, F>,
+fn decide<B: RegisterBus, S: ConfigStore, F: L7Filter, const P: usize>(
+    ctx: &ProxyContext<'_, '_, B, S, F, P>,
     svc: usize,
     peer: (Ipv4Addr, u16),
     buf: &[u8],
@@ -373,9 +380,9 @@ struct Exchange {
 /// client connection can take another request; `Err(Some(status))` when the client
 /// should get an error answer (nothing of a response was sent yet), `Err(None)` when the
 /// connection must just close.
-async fn exchange<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize>(
+async fn exchange<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize, const P: usize>(
     stack: Stack<'_>,
-    ctx: &ProxyContext<'_, '_, B, S, F>,
+    ctx: &ProxyContext<'_, '_, B, S, F, P>,
     client: &mut TcpSocket<'_>,
     io: &mut Io<'_, N>,
     have: &mut usize,

@@ -4,6 +4,7 @@
 //! The host keeps using [`Request`](crate::Request); a test checks both decodings agree.
 
 use fulcrum_model::config::{AdminState, Appliance, Config, MAX_SERVICES, Name, Service};
+use fulcrum_model::l7::{L7Settings, MAX_L7_SERVICES};
 use serde::Deserialize;
 
 use crate::message::FILTER_CHUNK;
@@ -161,7 +162,17 @@ pub fn decode_config_into<'a>(
         config.services.push(service).map_err(|_| DecodeError)?;
         rest = r;
     }
-    let (l7, rest) = take(rest)?;
-    config.l7 = l7;
+    // The L7 tables one at a time too (each is a few KiB; the list would not fit the
+    // MCU's stack).
+    config.l7.clear();
+    let (count, mut rest) = take::<usize>(rest)?;
+    if count > MAX_L7_SERVICES {
+        return Err(DecodeError);
+    }
+    for _ in 0..count {
+        let (l7, r) = take::<L7Settings>(rest)?;
+        config.l7.push(l7).map_err(|_| DecodeError)?;
+        rest = r;
+    }
     Ok(rest)
 }

@@ -53,6 +53,8 @@ use crate::config::{Config, Millis, Mode, Name, Protocol, ValidationErrors, boun
 pub const MAX_L7_SERVICES: usize = 4;
 /// Most routes, and most deny rules, of one L7 service.
 pub const MAX_L7_RULES: usize = 8;
+/// Most named pools of one L7 service (besides the default pool).
+pub const MAX_NAMED_POOLS: usize = 4;
 /// Longest pool name.
 pub const MAX_POOL_NAME: usize = 16;
 /// Longest text a rule matches (host, path prefix, header value).
@@ -100,16 +102,31 @@ pub struct L7Settings {
     pub deny: Vec<Rule, MAX_L7_RULES>,
 }
 
+impl L7Settings {
+    /// The settings of an L7 service without an `[[l7]]` table (no service name).
+    pub const DEFAULT: L7Settings = L7Settings {
+        service: String::new(),
+        cookie: None,
+        forwarded: true,
+        rate_limit: None,
+        filter_failure: FilterFailure::Open,
+        request_timeout: Millis(10_000),
+        backend_timeout: Millis(5_000),
+        routes: Vec::new(),
+        deny: Vec::new(),
+    };
+}
+
 fn yes() -> bool {
     true
 }
 
 fn default_request_timeout() -> Millis {
-    Millis(10_000)
+    L7Settings::DEFAULT.request_timeout
 }
 
 fn default_backend_timeout() -> Millis {
-    Millis(5_000)
+    L7Settings::DEFAULT.backend_timeout
 }
 
 /// A token bucket per client address.
@@ -543,6 +560,21 @@ impl Config {
                         format_args!("service[{index}].backend[{b}].name"),
                         format_args!("backend names \"{}\" and \"{}\" (backend[{other}]) give the same persistence cookie; rename one", backend.name, service.backends[other].name),
                     );
+                }
+            }
+        }
+        for (index, service) in self.services.iter().enumerate() {
+            let mut named: Vec<&PoolName, { MAX_NAMED_POOLS + 1 }> = Vec::new();
+            for (b, backend) in service.backends.iter().enumerate() {
+                if let Some(pool) = &backend.pool
+                    && !named.contains(&pool)
+                    && named.push(pool).is_err()
+                {
+                    errors.push(
+                        format_args!("service[{index}].backend[{b}].pool"),
+                        format_args!("pool \"{pool}\" is one more than the {MAX_NAMED_POOLS} named pools an L7 service can have"),
+                    );
+                    break;
                 }
             }
         }

@@ -36,6 +36,13 @@ pub struct SelectState {
 
 impl Default for SelectState {
     fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SelectState {
+    /// Every cursor and counter at zero.
+    pub const fn new() -> Self {
         SelectState {
             rr_cursor: [0; SERVICE_SLOTS],
             wrr_current: [[0; MEMBER_SLOTS]; SERVICE_SLOTS],
