@@ -30,6 +30,7 @@ pub mod flow_table;
 pub mod parser;
 pub mod ram;
 pub mod regs;
+pub mod rewrite;
 pub mod select;
 pub mod sim;
 pub mod stream;
