@@ -48,7 +48,8 @@ pub struct ChecksumUpdate {
     keep_zero1: DFF<Bit>,
     udp1: DFF<Bit>,
     valid2: DFF<Bit>,
-    sum2: DFF<Bits<19>>,
+    sum2: DFF<Bits<16>>,
+    carry2: DFF<Bits<3>>,
     keep_zero2: DFF<Bit>,
     udp2: DFF<Bit>,
     valid3: DFF<Bit>,
@@ -57,8 +58,8 @@ pub struct ChecksumUpdate {
     advance: Signal<Local, Bit>,
     negated: Signal<Local, Bits<16>>,
     inv_old: Signal<Local, Bits<32>>,
-    fold_once: Signal<Local, Bits<19>>,
-    fold_twice: Signal<Local, Bits<19>>,
+    sum_all: Signal<Local, Bits<19>>,
+    fold_once: Signal<Local, Bits<17>>,
     folded: Signal<Local, Bits<16>>,
     complement: Signal<Local, Bits<16>>,
 }
@@ -74,7 +75,7 @@ impl Logic for ChecksumUpdate {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, valid1, part_a1, part_b1, part_c1, keep_zero1, udp1, valid2, sum2,
+            self, clock, valid1, part_a1, part_b1, part_c1, keep_zero1, udp1, valid2, sum2, carry2,
             keep_zero2, udp2, valid3, result3
         );
         self.advance.next = !self.valid3.q.val() | self.m_ready.val();
@@ -87,33 +88,43 @@ impl Logic for ChecksumUpdate {
             self.negated.next = 0xffff.into();
         }
         self.inv_old.next = !self.old.val();
+        // The data registers load only with a valid update (their value is meaningless
+        // otherwise): rust-hdl 0.46 simulates `get_bits` and shifts with big integers,
+        // so they must not run on every delta cycle.
         if self.advance.val() {
             self.valid1.d.next = self.s_valid.val();
-            self.part_a1.d.next = bit_cast::<17, 16>(self.negated.val())
-                + bit_cast::<17, 16>(self.inv_old.val().get_bits::<16>(16));
-            self.part_b1.d.next = bit_cast::<17, 16>(self.inv_old.val().get_bits::<16>(0))
-                + bit_cast::<17, 16>(self.new.val().get_bits::<16>(16));
-            self.part_c1.d.next = self.new.val().get_bits::<16>(0);
-            self.keep_zero1.d.next = self.udp.val() & (self.checksum.val() == 0);
-            self.udp1.d.next = self.udp.val();
+            if self.s_valid.val() {
+                self.part_a1.d.next = bit_cast::<17, 16>(self.negated.val())
+                    + bit_cast::<17, 16>(self.inv_old.val().get_bits::<16>(16));
+                self.part_b1.d.next = bit_cast::<17, 16>(self.inv_old.val().get_bits::<16>(0))
+                    + bit_cast::<17, 16>(self.new.val().get_bits::<16>(16));
+                self.part_c1.d.next = self.new.val().get_bits::<16>(0);
+                self.keep_zero1.d.next = self.udp.val() & (self.checksum.val() == 0);
+                self.udp1.d.next = self.udp.val();
+            }
         }
 
-        // Stage 2: the whole sum.
+        // Stage 2: the whole sum, kept as low 16 bits and carries.
+        self.sum_all.next = bit_cast::<19, 17>(self.part_a1.q.val())
+            + bit_cast::<19, 17>(self.part_b1.q.val())
+            + bit_cast::<19, 16>(self.part_c1.q.val());
         if self.advance.val() {
             self.valid2.d.next = self.valid1.q.val();
-            self.sum2.d.next = bit_cast::<19, 17>(self.part_a1.q.val())
-                + bit_cast::<19, 17>(self.part_b1.q.val())
-                + bit_cast::<19, 16>(self.part_c1.q.val());
-            self.keep_zero2.d.next = self.keep_zero1.q.val();
-            self.udp2.d.next = self.udp1.q.val();
+            if self.valid1.q.val() {
+                self.sum2.d.next = self.sum_all.val().get_bits::<16>(0);
+                self.carry2.d.next = self.sum_all.val().get_bits::<3>(16);
+                self.keep_zero2.d.next = self.keep_zero1.q.val();
+                self.udp2.d.next = self.udp1.q.val();
+            }
         }
 
         // Stage 3: fold with end-around carry (twice), complement, UDP rules.
-        self.fold_once.next = bit_cast::<19, 16>(self.sum2.q.val().get_bits::<16>(0))
-            + bit_cast::<19, 3>(self.sum2.q.val().get_bits::<3>(16));
-        self.fold_twice.next = bit_cast::<19, 16>(self.fold_once.val().get_bits::<16>(0))
-            + bit_cast::<19, 3>(self.fold_once.val().get_bits::<3>(16));
-        self.folded.next = self.fold_twice.val().get_bits::<16>(0);
+        self.fold_once.next =
+            bit_cast::<17, 16>(self.sum2.q.val()) + bit_cast::<17, 3>(self.carry2.q.val());
+        self.folded.next = bit_cast::<16, 17>(self.fold_once.val());
+        if self.fold_once.val().get_bit(16) {
+            self.folded.next = bit_cast::<16, 17>(self.fold_once.val()) + 1;
+        }
         self.complement.next = !self.folded.val();
         if self.advance.val() {
             self.valid3.d.next = self.valid2.q.val();

@@ -40,7 +40,7 @@ mod tests {
         generate_verilog(&uut)
     }
 
-    const FIELDS: [&str; 17] = [
+    const FIELDS: [&str; 18] = [
         "status",
         "l4_kind",
         "dst_mac",
@@ -58,10 +58,13 @@ mod tests {
         "src_port",
         "dst_port",
         "tcp_flags",
+        "l4_checksum",
     ];
 
     fn testbench(beats: usize, frames: usize) -> String {
-        let widths = [4, 3, 48, 48, 1, 16, 16, 8, 8, 16, 8, 32, 32, 8, 16, 16, 8];
+        let widths = [
+            4, 3, 48, 48, 1, 16, 16, 8, 8, 16, 8, 32, 32, 8, 16, 16, 8, 16,
+        ];
         let mut tb = String::new();
         writeln!(tb, "`timescale 1ns/1ps\nmodule tb;").unwrap();
         writeln!(tb, "reg clock = 0;\nalways #4 clock = ~clock;").unwrap();
@@ -239,6 +242,9 @@ mod tests {
             if want.tcp_flags.is_some() {
                 let f = field("tcp_flags");
                 got.tcp_flags = Some((f & 2 != 0, f & 0x10 != 0, f & 1 != 0, f & 4 != 0));
+            }
+            if want.l4_checksum.is_some() {
+                got.l4_checksum = Some(field("l4_checksum"));
             }
             assert_eq!(got, want, "frame {n} in the Verilog simulation");
         }

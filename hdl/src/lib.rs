@@ -13,6 +13,7 @@
 //! | block RAM | [`ram`] | — |
 //! | look up | [`flow_table`] | `flow::SetAssociative` (lookup, insert, replacement) |
 //! | rewrite (checksums) | [`checksum`] | `checksum::update16`, `update32`, `update_udp16`, `update_udp32` |
+//! | rewrite (frames) | [`rewrite`] | `rewrite::set_macs`, `rewrite_endpoints`, `encapsulate`, `encapsulated_len` |
 //! | hash | [`toeplitz`] | `hash::ToeplitzKey::hash_v4`, `hash` (source only) |
 //! | registers (parallel bus, SPI) | [`regs`] | `regmap::RegisterFile`, `regmap::spi` |
 //! | select (ring, round robin) | [`select`] | `select::SelectState::select`, `maglev::lookup` |
@@ -30,6 +31,7 @@ pub mod flow_table;
 pub mod parser;
 pub mod ram;
 pub mod regs;
+pub mod rewrite;
 pub mod select;
 pub mod sim;
 pub mod stream;

@@ -113,6 +113,8 @@ pub struct HeaderSource {
     pub dst_port: Signal<Out, Bits<16>>,
     /// TCP flags byte (FIN 0x01, SYN 0x02, RST 0x04, ACK 0x10).
     pub tcp_flags: Signal<Out, Bits<8>>,
+    /// TCP or UDP checksum as received (transport offset 16 or 6), for the rewrite.
+    pub l4_checksum: Signal<Out, Bits<16>>,
     /// Frame length in bytes (saturating at 65535).
     pub frame_len: Signal<Out, Bits<16>>,
 }
@@ -163,6 +165,8 @@ pub struct HeaderSink {
     pub dst_port: Signal<In, Bits<16>>,
     /// See [`HeaderSource`].
     pub tcp_flags: Signal<In, Bits<8>>,
+    /// See [`HeaderSource`].
+    pub l4_checksum: Signal<In, Bits<16>>,
     /// See [`HeaderSource`].
     pub frame_len: Signal<In, Bits<16>>,
 }
@@ -222,6 +226,8 @@ pub struct HeaderParser {
     udp_len: DFF<Bits<16>>,
     tcp_offset: DFF<Bits<8>>,
     tcp_flags: DFF<Bits<8>>,
+    tcp_csum: DFF<Bits<16>>,
+    udp_csum: DFF<Bits<16>>,
     // Ones-complement sum of the IPv4 header words so far, and the high byte of a word.
     csum: DFF<Bits<16>>,
     csum_high: DFF<Bits<8>>,
@@ -294,6 +300,8 @@ impl HeaderParser {
             udp_len: Default::default(),
             tcp_offset: Default::default(),
             tcp_flags: Default::default(),
+            tcp_csum: Default::default(),
+            udp_csum: Default::default(),
             csum: Default::default(),
             csum_high: Default::default(),
             beat: Default::default(),
@@ -353,6 +361,8 @@ impl Logic for HeaderParser {
             udp_len,
             tcp_offset,
             tcp_flags,
+            tcp_csum,
+            udp_csum,
             csum,
             csum_high,
             flagged,
@@ -495,6 +505,12 @@ impl Logic for HeaderParser {
                 if self.l4_idx.val() == 13 {
                     self.tcp_flags.d.next = self.s_axis.tdata.val();
                 }
+                if (self.l4_idx.val() == 6) | (self.l4_idx.val() == 7) {
+                    self.udp_csum.d.next = (self.udp_csum.q.val() << 8) | self.byte16.val();
+                }
+                if (self.l4_idx.val() == 16) | (self.l4_idx.val() == 17) {
+                    self.tcp_csum.d.next = (self.tcp_csum.q.val() << 8) | self.byte16.val();
+                }
             }
             if self.s_axis.tlast.val() {
                 self.done.d.next = true;
@@ -599,6 +615,10 @@ impl Logic for HeaderParser {
         self.m_hdr.src_port.next = self.src_port.q.val();
         self.m_hdr.dst_port.next = self.dst_port.q.val();
         self.m_hdr.tcp_flags.next = self.tcp_flags.q.val();
+        self.m_hdr.l4_checksum.next = self.udp_csum.q.val();
+        if self.protocol.q.val() == 6 {
+            self.m_hdr.l4_checksum.next = self.tcp_csum.q.val();
+        }
         self.m_hdr.frame_len.next = self.count.q.val();
 
         // Header taken: back to idle, every capture cleared for the next frame.
@@ -627,6 +647,8 @@ impl Logic for HeaderParser {
             self.udp_len.d.next = 0.into();
             self.tcp_offset.d.next = 0.into();
             self.tcp_flags.d.next = 0.into();
+            self.tcp_csum.d.next = 0.into();
+            self.udp_csum.d.next = 0.into();
             self.csum.d.next = 0.into();
             self.csum_high.d.next = 0.into();
         }
@@ -691,6 +713,9 @@ mod tests {
         if expected.tcp_flags.is_some() {
             let f: u64 = h.tcp_flags.val().into();
             p.tcp_flags = Some((f & 2 != 0, f & 0x10 != 0, f & 1 != 0, f & 4 != 0));
+        }
+        if expected.l4_checksum.is_some() {
+            p.l4_checksum = Some(h.l4_checksum.val().into());
         }
         p
     }

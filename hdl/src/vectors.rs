@@ -34,6 +34,8 @@ pub struct ParsedHeader {
     pub ports: Option<(u64, u64)>,
     /// TCP flags as (syn, ack, fin, rst).
     pub tcp_flags: Option<(bool, bool, bool, bool)>,
+    /// TCP/UDP checksum bytes as received (what `rewrite_endpoints` reads).
+    pub l4_checksum: Option<u64>,
 }
 
 fn be(bytes: &[u8]) -> u64 {
@@ -79,10 +81,14 @@ impl ParsedHeader {
                             } => {
                                 p.ports = Some((u64::from(src_port), u64::from(dst_port)));
                                 p.tcp_flags = Some((flags.syn, flags.ack, flags.fin, flags.rst));
+                                let at = h.l4_offset() + 16;
+                                p.l4_checksum = Some(be(&frame[at..at + 2]));
                                 l4_kind::TCP
                             }
                             L4::Udp { src_port, dst_port } => {
                                 p.ports = Some((u64::from(src_port), u64::from(dst_port)));
+                                let at = h.l4_offset() + 6;
+                                p.l4_checksum = Some(be(&frame[at..at + 2]));
                                 l4_kind::UDP
                             }
                             L4::Icmp => l4_kind::ICMP,
