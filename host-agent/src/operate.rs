@@ -577,6 +577,36 @@ pub fn diff(running: Option<&Config>, new: &Config) -> ConfigDiff {
             }
         }
     }
+    // The [[l7]] tables, by the service they name: a change shows as `l7/SERVICE.field`.
+    let by_service = |v: &Value| -> Vec<(String, Value)> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| (x["service"].as_str().unwrap_or("").to_string(), x.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let old_l7 = by_service(&old_json["l7"]);
+    let new_l7 = by_service(&new_json["l7"]);
+    let mut l7_names: Vec<&String> = old_l7.iter().chain(&new_l7).map(|(n, _)| n).collect();
+    l7_names.dedup();
+    l7_names.sort();
+    l7_names.dedup();
+    for name in l7_names {
+        let find = |v: &[(String, Value)]| {
+            v.iter()
+                .find(|(n, _)| n == name)
+                .map_or(Value::Null, |(_, x)| x.clone())
+        };
+        fields(
+            &format!("l7/{name}"),
+            &find(&old_l7),
+            &find(&new_l7),
+            &["service"],
+            &mut d.services_changed,
+        );
+    }
     for (name, _) in &old_services {
         if d.services_removed.contains(name)
             && let Some((_, s)) = old_services.iter().find(|(n, _)| n == name)
@@ -658,9 +688,16 @@ mod tests {
         b.services[0].backends.pop();
         b.services[1].port = 5353;
         b.appliance.maglev_ring_size = 4093;
-        b.services.pop();
+        b.services.remove(1);
+        b.l7[0].cookie = None;
         let d = diff(Some(&a), &b);
         assert_eq!(d.services_removed, vec!["dns".to_string()]);
+        assert!(
+            d.services_changed
+                .iter()
+                .any(|c| c.path == "l7/app.cookie" && c.old == "\"FULCRUM\"" && c.new == "null"),
+            "{d:?}"
+        );
         assert!(
             d.backends_removed.contains(&"web/web-3".to_string()),
             "{d:?}"
@@ -687,7 +724,7 @@ mod tests {
         let fresh = diff(None, &a);
         assert_eq!(
             fresh.services_added,
-            vec!["web".to_string(), "dns".to_string()]
+            vec!["web".to_string(), "dns".to_string(), "app".to_string()]
         );
     }
 }
