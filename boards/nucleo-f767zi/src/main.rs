@@ -70,8 +70,12 @@ bind_interrupts!(struct Irqs {
 const MANAGEMENT_PORT: u16 = 7070;
 /// Health checks run at once (one TCP socket each).
 const PROBES: usize = 8;
-/// L7 proxy workers (each a client and a backend socket).
+/// L7 proxy workers (each a client and a backend socket); one in the `filters` image,
+/// whose heap takes the RAM of the second.
+#[cfg(not(feature = "filters"))]
 const L7_WORKERS: usize = 2;
+#[cfg(feature = "filters")]
+const L7_WORKERS: usize = 1;
 /// L7 services the board proxies (the schema allows more; RAM does not).
 const L7_SERVICES: usize = 1;
 /// Each L7 worker's buffers (socket buffers, request, response, heads): the largest head.

@@ -52,13 +52,13 @@ use crate::config::{Config, Millis, Mode, Name, Protocol, ValidationErrors, boun
 /// Most `[[l7]]` tables (and so L7 services) one appliance holds.
 pub const MAX_L7_SERVICES: usize = 4;
 /// Most routes, and most deny rules, of one L7 service.
-pub const MAX_L7_RULES: usize = 8;
+pub const MAX_L7_RULES: usize = 4;
 /// Most named pools of one L7 service (besides the default pool).
 pub const MAX_NAMED_POOLS: usize = 4;
 /// Longest pool name.
-pub const MAX_POOL_NAME: usize = 16;
+pub const MAX_POOL_NAME: usize = 12;
 /// Longest text a rule matches (host, path prefix, header value).
-pub const MAX_MATCH_TEXT: usize = 48;
+pub const MAX_MATCH_TEXT: usize = 40;
 /// Longest header name a rule matches.
 pub const MAX_HEADER_NAME: usize = 32;
 /// Longest persistence cookie name.
