@@ -46,7 +46,7 @@ use embassy_sync::mutex::Mutex;
 use embassy_time::Timer;
 use fulcrum_firmware::appliance::State;
 use fulcrum_firmware::l7::run::{ProxyBuffers, ProxyContext};
-use fulcrum_firmware::l7::{self, L7Proxy, NoFilters};
+use fulcrum_firmware::l7::{self, L7Proxy};
 use fulcrum_firmware::net::{self, LinkBuffers, Management, ProbeBuffers, SharedScratch, Wake};
 use fulcrum_firmware::persist::HEADER;
 use fulcrum_firmware::session::{Connection, Scratch};
@@ -191,7 +191,13 @@ impl Interface {
 
 type RngCell = RefCell<Rng<'static, peripherals::RNG>>;
 type Context = Management<'static, 'static, Bus, Store>;
-type L7Context = ProxyContext<'static, 'static, Bus, Store, NoFilters, L7_SERVICES>;
+/// The filters the L7 proxy runs: the appliance's WebAssembly filters in the `filters`
+/// image, none otherwise.
+#[cfg(feature = "filters")]
+type L7Filters = l7::run::AppFilters<'static, 'static, Bus, Store>;
+#[cfg(not(feature = "filters"))]
+type L7Filters = l7::NoFilters;
+type L7Context = ProxyContext<'static, 'static, Bus, Store, L7Filters, L7_SERVICES>;
 
 static RNG_CELL: StaticCell<RngCell> = StaticCell::new();
 static CONTEXT: StaticCell<Context> = StaticCell::new();
@@ -299,7 +305,10 @@ fn setup(spawner: Spawner) {
     let l7: &'static L7Context = L7_CONTEXT.init(ProxyContext {
         app,
         proxy: PROXY.take(),
-        filters: NoFilters,
+        #[cfg(feature = "filters")]
+        filters: l7::run::AppFilters(app),
+        #[cfg(not(feature = "filters"))]
+        filters: l7::NoFilters,
     });
     for (worker, bufs) in L7_BUFS.take().iter_mut().enumerate() {
         spawner.spawn(unwrap!(l7_task(stack, l7, worker, bufs)));
