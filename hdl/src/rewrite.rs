@@ -1230,13 +1230,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore]
-    fn speed_probe() {
-        let cases = cases(0x5e5e, 100);
-        run(&cases, Traffic::SMOOTH, 11);
-    }
-
-    #[test]
     fn every_mode_back_to_back_equals_the_model() {
         let cases = cases(0x5e5e, 800);
         check_coverage(&cases);
