@@ -605,6 +605,50 @@ fn response_times_reach_least_response_time_services_in_batches() {
 }
 
 #[test]
+fn l7_response_times_feed_least_response_time_like_checks() {
+    let text = config_text(CHECK, 2).replace(
+        "algorithm = \"maglev\"",
+        "algorithm = \"least_response_time\"",
+    );
+    let config = parse(&text);
+    let mut app = appliance(&config, MemStore::default());
+    app.apply(0, &config, false).unwrap();
+    // Checks settle both backends at 1 ms.
+    run(&mut app, 0, 5_000, &|_, _| true);
+    let slot = |app: &Appliance<'static, Bus, MemStore>, name: &str| {
+        app.control_plane().backend_slot("web", name).unwrap()
+    };
+    let rtt = |app: &mut Appliance<'static, Bus, MemStore>, s: usize| {
+        app.bus().target().backend(s).unwrap().rtt_us
+    };
+    let (w1, w2) = (slot(&app, "web-1"), slot(&app, "web-2"));
+    assert_eq!(rtt(&mut app, w2), 2_000);
+    // The proxy measures web-2 at 20 ms per request: the smoothed value climbs (α = 1/4)
+    // and reaches the data path at the next batched write; web-1 is untouched.
+    for i in 0..12u64 {
+        app.observe_response_time(w2, 20_000);
+        app.poll(5_000 + i * (fulcrum_firmware::appliance::RTT_BATCH_MS + 1));
+    }
+    let slow = rtt(&mut app, w2);
+    assert!((15_000..=20_000).contains(&slow), "{slow}");
+    assert_eq!(rtt(&mut app, w1), 2_000);
+
+    // A service that does not balance by response time gets no writes from it.
+    let maglev = parse(&config_text(CHECK, 2));
+    let mut app = appliance(&maglev, MemStore::default());
+    app.apply(0, &maglev, false).unwrap();
+    run(&mut app, 0, 5_000, &|_, _| true);
+    let w2 = slot(&app, "web-2");
+    let commits = app.commits();
+    for i in 0..12u64 {
+        app.observe_response_time(w2, 20_000);
+        app.poll(5_000 + i * (fulcrum_firmware::appliance::RTT_BATCH_MS + 1));
+    }
+    assert_eq!(app.commits(), commits);
+    assert_eq!(rtt(&mut app, w2), 0);
+}
+
+#[test]
 fn learned_macs_survive_a_config_change() {
     let text = config_text("kind = \"none\"\n", 2).replace("mac = \"02:00:00:00:01:0b\"\n", "");
     let config = parse(&text);
