@@ -590,7 +590,6 @@ pub fn diff(running: Option<&Config>, new: &Config) -> ConfigDiff {
     let old_l7 = by_service(&old_json["l7"]);
     let new_l7 = by_service(&new_json["l7"]);
     let mut l7_names: Vec<&String> = old_l7.iter().chain(&new_l7).map(|(n, _)| n).collect();
-    l7_names.dedup();
     l7_names.sort();
     l7_names.dedup();
     for name in l7_names {
