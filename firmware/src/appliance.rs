@@ -20,7 +20,7 @@ use fulcrum_mgmt::message::{
 #[cfg(feature = "filters")]
 use fulcrum_mgmt::message::{FilterInfo, MAX_FILTERS};
 use fulcrum_model::compile::ControlPlane;
-use fulcrum_model::config::{AdminState, Algorithm, Config, Name};
+use fulcrum_model::config::{AdminState, Algorithm, Config, Mode, Name};
 use fulcrum_model::counters::Counters;
 use fulcrum_model::regmap::{RegisterBus, RegisterWriter, read_counters};
 use fulcrum_model::tables::{BACKEND_SLOTS, BackendState};
@@ -99,6 +99,8 @@ pub struct Appliance<'b, B: RegisterBus, S: ConfigStore> {
     /// The WebAssembly filters of L7 services.
     #[cfg(feature = "filters")]
     filters: crate::filter::Filters,
+    /// Where the status reads the L7 proxy's counters.
+    l7_counters: Option<&'b dyn crate::l7::L7CounterSource>,
 }
 
 impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
@@ -119,7 +121,13 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             boot_ms: now,
             #[cfg(feature = "filters")]
             filters: crate::filter::Filters::default(),
+            l7_counters: None,
         }
+    }
+
+    /// Lets the status report the L7 proxy's counters (per service, read when asked).
+    pub fn set_l7_counters(&mut self, source: &'b dyn crate::l7::L7CounterSource) {
+        self.l7_counters = Some(source);
     }
 
     /// Loads the saved configuration, if any, and programs the data path with it. The record
@@ -649,6 +657,10 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
                 new_flows: sc.new_flows,
                 check_latency,
                 backends: heapless::Vec::new(),
+                l7: match (svc.mode, self.l7_counters) {
+                    (Mode::L7, Some(source)) => source.l7_counters(&svc.name).map(|c| c.status()),
+                    _ => None,
+                },
             };
             for be in &svc.backends {
                 let Some(slot) = self.st.cp.backend_slot(&svc.name, &be.name) else {

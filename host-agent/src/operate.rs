@@ -3,8 +3,9 @@
 
 use std::fmt::Write as _;
 
+use fulcrum_firmware::l7::http::Reject;
 use fulcrum_mgmt::message::{
-    BackendStatus, LATENCY_BUCKETS_US, Request, Response, ServiceStatus, StatusReport,
+    BackendStatus, L7Status, LATENCY_BUCKETS_US, Request, Response, ServiceStatus, StatusReport,
 };
 use fulcrum_model::config::Config;
 use fulcrum_model::counters::{DropReason, PuntReason};
@@ -110,6 +111,9 @@ pub fn render_status(status: &Status) -> String {
             s.return_packets,
             s.new_flows
         );
+        if let Some(l7) = &s.l7 {
+            let _ = writeln!(out, "{}", l7_line(l7));
+        }
         let _ = writeln!(
             out,
             "  {:<14} {:<21} {:<9} {:<26} {:>9} {:>7} {:>7} {:>9} {:>10} {:>12}",
@@ -169,7 +173,47 @@ pub fn render_status(status: &Status) -> String {
     out
 }
 
-/// The status as JSON (drops and punts by reason name).
+/// The L7 proxy's refusal counts by reason name (the firmware's order).
+fn l7_rejected(l7: &L7Status) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+    Reject::ALL
+        .iter()
+        .zip(l7.rejected.iter())
+        .map(|(r, n)| (r.name(), *n))
+}
+
+/// One line of an L7 service's proxy counters (refusals only where nonzero).
+fn l7_line(l7: &L7Status) -> String {
+    let r = &l7.responses;
+    let mut line = format!(
+        "  l7: requests {}  responses 1xx {} 2xx {} 3xx {} 4xx {} 5xx {}  persisted {}  \
+         denied {}  rate limited {}  filter denied {}  filter failures {}  no backend {}  \
+         backend errors {}",
+        l7.requests,
+        r[0],
+        r[1],
+        r[2],
+        r[3],
+        r[4],
+        l7.persisted,
+        l7.denied,
+        l7.rate_limited,
+        l7.filter_denied,
+        l7.filter_failures,
+        l7.no_backend,
+        l7.backend_errors
+    );
+    let rejected: Vec<String> = l7_rejected(l7)
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{name}={n}"))
+        .collect();
+    if !rejected.is_empty() {
+        line.push_str("  rejected ");
+        line.push_str(&rejected.join(" "));
+    }
+    line
+}
+
+/// The status as JSON (drops, punts and L7 refusals by reason name).
 pub fn status_json(status: &Status) -> Value {
     let h = &status.head;
     let drops: serde_json::Map<String, Value> = DropReason::ALL
@@ -194,8 +238,19 @@ pub fn status_json(status: &Status) -> Value {
         "drops": drops,
         "punts": punts,
         "management": h.management,
-        "services": status.services,
+        "services": status.services.iter().map(service_json).collect::<Vec<_>>(),
     })
+}
+
+fn service_json(s: &ServiceStatus) -> Value {
+    let mut v = json!(s);
+    if let (Some(l7), Some(obj)) = (&s.l7, v.get_mut("l7")) {
+        let rejected: serde_json::Map<String, Value> = l7_rejected(l7)
+            .map(|(name, n)| (name.to_string(), json!(n)))
+            .collect();
+        obj["rejected"] = Value::Object(rejected);
+    }
+    v
 }
 
 /// A service metric: name, type, help, getter.
@@ -387,6 +442,7 @@ pub fn render_prometheus(status: &Status) -> String {
             }
         }
     }
+    render_l7_prometheus(&mut o, status);
     family(
         &mut o,
         "fulcrum_health_check_duration_seconds",
@@ -425,6 +481,109 @@ pub fn render_prometheus(status: &Status) -> String {
         );
     }
     o
+}
+
+/// An L7 counter metric: name, help, getter.
+type L7Metric = (&'static str, &'static str, fn(&L7Status) -> u64);
+
+/// The L7 proxy's counters of the services it proxies.
+fn render_l7_prometheus(o: &mut String, status: &Status) {
+    let proxied: Vec<(&ServiceStatus, &L7Status)> = status
+        .services
+        .iter()
+        .filter_map(|s| s.l7.as_ref().map(|l7| (s, l7)))
+        .collect();
+    if proxied.is_empty() {
+        return;
+    }
+    let family = |o: &mut String, name: &str, help: &str| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
+    };
+    family(
+        o,
+        "fulcrum_l7_requests_total",
+        "HTTP requests whose head parsed.",
+    );
+    for (s, l7) in &proxied {
+        let _ = writeln!(
+            o,
+            "fulcrum_l7_requests_total{{service=\"{}\"}} {}",
+            label(&s.name),
+            l7.requests
+        );
+    }
+    family(
+        o,
+        "fulcrum_l7_responses_total",
+        "Responses forwarded from backends, by status class.",
+    );
+    for (s, l7) in &proxied {
+        for (i, n) in l7.responses.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "fulcrum_l7_responses_total{{service=\"{}\",class=\"{}xx\"}} {n}",
+                label(&s.name),
+                i + 1
+            );
+        }
+    }
+    family(
+        o,
+        "fulcrum_l7_rejected_total",
+        "Requests refused by the HTTP parser, by reason.",
+    );
+    for (s, l7) in &proxied {
+        for (reason, n) in l7_rejected(l7) {
+            let _ = writeln!(
+                o,
+                "fulcrum_l7_rejected_total{{service=\"{}\",reason=\"{reason}\"}} {n}",
+                label(&s.name)
+            );
+        }
+    }
+    let singles: [L7Metric; 7] = [
+        (
+            "fulcrum_l7_rate_limited_total",
+            "Requests answered 429 by the rate limit.",
+            |l| l.rate_limited,
+        ),
+        (
+            "fulcrum_l7_denied_total",
+            "Requests answered 403 by a deny rule.",
+            |l| l.denied,
+        ),
+        (
+            "fulcrum_l7_filter_denied_total",
+            "Requests a WebAssembly filter denied.",
+            |l| l.filter_denied,
+        ),
+        (
+            "fulcrum_l7_filter_failures_total",
+            "Filter runs that failed (trap, fuel, bad verdict).",
+            |l| l.filter_failures,
+        ),
+        (
+            "fulcrum_l7_no_backend_total",
+            "Requests answered 503: no backend of the pool could take them.",
+            |l| l.no_backend,
+        ),
+        (
+            "fulcrum_l7_backend_errors_total",
+            "Requests answered 502/504: the backend failed.",
+            |l| l.backend_errors,
+        ),
+        (
+            "fulcrum_l7_persisted_total",
+            "Requests sent to their persistence cookie's backend.",
+            |l| l.persisted,
+        ),
+    ];
+    for (name, help, get) in singles {
+        family(o, name, help);
+        for (s, l7) in &proxied {
+            let _ = writeln!(o, "{name}{{service=\"{}\"}} {}", label(&s.name), get(l7));
+        }
+    }
 }
 
 /// One changed field: its path, old and new value.
@@ -676,6 +835,114 @@ mod tests {
     fn example() -> Config {
         crate::config_file::parse("fulcrum.toml", include_str!("../../examples/fulcrum.toml"))
             .unwrap()
+    }
+
+    /// A status with one L4 and one L7 service, from the example's services.
+    fn status_with_l7() -> Status {
+        let config = example();
+        let service = |name: &str, l7: Option<L7Status>| {
+            let s = config
+                .services
+                .iter()
+                .find(|s| s.name.as_str() == name)
+                .unwrap();
+            ServiceStatus {
+                name: s.name.clone(),
+                vip: s.vip,
+                protocol: s.protocol,
+                port: s.port,
+                mode: s.mode,
+                algorithm: s.algorithm,
+                packets: 0,
+                bytes: 0,
+                return_packets: 0,
+                return_bytes: 0,
+                new_flows: 0,
+                check_latency: Default::default(),
+                backends: heapless::Vec::new(),
+                l7,
+            }
+        };
+        let mut rejected: heapless::Vec<u64, 16> = (0..Reject::ALL.len()).map(|_| 0).collect();
+        let bad_host = Reject::ALL
+            .iter()
+            .position(|&r| r == Reject::BadHost)
+            .unwrap();
+        rejected[bad_host] = 3;
+        let l7 = L7Status {
+            requests: 120,
+            responses: [0, 100, 2, 5, 1],
+            rejected,
+            rate_limited: 4,
+            denied: 6,
+            persisted: 17,
+            ..L7Status::default()
+        };
+        let services = vec![service("web", None), service("app", Some(l7))];
+        Status {
+            head: StatusReport {
+                page: 0,
+                pages: 1,
+                name: Default::default(),
+                uptime_ms: 1000,
+                generation: 1,
+                rx_frames: 0,
+                from_mcu: 0,
+                drops: heapless::Vec::new(),
+                punts: heapless::Vec::new(),
+                evictions: 0,
+                expirations: 0,
+                moved_flows: 0,
+                management: Default::default(),
+                services: heapless::Vec::new(),
+            },
+            services,
+        }
+    }
+
+    #[test]
+    fn l7_counters_show_in_status_json_and_metrics() {
+        let status = status_with_l7();
+        let table = render_status(&status);
+        assert!(
+            table.contains("l7: requests 120  responses 1xx 0 2xx 100 3xx 2 4xx 5 5xx 1  persisted 17  denied 6  rate limited 4"),
+            "{table}"
+        );
+        assert!(table.contains("rejected bad_host=3\n"), "{table}");
+        assert_eq!(
+            table.matches("  l7: ").count(),
+            1,
+            "only the L7 service: {table}"
+        );
+
+        let json = status_json(&status);
+        assert_eq!(json["services"][0]["l7"], Value::Null);
+        assert_eq!(json["services"][1]["l7"]["requests"], 120);
+        assert_eq!(json["services"][1]["l7"]["rejected"]["bad_host"], 3);
+        assert_eq!(json["services"][1]["l7"]["rejected"]["obs_fold"], 0);
+
+        let metrics = render_prometheus(&status);
+        for line in [
+            "fulcrum_l7_requests_total{service=\"app\"} 120",
+            "fulcrum_l7_responses_total{service=\"app\",class=\"2xx\"} 100",
+            "fulcrum_l7_responses_total{service=\"app\",class=\"5xx\"} 1",
+            "fulcrum_l7_rejected_total{service=\"app\",reason=\"bad_host\"} 3",
+            "fulcrum_l7_rate_limited_total{service=\"app\"} 4",
+            "fulcrum_l7_denied_total{service=\"app\"} 6",
+            "fulcrum_l7_persisted_total{service=\"app\"} 17",
+        ] {
+            assert!(
+                metrics.lines().any(|l| l == line),
+                "{line} missing:\n{metrics}"
+            );
+        }
+        assert!(!metrics.contains("fulcrum_l7_requests_total{service=\"web\"}"));
+        assert_eq!(
+            metrics
+                .matches("# TYPE fulcrum_l7_requests_total counter")
+                .count(),
+            1
+        );
     }
 
     #[test]

@@ -302,9 +302,11 @@ fn setup(spawner: Spawner) {
     let ctx: &'static Context = CONTEXT.init(Management { app, wake, scratch });
 
     spawner.spawn(unwrap!(health_task(stack, app, wake)));
+    let proxy: &'static RefCell<L7Proxy<L7_SERVICES>> = PROXY.take();
+    app.borrow_mut().set_l7_counters(proxy);
     let l7: &'static L7Context = L7_CONTEXT.init(ProxyContext {
         app,
-        proxy: PROXY.take(),
+        proxy,
         #[cfg(feature = "filters")]
         filters: l7::run::AppFilters(app),
         #[cfg(not(feature = "filters"))]

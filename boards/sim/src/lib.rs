@@ -257,6 +257,7 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
     }
     // The L7 proxy: workers spread over the L7 services of the running config.
     let proxy: &'static RefCell<L7Proxy> = leak(RefCell::new(L7Proxy::new()));
+    app_static.borrow_mut().set_l7_counters(proxy);
     let l7: &'static ProxyContext<'static, 'static, FpgaBus, FileStore, SimFilters> =
         leak(ProxyContext {
             app: app_static,

@@ -511,6 +511,24 @@ fn denies_limits_and_survives_malformed_requests() {
         let limited = statuses.get(&429).copied().unwrap_or(0);
         assert!((20..=45).contains(&limited), "{statuses:?}");
         assert_eq!(request(client, &get("/", "")).await.unwrap().status, 200);
+
+        // The management status (what `fulcrum status` and `metrics` show) carries the
+        // proxy's counters for the L7 service, and none for the L4 ones.
+        let now = fulcrum_firmware::net::now_ms();
+        let report = lab.board.app.borrow_mut().status(now, 0);
+        let c = lab.counters();
+        for svc in &report.services {
+            match svc.name.as_str() {
+                "app" => {
+                    let l7 = svc.l7.as_ref().expect("the L7 service's counters");
+                    assert_eq!(*l7, c.status());
+                    assert_eq!(l7.rate_limited, c.rate_limited);
+                    assert!(l7.rate_limited >= 20 && l7.denied == 7, "{l7:?}");
+                    assert_eq!(l7.rejected.len(), Reject::ALL.len());
+                }
+                other => assert!(svc.l7.is_none(), "{other} is not proxied"),
+            }
+        }
     });
 }
 

@@ -30,6 +30,7 @@ pub mod run;
 
 use core::net::Ipv4Addr;
 
+use fulcrum_mgmt::message::{L7Status, MAX_L7_REJECT_REASONS};
 use fulcrum_model::compile::{ControlPlane, build_member_ring};
 use fulcrum_model::config::{Algorithm, Config, Mode, Name};
 use fulcrum_model::hash::ToeplitzKey;
@@ -96,6 +97,44 @@ impl L7Counters {
         if let Some(i) = Reject::ALL.iter().position(|&r| r == why) {
             self.rejected[i] += 1;
         }
+    }
+
+    /// The counters as the management protocol carries them (refusals in
+    /// [`Reject::ALL`] order).
+    pub fn status(&self) -> L7Status {
+        L7Status {
+            requests: self.requests,
+            responses: self.responses,
+            rejected: self.rejected.iter().copied().collect(),
+            rate_limited: self.rate_limited,
+            denied: self.denied,
+            filter_denied: self.filter_denied,
+            filter_failures: self.filter_failures,
+            no_backend: self.no_backend,
+            backend_errors: self.backend_errors,
+            persisted: self.persisted,
+        }
+    }
+}
+
+// Every refusal reason has a slot in the management protocol's status.
+const _: () = assert!(Reject::ALL.len() <= MAX_L7_REJECT_REASONS);
+
+/// Where the appliance's status reads the proxy's counters from (the proxy lives beside
+/// the appliance, not in it: see [`crate::appliance::Appliance::set_l7_counters`]).
+pub trait L7CounterSource {
+    /// Counters of the L7 service named `service`, if this appliance proxies it.
+    fn l7_counters(&self, service: &str) -> Option<L7Counters>;
+}
+
+impl<const N: usize> L7CounterSource for core::cell::RefCell<L7Proxy<N>> {
+    fn l7_counters(&self, service: &str) -> Option<L7Counters> {
+        let proxy = self.try_borrow().ok()?;
+        proxy
+            .services()
+            .iter()
+            .find(|s| s.name.as_str() == service)
+            .map(|s| s.counters)
     }
 }
 

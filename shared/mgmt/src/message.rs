@@ -277,6 +277,37 @@ pub struct ServiceStatus {
     pub check_latency: LatencyHistogram,
     /// Backends, in config order.
     pub backends: Vec<BackendStatus, 32>,
+    /// The L7 proxy's counters, for a service the MCU proxies (`mode = "l7"`).
+    pub l7: Option<L7Status>,
+}
+
+/// Most refusal reasons an [`L7Status`] carries.
+pub const MAX_L7_REJECT_REASONS: usize = 16;
+
+/// Counters of one L7 service's proxy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct L7Status {
+    /// Requests whose head parsed.
+    pub requests: u64,
+    /// Responses forwarded from backends, by class: 1xx, 2xx, 3xx, 4xx, 5xx.
+    pub responses: [u64; 5],
+    /// Requests refused by the parser, one count per reason in the firmware's order
+    /// (`fulcrum_firmware::l7::http::Reject::ALL`, whose `name()` labels them).
+    pub rejected: Vec<u64, MAX_L7_REJECT_REASONS>,
+    /// Requests answered 429 by the rate limit.
+    pub rate_limited: u64,
+    /// Requests answered 403 by a deny rule.
+    pub denied: u64,
+    /// Requests a filter denied.
+    pub filter_denied: u64,
+    /// Filter runs that failed (trap, fuel, bad verdict).
+    pub filter_failures: u64,
+    /// Requests answered 503: no backend of the pool could take them.
+    pub no_backend: u64,
+    /// Requests answered 502/504: the backend did not connect or answer properly.
+    pub backend_errors: u64,
+    /// Requests that went to their persistence cookie's backend.
+    pub persisted: u64,
 }
 
 /// Upper bounds of the check-latency buckets, µs (a last, unbounded bucket follows).

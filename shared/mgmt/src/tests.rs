@@ -268,6 +268,19 @@ fn the_largest_status_page_fits_one_envelope() {
             count: u64::MAX,
         },
         backends: (0..32).map(backend).collect(),
+        // Every service on the page as if proxied, every counter at its longest.
+        l7: Some(L7Status {
+            requests: u64::MAX,
+            responses: [u64::MAX; 5],
+            rejected: (0..MAX_L7_REJECT_REASONS).map(|_| u64::MAX).collect(),
+            rate_limited: u64::MAX,
+            denied: u64::MAX,
+            filter_denied: u64::MAX,
+            filter_failures: u64::MAX,
+            no_backend: u64::MAX,
+            backend_errors: u64::MAX,
+            persisted: u64::MAX,
+        }),
     };
     let report = Response::Status(StatusReport {
         page: 3,
