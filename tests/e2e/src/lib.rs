@@ -5,11 +5,30 @@ use std::time::Duration;
 use fulcrum_model::config::Config;
 use fulcrum_sim::scenario::{Drill, Scenario, Summary, run};
 
+/// Fast health checks: a dead backend is out after `fall × fastinter` ≈ 300–400 ms.
+pub const FAST_CHECKS: &str =
+    "inter = 300\nfastinter = 100\ndowninter = 300\nrise = 2\nfall = 3\ntimeout = 100\n";
+/// Unhurried health checks for tests that kill no backend: a check answered late because
+/// a loaded test machine starved the simulation must not take a live backend down.
+pub const CALM_CHECKS: &str =
+    "inter = 1000\nfastinter = 1000\ndowninter = 1000\nrise = 2\nfall = 3\ntimeout = 900\n";
+
 /// A config with one TCP service on 10.0.0.100:80 in `mode` with `algorithm`, backends
 /// 10.0.1.11.. with `weights`, fast health checks, and `extra` lines in the service.
 pub fn one_service(mode: &str, algorithm: &str, weights: &[u16], extra: &str) -> Config {
+    one_service_checked(mode, algorithm, weights, extra, FAST_CHECKS)
+}
+
+/// [`one_service`] with the health check timing `checks` ([`FAST_CHECKS`], [`CALM_CHECKS`]).
+pub fn one_service_checked(
+    mode: &str,
+    algorithm: &str,
+    weights: &[u16],
+    extra: &str,
+    checks: &str,
+) -> Config {
     let mut text = format!(
-        "[appliance]\nname = \"e2e\"\nmac = \"02:00:00:00:00:01\"\naddress = \"10.0.0.2\"\nprefix = 16\nsnat_pool = [\"10.0.0.250\"]\nmaglev_ring_size = 4093\nflow_table = {{ sets = 4096, ways = 4 }}\n\n[[service]]\nname = \"web\"\nvip = \"10.0.0.100\"\nprotocol = \"tcp\"\nport = 80\nmode = \"{mode}\"\nalgorithm = \"{algorithm}\"\n{extra}\n[service.health]\nkind = \"http\"\ninter = 300\nfastinter = 100\ndowninter = 300\nrise = 2\nfall = 3\ntimeout = 100\n"
+        "[appliance]\nname = \"e2e\"\nmac = \"02:00:00:00:00:01\"\naddress = \"10.0.0.2\"\nprefix = 16\nsnat_pool = [\"10.0.0.250\"]\nmaglev_ring_size = 4093\nflow_table = {{ sets = 4096, ways = 4 }}\n\n[[service]]\nname = \"web\"\nvip = \"10.0.0.100\"\nprotocol = \"tcp\"\nport = 80\nmode = \"{mode}\"\nalgorithm = \"{algorithm}\"\n{extra}\n[service.health]\nkind = \"http\"\n{checks}"
     );
     let port = if matches!(mode, "nat" | "fullnat") {
         "port = 8080\n"

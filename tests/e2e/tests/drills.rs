@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use fulcrum_e2e::{one_service, simulate};
+use fulcrum_e2e::{CALM_CHECKS, one_service, one_service_checked, simulate};
 use fulcrum_sim::scenario::{Drill, DrillAction};
 
 #[test]
@@ -64,7 +64,7 @@ fn a_dead_backend_leaves_and_no_new_connection_fails_after() {
 
 #[test]
 fn config_and_weight_changes_mid_traffic_take_effect_and_break_nothing() {
-    let config = one_service("nat", "maglev", &[1, 1, 1], "");
+    let config = one_service_checked("nat", "maglev", &[1, 1, 1], "", CALM_CHECKS);
     // At 2 s web-3 goes (removed from the config) and web-4 comes; at 4 s web-1 weighs 5.
     let mut next = config.clone();
     let web3 = next.services[0].backends.pop().unwrap();
@@ -114,7 +114,13 @@ fn config_and_weight_changes_mid_traffic_take_effect_and_break_nothing() {
 
 #[test]
 fn source_ip_stickiness_holds_across_connections() {
-    let config = one_service("nat", "round_robin", &[1, 1, 1], "sticky = true\n");
+    let config = one_service_checked(
+        "nat",
+        "round_robin",
+        &[1, 1, 1],
+        "sticky = true\n",
+        CALM_CHECKS,
+    );
     let summary = simulate(config, 12, 10.0, 3.0, vec![], 0);
     let s = &summary.services[0];
     assert_eq!(s.failed, 0);

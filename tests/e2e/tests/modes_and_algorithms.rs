@@ -3,7 +3,7 @@
 //! as its weights say. Tolerance: ±10 percentage points of each backend's expected share
 //! (a few hundred requests per run).
 
-use fulcrum_e2e::{one_service, shares, simulate};
+use fulcrum_e2e::{CALM_CHECKS, one_service, one_service_checked, shares, simulate};
 
 const NAMES: [&str; 3] = ["web-1", "web-2", "web-3"];
 
@@ -23,7 +23,7 @@ fn expect_shares(got: &[f64], want: &[f64], what: &str) {
 fn every_mode_carries_traffic_in_proportion_to_weights() {
     for mode in ["nat", "fullnat", "dsr", "ipip", "gue"] {
         let summary = simulate(
-            one_service(mode, "maglev", &[1, 2, 3], ""),
+            one_service_checked(mode, "maglev", &[1, 2, 3], "", CALM_CHECKS),
             8,
             15.0,
             3.0,
@@ -59,7 +59,7 @@ fn every_algorithm_spreads_as_its_weights_say() {
         let clients = if algorithm == "ip_hash" { 120 } else { 8 };
         let rate = if algorithm == "ip_hash" { 1.5 } else { 15.0 };
         let summary = simulate(
-            one_service("nat", algorithm, &[1, 2, 3], ""),
+            one_service_checked("nat", algorithm, &[1, 2, 3], "", CALM_CHECKS),
             clients,
             rate,
             3.0,
