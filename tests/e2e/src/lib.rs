@@ -27,13 +27,35 @@ pub fn one_service_checked(
     extra: &str,
     checks: &str,
 ) -> Config {
+    build("tcp", 80, 8080, mode, algorithm, weights, extra, checks)
+}
+
+/// A config with one UDP service on 10.0.0.100:53 in `mode` with `algorithm`, backends
+/// 10.0.1.11.. (echoing on 5353, or 53 where the mode cannot change the port) with
+/// `weights`, health-checked over HTTP on port 8000.
+pub fn one_udp_service(mode: &str, algorithm: &str, weights: &[u16]) -> Config {
+    let checks = format!("port = 8000\n{CALM_CHECKS}");
+    build("udp", 53, 5353, mode, algorithm, weights, "", &checks)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    protocol: &str,
+    port: u16,
+    backend_port: u16,
+    mode: &str,
+    algorithm: &str,
+    weights: &[u16],
+    extra: &str,
+    checks: &str,
+) -> Config {
     let mut text = format!(
-        "[appliance]\nname = \"e2e\"\nmac = \"02:00:00:00:00:01\"\naddress = \"10.0.0.2\"\nprefix = 16\nsnat_pool = [\"10.0.0.250\"]\nmaglev_ring_size = 4093\nflow_table = {{ sets = 4096, ways = 4 }}\n\n[[service]]\nname = \"web\"\nvip = \"10.0.0.100\"\nprotocol = \"tcp\"\nport = 80\nmode = \"{mode}\"\nalgorithm = \"{algorithm}\"\n{extra}\n[service.health]\nkind = \"http\"\n{checks}"
+        "[appliance]\nname = \"e2e\"\nmac = \"02:00:00:00:00:01\"\naddress = \"10.0.0.2\"\nprefix = 16\nsnat_pool = [\"10.0.0.250\"]\nmaglev_ring_size = 4093\nflow_table = {{ sets = 4096, ways = 4 }}\n\n[[service]]\nname = \"web\"\nvip = \"10.0.0.100\"\nprotocol = \"{protocol}\"\nport = {port}\nmode = \"{mode}\"\nalgorithm = \"{algorithm}\"\n{extra}\n[service.health]\nkind = \"http\"\n{checks}"
     );
     let port = if matches!(mode, "nat" | "fullnat") {
-        "port = 8080\n"
+        format!("port = {backend_port}\n")
     } else {
-        ""
+        String::new()
     };
     for (i, w) in weights.iter().enumerate() {
         text.push_str(&format!(

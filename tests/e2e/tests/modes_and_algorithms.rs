@@ -3,7 +3,9 @@
 //! as its weights say. Tolerance: ±10 percentage points of each backend's expected share
 //! (a few hundred requests per run).
 
-use fulcrum_e2e::{CALM_CHECKS, one_service, one_service_checked, shares, simulate};
+use fulcrum_e2e::{
+    CALM_CHECKS, one_service, one_service_checked, one_udp_service, shares, simulate,
+};
 
 const NAMES: [&str; 3] = ["web-1", "web-2", "web-3"];
 
@@ -41,6 +43,34 @@ fn every_mode_carries_traffic_in_proportion_to_weights() {
             &shares(&summary, &NAMES),
             &[1.0 / 6.0, 2.0 / 6.0, 3.0 / 6.0],
             mode,
+        );
+    }
+}
+
+#[test]
+fn every_mode_carries_udp_in_proportion_to_weights() {
+    // Datagrams: every one is a new flow for round robin; Maglev keeps a client's
+    // 5-tuple on one backend, and clients use a fresh source port per request.
+    for mode in ["nat", "fullnat", "dsr", "ipip", "gue"] {
+        let summary = simulate(
+            one_udp_service(mode, "maglev", &[1, 2, 3]),
+            8,
+            15.0,
+            3.0,
+            vec![],
+            0,
+        );
+        let s = &summary.services[0];
+        println!(
+            "udp {mode}: sent {} ok {} failed {} {:?}",
+            s.sent, s.succeeded, s.failed, s.per_backend
+        );
+        assert!(s.sent >= 150, "udp {mode}: {} requests", s.sent);
+        assert_eq!(s.failed, 0, "udp {mode}: failures at {:?}", s.failure_times);
+        expect_shares(
+            &shares(&summary, &NAMES),
+            &[1.0 / 6.0, 2.0 / 6.0, 3.0 / 6.0],
+            &format!("udp {mode}"),
         );
     }
 }
