@@ -130,6 +130,11 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
         self.l7_counters = Some(source);
     }
 
+    /// The L7 proxy's counters, if set.
+    pub fn l7_counter_source(&self) -> Option<&'b dyn crate::l7::L7CounterSource> {
+        self.l7_counters
+    }
+
     /// Loads the saved configuration, if any, and programs the data path with it. The record
     /// is decoded into `staging` (a static buffer, such as the management scratch's), a
     /// service at a time. Returns whether a config was restored.

@@ -312,6 +312,9 @@ pub struct Neighbors {
     waker: Option<core::task::Waker>,
     /// L7 services: (VIP, port, local port) translated to and from the MCU's address.
     l7: crate::l7::Listeners,
+    /// Connection attempts to L7 local ports dropped since the last look, per local port
+    /// (see [`crate::l7::is_refusal`]).
+    l7_dropped_syns: heapless::Vec<(u16, u64), { fulcrum_model::l7::MAX_L7_SERVICES }>,
 }
 
 impl Neighbors {
@@ -325,6 +328,17 @@ impl Neighbors {
             to_answer: heapless::Deque::new(),
             waker: None,
             l7: heapless::Vec::new(),
+            l7_dropped_syns: heapless::Vec::new(),
+        }
+    }
+
+    /// Counts a refused connection to L7 local port `port` that the driver dropped.
+    fn count_dropped_syn(&mut self, port: u16) {
+        match self.l7_dropped_syns.iter_mut().find(|(p, _)| *p == port) {
+            Some((_, n)) => *n += 1,
+            None => {
+                let _ = self.l7_dropped_syns.push((port, 1));
+            }
         }
     }
 
@@ -391,6 +405,11 @@ pub fn tend_neighbors<B: RegisterBus, S: ConfigStore>(
         let vips = config.services.iter().map(|s| s.vip);
         n.set_proxied(vips.chain(config.appliance.snat_pool.iter().copied()));
         n.set_l7(crate::l7::L7Proxy::listeners(config));
+    }
+    if let Some(source) = app.l7_counter_source() {
+        for (port, dropped) in n.l7_dropped_syns.drain(..) {
+            source.add_dropped_syns(port, dropped);
+        }
     }
     if round.is_multiple_of(refresh_every.max(1)) {
         for address in app.backend_addresses() {
@@ -472,18 +491,39 @@ impl<T: TxToken> TxToken for SnoopTx<'_, T> {
         F: FnOnce(&mut [u8]) -> R,
     {
         let learned = self.learned;
+        let own = {
+            let n = learned.borrow();
+            n.own.map(|(own, _)| own).filter(|_| !n.l7.is_empty())
+        };
+        let Some(own) = own else {
+            return self.inner.consume(len, f);
+        };
+        if len <= SMALL_FRAME {
+            // Small enough to be a reset: built aside first, so that the stack refusing a
+            // connection to a busy L7 service can be dropped (the client retries).
+            let mut small = [0u8; SMALL_FRAME];
+            let r = f(&mut small[..len]);
+            let mut n = learned.borrow_mut();
+            if let Some(port) = crate::l7::is_refusal(&small[..len], &n.l7, own) {
+                n.count_dropped_syn(port);
+                return r;
+            }
+            crate::l7::translate_outbound(&mut small[..len], &n.l7, own);
+            drop(n);
+            self.inner
+                .consume(len, |frame| frame.copy_from_slice(&small[..len]));
+            return r;
+        }
         self.inner.consume(len, |frame| {
             let r = f(frame);
-            let n = learned.borrow();
-            if let Some((own, _)) = n.own
-                && !n.l7.is_empty()
-            {
-                crate::l7::translate_outbound(frame, &n.l7, own);
-            }
+            crate::l7::translate_outbound(frame, &learned.borrow().l7, own);
             r
         })
     }
 }
+
+/// Frames up to this length (a TCP reset with options) are built aside by [`SnoopTx`].
+const SMALL_FRAME: usize = 80;
 
 /// The sender (address, MAC) of an Ethernet ARP packet (untagged).
 pub fn arp_sender(frame: &[u8]) -> Option<(Ipv4Addr, [u8; 6])> {

@@ -9,8 +9,8 @@ use fulcrum_firmware::l7::http::{
     Body, BodyProgress, Chunked, ChunkedDecoder, Reject, parse_request, parse_response,
 };
 use fulcrum_firmware::l7::{
-    EditOp, HeaderEdit, L7Proxy, Refusal, request_view, translate_inbound, translate_outbound,
-    write_answer, write_request_head, write_response_head,
+    EditOp, HeaderEdit, L7Proxy, Refusal, is_refusal, request_view, translate_inbound,
+    translate_outbound, write_answer, write_request_head, write_response_head,
 };
 use fulcrum_model::checksum;
 use fulcrum_model::compile::ControlPlane;
@@ -462,6 +462,50 @@ fn the_driver_translates_vip_to_the_mcu_and_back() {
     let mut frag = frame(client, (vip, 80), b"x");
     frag[20] = 0x20;
     assert!(!translate_inbound(&mut frag, &listeners, own));
+}
+
+#[test]
+fn the_driver_recognizes_the_stack_refusing_a_connection_to_a_busy_service() {
+    let own = Ipv4Addr::new(10, 0, 0, 2);
+    let vip = Ipv4Addr::new(10, 0, 0, 110);
+    let client = (Ipv4Addr::new(192, 0, 2, 1), 40000);
+    let listeners = [(vip, 80, 7100)];
+    // smoltcp's answer to a SYN without a listening socket: RST+ACK, sequence 0,
+    // acknowledging the SYN.
+    let with = |src: (Ipv4Addr, u16), flags: u8, seq: u32| {
+        let mut f = frame(src, client, b"");
+        f[38..42].copy_from_slice(&seq.to_be_bytes());
+        f[42..46].copy_from_slice(&1235u32.to_be_bytes());
+        f[47] = flags;
+        f
+    };
+    assert_eq!(
+        is_refusal(&with((own, 7100), 0x14, 0), &listeners, own),
+        Some(7100)
+    );
+    // Not a refusal: a worker aborting its connection (sequence number in the stream),
+    // a reset from another port, from another address, a FIN, data.
+    assert_eq!(
+        is_refusal(&with((own, 7100), 0x14, 99_000), &listeners, own),
+        None
+    );
+    assert_eq!(
+        is_refusal(&with((own, 7070), 0x14, 0), &listeners, own),
+        None
+    );
+    assert_eq!(
+        is_refusal(&with((vip, 7100), 0x14, 0), &listeners, own),
+        None
+    );
+    assert_eq!(
+        is_refusal(&with((own, 7100), 0x11, 0), &listeners, own),
+        None
+    );
+    assert_eq!(
+        is_refusal(&with((own, 7100), 0x10, 0), &listeners, own),
+        None
+    );
+    assert_eq!(is_refusal(&[0u8; 20], &listeners, own), None);
 }
 
 proptest! {

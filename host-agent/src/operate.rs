@@ -187,7 +187,7 @@ fn l7_line(l7: &L7Status) -> String {
     let mut line = format!(
         "  l7: requests {}  responses 1xx {} 2xx {} 3xx {} 4xx {} 5xx {}  persisted {}  \
          denied {}  rate limited {}  filter denied {}  filter failures {}  no backend {}  \
-         backend errors {}",
+         backend errors {}  dropped syns {}",
         l7.requests,
         r[0],
         r[1],
@@ -200,7 +200,8 @@ fn l7_line(l7: &L7Status) -> String {
         l7.filter_denied,
         l7.filter_failures,
         l7.no_backend,
-        l7.backend_errors
+        l7.backend_errors,
+        l7.dropped_syns
     );
     let rejected: Vec<String> = l7_rejected(l7)
         .filter(|(_, n)| *n > 0)
@@ -541,7 +542,7 @@ fn render_l7_prometheus(o: &mut String, status: &Status) {
             );
         }
     }
-    let singles: [L7Metric; 7] = [
+    let singles: [L7Metric; 8] = [
         (
             "fulcrum_l7_rate_limited_total",
             "Requests answered 429 by the rate limit.",
@@ -576,6 +577,11 @@ fn render_l7_prometheus(o: &mut String, status: &Status) {
             "fulcrum_l7_persisted_total",
             "Requests sent to their persistence cookie's backend.",
             |l| l.persisted,
+        ),
+        (
+            "fulcrum_l7_dropped_syns_total",
+            "Connection attempts dropped while every worker of the service was busy (clients retry).",
+            |l| l.dropped_syns,
         ),
     ];
     for (name, help, get) in singles {
@@ -876,6 +882,7 @@ mod tests {
             rate_limited: 4,
             denied: 6,
             persisted: 17,
+            dropped_syns: 9,
             ..L7Status::default()
         };
         let services = vec![service("web", None), service("app", Some(l7))];
@@ -930,6 +937,7 @@ mod tests {
             "fulcrum_l7_rate_limited_total{service=\"app\"} 4",
             "fulcrum_l7_denied_total{service=\"app\"} 6",
             "fulcrum_l7_persisted_total{service=\"app\"} 17",
+            "fulcrum_l7_dropped_syns_total{service=\"app\"} 9",
         ] {
             assert!(
                 metrics.lines().any(|l| l == line),

@@ -2,6 +2,9 @@
 # peer-bench contender: Fulcrum's simulated appliance (fulcrum-sim-board: the MCU firmware
 # and the FPGA data path as the reference model, one thread) on a tap device on the
 # client segment, in full-NAT mode, round robin, TCP health checks.
+# FULCRUM_PB_MODE=l7 (what fulcrum-l7.sh sets) makes it an L7 service instead: the MCU's
+# HTTP proxy terminates each client connection and picks a backend per request (as
+# HAProxy's `mode http` contender does).
 #
 # The appliance has one network port: clients and the router to the backend segment are
 # on it. Backends are reached through pb-lb (the config gives the router's MAC as their
@@ -44,7 +47,7 @@ name = "web"
 vip = "$PB_VIP"
 protocol = "tcp"
 port = $PB_VIP_PORT
-mode = "fullnat"
+mode = "${FULCRUM_PB_MODE:-fullnat}"
 algorithm = "round_robin"
 [service.health]
 kind = "tcp"

@@ -67,8 +67,10 @@ pub const MANAGEMENT_PORT: u16 = 7070;
 pub const PROBES: usize = 16;
 /// Concurrent management connections (each a listening socket on the management port).
 pub const MANAGEMENT_CONNECTIONS: usize = 4;
-/// L7 proxy workers (each serves one client connection at a time, with a backend socket).
-pub const L7_WORKERS: usize = 16;
+/// L7 proxy workers (each serves one client connection at a time, with a backend socket),
+/// spread over the config's L7 services. A client beyond them waits: its SYN is dropped
+/// and retried (see `fulcrum_firmware::l7::is_refusal`).
+pub const L7_WORKERS: usize = 64;
 
 /// How to start a simulated board.
 pub struct BoardOptions {

@@ -384,7 +384,79 @@ fn routes_forwards_and_persists() {
         .await;
         let r = c.response().await.expect("answer to the POST");
         assert_eq!(r.header("x-echo-body-length"), Some("11"));
+        assert_eq!(
+            r.header("connection"),
+            None,
+            "a kept connection says nothing"
+        );
+        // The client asks to close: the response says so, and the appliance closes
+        // gracefully (FIN after the answer, not a reset).
+        c.send(get("/last", "Connection: close\r\n").as_bytes())
+            .await;
+        let r = c.response().await.expect("answer to the last request");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("connection"), Some("close"));
+        let mut chunk = [0u8; 64];
+        let end = tokio::time::timeout(Duration::from_secs(2), c.socket.read(&mut chunk)).await;
+        assert!(matches!(end, Ok(Ok(0))), "end of stream, not {end:?}");
         c.close().await;
+        // HTTP/1.0 without keep-alive: the same.
+        let (mut rx, mut tx) = (vec![0u8; 8192], vec![0u8; 8192]);
+        let mut c = Conn::open(lab.host("client-2"), &mut rx, &mut tx).await;
+        c.send(b"GET /old HTTP/1.0\r\nHost: app.example\r\n\r\n")
+            .await;
+        let r = c.response().await.expect("answer to HTTP/1.0");
+        assert_eq!(r.header("connection"), Some("close"));
+        let end = tokio::time::timeout(Duration::from_secs(2), c.socket.read(&mut chunk)).await;
+        assert!(matches!(end, Ok(Ok(0))), "end of stream, not {end:?}");
+        c.close().await;
+    });
+}
+
+#[test]
+fn a_client_beyond_the_workers_waits_instead_of_being_refused() {
+    run(async {
+        let lab = lab("busy");
+        all_up(&lab).await;
+        // Every worker holds an idle client connection (connected, no request yet).
+        let clients = ["client-1", "client-2", "client-3"];
+        let mut idle = Vec::new();
+        for i in 0..fulcrum_sim::L7_WORKERS {
+            let rx = Box::leak(vec![0u8; 1024].into_boxed_slice());
+            let tx = Box::leak(vec![0u8; 1024].into_boxed_slice());
+            idle.push(Conn::open(lab.host(clients[i % clients.len()]), rx, tx).await);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // One more: the stack has no listening socket left. Its SYN is dropped (not
+        // answered with a reset) and retried, and it is served once a worker is free.
+        let late = tokio::task::spawn_local({
+            let host = lab.host("client-3").clone();
+            async move {
+                let rx = Box::leak(vec![0u8; 8192].into_boxed_slice());
+                let tx = Box::leak(vec![0u8; 8192].into_boxed_slice());
+                let mut c = Conn::open(&host, rx, tx).await;
+                c.send(get("/late", "").as_bytes()).await;
+                let r = c.response().await;
+                c.close().await;
+                r
+            }
+        });
+        lab.until("a dropped SYN counted", Duration::from_secs(3), |l| {
+            l.counters().dropped_syns >= 1
+        })
+        .await;
+        assert!(!late.is_finished(), "the late client waits");
+        idle.pop().expect("an idle connection").close().await;
+        let r = tokio::time::timeout(Duration::from_secs(6), late)
+            .await
+            .expect("the late client is served once a worker is free")
+            .expect("task")
+            .expect("an answer");
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-echo-path"), Some("/late"));
+        for c in idle {
+            c.close().await;
+        }
     });
 }
 

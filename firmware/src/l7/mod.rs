@@ -76,6 +76,9 @@ pub struct L7Counters {
     pub backend_errors: u64,
     /// Requests that went to their persistence cookie's backend.
     pub persisted: u64,
+    /// Connection attempts (SYNs) dropped while every worker of the service was busy;
+    /// the client retries (as Linux drops SYNs when a listen queue is full).
+    pub dropped_syns: u64,
 }
 
 impl L7Counters {
@@ -90,6 +93,7 @@ impl L7Counters {
         no_backend: 0,
         backend_errors: 0,
         persisted: 0,
+        dropped_syns: 0,
     };
 
     /// Counts a parser refusal.
@@ -113,6 +117,7 @@ impl L7Counters {
             no_backend: self.no_backend,
             backend_errors: self.backend_errors,
             persisted: self.persisted,
+            dropped_syns: self.dropped_syns,
         }
     }
 }
@@ -125,6 +130,9 @@ const _: () = assert!(Reject::ALL.len() <= MAX_L7_REJECT_REASONS);
 pub trait L7CounterSource {
     /// Counters of the L7 service named `service`, if this appliance proxies it.
     fn l7_counters(&self, service: &str) -> Option<L7Counters>;
+    /// Counts `n` connection attempts to local port `local_port` the driver dropped
+    /// because no worker was listening (see [`is_refusal`]).
+    fn add_dropped_syns(&self, local_port: u16, n: u64);
 }
 
 impl<const N: usize> L7CounterSource for core::cell::RefCell<L7Proxy<N>> {
@@ -135,6 +143,17 @@ impl<const N: usize> L7CounterSource for core::cell::RefCell<L7Proxy<N>> {
             .iter()
             .find(|s| s.name.as_str() == service)
             .map(|s| s.counters)
+    }
+
+    fn add_dropped_syns(&self, local_port: u16, n: u64) {
+        if let Ok(mut proxy) = self.try_borrow_mut()
+            && let Some(s) = proxy
+                .services
+                .iter_mut()
+                .find(|s| s.local_port == local_port)
+        {
+            s.counters.dropped_syns += n;
+        }
     }
 }
 
@@ -911,6 +930,28 @@ pub fn translate_inbound(
         }
         None => false,
     }
+}
+
+/// Whether `frame`, about to leave the MCU, is the TCP stack refusing a connection to an
+/// L7 service's local port because no worker is listening (smoltcp has no listen
+/// backlog: it answers a SYN without a listening socket with RST+ACK, sequence number 0).
+/// The driver drops such a reset instead, so the client retransmits its SYN and gets a
+/// worker once one is free, as Linux drops SYNs when a listen queue is full. Returns the
+/// local port.
+pub fn is_refusal(frame: &[u8], listeners: &[(Ipv4Addr, u16, u16)], own: Ipv4Addr) -> Option<u16> {
+    let tcp = tcp_offset(frame)?;
+    let src = Ipv4Addr::new(frame[26], frame[27], frame[28], frame[29]);
+    let port = u16::from_be_bytes([frame[tcp], frame[tcp + 1]]);
+    let seq = u32::from_be_bytes([
+        frame[tcp + 4],
+        frame[tcp + 5],
+        frame[tcp + 6],
+        frame[tcp + 7],
+    ]);
+    // RST and ACK set, SYN and FIN clear.
+    let flags = frame[tcp + 13] & 0x17;
+    (src == own && flags == 0x14 && seq == 0 && listeners.iter().any(|l| l.2 == port))
+        .then_some(port)
 }
 
 /// A frame the MCU sends from an L7 service's local port: its source becomes the VIP

@@ -139,11 +139,35 @@ pub async fn worker<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize,
             out,
         };
         serve(stack, ctx, svc, &mut client, &mut io).await;
-        client.close();
-        let _ = with_timeout(Duration::from_millis(500), client.flush()).await;
-        client.abort();
+        linger(&mut client).await;
     }
 }
+
+/// Closes a client connection gracefully: sends FIN, then waits (at most
+/// [`LINGER`]) for the client's own FIN, reading and discarding what it still sends. A
+/// client reads its last response and then closes, so this costs one round trip; resetting
+/// instead would make the client see an error after a complete answer. Only a client that
+/// does not close in time is reset.
+async fn linger(client: &mut TcpSocket<'_>) {
+    client.close();
+    let _ = with_timeout(LINGER, async {
+        let mut sink = [0u8; 64];
+        while let Ok(n) = client.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+        let _ = client.flush().await;
+    })
+    .await;
+    if !matches!(client.state(), State::Closed | State::TimeWait) {
+        client.abort();
+        let _ = with_timeout(Duration::from_millis(100), client.flush()).await;
+    }
+}
+
+/// How long a closing client connection may take to close its side.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Waits for a client on `port` while `still_mine()`; whether one connected.
 async fn accept(socket: &mut TcpSocket<'_>, port: u16, still_mine: impl Fn() -> bool) -> bool {
@@ -267,6 +291,7 @@ async fn serve<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize, cons
                 body: head.body,
                 head_request,
                 client_minor: head.minor,
+                client_keep_alive: head.keep_alive,
                 backend_timeout,
                 svc,
             },
@@ -372,6 +397,9 @@ struct Exchange {
     body: Body,
     head_request: bool,
     client_minor: u8,
+    /// Whether the client asked to keep the connection (HTTP/1.1 without `close`, or
+    /// 1.0 with `keep-alive`): the response says `Connection: close` otherwise.
+    client_keep_alive: bool,
     backend_timeout: Duration,
     svc: usize,
 }
@@ -465,7 +493,9 @@ async fn exchange<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize, c
         ctx.app
             .borrow_mut()
             .observe_response_time(usize::from(x.forward.slot), rtt);
-        let keep = head.body != Body::UntilClose;
+        // The client connection stays open only if the client asked for it and the
+        // response's end is known without closing; the head says which.
+        let keep = x.client_keep_alive && head.body != Body::UntilClose;
         let cookie = {
             let proxy = ctx.proxy.borrow();
             let name = proxy.settings(x.svc).and_then(|s| s.cookie.clone());

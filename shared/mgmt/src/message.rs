@@ -308,6 +308,9 @@ pub struct L7Status {
     pub backend_errors: u64,
     /// Requests that went to their persistence cookie's backend.
     pub persisted: u64,
+    /// Connection attempts (SYNs) dropped while every worker of the service was busy
+    /// (the client retries).
+    pub dropped_syns: u64,
 }
 
 /// Upper bounds of the check-latency buckets, µs (a last, unbounded bucket follows).
