@@ -839,6 +839,11 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
         )))
     }
 
+    /// Appends an event to the log (the HA runner's role changes, resyncs, split brain).
+    pub fn push_event(&mut self, now: u64, kind: EventKind) {
+        self.st.events.push(now, kind);
+    }
+
     /// Records an authentication failure (the management layer calls this).
     pub fn auth_failure(&mut self, now: u64) {
         self.st.events.push(now, EventKind::AuthFailure);

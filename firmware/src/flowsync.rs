@@ -890,6 +890,19 @@ impl Link {
         self.sending || self.draining
     }
 
+    /// Starts over with a hello and a full snapshot (changes were lost before they
+    /// reached the link, e.g. the data path's change log overflowed). Only while sending.
+    pub fn resync(&mut self, now: u64) {
+        if self.sending {
+            self.start_over(now);
+        }
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> u8 {
+        self.config.node
+    }
+
     /// Whether this side sends its table.
     pub fn sending(&self) -> bool {
         self.sending

@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use embassy_futures::select::{Either3, select3};
 use embassy_time::{Duration, Instant, Timer};
+use fulcrum_model::changelog::{self, ChangeRegisters};
 use fulcrum_model::config::Config;
 use fulcrum_model::counters::Counters;
 use fulcrum_model::flow::{FlowEntry, StickyEntry};
@@ -94,6 +95,8 @@ impl Fpga {
 /// The MCU's register bus to the simulated FPGA (what SPI is on the board).
 pub struct FpgaBus {
     regs: RegisterFile<Target>,
+    fpga: FpgaHandle,
+    changes: ChangeRegisters,
     /// Register writes so far (each an SPI transaction on the board).
     pub writes: u64,
     /// Register reads so far.
@@ -104,7 +107,9 @@ impl FpgaBus {
     /// A bus to `fpga`.
     pub fn new(fpga: FpgaHandle) -> Self {
         FpgaBus {
-            regs: RegisterFile::new(Target(fpga)),
+            regs: RegisterFile::new(Target(fpga.clone())),
+            fpga,
+            changes: ChangeRegisters::new(),
             writes: 0,
             reads: 0,
         }
@@ -114,10 +119,18 @@ impl FpgaBus {
 impl RegisterBus for FpgaBus {
     fn write32(&mut self, addr: u16, value: u32) {
         self.writes += 1;
+        if changelog::addr::contains(addr) {
+            let pipeline = &mut self.fpga.borrow_mut().pipeline;
+            self.changes.write32(pipeline, now_ms(), addr, value);
+            return;
+        }
         self.regs.write32(addr, value)
     }
     fn read32(&mut self, addr: u16) -> u32 {
         self.reads += 1;
+        if changelog::addr::contains(addr) {
+            return self.changes.read32(&self.fpga.borrow().pipeline, addr);
+        }
         self.regs.read32(addr)
     }
 }

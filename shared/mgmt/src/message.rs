@@ -547,4 +547,31 @@ pub enum EventKind {
         /// The service.
         service: Name,
     },
+    /// The VRRP role changed (high availability).
+    HaRoleChanged {
+        /// Previous role.
+        from: crate::ha::HaRole,
+        /// New role.
+        to: crate::ha::HaRole,
+        /// Why.
+        cause: crate::ha::HaCause,
+    },
+    /// This node now holds a peer's complete flow table (its snapshot finished).
+    HaSynced {
+        /// The peer.
+        peer: Ipv4Addr,
+    },
+    /// A full resync (snapshot) towards a peer began (a new session, or lost changes).
+    HaResync {
+        /// The peer.
+        peer: Ipv4Addr,
+    },
+    /// Another master was heard while this node was master (split brain; the election
+    /// resolves it by priority, then address).
+    HaSplitBrain {
+        /// The other master.
+        peer: Ipv4Addr,
+        /// Its priority.
+        priority: u8,
+    },
 }
