@@ -226,7 +226,15 @@ impl<const N: usize> Ha<N> {
             self.counters.unknown_sender = self.counters.unknown_sender.wrapping_add(1);
             return;
         };
-        let mut sink = BusSink { bus, owners: 0 };
+        // A master never lets a peer's snapshot clear its own table (a split brain's
+        // other master); the peer's ordinary changes (a demoted master's last ones) are
+        // still applied.
+        let clear = !self.is_master();
+        let mut sink = BusSink {
+            bus,
+            owners: 0,
+            clear_on_snapshot: clear,
+        };
         let _ = self.links[i].1.handle_message(now, bytes, &mut sink);
         self.after_links(now);
     }
@@ -503,6 +511,8 @@ pub struct BusSink<'a, B> {
     bus: &'a mut B,
     /// Owner records received (owner + backup mode; the data path has no owner table).
     pub owners: u32,
+    /// Whether a snapshot's begin clears the tables (not on a master).
+    pub clear_on_snapshot: bool,
 }
 
 impl<B: RegisterBus> ReplicaSink for BusSink<'_, B> {
@@ -534,6 +544,8 @@ impl<B: RegisterBus> ReplicaSink for BusSink<'_, B> {
         self.owners = self.owners.wrapping_add(1);
     }
     fn begin_snapshot(&mut self, _now: u64, _from: u8) {
-        write_record(self.bus, &TableChange::Clear);
+        if self.clear_on_snapshot {
+            write_record(self.bus, &TableChange::Clear);
+        }
     }
 }

@@ -429,7 +429,17 @@ pub fn tend_neighbors<B: RegisterBus, S: ConfigStore>(
     let mut n = learned.borrow_mut();
     if let Some(config) = app.config() {
         let vips = config.services.iter().map(|s| s.vip);
-        n.set_proxied(vips.chain(config.appliance.snat_pool.iter().copied()));
+        // With HA, also the group's virtual addresses (e.g. the backends' gateway).
+        let ha = config
+            .appliance
+            .ha
+            .as_ref()
+            .map(|h| h.virtual_addresses(config))
+            .unwrap_or_default();
+        n.set_proxied(
+            vips.chain(config.appliance.snat_pool.iter().copied())
+                .chain(ha.into_iter()),
+        );
         n.set_l7(crate::l7::L7Proxy::listeners(config));
     }
     if round.is_multiple_of(refresh_every.max(1)) {

@@ -418,6 +418,17 @@ fn describe(kind: &EventKind) -> String {
         EventKind::FilterInstalled { service } => format!("{service}: filter installed"),
         EventKind::FilterRemoved { service } => format!("{service}: filter removed"),
         EventKind::FilterRejected { service } => format!("{service}: filter upload refused"),
+        EventKind::HaRoleChanged { from, to, cause } => format!(
+            "HA: {} -> {} ({})",
+            from.as_str(),
+            to.as_str(),
+            cause.as_str()
+        ),
+        EventKind::HaSynced { peer } => format!("HA: flow table synchronised from {peer}"),
+        EventKind::HaResync { peer } => format!("HA: full resync towards {peer}"),
+        EventKind::HaSplitBrain { peer, priority } => {
+            format!("HA: split brain, another master {peer} (priority {priority})")
+        }
     }
 }
 
