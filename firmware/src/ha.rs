@@ -75,6 +75,7 @@ pub struct Ha<const N: usize> {
     logging: Option<bool>,
     flow_slots: Option<u32>,
     sticky_slots: Option<u32>,
+    last_split_event: Option<u64>,
 }
 
 /// Why HA could not start.
@@ -144,6 +145,7 @@ impl<const N: usize> Ha<N> {
             logging: None,
             flow_slots: None,
             sticky_slots: None,
+            last_split_event: None,
         })
     }
 
@@ -197,7 +199,11 @@ impl<const N: usize> Ha<N> {
 
     /// A VRRP packet (IPv4 header included) punted by the data path.
     pub fn handle_vrrp(&mut self, now: u64, ip_packet: &[u8]) {
-        // Split brain: another master's advert while we are master.
+        // Split brain: while master, an advert from a master that should be following
+        // us (lower priority, or equal with a lower address): two masters after a
+        // partition healed. (A higher one is an ordinary preemption.)
+        let mine = self.router.priority();
+        let primary = self.router.config().primary;
         if self.router.role() == Role::Master
             && ip_packet.len() >= 20
             && let Some(vrrp) = ip_packet.get(usize::from(ip_packet[0] & 0x0f) * 4..)
@@ -206,14 +212,20 @@ impl<const N: usize> Ha<N> {
             && p.priority() != 0
         {
             let src = Ipv4Addr::new(ip_packet[12], ip_packet[13], ip_packet[14], ip_packet[15]);
-            if src != self.router.config().primary {
+            let lower = p.priority() < mine
+                || (p.priority() == mine && u32::from(src) < u32::from(primary));
+            if src != primary && lower {
                 self.counters.split_brains = self.counters.split_brains.wrapping_add(1);
-                let priority = p.priority();
-                self.event(EventKind::HaSplitBrain {
-                    peer: src,
-                    priority,
-                });
-                warn!("split brain: another master heard (priority {})", priority);
+                // One event per episode (at most one a second), not one per advert.
+                if self.last_split_event.is_none_or(|t| now >= t + 1000) {
+                    self.last_split_event = Some(now);
+                    let priority = p.priority();
+                    self.event(EventKind::HaSplitBrain {
+                        peer: src,
+                        priority,
+                    });
+                    warn!("split brain: another master heard (priority {})", priority);
+                }
             }
         }
         let _ = self.router.handle_ipv4(now, ip_packet);
@@ -260,13 +272,16 @@ impl<const N: usize> Ha<N> {
     /// Drains the data path's change log into the links (only a master's log is on).
     /// Returns the records read.
     pub fn drain_changes<B: RegisterBus>(&mut self, now: u64, bus: &mut B) -> usize {
-        let master = self.is_master();
-        if self.logging != Some(master) {
+        // The log is on while master, and while a demoted master drains its links (the
+        // changes still in the FIFO, and those of frames that reach it until the switch
+        // has learned the new master's port, go out too).
+        let on = self.is_master() || self.links.iter().any(|(_, l)| l.draining());
+        if self.logging != Some(on) {
             // On: clear a stale overflow too. Off: the FIFO empties.
-            bus.write32(reg::CHANGE_CTRL, if master { 3 } else { 0 });
-            self.logging = Some(master);
+            bus.write32(reg::CHANGE_CTRL, if on { 3 } else { 0 });
+            self.logging = Some(on);
         }
-        if !master {
+        if !on {
             return 0;
         }
         let status = bus.read32(reg::CHANGE_STATUS);

@@ -555,6 +555,18 @@ async fn drill() {
     assert!(t.short_failed.is_empty(), "short connections failed");
 
     // No flapping: one takeover by the backup, one by the restarted master.
+    for (name, board) in [("edge-0 (restarted)", &a2), ("edge-1", &b)] {
+        let app = board.app.borrow();
+        for e in app.events().page(0).events.iter() {
+            if let EventKind::HaRoleChanged { .. }
+            | EventKind::HaSynced { .. }
+            | EventKind::HaResync { .. }
+            | EventKind::HaSplitBrain { .. } = e.kind
+            {
+                println!("  {name} at {} ms: {:?}", e.at_ms, e.kind);
+            }
+        }
+    }
     let (a2_masters, b_masters) = (became_master(&a2), became_master(&b));
     println!("became master: restarted edge-0 {a2_masters}x, edge-1 {b_masters}x");
     assert_eq!(a2_masters, 1);
