@@ -28,7 +28,7 @@ use core::cell::RefCell;
 use core::net::Ipv4Addr;
 
 use fulcrum_mgmt::envelope::Key;
-use fulcrum_mgmt::ha::{HaCause, HaPeerStatus, HaRole, HaStatus};
+use fulcrum_mgmt::ha::{HaAction, HaCause, HaPeerStatus, HaRole, HaStatus};
 use fulcrum_mgmt::message::EventKind;
 use fulcrum_model::changelog::{self, RECORD_WORDS, TableChange, addr as reg, kind};
 use fulcrum_model::config::Config;
@@ -76,6 +76,35 @@ pub struct Ha<const N: usize> {
     flow_slots: Option<u32>,
     sticky_slots: Option<u32>,
     last_split_event: Option<u64>,
+    /// An operator action happened: the runner should run promptly.
+    kicked: bool,
+    waker: Option<core::task::Waker>,
+}
+
+/// What the management service needs of HA (object-safe, so the appliance holds it
+/// without knowing the number of peers).
+pub trait HaControl {
+    /// The status report at `now`; `refused` is the data path's `INSTALL_REFUSED`.
+    fn report(&self, now: u64, refused: u32) -> HaStatus;
+    /// Promote, demote or clear.
+    fn admin(&mut self, now: u64, action: HaAction);
+}
+
+impl<const N: usize> HaControl for Ha<N> {
+    fn report(&self, now: u64, refused: u32) -> HaStatus {
+        self.status(now, refused)
+    }
+    fn admin(&mut self, now: u64, action: HaAction) {
+        match action {
+            HaAction::Promote => self.promote(now),
+            HaAction::Demote => self.demote(now),
+            HaAction::Clear => self.clear_admin(now),
+        }
+        self.kicked = true;
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
 }
 
 /// Why HA could not start.
@@ -146,6 +175,8 @@ impl<const N: usize> Ha<N> {
             flow_slots: None,
             sticky_slots: None,
             last_split_event: None,
+            kicked: false,
+            waker: None,
         })
     }
 
@@ -183,6 +214,16 @@ impl<const N: usize> Ha<N> {
     /// Whether this node is master (answers ARP for the virtual addresses).
     pub fn is_master(&self) -> bool {
         self.router.role() == Role::Master
+    }
+
+    /// For the runner: whether an operator action happened since the last call (else
+    /// `waker` is woken at the next one).
+    pub fn take_kick(&mut self, waker: &core::task::Waker) -> bool {
+        if core::mem::take(&mut self.kicked) {
+            return true;
+        }
+        self.waker = Some(waker.clone());
+        false
     }
 
     /// An event for the appliance's log.

@@ -679,7 +679,11 @@ pub async fn ha_loop<B: RegisterBus, S: ConfigStore, const N: usize>(
         if master || more {
             at = at.min(now + 1);
         }
+        // A punted advert, or an operator's promote/demote.
         let vrrp = core::future::poll_fn(|cx| {
+            if ha.borrow_mut().take_kick(cx.waker()) {
+                return core::task::Poll::Ready(());
+            }
             let mut n = learned.borrow_mut();
             if n.vrrp_in.is_empty() {
                 n.ha_waker = Some(cx.waker().clone());

@@ -295,6 +295,7 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
         }
     };
     if let Some(ha) = ha {
+        app.borrow_mut().set_ha(ha);
         mcu_tasks.push(
             tokio::task::spawn_local(async move {
                 let bufs = leak(fw::HaBuffers::new());

@@ -132,3 +132,15 @@ pub struct HaStatus {
     /// Flow-sync peers.
     pub peers: Vec<HaPeerStatus, MAX_HA_PEERS>,
 }
+
+/// `fulcrum ha promote|demote|clear`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum HaAction {
+    /// Priority 254 (takes over from any non-owner master) until cleared.
+    Promote,
+    /// Priority 1 (releases mastership at once) until cleared.
+    Demote,
+    /// Back to the configured priority.
+    Clear,
+}

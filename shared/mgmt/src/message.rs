@@ -96,6 +96,13 @@ pub enum Request {
         /// The service.
         service: Name,
     },
+    /// High availability: role, peers, sync lag ([`Response::Ha`]).
+    HaStatus,
+    /// High availability: promote, demote, or back to the configured priority.
+    HaAdmin {
+        /// What to do.
+        action: crate::ha::HaAction,
+    },
 }
 
 /// An answer from the appliance.
@@ -120,6 +127,9 @@ pub enum Response {
     FilterInstalled(FilterInfo),
     /// The installed filters (answer to [`Request::FilterList`]).
     Filters(Vec<FilterInfo, MAX_FILTERS>),
+    /// High availability status (answer to [`Request::HaStatus`] and
+    /// [`Request::HaAdmin`]).
+    Ha(crate::ha::HaStatus),
 }
 
 /// A [`Response`] that borrows its contents: serializes to exactly the same bytes, so the
@@ -145,6 +155,8 @@ pub enum ResponseRef<'a> {
     FilterInstalled(&'a FilterInfo),
     /// See [`Response::Filters`].
     Filters(&'a [FilterInfo]),
+    /// See [`Response::Ha`].
+    Ha(&'a crate::ha::HaStatus),
 }
 
 impl Response {
@@ -160,6 +172,7 @@ impl Response {
             Response::Error(e) => ResponseRef::Error(e),
             Response::FilterInstalled(f) => ResponseRef::FilterInstalled(f),
             Response::Filters(f) => ResponseRef::Filters(f),
+            Response::Ha(h) => ResponseRef::Ha(h),
         }
     }
 }
