@@ -274,7 +274,13 @@ impl<const N: usize> Ha<N> {
     }
 
     /// A flow-sync datagram from `from`; replicas go into the data path through `bus`.
-    pub fn handle_sync<B: RegisterBus>(&mut self, now: u64, from: Ipv4Addr, bytes: &[u8], bus: &mut B) {
+    pub fn handle_sync<B: RegisterBus>(
+        &mut self,
+        now: u64,
+        from: Ipv4Addr,
+        bytes: &[u8],
+        bus: &mut B,
+    ) {
         let Some(i) = self.links.iter().position(|(a, _)| *a == from) else {
             self.counters.unknown_sender = self.counters.unknown_sender.wrapping_add(1);
             return;

@@ -42,7 +42,7 @@ fn resolve(target: &TargetArgs) -> Result<fulcrum_host::target::Resolved, ExitCo
     })
 }
 
-fn connect(target: &TargetArgs) -> Result<(Client, String), ExitCode> {
+pub(crate) fn connect(target: &TargetArgs) -> Result<(Client, String), ExitCode> {
     let resolved = resolve(target)?;
     let name = resolved.describe();
     match resolved.connect() {

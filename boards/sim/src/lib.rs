@@ -286,7 +286,9 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
     let ha: Option<&'static RefCell<SimHa>> = match (&config.appliance.ha, &options.key) {
         (None, _) => None,
         (Some(_), None) => {
-            anyhow::bail!("[appliance.ha] needs a management key (flow sync is authenticated with it)")
+            anyhow::bail!(
+                "[appliance.ha] needs a management key (flow sync is authenticated with it)"
+            )
         }
         (Some(_), Some(key)) => {
             let h = SimHa::new(&config, key, random_u64(), random_u64())

@@ -20,8 +20,10 @@ use embassy_net::Stack;
 use embassy_net::tcp::TcpSocket;
 use embassy_time::{Duration, Timer};
 use fulcrum_firmware::vrrp::Role;
+use fulcrum_host::client::Client;
 use fulcrum_mgmt::envelope::Key;
-use fulcrum_mgmt::message::EventKind;
+use fulcrum_mgmt::ha::{HaAction, HaRole};
+use fulcrum_mgmt::message::{EventKind, Request, Response};
 use fulcrum_model::config::Config;
 use fulcrum_sim::fpga::Geometry;
 use fulcrum_sim::network::NetworkPort;
@@ -117,10 +119,8 @@ fn key() -> Key {
 fn boot(switch: &mut Switch, i: usize, priority: u8, run: &str) -> (Board, Rc<Cell<bool>>) {
     let (port, cable) = switch.port();
     let c = config(i, priority);
-    let dir = std::env::temp_dir().join(format!(
-        "fulcrum-ha-drill-{}-{i}-{run}",
-        std::process::id()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("fulcrum-ha-drill-{}-{i}-{run}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let board = start(
         BoardOptions {
@@ -142,7 +142,11 @@ fn role(b: &Board) -> Role {
 }
 
 fn synced(b: &Board) -> bool {
-    b.ha.unwrap().borrow().links().iter().any(|(_, l)| l.synced())
+    b.ha.unwrap()
+        .borrow()
+        .links()
+        .iter()
+        .any(|(_, l)| l.synced())
 }
 
 /// Role changes to master in the board's event log.
@@ -320,6 +324,7 @@ async fn until(limit_ms: u64, mut f: impl FnMut() -> bool) -> Option<u64> {
 
 async fn drill() {
     let t0 = Instant::now();
+    let t0_ms = fulcrum_firmware::net::now_ms();
     let mut net = Switch::new();
     let mut clients_net = Switch::new();
     let (router_a, _) = net.port();
@@ -378,6 +383,18 @@ async fn drill() {
             )
         })
         .collect();
+    let operator = spawn_host(
+        &mut net,
+        HostSpec {
+            name: "operator".into(),
+            mac: [0x02, 0xfe, 0, 0, 0, 1],
+            address: Ipv4Addr::new(10, 0, 0, 9),
+            prefix: 24,
+            gateway: None,
+            server: Server::None,
+        },
+        0xfe,
+    );
     let (a, a_cable) = boot(&mut net, 0, 200, "first");
     let (b, b_cable) = boot(&mut net, 1, 100, "first");
     // The old master's restart needs a port of its own; it stays unplugged until then.
@@ -429,7 +446,10 @@ async fn drill() {
     }
     Timer::after_millis(2_500).await;
     let before = (tally.borrow().long_ok, tally.borrow().short_ok);
-    assert!(before.0 > 100 && before.1 > 50, "too little traffic: {before:?}");
+    assert!(
+        before.0 > 100 && before.1 > 50,
+        "too little traffic: {before:?}"
+    );
     {
         let ha = b.ha.unwrap().borrow();
         let link = &ha.links()[0].1;
@@ -490,9 +510,11 @@ async fn drill() {
     )
     .unwrap();
     let restart_ms = fulcrum_firmware::net::now_ms();
-    let retook = until(5_000, || role(&a2) == Role::Master && role(&b) == Role::Backup)
-        .await
-        .expect("the old master did not take over again within 5 s");
+    let retook = until(5_000, || {
+        role(&a2) == Role::Master && role(&b) == Role::Backup
+    })
+    .await
+    .expect("the old master did not take over again within 5 s");
     // The order is in the restarted appliance's own event log.
     let (synced_at, master_at) = {
         let app = a2.app.borrow();
@@ -522,7 +544,10 @@ async fn drill() {
         synced_at.1.saturating_sub(restart_ms),
         master_at.1.saturating_sub(restart_ms)
     );
-    assert!(synced_at.0 < master_at.0, "preempted before it was synchronised");
+    assert!(
+        synced_at.0 < master_at.0,
+        "preempted before it was synchronised"
+    );
     Timer::after_millis(1_500).await;
 
     stop.set(true);
@@ -549,12 +574,6 @@ async fn drill() {
     {
         println!("  {line}");
     }
-    assert!(t.long_broken.is_empty(), "long-lived connections broke");
-    assert!(t.long_moved.is_empty(), "long-lived connections moved");
-    assert!(t.sticky_moved.is_empty(), "sticky clients changed backend");
-    assert!(t.short_failed.is_empty(), "short connections failed");
-
-    // No flapping: one takeover by the backup, one by the restarted master.
     for (name, board) in [("edge-0 (restarted)", &a2), ("edge-1", &b)] {
         let app = board.app.borrow();
         for e in app.events().page(0).events.iter() {
@@ -563,10 +582,20 @@ async fn drill() {
             | EventKind::HaResync { .. }
             | EventKind::HaSplitBrain { .. } = e.kind
             {
-                println!("  {name} at {} ms: {:?}", e.at_ms, e.kind);
+                println!(
+                    "  {name} at {} ms: {:?}",
+                    e.at_ms.saturating_sub(t0_ms),
+                    e.kind
+                );
             }
         }
     }
+    assert!(t.long_broken.is_empty(), "long-lived connections broke");
+    assert!(t.long_moved.is_empty(), "long-lived connections moved");
+    assert!(t.sticky_moved.is_empty(), "sticky clients changed backend");
+    assert!(t.short_failed.is_empty(), "short connections failed");
+
+    // No flapping: one takeover by the backup, one by the restarted master.
     let (a2_masters, b_masters) = (became_master(&a2), became_master(&b));
     println!("became master: restarted edge-0 {a2_masters}x, edge-1 {b_masters}x");
     assert_eq!(a2_masters, 1);
@@ -595,8 +624,85 @@ async fn drill() {
     assert_eq!(role(&a2), Role::Master);
     assert_eq!(role(&b), Role::Backup);
     assert!(brains >= 1, "the split brain was not seen");
-    assert_eq!(became_master(&a2), 1, "the higher-priority master never let go");
+    assert_eq!(
+        became_master(&a2),
+        1,
+        "the higher-priority master never let go"
+    );
     let _ = b_cable;
+
+    // Operating it over the management protocol (what `fulcrum ha` sends): status of
+    // both, then demote the master (the backup takes over), then clear (it preempts
+    // again once synchronised).
+    let mut relays = Vec::new();
+    for board in [&a2, &b] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        relays.push(listener.local_addr().unwrap().to_string());
+        tokio::task::spawn_local(fulcrum_sim::gateway::serve(
+            listener,
+            operator.stack,
+            board.address,
+            fulcrum_sim::MANAGEMENT_PORT,
+        ));
+    }
+    let ask = |addr: String, request: Request| {
+        tokio::task::spawn_blocking(move || {
+            let mut c = Client::connect_tcp(&addr, key(), std::time::Duration::from_secs(5))
+                .expect("management connects");
+            match c.request(&request).expect("answered") {
+                Response::Ha(s) => s,
+                other => panic!("unexpected {other:?}"),
+            }
+        })
+    };
+    let s = ask(relays[1].clone(), Request::HaStatus).await.unwrap();
+    println!("edge-1 `ha status`:\n{s:#?}");
+    assert!(s.enabled);
+    assert_eq!(s.role, Some(HaRole::Backup));
+    assert_eq!(s.master, Some(ADDRS[0]));
+    assert_eq!(s.master_down_interval_ms, mdi);
+    assert!(s.last_advert_ago_ms.is_some_and(|t| t < 100));
+    assert!(s.peers[0].synced && s.peers[0].records_applied > 0);
+    assert_eq!(s.install_refused, 0, "replicas refused by the data path");
+    let s = ask(relays[0].clone(), Request::HaStatus).await.unwrap();
+    assert_eq!(s.role, Some(HaRole::Master));
+    assert!(s.peers[0].sending && s.peers[0].connected);
+    println!(
+        "edge-0: {} change records read, lag {} entries / {} ms",
+        s.changes_read, s.peers[0].lag_entries, s.peers[0].lag_ms
+    );
+    let demoted = Instant::now();
+    let s = ask(
+        relays[0].clone(),
+        Request::HaAdmin {
+            action: HaAction::Demote,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.priority, 1);
+    let took = until(1_000, || role(&b) == Role::Master)
+        .await
+        .expect("demoting the master hands over to the backup");
+    println!(
+        "`ha demote`: edge-1 master {took} ms later ({} ms after the request)",
+        demoted.elapsed().as_millis()
+    );
+    assert_eq!(role(&a2), Role::Backup);
+    let s = ask(
+        relays[0].clone(),
+        Request::HaAdmin {
+            action: HaAction::Clear,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.priority, 200);
+    until(2_000, || {
+        role(&a2) == Role::Master && role(&b) == Role::Backup
+    })
+    .await
+    .expect("cleared: the higher priority preempts again");
 }
 
 #[test]
