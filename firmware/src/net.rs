@@ -568,9 +568,9 @@ fn ha_inbound(learned: &Learned, frame: &mut [u8]) {
 /// Buffers of the HA loop.
 pub struct HaBuffers {
     /// UDP receive buffer.
-    pub rx: [u8; 8 * 1024],
+    pub rx: [u8; 16 * 1024],
     /// UDP transmit buffer.
-    pub tx: [u8; 12 * 1024],
+    pub tx: [u8; 16 * 1024],
     /// One sync message.
     pub message: [u8; crate::flowsync::MAX_MESSAGE],
     /// Messages to send after the appliance's borrow ends: (peer, length, bytes).
@@ -581,8 +581,8 @@ impl HaBuffers {
     /// Zeroed buffers.
     pub const fn new() -> Self {
         HaBuffers {
-            rx: [0; 8 * 1024],
-            tx: [0; 12 * 1024],
+            rx: [0; 16 * 1024],
+            tx: [0; 16 * 1024],
             message: [0; crate::flowsync::MAX_MESSAGE],
             outbox: heapless::Vec::new(),
         }

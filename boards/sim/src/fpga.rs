@@ -86,6 +86,11 @@ impl Fpga {
         &self.pipeline
     }
 
+    /// The pipeline, to write (tests and benchmarks that preload tables).
+    pub fn pipeline_mut(&mut self) -> &mut Pipeline<'static> {
+        &mut self.pipeline
+    }
+
     /// The counters.
     pub fn counters(&self) -> &Counters {
         self.pipeline.counters()
