@@ -438,7 +438,7 @@ pub fn tend_neighbors<B: RegisterBus, S: ConfigStore>(
             .unwrap_or_default();
         n.set_proxied(
             vips.chain(config.appliance.snat_pool.iter().copied())
-                .chain(ha.into_iter()),
+                .chain(ha),
         );
         n.set_l7(crate::l7::L7Proxy::listeners(config));
     }

@@ -554,57 +554,59 @@ async fn drill() {
     for t in tasks {
         let _ = t.await;
     }
-    let t = tally.borrow();
-    println!(
-        "traffic: {} long-lived answers on {} connections, {} short connections; broken {}, moved {}, short failed {}, sticky moved {}",
-        t.long_ok,
-        CLIENTS * 2,
-        t.short_ok,
-        t.long_broken.len(),
-        t.long_moved.len(),
-        t.short_failed.len(),
-        t.sticky_moved.len()
-    );
-    for line in t
-        .long_broken
-        .iter()
-        .chain(&t.long_moved)
-        .chain(&t.short_failed)
-        .chain(&t.sticky_moved)
     {
-        println!("  {line}");
-    }
-    for (name, board) in [("edge-0 (restarted)", &a2), ("edge-1", &b)] {
-        let app = board.app.borrow();
-        for e in app.events().page(0).events.iter() {
-            if let EventKind::HaRoleChanged { .. }
-            | EventKind::HaSynced { .. }
-            | EventKind::HaResync { .. }
-            | EventKind::HaSplitBrain { .. } = e.kind
-            {
-                println!(
-                    "  {name} at {} ms: {:?}",
-                    e.at_ms.saturating_sub(t0_ms),
-                    e.kind
-                );
+        let t = tally.borrow();
+        println!(
+            "traffic: {} long-lived answers on {} connections, {} short connections; broken {}, moved {}, short failed {}, sticky moved {}",
+            t.long_ok,
+            CLIENTS * 2,
+            t.short_ok,
+            t.long_broken.len(),
+            t.long_moved.len(),
+            t.short_failed.len(),
+            t.sticky_moved.len()
+        );
+        for line in t
+            .long_broken
+            .iter()
+            .chain(&t.long_moved)
+            .chain(&t.short_failed)
+            .chain(&t.sticky_moved)
+        {
+            println!("  {line}");
+        }
+        for (name, board) in [("edge-0 (restarted)", &a2), ("edge-1", &b)] {
+            let app = board.app.borrow();
+            for e in app.events().page(0).events.iter() {
+                if let EventKind::HaRoleChanged { .. }
+                | EventKind::HaSynced { .. }
+                | EventKind::HaResync { .. }
+                | EventKind::HaSplitBrain { .. } = e.kind
+                {
+                    println!(
+                        "  {name} at {} ms: {:?}",
+                        e.at_ms.saturating_sub(t0_ms),
+                        e.kind
+                    );
+                }
             }
         }
+        for (name, board) in [("edge-0 (restarted)", &a2), ("edge-1", &b)] {
+            let fpga = board.fpga.borrow();
+            let c = fpga.counters();
+            let drops: Vec<String> = fulcrum_model::counters::DropReason::ALL
+                .iter()
+                .zip(c.drops.iter())
+                .filter(|(_, n)| **n > 0)
+                .map(|(r, n)| format!("{} {n}", r.name()))
+                .collect();
+            println!("  {name} data path drops: {}", drops.join(", "));
+        }
+        assert!(t.long_broken.is_empty(), "long-lived connections broke");
+        assert!(t.long_moved.is_empty(), "long-lived connections moved");
+        assert!(t.sticky_moved.is_empty(), "sticky clients changed backend");
+        assert!(t.short_failed.is_empty(), "short connections failed");
     }
-    for (name, board) in [("edge-0 (restarted)", &a2), ("edge-1", &b)] {
-        let fpga = board.fpga.borrow();
-        let c = fpga.counters();
-        let drops: Vec<String> = fulcrum_model::counters::DropReason::ALL
-            .iter()
-            .zip(c.drops.iter())
-            .filter(|(_, n)| **n > 0)
-            .map(|(r, n)| format!("{} {n}", r.name()))
-            .collect();
-        println!("  {name} data path drops: {}", drops.join(", "));
-    }
-    assert!(t.long_broken.is_empty(), "long-lived connections broke");
-    assert!(t.long_moved.is_empty(), "long-lived connections moved");
-    assert!(t.sticky_moved.is_empty(), "sticky clients changed backend");
-    assert!(t.short_failed.is_empty(), "short connections failed");
 
     // No flapping: one takeover by the backup, one by the restarted master.
     let (a2_masters, b_masters) = (became_master(&a2), became_master(&b));

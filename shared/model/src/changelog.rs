@@ -385,10 +385,8 @@ impl ChangeRegisters {
                     _ => [0; RECORD_WORDS],
                 };
             }
-            addr::INSTALL => {
-                if !self.install(pipeline, now_ms) {
-                    self.refused = self.refused.wrapping_add(1);
-                }
+            addr::INSTALL if !self.install(pipeline, now_ms) => {
+                self.refused = self.refused.wrapping_add(1);
             }
             a if (addr::RECORD..addr::RECORD + RECORD_WORDS as u16).contains(&a) => {
                 self.record[usize::from(a - addr::RECORD)] = v;
