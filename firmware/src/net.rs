@@ -565,31 +565,37 @@ fn ha_inbound(learned: &Learned, frame: &mut [u8]) {
     }
 }
 
-/// Buffers of the HA loop.
-pub struct HaBuffers {
+/// Buffers of the HA loop: UDP receive and transmit buffers of `RX` and `TX` bytes, and
+/// up to `OUT` sync messages staged per round (the simulated board uses the defaults; the
+/// NUCLEO smaller ones, for RAM).
+pub struct HaBuffers<
+    const RX: usize = { 16 * 1024 },
+    const TX: usize = { 16 * 1024 },
+    const OUT: usize = 10,
+> {
     /// UDP receive buffer.
-    pub rx: [u8; 16 * 1024],
+    pub rx: [u8; RX],
     /// UDP transmit buffer.
-    pub tx: [u8; 16 * 1024],
+    pub tx: [u8; TX],
     /// One sync message.
     pub message: [u8; crate::flowsync::MAX_MESSAGE],
     /// Messages to send after the appliance's borrow ends: (peer, length, bytes).
-    pub outbox: heapless::Vec<(Ipv4Addr, usize, [u8; crate::flowsync::MAX_MESSAGE]), 10>,
+    pub outbox: heapless::Vec<(Ipv4Addr, usize, [u8; crate::flowsync::MAX_MESSAGE]), OUT>,
 }
 
-impl HaBuffers {
+impl<const RX: usize, const TX: usize, const OUT: usize> HaBuffers<RX, TX, OUT> {
     /// Zeroed buffers.
     pub const fn new() -> Self {
         HaBuffers {
-            rx: [0; 16 * 1024],
-            tx: [0; 16 * 1024],
+            rx: [0; RX],
+            tx: [0; TX],
             message: [0; crate::flowsync::MAX_MESSAGE],
             outbox: heapless::Vec::new(),
         }
     }
 }
 
-impl Default for HaBuffers {
+impl<const RX: usize, const TX: usize, const OUT: usize> Default for HaBuffers<RX, TX, OUT> {
     fn default() -> Self {
         Self::new()
     }
@@ -603,12 +609,19 @@ pub type SharedHa<'a, const N: usize> = &'a RefCell<crate::ha::Ha<N>>;
 /// on the HA sync port, the data path's change log drained through the register map every
 /// millisecond while master, replicas written through it, events into the appliance's
 /// log, and proxy ARP for the virtual addresses only while master.
-pub async fn ha_loop<B: RegisterBus, S: ConfigStore, const N: usize>(
+pub async fn ha_loop<
+    B: RegisterBus,
+    S: ConfigStore,
+    const N: usize,
+    const RX: usize,
+    const TX: usize,
+    const OUT: usize,
+>(
     stack: Stack<'_>,
     app: Shared<'_, '_, B, S>,
     learned: &Learned,
     ha: SharedHa<'_, N>,
-    bufs: &mut HaBuffers,
+    bufs: &mut HaBuffers<RX, TX, OUT>,
 ) {
     use embassy_futures::select::{Either3, select3};
     use embassy_net::udp::{PacketMetadata, UdpSocket};

@@ -300,7 +300,7 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
         app.borrow_mut().set_ha(ha);
         mcu_tasks.push(
             tokio::task::spawn_local(async move {
-                let bufs = leak(fw::HaBuffers::new());
+                let bufs = leak(fw::HaBuffers::<{ 16 * 1024 }, { 16 * 1024 }, 10>::new());
                 fw::ha_loop(stack, app_static, learned, ha, bufs).await
             })
             .abort_handle(),
