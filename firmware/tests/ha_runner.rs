@@ -187,13 +187,16 @@ fn mapping(v: Action, out: &[u8]) -> Option<(u16, [u8; 6])> {
     Some((backend, src))
 }
 
+/// (client, port), (backend, NAT source endpoint), opened at (ms).
+type Connection = ((u8, u16), (u16, [u8; 6]), u64);
+
 struct World {
     nodes: Vec<Node>,
     /// (deliver at, from, is VRRP, bytes)
     wire: Vec<(u64, usize, bool, Vec<u8>)>,
     now: u64,
     /// (client, port), (backend, NAT source), opened at.
-    connections: Vec<((u8, u16), (u16, [u8; 6]), u64)>,
+    connections: Vec<Connection>,
     next_port: u16,
     crash: Option<u64>,
     broken: Vec<String>,
