@@ -536,7 +536,14 @@ pub fn metrics(target: &TargetArgs, args: MetricsArgs) -> Result<ExitCode> {
             }
             if let Some(c) = client.as_mut() {
                 match operate::fetch_status(c) {
-                    Ok(s) => return operate::render_prometheus(&s),
+                    Ok(s) => {
+                        let mut out = operate::render_prometheus(&s);
+                        // HA gauges and counters, when the appliance runs HA.
+                        if let Ok(Response::Ha(ha)) = c.request(&Request::HaStatus) {
+                            out.push_str(&crate::ha_cmd::render_prometheus(&ha));
+                        }
+                        return out;
+                    }
                     Err(e) => {
                         eprintln!("fulcrum metrics: {name}: {e}");
                         *client = None;

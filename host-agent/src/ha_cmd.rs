@@ -165,6 +165,129 @@ pub fn render(s: &HaStatus) -> String {
     out
 }
 
+/// The HA metrics in Prometheus text format (nothing without HA).
+pub fn render_prometheus(s: &HaStatus) -> String {
+    let mut o = String::new();
+    if !s.enabled {
+        return o;
+    }
+    let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<(String, f64)>| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in lines {
+            let _ = writeln!(o, "{name}{labels} {v}");
+        }
+    };
+    let role = s.role.map_or("unknown", |r| r.as_str());
+    metric(
+        "fulcrum_ha_master",
+        "gauge",
+        "1 when this appliance is the VRRP master.",
+        vec![(
+            format!("{{vrid=\"{}\",role=\"{role}\"}}", s.vrid),
+            f64::from(u8::from(role == "master")),
+        )],
+    );
+    metric(
+        "fulcrum_ha_priority",
+        "gauge",
+        "Effective VRRP priority.",
+        vec![(String::new(), f64::from(s.priority))],
+    );
+    metric(
+        "fulcrum_ha_last_advert_age_seconds",
+        "gauge",
+        "Seconds since the last advert heard (absent when none).",
+        s.last_advert_ago_ms
+            .map(|m| vec![(String::new(), m as f64 / 1000.0)])
+            .unwrap_or_default(),
+    );
+    for (name, help, v) in [
+        (
+            "fulcrum_ha_role_changes_total",
+            "VRRP role changes.",
+            f64::from(s.role_changes),
+        ),
+        (
+            "fulcrum_ha_split_brains_total",
+            "Adverts of a lower master heard while master.",
+            f64::from(s.split_brains),
+        ),
+        (
+            "fulcrum_ha_adverts_sent_total",
+            "VRRP adverts sent.",
+            f64::from(s.adverts_sent),
+        ),
+        (
+            "fulcrum_ha_adverts_received_total",
+            "VRRP adverts received and used.",
+            f64::from(s.adverts_received),
+        ),
+        (
+            "fulcrum_ha_change_records_total",
+            "Change records read from the data path's log.",
+            s.changes_read as f64,
+        ),
+        (
+            "fulcrum_ha_change_log_overflows_total",
+            "Change-log overflows (each a full resync).",
+            f64::from(s.change_log_overflows),
+        ),
+        (
+            "fulcrum_ha_replicas_refused_total",
+            "Replicas the data path refused.",
+            f64::from(s.install_refused),
+        ),
+    ] {
+        metric(name, "counter", help, vec![(String::new(), v)]);
+    }
+    let peer = |p: &fulcrum_mgmt::ha::HaPeerStatus| {
+        format!(
+            "{{peer=\"{}\"}}",
+            p.address.map_or_else(|| "-".into(), |a| a.to_string())
+        )
+    };
+    let per = |f: &dyn Fn(&fulcrum_mgmt::ha::HaPeerStatus) -> f64| {
+        s.peers.iter().map(|p| (peer(p), f(p))).collect::<Vec<_>>()
+    };
+    metric(
+        "fulcrum_ha_peer_synced",
+        "gauge",
+        "1 when this node holds the peer's complete table.",
+        per(&|p| f64::from(u8::from(p.synced))),
+    );
+    metric(
+        "fulcrum_ha_peer_lag_entries",
+        "gauge",
+        "Changes queued for the peer.",
+        per(&|p| f64::from(p.lag_entries)),
+    );
+    metric(
+        "fulcrum_ha_peer_lag_seconds",
+        "gauge",
+        "Age of the oldest unacknowledged sync message.",
+        per(&|p| p.lag_ms as f64 / 1000.0),
+    );
+    metric(
+        "fulcrum_ha_peer_resyncs_total",
+        "counter",
+        "Full resyncs towards the peer.",
+        per(&|p| f64::from(p.resyncs)),
+    );
+    metric(
+        "fulcrum_ha_peer_records_applied_total",
+        "counter",
+        "Records applied from the peer.",
+        per(&|p| f64::from(p.records_applied)),
+    );
+    metric(
+        "fulcrum_ha_peer_retransmitted_total",
+        "counter",
+        "Sync messages retransmitted to the peer.",
+        per(&|p| f64::from(p.retransmitted)),
+    );
+    o
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +338,23 @@ mod tests {
             "{peer}"
         );
         assert!(render(&HaStatus::default()).contains("not configured"));
+        let m = render_prometheus(&s);
+        assert!(
+            m.contains("fulcrum_ha_master{vrid=\"42\",role=\"backup\"} 0"),
+            "{m}"
+        );
+        assert!(
+            m.contains("fulcrum_ha_peer_lag_entries{peer=\"10.0.0.2\"} 3"),
+            "{m}"
+        );
+        assert!(
+            m.contains("fulcrum_ha_peer_lag_seconds{peer=\"10.0.0.2\"} 0.007"),
+            "{m}"
+        );
+        assert!(
+            m.contains("fulcrum_ha_last_advert_age_seconds 0.004"),
+            "{m}"
+        );
+        assert!(render_prometheus(&HaStatus::default()).is_empty());
     }
 }
