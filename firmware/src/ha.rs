@@ -76,6 +76,7 @@ pub struct Ha<const N: usize> {
     flow_slots: Option<u32>,
     sticky_slots: Option<u32>,
     last_split_event: Option<u64>,
+    vmac_accept: Option<bool>,
     /// An operator action happened: the runner should run promptly.
     kicked: bool,
     waker: Option<core::task::Waker>,
@@ -175,6 +176,7 @@ impl<const N: usize> Ha<N> {
             flow_slots: None,
             sticky_slots: None,
             last_split_event: None,
+            vmac_accept: None,
             kicked: false,
             waker: None,
         })
@@ -322,7 +324,15 @@ impl<const N: usize> Ha<N> {
         // The log is on while master, and while a demoted master drains its links (the
         // changes still in the FIFO, and those of frames that reach it until the switch
         // has learned the new master's port, go out too).
-        let on = self.is_master() || self.links.iter().any(|(_, l)| l.draining());
+        let master = self.is_master();
+        if self.vmac_accept != Some(master) {
+            // The port's MAC filter passes frames to the virtual MAC only on the master: a
+            // backup that still gets some (a switch not yet moved) must not make flows.
+            let vrid = u32::from(self.router.config().vrid);
+            bus.write32(reg::VMAC_FILTER, if master { 0x100 | vrid } else { vrid });
+            self.vmac_accept = Some(master);
+        }
+        let on = master || self.links.iter().any(|(_, l)| l.draining());
         if self.logging != Some(on) {
             // On: clear a stale overflow too. Off: the FIFO empties.
             bus.write32(reg::CHANGE_CTRL, if on { 3 } else { 0 });

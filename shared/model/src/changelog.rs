@@ -32,6 +32,7 @@
 //! | 0x066 | `STICKY_SLOTS` | r | persistence-table capacity |
 //! | 0x067 | `INSTALL` | w | applies the record in `RECORD` to the tables (a replica); value ignored |
 //! | 0x068 | `INSTALL_REFUSED` | r | replicas refused so far (wrong set, bad slot, full table) |
+//! | 0x069 | `VMAC_FILTER` | rw | the Ethernet MAC filter (before the pipeline): bit 8 accepts frames to the VRRP virtual MAC `00:00:5e:00:01:VRID`, bits 7:0 the VRID; other virtual MACs are always dropped. The MCU sets it while master only |
 //! | 0x070–0x077 | `RECORD[0..8]` | rw | one record, encoded by [`encode`] |
 //!
 //! Record words: w0 = `kind << 28 | slot` (kinds [`kind`]); flow: w1 = source address,
@@ -62,6 +63,8 @@ pub mod addr {
     pub const INSTALL: u16 = 0x067;
     /// Replicas refused.
     pub const INSTALL_REFUSED: u16 = 0x068;
+    /// The MAC filter's virtual-MAC entry (decoded by the port, not the pipeline).
+    pub const VMAC_FILTER: u16 = 0x069;
     /// First of the eight `RECORD` words.
     pub const RECORD: u16 = 0x070;
     /// Whether `a` is one of these registers.
