@@ -705,7 +705,13 @@ pub async fn ha_loop<
                 core::task::Poll::Ready(())
             }
         });
-        let at = Instant::from_millis(at.max(now));
+        if at <= now {
+            // More work now (a snapshot being read back in bounded steps): let the other
+            // tasks run first.
+            embassy_futures::yield_now().await;
+            continue;
+        }
+        let at = Instant::from_millis(at);
         match select3(Timer::at(at), socket.recv_from(&mut message[..]), vrrp).await {
             Either3::Second(Ok((n, meta))) => {
                 if let embassy_net::IpAddress::Ipv4(from) = meta.endpoint.addr {
