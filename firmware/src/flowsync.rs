@@ -102,10 +102,6 @@ pub const WINDOW: usize = 8;
 pub const QUEUE: usize = 512;
 /// Retransmission timeouts in a row before the sender falls back to hello.
 pub const MAX_RETRIES: u32 = 8;
-/// Table slots a snapshot visits per message at most: a mostly empty table of 64 Ki
-/// slots is read back over many calls, so the runner (VRRP adverts on the same loop)
-/// never waits on one long scan.
-pub const SNAPSHOT_VISITS: usize = 1024;
 /// Bytes of one flow entry as the FPGA table stores it (see the module docs).
 pub const FLOW_ENTRY_BYTES: usize = 28;
 /// Bytes of one owner record (key and owner node).
@@ -1170,13 +1166,8 @@ impl Link {
                 }
                 snap.begun = true;
             }
-            let mut visits = 0usize;
             'chunk: {
                 while snap.flow_cursor < source.flow_slots() {
-                    visits += 1;
-                    if visits > SNAPSHOT_VISITS {
-                        break 'chunk;
-                    }
                     let slot = snap.flow_cursor;
                     if let Some((entry, owner)) = source.flow(slot)
                         && owner == self.config.node
@@ -1192,10 +1183,6 @@ impl Link {
                     snap.flow_cursor += 1;
                 }
                 while snap.sticky_cursor < source.sticky_slots() {
-                    visits += 1;
-                    if visits > SNAPSHOT_VISITS {
-                        break 'chunk;
-                    }
                     if let Some(entry) = source.sticky(snap.sticky_cursor) {
                         let r = Record::StickyUpsert {
                             entry,
