@@ -645,8 +645,21 @@ pub async fn ha_loop<
         h.startup(now);
         learned.borrow_mut().set_ha(h.mac(), h.is_master());
     }
+    // Peers without a session get an ARP request from the driver every half second
+    // (smoltcp alone retries once a second after a miss).
+    let mut next_resolve = 0u64;
     loop {
         let now = now_ms();
+        if now >= next_resolve {
+            next_resolve = now + 500;
+            let h = ha.borrow();
+            let mut n = learned.borrow_mut();
+            for (peer, link) in h.links() {
+                if !link.connected() || !link.synced() {
+                    n.resolve(*peer);
+                }
+            }
+        }
         // VRRP adverts punted by the data path.
         loop {
             let packet = learned.borrow_mut().vrrp_in.pop_front();
@@ -676,9 +689,19 @@ pub async fn ha_loop<
             }
             learned.borrow_mut().set_ha(h.mac(), h.is_master());
         }
+        // Sync traffic never holds up the adverts: a peer whose MAC is not resolved yet
+        // (or a full socket) would block `send_to`; what does not fit at once is dropped
+        // and the link's retransmission sends it again.
         for (peer, len, bytes) in outbox.iter() {
-            if socket.send_to(&bytes[..*len], (*peer, port)).await.is_err() {
-                warn!("HA: a sync message could not be sent");
+            match with_timeout(
+                Duration::from_millis(1),
+                socket.send_to(&bytes[..*len], (*peer, port)),
+            )
+            .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => warn!("HA: a sync message could not be sent"),
+                Err(_) => break,
             }
         }
         let more = !outbox.is_empty() && outbox.is_full();
