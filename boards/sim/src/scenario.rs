@@ -600,34 +600,6 @@ pub async fn run(
         _ => Vec::new(),
     });
     let takeovers: Rc<RefCell<Vec<Option<u64>>>> = Rc::default();
-    if std::env::var_os("FULCRUM_SIM_DEBUG").is_some() && ha_nodes.len() == 2 {
-        let nodes = ha_nodes.clone();
-        let fpga = peer_board.as_ref().map(|p| p.0.fpga.clone());
-        tokio::task::spawn_local(async move {
-            for _ in 0..15 {
-                let h = nodes[1].1.borrow();
-                let st = h.router().stats();
-                let f = fpga.as_ref().map(|f| {
-                    let f = f.borrow();
-                    (
-                        f.counters().rx_frames,
-                        f.counters().punts.iter().sum::<u64>(),
-                    )
-                });
-                eprintln!(
-                    "{:.3}s peer: role {:?} adverts rx {} lower {} refused {} fpga (rx, punts) {:?}",
-                    start_at.elapsed().as_secs_f64(),
-                    h.router().role(),
-                    st.adverts_received,
-                    st.lower_ignored,
-                    st.refused,
-                    f
-                );
-                drop(h);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-    }
 
     // Drills.
     let drill_log: Rc<RefCell<Vec<(f64, String)>>> = Rc::default();
