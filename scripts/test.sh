@@ -75,6 +75,11 @@ FEATURES=filters FULCRUM_KEY=ci-size-check-only-not-a-real-key boards/nucleo-f76
 (cd boards/nucleo-f767zi && FULCRUM_KEY=ci-size-check-only-not-a-real-key \
     cargo clippy --release --locked --features filters -- -D warnings)
 
+step "NUCLEO-F767ZI image with the HA runner (VRRP + flow sync) and its size"
+FEATURES=ha FULCRUM_KEY=ci-size-check-only-not-a-real-key boards/nucleo-f767zi/build.sh
+(cd boards/nucleo-f767zi && FULCRUM_KEY=ci-size-check-only-not-a-real-key \
+    cargo clippy --release --locked --features ha -- -D warnings)
+
 step "benchmarks compile"
 cargo bench --workspace --locked --no-run
 

@@ -101,6 +101,8 @@ pub struct Appliance<'b, B: RegisterBus, S: ConfigStore> {
     filters: crate::filter::Filters,
     /// Where the status reads the L7 proxy's counters.
     l7_counters: Option<&'b dyn crate::l7::L7CounterSource>,
+    /// High availability, when `[appliance.ha]` runs (see [`Appliance::set_ha`]).
+    ha: Option<&'b core::cell::RefCell<dyn crate::ha::HaControl>>,
 }
 
 impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
@@ -122,6 +124,27 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             #[cfg(feature = "filters")]
             filters: crate::filter::Filters::default(),
             l7_counters: None,
+            ha: None,
+        }
+    }
+
+    /// Connects the HA runner's state, for `fulcrum ha status|promote|demote`.
+    pub fn set_ha(&mut self, ha: &'b core::cell::RefCell<dyn crate::ha::HaControl>) {
+        self.ha = Some(ha);
+    }
+
+    /// The HA status report (`enabled: false` without HA).
+    pub fn ha_status(&mut self, now: u64) -> fulcrum_mgmt::ha::HaStatus {
+        let Some(ha) = self.ha else {
+            return fulcrum_mgmt::ha::HaStatus::default();
+        };
+        let refused = self
+            .writer
+            .bus()
+            .read32(fulcrum_model::changelog::addr::INSTALL_REFUSED);
+        match ha.try_borrow() {
+            Ok(h) => h.report(now, refused),
+            Err(_) => fulcrum_mgmt::ha::HaStatus::default(),
         }
     }
 
@@ -742,6 +765,29 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             | Command::FilterCommit
             | Command::FilterList
             | Command::FilterRemove { .. } => self.handle_filter(now, command, reply),
+            Command::HaStatus => {
+                let status = self.ha_status(now);
+                reply(ResponseRef::Ha(&status))
+            }
+            Command::HaAdmin { action } => {
+                let Some(ha) = self.ha else {
+                    return reply(ResponseRef::Error(&ErrorReply::new(
+                        ErrorCode::Unsupported,
+                        "high availability is not configured ([appliance.ha])",
+                    )));
+                };
+                match ha.try_borrow_mut() {
+                    Ok(mut h) => h.admin(now, *action),
+                    Err(_) => {
+                        return reply(ResponseRef::Error(&ErrorReply::new(
+                            ErrorCode::Internal,
+                            "HA is busy; try again",
+                        )));
+                    }
+                }
+                let status = self.ha_status(now);
+                reply(ResponseRef::Ha(&status))
+            }
         }
     }
 
@@ -854,6 +900,11 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             ErrorCode::Unsupported,
             "this firmware was built without WebAssembly filters",
         )))
+    }
+
+    /// Appends an event to the log (the HA runner's role changes, resyncs, split brain).
+    pub fn push_event(&mut self, now: u64, kind: EventKind) {
+        self.st.events.push(now, kind);
     }
 
     /// Records an authentication failure (the management layer calls this).

@@ -890,6 +890,24 @@ impl Link {
         self.sending || self.draining
     }
 
+    /// Starts over with a hello and a full snapshot (changes were lost before they
+    /// reached the link, e.g. the data path's change log overflowed). Only while sending.
+    pub fn resync(&mut self, now: u64) {
+        if self.sending {
+            self.start_over(now);
+        }
+    }
+
+    /// This node's id.
+    pub fn node(&self) -> u8 {
+        self.config.node
+    }
+
+    /// Whether sending was turned off and what was queued or unacked still goes out.
+    pub fn draining(&self) -> bool {
+        self.draining
+    }
+
     /// Whether this side sends its table.
     pub fn sending(&self) -> bool {
         self.sending
@@ -897,7 +915,9 @@ impl Link {
 
     /// Queues a local change for the peer. A full queue starts a resync instead.
     pub fn record(&mut self, change: Change) {
-        if !self.sending
+        // While draining (sending just turned off), changes the data path made before
+        // (and in the moments after) the role change still go out.
+        if !(self.sending || self.draining)
             || self.peer_session.is_none()
             || self.snapshot.is_some() && !self.snapshot_begun()
         {

@@ -11,6 +11,7 @@
 //! - [`l7`]: the HTTP/1.1 reverse proxy of L7 services;
 //! - [`filter`] (feature `filters`): the WebAssembly filters L7 services run per request;
 //! - [`vrrp`]: VRRPv3 (RFC 5798) elections between appliances (high availability);
+//! - [`ha`]: VRRP and flow sync tied to the data path's change log (register map);
 //! - [`flowsync`]: the reliable, authenticated replication of flow and persistence entries
 //!   to the other appliances of an HA group.
 //!
@@ -34,6 +35,7 @@ pub mod events;
 #[cfg(feature = "filters")]
 pub mod filter;
 pub mod flowsync;
+pub mod ha;
 pub mod health;
 pub mod l7;
 pub mod persist;

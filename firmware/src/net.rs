@@ -315,7 +315,20 @@ pub struct Neighbors {
     /// Connection attempts to L7 local ports dropped since the last look, per local port
     /// (see [`crate::l7::is_refusal`]).
     l7_dropped_syns: heapless::Vec<(u16, u64), { fulcrum_model::l7::MAX_L7_SERVICES }>,
+    /// HA: the virtual MAC; proxy ARP answers with it, and frames to it are handed to
+    /// the stack as if sent to the appliance's MAC.
+    virtual_mac: Option<[u8; 6]>,
+    /// HA: whether this node answers ARP for the proxied addresses (only the master).
+    answer_proxied: bool,
+    /// HA: VRRP packets (IPv4 header on) punted by the data path, for [`ha_loop`].
+    vrrp_in: heapless::Deque<heapless::Vec<u8, VRRP_PACKET>, 8>,
+    /// HA: whole frames to send (adverts, gratuitous ARPs).
+    frames_out: heapless::Deque<heapless::Vec<u8, { crate::vrrp::MAX_ADVERT_FRAME }>, 24>,
+    ha_waker: Option<core::task::Waker>,
 }
+
+/// Largest VRRP packet kept (IPv4 header with options + the largest advert).
+pub const VRRP_PACKET: usize = 60 + crate::vrrp::HEADER_LEN + 4 * crate::vrrp::MAX_ADDRESSES;
 
 impl Neighbors {
     /// Empty.
@@ -329,6 +342,11 @@ impl Neighbors {
             waker: None,
             l7: heapless::Vec::new(),
             l7_dropped_syns: heapless::Vec::new(),
+            virtual_mac: None,
+            answer_proxied: true,
+            vrrp_in: heapless::Deque::new(),
+            frames_out: heapless::Deque::new(),
+            ha_waker: None,
         }
     }
 
@@ -340,6 +358,28 @@ impl Neighbors {
                 let _ = self.l7_dropped_syns.push((port, 1));
             }
         }
+    }
+
+    /// HA: sets the virtual MAC and whether this node answers ARP for the proxied
+    /// addresses (only the VRRP master does; a backup stays silent for them).
+    pub fn set_ha(&mut self, virtual_mac: [u8; 6], master: bool) {
+        self.virtual_mac = Some(virtual_mac);
+        self.answer_proxied = master;
+        if !master {
+            self.to_answer.clear();
+        }
+    }
+
+    /// HA: queues a whole Ethernet frame to send; `false` when the queue is full.
+    pub fn send_frame(&mut self, frame: &[u8]) -> bool {
+        let Ok(f) = heapless::Vec::from_slice(frame) else {
+            return false;
+        };
+        let queued = self.frames_out.push_back(f).is_ok();
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+        queued
     }
 
     /// Sets the L7 listeners the driver translates (see [`crate::l7`]).
@@ -403,7 +443,17 @@ pub fn tend_neighbors<B: RegisterBus, S: ConfigStore>(
     let mut n = learned.borrow_mut();
     if let Some(config) = app.config() {
         let vips = config.services.iter().map(|s| s.vip);
-        n.set_proxied(vips.chain(config.appliance.snat_pool.iter().copied()));
+        // With HA, also the group's virtual addresses (e.g. the backends' gateway).
+        let ha = config
+            .appliance
+            .ha
+            .as_ref()
+            .map(|h| h.virtual_addresses(config))
+            .unwrap_or_default();
+        n.set_proxied(
+            vips.chain(config.appliance.snat_pool.iter().copied())
+                .chain(ha),
+        );
         n.set_l7(crate::l7::L7Proxy::listeners(config));
     }
     if let Some(source) = app.l7_counter_source() {
@@ -449,6 +499,7 @@ impl<R: RxToken> RxToken for SnoopRx<'_, R> {
     {
         let learned = self.learned;
         self.inner.consume(|frame| {
+            ha_inbound(learned, frame);
             {
                 let n = learned.borrow();
                 if let Some((own, _)) = n.own
@@ -466,7 +517,7 @@ impl<R: RxToken> RxToken for SnoopRx<'_, R> {
                 // A request for a VIP or pool address: answer it (proxy ARP).
                 if frame[20..22] == [0, 1] {
                     let target = Ipv4Addr::new(frame[38], frame[39], frame[40], frame[41]);
-                    if n.proxied.contains(&target) && !n.to_answer.is_full() {
+                    if n.answer_proxied && n.proxied.contains(&target) && !n.to_answer.is_full() {
                         let _ = n.to_answer.push_back((target, neighbor.1, neighbor.0));
                         if let Some(w) = n.waker.take() {
                             w.wake();
@@ -524,6 +575,218 @@ impl<T: TxToken> TxToken for SnoopTx<'_, T> {
 
 /// Frames up to this length (a TCP reset with options) are built aside by [`SnoopTx`].
 const SMALL_FRAME: usize = 80;
+/// HA on a received frame: a VRRP packet goes to [`ha_loop`] (and on to the stack, which
+/// drops it); a frame to the virtual MAC is readdressed to the appliance's MAC so the
+/// stack takes it (an L7 VIP's traffic).
+fn ha_inbound(learned: &Learned, frame: &mut [u8]) {
+    let mut n = learned.borrow_mut();
+    let Some(vmac) = n.virtual_mac else {
+        return;
+    };
+    if frame.len() < 34 {
+        return;
+    }
+    if frame[0..6] == vmac
+        && let Some((_, own)) = n.own
+    {
+        frame[0..6].copy_from_slice(&own);
+    }
+    if frame[12..14] == [0x08, 0x00] && frame[23] == crate::vrrp::PROTOCOL {
+        if n.vrrp_in.is_full() {
+            n.vrrp_in.pop_front();
+        }
+        if let Ok(p) = heapless::Vec::from_slice(&frame[14..frame.len().min(14 + VRRP_PACKET)]) {
+            let _ = n.vrrp_in.push_back(p);
+        }
+        if let Some(w) = n.ha_waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// Buffers of the HA loop: UDP receive and transmit buffers of `RX` and `TX` bytes, and
+/// up to `OUT` sync messages staged per round (the simulated board uses the defaults; the
+/// NUCLEO smaller ones, for RAM).
+pub struct HaBuffers<
+    const RX: usize = { 16 * 1024 },
+    const TX: usize = { 16 * 1024 },
+    const OUT: usize = 10,
+> {
+    /// UDP receive buffer.
+    pub rx: [u8; RX],
+    /// UDP transmit buffer.
+    pub tx: [u8; TX],
+    /// One sync message.
+    pub message: [u8; crate::flowsync::MAX_MESSAGE],
+    /// Messages to send after the appliance's borrow ends: (peer, length, bytes).
+    pub outbox: heapless::Vec<(Ipv4Addr, usize, [u8; crate::flowsync::MAX_MESSAGE]), OUT>,
+}
+
+impl<const RX: usize, const TX: usize, const OUT: usize> HaBuffers<RX, TX, OUT> {
+    /// Zeroed buffers.
+    pub const fn new() -> Self {
+        HaBuffers {
+            rx: [0; RX],
+            tx: [0; TX],
+            message: [0; crate::flowsync::MAX_MESSAGE],
+            outbox: heapless::Vec::new(),
+        }
+    }
+}
+
+impl<const RX: usize, const TX: usize, const OUT: usize> Default for HaBuffers<RX, TX, OUT> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The HA state as the loops share it.
+pub type SharedHa<'a, const N: usize> = &'a RefCell<crate::ha::Ha<N>>;
+
+/// Runs VRRP and flow sync forever: adverts in (punted by the data path, picked out by
+/// [`Snoop`]) and out (whole frames through [`Neighbors::send_frame`]), flow sync over UDP
+/// on the HA sync port, the data path's change log drained through the register map every
+/// millisecond while master, replicas written through it, events into the appliance's
+/// log, and proxy ARP for the virtual addresses only while master.
+pub async fn ha_loop<
+    B: RegisterBus,
+    S: ConfigStore,
+    const N: usize,
+    const RX: usize,
+    const TX: usize,
+    const OUT: usize,
+>(
+    stack: Stack<'_>,
+    app: Shared<'_, '_, B, S>,
+    learned: &Learned,
+    ha: SharedHa<'_, N>,
+    bufs: &mut HaBuffers<RX, TX, OUT>,
+) {
+    use embassy_futures::select::{Either3, select3};
+    use embassy_net::udp::{PacketMetadata, UdpSocket};
+    let mut rx_meta = [PacketMetadata::EMPTY; 16];
+    let mut tx_meta = [PacketMetadata::EMPTY; 16];
+    let HaBuffers {
+        rx,
+        tx,
+        message,
+        outbox,
+    } = bufs;
+    let mut socket = UdpSocket::new(stack, &mut rx_meta, rx, &mut tx_meta, tx);
+    let port = ha.borrow().sync_port();
+    if socket.bind(port).is_err() {
+        warn!("HA: cannot bind the sync port; HA is off");
+        return;
+    }
+    {
+        let now = now_ms();
+        let mut h = ha.borrow_mut();
+        h.startup(now);
+        learned.borrow_mut().set_ha(h.mac(), h.is_master());
+    }
+    // Peers without a session get an ARP request from the driver every half second
+    // (smoltcp alone retries once a second after a miss).
+    let mut next_resolve = 0u64;
+    loop {
+        let now = now_ms();
+        if now >= next_resolve {
+            next_resolve = now + 500;
+            let h = ha.borrow();
+            let mut n = learned.borrow_mut();
+            for (peer, link) in h.links() {
+                if !link.connected() || !link.synced() {
+                    n.resolve(*peer);
+                }
+            }
+        }
+        // VRRP adverts punted by the data path.
+        loop {
+            let packet = learned.borrow_mut().vrrp_in.pop_front();
+            let Some(packet) = packet else { break };
+            ha.borrow_mut().handle_vrrp(now, &packet);
+        }
+        {
+            let mut h = ha.borrow_mut();
+            let mut a = app.borrow_mut();
+            h.handle_timeout(now);
+            h.drain_changes(now, a.bus());
+            let mut frame = [0u8; crate::vrrp::MAX_ADVERT_FRAME];
+            while let Some(len) = h.poll_frame(&mut frame) {
+                if !learned.borrow_mut().send_frame(&frame[..len]) {
+                    warn!("HA: frame queue full, an advert or ARP was dropped");
+                }
+            }
+            outbox.clear();
+            while !outbox.is_full() {
+                let Some((peer, len)) = h.poll_sync(now, a.bus(), &mut message[..]) else {
+                    break;
+                };
+                let _ = outbox.push((peer, len, *message));
+            }
+            while let Some(e) = h.poll_event() {
+                a.push_event(now, e);
+            }
+            learned.borrow_mut().set_ha(h.mac(), h.is_master());
+        }
+        // Sync traffic never holds up the adverts: a peer whose MAC is not resolved yet
+        // (or a full socket) would block `send_to`; what does not fit at once is dropped
+        // and the link's retransmission sends it again.
+        for (peer, len, bytes) in outbox.iter() {
+            match with_timeout(
+                Duration::from_millis(1),
+                socket.send_to(&bytes[..*len], (*peer, port)),
+            )
+            .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => warn!("HA: a sync message could not be sent"),
+                Err(_) => break,
+            }
+        }
+        let more = !outbox.is_empty() && outbox.is_full();
+        let (deadline, master) = {
+            let h = ha.borrow();
+            (h.poll_timeout(), h.is_master())
+        };
+        let now = now_ms();
+        // The master drains the change log every millisecond; timers come first.
+        let mut at = deadline.unwrap_or(now + 1000).min(now + 1000);
+        if master || more {
+            at = at.min(now + 1);
+        }
+        // A punted advert, or an operator's promote/demote.
+        let vrrp = core::future::poll_fn(|cx| {
+            if ha.borrow_mut().take_kick(cx.waker()) {
+                return core::task::Poll::Ready(());
+            }
+            let mut n = learned.borrow_mut();
+            if n.vrrp_in.is_empty() {
+                n.ha_waker = Some(cx.waker().clone());
+                core::task::Poll::Pending
+            } else {
+                core::task::Poll::Ready(())
+            }
+        });
+        if at <= now {
+            // More work now (a snapshot being read back in bounded steps): let the other
+            // tasks run first.
+            embassy_futures::yield_now().await;
+            continue;
+        }
+        let at = Instant::from_millis(at);
+        match select3(Timer::at(at), socket.recv_from(&mut message[..]), vrrp).await {
+            Either3::Second(Ok((n, meta))) => {
+                if let embassy_net::IpAddress::Ipv4(from) = meta.endpoint.addr {
+                    let now = now_ms();
+                    let mut h = ha.borrow_mut();
+                    let mut a = app.borrow_mut();
+                    h.handle_sync(now, from, &message[..n], a.bus());
+                }
+            }
+            Either3::Second(Err(_)) | Either3::First(()) | Either3::Third(()) => {}
+        }
+    }
+}
 
 /// The sender (address, MAC) of an Ethernet ARP packet (untagged).
 pub fn arp_sender(frame: &[u8]) -> Option<(Ipv4Addr, [u8; 6])> {
@@ -581,10 +844,25 @@ impl<'l, D: Driver> Driver for Snoop<'l, D> {
     ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let learned = self.learned;
         // Proxy-ARP replies first, one per poll.
+        // HA frames (adverts, gratuitous ARPs) first, one per poll.
+        let frame = learned.borrow_mut().frames_out.pop_front();
+        if let Some(frame) = frame {
+            match self.inner.transmit(cx) {
+                Some(tx) => tx.consume(frame.len(), |out| out.copy_from_slice(&frame)),
+                None => {
+                    let _ = learned.borrow_mut().frames_out.push_front(frame);
+                }
+            }
+            cx.waker().wake_by_ref();
+        }
         let answer = {
             let mut n = learned.borrow_mut();
+            let virtual_mac = n.virtual_mac;
             match n.own {
-                Some((_, mac)) => n.to_answer.pop_front().map(|a| (mac, a)),
+                Some((_, mac)) => n
+                    .to_answer
+                    .pop_front()
+                    .map(|a| (virtual_mac.unwrap_or(mac), a)),
                 None => None,
             }
         };

@@ -42,7 +42,7 @@ fn resolve(target: &TargetArgs) -> Result<fulcrum_host::target::Resolved, ExitCo
     })
 }
 
-fn connect(target: &TargetArgs) -> Result<(Client, String), ExitCode> {
+pub(crate) fn connect(target: &TargetArgs) -> Result<(Client, String), ExitCode> {
     let resolved = resolve(target)?;
     let name = resolved.describe();
     match resolved.connect() {
@@ -418,6 +418,17 @@ fn describe(kind: &EventKind) -> String {
         EventKind::FilterInstalled { service } => format!("{service}: filter installed"),
         EventKind::FilterRemoved { service } => format!("{service}: filter removed"),
         EventKind::FilterRejected { service } => format!("{service}: filter upload refused"),
+        EventKind::HaRoleChanged { from, to, cause } => format!(
+            "HA: {} -> {} ({})",
+            from.as_str(),
+            to.as_str(),
+            cause.as_str()
+        ),
+        EventKind::HaSynced { peer } => format!("HA: flow table synchronised from {peer}"),
+        EventKind::HaResync { peer } => format!("HA: full resync towards {peer}"),
+        EventKind::HaSplitBrain { peer, priority } => {
+            format!("HA: split brain, another master {peer} (priority {priority})")
+        }
     }
 }
 
@@ -525,7 +536,14 @@ pub fn metrics(target: &TargetArgs, args: MetricsArgs) -> Result<ExitCode> {
             }
             if let Some(c) = client.as_mut() {
                 match operate::fetch_status(c) {
-                    Ok(s) => return operate::render_prometheus(&s),
+                    Ok(s) => {
+                        let mut out = operate::render_prometheus(&s);
+                        // HA gauges and counters, when the appliance runs HA.
+                        if let Ok(Response::Ha(ha)) = c.request(&Request::HaStatus) {
+                            out.push_str(&crate::ha_cmd::render_prometheus(&ha));
+                        }
+                        return out;
+                    }
                     Err(e) => {
                         eprintln!("fulcrum metrics: {name}: {e}");
                         *client = None;

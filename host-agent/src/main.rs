@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 mod appliance_cmds;
 mod check;
+mod ha_cmd;
 mod pcap;
 mod sim_cmd;
 mod trace;
@@ -113,6 +114,11 @@ enum Command {
     /// memory cap, and swaps it in atomically; a refused module changes nothing.
     #[command(after_help = EXIT_CODES)]
     Filter(appliance_cmds::FilterArgs),
+    /// High availability: `fulcrum ha status [--json]` (role, priority, master, last
+    /// advert, master-down interval, per peer sync state, lag in entries and ms,
+    /// resyncs), `fulcrum ha promote|demote|clear`.
+    #[command(after_help = EXIT_CODES)]
+    Ha(ha_cmd::Args),
     /// Run the whole appliance on this machine (no root, no boards): the firmware and the
     /// data path of a simulated board, clients behind a router sending real TCP and UDP
     /// requests to the VIPs, and virtual backends; failure drills on a schedule.
@@ -139,6 +145,7 @@ fn main() -> ExitCode {
         Command::Metrics(args) => appliance_cmds::metrics(&cli.target, args),
         Command::Flash(args) => appliance_cmds::flash(args),
         Command::Filter(args) => appliance_cmds::filter(&cli.target, args),
+        Command::Ha(args) => ha_cmd::run(&cli.target, args),
         Command::Sim(args) => sim_cmd::run_sim(args),
     };
     result.unwrap_or_else(|error| {

@@ -57,6 +57,16 @@ pub struct Args {
     /// the tables it holds (fail-static).
     #[arg(long, value_name = "SECONDS")]
     halt_mcu: Option<f64>,
+    /// High availability: run two appliances that share the VIPs (VRRP, 10 ms adverts)
+    /// and replicate their flow tables. Uses the config's `[appliance.ha]` (its first
+    /// peer becomes the second appliance, at half the priority) or adds one (VRID 42,
+    /// priority 200, a free address of the appliance's network as the peer).
+    #[arg(long)]
+    ha: bool,
+    /// With --ha: kill the VRRP master at this time (its port goes dark, its MCU halts);
+    /// the summary gives the takeover time.
+    #[arg(long, value_name = "SECONDS", requires = "ha")]
+    kill_master: Vec<f64>,
     /// Serve the management protocol on this host address (needs a key: --key-file or
     /// FULCRUM_KEY), so `fulcrum --host` works against the simulation.
     #[arg(long, value_name = "ADDR")]
@@ -155,6 +165,12 @@ fn drills(args: &Args) -> Result<Vec<Drill>> {
         out.push(Drill {
             at: t,
             action: DrillAction::Admin(s, b, AdminState::Drain),
+        });
+    }
+    for t in &args.kill_master {
+        out.push(Drill {
+            at: Duration::from_secs_f64(t.clamp(0.0, 86_400.0)),
+            action: DrillAction::KillMaster,
         });
     }
     if let Some(t) = args.halt_mcu {
@@ -389,6 +405,10 @@ pub fn run_sim(args: Args) -> Result<ExitCode> {
     let state_dir = args.state_dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("fulcrum-sim-{}", std::process::id()))
     });
+    let mut config = config;
+    if args.ha && config.appliance.ha.is_none() {
+        config.appliance.ha = Some(default_ha(&config)?);
+    }
     let scenario = Scenario {
         config,
         seed: args.seed,
@@ -461,6 +481,46 @@ pub fn run_sim(args: Args) -> Result<ExitCode> {
             "  long-lived connections: {} ({} requests, {} broken, {} answers from another backend)",
             l.connections, l.requests, l.failures, l.moved
         );
+        if let Some(ha) = &summary.ha {
+            for (a, times) in ha.appliances.iter().zip(&ha.became_master_s) {
+                let t: Vec<String> = times.iter().map(|t| format!("{t:.3}s")).collect();
+                println!("  HA {a}: became master at [{}]", t.join(", "));
+            }
+            for t in &ha.takeover_ms {
+                match t {
+                    Some(ms) => println!("  HA takeover {ms} ms after the master was killed"),
+                    None => println!("  HA: no takeover within 5 s of the kill"),
+                }
+            }
+            println!(
+                "  HA master at the end: {}",
+                ha.master_at_end
+                    .map_or_else(|| "none".to_string(), |a| a.to_string())
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `[appliance.ha]` for `--ha` without one in the config: VRID 42, priority 200, 10 ms
+/// adverts, and the first free address of the appliance's network as the peer.
+fn default_ha(config: &fulcrum_model::config::Config) -> Result<fulcrum_model::ha::HaConfig> {
+    let a = config.appliance.address;
+    let taken = |x: std::net::Ipv4Addr| {
+        x == a
+            || config.appliance.gateway == Some(x)
+            || config.appliance.snat_pool.contains(&x)
+            || config
+                .services
+                .iter()
+                .any(|s| s.vip == x || s.backends.iter().any(|b| b.address == x))
+    };
+    let o = a.octets();
+    let peer = (2..=250u8)
+        .map(|l| std::net::Ipv4Addr::new(o[0], o[1], o[2], l))
+        .find(|x| !taken(*x))
+        .ok_or_else(|| anyhow::anyhow!("no free address for the second appliance"))?;
+    let text =
+        format!("vrid = 42\npriority = 200\nadvert_interval = \"50ms\"\npeers = [\"{peer}\"]\n");
+    Ok(toml::from_str(&text)?)
 }

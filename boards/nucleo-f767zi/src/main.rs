@@ -81,7 +81,11 @@ const L7_SERVICES: usize = 1;
 /// Each L7 worker's buffers (socket buffers, request, response, heads): the largest head.
 const L7_BUF: usize = 1024;
 /// Sockets: the probes, the management connection and the L7 workers.
-const SOCKETS: usize = PROBES + 1 + 2 * L7_WORKERS;
+const SOCKETS: usize = PROBES + 1 + 2 * L7_WORKERS + HA_SOCKETS;
+/// Flow-sync peers of the `ha` image (a pair of appliances).
+#[cfg(feature = "ha")]
+const HA_PEERS: usize = 1;
+const HA_SOCKETS: usize = if cfg!(feature = "ha") { 1 } else { 0 };
 /// Address (and prefix length) without a saved config.
 const DEFAULT_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 2);
 const DEFAULT_PREFIX: u8 = 24;
@@ -96,6 +100,8 @@ type Device = net::Snoop<'static, Ethernet<'static, ETH, GenericPhy<Sma<'static,
 type Bus = SpiRegisterBus<'static>;
 type Store = FlashConfigStore<'static>;
 type App = Appliance<'static, Bus, Store>;
+#[cfg(feature = "ha")]
+type BoardHa = fulcrum_firmware::ha::Ha<HA_PEERS>;
 
 /// Largest Maglev ring this board builds: the FPGA's block-RAM ring (4093 entries, see
 /// `fulcrum_model::maglev`). The config schema allows up to 65537 (`MAX_RING_SIZE`, also
@@ -131,6 +137,14 @@ static PROXY: ConstStaticCell<RefCell<L7Proxy<L7_SERVICES>>> =
     ConstStaticCell::new(RefCell::new(L7Proxy::new()));
 static L7_CONTEXT: StaticCell<L7Context> = StaticCell::new();
 static WAKE: StaticCell<Wake> = StaticCell::new();
+#[cfg(feature = "ha")]
+static HA: StaticCell<RefCell<BoardHa>> = StaticCell::new();
+/// Sync socket buffers and staged messages of the HA loop: smaller than the simulated
+/// board's (RAM); a snapshot's window of 8 goes out over a few rounds.
+#[cfg(feature = "ha")]
+type BoardHaBuffers = net::HaBuffers<4096, 4096, 2>;
+#[cfg(feature = "ha")]
+static HA_BUFS: ConstStaticCell<BoardHaBuffers> = ConstStaticCell::new(BoardHaBuffers::new());
 
 /// 216 MHz from the ST-LINK's 8 MHz clock (HSE bypass): PLL 8 / 4 × 216 / 2; PLLQ gives
 /// the 48 MHz the RNG needs. APB1 54 MHz (USART3), APB2 108 MHz (SPI1).
@@ -325,6 +339,11 @@ fn setup(spawner: Spawner) {
             MANAGEMENT_PORT
         ),
     }
+    #[cfg(feature = "ha")]
+    if let Some(ha) = start_ha(app, key.as_ref(), rng) {
+        app.borrow_mut().set_ha(ha);
+        spawner.spawn(unwrap!(ha_task(stack, app, learned, ha)));
+    }
     let conn = SERIAL_CONN.init_with(Connection::default);
     spawner.spawn(unwrap!(serial_task(uart, ctx, key, conn, rng)));
     spawner.spawn(unwrap!(housekeeping_task(
@@ -372,6 +391,50 @@ fn create_appliance(bus: Bus, store: Store) -> &'static RefCell<App> {
 #[inline(never)]
 fn restore_config(app: &RefCell<App>, staging: &mut fulcrum_model::config::Config) {
     app.borrow_mut().boot(net::now_ms(), staging);
+}
+
+/// VRRP and flow sync when the saved config has `[appliance.ha]` (flow sync is
+/// authenticated with the management key, so it needs one).
+#[cfg(feature = "ha")]
+#[inline(never)]
+fn start_ha(
+    app: &RefCell<App>,
+    key: Option<&Key>,
+    rng: &RngCell,
+) -> Option<&'static RefCell<BoardHa>> {
+    let app = app.borrow();
+    let config = app.config()?;
+    config.appliance.ha.as_ref()?;
+    let Some(key) = key else {
+        warn!("[appliance.ha] needs FULCRUM_KEY (flow sync is authenticated): HA is off");
+        return None;
+    };
+    let (epoch, session) = {
+        let mut r = rng.borrow_mut();
+        (r.next_u64(), r.next_u64())
+    };
+    match BoardHa::new(config, key, epoch, session) {
+        Ok(ha) => Some(HA.init(RefCell::new(ha))),
+        Err(e) => {
+            warn!(
+                "HA cannot start ({}): this image supports {} peer",
+                defmt::Debug2Format(&e),
+                HA_PEERS
+            );
+            None
+        }
+    }
+}
+
+#[cfg(feature = "ha")]
+#[embassy_executor::task]
+async fn ha_task(
+    stack: Stack<'static>,
+    app: &'static RefCell<App>,
+    learned: &'static net::Learned,
+    ha: &'static RefCell<BoardHa>,
+) {
+    net::ha_loop(stack, app, learned, ha, HA_BUFS.take()).await;
 }
 
 /// The management key from `FULCRUM_KEY` at build time; `None` (TCP disabled) without one.

@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use embassy_futures::select::{Either3, select3};
 use embassy_time::{Duration, Instant, Timer};
+use fulcrum_model::changelog::{self, ChangeRegisters};
 use fulcrum_model::config::Config;
 use fulcrum_model::counters::Counters;
 use fulcrum_model::flow::{FlowEntry, StickyEntry};
@@ -54,6 +55,21 @@ impl Default for Geometry {
 /// The simulated FPGA.
 pub struct Fpga {
     pipeline: Pipeline<'static>,
+    /// The Ethernet MAC filter's virtual-MAC entry (`VMAC_FILTER`): frames to a VRRP
+    /// virtual MAC pass only when it is this VRID's and accepted (the HA master).
+    vmac_filter: u32,
+}
+
+/// Whether the port's MAC filter passes `frame` (only VRRP virtual MACs are filtered; the
+/// model accepts every other destination, as the simulated network only delivers what a
+/// switch would).
+fn mac_filter_passes(vmac_filter: u32, frame: &[u8]) -> bool {
+    match frame.get(0..6) {
+        Some([0, 0, 0x5e, 0, 1, vrid]) => {
+            vmac_filter & 0x100 != 0 && u32::from(*vrid) == vmac_filter & 0xff
+        }
+        _ => true,
+    }
 }
 
 /// Shared handle (the forwarding loop and the MCU's register bus both hold one).
@@ -77,12 +93,18 @@ impl Fpga {
                 ring_active,
                 ring_shadow,
             }),
+            vmac_filter: 0,
         }))
     }
 
     /// The pipeline (for inspection).
     pub fn pipeline(&self) -> &Pipeline<'static> {
         &self.pipeline
+    }
+
+    /// The pipeline, to write (tests and benchmarks that preload tables).
+    pub fn pipeline_mut(&mut self) -> &mut Pipeline<'static> {
+        &mut self.pipeline
     }
 
     /// The counters.
@@ -94,6 +116,8 @@ impl Fpga {
 /// The MCU's register bus to the simulated FPGA (what SPI is on the board).
 pub struct FpgaBus {
     regs: RegisterFile<Target>,
+    fpga: FpgaHandle,
+    changes: ChangeRegisters,
     /// Register writes so far (each an SPI transaction on the board).
     pub writes: u64,
     /// Register reads so far.
@@ -104,7 +128,9 @@ impl FpgaBus {
     /// A bus to `fpga`.
     pub fn new(fpga: FpgaHandle) -> Self {
         FpgaBus {
-            regs: RegisterFile::new(Target(fpga)),
+            regs: RegisterFile::new(Target(fpga.clone())),
+            fpga,
+            changes: ChangeRegisters::new(),
             writes: 0,
             reads: 0,
         }
@@ -114,10 +140,25 @@ impl FpgaBus {
 impl RegisterBus for FpgaBus {
     fn write32(&mut self, addr: u16, value: u32) {
         self.writes += 1;
+        if addr == changelog::addr::VMAC_FILTER {
+            self.fpga.borrow_mut().vmac_filter = value & 0x1ff;
+            return;
+        }
+        if changelog::addr::contains(addr) {
+            let pipeline = &mut self.fpga.borrow_mut().pipeline;
+            self.changes.write32(pipeline, now_ms(), addr, value);
+            return;
+        }
         self.regs.write32(addr, value)
     }
     fn read32(&mut self, addr: u16) -> u32 {
         self.reads += 1;
+        if addr == changelog::addr::VMAC_FILTER {
+            return self.fpga.borrow().vmac_filter;
+        }
+        if changelog::addr::contains(addr) {
+            return self.changes.read32(&self.fpga.borrow().pipeline, addr);
+        }
         self.regs.read32(addr)
     }
 }
@@ -171,6 +212,9 @@ pub async fn forward(fpga: FpgaHandle, mcu: End, mut network: NetworkPort) {
         }
         match select3(network.recv(), mcu.recv(), Timer::at(next_age)).await {
             Either3::First(frame) => {
+                if !mac_filter_passes(fpga.borrow().vmac_filter, &frame) {
+                    continue;
+                }
                 let verdict =
                     fpga.borrow_mut()
                         .pipeline

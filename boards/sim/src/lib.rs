@@ -71,6 +71,11 @@ pub const MANAGEMENT_CONNECTIONS: usize = 4;
 /// spread over the config's L7 services. A client beyond them waits: its SYN is dropped
 /// and retried (see `fulcrum_firmware::l7::is_refusal`).
 pub const L7_WORKERS: usize = 64;
+/// Flow-sync peers the simulated board supports (an HA group of up to 4).
+pub const HA_PEERS: usize = 3;
+
+/// The HA state of the simulated board.
+pub type SimHa = fulcrum_firmware::ha::Ha<HA_PEERS>;
 
 /// How to start a simulated board.
 pub struct BoardOptions {
@@ -103,6 +108,8 @@ pub struct Board {
     pub address: Ipv4Addr,
     /// The serial console's path, if opened.
     pub serial_path: Option<PathBuf>,
+    /// VRRP and flow sync, with `[appliance.ha]` (and a management key).
+    pub ha: Option<&'static RefCell<SimHa>>,
     mcu_tasks: McuHandle,
 }
 
@@ -201,7 +208,7 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
         dns_servers: heapless::Vec::new(),
     });
     let resources = leak(StackResources::<
-        { PROBES + MANAGEMENT_CONNECTIONS + 2 * L7_WORKERS + 4 },
+        { PROBES + MANAGEMENT_CONNECTIONS + 2 * L7_WORKERS + 5 },
     >::new());
     let (stack, mut runner) = embassy_net::new(driver, net_config, resources, random_u64());
     let mut mcu_tasks = Vec::new();
@@ -278,6 +285,30 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
             .abort_handle(),
         );
     }
+    // High availability: VRRP and flow sync (authenticated with the management key).
+    let ha: Option<&'static RefCell<SimHa>> = match (&config.appliance.ha, &options.key) {
+        (None, _) => None,
+        (Some(_), None) => {
+            anyhow::bail!(
+                "[appliance.ha] needs a management key (flow sync is authenticated with it)"
+            )
+        }
+        (Some(_), Some(key)) => {
+            let h = SimHa::new(&config, key, random_u64(), random_u64())
+                .map_err(|e| anyhow::anyhow!("HA cannot start: {e:?}"))?;
+            Some(leak(RefCell::new(h)))
+        }
+    };
+    if let Some(ha) = ha {
+        app.borrow_mut().set_ha(ha);
+        mcu_tasks.push(
+            tokio::task::spawn_local(async move {
+                let bufs = leak(fw::HaBuffers::<{ 16 * 1024 }, { 16 * 1024 }, 10>::new());
+                fw::ha_loop(stack, app_static, learned, ha, bufs).await
+            })
+            .abort_handle(),
+        );
+    }
     let serial_path = if options.serial {
         let mut pty = serial::Pty::open().context("opening the serial console pseudo-terminal")?;
         let path = pty.path().to_path_buf();
@@ -301,6 +332,7 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
         stack,
         address,
         serial_path,
+        ha,
         mcu_tasks: McuHandle(Rc::new(mcu_tasks)),
     })
 }

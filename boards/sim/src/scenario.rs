@@ -58,6 +58,9 @@ pub enum DrillAction {
     Apply(Box<Config>),
     /// Stops the MCU (crash or unplug): the FPGA keeps forwarding (fail-static).
     HaltMcu,
+    /// HA: the VRRP master dies (its port goes dark, its MCU halts); the summary gives the
+    /// other appliance's takeover time.
+    KillMaster,
 }
 
 impl std::fmt::Display for DrillAction {
@@ -71,6 +74,7 @@ impl std::fmt::Display for DrillAction {
             DrillAction::Admin(s, b, a) => write!(f, "{} {s}/{b}", format!("{a:?}").to_lowercase()),
             DrillAction::Apply(c) => write!(f, "apply config ({} services)", c.services.len()),
             DrillAction::HaltMcu => write!(f, "halt the MCU"),
+            DrillAction::KillMaster => write!(f, "kill the HA master"),
         }
     }
 }
@@ -170,6 +174,22 @@ pub struct Summary {
     pub drills: Vec<(f64, String)>,
     /// The long-lived connections.
     pub long_lived: LongLived,
+    /// With `[appliance.ha]`: the two appliances' HA story.
+    pub ha: Option<HaSummary>,
+}
+
+/// Two appliances (the config's `[appliance.ha]` with its first peer as the second
+/// appliance): what happened to their roles.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct HaSummary {
+    /// The appliances' addresses (the config's first, its peer second).
+    pub appliances: Vec<Ipv4Addr>,
+    /// Role changes to master, per appliance: seconds from the start.
+    pub became_master_s: Vec<Vec<f64>>,
+    /// Per kill-master drill: ms from the kill until the other appliance was master.
+    pub takeover_ms: Vec<Option<u64>>,
+    /// The master at the end.
+    pub master_at_end: Option<Ipv4Addr>,
 }
 
 /// A moment of the run, for a live view.
@@ -224,10 +244,28 @@ pub async fn run(
         .gateway
         .unwrap_or_else(|| free_address(&config, config.appliance.address, &[]));
     config.appliance.gateway = Some(router_net);
-    let a = &config.appliance;
     let mut net = Switch::new();
     let mut clients_net = Switch::new();
-    let (fpga_port, _) = net.port();
+    let (fpga_port, fpga_cable) = net.port();
+    // HA: the config's first peer is a second appliance on the same network; the
+    // backends of NAT services route through a virtual gateway address the master owns.
+    let ha_peer = config
+        .appliance
+        .ha
+        .as_ref()
+        .and_then(|h| h.peers.first().copied());
+    let mut ha_gateway = None;
+    if let (Some(peer), Some(mut ha)) = (ha_peer, config.appliance.ha.clone()) {
+        let mut addresses = ha.virtual_addresses(&config);
+        let gw = free_address(&config, config.appliance.address, &[router_net, peer]);
+        if addresses.push(gw).is_err() {
+            anyhow::bail!("[appliance.ha] has no room for a gateway address (16 at most)");
+        }
+        ha.addresses = addresses;
+        config.appliance.ha = Some(ha);
+        ha_gateway = Some(gw);
+    }
+    let a = &config.appliance;
 
     let router_mac = [0x02, 0xee, 0, 0, 0, 1];
     let (router_a, _) = net.port();
@@ -261,7 +299,11 @@ pub async fn run(
                             .unwrap_or([0x02, 0x5e, o[0], o[1], o[2], o[3]]),
                         address: be.address,
                         prefix: a.prefix,
-                        gateway: Some(if direct { router_net } else { a.address }),
+                        gateway: Some(if direct {
+                            router_net
+                        } else {
+                            ha_gateway.unwrap_or(a.address)
+                        }),
                         server: Server::None,
                     },
                     Extras::default(),
@@ -297,7 +339,11 @@ pub async fn run(
             hosts.insert(n, handle.clone());
         }
     }
-    let operator_addr = free_address(&config, a.address, &[router_net]);
+    let mut avoid = vec![router_net];
+    avoid.extend(ha_peer);
+    avoid.extend(ha_gateway);
+    let operator_addr = free_address(&config, a.address, &avoid);
+    let peer_port = ha_peer.map(|_| net.port());
     let operator = crate::vnet::spawn_host(
         &mut net,
         HostSpec {
@@ -329,17 +375,55 @@ pub async fn run(
     tokio::task::spawn_local(net.run());
     tokio::task::spawn_local(clients_net.run());
 
+    // Flow sync is authenticated with the management key: HA without one gets a random
+    // key for this run.
+    let key = match (&scenario.key, ha_peer) {
+        (None, Some(_)) => {
+            let bytes: [u8; 32] = std::array::from_fn(|_| crate::random_u64() as u8);
+            Key::new(&bytes)
+        }
+        (k, _) => k.clone(),
+    };
     let board = start(
         BoardOptions {
             state_dir: scenario.state_dir.clone(),
             config: Some(config.clone()),
             force_config: true,
-            key: scenario.key.clone(),
+            key: key.clone(),
             serial: scenario.serial,
             geometry: Geometry::of(&config),
         },
         NetworkPort::Virtual(fpga_port),
     )?;
+    let peer_board = match (ha_peer, peer_port) {
+        (Some(peer), Some((port, cable))) => {
+            let mut c = config.clone();
+            c.appliance.address = peer;
+            c.appliance.mac.0[5] ^= 0x80;
+            let mut name = c.appliance.name.to_string();
+            name.push_str("-b");
+            c.appliance.name = fulcrum_model::config::Name::try_from(name.as_str())
+                .unwrap_or_else(|_| c.appliance.name.clone());
+            if let Some(ha) = c.appliance.ha.as_mut() {
+                ha.priority = (ha.priority / 2).max(1);
+                ha.peers.clear();
+                let _ = ha.peers.push(a.address);
+            }
+            let b = start(
+                BoardOptions {
+                    state_dir: scenario.state_dir.join("peer"),
+                    config: Some(c.clone()),
+                    force_config: true,
+                    key: key.clone(),
+                    serial: false,
+                    geometry: Geometry::of(&c),
+                },
+                NetworkPort::Virtual(port),
+            )?;
+            Some((b, cable))
+        }
+        _ => None,
+    };
     if let (Some(listen), Some(_)) = (&scenario.listen, &scenario.key) {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         tokio::task::spawn_local(crate::gateway::serve(
@@ -504,6 +588,19 @@ pub async fn run(
         }
     }
 
+    // HA: both appliances' state, handles and cables, for the kill-master drill.
+    let ha_nodes: Rc<Vec<HaNode>> = Rc::new(match (&board.ha, &peer_board) {
+        (Some(h0), Some((b, cable))) => match b.ha {
+            Some(h1) => vec![
+                (board.address, h0, board.mcu_handle(), fpga_cable.clone()),
+                (b.address, h1, b.mcu_handle(), cable.clone()),
+            ],
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
+    });
+    let takeovers: Rc<RefCell<Vec<Option<u64>>>> = Rc::default();
+
     // Drills.
     let drill_log: Rc<RefCell<Vec<(f64, String)>>> = Rc::default();
     {
@@ -513,6 +610,8 @@ pub async fn run(
         let app = board.app.clone();
         let mcu = board.mcu_handle();
         let log = drill_log.clone();
+        let takeovers = takeovers.clone();
+        let ha_nodes = ha_nodes.clone();
         let phase = phase.clone();
         tokio::task::spawn_local(async move {
             for d in drills {
@@ -525,6 +624,7 @@ pub async fn run(
                         mcu.halt_mcu();
                         Ok(())
                     }
+                    DrillAction::KillMaster => kill_master(&ha_nodes, &takeovers),
                     _ => apply_drill(&d.action, &hosts, &app),
                 };
                 let text = match outcome {
@@ -596,6 +696,50 @@ pub async fn run(
     let services = results.borrow().clone();
     let drills = drill_log.borrow().clone();
     let long_lived = long_lived.borrow().clone();
+    if std::env::var_os("FULCRUM_SIM_DEBUG").is_some()
+        && let Some((peer, _)) = &peer_board
+    {
+        for b in [&board, peer] {
+            for e in b.app.borrow().events().page(0).events.iter() {
+                eprintln!(
+                    "{} {:.3}s {:?}",
+                    b.address,
+                    e.at_ms.saturating_sub(started_ms) as f64 / 1000.0,
+                    e.kind
+                );
+            }
+        }
+    }
+    let ha = (!ha_nodes.is_empty()).then(|| HaSummary {
+        appliances: ha_nodes.iter().map(|n| n.0).collect(),
+        became_master_s: [&board, &peer_board.as_ref().expect("HA peer").0]
+            .iter()
+            .map(|b| {
+                b.app
+                    .borrow()
+                    .events()
+                    .page(0)
+                    .events
+                    .iter()
+                    .filter(|e| {
+                        matches!(
+                            e.kind,
+                            EventKind::HaRoleChanged {
+                                to: fulcrum_mgmt::ha::HaRole::Master,
+                                ..
+                            }
+                        )
+                    })
+                    .map(|e| e.at_ms.saturating_sub(started_ms) as f64 / 1000.0)
+                    .collect()
+            })
+            .collect(),
+        takeover_ms: takeovers.borrow().clone(),
+        master_at_end: ha_nodes
+            .iter()
+            .find(|n| n.3.get() && n.1.borrow().is_master())
+            .map(|n| n.0),
+    });
     Ok(Summary {
         seed: scenario.seed,
         duration_s: scenario.duration.as_secs_f64(),
@@ -604,7 +748,53 @@ pub async fn run(
         transitions,
         drills,
         long_lived,
+        ha,
     })
+}
+
+/// (address, HA state, MCU, port cable) of one appliance of an HA pair.
+type HaNode = (
+    Ipv4Addr,
+    &'static RefCell<crate::SimHa>,
+    crate::McuHandle,
+    Rc<std::cell::Cell<bool>>,
+);
+
+/// Kills the live VRRP master (port dark, MCU halted) and measures, in the background,
+/// how long until another appliance is master.
+fn kill_master(
+    nodes: &Rc<Vec<HaNode>>,
+    takeovers: &Rc<RefCell<Vec<Option<u64>>>>,
+) -> Result<(), String> {
+    let Some(i) = nodes
+        .iter()
+        .position(|n| n.3.get() && n.1.borrow().is_master())
+    else {
+        return Err("no live HA master (run with [appliance.ha] and a peer)".into());
+    };
+    nodes[i].3.set(false);
+    nodes[i].2.halt_mcu();
+    let killed = std::time::Instant::now();
+    let index = {
+        let mut t = takeovers.borrow_mut();
+        t.push(None);
+        t.len() - 1
+    };
+    let (nodes, takeovers) = (nodes.clone(), takeovers.clone());
+    tokio::task::spawn_local(async move {
+        while killed.elapsed() < Duration::from_secs(5) {
+            if nodes
+                .iter()
+                .enumerate()
+                .any(|(j, n)| j != i && n.3.get() && n.1.borrow().is_master())
+            {
+                takeovers.borrow_mut()[index] = Some(killed.elapsed().as_millis() as u64);
+                return;
+            }
+            embassy_time::Timer::after_millis(1).await;
+        }
+    });
+    Ok(())
 }
 
 fn apply_drill(
@@ -641,7 +831,9 @@ fn apply_drill(
                 .set_admin(now, s, b, *state)
                 .map_err(|e| e.message.to_string())?;
         }
-        DrillAction::HaltMcu => return Err("handled by the runner".into()),
+        DrillAction::HaltMcu | DrillAction::KillMaster => {
+            return Err("handled by the runner".into());
+        }
         DrillAction::Apply(config) => {
             app.borrow_mut().apply(now, config, false).map_err(|e| {
                 format!(

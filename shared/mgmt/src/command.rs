@@ -68,6 +68,13 @@ pub enum Command<'a> {
         /// The service.
         service: Name,
     },
+    /// See `Request::HaStatus`.
+    HaStatus,
+    /// See `Request::HaAdmin`.
+    HaAdmin {
+        /// What to do.
+        action: crate::ha::HaAction,
+    },
 }
 
 impl Command<'_> {
@@ -139,6 +146,10 @@ pub fn decode<'a>(payload: &'a [u8], config: &mut Config) -> Result<Command<'a>,
         9 => Command::FilterList,
         10 => Command::FilterRemove {
             service: take::<Name>(rest)?.0,
+        },
+        11 => Command::HaStatus,
+        12 => Command::HaAdmin {
+            action: take::<crate::ha::HaAction>(rest)?.0,
         },
         _ => return Err(DecodeError),
     })

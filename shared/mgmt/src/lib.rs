@@ -29,6 +29,7 @@
 pub mod command;
 pub mod envelope;
 pub mod framing;
+pub mod ha;
 pub mod message;
 
 pub use envelope::{AuthError, ClientSession, Envelope, Kind, ServerSession};

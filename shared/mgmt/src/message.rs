@@ -96,6 +96,13 @@ pub enum Request {
         /// The service.
         service: Name,
     },
+    /// High availability: role, peers, sync lag ([`Response::Ha`]).
+    HaStatus,
+    /// High availability: promote, demote, or back to the configured priority.
+    HaAdmin {
+        /// What to do.
+        action: crate::ha::HaAction,
+    },
 }
 
 /// An answer from the appliance.
@@ -120,6 +127,9 @@ pub enum Response {
     FilterInstalled(FilterInfo),
     /// The installed filters (answer to [`Request::FilterList`]).
     Filters(Vec<FilterInfo, MAX_FILTERS>),
+    /// High availability status (answer to [`Request::HaStatus`] and
+    /// [`Request::HaAdmin`]).
+    Ha(crate::ha::HaStatus),
 }
 
 /// A [`Response`] that borrows its contents: serializes to exactly the same bytes, so the
@@ -145,6 +155,8 @@ pub enum ResponseRef<'a> {
     FilterInstalled(&'a FilterInfo),
     /// See [`Response::Filters`].
     Filters(&'a [FilterInfo]),
+    /// See [`Response::Ha`].
+    Ha(&'a crate::ha::HaStatus),
 }
 
 impl Response {
@@ -160,6 +172,7 @@ impl Response {
             Response::Error(e) => ResponseRef::Error(e),
             Response::FilterInstalled(f) => ResponseRef::FilterInstalled(f),
             Response::Filters(f) => ResponseRef::Filters(f),
+            Response::Ha(h) => ResponseRef::Ha(h),
         }
     }
 }
@@ -580,5 +593,32 @@ pub enum EventKind {
     FilterRejected {
         /// The service.
         service: Name,
+    },
+    /// The VRRP role changed (high availability).
+    HaRoleChanged {
+        /// Previous role.
+        from: crate::ha::HaRole,
+        /// New role.
+        to: crate::ha::HaRole,
+        /// Why.
+        cause: crate::ha::HaCause,
+    },
+    /// This node now holds a peer's complete flow table (its snapshot finished).
+    HaSynced {
+        /// The peer.
+        peer: Ipv4Addr,
+    },
+    /// A full resync (snapshot) towards a peer began (a new session, or lost changes).
+    HaResync {
+        /// The peer.
+        peer: Ipv4Addr,
+    },
+    /// Another master was heard while this node was master (split brain; the election
+    /// resolves it by priority, then address).
+    HaSplitBrain {
+        /// The other master.
+        peer: Ipv4Addr,
+        /// Its priority.
+        priority: u8,
     },
 }

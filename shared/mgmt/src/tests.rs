@@ -450,6 +450,24 @@ fn borrowed_responses_serialize_like_owned_ones() {
                 .into_iter()
                 .collect(),
         ),
+        Response::Ha(crate::ha::HaStatus::default()),
+        Response::Ha(crate::ha::HaStatus {
+            enabled: true,
+            role: Some(crate::ha::HaRole::Master),
+            vrid: 42,
+            priority: 200,
+            master: Some(core::net::Ipv4Addr::new(10, 0, 0, 2)),
+            last_advert_ago_ms: Some(3),
+            peers: [crate::ha::HaPeerStatus {
+                address: Some(core::net::Ipv4Addr::new(10, 0, 0, 3)),
+                synced: true,
+                lag_ms: 2,
+                ..Default::default()
+            }]
+            .into_iter()
+            .collect(),
+            ..Default::default()
+        }),
     ];
     for r in &samples {
         let owned = postcard::to_allocvec(r).unwrap();
@@ -546,6 +564,15 @@ fn commands_decode_like_requests() {
                 service: Name::try_from("api").unwrap(),
             },
         ),
+        (Request::HaStatus, Command::HaStatus),
+        (
+            Request::HaAdmin {
+                action: crate::ha::HaAction::Demote,
+            },
+            Command::HaAdmin {
+                action: crate::ha::HaAction::Demote,
+            },
+        ),
     ];
     for (request, command) in cases {
         let bytes = postcard::to_allocvec(&request).unwrap();
@@ -564,7 +591,7 @@ fn commands_decode_like_requests() {
         }
     }
     let mut staged = fulcrum_model::config::Config::empty();
-    assert!(decode(&[11], &mut staged).is_err());
+    assert!(decode(&[13], &mut staged).is_err());
     // A chunk longer than FILTER_CHUNK is refused even though it would decode.
     let mut long = std::vec![7u8];
     long.extend_from_slice(&[0]); // offset 0

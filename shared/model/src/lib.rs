@@ -25,6 +25,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod changelog;
 pub mod checksum;
 pub mod compile;
 pub mod config;

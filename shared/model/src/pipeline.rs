@@ -53,6 +53,7 @@
 
 use core::net::Ipv4Addr;
 
+use crate::changelog::TableChange;
 use crate::config::{Algorithm, Mode, Protocol};
 use crate::counters::{Counters, DropReason, PuntReason};
 use crate::flow::{FlowEntry, FlowKey, FlowState, Lookup, SetAssociative, StickyEntry};
@@ -188,6 +189,7 @@ pub struct Pipeline<'a> {
     select: SelectState,
     active_flows: [u32; BACKEND_SLOTS],
     counters: Counters,
+    changes: crate::changelog::ChangeLog,
 }
 
 fn now32(now_ms: u64) -> u32 {
@@ -220,7 +222,18 @@ impl<'a> Pipeline<'a> {
             select: SelectState::default(),
             active_flows: [0; BACKEND_SLOTS],
             counters: Counters::default(),
+            changes: crate::changelog::ChangeLog::new(),
         }
+    }
+
+    /// The change log (high availability, see [`crate::changelog`]).
+    pub fn change_log(&self) -> &crate::changelog::ChangeLog {
+        &self.changes
+    }
+
+    /// The change log, to enable and drain it.
+    pub fn change_log_mut(&mut self) -> &mut crate::changelog::ChangeLog {
+        &mut self.changes
     }
 
     /// The counters.
@@ -289,6 +302,7 @@ impl<'a> Pipeline<'a> {
         let backends = &self.active.backends;
         let active_flows = &mut self.active_flows;
         let counters = &mut self.counters;
+        let changes = &mut self.changes;
         self.flows.age(
             now,
             budget,
@@ -296,6 +310,10 @@ impl<'a> Pipeline<'a> {
             |e| {
                 release(active_flows, backends, e);
                 counters.expirations = counters.expirations.wrapping_add(1);
+                changes.push(TableChange::FlowRemoved {
+                    slot: crate::changelog::NO_SLOT,
+                    key: e.key,
+                });
             },
         );
         let services = &self.active.services;
@@ -424,6 +442,10 @@ impl<'a> Pipeline<'a> {
                 } else {
                     if let Some(gone) = self.flows.remove(slot) {
                         release(&mut self.active_flows, &self.active.backends, &gone);
+                        self.changes.push(TableChange::FlowRemoved {
+                            slot: slot as u32,
+                            key: gone.key,
+                        });
                     }
                     self.counters.moved_flows = self.counters.moved_flows.wrapping_add(1);
                 }
@@ -431,6 +453,10 @@ impl<'a> Pipeline<'a> {
             Lookup::Expired(gone) => {
                 release(&mut self.active_flows, &self.active.backends, &gone);
                 self.counters.expirations = self.counters.expirations.wrapping_add(1);
+                self.changes.push(TableChange::FlowRemoved {
+                    slot: crate::changelog::NO_SLOT,
+                    key: gone.key,
+                });
             }
             Lookup::Miss => {}
         }
@@ -439,9 +465,12 @@ impl<'a> Pipeline<'a> {
                 let Some(entry) = self.flows.get_mut(slot) else {
                     return self.drop(DropReason::NoBackend, hash);
                 };
+                let before = *entry;
                 entry.last_seen = now;
                 entry.state = next_state(entry.state, flags);
                 entry.client_mac = headers.src_mac;
+                let after = *entry;
+                log_update(&mut self.changes, slot, &before, &after, &settings);
                 (slot, entry.backend, false)
             }
             None => {
@@ -489,6 +518,10 @@ impl<'a> Pipeline<'a> {
                         self.counters.expirations = self.counters.expirations.wrapping_add(1);
                     }
                 }
+                self.changes.push(TableChange::Flow {
+                    slot: ins.slot as u32,
+                    entry,
+                });
                 let b = usize::from(backend_index);
                 self.active_flows[b] = self.active_flows[b].saturating_add(1);
                 let sc = &mut self.counters.services[svc];
@@ -551,11 +584,20 @@ impl<'a> Pipeline<'a> {
                     && backend.generation == entry.generation
                 {
                     if let Some(e) = self.sticky.get_mut(slot) {
+                        let timeout = sticky_timeout(services, e);
+                        let due = crate::changelog::refresh_due(e.last_seen, now, timeout);
                         e.last_seen = now;
+                        if due {
+                            self.changes.push(TableChange::Sticky(*e));
+                        }
                     }
                     return entry.backend;
                 }
                 self.sticky.remove(slot);
+                self.changes.push(TableChange::StickyRemoved {
+                    service: entry.service,
+                    client: entry.client,
+                });
             }
         }
         let candidates = Candidates {
@@ -577,8 +619,18 @@ impl<'a> Pipeline<'a> {
                 last_seen: now,
             };
             let services = &self.active.services;
-            self.sticky
-                .insert(entry, sticky_hash, now, |e| sticky_timeout(services, e));
+            if let Some(ins) = self
+                .sticky
+                .insert(entry, sticky_hash, now, |e| sticky_timeout(services, e))
+            {
+                if let Some(gone) = ins.displaced {
+                    self.changes.push(TableChange::StickyRemoved {
+                        service: gone.service,
+                        client: gone.client,
+                    });
+                }
+                self.changes.push(TableChange::Sticky(entry));
+            }
         }
         choice
     }
@@ -743,6 +795,10 @@ impl<'a> Pipeline<'a> {
         if crate::flow::is_expired(now, entry.last_seen, entry.state.timeout(&settings)) {
             if let Some(gone) = self.flows.remove(slot) {
                 release(&mut self.active_flows, &self.active.backends, &gone);
+                self.changes.push(TableChange::FlowRemoved {
+                    slot: slot as u32,
+                    key: gone.key,
+                });
             }
             self.counters.expirations = self.counters.expirations.wrapping_add(1);
             return self.drop(DropReason::ReturnNoFlow, hash);
@@ -785,8 +841,15 @@ impl<'a> Pipeline<'a> {
         if entry.backend != backend_index {
             return self.drop(DropReason::ReturnNoFlow, hash);
         }
+        let before = *entry;
         entry.last_seen = now;
         entry.state = next_state(entry.state, flags);
+        let after = *entry;
+        let settings = self.active.settings;
+        log_update(&mut self.changes, slot, &before, &after, &settings);
+        let Some(entry) = self.flows.get(slot) else {
+            return self.drop(DropReason::ReturnNoFlow, hash);
+        };
         let svc = usize::from(entry.service) % SERVICE_SLOTS;
         let client_mac = entry.client_mac;
         let service = &self.active.services[svc];
@@ -950,6 +1013,18 @@ impl Pipeline<'_> {
         Ok(previous.filter(|p| p.key != entry.key))
     }
 
+    /// Frees every flow and persistence entry (a replica snapshot begins). Not logged.
+    pub fn clear_flows(&mut self) {
+        for slot in 0..self.flows.capacity() {
+            if let Some(gone) = self.flows.remove(slot) {
+                release(&mut self.active_flows, &self.active.backends, &gone);
+            }
+        }
+        for slot in 0..self.sticky.capacity() {
+            self.sticky.remove(slot);
+        }
+    }
+
     /// Removes the flow with `key` (a replicated removal); returns it if it was there.
     pub fn remove_flow(&mut self, key: &FlowKey) -> Option<FlowEntry> {
         let base = self.flow_set_base(key);
@@ -997,6 +1072,30 @@ impl Pipeline<'_> {
                 .is_some_and(|e| e.valid && e.service == service && e.client == client)
         })?;
         self.sticky.remove(slot)
+    }
+}
+
+/// Logs an updated flow when something a replica needs changed: its state, its client
+/// MAC, or its `last_seen` entered a new quarter-timeout period.
+fn log_update(
+    changes: &mut crate::changelog::ChangeLog,
+    slot: usize,
+    before: &FlowEntry,
+    after: &FlowEntry,
+    settings: &Settings,
+) {
+    if before.state != after.state
+        || before.client_mac != after.client_mac
+        || crate::changelog::refresh_due(
+            before.last_seen,
+            after.last_seen,
+            after.state.timeout(settings),
+        )
+    {
+        changes.push(TableChange::Flow {
+            slot: slot as u32,
+            entry: *after,
+        });
     }
 }
 

@@ -25,6 +25,7 @@
 //! | 0x050 | `COUNTER_SELECT` | w | latches the 64-bit counter at this index ([`counter`]) |
 //! | 0x051 | `COUNTER_HI` | r | bits 63:32 of the latched counter |
 //! | 0x052 | `COUNTER_LO` | r | bits 31:0 of the latched counter |
+//! | 0x060–0x077 | change log, replica window | | see [`crate::changelog`] (high availability) |
 //!
 //! Table indexes: service `s`; backend `b`; member `s << 5 | position`; ring
 //! `s << 20 | offset`. Entry encodings ([`encode_service`], [`encode_backend`]):
