@@ -736,7 +736,12 @@ async fn drill() {
     .expect("cleared: the higher priority preempts again");
 }
 
+// Wall clock with 10 ms adverts (a 36 ms Master_Down_Interval) on one thread: a loaded
+// machine that starves this process for tens of milliseconds makes a real takeover, and
+// the no-flapping checks fail. `cargo test --workspace` runs test binaries next to each
+// other's builds, so CI runs this alone in its own step (`-- --ignored`).
 #[test]
+#[ignore = "wall clock, 10 ms adverts: run alone (scripts/test.sh does)"]
 fn ha_drill_takeover_rejoin_and_split_brain() {
     let _ = env_logger::builder().is_test(true).try_init();
     let rt = tokio::runtime::Builder::new_current_thread()
