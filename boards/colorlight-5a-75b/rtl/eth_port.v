@@ -9,7 +9,10 @@
 `default_nettype none
 module eth_port #(
     parameter RX_DELAY = 80,
-    parameter FIFO_ADDR_BITS = 12
+    // 2048 bytes (one DP16KD of 2048 x 9): holds the longest frame (1522); a deeper FIFO
+    // spans two block RAMs with a mux after their slow (5.8 ns) clock-to-out, which
+    // missed 125 MHz.
+    parameter FIFO_ADDR_BITS = 11
 ) (
     input  wire        clk,  // core clock, 125 MHz
     input  wire        rst,  // core reset (synchronous to clk)

@@ -64,6 +64,9 @@ module frame_fifo #(
     // (the writer advances at most one byte per cycle, the reader only frees space).
     reg [ADDR_BITS:0] rd_ptr_s;
     reg               full;
+    // Modulo 2**(ADDR_BITS+1): sized here so the subtraction wraps (in the comparison
+    // below it would be widened to 32 bits).
+    wire [ADDR_BITS:0] level = wr_ptr - rd_ptr_s;
     // A beat is taken when valid (and, with backpressure, not full).
     wire beat = s_tvalid && (BACKPRESSURE == 0 || !full);
     wire do_write = beat && !full && !in_overflow;
@@ -78,7 +81,7 @@ module frame_fifo #(
         rd_gray_s1 <= rd_gray;
         rd_gray_s2 <= rd_gray_s1;
         rd_ptr_s <= gray2bin(rd_gray_s2);
-        full <= (wr_ptr - rd_ptr_s) >= DEPTH - 2;
+        full <= level >= DEPTH - 2;
         if (s_rst) begin
             wr_ptr <= 0;
             wr_commit <= 0;
