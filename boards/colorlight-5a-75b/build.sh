@@ -47,9 +47,9 @@ bin="$venv/bin"
 
 rtl="$here/rtl"
 sources=(fulcrum_board.v eth_port.v frame_fifo.v eth_mac_rx.v eth_mac_tx.v rgmii_phy_if.v
-         board_pll.v core_loopthrough.v ctrl_bridge.v)
+         board_pll.v core_loopthrough.v ctrl_bridge.v frame_arbiter.v)
 srcs=()
-for s in "${sources[@]}"; do [ -f "$rtl/$s" ] && srcs+=("$rtl/$s"); done
+for s in "${sources[@]}"; do srcs+=("$rtl/$s"); done
 
 t0=$(date +%s)
 echo "== yosys synth_ecp5 (rev $rev)"

@@ -2,7 +2,9 @@
 //
 //   clk25 -> board_pll -> clk125 (core clock)
 //   port 1 (network): eth1 RGMII <-> eth_port <-> core net_rx / net_tx
-//   port 2 (MCU):     eth2 RGMII <-> eth_port <-> core mcu_rx / mcu_tx
+//   port 2 (MCU):     eth2 RGMII <-> eth_port <-> ctrl_bridge <-> core mcu_rx / mcu_tx
+//                     (EtherType 0x88B5 frames from the MCU drive the core's register
+//                     bus; their replies are merged into port 2's transmit side)
 //   LED: heartbeat (about 1 Hz), blinks faster while frames flow.
 //
 // PHY_RESET: 1 pulses the shared PHY reset for ~42 ms after configuration (v7.0, whose
@@ -82,15 +84,48 @@ module fulcrum_board #(
         .rx_frames(), .rx_drop_overflow(), .rx_drop_error(), .tx_frames(p1_tx_frames)
     );
 
+    // Port 2's receive side goes through the control-frame bridge; its replies share
+    // port 2's transmit side with the core's MCU stream.
+    wire [7:0] p2_rx_tdata, p2_tx_tdata, reply_tdata, core_mcu_tx_tdata;
+    wire p2_rx_tvalid, p2_rx_tlast, p2_rx_tready;
+    wire p2_tx_tvalid, p2_tx_tlast, p2_tx_tready;
+    wire reply_tvalid, reply_tlast, reply_tready;
+    wire [15:0] bus_addr;
+    wire [31:0] bus_wdata, bus_rdata;
+    wire bus_we, bus_re;
+
     eth_port #(.RX_DELAY(RX_DELAY)) port2 (
         .clk(clk125), .rst(rst),
         .rgmii_rxc(eth2_rxc), .rgmii_rxd(eth2_rxd), .rgmii_rx_ctl(eth2_rx_ctl),
         .rgmii_txc(eth2_txc), .rgmii_txd(eth2_txd), .rgmii_tx_ctl(eth2_tx_ctl),
-        .m_tdata(mcu_rx_tdata), .m_tvalid(mcu_rx_tvalid), .m_tlast(mcu_rx_tlast),
-        .m_tready(mcu_rx_tready),
-        .s_tdata(mcu_tx_tdata), .s_tvalid(mcu_tx_tvalid), .s_tlast(mcu_tx_tlast),
-        .s_tready(mcu_tx_tready),
+        .m_tdata(p2_rx_tdata), .m_tvalid(p2_rx_tvalid), .m_tlast(p2_rx_tlast),
+        .m_tready(p2_rx_tready),
+        .s_tdata(p2_tx_tdata), .s_tvalid(p2_tx_tvalid), .s_tlast(p2_tx_tlast),
+        .s_tready(p2_tx_tready),
         .rx_frames(), .rx_drop_overflow(), .rx_drop_error(), .tx_frames(p2_tx_frames)
+    );
+
+    ctrl_bridge bridge (
+        .clk(clk125), .rst(rst),
+        .s_tdata(p2_rx_tdata), .s_tvalid(p2_rx_tvalid), .s_tlast(p2_rx_tlast),
+        .s_tready(p2_rx_tready),
+        .core_tdata(mcu_rx_tdata), .core_tvalid(mcu_rx_tvalid), .core_tlast(mcu_rx_tlast),
+        .core_tready(mcu_rx_tready),
+        .reply_tdata(reply_tdata), .reply_tvalid(reply_tvalid), .reply_tlast(reply_tlast),
+        .reply_tready(reply_tready),
+        .bus_addr(bus_addr), .bus_wdata(bus_wdata), .bus_we(bus_we), .bus_re(bus_re),
+        .bus_rdata(bus_rdata),
+        .ctrl_done(), .ctrl_rejected()
+    );
+
+    frame_arbiter p2_tx_arbiter (
+        .clk(clk125), .rst(rst),
+        .a_tdata(reply_tdata), .a_tvalid(reply_tvalid), .a_tlast(reply_tlast),
+        .a_tready(reply_tready),
+        .b_tdata(mcu_tx_tdata), .b_tvalid(mcu_tx_tvalid), .b_tlast(mcu_tx_tlast),
+        .b_tready(mcu_tx_tready),
+        .m_tdata(p2_tx_tdata), .m_tvalid(p2_tx_tvalid), .m_tlast(p2_tx_tlast),
+        .m_tready(p2_tx_tready)
     );
 
     // ---- core -----------------------------------------------------------------------
@@ -107,7 +142,8 @@ module fulcrum_board #(
         .mcu_rx_tlast(mcu_rx_tlast), .mcu_rx_tready(mcu_rx_tready),
         .mcu_tx_tdata(mcu_tx_tdata), .mcu_tx_tvalid(mcu_tx_tvalid),
         .mcu_tx_tlast(mcu_tx_tlast), .mcu_tx_tready(mcu_tx_tready),
-        .bus_addr(16'd0), .bus_wdata(32'd0), .bus_we(1'b0), .bus_re(1'b0), .bus_rdata()
+        .bus_addr(bus_addr), .bus_wdata(bus_wdata), .bus_we(bus_we), .bus_re(bus_re),
+        .bus_rdata(bus_rdata)
     );
 
     // ---- LED ------------------------------------------------------------------------

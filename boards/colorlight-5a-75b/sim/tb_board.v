@@ -5,7 +5,8 @@
 // fast and 500 ppm slow against the 8000 ps core clock), so every frame crosses a real
 // clock-domain boundary. Input files (+in1=, +in2=) hold one 9-bit hex word per line: a
 // byte (00..ff, the frame as it is on the wire after the SFD, FCS included) or 100 (end
-// of frame); frames go out back to back with the 12-byte inter-frame gap. The output
+// of frame); frames go out back to back with the 12-byte inter-frame gap. An empty frame
+// (a lone 100) is a pause of 2048 idle byte times. The output
 // file (+out=) gets one line per frame seen on each port's TX pins:
 //   <port> <start_ps> <idle_byte_times_before> <preamble_ok> <bytes after SFD, hex>
 `timescale 1ps / 1ps
@@ -93,6 +94,10 @@ module tb_board;
         #3000000;
         i = 0;
         while (in1[i] != 9'h1ff) begin
+            if (in1[i] == 9'h100) begin  // an empty frame: a pause of 2048 byte times
+                for (j = 0; j < 2048; j = j + 1) send_byte_1(8'h00, 0);
+                i = i + 1;
+            end else begin
             for (j = 0; j < 7; j = j + 1) send_byte_1(8'h55, 1);
             send_byte_1(8'hd5, 1);
             while (in1[i] != 9'h100) begin
@@ -101,6 +106,7 @@ module tb_board;
             end
             i = i + 1;
             for (j = 0; j < 12; j = j + 1) send_byte_1(8'h00, 0);
+            end
         end
         done1 = 1;
     end
@@ -109,6 +115,10 @@ module tb_board;
         #3000000;
         k = 0;
         while (in2[k] != 9'h1ff) begin
+            if (in2[k] == 9'h100) begin  // an empty frame: a pause of 2048 byte times
+                for (m = 0; m < 2048; m = m + 1) send_byte_2(8'h00, 0);
+                k = k + 1;
+            end else begin
             for (m = 0; m < 7; m = m + 1) send_byte_2(8'h55, 1);
             send_byte_2(8'hd5, 1);
             while (in2[k] != 9'h100) begin
@@ -117,6 +127,7 @@ module tb_board;
             end
             k = k + 1;
             for (m = 0; m < 12; m = m + 1) send_byte_2(8'h00, 0);
+            end
         end
         done2 = 1;
     end

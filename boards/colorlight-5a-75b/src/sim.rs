@@ -84,14 +84,31 @@ pub const RTL_SOURCES: &[&str] = &[
     "rgmii_phy_if.v",
     "board_pll.v",
     "core_loopthrough.v",
+    "ctrl_bridge.v",
+    "frame_arbiter.v",
 ];
 
+/// The core the simulated board carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Core {
+    /// The image's core (`rtl/core_loopthrough.v`): port 1 <-> port 2 unchanged, no
+    /// registers.
+    LoopThrough,
+    /// `sim/tb_core_regs.v`, test only: the loop-through plus 256 plain registers on the
+    /// register bus (word address bits 7:0, `ID` at 0), for the control-frame bridge.
+    TestRegisters,
+}
+
 impl BoardSim {
-    /// Compiles the testbench into `work_dir`.
-    pub fn compile(work_dir: &Path) -> Result<Self, SimError> {
+    /// Compiles the testbench with `core` into `work_dir`.
+    pub fn compile(work_dir: &Path, core: Core) -> Result<Self, SimError> {
         let board = board_dir();
         let vvp = work_dir.join("tb_board.vvp");
         let mut cmd = Command::new("iverilog");
+        if core == Core::TestRegisters {
+            cmd.arg("-DFULCRUM_CORE=tb_core_regs")
+                .arg(board.join("sim/tb_core_regs.v"));
+        }
         cmd.args(["-g2005", "-s", "tb_board", "-I"])
             .arg(board.join("rtl"))
             .arg("-o")
@@ -109,8 +126,9 @@ impl BoardSim {
     }
 
     /// Sends `port1` into port 1's RGMII receive pins and `port2` into port 2's (each a
-    /// list of wire frames, FCS included), runs until both ports have been quiet for
-    /// 200 µs, and returns every frame transmitted, in order of time per port.
+    /// list of wire frames, FCS included, back to back; an empty frame is a pause of 2048
+    /// byte times), runs until both ports have been quiet for 200 µs, and returns every
+    /// frame transmitted, in order of time per port.
     pub fn run(&self, port1: &[Vec<u8>], port2: &[Vec<u8>]) -> Result<Vec<TxFrame>, SimError> {
         let in1 = self.dir.join("in1.hex");
         let in2 = self.dir.join("in2.hex");

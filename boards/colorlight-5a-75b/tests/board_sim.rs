@@ -6,7 +6,7 @@
 //! until `fulcrum_hdl::pipeline::FastPath` lands, so "what the model says" is "the same
 //! frame on the other port". Bad frames (FCS, runt) must be dropped whole.
 
-use fulcrum_board_colorlight::sim::{BoardSim, TxFrame};
+use fulcrum_board_colorlight::sim::{BoardSim, Core, TxFrame};
 use fulcrum_board_colorlight::with_fcs;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -46,7 +46,7 @@ fn check_framing(frames: &[&TxFrame]) {
 #[test]
 fn frames_cross_both_ports_and_bad_ones_are_dropped_whole() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = BoardSim::compile(dir.path()).unwrap();
+    let sim = BoardSim::compile(dir.path(), Core::LoopThrough).unwrap();
     let mut rng = StdRng::seed_from_u64(8);
 
     let mut into1 = Vec::new();
@@ -101,7 +101,7 @@ fn frames_cross_both_ports_and_bad_ones_are_dropped_whole() {
 fn back_to_back_minimum_frames_leave_at_line_rate() {
     const FRAMES: u32 = 1500;
     let dir = tempfile::tempdir().unwrap();
-    let sim = BoardSim::compile(dir.path()).unwrap();
+    let sim = BoardSim::compile(dir.path(), Core::LoopThrough).unwrap();
     let mut rng = StdRng::seed_from_u64(64);
 
     // 60 bytes + FCS, back to back (12-byte gap) into port 1, whose PHY clock is 500 ppm
