@@ -49,7 +49,8 @@ module ctrl_bridge (
 
     localparam S_HEAD = 4'd0, S_REPLAY = 4'd1, S_PASS = 4'd2, S_FLUSH = 4'd3, S_CTRL = 4'd4,
         S_EXEC_LOAD = 4'd5, S_EXEC_FETCH = 4'd6, S_EXEC_DO = 4'd7, S_EXEC_PUT = 4'd8,
-        S_SEND = 4'd9, S_SEND_RD = 4'd10, S_SEND_OUT = 4'd11, S_SEND_HOLD = 4'd12;
+        S_SEND = 4'd9, S_SEND_RD = 4'd10, S_SEND_OUT = 4'd11, S_SEND_HOLD = 4'd12,
+        S_SEND_RD2 = 4'd13;
     reg [3:0] state;
 
     // The first 14 bytes of the frame.
@@ -65,9 +66,11 @@ module ctrl_bridge (
     reg       wr_en;
     reg [8:0] rd_addr;
     reg [7:0] rd_data;  // buf_mem[rd_addr of the previous cycle]
+    reg [7:0] rd_q;  // rd_data one cycle later: the block RAM's clock-to-out is slow
     always @(posedge clk) begin
         if (wr_en) buf_mem[wr_addr] <= wr_data;
         rd_data <= buf_mem[rd_addr];
+        rd_q <= rd_data;
     end
 
     reg [10:0] len;  // bytes received of this frame (saturating)
@@ -197,10 +200,11 @@ module ctrl_bridge (
                     state <= S_EXEC_FETCH;
                 end
                 S_EXEC_FETCH: begin
+                    // rd_q holds byte (byte_i - 2) of the op
                     rd_addr <= rd_addr + 1'b1;
                     byte_i <= byte_i + 1'b1;
-                    if (byte_i != 0) op <= {op[55:0], rd_data};
-                    if (byte_i == 4'd8) state <= S_EXEC_DO;
+                    if (byte_i >= 4'd2) op <= {op[55:0], rd_q};
+                    if (byte_i == 4'd9) state <= S_EXEC_DO;
                 end
                 S_EXEC_DO: begin
                     bus_addr <= op[47:32];
@@ -232,14 +236,15 @@ module ctrl_bridge (
                         state <= S_EXEC_LOAD;
                     end
                 end
-                // The reply: reply_len bytes of the buffer, one per four cycles.
+                // The reply: reply_len bytes of the buffer, one per five cycles.
                 S_SEND: begin
                     rd_addr <= send_i;
                     state <= S_SEND_RD;
                 end
-                S_SEND_RD: state <= S_SEND_OUT;
+                S_SEND_RD: state <= S_SEND_RD2;
+                S_SEND_RD2: state <= S_SEND_OUT;
                 S_SEND_OUT: begin
-                    reply_tdata <= rd_data;
+                    reply_tdata <= rd_q;
                     reply_tvalid <= 1'b1;
                     reply_tlast <= (send_i + 1'b1 == reply_len);
                     state <= S_SEND_HOLD;

@@ -41,3 +41,19 @@ pub fn with_fcs(frame: &[u8]) -> Vec<u8> {
     wire.extend_from_slice(&fcs(frame));
     wire
 }
+
+/// log2 of the flow-table sets of the image's fast path (as `fulcrum-synth`'s default).
+pub const FLOW_SETS_LOG2: usize = 9;
+
+/// The Verilog of the image's fast path, `fulcrum_hdl::pipeline::FastPath`, with its top
+/// module renamed `fulcrum_fast_path` (rust-hdl calls it `top`). With `ecp5_bram` the
+/// block RAMs are ECP5 DP16KD instances (synthesis only: yosys has no simulation model).
+pub fn core_verilog(ecp5_bram: bool) -> String {
+    let verilog = fulcrum_hdl::pipeline::fast_path_verilog::<FLOW_SETS_LOG2>()
+        .replace("module top(", "module fulcrum_fast_path(");
+    if ecp5_bram {
+        format!("`define FULCRUM_ECP5_BRAM\n{verilog}")
+    } else {
+        verilog
+    }
+}

@@ -97,6 +97,9 @@ pub enum Core {
     /// `sim/tb_core_regs.v`, test only: the loop-through plus 256 plain registers on the
     /// register bus (word address bits 7:0, `ID` at 0), for the control-frame bridge.
     TestRegisters,
+    /// `fulcrum_hdl::pipeline::FastPath` (generated Verilog, [`crate::core_verilog`])
+    /// behind `rtl/core_fast_path.v`.
+    FastPath,
 }
 
 impl BoardSim {
@@ -105,9 +108,24 @@ impl BoardSim {
         let board = board_dir();
         let vvp = work_dir.join("tb_board.vvp");
         let mut cmd = Command::new("iverilog");
-        if core == Core::TestRegisters {
-            cmd.arg("-DFULCRUM_CORE=tb_core_regs")
-                .arg(board.join("sim/tb_core_regs.v"));
+        match core {
+            Core::LoopThrough => {}
+            Core::TestRegisters => {
+                cmd.arg("-DFULCRUM_CORE=tb_core_regs")
+                    .arg(board.join("sim/tb_core_regs.v"));
+            }
+            Core::FastPath => {
+                let verilog = work_dir.join("fulcrum_fast_path.v");
+                std::fs::write(&verilog, crate::core_verilog(false)).map_err(|source| {
+                    SimError::Io {
+                        path: verilog.clone(),
+                        source,
+                    }
+                })?;
+                cmd.arg("-DFULCRUM_CORE=core_fast_path")
+                    .arg(board.join("rtl/core_fast_path.v"))
+                    .arg(&verilog);
+            }
         }
         cmd.args(["-g2005", "-s", "tb_board", "-I"])
             .arg(board.join("rtl"))
@@ -196,7 +214,7 @@ fn parse_line(line: &str) -> Option<TxFrame> {
     let idle_before = fields.next()?.parse().ok()?;
     let preamble_ok = fields.next()? == "1";
     let hex = fields.next().unwrap_or("");
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     let wire = (0..hex.len())

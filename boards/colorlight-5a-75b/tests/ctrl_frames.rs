@@ -82,7 +82,7 @@ fn register_requests_are_answered_as_the_model_answers_them() {
     let mut expect_replies = Vec::new();
     let mut expect_on1 = Vec::new(); // ordinary MCU frames, to the network port
     for i in 0..48u16 {
-        // The bridge takes one control frame at a time (up to ~1,600 cycles for 32 ops)
+        // The bridge takes one control frame at a time (up to ~2,000 cycles for 32 ops)
         // while requests can arrive at line rate; a real MCU waits for each reply, and
         // here a pause every 4 frames keeps the port-2 receive FIFO from overflowing
         // (it would drop whole frames, which the FIFO tests cover).
