@@ -4,7 +4,7 @@
 //!
 //! The core in the image is `core_loopthrough` (network port <-> MCU port, unchanged)
 //! until `fulcrum_hdl::pipeline::FastPath` lands, so "what the model says" is "the same
-//! frame on the other port". Bad frames (FCS, runt) must be dropped whole.
+//! frame on the other port". Bad frames (FCS, runt, giant) must be dropped whole.
 
 use fulcrum_board_colorlight::sim::{BoardSim, Core, TxFrame};
 use fulcrum_board_colorlight::with_fcs;
@@ -54,7 +54,8 @@ fn frames_cross_both_ports_and_bad_ones_are_dropped_whole() {
     for i in 0..40u32 {
         let len = match i % 4 {
             0 => 60,
-            1 => 1514,
+            // 1518 + FCS = 1522, the longest frame with one 802.1Q tag
+            1 => 1514 + 4 * (i as usize / 4 % 2),
             _ => rng.gen_range(60..=1514),
         };
         let f = frame(&mut rng, len, i);
@@ -67,6 +68,12 @@ fn frames_cross_both_ports_and_bad_ones_are_dropped_whole() {
             }
             // a runt with a good FCS (40 bytes + FCS)
             7 => wire = with_fcs(&f[..40]),
+            // a giant with a good FCS: 1519 + FCS is over 1522
+            9 => {
+                let mut giant = f.clone();
+                giant.resize(1519, 0x5a);
+                wire = with_fcs(&giant);
+            }
             _ => expect_on2.push(f),
         }
         into1.push(wire);
