@@ -21,7 +21,7 @@ module fulcrum_board #(
     output wire       user_led_n,
     output wire       eth_rst_n,
     output wire       eth_mdc,
-    inout  wire       eth_mdio,
+    input  wire       eth_mdio,  // not driven (see above): high impedance
 
     input  wire       eth1_rxc,
     input  wire [3:0] eth1_rxd,
@@ -45,7 +45,6 @@ module fulcrum_board #(
     always @(posedge clk25) if (!por[20]) por <= por + 1'b1;
     assign eth_rst_n = PHY_RESET ? por[20] : 1'b1;
     assign eth_mdc   = 1'b0;
-    assign eth_mdio  = 1'bz;
 
     (* async_reg = "true" *) reg [3:0] rst_sync = 4'b1111;
     always @(posedge clk125 or negedge pll_locked)
