@@ -61,10 +61,10 @@
 use rust_hdl::prelude::*;
 use rust_hdl::widgets::prelude::SynchronousFIFO;
 
-use crate::parser::{HeaderParser, l4_kind, status};
+use crate::parser::HeaderParser;
 use crate::ram::SinglePortRam;
 use crate::regs::RegisterBlock;
-use crate::rewrite::{Rewrite, op};
+use crate::rewrite::Rewrite;
 use crate::stream::{ByteStreamMaster, ByteStreamSlave};
 use crate::toeplitz::ToeplitzHash;
 
@@ -88,35 +88,13 @@ pub mod action {
     pub const DROP: u64 = 4;
 }
 
-/// Register word addresses the fast path decodes itself (`regmap::addr`).
-mod addr {
-    pub const CONTROL: u64 = 0x002;
-    pub const COUNTER_SELECT: u64 = 0x050;
-    pub const COUNTER_HI: u64 = 0x051;
-    pub const COUNTER_LO: u64 = 0x052;
-}
-
-/// Counter-RAM addresses of the model's counter indexes (`regmap::counter`).
-mod counter_addr {
-    pub const RX_FRAMES: u64 = 0;
-    pub const FROM_MCU: u64 = 1;
-    pub const DROPS: u64 = 0x20;
-    pub const PUNTS: u64 = 0x40;
-}
-
-/// `DropReason::index` values the controller produces.
-mod drop_reason {
-    pub const UNSUPPORTED_ETHERTYPE: u64 = 6;
-    pub const NOT_FOR_US: u64 = 12;
-}
-
-/// `PuntReason::index` values the controller produces.
-mod punt_reason {
-    pub const ARP: u64 = 0;
-    pub const IPV6: u64 = 1;
-    pub const OWN_ADDRESS: u64 = 2;
-    pub const MULTICAST: u64 = 3;
-}
+// rust-hdl's Verilog generator cannot name constants through module paths, so the
+// controller below writes numbers: register addresses (`regmap::addr`: CONTROL 0x002,
+// COUNTER_SELECT 0x050, COUNTER_HI 0x051, COUNTER_LO 0x052), counter-RAM addresses (the
+// model's counter index, see `csel_addr`), `DropReason::index` (runt 0 ..
+// unsupported_ethertype 6, not_for_us 12), `PuntReason::index` (arp 0, ipv6 1,
+// own_address 2, multicast 3), `action` codes, and the codes of `rewrite::op`,
+// `parser::status` and `parser::l4_kind`.
 
 #[derive(Copy, Clone, PartialEq, Debug, LogicState)]
 enum Step {
@@ -432,11 +410,11 @@ impl<const A: usize> Logic for FastPath<A> {
         // COUNTER_HI / COUNTER_LO are answered here from the counter RAM's latch.
         if self.bus_re.val() {
             self.rd_mine.d.next = false;
-            if self.bus_addr.val() == addr::COUNTER_HI {
+            if self.bus_addr.val() == 0x051 {
                 self.rd_mine.d.next = true;
                 self.rd_value.d.next = self.latched_hi.val();
             }
-            if self.bus_addr.val() == addr::COUNTER_LO {
+            if self.bus_addr.val() == 0x052 {
                 self.rd_mine.d.next = true;
                 self.rd_value.d.next = self.latched_lo.val();
             }
@@ -445,14 +423,11 @@ impl<const A: usize> Logic for FastPath<A> {
         if self.rd_mine.q.val() {
             self.bus_rdata.next = self.rd_value.q.val();
         }
-        if self.bus_we.val() & (self.bus_addr.val() == addr::COUNTER_SELECT) {
+        if self.bus_we.val() & (self.bus_addr.val() == 0x050) {
             self.csel_pending.d.next = true;
             self.csel.d.next = self.bus_wdata.val();
         }
-        if self.bus_we.val()
-            & (self.bus_addr.val() == addr::CONTROL)
-            & self.bus_wdata.val().get_bit(0)
-        {
+        if self.bus_we.val() & (self.bus_addr.val() == 0x002) & self.bus_wdata.val().get_bit(0) {
             self.commit_pending.d.next = true;
         }
 
@@ -525,7 +500,7 @@ impl<const A: usize> Logic for FastPath<A> {
 
         // ---- Rewrite command (pass or drop for now).
         self.rewrite.s_cmd.tvalid.next = (self.step.q.val() == Step::Issue)
-            & (!self.out_busy.q.val() | (self.cmd_op.q.val() == op::DROP));
+            & (!self.out_busy.q.val() | (self.cmd_op.q.val() == 1));
         self.rewrite.s_cmd.op.next = self.cmd_op.q.val();
         self.rewrite.s_cmd.dst_mac.next = 0.into();
         self.rewrite.s_cmd.src_mac.next = 0.into();
@@ -566,8 +541,7 @@ impl<const A: usize> Logic for FastPath<A> {
         self.hash.key_write.next = self.step.q.val() == Step::KeyLoad;
         self.hash.key_word.next = self.key_idx.q.val();
         self.hash.key_data.next = self.key_word.val();
-        self.has_ports.next =
-            (self.l4_kind.q.val() == l4_kind::TCP) | (self.l4_kind.q.val() == l4_kind::UDP);
+        self.has_ports.next = (self.l4_kind.q.val() == 0) | (self.l4_kind.q.val() == 1);
         self.hash.s_valid.next = self.step.q.val() == Step::HashSend;
         self.hash.src_ip.next = self.src_ip.q.val();
         self.hash.dst_ip.next = self.dst_ip.q.val();
@@ -578,15 +552,15 @@ impl<const A: usize> Logic for FastPath<A> {
 
         // ---- Counter engine: one read-modify-write or bus latch at a time.
         self.reason_wide.next = bit_cast::<11, 4>(self.v_reason.q.val());
-        self.class_addr.next = counter_addr::FROM_MCU.into();
-        if self.v_action.q.val() == action::DROP {
-            self.class_addr.next = self.reason_wide.val() + counter_addr::DROPS;
+        self.class_addr.next = 1.into();
+        if self.v_action.q.val() == 4 {
+            self.class_addr.next = self.reason_wide.val() + 0x20;
         }
-        if self.v_action.q.val() == action::PUNT {
-            self.class_addr.next = self.reason_wide.val() + counter_addr::PUNTS;
+        if self.v_action.q.val() == 3 {
+            self.class_addr.next = self.reason_wide.val() + 0x40;
         }
         self.job_valid.next = self.step.q.val() == Step::Count;
-        self.job_addr.next = counter_addr::RX_FRAMES.into();
+        self.job_addr.next = 0.into();
         if self.count_idx.q.val() == 1 {
             self.job_addr.next = self.class_addr.val();
         }
@@ -613,8 +587,7 @@ impl<const A: usize> Logic for FastPath<A> {
             self.counters.read_data.val() + bit_cast::<64, 16>(self.eng_amount.q.val());
         match self.eng.q.val() {
             Engine::Idle => {
-                if self.csel_pending.q.val()
-                    & !(self.bus_we.val() & (self.bus_addr.val() == addr::COUNTER_SELECT))
+                if self.csel_pending.q.val() & !(self.bus_we.val() & (self.bus_addr.val() == 0x050))
                 {
                     self.csel_pending.d.next = false;
                     self.eng_addr.d.next = self.csel_addr.val();
@@ -680,35 +653,35 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.flow_hash.d.next = 0.into();
                     self.count_idx.d.next = 0.into();
                     if self.last_mcu.q.val() {
-                        self.v_action.d.next = action::FROM_MCU.into();
+                        self.v_action.d.next = 2.into();
                         self.v_reason.d.next = 0.into();
-                        self.cmd_op.d.next = op::PASS.into();
+                        self.cmd_op.d.next = 0.into();
                         self.cmd_port.d.next = 1.into();
                         self.v_len.d.next = self.parser.m_hdr.frame_len.val();
                         self.step.d.next = Step::Issue;
-                    } else if self.parser.m_hdr.status.val() == status::IPV4 {
+                    } else if self.parser.m_hdr.status.val() == 0 {
                         self.step.d.next = Step::HashSend;
                     } else {
                         self.step.d.next = Step::Issue;
-                        self.cmd_op.d.next = op::DROP.into();
+                        self.cmd_op.d.next = 1.into();
                         self.cmd_port.d.next = 0.into();
                         self.v_len.d.next = 0.into();
-                        self.v_action.d.next = action::DROP.into();
+                        self.v_action.d.next = 4.into();
                         // Parse errors: status 8.. map to drop reasons 0.. in order.
-                        self.v_reason.d.next = self.parser.m_hdr.status.val() - status::RUNT;
-                        if self.parser.m_hdr.status.val() == status::OTHER {
-                            self.v_reason.d.next = drop_reason::UNSUPPORTED_ETHERTYPE.into();
+                        self.v_reason.d.next = self.parser.m_hdr.status.val() - 8;
+                        if self.parser.m_hdr.status.val() == 3 {
+                            self.v_reason.d.next = 6.into();
                         }
-                        if (self.parser.m_hdr.status.val() == status::ARP)
-                            | (self.parser.m_hdr.status.val() == status::IPV6)
+                        if (self.parser.m_hdr.status.val() == 1)
+                            | (self.parser.m_hdr.status.val() == 2)
                         {
-                            self.v_action.d.next = action::PUNT.into();
-                            self.cmd_op.d.next = op::PASS.into();
+                            self.v_action.d.next = 3.into();
+                            self.cmd_op.d.next = 0.into();
                             self.cmd_port.d.next = 2.into();
                             self.v_len.d.next = self.parser.m_hdr.frame_len.val();
-                            self.v_reason.d.next = punt_reason::ARP.into();
-                            if self.parser.m_hdr.status.val() == status::IPV6 {
-                                self.v_reason.d.next = punt_reason::IPV6.into();
+                            self.v_reason.d.next = 0.into();
+                            if self.parser.m_hdr.status.val() == 2 {
+                                self.v_reason.d.next = 1.into();
                             }
                         }
                     }
@@ -733,22 +706,22 @@ impl<const A: usize> Logic for FastPath<A> {
             }
             Step::Classify => {
                 self.step.d.next = Step::Issue;
-                self.v_action.d.next = action::DROP.into();
-                self.v_reason.d.next = drop_reason::NOT_FOR_US.into();
-                self.cmd_op.d.next = op::DROP.into();
+                self.v_action.d.next = 4.into();
+                self.v_reason.d.next = 12.into();
+                self.cmd_op.d.next = 1.into();
                 self.cmd_port.d.next = 0.into();
                 self.v_len.d.next = 0.into();
                 if self.is_multicast.val() {
-                    self.v_action.d.next = action::PUNT.into();
-                    self.v_reason.d.next = punt_reason::MULTICAST.into();
-                    self.cmd_op.d.next = op::PASS.into();
+                    self.v_action.d.next = 3.into();
+                    self.v_reason.d.next = 3.into();
+                    self.cmd_op.d.next = 0.into();
                     self.cmd_port.d.next = 2.into();
                     self.v_len.d.next = self.frame_len.q.val();
                 }
                 if self.dst_ip.q.val() == self.own_address.q.val() {
-                    self.v_action.d.next = action::PUNT.into();
-                    self.v_reason.d.next = punt_reason::OWN_ADDRESS.into();
-                    self.cmd_op.d.next = op::PASS.into();
+                    self.v_action.d.next = 3.into();
+                    self.v_reason.d.next = 2.into();
+                    self.cmd_op.d.next = 0.into();
                     self.cmd_port.d.next = 2.into();
                     self.v_len.d.next = self.frame_len.q.val();
                 }
@@ -756,7 +729,7 @@ impl<const A: usize> Logic for FastPath<A> {
             Step::Issue => {
                 if self.rewrite.s_cmd.tvalid.val() & self.rewrite.s_cmd.tready.val() {
                     self.v_valid.d.next = true;
-                    if self.cmd_op.q.val() != op::DROP {
+                    if self.cmd_op.q.val() != 1 {
                         self.out_busy.d.next = true;
                         self.out_port.d.next = self.cmd_port.q.val();
                     }
@@ -786,5 +759,15 @@ impl<const A: usize> Logic for FastPath<A> {
         self.verdict_hash.next = self.flow_hash.q.val();
         self.verdict_len.next = self.v_len.q.val();
         self.verdict_commit.next = self.v_commit.q.val();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_path_is_synthesizable() {
+        crate::verilog::validate("fast_path", &fast_path_verilog::<9>());
     }
 }
