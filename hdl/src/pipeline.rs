@@ -86,6 +86,10 @@ pub mod action {
     pub const PUNT: u64 = 3;
     /// `Action::Drop` (reason on `verdict_reason`).
     pub const DROP: u64 = 4;
+    /// Not in hardware yet (the forward path, the NAT return path): the frame is
+    /// dropped and counted outside the model's counters. The model has no such action;
+    /// the host refuses configurations that could produce it.
+    pub const REFUSED: u64 = 5;
 }
 
 // rust-hdl's Verilog generator cannot name constants through module paths, so the
@@ -102,6 +106,7 @@ enum Step {
     KeyLoad,
     HashSend,
     HashWait,
+    Scan,
     Classify,
     Issue,
     Count,
@@ -178,7 +183,15 @@ pub struct FastPath<const A: usize> {
     // The controller.
     step: DFF<Step>,
     commit_pending: DFFWithInit<Bit>,
-    key_idx: DFF<Bits<4>>,
+    key_idx: DFF<Bits<5>>,
+    scan_idx: DFF<Bits<5>>,
+    vip_any: DFF<Bit>,
+    found: DFF<Bit>,
+    found_idx: DFF<Bits<4>>,
+    found_mode: DFF<Bits<3>>,
+    pool_hit: DFF<Bit>,
+    l4_services: DFF<Bit>,
+    protocol: DFF<Bits<8>>,
     from_mcu: DFF<Bit>,
     status: DFF<Bits<4>>,
     l4_kind: DFF<Bits<3>>,
@@ -199,6 +212,19 @@ pub struct FastPath<const A: usize> {
 
     // Active settings (the shadow ones are in the register block).
     own_address: DFF<Bits<32>>,
+    snat_count: DFF<Bits<4>>,
+    snat0: DFF<Bits<32>>,
+    snat1: DFF<Bits<32>>,
+    snat2: DFF<Bits<32>>,
+    snat3: DFF<Bits<32>>,
+    snat4: DFF<Bits<32>>,
+    snat5: DFF<Bits<32>>,
+    snat6: DFF<Bits<32>>,
+    snat7: DFF<Bits<32>>,
+    // Service tables, shadow (written by the table port) and active (copied at a commit):
+    // bit 63 valid, 62:60 mode, 59 UDP, 47:16 VIP, 15:0 port.
+    services_shadow: RAM<Bits<64>, 4>,
+    services_active: RAM<Bits<64>, 4>,
 
     // Counter engine.
     eng: DFF<Engine>,
@@ -227,6 +253,14 @@ pub struct FastPath<const A: usize> {
     is_multicast: Signal<Local, Bit>,
     has_ports: Signal<Local, Bit>,
     latched_hi: Signal<Local, Bits<32>>,
+    svc_entry: Signal<Local, Bits<64>>,
+    svc_vip_hit: Signal<Local, Bit>,
+    svc_proto: Signal<Local, Bits<8>>,
+    pool_match: Signal<Local, Bit>,
+    key_prev: Signal<Local, Bits<5>>,
+    scan_prev: Signal<Local, Bits<5>>,
+    wr_valid: Signal<Local, Bit>,
+    wr_udp: Signal<Local, Bit>,
     latched_lo: Signal<Local, Bits<32>>,
 }
 
@@ -273,6 +307,33 @@ impl<const A: usize> FastPath<A> {
             step: Default::default(),
             commit_pending: DFFWithInit::new(true),
             key_idx: Default::default(),
+            scan_idx: Default::default(),
+            vip_any: Default::default(),
+            found: Default::default(),
+            found_idx: Default::default(),
+            found_mode: Default::default(),
+            pool_hit: Default::default(),
+            l4_services: Default::default(),
+            protocol: Default::default(),
+            services_shadow: Default::default(),
+            services_active: Default::default(),
+            snat_count: Default::default(),
+            snat0: Default::default(),
+            snat1: Default::default(),
+            snat2: Default::default(),
+            snat3: Default::default(),
+            snat4: Default::default(),
+            snat5: Default::default(),
+            snat6: Default::default(),
+            snat7: Default::default(),
+            svc_entry: Default::default(),
+            svc_vip_hit: Default::default(),
+            svc_proto: Default::default(),
+            pool_match: Default::default(),
+            key_prev: Default::default(),
+            scan_prev: Default::default(),
+            wr_valid: Default::default(),
+            wr_udp: Default::default(),
             from_mcu: Default::default(),
             status: Default::default(),
             l4_kind: Default::default(),
@@ -361,6 +422,23 @@ impl<const A: usize> Logic for FastPath<A> {
             step,
             commit_pending,
             key_idx,
+            scan_idx,
+            vip_any,
+            found,
+            found_idx,
+            found_mode,
+            pool_hit,
+            l4_services,
+            protocol,
+            snat_count,
+            snat0,
+            snat1,
+            snat2,
+            snat3,
+            snat4,
+            snat5,
+            snat6,
+            snat7,
             from_mcu,
             status,
             l4_kind,
@@ -396,6 +474,51 @@ impl<const A: usize> Logic for FastPath<A> {
         self.hash.clock.next = self.clock.val();
         self.rewrite.clock.next = self.clock.val();
         self.counters.clock.next = self.clock.val();
+        self.services_shadow.read_clock.next = self.clock.val();
+        self.services_shadow.write_clock.next = self.clock.val();
+        self.services_active.read_clock.next = self.clock.val();
+        self.services_active.write_clock.next = self.clock.val();
+
+        // ---- Service table: the table port writes the shadow (index as the model's u8).
+        self.services_shadow.write_enable.next = self.regs.table_write.val()
+            & (self.regs.table_kind.val() == 1)
+            & (self.regs.table_index.val().get_bits::<24>(4) == 0);
+        self.services_shadow.write_address.next = self.regs.table_index.val().get_bits::<4>(0);
+        self.wr_valid.next = self.regs.table_data0.val().get_bit(31);
+        self.wr_udp.next = self.regs.table_data0.val().get_bits::<8>(16) == 17;
+        self.services_shadow.write_data.next = (bit_cast::<64, 1>(self.wr_valid.val().into())
+            << 63)
+            | (bit_cast::<64, 3>(self.regs.table_data0.val().get_bits::<3>(27)) << 60)
+            | (bit_cast::<64, 1>(self.wr_udp.val().into()) << 59)
+            | (bit_cast::<64, 32>(self.regs.table_data1.val()) << 16)
+            | bit_cast::<64, 16>(self.regs.table_data2.val().get_bits::<16>(16));
+        // The commit copies shadow entry k (read at key_idx k) into active entry k one
+        // cycle later; the scan reads active entry k at scan_idx k.
+        self.services_shadow.read_address.next = self.key_idx.q.val().get_bits::<4>(0);
+        self.key_prev.next = self.key_idx.q.val() - 1;
+        self.scan_prev.next = self.scan_idx.q.val() - 1;
+        self.services_active.write_address.next = self.key_prev.val().get_bits::<4>(0);
+        self.services_active.write_data.next = self.services_shadow.read_data.val();
+        self.services_active.write_enable.next = (self.step.q.val() == Step::KeyLoad)
+            & (self.key_idx.q.val() >= 1)
+            & (self.key_idx.q.val() <= 16);
+        self.services_active.read_address.next = self.scan_idx.q.val().get_bits::<4>(0);
+        self.svc_entry.next = self.services_active.read_data.val();
+        self.svc_proto.next = 6.into();
+        if self.svc_entry.val().get_bit(59) {
+            self.svc_proto.next = 17.into();
+        }
+        self.svc_vip_hit.next = self.svc_entry.val().get_bit(63)
+            & (self.svc_entry.val().get_bits::<32>(16) == self.dst_ip.q.val());
+        self.pool_match.next = ((self.dst_ip.q.val() == self.snat0.q.val())
+            & (self.snat_count.q.val() > 0))
+            | ((self.dst_ip.q.val() == self.snat1.q.val()) & (self.snat_count.q.val() > 1))
+            | ((self.dst_ip.q.val() == self.snat2.q.val()) & (self.snat_count.q.val() > 2))
+            | ((self.dst_ip.q.val() == self.snat3.q.val()) & (self.snat_count.q.val() > 3))
+            | ((self.dst_ip.q.val() == self.snat4.q.val()) & (self.snat_count.q.val() > 4))
+            | ((self.dst_ip.q.val() == self.snat5.q.val()) & (self.snat_count.q.val() > 5))
+            | ((self.dst_ip.q.val() == self.snat6.q.val()) & (self.snat_count.q.val() > 6))
+            | ((self.dst_ip.q.val() == self.snat7.q.val()) & (self.snat_count.q.val() > 7));
 
         // ---- Registers.
         self.regs.bus_addr.next = self.bus_addr.val();
@@ -538,8 +661,9 @@ impl<const A: usize> Logic for FastPath<A> {
             9 => self.key_word.next = self.regs.hash_key9.val(),
             _ => {}
         }
-        self.hash.key_write.next = self.step.q.val() == Step::KeyLoad;
-        self.hash.key_word.next = self.key_idx.q.val();
+        self.hash.key_write.next =
+            (self.step.q.val() == Step::KeyLoad) & (self.key_idx.q.val() < 10);
+        self.hash.key_word.next = self.key_idx.q.val().get_bits::<4>(0);
         self.hash.key_data.next = self.key_word.val();
         self.has_ports.next = (self.l4_kind.q.val() == 0) | (self.l4_kind.q.val() == 1);
         self.hash.s_valid.next = self.step.q.val() == Step::HashSend;
@@ -563,6 +687,10 @@ impl<const A: usize> Logic for FastPath<A> {
         self.job_addr.next = 0.into();
         if self.count_idx.q.val() == 1 {
             self.job_addr.next = self.class_addr.val();
+        }
+        // A refused frame (action 5) is counted at 0x3FF, outside the model's index map.
+        if (self.count_idx.q.val() == 1) & (self.v_action.q.val() == 5) {
+            self.job_addr.next = 0x3FF.into();
         }
         // Model counter index → RAM address: 0..0x7F as is, services 0x100..0x17F at
         // 0x80, backends 0x1000..0x13FF at 0x400; anything else reads 0.
@@ -638,6 +766,16 @@ impl<const A: usize> Logic for FastPath<A> {
                     // The shadow settings become active between two frames.
                     self.commit_pending.d.next = false;
                     self.own_address.d.next = self.regs.own_address.val();
+                    self.snat_count.d.next = self.regs.snat_count.val();
+                    self.snat0.d.next = self.regs.snat_pool0.val();
+                    self.snat1.d.next = self.regs.snat_pool1.val();
+                    self.snat2.d.next = self.regs.snat_pool2.val();
+                    self.snat3.d.next = self.regs.snat_pool3.val();
+                    self.snat4.d.next = self.regs.snat_pool4.val();
+                    self.snat5.d.next = self.regs.snat_pool5.val();
+                    self.snat6.d.next = self.regs.snat_pool6.val();
+                    self.snat7.d.next = self.regs.snat_pool7.val();
+                    self.l4_services.d.next = false;
                     self.key_idx.d.next = 0.into();
                     self.v_commit.d.next = true;
                     self.step.d.next = Step::KeyLoad;
@@ -646,6 +784,7 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.status.d.next = self.parser.m_hdr.status.val();
                     self.l4_kind.d.next = self.parser.m_hdr.l4_kind.val();
                     self.src_ip.d.next = self.parser.m_hdr.src_ip.val();
+                    self.protocol.d.next = self.parser.m_hdr.protocol.val();
                     self.dst_ip.d.next = self.parser.m_hdr.dst_ip.val();
                     self.src_port.d.next = self.parser.m_hdr.src_port.val();
                     self.dst_port.d.next = self.parser.m_hdr.dst_port.val();
@@ -688,8 +827,15 @@ impl<const A: usize> Logic for FastPath<A> {
                 }
             }
             Step::KeyLoad => {
+                // Key words 0-9 and service entries 0-15 (one cycle behind).
                 self.key_idx.d.next = self.key_idx.q.val() + 1;
-                if self.key_idx.q.val() == 9 {
+                if (self.key_idx.q.val() >= 1)
+                    & (self.services_shadow.read_data.val().get_bit(63))
+                    & (self.services_shadow.read_data.val().get_bits::<3>(60) != 5)
+                {
+                    self.l4_services.d.next = true;
+                }
+                if self.key_idx.q.val() == 16 {
                     self.step.d.next = Step::Idle;
                 }
             }
@@ -701,6 +847,32 @@ impl<const A: usize> Logic for FastPath<A> {
             Step::HashWait => {
                 if self.hash.m_valid.val() {
                     self.flow_hash.d.next = self.hash.flow_hash.val();
+                    self.scan_idx.d.next = 0.into();
+                    self.vip_any.d.next = false;
+                    self.found.d.next = false;
+                    self.pool_hit.d.next = self.pool_match.val();
+                    self.step.d.next = Step::Scan;
+                }
+            }
+            Step::Scan => {
+                // Active entry k is on read_data at scan_idx k + 1.
+                self.scan_idx.d.next = self.scan_idx.q.val() + 1;
+                if self.scan_idx.q.val() >= 1 {
+                    if self.svc_vip_hit.val() {
+                        self.vip_any.d.next = true;
+                    }
+                    if self.svc_vip_hit.val()
+                        & !self.found.q.val()
+                        & self.has_ports.val()
+                        & (self.svc_proto.val() == self.protocol.q.val())
+                        & (self.svc_entry.val().get_bits::<16>(0) == self.dst_port.q.val())
+                    {
+                        self.found.d.next = true;
+                        self.found_idx.d.next = self.scan_prev.val().get_bits::<4>(0);
+                        self.found_mode.d.next = self.svc_entry.val().get_bits::<3>(60);
+                    }
+                }
+                if self.scan_idx.q.val() == 16 {
                     self.step.d.next = Step::Classify;
                 }
             }
@@ -711,6 +883,67 @@ impl<const A: usize> Logic for FastPath<A> {
                 self.cmd_op.d.next = 1.into();
                 self.cmd_port.d.next = 0.into();
                 self.v_len.d.next = 0.into();
+                // Rules 4-6 (last to first, so the earlier rule wins): a NAT backend's reply
+                // (needs the member tables: refused when any L4 service is active), the
+                // full-NAT pool, a VIP.
+                if self.l4_services.q.val() & self.has_ports.val() {
+                    self.v_action.d.next = 5.into();
+                }
+                if self.pool_hit.q.val() {
+                    // No flow table yet: no flow exists, so a reply finds none.
+                    self.v_reason.d.next = 10.into();
+                    if self.l4_services.q.val() {
+                        self.v_action.d.next = 5.into();
+                    }
+                    if !self.has_ports.val() {
+                        self.v_action.d.next = 4.into();
+                        self.v_reason.d.next = 12.into();
+                    }
+                    if (self.l4_kind.q.val() == 2) | (self.l4_kind.q.val() == 3) {
+                        self.v_action.d.next = 3.into();
+                        self.cmd_op.d.next = 0.into();
+                        self.cmd_port.d.next = 2.into();
+                        self.v_len.d.next = self.frame_len.q.val();
+                        // ICMP 6, fragment 5.
+                        self.v_reason.d.next = 6.into();
+                        if self.l4_kind.q.val() == 3 {
+                            self.v_reason.d.next = 5.into();
+                        }
+                    }
+                }
+                if self.vip_any.q.val() {
+                    self.v_action.d.next = 4.into();
+                    self.v_reason.d.next = 7.into();
+                    if self.l4_kind.q.val() == 2 {
+                        self.v_action.d.next = 3.into();
+                        self.cmd_op.d.next = 0.into();
+                        self.cmd_port.d.next = 2.into();
+                        self.v_len.d.next = self.frame_len.q.val();
+                        self.v_reason.d.next = 6.into();
+                    }
+                    if self.found.q.val() {
+                        // The forward path is not in hardware: refused.
+                        self.v_action.d.next = 5.into();
+                        self.v_reason.d.next = 0.into();
+                        self.cmd_op.d.next = 1.into();
+                        self.cmd_port.d.next = 0.into();
+                        self.v_len.d.next = 0.into();
+                        if self.found_mode.q.val() == 5 {
+                            self.v_action.d.next = 3.into();
+                            self.cmd_op.d.next = 0.into();
+                            self.cmd_port.d.next = 2.into();
+                            self.v_len.d.next = self.frame_len.q.val();
+                            self.v_reason.d.next = 4.into();
+                        }
+                    }
+                    if self.l4_kind.q.val() == 3 {
+                        self.v_action.d.next = 3.into();
+                        self.cmd_op.d.next = 0.into();
+                        self.cmd_port.d.next = 2.into();
+                        self.v_len.d.next = self.frame_len.q.val();
+                        self.v_reason.d.next = 5.into();
+                    }
+                }
                 if self.is_multicast.val() {
                     self.v_action.d.next = 3.into();
                     self.v_reason.d.next = 3.into();

@@ -12,8 +12,13 @@ use fulcrum_hdl::vectors::{fix_ip_checksum, random_frame, valid_frame};
 use fulcrum_model::counters::{DropReason, PuntReason};
 use fulcrum_model::flow::{FlowEntry, StickyEntry};
 use fulcrum_model::pipeline::{OUT_HEADROOM, Pipeline, Port, Storage};
-use fulcrum_model::regmap::{CounterSource, RegisterBus, RegisterFile, addr, counter};
-use fulcrum_model::tables::{BACKEND_SLOTS, SERVICE_SLOTS};
+use std::net::Ipv4Addr;
+
+use fulcrum_model::config::{Algorithm, Mode, Protocol};
+use fulcrum_model::regmap::{
+    CounterSource, RegisterBus, RegisterFile, RegisterWriter, addr, counter,
+};
+use fulcrum_model::tables::{BACKEND_SLOTS, SERVICE_SLOTS, ServiceEntry, TableWriter};
 
 /// Flow-table sets of the design under test (log2).
 const A: usize = 6;
@@ -143,6 +148,37 @@ fn check_counters(sim: &mut FastPathSim<A>, model: &Pipeline<'_>, all: bool) {
 }
 
 const OWN: [[u8; 4]; 2] = [[10, 0, 0, 1], [192, 168, 7, 9]];
+const VIPS: [[u8; 4]; 3] = [[10, 1, 0, 1], [10, 1, 0, 2], [10, 0, 0, 1]];
+const POOL: [[u8; 4]; 10] = [
+    [10, 2, 0, 1],
+    [10, 2, 0, 2],
+    [10, 2, 0, 3],
+    [10, 2, 0, 4],
+    [10, 2, 0, 5],
+    [10, 2, 0, 6],
+    [10, 2, 0, 7],
+    [10, 2, 0, 8],
+    [10, 2, 0, 9],
+    [10, 1, 0, 1],
+];
+const PORTS: [u16; 3] = [80, 443, 53];
+
+/// Points a TCP/UDP frame's destination port at `port` (no checksum covers it in the
+/// parser's view; the model does not check transport checksums).
+fn aim_port(frame: &mut [u8], port: u16) {
+    let l3 = if frame.len() >= 14 && frame[12..14] == [0x81, 0x00] {
+        18
+    } else {
+        14
+    };
+    if frame.len() < l3 + 20 || frame[l3 - 2..l3] != [0x08, 0x00] {
+        return;
+    }
+    let l4 = l3 + usize::from(frame[l3] & 0x0f) * 4;
+    if matches!(frame[l3 + 9], 6 | 17) && frame.len() >= l4 + 4 {
+        frame[l4 + 2..l4 + 4].copy_from_slice(&port.to_be_bytes());
+    }
+}
 
 /// Points an IPv4 frame at `dst` (checksum fixed); other frames are left alone.
 fn aim(frame: &mut [u8], dst: [u8; 4]) {
@@ -163,31 +199,69 @@ fn traffic_frame(rng: &mut Rng) -> Vec<u8> {
     } else {
         random_frame(rng)
     };
-    match rng.below(10) {
-        0 | 1 => aim(&mut f, OWN[rng.below(2) as usize]),
-        2 => aim(
-            &mut f,
-            [
+    match rng.below(12) {
+        0 => aim(&mut f, OWN[rng.below(2) as usize]),
+        1 => {
+            let group = [
                 224 + rng.below(16) as u8,
                 rng.byte(),
                 rng.byte(),
                 rng.byte(),
-            ],
-        ),
-        3 => aim(&mut f, [255; 4]),
+            ];
+            aim(&mut f, group)
+        }
+        2 => aim(&mut f, [255; 4]),
+        3..=6 => {
+            aim(&mut f, VIPS[rng.below(3) as usize]);
+            if rng.chance(700) {
+                aim_port(&mut f, PORTS[rng.below(3) as usize]);
+            }
+        }
+        7 | 8 => aim(&mut f, POOL[rng.below(10) as usize]),
         _ => {}
     }
     f
 }
 
-/// Settings changes: the appliance address and the hash key.
-fn write_settings(sim: &mut FastPathSim<A>, rng: &mut Rng) {
+/// Table and settings changes: the appliance address, the hash key, the full-NAT pool,
+/// L7 services (the only kind the hardware serves so far).
+fn write_settings(sim: &mut impl RegisterBus, rng: &mut Rng) {
     let own = OWN[rng.below(2) as usize];
     sim.write32(addr::ADDRESS, u32::from_be_bytes(own));
     if rng.chance(500) {
         for i in 0..10 {
             sim.write32(addr::HASH_KEY + i, rng.next_u64() as u32);
         }
+    }
+    if rng.chance(500) {
+        let count = rng.below(11) as u32;
+        sim.write32(addr::SNAT_CFG, (count << 16) | 1024);
+        for i in 0..8 {
+            sim.write32(
+                addr::SNAT_POOL + i,
+                u32::from_be_bytes(POOL[rng.below(10) as usize]),
+            );
+        }
+    }
+    let mut writer = RegisterWriter::new(&mut *sim);
+    for _ in 0..rng.below(6) {
+        let entry = ServiceEntry {
+            valid: rng.chance(800),
+            vip: Ipv4Addr::from(VIPS[rng.below(3) as usize]),
+            protocol: if rng.chance(500) {
+                Protocol::Tcp
+            } else {
+                Protocol::Udp
+            },
+            port: PORTS[rng.below(3) as usize],
+            mode: Mode::L7,
+            algorithm: Algorithm::RoundRobin,
+            sticky: false,
+            sticky_timeout: 0,
+            gue_port: 0,
+            member_count: 0,
+        };
+        writer.write_service(rng.below(20) as u8, &entry);
     }
     sim.write32(addr::CONTROL, 1);
 }
@@ -293,12 +367,21 @@ fn fast_path_verilog_matches_the_model_in_iverilog() {
         sent.push((port, f));
     }
     // The bus before the traffic: settings and a commit. After it: every counter.
-    let own = OWN[0];
-    let mut head = vec![(addr::ADDRESS, u32::from_be_bytes(own))];
-    for i in 0..10 {
-        head.push((addr::HASH_KEY + i, rng.next_u64() as u32));
+    struct Recorder(Vec<(u16, u32)>);
+    impl RegisterBus for Recorder {
+        fn write32(&mut self, addr: u16, value: u32) {
+            self.0.push((addr, value));
+        }
+        fn read32(&mut self, _: u16) -> u32 {
+            0
+        }
     }
-    head.push((addr::CONTROL, 1));
+    let mut recorder = Recorder(Vec::new());
+    // Enough tries that services and a pool are written.
+    for _ in 0..6 {
+        write_settings(&mut recorder, &mut rng);
+    }
+    let head = recorder.0;
     let indexes = counter_indexes();
     // Tail entries: (we, re, addr, data) per cycle.
     let mut tail = Vec::new();
