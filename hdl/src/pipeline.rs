@@ -31,20 +31,38 @@
 //! ## What the controller decides (checked against `Pipeline::process`)
 //! In the model's order: from the MCU → network; parse errors → drop with the parser's
 //! reason; ARP, IPv6 → punt; other EtherTypes → drop (`unsupported_ethertype`); IPv4:
-//! the flow hash (Toeplitz), then to the appliance's own address → punt, to a broadcast
-//! or multicast address → punt, anything else → drop (`not_for_us`).
+//! the flow hash (Toeplitz), then
+//! 1. to the appliance's own address → punt; to a broadcast or multicast address → punt;
+//! 2. to a VIP (any valid service entry's address, found by scanning the 16 active
+//!    entries): fragment → punt; the service of (VIP, protocol, port) in L7 mode → punt
+//!    (`l7_service`); no such service: ICMP → punt, else drop (`no_service`);
+//! 3. to a full-NAT pool address (the first `SNAT_CFG` count of `SNAT_POOL`): ICMP and
+//!    fragments → punt, other protocols → drop (`not_for_us`), TCP/UDP → drop
+//!    (`return_no_flow`: the hardware has no flow table yet, and without an L4 service no
+//!    flow exists in the model either);
+//! 4. anything else → drop (`not_for_us`).
 //!
-//! **Not in hardware yet** (see the crate README): services (VIP match, the forward path,
-//! flow table, backend selection, rewrite towards backends), the full-NAT pool and both
-//! return paths. Table writes (`TABLE_WRITE`) are accepted by the register block and
-//! ignored here, so the decisions above equal the model's only for configurations with no
-//! service and an empty full-NAT pool; the host side refuses any other configuration for
-//! the `hdl` engine.
+//! **Not in hardware yet**: the forward path (a frame for an L4 service of mode NAT, full
+//! NAT, DSR, IP-in-IP or GUE: flow table, backend selection, rewrite towards a backend),
+//! the NAT return path, the full-NAT return of an existing flow, persistence, aging. A
+//! frame that would need them gets [`action::REFUSED`] (dropped, counted at counter RAM
+//! word 0x3FF, outside the model's index map); once any valid L4 service is active, every
+//! TCP/UDP frame that reaches rule 3 or 4 is refused too (it could be a NAT backend's
+//! reply). So the fast path equals the model for configurations whose services are all
+//! L7 (any full-NAT pool), and the host refuses others for the `hdl` engine. Backend,
+//! member and ring writes are accepted by the register block and ignored.
 //!
 //! ## Commit
 //! A write of 1 to `CONTROL` marks a commit pending (`STATUS.0`). The controller applies it
 //! between two frames, before it takes the next frame's header: the shadow settings
-//! become active and the hash key is loaded into the Toeplitz unit (10 cycles).
+//! become active, the hash key is loaded into the Toeplitz unit and the 16 service
+//! entries are copied from the shadow to the active table (17 cycles). **Unlike the
+//! model** (which commits at the `CONTROL` write), register writes made after the
+//! `CONTROL` write but before the commit is applied go into that commit: the writer must
+//! wait for `STATUS.0` to clear before writing the next batch (the commit waits for the
+//! decision in progress, under 40 cycles, unless the output it waits for is
+//! back-pressured). An SPI transaction takes at least 7 × 8 × 8 clocks, so in practice the
+//! MCU's next write comes after the commit; the firmware does not poll `STATUS.0` today.
 //! `verdict_commit` strobes when that happens, so a test knows after which frame the
 //! model must commit.
 //!
