@@ -14,7 +14,7 @@ use fulcrum_model::regmap::{RegisterBus, addr};
 use rust_hdl::prelude::*;
 
 use crate::pipeline::{COUNTER_LATCH_CYCLES, FastPath, action};
-use crate::sim::{Rng, Traffic, settle, tick};
+use crate::sim::{Rng, Traffic, settle};
 use crate::stream::{ByteStreamMaster, ByteStreamSlave};
 
 /// Something that happened at the fast path's outputs, or a bus write, in cycle order.
@@ -36,16 +36,34 @@ pub enum Event {
 /// Decodes the verdict side channel into the model's [`Verdict`]; `None` for a code the
 /// model has no name for (a hardware bug the tests catch).
 pub fn decode_verdict<const A: usize>(uut: &FastPath<A>) -> Option<Verdict> {
-    let code = uut.verdict_action.val().index() as u64;
-    let reason = uut.verdict_reason.val().index();
-    let service = uut.verdict_service.val().index() as u8;
-    let backend = uut.verdict_backend.val().index() as u16;
+    verdict_from_codes(
+        uut.verdict_action.val().index() as u64,
+        uut.verdict_reason.val().index(),
+        uut.verdict_service.val().index() as u8,
+        uut.verdict_backend.val().index() as u16,
+        uut.verdict_new_flow.val(),
+        uut.verdict_hash.val().index() as u32,
+        uut.verdict_len.val().index(),
+    )
+}
+
+/// The model's [`Verdict`] of the `verdict_*` outputs' values (also read from the
+/// Verilog co-simulation); `None` for a code the model has no name for.
+pub fn verdict_from_codes(
+    code: u64,
+    reason: usize,
+    service: u8,
+    backend: u16,
+    new_flow: bool,
+    hash: u32,
+    len: usize,
+) -> Option<Verdict> {
     let (action, egress) = match code {
         action::TO_BACKEND => (
             Action::ToBackend {
                 service,
                 backend,
-                new_flow: uut.verdict_new_flow.val(),
+                new_flow,
             },
             Some(Port::Network),
         ),
@@ -58,8 +76,8 @@ pub fn decode_verdict<const A: usize>(uut: &FastPath<A>) -> Option<Verdict> {
     Some(Verdict {
         action,
         egress,
-        len: uut.verdict_len.val().index(),
-        hash: uut.verdict_hash.val().index() as u32,
+        len,
+        hash,
     })
 }
 
@@ -192,6 +210,8 @@ impl<const A: usize> FastPathSim<A> {
     /// One clock cycle with the bus doing `write` and/or `read` (address, data).
     fn cycle(&mut self, write: Option<(u16, u32)>, read: Option<u16>) {
         let uut = &mut *self.uut;
+        // The falling edge goes with this cycle's inputs (one settle fewer per cycle).
+        uut.clock.next = Clock::from(false);
         uut.now_ms.next = u64::from(self.now_ms).into();
         uut.bus_we.next = write.is_some();
         uut.bus_re.next = read.is_some();
@@ -230,7 +250,8 @@ impl<const A: usize> FastPathSim<A> {
         if let Some(f) = self.mcu_out.sample(&uut.mcu_tx) {
             self.events.push(Event::Frame(Port::Mcu, f));
         }
-        tick(uut, |u| &mut u.clock);
+        uut.clock.next = Clock::from(true);
+        settle(uut);
         self.cycles += 1;
         if net_taken && self.net.advance() {
             self.events.push(Event::Ingress(Port::Network));

@@ -31,20 +31,38 @@
 //! ## What the controller decides (checked against `Pipeline::process`)
 //! In the model's order: from the MCU → network; parse errors → drop with the parser's
 //! reason; ARP, IPv6 → punt; other EtherTypes → drop (`unsupported_ethertype`); IPv4:
-//! the flow hash (Toeplitz), then to the appliance's own address → punt, to a broadcast
-//! or multicast address → punt, anything else → drop (`not_for_us`).
+//! the flow hash (Toeplitz), then
+//! 1. to the appliance's own address → punt; to a broadcast or multicast address → punt;
+//! 2. to a VIP (any valid service entry's address, found by scanning the 16 active
+//!    entries): fragment → punt; the service of (VIP, protocol, port) in L7 mode → punt
+//!    (`l7_service`); no such service: ICMP → punt, else drop (`no_service`);
+//! 3. to a full-NAT pool address (the first `SNAT_CFG` count of `SNAT_POOL`): ICMP and
+//!    fragments → punt, other protocols → drop (`not_for_us`), TCP/UDP → drop
+//!    (`return_no_flow`: the hardware has no flow table yet, and without an L4 service no
+//!    flow exists in the model either);
+//! 4. anything else → drop (`not_for_us`).
 //!
-//! **Not in hardware yet** (see the crate README): services (VIP match, the forward path,
-//! flow table, backend selection, rewrite towards backends), the full-NAT pool and both
-//! return paths. Table writes (`TABLE_WRITE`) are accepted by the register block and
-//! ignored here, so the decisions above equal the model's only for configurations with no
-//! service and an empty full-NAT pool; the host side refuses any other configuration for
-//! the `hdl` engine.
+//! **Not in hardware yet**: the forward path (a frame for an L4 service of mode NAT, full
+//! NAT, DSR, IP-in-IP or GUE: flow table, backend selection, rewrite towards a backend),
+//! the NAT return path, the full-NAT return of an existing flow, persistence, aging. A
+//! frame that would need them gets [`action::REFUSED`] (dropped, counted at counter RAM
+//! word 0x3FF, outside the model's index map); once any valid L4 service is active, every
+//! TCP/UDP frame that reaches rule 3 or 4 is refused too (it could be a NAT backend's
+//! reply). So the fast path equals the model for configurations whose services are all
+//! L7 (any full-NAT pool), and the host refuses others for the `hdl` engine. Backend,
+//! member and ring writes are accepted by the register block and ignored.
 //!
 //! ## Commit
 //! A write of 1 to `CONTROL` marks a commit pending (`STATUS.0`). The controller applies it
 //! between two frames, before it takes the next frame's header: the shadow settings
-//! become active and the hash key is loaded into the Toeplitz unit (10 cycles).
+//! become active, the hash key is loaded into the Toeplitz unit and the 16 service
+//! entries are copied from the shadow to the active table (17 cycles). **Unlike the
+//! model** (which commits at the `CONTROL` write), register writes made after the
+//! `CONTROL` write but before the commit is applied go into that commit: the writer must
+//! wait for `STATUS.0` to clear before writing the next batch (the commit waits for the
+//! decision in progress, under 40 cycles, unless the output it waits for is
+//! back-pressured). An SPI transaction takes at least 7 × 8 × 8 clocks, so in practice the
+//! MCU's next write comes after the commit; the firmware does not poll `STATUS.0` today.
 //! `verdict_commit` strobes when that happens, so a test knows after which frame the
 //! model must commit.
 //!
@@ -61,10 +79,10 @@
 use rust_hdl::prelude::*;
 use rust_hdl::widgets::prelude::SynchronousFIFO;
 
-use crate::parser::{HeaderParser, l4_kind, status};
+use crate::parser::HeaderParser;
 use crate::ram::SinglePortRam;
 use crate::regs::RegisterBlock;
-use crate::rewrite::{Rewrite, op};
+use crate::rewrite::Rewrite;
 use crate::stream::{ByteStreamMaster, ByteStreamSlave};
 use crate::toeplitz::ToeplitzHash;
 
@@ -86,37 +104,19 @@ pub mod action {
     pub const PUNT: u64 = 3;
     /// `Action::Drop` (reason on `verdict_reason`).
     pub const DROP: u64 = 4;
+    /// Not in hardware yet (the forward path, the NAT return path): the frame is
+    /// dropped and counted outside the model's counters. The model has no such action;
+    /// the host refuses configurations that could produce it.
+    pub const REFUSED: u64 = 5;
 }
 
-/// Register word addresses the fast path decodes itself (`regmap::addr`).
-mod addr {
-    pub const CONTROL: u64 = 0x002;
-    pub const COUNTER_SELECT: u64 = 0x050;
-    pub const COUNTER_HI: u64 = 0x051;
-    pub const COUNTER_LO: u64 = 0x052;
-}
-
-/// Counter-RAM addresses of the model's counter indexes (`regmap::counter`).
-mod counter_addr {
-    pub const RX_FRAMES: u64 = 0;
-    pub const FROM_MCU: u64 = 1;
-    pub const DROPS: u64 = 0x20;
-    pub const PUNTS: u64 = 0x40;
-}
-
-/// `DropReason::index` values the controller produces.
-mod drop_reason {
-    pub const UNSUPPORTED_ETHERTYPE: u64 = 6;
-    pub const NOT_FOR_US: u64 = 12;
-}
-
-/// `PuntReason::index` values the controller produces.
-mod punt_reason {
-    pub const ARP: u64 = 0;
-    pub const IPV6: u64 = 1;
-    pub const OWN_ADDRESS: u64 = 2;
-    pub const MULTICAST: u64 = 3;
-}
+// rust-hdl's Verilog generator cannot name constants through module paths, so the
+// controller below writes numbers: register addresses (`regmap::addr`: CONTROL 0x002,
+// COUNTER_SELECT 0x050, COUNTER_HI 0x051, COUNTER_LO 0x052), counter-RAM addresses (the
+// model's counter index, see `csel_addr`), `DropReason::index` (runt 0 ..
+// unsupported_ethertype 6, not_for_us 12), `PuntReason::index` (arp 0, ipv6 1,
+// own_address 2, multicast 3), `action` codes, and the codes of `rewrite::op`,
+// `parser::status` and `parser::l4_kind`.
 
 #[derive(Copy, Clone, PartialEq, Debug, LogicState)]
 enum Step {
@@ -124,6 +124,7 @@ enum Step {
     KeyLoad,
     HashSend,
     HashWait,
+    Scan,
     Classify,
     Issue,
     Count,
@@ -200,7 +201,15 @@ pub struct FastPath<const A: usize> {
     // The controller.
     step: DFF<Step>,
     commit_pending: DFFWithInit<Bit>,
-    key_idx: DFF<Bits<4>>,
+    key_idx: DFF<Bits<5>>,
+    scan_idx: DFF<Bits<5>>,
+    vip_any: DFF<Bit>,
+    found: DFF<Bit>,
+    found_idx: DFF<Bits<4>>,
+    found_mode: DFF<Bits<3>>,
+    pool_hit: DFF<Bit>,
+    l4_services: DFF<Bit>,
+    protocol: DFF<Bits<8>>,
     from_mcu: DFF<Bit>,
     status: DFF<Bits<4>>,
     l4_kind: DFF<Bits<3>>,
@@ -221,6 +230,19 @@ pub struct FastPath<const A: usize> {
 
     // Active settings (the shadow ones are in the register block).
     own_address: DFF<Bits<32>>,
+    snat_count: DFF<Bits<4>>,
+    snat0: DFF<Bits<32>>,
+    snat1: DFF<Bits<32>>,
+    snat2: DFF<Bits<32>>,
+    snat3: DFF<Bits<32>>,
+    snat4: DFF<Bits<32>>,
+    snat5: DFF<Bits<32>>,
+    snat6: DFF<Bits<32>>,
+    snat7: DFF<Bits<32>>,
+    // Service tables, shadow (written by the table port) and active (copied at a commit):
+    // bit 63 valid, 62:60 mode, 59 UDP, 47:16 VIP, 15:0 port.
+    services_shadow: RAM<Bits<64>, 4>,
+    services_active: RAM<Bits<64>, 4>,
 
     // Counter engine.
     eng: DFF<Engine>,
@@ -249,6 +271,14 @@ pub struct FastPath<const A: usize> {
     is_multicast: Signal<Local, Bit>,
     has_ports: Signal<Local, Bit>,
     latched_hi: Signal<Local, Bits<32>>,
+    svc_entry: Signal<Local, Bits<64>>,
+    svc_vip_hit: Signal<Local, Bit>,
+    svc_proto: Signal<Local, Bits<8>>,
+    pool_match: Signal<Local, Bit>,
+    key_prev: Signal<Local, Bits<5>>,
+    scan_prev: Signal<Local, Bits<5>>,
+    wr_valid: Signal<Local, Bit>,
+    wr_udp: Signal<Local, Bit>,
     latched_lo: Signal<Local, Bits<32>>,
 }
 
@@ -295,6 +325,33 @@ impl<const A: usize> FastPath<A> {
             step: Default::default(),
             commit_pending: DFFWithInit::new(true),
             key_idx: Default::default(),
+            scan_idx: Default::default(),
+            vip_any: Default::default(),
+            found: Default::default(),
+            found_idx: Default::default(),
+            found_mode: Default::default(),
+            pool_hit: Default::default(),
+            l4_services: Default::default(),
+            protocol: Default::default(),
+            services_shadow: Default::default(),
+            services_active: Default::default(),
+            snat_count: Default::default(),
+            snat0: Default::default(),
+            snat1: Default::default(),
+            snat2: Default::default(),
+            snat3: Default::default(),
+            snat4: Default::default(),
+            snat5: Default::default(),
+            snat6: Default::default(),
+            snat7: Default::default(),
+            svc_entry: Default::default(),
+            svc_vip_hit: Default::default(),
+            svc_proto: Default::default(),
+            pool_match: Default::default(),
+            key_prev: Default::default(),
+            scan_prev: Default::default(),
+            wr_valid: Default::default(),
+            wr_udp: Default::default(),
             from_mcu: Default::default(),
             status: Default::default(),
             l4_kind: Default::default(),
@@ -383,6 +440,23 @@ impl<const A: usize> Logic for FastPath<A> {
             step,
             commit_pending,
             key_idx,
+            scan_idx,
+            vip_any,
+            found,
+            found_idx,
+            found_mode,
+            pool_hit,
+            l4_services,
+            protocol,
+            snat_count,
+            snat0,
+            snat1,
+            snat2,
+            snat3,
+            snat4,
+            snat5,
+            snat6,
+            snat7,
             from_mcu,
             status,
             l4_kind,
@@ -418,6 +492,51 @@ impl<const A: usize> Logic for FastPath<A> {
         self.hash.clock.next = self.clock.val();
         self.rewrite.clock.next = self.clock.val();
         self.counters.clock.next = self.clock.val();
+        self.services_shadow.read_clock.next = self.clock.val();
+        self.services_shadow.write_clock.next = self.clock.val();
+        self.services_active.read_clock.next = self.clock.val();
+        self.services_active.write_clock.next = self.clock.val();
+
+        // ---- Service table: the table port writes the shadow (index as the model's u8).
+        self.services_shadow.write_enable.next = self.regs.table_write.val()
+            & (self.regs.table_kind.val() == 1)
+            & (self.regs.table_index.val().get_bits::<24>(4) == 0);
+        self.services_shadow.write_address.next = self.regs.table_index.val().get_bits::<4>(0);
+        self.wr_valid.next = self.regs.table_data0.val().get_bit(31);
+        self.wr_udp.next = self.regs.table_data0.val().get_bits::<8>(16) == 17;
+        self.services_shadow.write_data.next = (bit_cast::<64, 1>(self.wr_valid.val().into())
+            << 63)
+            | (bit_cast::<64, 3>(self.regs.table_data0.val().get_bits::<3>(27)) << 60)
+            | (bit_cast::<64, 1>(self.wr_udp.val().into()) << 59)
+            | (bit_cast::<64, 32>(self.regs.table_data1.val()) << 16)
+            | bit_cast::<64, 16>(self.regs.table_data2.val().get_bits::<16>(16));
+        // The commit copies shadow entry k (read at key_idx k) into active entry k one
+        // cycle later; the scan reads active entry k at scan_idx k.
+        self.services_shadow.read_address.next = self.key_idx.q.val().get_bits::<4>(0);
+        self.key_prev.next = self.key_idx.q.val() - 1;
+        self.scan_prev.next = self.scan_idx.q.val() - 1;
+        self.services_active.write_address.next = self.key_prev.val().get_bits::<4>(0);
+        self.services_active.write_data.next = self.services_shadow.read_data.val();
+        self.services_active.write_enable.next = (self.step.q.val() == Step::KeyLoad)
+            & (self.key_idx.q.val() >= 1)
+            & (self.key_idx.q.val() <= 16);
+        self.services_active.read_address.next = self.scan_idx.q.val().get_bits::<4>(0);
+        self.svc_entry.next = self.services_active.read_data.val();
+        self.svc_proto.next = 6.into();
+        if self.svc_entry.val().get_bit(59) {
+            self.svc_proto.next = 17.into();
+        }
+        self.svc_vip_hit.next = self.svc_entry.val().get_bit(63)
+            & (self.svc_entry.val().get_bits::<32>(16) == self.dst_ip.q.val());
+        self.pool_match.next = ((self.dst_ip.q.val() == self.snat0.q.val())
+            & (self.snat_count.q.val() > 0))
+            | ((self.dst_ip.q.val() == self.snat1.q.val()) & (self.snat_count.q.val() > 1))
+            | ((self.dst_ip.q.val() == self.snat2.q.val()) & (self.snat_count.q.val() > 2))
+            | ((self.dst_ip.q.val() == self.snat3.q.val()) & (self.snat_count.q.val() > 3))
+            | ((self.dst_ip.q.val() == self.snat4.q.val()) & (self.snat_count.q.val() > 4))
+            | ((self.dst_ip.q.val() == self.snat5.q.val()) & (self.snat_count.q.val() > 5))
+            | ((self.dst_ip.q.val() == self.snat6.q.val()) & (self.snat_count.q.val() > 6))
+            | ((self.dst_ip.q.val() == self.snat7.q.val()) & (self.snat_count.q.val() > 7));
 
         // ---- Registers.
         self.regs.bus_addr.next = self.bus_addr.val();
@@ -432,11 +551,11 @@ impl<const A: usize> Logic for FastPath<A> {
         // COUNTER_HI / COUNTER_LO are answered here from the counter RAM's latch.
         if self.bus_re.val() {
             self.rd_mine.d.next = false;
-            if self.bus_addr.val() == addr::COUNTER_HI {
+            if self.bus_addr.val() == 0x051 {
                 self.rd_mine.d.next = true;
                 self.rd_value.d.next = self.latched_hi.val();
             }
-            if self.bus_addr.val() == addr::COUNTER_LO {
+            if self.bus_addr.val() == 0x052 {
                 self.rd_mine.d.next = true;
                 self.rd_value.d.next = self.latched_lo.val();
             }
@@ -445,14 +564,11 @@ impl<const A: usize> Logic for FastPath<A> {
         if self.rd_mine.q.val() {
             self.bus_rdata.next = self.rd_value.q.val();
         }
-        if self.bus_we.val() & (self.bus_addr.val() == addr::COUNTER_SELECT) {
+        if self.bus_we.val() & (self.bus_addr.val() == 0x050) {
             self.csel_pending.d.next = true;
             self.csel.d.next = self.bus_wdata.val();
         }
-        if self.bus_we.val()
-            & (self.bus_addr.val() == addr::CONTROL)
-            & self.bus_wdata.val().get_bit(0)
-        {
+        if self.bus_we.val() & (self.bus_addr.val() == 0x002) & self.bus_wdata.val().get_bit(0) {
             self.commit_pending.d.next = true;
         }
 
@@ -525,7 +641,7 @@ impl<const A: usize> Logic for FastPath<A> {
 
         // ---- Rewrite command (pass or drop for now).
         self.rewrite.s_cmd.tvalid.next = (self.step.q.val() == Step::Issue)
-            & (!self.out_busy.q.val() | (self.cmd_op.q.val() == op::DROP));
+            & (!self.out_busy.q.val() | (self.cmd_op.q.val() == 1));
         self.rewrite.s_cmd.op.next = self.cmd_op.q.val();
         self.rewrite.s_cmd.dst_mac.next = 0.into();
         self.rewrite.s_cmd.src_mac.next = 0.into();
@@ -563,11 +679,11 @@ impl<const A: usize> Logic for FastPath<A> {
             9 => self.key_word.next = self.regs.hash_key9.val(),
             _ => {}
         }
-        self.hash.key_write.next = self.step.q.val() == Step::KeyLoad;
-        self.hash.key_word.next = self.key_idx.q.val();
+        self.hash.key_write.next =
+            (self.step.q.val() == Step::KeyLoad) & (self.key_idx.q.val() < 10);
+        self.hash.key_word.next = self.key_idx.q.val().get_bits::<4>(0);
         self.hash.key_data.next = self.key_word.val();
-        self.has_ports.next =
-            (self.l4_kind.q.val() == l4_kind::TCP) | (self.l4_kind.q.val() == l4_kind::UDP);
+        self.has_ports.next = (self.l4_kind.q.val() == 0) | (self.l4_kind.q.val() == 1);
         self.hash.s_valid.next = self.step.q.val() == Step::HashSend;
         self.hash.src_ip.next = self.src_ip.q.val();
         self.hash.dst_ip.next = self.dst_ip.q.val();
@@ -578,17 +694,21 @@ impl<const A: usize> Logic for FastPath<A> {
 
         // ---- Counter engine: one read-modify-write or bus latch at a time.
         self.reason_wide.next = bit_cast::<11, 4>(self.v_reason.q.val());
-        self.class_addr.next = counter_addr::FROM_MCU.into();
-        if self.v_action.q.val() == action::DROP {
-            self.class_addr.next = self.reason_wide.val() + counter_addr::DROPS;
+        self.class_addr.next = 1.into();
+        if self.v_action.q.val() == 4 {
+            self.class_addr.next = self.reason_wide.val() + 0x20;
         }
-        if self.v_action.q.val() == action::PUNT {
-            self.class_addr.next = self.reason_wide.val() + counter_addr::PUNTS;
+        if self.v_action.q.val() == 3 {
+            self.class_addr.next = self.reason_wide.val() + 0x40;
         }
         self.job_valid.next = self.step.q.val() == Step::Count;
-        self.job_addr.next = counter_addr::RX_FRAMES.into();
+        self.job_addr.next = 0.into();
         if self.count_idx.q.val() == 1 {
             self.job_addr.next = self.class_addr.val();
+        }
+        // A refused frame (action 5) is counted at 0x3FF, outside the model's index map.
+        if (self.count_idx.q.val() == 1) & (self.v_action.q.val() == 5) {
+            self.job_addr.next = 0x3FF.into();
         }
         // Model counter index → RAM address: 0..0x7F as is, services 0x100..0x17F at
         // 0x80, backends 0x1000..0x13FF at 0x400; anything else reads 0.
@@ -613,8 +733,7 @@ impl<const A: usize> Logic for FastPath<A> {
             self.counters.read_data.val() + bit_cast::<64, 16>(self.eng_amount.q.val());
         match self.eng.q.val() {
             Engine::Idle => {
-                if self.csel_pending.q.val()
-                    & !(self.bus_we.val() & (self.bus_addr.val() == addr::COUNTER_SELECT))
+                if self.csel_pending.q.val() & !(self.bus_we.val() & (self.bus_addr.val() == 0x050))
                 {
                     self.csel_pending.d.next = false;
                     self.eng_addr.d.next = self.csel_addr.val();
@@ -665,6 +784,16 @@ impl<const A: usize> Logic for FastPath<A> {
                     // The shadow settings become active between two frames.
                     self.commit_pending.d.next = false;
                     self.own_address.d.next = self.regs.own_address.val();
+                    self.snat_count.d.next = self.regs.snat_count.val();
+                    self.snat0.d.next = self.regs.snat_pool0.val();
+                    self.snat1.d.next = self.regs.snat_pool1.val();
+                    self.snat2.d.next = self.regs.snat_pool2.val();
+                    self.snat3.d.next = self.regs.snat_pool3.val();
+                    self.snat4.d.next = self.regs.snat_pool4.val();
+                    self.snat5.d.next = self.regs.snat_pool5.val();
+                    self.snat6.d.next = self.regs.snat_pool6.val();
+                    self.snat7.d.next = self.regs.snat_pool7.val();
+                    self.l4_services.d.next = false;
                     self.key_idx.d.next = 0.into();
                     self.v_commit.d.next = true;
                     self.step.d.next = Step::KeyLoad;
@@ -673,6 +802,7 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.status.d.next = self.parser.m_hdr.status.val();
                     self.l4_kind.d.next = self.parser.m_hdr.l4_kind.val();
                     self.src_ip.d.next = self.parser.m_hdr.src_ip.val();
+                    self.protocol.d.next = self.parser.m_hdr.protocol.val();
                     self.dst_ip.d.next = self.parser.m_hdr.dst_ip.val();
                     self.src_port.d.next = self.parser.m_hdr.src_port.val();
                     self.dst_port.d.next = self.parser.m_hdr.dst_port.val();
@@ -680,43 +810,50 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.flow_hash.d.next = 0.into();
                     self.count_idx.d.next = 0.into();
                     if self.last_mcu.q.val() {
-                        self.v_action.d.next = action::FROM_MCU.into();
+                        self.v_action.d.next = 2.into();
                         self.v_reason.d.next = 0.into();
-                        self.cmd_op.d.next = op::PASS.into();
+                        self.cmd_op.d.next = 0.into();
                         self.cmd_port.d.next = 1.into();
                         self.v_len.d.next = self.parser.m_hdr.frame_len.val();
                         self.step.d.next = Step::Issue;
-                    } else if self.parser.m_hdr.status.val() == status::IPV4 {
+                    } else if self.parser.m_hdr.status.val() == 0 {
                         self.step.d.next = Step::HashSend;
                     } else {
                         self.step.d.next = Step::Issue;
-                        self.cmd_op.d.next = op::DROP.into();
+                        self.cmd_op.d.next = 1.into();
                         self.cmd_port.d.next = 0.into();
                         self.v_len.d.next = 0.into();
-                        self.v_action.d.next = action::DROP.into();
+                        self.v_action.d.next = 4.into();
                         // Parse errors: status 8.. map to drop reasons 0.. in order.
-                        self.v_reason.d.next = self.parser.m_hdr.status.val() - status::RUNT;
-                        if self.parser.m_hdr.status.val() == status::OTHER {
-                            self.v_reason.d.next = drop_reason::UNSUPPORTED_ETHERTYPE.into();
+                        self.v_reason.d.next = self.parser.m_hdr.status.val() - 8;
+                        if self.parser.m_hdr.status.val() == 3 {
+                            self.v_reason.d.next = 6.into();
                         }
-                        if (self.parser.m_hdr.status.val() == status::ARP)
-                            | (self.parser.m_hdr.status.val() == status::IPV6)
+                        if (self.parser.m_hdr.status.val() == 1)
+                            | (self.parser.m_hdr.status.val() == 2)
                         {
-                            self.v_action.d.next = action::PUNT.into();
-                            self.cmd_op.d.next = op::PASS.into();
+                            self.v_action.d.next = 3.into();
+                            self.cmd_op.d.next = 0.into();
                             self.cmd_port.d.next = 2.into();
                             self.v_len.d.next = self.parser.m_hdr.frame_len.val();
-                            self.v_reason.d.next = punt_reason::ARP.into();
-                            if self.parser.m_hdr.status.val() == status::IPV6 {
-                                self.v_reason.d.next = punt_reason::IPV6.into();
+                            self.v_reason.d.next = 0.into();
+                            if self.parser.m_hdr.status.val() == 2 {
+                                self.v_reason.d.next = 1.into();
                             }
                         }
                     }
                 }
             }
             Step::KeyLoad => {
+                // Key words 0-9 and service entries 0-15 (one cycle behind).
                 self.key_idx.d.next = self.key_idx.q.val() + 1;
-                if self.key_idx.q.val() == 9 {
+                if (self.key_idx.q.val() >= 1)
+                    & (self.services_shadow.read_data.val().get_bit(63))
+                    & (self.services_shadow.read_data.val().get_bits::<3>(60) != 5)
+                {
+                    self.l4_services.d.next = true;
+                }
+                if self.key_idx.q.val() == 16 {
                     self.step.d.next = Step::Idle;
                 }
             }
@@ -728,27 +865,114 @@ impl<const A: usize> Logic for FastPath<A> {
             Step::HashWait => {
                 if self.hash.m_valid.val() {
                     self.flow_hash.d.next = self.hash.flow_hash.val();
+                    self.scan_idx.d.next = 0.into();
+                    self.vip_any.d.next = false;
+                    self.found.d.next = false;
+                    self.pool_hit.d.next = self.pool_match.val();
+                    self.step.d.next = Step::Scan;
+                }
+            }
+            Step::Scan => {
+                // Active entry k is on read_data at scan_idx k + 1.
+                self.scan_idx.d.next = self.scan_idx.q.val() + 1;
+                if self.scan_idx.q.val() >= 1 {
+                    if self.svc_vip_hit.val() {
+                        self.vip_any.d.next = true;
+                    }
+                    if self.svc_vip_hit.val()
+                        & !self.found.q.val()
+                        & self.has_ports.val()
+                        & (self.svc_proto.val() == self.protocol.q.val())
+                        & (self.svc_entry.val().get_bits::<16>(0) == self.dst_port.q.val())
+                    {
+                        self.found.d.next = true;
+                        self.found_idx.d.next = self.scan_prev.val().get_bits::<4>(0);
+                        self.found_mode.d.next = self.svc_entry.val().get_bits::<3>(60);
+                    }
+                }
+                if self.scan_idx.q.val() == 16 {
                     self.step.d.next = Step::Classify;
                 }
             }
             Step::Classify => {
                 self.step.d.next = Step::Issue;
-                self.v_action.d.next = action::DROP.into();
-                self.v_reason.d.next = drop_reason::NOT_FOR_US.into();
-                self.cmd_op.d.next = op::DROP.into();
+                self.v_action.d.next = 4.into();
+                self.v_reason.d.next = 12.into();
+                self.cmd_op.d.next = 1.into();
                 self.cmd_port.d.next = 0.into();
                 self.v_len.d.next = 0.into();
+                // Rules 4-6 (last to first, so the earlier rule wins): a NAT backend's reply
+                // (needs the member tables: refused when any L4 service is active), the
+                // full-NAT pool, a VIP.
+                if self.l4_services.q.val() & self.has_ports.val() {
+                    self.v_action.d.next = 5.into();
+                }
+                if self.pool_hit.q.val() {
+                    // No flow table yet: no flow exists, so a reply finds none.
+                    self.v_reason.d.next = 10.into();
+                    if self.l4_services.q.val() {
+                        self.v_action.d.next = 5.into();
+                    }
+                    if !self.has_ports.val() {
+                        self.v_action.d.next = 4.into();
+                        self.v_reason.d.next = 12.into();
+                    }
+                    if (self.l4_kind.q.val() == 2) | (self.l4_kind.q.val() == 3) {
+                        self.v_action.d.next = 3.into();
+                        self.cmd_op.d.next = 0.into();
+                        self.cmd_port.d.next = 2.into();
+                        self.v_len.d.next = self.frame_len.q.val();
+                        // ICMP 6, fragment 5.
+                        self.v_reason.d.next = 6.into();
+                        if self.l4_kind.q.val() == 3 {
+                            self.v_reason.d.next = 5.into();
+                        }
+                    }
+                }
+                if self.vip_any.q.val() {
+                    self.v_action.d.next = 4.into();
+                    self.v_reason.d.next = 7.into();
+                    if self.l4_kind.q.val() == 2 {
+                        self.v_action.d.next = 3.into();
+                        self.cmd_op.d.next = 0.into();
+                        self.cmd_port.d.next = 2.into();
+                        self.v_len.d.next = self.frame_len.q.val();
+                        self.v_reason.d.next = 6.into();
+                    }
+                    if self.found.q.val() {
+                        // The forward path is not in hardware: refused.
+                        self.v_action.d.next = 5.into();
+                        self.v_reason.d.next = 0.into();
+                        self.cmd_op.d.next = 1.into();
+                        self.cmd_port.d.next = 0.into();
+                        self.v_len.d.next = 0.into();
+                        if self.found_mode.q.val() == 5 {
+                            self.v_action.d.next = 3.into();
+                            self.cmd_op.d.next = 0.into();
+                            self.cmd_port.d.next = 2.into();
+                            self.v_len.d.next = self.frame_len.q.val();
+                            self.v_reason.d.next = 4.into();
+                        }
+                    }
+                    if self.l4_kind.q.val() == 3 {
+                        self.v_action.d.next = 3.into();
+                        self.cmd_op.d.next = 0.into();
+                        self.cmd_port.d.next = 2.into();
+                        self.v_len.d.next = self.frame_len.q.val();
+                        self.v_reason.d.next = 5.into();
+                    }
+                }
                 if self.is_multicast.val() {
-                    self.v_action.d.next = action::PUNT.into();
-                    self.v_reason.d.next = punt_reason::MULTICAST.into();
-                    self.cmd_op.d.next = op::PASS.into();
+                    self.v_action.d.next = 3.into();
+                    self.v_reason.d.next = 3.into();
+                    self.cmd_op.d.next = 0.into();
                     self.cmd_port.d.next = 2.into();
                     self.v_len.d.next = self.frame_len.q.val();
                 }
                 if self.dst_ip.q.val() == self.own_address.q.val() {
-                    self.v_action.d.next = action::PUNT.into();
-                    self.v_reason.d.next = punt_reason::OWN_ADDRESS.into();
-                    self.cmd_op.d.next = op::PASS.into();
+                    self.v_action.d.next = 3.into();
+                    self.v_reason.d.next = 2.into();
+                    self.cmd_op.d.next = 0.into();
                     self.cmd_port.d.next = 2.into();
                     self.v_len.d.next = self.frame_len.q.val();
                 }
@@ -756,7 +980,7 @@ impl<const A: usize> Logic for FastPath<A> {
             Step::Issue => {
                 if self.rewrite.s_cmd.tvalid.val() & self.rewrite.s_cmd.tready.val() {
                     self.v_valid.d.next = true;
-                    if self.cmd_op.q.val() != op::DROP {
+                    if self.cmd_op.q.val() != 1 {
                         self.out_busy.d.next = true;
                         self.out_port.d.next = self.cmd_port.q.val();
                     }
@@ -786,5 +1010,15 @@ impl<const A: usize> Logic for FastPath<A> {
         self.verdict_hash.next = self.flow_hash.q.val();
         self.verdict_len.next = self.v_len.q.val();
         self.verdict_commit.next = self.v_commit.q.val();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_path_is_synthesizable() {
+        crate::verilog::validate("fast_path", &fast_path_verilog::<9>());
     }
 }
