@@ -1,7 +1,8 @@
 // Bring-up core with the agreed FastPath port list (see boards/colorlight-5a-75b/README.md):
 // every frame from the network port leaves on the MCU port and every frame from the MCU
 // port leaves on the network port, unchanged. It is what the board image carries until
-// fulcrum_hdl::pipeline::FastPath lands; it has no registers (reads return 0).
+// fulcrum_hdl::pipeline::FastPath meets 125 MHz (build.sh --core fastpath builds with it);
+// it has no registers (reads return 0).
 // It is NOT the load balancer: it proves the PHYs, MACs, FIFOs and clocking on a board.
 `default_nettype none
 module core_loopthrough (

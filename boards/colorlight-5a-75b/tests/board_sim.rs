@@ -2,9 +2,10 @@
 //! go into one port's RGMII receive pins and must leave the other port's RGMII transmit
 //! pins, across the PHY-clock to core-clock crossing, with preamble, FCS and gap right.
 //!
-//! The core in the image is `core_loopthrough` (network port <-> MCU port, unchanged)
-//! until `fulcrum_hdl::pipeline::FastPath` lands, so "what the model says" is "the same
-//! frame on the other port". Bad frames (FCS, runt, giant) must be dropped whole.
+//! The core here is `core_loopthrough` (network port <-> MCU port, unchanged), the
+//! image's default core, so "what comes out" is "the same frame on the other port": this
+//! isolates the MACs, FIFOs and crossings. Bad frames (FCS, runt, giant) must be dropped
+//! whole. `board_fast_path.rs` runs the same pins with FastPath against the model.
 
 use fulcrum_board_colorlight::sim::{BoardSim, Core, TxFrame};
 use fulcrum_board_colorlight::with_fcs;
