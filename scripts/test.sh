@@ -66,7 +66,7 @@ cargo test -p fulcrum-hdl --release --locked
 step "Colorlight 5A-75B board: RGMII-level simulation (iverilog) and the bitstream (yowasp, 3 seeds)"
 cargo test -p fulcrum-board-colorlight --release --locked
 python3 -c "import ensurepip" 2>/dev/null || {  # Debian splits venv support out
-    if [ "$(id -u)" = 0 ]; then apt-get install -y -qq python3-venv >/dev/null
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
     else echo "python3-venv missing and not root: apt-get install -y python3-venv" >&2; exit 1; fi
 }
 boards/colorlight-5a-75b/build.sh --seeds 3
