@@ -71,7 +71,12 @@ fn build(
     config
 }
 
-/// Runs a scenario on a fresh thread-local runtime.
+/// One simulation at a time: the scenarios run in real time with request timeouts, and the
+/// test harness runs a binary's tests on parallel threads, so two simulations starving
+/// each other of CPU fail requests that a machine to themselves would serve.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs a scenario on a fresh thread-local runtime (one scenario at a time).
 pub fn simulate(
     config: Config,
     clients: usize,
@@ -80,6 +85,8 @@ pub fn simulate(
     drills: Vec<Drill>,
     long_lived: usize,
 ) -> Summary {
+    // A panicking test poisons the lock; the next one may still run.
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
