@@ -53,6 +53,7 @@ fi
 
 step "HDL testbenches against the model (release: the rust-hdl simulator is ~30x faster)"
 cargo test -p fulcrum-hdl --release --locked
+cargo test -p fulcrum-host --release --locked --test engine_hdl  # --engine hdl = model
 
 step "shared model builds no_std for the MCU (thumbv7em-none-eabihf)"
 cargo build -p fulcrum-model --target thumbv7em-none-eabihf --release --locked

@@ -1,6 +1,10 @@
 //! `--engine hdl`: the rust-hdl simulation of the FPGA fast path gives the same verdicts
 //! and output frames as the model on the fixture capture, for the configurations it
 //! serves (all services L7), and refuses the others with a clear error.
+//!
+//! The equivalence test runs in release only (`scripts/test.sh`, HDL step: `cargo test
+//! -p fulcrum-host --release --test engine_hdl`): the rust-hdl simulator is ~30x slower
+//! in a debug build.
 
 use std::path::{Path, PathBuf};
 
@@ -62,6 +66,10 @@ fn hdl_engine_refuses_l4_services() {
 }
 
 #[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "rust-hdl simulation: run in release (scripts/test.sh HDL step)"
+)]
 fn hdl_engine_equals_the_model_on_the_fixture_capture() {
     let mut config = config_file::load(&fixtures().join("fixtures.toml")).expect("fixtures.toml");
     config.services.retain(|s| s.mode == Mode::L7);
