@@ -153,6 +153,16 @@ pub struct FastPathSim<const A: usize> {
     now_ms: u32,
 }
 
+impl<const A: usize> std::fmt::Debug for FastPathSim<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastPathSim")
+            .field("cycles", &self.cycles)
+            .field("in_flight", &self.in_flight)
+            .field("events", &self.events.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<const A: usize> FastPathSim<A> {
     /// A freshly reset fast path; `traffic` sets idle cycles on the inputs and
     /// back-pressure on the outputs, drawn from `seed`.

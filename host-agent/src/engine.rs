@@ -9,9 +9,14 @@
 //! [`ControlPlane::write_all`] exactly as the MCU writes them) and gives the closure a
 //! [`Session`] to push frames through.
 //!
-//! [`EngineKind`] names the implementation behind a session. Only the reference model
-//! exists today; the rust-hdl simulation will join it as a second kind with the same
-//! [`Session::process`], so trace and replay can run against either and be compared.
+//! [`EngineKind`] names the implementation behind a session: the reference model, or the
+//! rust-hdl simulation of the FPGA fast path (`fulcrum_hdl::pipeline::FastPath`),
+//! programmed through the register map with the same writes the model gets
+//! ([`ControlPlane::write_all`] through a `RegisterWriter`), behind the same
+//! [`Session::process`]. The fast path does not forward yet: the `hdl` engine refuses a
+//! configuration with any service that is not L7 ([`EngineError::Unsupported`]). With
+//! `hdl` the model runs beside the simulation (for [`Session::pipeline`]); the verdicts
+//! and frames a session returns are the simulation's.
 //!
 //! [`FrameReport`] says, in names an operator knows, what happened to one frame: the
 //! service and backend (resolved through the control plane's slot bookkeeping), the
@@ -20,11 +25,14 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use fulcrum_hdl::fast_path_sim::{Event, FastPathSim};
+use fulcrum_hdl::sim::Traffic;
 use fulcrum_model::compile::{CompileError, ControlPlane};
 use fulcrum_model::config::{Algorithm, Config, Mode};
 use fulcrum_model::counters::{DropReason, PuntReason};
 use fulcrum_model::flow::{FlowEntry, StickyEntry};
 use fulcrum_model::pipeline::{Action, OUT_HEADROOM, Pipeline, Port, Storage, Verdict};
+use fulcrum_model::regmap::RegisterWriter;
 use fulcrum_model::tables::{BACKEND_SLOTS, SERVICE_SLOTS};
 use fulcrum_model::wire::{self, Headers, IPPROTO_IPIP, IPPROTO_UDP, L3};
 use serde_json::{Value, json};
@@ -35,7 +43,13 @@ pub enum EngineKind {
     /// The bit-exact reference model (`fulcrum_model::pipeline`).
     #[default]
     Model,
+    /// The rust-hdl simulation of the FPGA fast path (`fulcrum_hdl::pipeline::FastPath`);
+    /// configurations whose services are all L7 only, for now.
+    Hdl,
 }
+
+/// Flow-table sets (log2) of the simulated fast path (it has no flow table yet).
+const HDL_SETS_LOG2: usize = 6;
 
 /// Why an [`Engine`] could not be built or started.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +57,11 @@ pub enum EngineError {
     /// The configuration is valid but does not fit the appliance's tables.
     #[error("the configuration does not compile into the appliance's tables: {0}")]
     Compile(CompileError),
+    /// The `hdl` engine cannot run this configuration yet.
+    #[error(
+        "the FPGA fast path (--engine hdl) cannot run this configuration yet: {0}; use --engine model"
+    )]
+    Unsupported(String),
 }
 
 impl From<CompileError> for EngineError {
@@ -70,6 +89,15 @@ impl Engine {
     /// `appliance.flow_table` and `maglev_ring_size` ask for. The persistence table has a
     /// quarter of the flow table's sets and the same ways.
     pub fn new(kind: EngineKind, config: &Config) -> Result<Engine, EngineError> {
+        if kind == EngineKind::Hdl
+            && let Some(s) = config.services.iter().find(|s| s.mode != Mode::L7)
+        {
+            return Err(EngineError::Unsupported(format!(
+                "service {} has mode {}, and the fast path only serves l7 services so far \
+                 (no forward or return path in hardware)",
+                s.name, s.mode
+            )));
+        }
         let mut control = ControlPlane::new();
         control.apply(config)?;
         let geometry = config.appliance.flow_table;
@@ -112,9 +140,21 @@ impl Engine {
         });
         self.control
             .write_all(&mut pipeline, &mut self.ring_scratch)?;
+        let hdl = match self.kind {
+            EngineKind::Model => None,
+            EngineKind::Hdl => {
+                let mut sim = Box::new(FastPathSim::<HDL_SETS_LOG2>::new(Traffic::SMOOTH, 0));
+                self.control
+                    .write_all(&mut RegisterWriter::new(&mut *sim), &mut self.ring_scratch)?;
+                sim.run_until_idle(10_000);
+                sim.take_events();
+                Some(sim)
+            }
+        };
         let mut session = Session {
             control: &self.control,
             pipeline,
+            hdl,
         };
         Ok(f(&mut session))
     }
@@ -125,6 +165,7 @@ impl Engine {
 pub struct Session<'e> {
     control: &'e ControlPlane,
     pipeline: Pipeline<'e>,
+    hdl: Option<Box<FastPathSim<HDL_SETS_LOG2>>>,
 }
 
 /// One frame's way through the data path.
@@ -142,7 +183,11 @@ impl Session<'_> {
         let mut output = vec![0u8; frame.len() + OUT_HEADROOM];
         let verdict = self.pipeline.process(now_ms, frame, ingress, &mut output);
         output.truncate(verdict.len);
-        Processed { verdict, output }
+        match &mut self.hdl {
+            // A stream has no empty frame: the FPGA never sees one (the model's answer).
+            Some(sim) if !frame.is_empty() => hdl_process(sim, now_ms, frame, ingress),
+            _ => Processed { verdict, output },
+        }
     }
 
     /// The control plane the tables came from (for names).
@@ -158,6 +203,37 @@ impl Session<'_> {
     /// Describes what happened to `input` (see [`FrameReport::new`]).
     pub fn report(&self, input: &[u8], processed: &Processed) -> FrameReport {
         FrameReport::new(self.control, input, processed)
+    }
+}
+
+/// One frame through the simulated fast path: its verdict and the frame it sent.
+fn hdl_process(
+    sim: &mut FastPathSim<HDL_SETS_LOG2>,
+    now_ms: u64,
+    frame: &[u8],
+    ingress: Port,
+) -> Processed {
+    sim.set_now(now_ms);
+    sim.push(ingress, frame.to_vec());
+    // A frame of n bytes takes about n + 40 cycles; the bound only guards against a hang.
+    let done = sim.run_until_idle(100_000 + 4 * frame.len() as u64);
+    let mut verdict = None;
+    let mut output = Vec::new();
+    for event in sim.take_events() {
+        match event {
+            Event::Verdict(v) => verdict = Some(v),
+            Event::Frame(_, bytes) => output = bytes,
+            _ => {}
+        }
+    }
+    match (done, verdict) {
+        (true, Some(verdict)) => Processed { verdict, output },
+        // Not reachable for the configurations `Engine::new` accepts (the tests replay
+        // every frame kind); a hang or a refused frame is a bug in the fast path.
+        _ => panic!(
+            "the simulated fast path gave no verdict for a {}-byte frame",
+            frame.len()
+        ),
     }
 }
 
