@@ -63,6 +63,7 @@ fi
 step "HDL testbenches against the model (release: the rust-hdl simulator is ~30x faster)"
 cargo test -p fulcrum-hdl --release --locked
 cargo test -p fulcrum-host --release --locked --test engine_hdl  # --engine hdl = model
+cargo test -p fulcrum-host --release --locked --test sim_engine_hdl  # fulcrum sim --engine hdl = model
 
 step "Colorlight 5A-75B board: RGMII-level simulation (iverilog) and the bitstream (yowasp, 3 seeds)"
 cargo test -p fulcrum-board-colorlight --release --locked

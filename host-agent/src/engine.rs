@@ -70,6 +70,22 @@ impl From<CompileError> for EngineError {
     }
 }
 
+/// Whether `kind` can run `config` (the FPGA fast path does not run every mode yet):
+/// [`EngineError::Unsupported`] names the first service it cannot run, and why.
+/// `fulcrum pcap`, `fulcrum trace` and `fulcrum sim --engine hdl` all ask here.
+pub fn check_supported(kind: EngineKind, config: &Config) -> Result<(), EngineError> {
+    if kind == EngineKind::Hdl
+        && let Some(s) = config.services.iter().find(|s| s.mode != Mode::L7)
+    {
+        return Err(EngineError::Unsupported(format!(
+            "service {} has mode {}, and the fast path only serves l7 services so far \
+             (no forward or return path in hardware)",
+            s.name, s.mode
+        )));
+    }
+    Ok(())
+}
+
 /// A configured data path: the control plane and the memory of the tables.
 #[derive(Debug)]
 pub struct Engine {
@@ -89,15 +105,7 @@ impl Engine {
     /// `appliance.flow_table` and `maglev_ring_size` ask for. The persistence table has a
     /// quarter of the flow table's sets and the same ways.
     pub fn new(kind: EngineKind, config: &Config) -> Result<Engine, EngineError> {
-        if kind == EngineKind::Hdl
-            && let Some(s) = config.services.iter().find(|s| s.mode != Mode::L7)
-        {
-            return Err(EngineError::Unsupported(format!(
-                "service {} has mode {}, and the fast path only serves l7 services so far \
-                 (no forward or return path in hardware)",
-                s.name, s.mode
-            )));
-        }
+        check_supported(kind, config)?;
         let mut control = ControlPlane::new();
         control.apply(config)?;
         let geometry = config.appliance.flow_table;

@@ -8,7 +8,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use fulcrum_mgmt::envelope::Key;
 use fulcrum_model::config::AdminState;
+use fulcrum_sim::fpga::Engine;
 use fulcrum_sim::scenario::{Drill, DrillAction, Scenario, Snapshot, run};
+
+use fulcrum_host::engine::{self, EngineKind};
 
 /// Arguments of `fulcrum sim`.
 #[derive(Debug, clap::Args)]
@@ -87,6 +90,15 @@ pub struct Args {
     /// Drills do not apply in this mode.
     #[arg(long)]
     tap: bool,
+    /// What runs the FPGA's data path: the reference model, or the rust-hdl simulation of
+    /// the fast path (cycle by cycle, so far slower: use few clients and a low rate).
+    #[arg(long, value_enum, default_value_t = EngineKind::Model)]
+    engine: EngineKind,
+    /// Each client sends this many requests, then stops; the run ends when all are done
+    /// (or at --duration). The same seed and count send the same requests on either
+    /// engine, so their per-backend counts compare.
+    #[arg(long, value_name = "N")]
+    requests: Option<u64>,
 }
 
 fn at(text: &str) -> Result<(String, Duration)> {
@@ -382,7 +394,16 @@ pub fn run_sim(args: Args) -> Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     if args.tap {
+        if args.engine != EngineKind::Model {
+            bail!("--tap runs the reference model only; --engine hdl is for the embedded network");
+        }
         return run_tap(&args, config);
+    }
+    engine::check_supported(args.engine, &config)?;
+    if args.engine == EngineKind::Hdl && args.ha {
+        bail!(
+            "--ha needs flow sync, and the FPGA fast path (--engine hdl) has no flow change log yet; use --engine model"
+        );
     }
     let drills = drills(&args)?;
     let key = match (&args.sim_key_file, std::env::var("FULCRUM_KEY")) {
@@ -421,6 +442,11 @@ pub fn run_sim(args: Args) -> Result<ExitCode> {
         serial: false,
         state_dir: state_dir.clone(),
         long_lived: args.long_lived,
+        engine: match args.engine {
+            EngineKind::Model => Engine::Model,
+            EngineKind::Hdl => Engine::Hdl,
+        },
+        requests: args.requests,
     };
     let json = args.json;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -442,9 +468,15 @@ pub fn run_sim(args: Args) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         println!(
-            "\nsummary ({} s, {} clients, seed {}):",
-            summary.duration_s, summary.clients, summary.seed
+            "\nsummary ({:.1} s, {} clients, seed {}, engine {}):",
+            summary.duration_s, summary.clients, summary.seed, summary.engine
         );
+        if let Some(h) = &summary.hdl {
+            println!(
+                "  fast path (rust-hdl): {} cycles, {} frames in, {} out, {} dropped behind the simulation",
+                h.cycles, h.frames_in, h.frames_out, h.backlog_drops
+            );
+        }
         for s in &summary.services {
             let per: Vec<String> = s
                 .per_backend

@@ -1,6 +1,12 @@
 //! The FPGA of the simulated board: the reference model's pipeline between the network
 //! port and the MCU port, programmed through the same register map the board's SPI bus
-//! carries.
+//! carries; or, with [`Engine::Hdl`], the rust-hdl simulation of the FPGA's fast path
+//! ([`crate::hdl_fpga`]) in its place.
+//!
+//! With [`Engine::Hdl`] the frames and every register read (counters, status) are the
+//! simulation's. The model's pipeline stays beside it as a mirror of the tables the MCU
+//! writes (every register write goes to both), so [`Fpga::pipeline`] still shows the
+//! backends and rings as written; its flow table and counters see no frames.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -17,6 +23,9 @@ use fulcrum_model::tables::{
     BACKEND_SLOTS, BackendEntry, SERVICE_SLOTS, ServiceEntry, Settings, TableWriter,
 };
 
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::hdl_fpga::{HdlFpga, HdlStats};
 use crate::link::{End, MAX_FRAME};
 use crate::network::NetworkPort;
 
@@ -52,9 +61,21 @@ impl Default for Geometry {
     }
 }
 
+/// What runs the simulated FPGA's data path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// The reference model (`fulcrum_model::pipeline::Pipeline`).
+    #[default]
+    Model,
+    /// The rust-hdl simulation of the fast path (`fulcrum_hdl::pipeline::FastPath`).
+    Hdl,
+}
+
 /// The simulated FPGA.
 pub struct Fpga {
     pipeline: Pipeline<'static>,
+    /// The fast-path simulation, with [`Engine::Hdl`].
+    hdl: Option<HdlFpga>,
     /// The Ethernet MAC filter's virtual-MAC entry (`VMAC_FILTER`): frames to a VRRP
     /// virtual MAC pass only when it is this VRID's and accepted (the HA master).
     vmac_filter: u32,
@@ -79,12 +100,23 @@ impl Fpga {
     /// A pipeline with empty tables and storage for `geometry` (allocated once, for the
     /// life of the process, as block RAM is).
     pub fn new(geometry: Geometry) -> FpgaHandle {
+        Fpga::with_engine(geometry, Engine::Model).expect("the model needs no thread")
+    }
+
+    /// A simulated FPGA whose data path is `engine` (see the module doc); fails only if
+    /// the simulation thread cannot start.
+    pub fn with_engine(geometry: Geometry, engine: Engine) -> std::io::Result<FpgaHandle> {
+        let hdl = match engine {
+            Engine::Model => None,
+            Engine::Hdl => Some(HdlFpga::start()?),
+        };
         let capacity = geometry.sets * geometry.ways;
         let leak_flows = vec![FlowEntry::default(); capacity].leak();
         let leak_sticky = vec![StickyEntry::default(); capacity / 4 + geometry.ways].leak();
         let ring_active = vec![0u16; geometry.ring * SERVICE_SLOTS].leak();
         let ring_shadow = vec![0u16; geometry.ring * SERVICE_SLOTS].leak();
-        Rc::new(RefCell::new(Fpga {
+        Ok(Rc::new(RefCell::new(Fpga {
+            hdl,
             pipeline: Pipeline::new(Storage {
                 flows: leak_flows,
                 flow_ways: geometry.ways,
@@ -94,10 +126,24 @@ impl Fpga {
                 ring_shadow,
             }),
             vmac_filter: 0,
-        }))
+        })))
     }
 
-    /// The pipeline (for inspection).
+    /// The data path's engine.
+    pub fn engine(&self) -> Engine {
+        if self.hdl.is_some() {
+            Engine::Hdl
+        } else {
+            Engine::Model
+        }
+    }
+
+    /// The fast-path simulation's statistics, with [`Engine::Hdl`].
+    pub fn hdl_stats(&self) -> Option<&HdlStats> {
+        self.hdl.as_ref().map(HdlFpga::stats)
+    }
+
+    /// The pipeline (for inspection; with [`Engine::Hdl`] a mirror of the tables only).
     pub fn pipeline(&self) -> &Pipeline<'static> {
         &self.pipeline
     }
@@ -107,7 +153,7 @@ impl Fpga {
         &mut self.pipeline
     }
 
-    /// The counters.
+    /// The counters (the model's: with [`Engine::Hdl`] read them over the register bus).
     pub fn counters(&self) -> &Counters {
         self.pipeline.counters()
     }
@@ -149,6 +195,9 @@ impl RegisterBus for FpgaBus {
             self.changes.write32(pipeline, now_ms(), addr, value);
             return;
         }
+        if let Some(hdl) = &self.fpga.borrow().hdl {
+            hdl.write32(addr, value);
+        }
         self.regs.write32(addr, value)
     }
     fn read32(&mut self, addr: u16) -> u32 {
@@ -158,6 +207,9 @@ impl RegisterBus for FpgaBus {
         }
         if changelog::addr::contains(addr) {
             return self.changes.read32(&self.fpga.borrow().pipeline, addr);
+        }
+        if let Some(hdl) = &self.fpga.borrow().hdl {
+            return hdl.read32(addr);
         }
         self.regs.read32(addr)
     }
@@ -200,7 +252,51 @@ pub fn now_ms() -> u64 {
 
 /// Forwards frames forever: network → pipeline → network or MCU; MCU → pipeline → network.
 /// Ages the flow table in the background, as the hardware's aging scan does.
-pub async fn forward(fpga: FpgaHandle, mcu: End, mut network: NetworkPort) {
+pub async fn forward(fpga: FpgaHandle, mcu: End, network: NetworkPort) {
+    let hdl_output = fpga
+        .borrow_mut()
+        .hdl
+        .as_mut()
+        .and_then(HdlFpga::take_output);
+    match hdl_output {
+        Some(output) => forward_hdl(fpga, mcu, network, output).await,
+        None => forward_model(fpga, mcu, network).await,
+    }
+}
+
+/// [`forward`] through the fast-path simulation: frames in as they arrive (the MAC filter
+/// first), frames out as the simulation transmits them. Aging is the fast path's own.
+async fn forward_hdl(
+    fpga: FpgaHandle,
+    mcu: End,
+    mut network: NetworkPort,
+    mut output: UnboundedReceiver<(Port, Vec<u8>)>,
+) {
+    loop {
+        match select3(network.recv(), mcu.recv(), output.recv()).await {
+            Either3::First(frame) => {
+                let f = fpga.borrow();
+                if mac_filter_passes(f.vmac_filter, &frame)
+                    && let Some(hdl) = &f.hdl
+                {
+                    hdl.send(Port::Network, frame);
+                }
+            }
+            Either3::Second(frame) => {
+                if let Some(hdl) = &fpga.borrow().hdl {
+                    hdl.send(Port::Mcu, frame);
+                }
+            }
+            Either3::Third(Some((Port::Network, frame))) => network.send(&frame).await,
+            Either3::Third(Some((Port::Mcu, frame))) => mcu.send(&frame),
+            // The simulation stopped (it logged why): the port goes dark.
+            Either3::Third(None) => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// [`forward`] through the reference model.
+async fn forward_model(fpga: FpgaHandle, mcu: End, mut network: NetworkPort) {
     let mut out = vec![0u8; MAX_FRAME + OUT_HEADROOM];
     let budget = BACKEND_SLOTS * 4;
     let period = Duration::from_millis(50);

@@ -15,6 +15,7 @@
 
 pub mod fpga;
 pub mod gateway;
+pub mod hdl_fpga;
 pub mod link;
 pub mod network;
 pub mod router;
@@ -46,7 +47,7 @@ use fulcrum_firmware::{Appliance, Buffers};
 use fulcrum_mgmt::envelope::Key;
 use fulcrum_model::config::Config;
 
-use crate::fpga::{Fpga, FpgaBus, FpgaHandle, Geometry};
+use crate::fpga::{Engine, Fpga, FpgaBus, FpgaHandle, Geometry};
 use crate::link::{LinkDriver, link};
 use crate::network::NetworkPort;
 use crate::store::FileStore;
@@ -157,11 +158,31 @@ pub fn random_u64() -> u64 {
 }
 
 /// Boots the board with its network port on `network`; spawns its tasks on the current
-/// `LocalSet` and returns once the firmware has booted.
+/// `LocalSet` and returns once the firmware has booted. The FPGA runs the reference model.
 pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Board> {
+    start_with(options, Engine::Model, network)
+}
+
+/// [`start`] with the FPGA's data path run by `engine`. With [`Engine::Hdl`], HA is
+/// refused: the fast path has no flow change log yet.
+pub fn start_with(
+    options: BoardOptions,
+    engine: Engine,
+    network: NetworkPort,
+) -> anyhow::Result<Board> {
     std::fs::create_dir_all(&options.state_dir)
         .with_context(|| format!("creating state directory {}", options.state_dir.display()))?;
-    let fpga = Fpga::new(options.geometry);
+    if engine == Engine::Hdl
+        && let Some(config) = &options.config
+        && config.appliance.ha.is_some()
+    {
+        anyhow::bail!(
+            "[appliance.ha] cannot run on the FPGA fast-path simulation (--engine hdl): the \
+             fast path has no flow change log for flow sync yet; use --engine model"
+        );
+    }
+    let fpga = Fpga::with_engine(options.geometry, engine)
+        .context("starting the FPGA fast-path simulation thread")?;
     let bufs = Buffers {
         old_ring: vec![0u16; options.geometry.ring].leak(),
         new_ring: vec![0u16; options.geometry.ring].leak(),

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use embassy_net::tcp::TcpSocket;
@@ -22,13 +23,13 @@ use fulcrum_mgmt::message::EventKind;
 use fulcrum_model::config::{AdminState, CheckKind, Config, Mode, Protocol};
 use serde::Serialize;
 
-use crate::fpga::Geometry;
+use crate::fpga::{Engine, Geometry};
 use crate::network::NetworkPort;
 use crate::router::{Router, Side};
 use crate::vnet::{
     Extras, Health, HostHandle, HostSpec, Server, Switch, http_get, spawn_host_with,
 };
-use crate::{Board, BoardOptions, MANAGEMENT_PORT, start};
+use crate::{Board, BoardOptions, MANAGEMENT_PORT, start, start_with};
 
 /// A scheduled change.
 #[derive(Debug, Clone)]
@@ -104,6 +105,13 @@ pub struct Scenario {
     /// Clients that also keep one long-lived keep-alive connection to the first TCP
     /// service, with a request on it every 200 ms.
     pub long_lived: usize,
+    /// What runs the FPGA's data path: the reference model or the fast path's rust-hdl
+    /// simulation.
+    pub engine: Engine,
+    /// Requests each client sends before it stops (none: until the end); the run ends
+    /// once every client is done, or at `duration`. The same seed and count give the
+    /// same requests, however fast the data path is.
+    pub requests: Option<u64>,
 }
 
 /// What happened to the long-lived connections.
@@ -176,6 +184,23 @@ pub struct Summary {
     pub long_lived: LongLived,
     /// With `[appliance.ha]`: the two appliances' HA story.
     pub ha: Option<HaSummary>,
+    /// The FPGA's data path: `model` or `hdl`.
+    pub engine: &'static str,
+    /// With `--engine hdl`: what the fast-path simulation did.
+    pub hdl: Option<HdlSummary>,
+}
+
+/// What the fast-path simulation did in a run (`--engine hdl`).
+#[derive(Debug, Clone, Serialize)]
+pub struct HdlSummary {
+    /// Clock cycles simulated (the fast path is clocked only while it has work).
+    pub cycles: u64,
+    /// Frames into the fast path (both ports).
+    pub frames_in: u64,
+    /// Frames out of the fast path (both ports).
+    pub frames_out: u64,
+    /// Frames dropped because the simulation fell behind.
+    pub backlog_drops: u64,
 }
 
 /// Two appliances (the config's `[appliance.ha]` with its first peer as the second
@@ -384,7 +409,7 @@ pub async fn run(
         }
         (k, _) => k.clone(),
     };
-    let board = start(
+    let board = start_with(
         BoardOptions {
             state_dir: scenario.state_dir.clone(),
             config: Some(config.clone()),
@@ -393,6 +418,7 @@ pub async fn run(
             serial: scenario.serial,
             geometry: Geometry::of(&config),
         },
+        scenario.engine,
         NetworkPort::Virtual(fpga_port),
     )?;
     let peer_board = match (ha_peer, peer_port) {
@@ -468,7 +494,13 @@ pub async fn run(
         .collect();
     // Drills done so far: answers are also counted per phase.
     let phase: Rc<std::cell::Cell<usize>> = Rc::default();
+    // Clients that have sent their `requests`.
+    let done: Rc<std::cell::Cell<usize>> = Rc::default();
+    let clients = client_hosts.len();
+    let quota = scenario.requests.unwrap_or(u64::MAX);
+    let slow = scenario.engine == Engine::Hdl;
     for (i, client) in client_hosts.into_iter().enumerate() {
+        let done = done.clone();
         let results = results.clone();
         let phase = phase.clone();
         let services = services.clone();
@@ -484,12 +516,14 @@ pub async fn run(
             let offset = period.mul_f64((rng.next() % 1000) as f64 / 1000.0);
             tokio::time::sleep(offset).await;
             let mut next = std::time::Instant::now();
-            while std::time::Instant::now() < end {
+            let mut sent = 0u64;
+            while std::time::Instant::now() < end && sent < quota {
+                sent += 1;
                 let k = (rng.next() % services.len() as u64) as usize;
                 let (vip, port, protocol) = services[k];
                 let outcome = match protocol {
-                    Protocol::Tcp => tcp_request(&client, vip, port).await,
-                    Protocol::Udp => udp_request(&client, vip, port, rng.next()).await,
+                    Protocol::Tcp => tcp_request(&client, vip, port, slow).await,
+                    Protocol::Udp => udp_request(&client, vip, port, rng.next(), slow).await,
                 };
                 let t = start_at.elapsed().as_secs_f64();
                 {
@@ -536,6 +570,7 @@ pub async fn run(
                     next = now;
                 }
             }
+            done.set(done.get() + 1);
         });
     }
 
@@ -640,7 +675,7 @@ pub async fn run(
 
     loop {
         let remaining = end.saturating_duration_since(std::time::Instant::now());
-        if remaining.is_zero() {
+        if remaining.is_zero() || (scenario.requests.is_some() && done.get() == clients) {
             break;
         }
         tokio::time::sleep(remaining.min(Duration::from_secs(1))).await;
@@ -651,6 +686,7 @@ pub async fn run(
             board: &board,
         });
     }
+    let ran = start_at.elapsed().min(scenario.duration);
     // Let requests in flight finish.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -742,13 +778,23 @@ pub async fn run(
     });
     Ok(Summary {
         seed: scenario.seed,
-        duration_s: scenario.duration.as_secs_f64(),
+        duration_s: ran.as_secs_f64(),
         clients: scenario.clients,
         services,
         transitions,
         drills,
         long_lived,
         ha,
+        engine: match scenario.engine {
+            Engine::Model => "model",
+            Engine::Hdl => "hdl",
+        },
+        hdl: board.fpga.borrow().hdl_stats().map(|s| HdlSummary {
+            cycles: s.cycles.load(Ordering::Relaxed),
+            frames_in: s.frames_in.load(Ordering::Relaxed),
+            frames_out: s.frames_out.load(Ordering::Relaxed),
+            backlog_drops: s.backlog_drops.load(Ordering::Relaxed),
+        }),
     })
 }
 
@@ -858,11 +904,24 @@ fn backend_of(answer: &str) -> String {
     answer.split(':').next().unwrap_or("").to_string()
 }
 
-async fn tcp_request(client: &HostHandle, vip: Ipv4Addr, port: u16) -> Result<String, String> {
+/// A client's patience: 3 s for a TCP request, 2 s for a UDP answer; ten times that with
+/// `slow` (the fast path's cycle-by-cycle simulation, `Engine::Hdl`, carries a few
+/// hundred frames per second).
+fn patience(tcp: bool, slow: bool) -> embassy_time::Duration {
+    let ms = if tcp { 3000 } else { 2000 };
+    embassy_time::Duration::from_millis(if slow { 10 * ms } else { ms })
+}
+
+async fn tcp_request(
+    client: &HostHandle,
+    vip: Ipv4Addr,
+    port: u16,
+    slow: bool,
+) -> Result<String, String> {
     let (mut rx, mut tx) = ([0u8; 2048], [0u8; 1024]);
     let mut socket = TcpSocket::new(client.stack, &mut rx, &mut tx);
-    socket.set_timeout(Some(embassy_time::Duration::from_secs(3)));
-    let result = match embassy_time::with_timeout(embassy_time::Duration::from_secs(3), async {
+    socket.set_timeout(Some(patience(true, slow)));
+    let result = match embassy_time::with_timeout(patience(true, slow), async {
         socket
             .connect((vip, port))
             .await
@@ -886,6 +945,7 @@ async fn udp_request(
     vip: Ipv4Addr,
     port: u16,
     nonce: u64,
+    slow: bool,
 ) -> Result<String, String> {
     let mut rx_meta = [PacketMetadata::EMPTY; 4];
     let mut tx_meta = [PacketMetadata::EMPTY; 4];
@@ -899,12 +959,7 @@ async fn udp_request(
         .await
         .map_err(|e| format!("send: {e:?}"))?;
     let mut buf = [0u8; 1500];
-    match embassy_time::with_timeout(
-        embassy_time::Duration::from_secs(2),
-        socket.recv_from(&mut buf),
-    )
-    .await
-    {
+    match embassy_time::with_timeout(patience(false, slow), socket.recv_from(&mut buf)).await {
         Ok(Ok((n, from))) => {
             let text = String::from_utf8_lossy(&buf[..n]).to_string();
             if from.endpoint.addr != embassy_net::IpAddress::Ipv4(vip) {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use fulcrum_model::config::Config;
+pub use fulcrum_sim::fpga::Engine;
 use fulcrum_sim::scenario::{Drill, Scenario, Summary, run};
 
 /// Fast health checks: a dead backend is out after `fall × fastinter` ≈ 300–400 ms.
@@ -76,8 +77,30 @@ fn build(
 /// each other of CPU fail requests that a machine to themselves would serve.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// Runs a scenario on a fresh thread-local runtime (one scenario at a time).
+/// Runs a scenario on a fresh thread-local runtime (one scenario at a time), the FPGA
+/// being the reference model.
 pub fn simulate(
+    config: Config,
+    clients: usize,
+    rate: f64,
+    seconds: f64,
+    drills: Vec<Drill>,
+    long_lived: usize,
+) -> Summary {
+    simulate_on(
+        Engine::Model,
+        config,
+        clients,
+        rate,
+        seconds,
+        drills,
+        long_lived,
+    )
+}
+
+/// [`simulate`] with the FPGA's data path run by `engine`.
+pub fn simulate_on(
+    engine: Engine,
     config: Config,
     clients: usize,
     rate: f64,
@@ -110,6 +133,8 @@ pub fn simulate(
                 serial: false,
                 state_dir: dir.clone(),
                 long_lived,
+                engine,
+                requests: None,
             },
             |_| {},
         )

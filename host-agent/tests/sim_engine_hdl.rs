@@ -1,0 +1,143 @@
+//! `fulcrum sim --engine hdl`: the simulated appliance with the rust-hdl simulation of the
+//! FPGA fast path as its data path gives the same per-backend counts as with the reference
+//! model, for the same seeded requests (`--requests`), with no failure.
+//!
+//! Every frame of the run (clients' SYNs and requests to the VIP, the MCU's proxied
+//! connections and health checks to the backends, the backends' answers) goes through
+//! the fast path's simulation, cycle by cycle; the MCU programs it over its register bus
+//! and reads its counters back for `fulcrum status`.
+//!
+//! Release builds only (as `engine_hdl`): a debug build simulates ~30x slower, too slow
+//! for real TCP. CI runs it in the HDL step: `cargo test -p fulcrum-host --release --test
+//! sim_engine_hdl`.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+/// An L7 service (the fast path punts its frames to the MCU's proxy) with two backends
+/// served in turn, and a third only for `/api/`.
+const L7_CONFIG: &str = r#"
+[appliance]
+name = "edge-hdl"
+mac = "02:00:00:00:00:01"
+address = "10.0.0.2"
+prefix = 16
+maglev_ring_size = 251
+
+[[service]]
+name = "app"
+vip = "10.0.0.110"
+protocol = "tcp"
+port = 80
+mode = "l7"
+algorithm = "round_robin"
+[service.health]
+kind = "http"
+path = "/healthz"
+# Patient checks: the fast path's simulation carries a few hundred frames a second on
+# a loaded machine.
+inter = "5s"
+fastinter = "1s"
+timeout = "5s"
+fall = 3
+
+[[service.backend]]
+name = "app-1"
+address = "10.0.4.41"
+port = 8080
+
+[[service.backend]]
+name = "app-2"
+address = "10.0.4.42"
+port = 8080
+
+[[l7]]
+service = "app"
+"#;
+
+fn sim(config: &std::path::Path, engine: &str) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_fulcrum"))
+        .args(["sim", "--config"])
+        .arg(config)
+        .args([
+            "--engine",
+            engine,
+            "--clients",
+            "2",
+            "--rate",
+            "5",
+            "--requests",
+            "6",
+            "--long-lived",
+            "0",
+            "--duration",
+            "90",
+            "--seed",
+            "7",
+            "--json",
+        ])
+        .output()
+        .expect("fulcrum runs");
+    assert!(
+        out.status.success(),
+        "fulcrum sim --engine {engine} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "release only: the rust-hdl simulation is ~30x slower in debug"
+)]
+fn hdl_engine_serves_like_the_model() {
+    let dir = std::env::temp_dir().join(format!("fulcrum-sim-hdl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("l7.toml");
+    std::fs::write(&config, L7_CONFIG).unwrap();
+
+    let model = sim(&config, "model");
+    let hdl = sim(&config, "hdl");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    assert_eq!(model["engine"], "model");
+    assert_eq!(hdl["engine"], "hdl");
+    assert!(
+        model["hdl"].is_null(),
+        "the model run has no fast-path stats"
+    );
+    for (name, run) in [("model", &model), ("hdl", &hdl)] {
+        let app = &run["services"][0];
+        assert_eq!(app["name"], "app");
+        assert_eq!(app["sent"], 12, "{name}: 2 clients x 6 requests: {app}");
+        assert_eq!(app["failed"], 0, "{name}: {app}");
+    }
+    // Round robin over two backends, the same requests: the same split.
+    assert_eq!(
+        hdl["services"][0]["per_backend"], model["services"][0]["per_backend"],
+        "per-backend counts differ between the engines"
+    );
+    assert_eq!(model["services"][0]["per_backend"]["app-1"], 6);
+    // The fast path carried the run: the frames in came out (the L7 service's frames are
+    // punted to the MCU, the MCU's frames go out to the network), but for the few in
+    // flight when the summary was taken.
+    let stats = &hdl["hdl"];
+    let frames_in = stats["frames_in"].as_u64().unwrap();
+    assert!(
+        frames_in >= 12 * 8,
+        "12 proxied requests need at least 8 frames each through the fast path: {stats}"
+    );
+    let frames_out = stats["frames_out"].as_u64().unwrap();
+    assert!(
+        frames_out <= frames_in && frames_out + 10 >= frames_in,
+        "{stats}"
+    );
+    assert_eq!(stats["backlog_drops"], 0, "{stats}");
+    assert!(
+        stats["cycles"].as_u64().unwrap() >= frames_in * 60,
+        "{stats}"
+    );
+}
