@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step is stamped with the minutes:seconds since the start (the CI budget is 45 min).
+started=$SECONDS
+step() { printf '\n==> [%d:%02d] %s\n' $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)) "$*"; }
 
 step "toolchain: targets and components"
 rustup target add thumbv7em-none-eabihf wasm32-unknown-unknown
@@ -113,4 +115,4 @@ done
 cargo run --release --locked -q -p fulcrum-sim --bin fulcrum-sim-board -- \
     --config examples/fulcrum.toml --duration 3 --state-dir target/sim-board-state >/dev/null 2>&1
 
-printf '\nall checks passed\n'
+printf '\nall checks passed in %d:%02d\n' $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60))
