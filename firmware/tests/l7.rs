@@ -377,15 +377,65 @@ fn heads_are_rewritten_for_the_backend_and_client() {
             edit(EditOp::Remove, "Accept", ""),
             edit(EditOp::Add, "X-More", "1"),
         ],
+        false,
+    )
+    .unwrap();
+    let forwarded = "GET /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4, 192.0.2.7\r\n\
+         Forwarded: for=192.0.2.7;proto=http\r\nX-Id: new\r\nX-More: 1\r\n";
+    assert_eq!(
+        std::str::from_utf8(&out[..n]).unwrap(),
+        format!("{forwarded}Connection: close\r\n\r\n")
+    );
+    // Kept alive (the proxy reuses the backend connection): HTTP/1.1 persists by default.
+    let edits = [
+        edit(EditOp::Add, "X-Id", "first"),
+        edit(EditOp::Set, "X-Id", "new"),
+        edit(EditOp::Remove, "Accept", ""),
+        edit(EditOp::Add, "X-More", "1"),
+    ];
+    let n = write_request_head(
+        &mut out,
+        raw,
+        &head,
+        Ipv4Addr::new(192, 0, 2, 7),
+        true,
+        &edits,
+        true,
     )
     .unwrap();
     assert_eq!(
         std::str::from_utf8(&out[..n]).unwrap(),
-        "GET /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.2.3.4, 192.0.2.7\r\n\
-         Forwarded: for=192.0.2.7;proto=http\r\nX-Id: new\r\nX-More: 1\r\nConnection: close\r\n\r\n"
+        format!("{forwarded}\r\n")
+    );
+    // An HTTP/1.0 request is never kept: its connection would close by default.
+    let raw10 = b"GET / HTTP/1.0\r\nHost: a\r\n\r\n";
+    let head10 = parse_request(raw10, false).unwrap().unwrap();
+    let n = write_request_head(
+        &mut out,
+        raw10,
+        &head10,
+        Ipv4Addr::LOCALHOST,
+        false,
+        &[],
+        true,
+    )
+    .unwrap();
+    assert!(
+        std::str::from_utf8(&out[..n])
+            .unwrap()
+            .ends_with("Connection: close\r\n\r\n")
     );
     assert!(
-        write_request_head(&mut out[..40], raw, &head, Ipv4Addr::LOCALHOST, true, &[]).is_none()
+        write_request_head(
+            &mut out[..40],
+            raw,
+            &head,
+            Ipv4Addr::LOCALHOST,
+            true,
+            &[],
+            false
+        )
+        .is_none()
     );
 
     let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-A: b\r\n\r\nhi";
@@ -526,7 +576,8 @@ proptest! {
             let mut headers = [("", &[][..]); 48];
             let _ = request_view(&bytes, &head, &mut path, &mut headers);
             let mut out = [0u8; 700];
-            let _ = write_request_head(&mut out, &bytes, &head, Ipv4Addr::LOCALHOST, true, &[]);
+            let _ =
+                write_request_head(&mut out, &bytes, &head, Ipv4Addr::LOCALHOST, true, &[], true);
         }
     }
 

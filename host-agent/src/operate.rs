@@ -187,7 +187,7 @@ fn l7_line(l7: &L7Status) -> String {
     let mut line = format!(
         "  l7: requests {}  responses 1xx {} 2xx {} 3xx {} 4xx {} 5xx {}  persisted {}  \
          denied {}  rate limited {}  filter denied {}  filter failures {}  no backend {}  \
-         backend errors {}  dropped syns {}",
+         backend errors {}  dropped syns {}  backend reused {}",
         l7.requests,
         r[0],
         r[1],
@@ -201,7 +201,8 @@ fn l7_line(l7: &L7Status) -> String {
         l7.filter_failures,
         l7.no_backend,
         l7.backend_errors,
-        l7.dropped_syns
+        l7.dropped_syns,
+        l7.backend_reused
     );
     let rejected: Vec<String> = l7_rejected(l7)
         .filter(|(_, n)| *n > 0)
@@ -542,7 +543,7 @@ fn render_l7_prometheus(o: &mut String, status: &Status) {
             );
         }
     }
-    let singles: [L7Metric; 8] = [
+    let singles: [L7Metric; 9] = [
         (
             "fulcrum_l7_rate_limited_total",
             "Requests answered 429 by the rate limit.",
@@ -582,6 +583,11 @@ fn render_l7_prometheus(o: &mut String, status: &Status) {
             "fulcrum_l7_dropped_syns_total",
             "Connection attempts dropped while every worker of the service was busy (clients retry).",
             |l| l.dropped_syns,
+        ),
+        (
+            "fulcrum_l7_backend_reused_total",
+            "Requests sent on a backend connection kept from the client connection's previous request.",
+            |l| l.backend_reused,
         ),
     ];
     for (name, help, get) in singles {
@@ -883,6 +889,7 @@ mod tests {
             denied: 6,
             persisted: 17,
             dropped_syns: 9,
+            backend_reused: 11,
             ..L7Status::default()
         };
         let services = vec![service("web", None), service("app", Some(l7))];
@@ -938,6 +945,7 @@ mod tests {
             "fulcrum_l7_denied_total{service=\"app\"} 6",
             "fulcrum_l7_persisted_total{service=\"app\"} 17",
             "fulcrum_l7_dropped_syns_total{service=\"app\"} 9",
+            "fulcrum_l7_backend_reused_total{service=\"app\"} 11",
         ] {
             assert!(
                 metrics.lines().any(|l| l == line),

@@ -413,6 +413,57 @@ fn routes_forwards_and_persists() {
     });
 }
 
+/// A keep-alive client's requests to the same backend go on one backend connection (no
+/// new handshake per request); a request to another backend replaces it; the answers are
+/// the same as on fresh connections.
+#[test]
+fn keep_alive_clients_reuse_the_backend_connection() {
+    run(async {
+        let lab = lab("reuse");
+        all_up(&lab).await;
+        let client = lab.host("client-2");
+        let (mut rx, mut tx) = (vec![0u8; 8192], vec![0u8; 8192]);
+        let mut c = Conn::open(client, &mut rx, &mut tx).await;
+        let reused = |l: &Lab| l.counters().backend_reused;
+        let before = reused(&lab);
+        let mut ask = async |c: &mut Conn<'_>, path: &str| {
+            c.send(get(path, "").as_bytes()).await;
+            let r = c
+                .response()
+                .await
+                .expect("an answer on the kept connection");
+            assert_eq!(r.status, 200, "{r:?}");
+            assert_ne!(r.header("connection"), Some("close"), "{r:?}");
+            assert_eq!(r.header("x-echo-path"), Some(path));
+            r.backend().to_string()
+        };
+        // Four requests routed to api-1: the first connects, three reuse.
+        for i in 0..4 {
+            assert_eq!(ask(&mut c, &format!("/api/{i}")).await, "api-1");
+        }
+        assert_eq!(reused(&lab) - before, 3, "{:?}", lab.counters());
+        // The default pool: another backend, so a new backend connection (not reused).
+        let other = ask(&mut c, "/").await;
+        assert!(other == "app-1" || other == "app-2", "{other}");
+        assert_eq!(reused(&lab) - before, 3);
+        // Back to api-1: a new connection again, then reused.
+        assert_eq!(ask(&mut c, "/api/again").await, "api-1");
+        assert_eq!(reused(&lab) - before, 3);
+        assert_eq!(ask(&mut c, "/api/more").await, "api-1");
+        assert_eq!(reused(&lab) - before, 4);
+        // A client that says close gets close, and its connection ends.
+        c.send(get("/api/last", "Connection: close\r\n").as_bytes())
+            .await;
+        let r = c.response().await.expect("answer");
+        assert_eq!(r.header("connection"), Some("close"), "{r:?}");
+        assert!(
+            c.closed().await,
+            "the appliance closes after the last answer"
+        );
+        assert_eq!(lab.counters().backend_errors, 0);
+    });
+}
+
 #[test]
 fn a_client_beyond_the_workers_waits_instead_of_being_refused() {
     run(async {

@@ -79,6 +79,9 @@ pub struct L7Counters {
     /// Connection attempts (SYNs) dropped while every worker of the service was busy;
     /// the client retries (as Linux drops SYNs when a listen queue is full).
     pub dropped_syns: u64,
+    /// Requests sent on the backend connection kept from the client connection's
+    /// previous request.
+    pub backend_reused: u64,
 }
 
 impl L7Counters {
@@ -94,6 +97,7 @@ impl L7Counters {
         backend_errors: 0,
         persisted: 0,
         dropped_syns: 0,
+        backend_reused: 0,
     };
 
     /// Counts a parser refusal.
@@ -118,6 +122,7 @@ impl L7Counters {
             backend_errors: self.backend_errors,
             persisted: self.persisted,
             dropped_syns: self.dropped_syns,
+            backend_reused: self.backend_reused,
         }
     }
 }
@@ -539,7 +544,9 @@ impl<const N: usize> L7Proxy<N> {
 /// line with the client's version, every header but hop-by-hop ones (and those the
 /// `Connection` header names, and those a filter's `edits` set or remove),
 /// `X-Forwarded-For` extended and `Forwarded` added when `forwarded`, the headers the
-/// edits add or set (a later set of a name replaces earlier ones), and `Connection: close`.
+/// edits add or set (a later set of a name replaces earlier ones), and `Connection: close`
+/// unless `keep_alive` (the proxy means to reuse the backend connection; only for an
+/// HTTP/1.1 request, where a connection persists unless a side says `close`).
 /// `None` when it does not fit.
 pub fn write_request_head(
     out: &mut [u8],
@@ -548,6 +555,7 @@ pub fn write_request_head(
     client: Ipv4Addr,
     forwarded: bool,
     edits: &[HeaderEdit],
+    keep_alive: bool,
 ) -> Option<usize> {
     let mut w = Writer { out, len: 0 };
     w.put(slice(buf, head.method))?;
@@ -623,7 +631,11 @@ pub fn write_request_head(
         w.put(&e.value)?;
         w.put(b"\r\n")?;
     }
-    w.put(b"Connection: close\r\n\r\n")?;
+    if keep_alive && head.minor == 1 {
+        w.put(b"\r\n")?;
+    } else {
+        w.put(b"Connection: close\r\n\r\n")?;
+    }
     Some(w.len)
 }
 

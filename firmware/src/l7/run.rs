@@ -131,16 +131,55 @@ pub async fn worker<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize,
         {
             continue;
         }
+        let mut backend = TcpSocket::new(stack, backend_rx, backend_tx);
         let mut io = Io {
-            backend_rx,
-            backend_tx,
             request,
             response,
             out,
         };
-        serve(stack, ctx, svc, &mut client, &mut io).await;
+        let mut link = BackendLink {
+            socket: &mut backend,
+            to: None,
+        };
+        serve(ctx, svc, &mut client, &mut link, &mut io).await;
+        link.reset().await;
         linger(&mut client).await;
     }
+}
+
+/// The worker's backend connection, kept between the requests of one client connection
+/// while they go to the same backend and both sides keep it alive (HAProxy's `http-reuse
+/// safe`: never shared between clients).
+struct BackendLink<'s, 'b> {
+    socket: &'s mut TcpSocket<'b>,
+    /// The backend it is connected to.
+    to: Option<(Ipv4Addr, u16)>,
+}
+
+impl BackendLink<'_, '_> {
+    /// Whether it is open to `target` and can take a request.
+    fn open_to(&self, target: (Ipv4Addr, u16)) -> bool {
+        self.to == Some(target)
+            && self.socket.state() == State::Established
+            && self.socket.may_send()
+    }
+
+    /// Drops the connection (reset: the backend has nothing more to say to this worker).
+    async fn reset(&mut self) {
+        if self.to.take().is_some() || self.socket.state() != State::Closed {
+            self.socket.abort();
+            let _ = with_timeout(Duration::from_millis(20), self.socket.flush()).await;
+        }
+    }
+}
+
+/// Why one attempt at an exchange failed.
+enum Failure {
+    /// A reused connection turned out closed before any of the response: the request (no
+    /// body) may go again on a new connection.
+    Stale,
+    /// Give up: `Some(status)` answers the client, `None` just closes it.
+    Give(Option<u16>),
 }
 
 /// Closes a client connection gracefully: sends FIN, then waits (at most
@@ -190,8 +229,6 @@ async fn accept(socket: &mut TcpSocket<'_>, port: u16, still_mine: impl Fn() -> 
 }
 
 struct Io<'a, const N: usize> {
-    backend_rx: &'a mut [u8; N],
-    backend_tx: &'a mut [u8; N],
     request: &'a mut [u8; N],
     response: &'a mut [u8; N],
     out: &'a mut [u8; N],
@@ -210,10 +247,10 @@ async fn answer(client: &mut TcpSocket<'_>, out: &mut [u8], status: u16, close: 
 
 /// Serves one client connection: requests in order until either side closes.
 async fn serve<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize, const P: usize>(
-    stack: Stack<'_>,
     ctx: &ProxyContext<'_, '_, B, S, F, P>,
     svc: usize,
     client: &mut TcpSocket<'_>,
+    backend: &mut BackendLink<'_, '_>,
     io: &mut Io<'_, N>,
 ) {
     let peer = match client.remote_endpoint() {
@@ -280,9 +317,9 @@ async fn serve<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize, cons
         have -= head.len;
         ctx.proxy.borrow_mut().begin(forward.slot);
         let result = exchange(
-            stack,
             ctx,
             client,
+            backend,
             io,
             &mut have,
             Exchange {
@@ -386,8 +423,18 @@ fn decide<B: RegisterBus, S: ConfigStore, F: L7Filter, const P: usize>(
         )?
     };
     let forwarded = ctx.proxy.borrow().settings(svc).is_none_or(|s| s.forwarded);
-    let len = write_request_head(out, buf, head, peer.0, forwarded, &decision.edits)
-        .ok_or(Refusal::Malformed(Reject::HeadTooLarge))?;
+    // The backend connection is kept for the client's next request if the client keeps
+    // its own.
+    let len = write_request_head(
+        out,
+        buf,
+        head,
+        peer.0,
+        forwarded,
+        &decision.edits,
+        head.keep_alive,
+    )
+    .ok_or(Refusal::Malformed(Reject::HeadTooLarge))?;
     Ok((forward, len))
 }
 
@@ -404,143 +451,204 @@ struct Exchange {
     svc: usize,
 }
 
-/// Sends the request to the backend and its response to the client. `Ok(true)` when the
+/// Sends the request to the backend and its response to the client, on the open backend
+/// connection if it goes to the same backend, else on a new one. `Ok(true)` when the
 /// client connection can take another request; `Err(Some(status))` when the client
 /// should get an error answer (nothing of a response was sent yet), `Err(None)` when the
-/// connection must just close.
+/// connection must just close. A reused connection that the backend closed meanwhile
+/// (before any of the response) is replaced once, for a request without a body.
 async fn exchange<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize, const P: usize>(
-    stack: Stack<'_>,
     ctx: &ProxyContext<'_, '_, B, S, F, P>,
     client: &mut TcpSocket<'_>,
+    backend: &mut BackendLink<'_, '_>,
     io: &mut Io<'_, N>,
     have: &mut usize,
     x: Exchange,
 ) -> Result<bool, Option<u16>> {
-    let mut backend = TcpSocket::new(stack, io.backend_rx, io.backend_tx);
-    backend.set_timeout(Some(x.backend_timeout));
-    let result = async {
-        match with_timeout(
-            x.backend_timeout,
-            backend.connect((x.forward.address, x.forward.port)),
-        )
-        .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(ConnectError::TimedOut)) | Err(_) => return Err(Some(504)),
-            Ok(Err(_)) => return Err(Some(502)),
-        }
-        backend
-            .write_all(&io.out[..x.head_len])
-            .await
-            .map_err(|_| Some(502))?;
-        let sent_at = Instant::now();
-        // The request body, as framed.
-        let mut body = BodyProgress::new(x.body);
-        loop {
-            let k = match body.feed(&io.request[..*have]) {
-                Ok(k) => k,
-                Err(why) => {
-                    if let Some(c) = ctx.proxy.borrow_mut().counters_mut(x.svc) {
-                        c.reject(why);
-                    }
-                    return Err(Some(why.status()));
-                }
-            };
-            backend
-                .write_all(&io.request[..k])
-                .await
-                .map_err(|_| Some(502))?;
-            io.request.copy_within(k..*have, 0);
-            *have -= k;
-            if body.done() {
-                break;
-            }
-            match with_timeout(x.backend_timeout, client.read(&mut io.request[*have..])).await {
-                Ok(Ok(n)) if n > 0 => *have += n,
-                _ => return Err(None),
-            }
-        }
-        // The response head (1xx heads are passed on, then the final one).
-        let mut got = 0usize;
-        let head = loop {
-            match parse_response(&io.response[..got], x.head_request, got == N) {
-                Ok(Some(h)) if (100..200).contains(&h.status) && h.status != 101 => {
-                    let n = write_response_head(
-                        io.out,
-                        &io.response[..got],
-                        &h,
-                        None,
-                        true,
-                        x.client_minor,
-                    )
-                    .ok_or(Some(502))?;
-                    client.write_all(&io.out[..n]).await.map_err(|_| None)?;
-                    io.response.copy_within(h.len..got, 0);
-                    got -= h.len;
-                    continue;
-                }
-                Ok(Some(h)) => break h,
-                Ok(None) => {}
-                Err(_) => return Err(Some(502)),
-            }
-            match with_timeout(x.backend_timeout, backend.read(&mut io.response[got..])).await {
-                Ok(Ok(n)) if n > 0 => got += n,
-                Ok(_) => return Err(Some(502)),
-                Err(_) => return Err(Some(504)),
-            }
-        };
-        let rtt = sent_at.elapsed().as_micros().min(u64::from(u32::MAX)) as u32;
-        ctx.app
-            .borrow_mut()
-            .observe_response_time(usize::from(x.forward.slot), rtt);
-        // The client connection stays open only if the client asked for it and the
-        // response's end is known without closing; the head says which.
-        let keep = x.client_keep_alive && head.body != Body::UntilClose;
-        let cookie = {
-            let proxy = ctx.proxy.borrow();
-            let name = proxy.settings(x.svc).and_then(|s| s.cookie.clone());
-            name.zip(x.forward.set_cookie)
-        };
-        let n = write_response_head(
-            io.out,
-            &io.response[..got],
-            &head,
-            cookie.as_ref().map(|(n, t)| (n.as_str(), *t)),
-            keep,
-            x.client_minor,
-        )
-        .ok_or(Some(502))?;
-        if let Some(c) = ctx.proxy.borrow_mut().counters_mut(x.svc) {
-            let class = usize::from(head.status / 100).clamp(1, 5) - 1;
-            c.responses[class] += 1;
-        }
-        client.write_all(&io.out[..n]).await.map_err(|_| None)?;
-        // The response body.
-        let mut body = BodyProgress::new(head.body);
-        io.response.copy_within(head.len..got, 0);
-        got -= head.len;
-        loop {
-            let k = body.feed(&io.response[..got]).map_err(|_| None)?;
-            client
-                .write_all(&io.response[..k])
-                .await
-                .map_err(|_| None)?;
-            if body.done() {
-                break;
-            }
-            match with_timeout(x.backend_timeout, backend.read(&mut io.response[..])).await {
-                Ok(Ok(n)) if n > 0 => got = n,
-                Ok(_) if head.body == Body::UntilClose => break,
-                _ => return Err(None),
-            }
-        }
-        client.flush().await.map_err(|_| None)?;
-        Ok(keep)
+    let target = (x.forward.address, x.forward.port);
+    let mut reused = backend.open_to(target);
+    if !reused {
+        backend.reset().await;
     }
-    .await;
-    backend.abort();
-    let _ = with_timeout(Duration::from_millis(20), backend.flush()).await;
-    result
+    backend.socket.set_timeout(Some(x.backend_timeout));
+    loop {
+        if !reused {
+            match with_timeout(x.backend_timeout, backend.socket.connect(target)).await {
+                Ok(Ok(())) => backend.to = Some(target),
+                Ok(Err(ConnectError::TimedOut)) | Err(_) => {
+                    backend.reset().await;
+                    return Err(Some(504));
+                }
+                Ok(Err(_)) => {
+                    backend.reset().await;
+                    return Err(Some(502));
+                }
+            }
+        } else if let Some(c) = ctx.proxy.borrow_mut().counters_mut(x.svc) {
+            c.backend_reused += 1;
+        }
+        match attempt(ctx, client, backend.socket, io, have, &x).await {
+            Ok((keep_client, keep_backend)) => {
+                if !keep_backend {
+                    backend.reset().await;
+                }
+                return Ok(keep_client);
+            }
+            Err(Failure::Stale) if reused => {
+                backend.reset().await;
+                reused = false;
+            }
+            Err(Failure::Stale) => {
+                backend.reset().await;
+                return Err(Some(502));
+            }
+            Err(Failure::Give(status)) => {
+                backend.reset().await;
+                return Err(status);
+            }
+        }
+    }
+}
+
+/// One exchange on a connected backend socket: `Ok((client keeps, backend keeps))`.
+async fn attempt<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize, const P: usize>(
+    ctx: &ProxyContext<'_, '_, B, S, F, P>,
+    client: &mut TcpSocket<'_>,
+    backend: &mut TcpSocket<'_>,
+    io: &mut Io<'_, N>,
+    have: &mut usize,
+    x: &Exchange,
+) -> Result<(bool, bool), Failure> {
+    // Before any byte of the response, a dead connection may be replaced when the
+    // request has no body (nothing of the client's was consumed).
+    let stale = if x.body == Body::None {
+        Failure::Stale
+    } else {
+        Failure::Give(Some(502))
+    };
+    if backend.write_all(&io.out[..x.head_len]).await.is_err() {
+        return Err(stale);
+    }
+    let sent_at = Instant::now();
+    // The request body, as framed.
+    let mut body = BodyProgress::new(x.body);
+    loop {
+        let k = match body.feed(&io.request[..*have]) {
+            Ok(k) => k,
+            Err(why) => {
+                if let Some(c) = ctx.proxy.borrow_mut().counters_mut(x.svc) {
+                    c.reject(why);
+                }
+                return Err(Failure::Give(Some(why.status())));
+            }
+        };
+        backend
+            .write_all(&io.request[..k])
+            .await
+            .map_err(|_| Failure::Give(Some(502)))?;
+        io.request.copy_within(k..*have, 0);
+        *have -= k;
+        if body.done() {
+            break;
+        }
+        match with_timeout(x.backend_timeout, client.read(&mut io.request[*have..])).await {
+            Ok(Ok(n)) if n > 0 => *have += n,
+            _ => return Err(Failure::Give(None)),
+        }
+    }
+    // The response head (1xx heads are passed on, then the final one).
+    let mut got = 0usize;
+    let mut any = false;
+    let head = loop {
+        match parse_response(&io.response[..got], x.head_request, got == N) {
+            Ok(Some(h)) if (100..200).contains(&h.status) && h.status != 101 => {
+                let n = write_response_head(
+                    io.out,
+                    &io.response[..got],
+                    &h,
+                    None,
+                    true,
+                    x.client_minor,
+                )
+                .ok_or(Failure::Give(Some(502)))?;
+                client
+                    .write_all(&io.out[..n])
+                    .await
+                    .map_err(|_| Failure::Give(None))?;
+                io.response.copy_within(h.len..got, 0);
+                got -= h.len;
+                continue;
+            }
+            Ok(Some(h)) => break h,
+            Ok(None) => {}
+            Err(_) => return Err(Failure::Give(Some(502))),
+        }
+        match with_timeout(x.backend_timeout, backend.read(&mut io.response[got..])).await {
+            Ok(Ok(n)) if n > 0 => {
+                got += n;
+                any = true;
+            }
+            Ok(_) if !any => return Err(stale),
+            Ok(_) => return Err(Failure::Give(Some(502))),
+            Err(_) => return Err(Failure::Give(Some(504))),
+        }
+    };
+    let rtt = sent_at.elapsed().as_micros().min(u64::from(u32::MAX)) as u32;
+    ctx.app
+        .borrow_mut()
+        .observe_response_time(usize::from(x.forward.slot), rtt);
+    // The client connection stays open only if the client asked for it and the
+    // response's end is known without closing; the head says which.
+    let keep = x.client_keep_alive && head.body != Body::UntilClose;
+    let cookie = {
+        let proxy = ctx.proxy.borrow();
+        let name = proxy.settings(x.svc).and_then(|s| s.cookie.clone());
+        name.zip(x.forward.set_cookie)
+    };
+    let n = write_response_head(
+        io.out,
+        &io.response[..got],
+        &head,
+        cookie.as_ref().map(|(n, t)| (n.as_str(), *t)),
+        keep,
+        x.client_minor,
+    )
+    .ok_or(Failure::Give(Some(502)))?;
+    if let Some(c) = ctx.proxy.borrow_mut().counters_mut(x.svc) {
+        let class = usize::from(head.status / 100).clamp(1, 5) - 1;
+        c.responses[class] += 1;
+    }
+    client
+        .write_all(&io.out[..n])
+        .await
+        .map_err(|_| Failure::Give(None))?;
+    // The response body.
+    let mut body = BodyProgress::new(head.body);
+    io.response.copy_within(head.len..got, 0);
+    got -= head.len;
+    let extra = loop {
+        let k = body
+            .feed(&io.response[..got])
+            .map_err(|_| Failure::Give(None))?;
+        client
+            .write_all(&io.response[..k])
+            .await
+            .map_err(|_| Failure::Give(None))?;
+        if body.done() {
+            break got - k;
+        }
+        match with_timeout(x.backend_timeout, backend.read(&mut io.response[..])).await {
+            Ok(Ok(n)) if n > 0 => got = n,
+            Ok(_) if head.body == Body::UntilClose => break 0,
+            _ => return Err(Failure::Give(None)),
+        }
+    };
+    client.flush().await.map_err(|_| Failure::Give(None))?;
+    // The backend connection is kept when we asked for it (an HTTP/1.1 client keeping
+    // its own), the backend agreed, the body ended by its framing and nothing followed.
+    let keep_backend =
+        keep && x.client_minor == 1 && head.keep_alive && head.status != 101 && extra == 0;
+    Ok((keep, keep_backend))
 }
 
 /// The appliance's WebAssembly filters ([`crate::filter::Filters`], kept by the

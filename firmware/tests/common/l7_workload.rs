@@ -115,7 +115,7 @@ impl Workload {
         let client = (Ipv4Addr::new(192, 0, 2, 7), 40000);
         self.proxy.admit(self.now, 0, client.0, &view).unwrap();
         let fwd = self.proxy.choose(0, client, &view, None, &self.cp).unwrap();
-        let n = write_request_head(&mut self.out, buf, &head, client.0, true, &[]).unwrap();
+        let n = write_request_head(&mut self.out, buf, &head, client.0, true, &[], false).unwrap();
         black_box(&self.out[..n]);
         let resp = black_box(RESPONSE);
         let rh = parse_response(resp, false, false).unwrap().unwrap();

@@ -324,6 +324,9 @@ pub struct L7Status {
     /// Connection attempts (SYNs) dropped while every worker of the service was busy
     /// (the client retries).
     pub dropped_syns: u64,
+    /// Requests sent on a backend connection kept from the client connection's previous
+    /// request (no new TCP handshake to the backend).
+    pub backend_reused: u64,
 }
 
 /// Upper bounds of the check-latency buckets, µs (a last, unbounded bucket follows).

@@ -281,6 +281,7 @@ fn the_largest_status_page_fits_one_envelope() {
             backend_errors: u64::MAX,
             persisted: u64::MAX,
             dropped_syns: u64::MAX,
+            backend_reused: u64::MAX,
         }),
     };
     let report = Response::Status(StatusReport {
