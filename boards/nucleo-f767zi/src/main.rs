@@ -325,6 +325,8 @@ fn setup(spawner: Spawner) {
         filters: l7::run::AppFilters(app),
         #[cfg(not(feature = "filters"))]
         filters: l7::NoFilters,
+        // No shared backend connections: their buffers do not fit beside the workers'.
+        pool: &[],
     });
     for (worker, bufs) in L7_BUFS.take().iter_mut().enumerate() {
         spawner.spawn(unwrap!(l7_task(stack, l7, worker, bufs)));

@@ -72,6 +72,8 @@ pub const MANAGEMENT_CONNECTIONS: usize = 4;
 /// spread over the config's L7 services. A client beyond them waits: its SYN is dropped
 /// and retried (see `fulcrum_firmware::l7::is_refusal`).
 pub const L7_WORKERS: usize = 64;
+/// Backend connections the L7 workers share, kept alive between requests.
+pub const L7_POOL: usize = 32;
 /// Flow-sync peers the simulated board supports (an HA group of up to 4).
 pub const HA_PEERS: usize = 3;
 
@@ -229,7 +231,7 @@ pub fn start_with(
         dns_servers: heapless::Vec::new(),
     });
     let resources = leak(StackResources::<
-        { PROBES + MANAGEMENT_CONNECTIONS + 2 * L7_WORKERS + 5 },
+        { PROBES + MANAGEMENT_CONNECTIONS + 2 * L7_WORKERS + L7_POOL + 5 },
     >::new());
     let (stack, mut runner) = embassy_net::new(driver, net_config, resources, random_u64());
     let mut mcu_tasks = Vec::new();
@@ -287,6 +289,14 @@ pub fn start_with(
     }
     // The L7 proxy: workers spread over the L7 services of the running config.
     let proxy: &'static RefCell<L7Proxy> = leak(RefCell::new(L7Proxy::new()));
+    // Backend connections the workers share (kept alive between requests).
+    let pool: &'static l7_run::BackendPool<'static> = Vec::from_iter((0..L7_POOL).map(|_| {
+        let (rx, tx) = (vec![0u8; l7_run::BUF].leak(), vec![0u8; l7_run::BUF].leak());
+        RefCell::new(l7_run::PoolSlot::new(embassy_net::tcp::TcpSocket::new(
+            stack, rx, tx,
+        )))
+    }))
+    .leak();
     app_static.borrow_mut().set_l7_counters(proxy);
     let l7: &'static ProxyContext<'static, 'static, FpgaBus, FileStore, SimFilters> =
         leak(ProxyContext {
@@ -296,6 +306,7 @@ pub fn start_with(
             filters: l7_run::AppFilters(app_static),
             #[cfg(not(feature = "filters"))]
             filters: NoFilters,
+            pool,
         });
     for worker in 0..L7_WORKERS {
         mcu_tasks.push(

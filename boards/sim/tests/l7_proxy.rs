@@ -413,20 +413,17 @@ fn routes_forwards_and_persists() {
     });
 }
 
-/// A keep-alive client's requests to the same backend go on one backend connection (no
-/// new handshake per request); a request to another backend replaces it; the answers are
-/// the same as on fresh connections.
+/// Backend connections are kept alive and shared (HAProxy's `http-reuse safe`): a
+/// client's requests to a backend go on one backend connection, a request to another
+/// backend takes another one, and the idle connection serves the next request to its
+/// backend from any client; the answers are the same as on fresh connections.
 #[test]
-fn keep_alive_clients_reuse_the_backend_connection() {
+fn backend_connections_are_kept_and_shared() {
     run(async {
         let lab = lab("reuse");
         all_up(&lab).await;
-        let client = lab.host("client-2");
-        let (mut rx, mut tx) = (vec![0u8; 8192], vec![0u8; 8192]);
-        let mut c = Conn::open(client, &mut rx, &mut tx).await;
         let reused = |l: &Lab| l.counters().backend_reused;
-        let before = reused(&lab);
-        let mut ask = async |c: &mut Conn<'_>, path: &str| {
+        let ask = async |c: &mut Conn<'_>, path: &str| {
             c.send(get(path, "").as_bytes()).await;
             let r = c
                 .response()
@@ -437,20 +434,27 @@ fn keep_alive_clients_reuse_the_backend_connection() {
             assert_eq!(r.header("x-echo-path"), Some(path));
             r.backend().to_string()
         };
+        let (mut rx, mut tx) = (vec![0u8; 8192], vec![0u8; 8192]);
+        let mut c = Conn::open(lab.host("client-2"), &mut rx, &mut tx).await;
+        let before = reused(&lab);
         // Four requests routed to api-1: the first connects, three reuse.
         for i in 0..4 {
             assert_eq!(ask(&mut c, &format!("/api/{i}")).await, "api-1");
         }
         assert_eq!(reused(&lab) - before, 3, "{:?}", lab.counters());
-        // The default pool: another backend, so a new backend connection (not reused).
+        // The default pool: another backend, so another backend connection.
         let other = ask(&mut c, "/").await;
         assert!(other == "app-1" || other == "app-2", "{other}");
         assert_eq!(reused(&lab) - before, 3);
-        // Back to api-1: a new connection again, then reused.
+        // Back to api-1: its connection waited, idle.
         assert_eq!(ask(&mut c, "/api/again").await, "api-1");
-        assert_eq!(reused(&lab) - before, 3);
-        assert_eq!(ask(&mut c, "/api/more").await, "api-1");
         assert_eq!(reused(&lab) - before, 4);
+        // Another client's request to api-1 takes the same idle connection.
+        let (mut rx2, mut tx2) = (vec![0u8; 8192], vec![0u8; 8192]);
+        let mut c2 = Conn::open(lab.host("client-3"), &mut rx2, &mut tx2).await;
+        assert_eq!(ask(&mut c2, "/api/other-client").await, "api-1");
+        assert_eq!(reused(&lab) - before, 5);
+        c2.close().await;
         // A client that says close gets close, and its connection ends.
         c.send(get("/api/last", "Connection: close\r\n").as_bytes())
             .await;

@@ -73,6 +73,8 @@ pub struct ProxyContext<
     pub proxy: &'a RefCell<L7Proxy<P>>,
     /// The request filters.
     pub filters: F,
+    /// Backend connections shared by the workers (may be empty).
+    pub pool: &'a BackendPool<'a>,
 }
 
 impl<B: RegisterBus, S: ConfigStore, F: L7Filter, const P: usize> ProxyContext<'_, '_, B, S, F, P> {
@@ -147,9 +149,9 @@ pub async fn worker<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize,
     }
 }
 
-/// The worker's backend connection, kept between the requests of one client connection
-/// while they go to the same backend and both sides keep it alive (HAProxy's `http-reuse
-/// safe`: never shared between clients).
+/// The worker's own backend connection, kept between the requests of one client
+/// connection while they go to the same backend and both sides keep it alive, and used
+/// when the shared [`BackendPool`] has no connection to lend.
 struct BackendLink<'s, 'b> {
     socket: &'s mut TcpSocket<'b>,
     /// The backend it is connected to.
@@ -157,20 +159,97 @@ struct BackendLink<'s, 'b> {
 }
 
 impl BackendLink<'_, '_> {
-    /// Whether it is open to `target` and can take a request.
-    fn open_to(&self, target: (Ipv4Addr, u16)) -> bool {
-        self.to == Some(target)
-            && self.socket.state() == State::Established
-            && self.socket.may_send()
-    }
-
-    /// Drops the connection (reset: the backend has nothing more to say to this worker).
+    /// Drops the connection.
     async fn reset(&mut self) {
-        if self.to.take().is_some() || self.socket.state() != State::Closed {
-            self.socket.abort();
-            let _ = with_timeout(Duration::from_millis(20), self.socket.flush()).await;
+        reset(self.socket, &mut self.to).await
+    }
+}
+
+/// Whether `socket`, connected to `to`, is open to `target` and idle: established, with
+/// nothing unread (a backend speaking out of turn is not reused).
+fn open_to(socket: &TcpSocket<'_>, to: Option<(Ipv4Addr, u16)>, target: (Ipv4Addr, u16)) -> bool {
+    to == Some(target)
+        && socket.state() == State::Established
+        && socket.may_send()
+        && !socket.can_recv()
+}
+
+/// Drops a backend connection (reset: the backend has nothing more to say to us).
+async fn reset(socket: &mut TcpSocket<'_>, to: &mut Option<(Ipv4Addr, u16)>) {
+    if to.take().is_some() || socket.state() != State::Closed {
+        socket.abort();
+        let _ = with_timeout(Duration::from_millis(20), socket.flush()).await;
+    }
+}
+
+/// One connection of the [`BackendPool`].
+pub struct PoolSlot<'d> {
+    /// The socket; `None` while a worker holds it.
+    socket: Option<TcpSocket<'d>>,
+    /// The backend it is connected to, while idle.
+    to: Option<(Ipv4Addr, u16)>,
+    /// When it became idle (ms).
+    idle_since: u64,
+}
+
+impl<'d> PoolSlot<'d> {
+    /// A slot with an unconnected socket (its buffers bound a response's head, as a
+    /// worker's do).
+    pub fn new(socket: TcpSocket<'d>) -> Self {
+        PoolSlot {
+            socket: Some(socket),
+            to: None,
+            idle_since: 0,
         }
     }
+}
+
+/// Backend connections shared by all the proxy's workers, as HAProxy's `http-reuse
+/// safe` shares idle server connections: a worker borrows one for one exchange; a
+/// connection left idle to a backend serves the next request any worker sends there,
+/// but never two requests at once. Without a connection to lend (all borrowed, or an
+/// empty pool: the NUCLEO has none for RAM), a worker uses its own.
+pub type BackendPool<'d> = [RefCell<PoolSlot<'d>>];
+
+/// A connection borrowed from the [`BackendPool`]: its slot, the socket, where it was
+/// connected, and whether it is open to the backend asked for (reused as it is).
+struct Lease<'p, 'd> {
+    slot: &'p RefCell<PoolSlot<'d>>,
+    socket: TcpSocket<'d>,
+    to: Option<(Ipv4Addr, u16)>,
+    reused: bool,
+}
+
+/// Borrows a connection of `pool` for `target`: an idle one open to it (`true`: reused),
+/// else a free one, else the one idle longest (`false`: to be reset and connected).
+fn lease<'p, 'd>(pool: &'p BackendPool<'d>, target: (Ipv4Addr, u16)) -> Option<Lease<'p, 'd>> {
+    let open = pool.iter().find(|slot| {
+        let s = slot.borrow();
+        s.socket
+            .as_ref()
+            .is_some_and(|socket| open_to(socket, s.to, target))
+    });
+    let (slot, reused) = match open {
+        Some(slot) => (slot, true),
+        None => (
+            pool.iter()
+                .filter(|slot| slot.borrow().socket.is_some())
+                .min_by_key(|slot| {
+                    let s = slot.borrow();
+                    (s.to.is_some(), s.idle_since)
+                })?,
+            false,
+        ),
+    };
+    let mut s = slot.borrow_mut();
+    let socket = s.socket.take()?;
+    let to = s.to.take();
+    Some(Lease {
+        slot,
+        socket,
+        to,
+        reused,
+    })
 }
 
 /// Why one attempt at an exchange failed.
@@ -451,12 +530,12 @@ struct Exchange {
     svc: usize,
 }
 
-/// Sends the request to the backend and its response to the client, on the open backend
-/// connection if it goes to the same backend, else on a new one. `Ok(true)` when the
-/// client connection can take another request; `Err(Some(status))` when the client
-/// should get an error answer (nothing of a response was sent yet), `Err(None)` when the
-/// connection must just close. A reused connection that the backend closed meanwhile
-/// (before any of the response) is replaced once, for a request without a body.
+/// Sends the request to the backend and its response to the client: on the worker's
+/// own connection if it is open to that backend, else on one of the shared pool (an idle
+/// one to that backend if there is one), else on the worker's own, connected anew.
+/// `Ok(true)` when the client connection can take another request; `Err(Some(status))`
+/// when the client should get an error answer (nothing of a response was sent yet),
+/// `Err(None)` when the connection must just close.
 async fn exchange<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize, const P: usize>(
     ctx: &ProxyContext<'_, '_, B, S, F, P>,
     client: &mut TcpSocket<'_>,
@@ -466,44 +545,92 @@ async fn exchange<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize, c
     x: Exchange,
 ) -> Result<bool, Option<u16>> {
     let target = (x.forward.address, x.forward.port);
-    let mut reused = backend.open_to(target);
-    if !reused {
-        backend.reset().await;
+    if !open_to(backend.socket, backend.to, target)
+        && let Some(Lease {
+            slot,
+            mut socket,
+            mut to,
+            reused,
+        }) = lease(ctx.pool, target)
+    {
+        let result = converse(ctx, client, &mut socket, &mut to, reused, io, have, &x).await;
+        let mut s = slot.borrow_mut();
+        s.socket = Some(socket);
+        s.to = to;
+        s.idle_since = Instant::now().as_millis();
+        return result;
     }
-    backend.socket.set_timeout(Some(x.backend_timeout));
+    let reused = open_to(backend.socket, backend.to, target);
+    converse(
+        ctx,
+        client,
+        backend.socket,
+        &mut backend.to,
+        reused,
+        io,
+        have,
+        &x,
+    )
+    .await
+}
+
+/// One exchange on `socket` (connected to `to`; `reused` when open to the exchange's
+/// backend, else it is reset and connected). A reused connection that the backend closed
+/// meanwhile (before any of the response) is replaced once, for a request without a body.
+/// On return `to` says where the connection stays open (`None`: closed).
+#[allow(clippy::too_many_arguments)]
+async fn converse<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize, const P: usize>(
+    ctx: &ProxyContext<'_, '_, B, S, F, P>,
+    client: &mut TcpSocket<'_>,
+    socket: &mut TcpSocket<'_>,
+    to: &mut Option<(Ipv4Addr, u16)>,
+    mut reused: bool,
+    io: &mut Io<'_, N>,
+    have: &mut usize,
+    x: &Exchange,
+) -> Result<bool, Option<u16>> {
+    let target = (x.forward.address, x.forward.port);
+    if !reused {
+        reset(socket, to).await;
+    }
+    socket.set_timeout(Some(x.backend_timeout));
     loop {
         if !reused {
-            match with_timeout(x.backend_timeout, backend.socket.connect(target)).await {
-                Ok(Ok(())) => backend.to = Some(target),
+            match with_timeout(x.backend_timeout, socket.connect(target)).await {
+                Ok(Ok(())) => *to = Some(target),
                 Ok(Err(ConnectError::TimedOut)) | Err(_) => {
-                    backend.reset().await;
+                    reset(socket, to).await;
                     return Err(Some(504));
                 }
                 Ok(Err(_)) => {
-                    backend.reset().await;
+                    reset(socket, to).await;
                     return Err(Some(502));
                 }
             }
         } else if let Some(c) = ctx.proxy.borrow_mut().counters_mut(x.svc) {
             c.backend_reused += 1;
         }
-        match attempt(ctx, client, backend.socket, io, have, &x).await {
+        match attempt(ctx, client, socket, io, have, x).await {
             Ok((keep_client, keep_backend)) => {
-                if !keep_backend {
-                    backend.reset().await;
+                if keep_backend {
+                    // Idle, it waits for the next request without a deadline (smoltcp's
+                    // timeout would reset it); the backend closes it when it likes.
+                    socket.set_timeout(None);
+                } else {
+                    reset(socket, to).await;
                 }
                 return Ok(keep_client);
             }
             Err(Failure::Stale) if reused => {
-                backend.reset().await;
+                reset(socket, to).await;
                 reused = false;
             }
             Err(Failure::Stale) => {
-                backend.reset().await;
+                reset(socket, to).await;
                 return Err(Some(502));
             }
             Err(Failure::Give(status)) => {
-                backend.reset().await;
+                reset(socket, to).await;
                 return Err(status);
             }
         }
