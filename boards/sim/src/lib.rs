@@ -72,8 +72,11 @@ pub const MANAGEMENT_CONNECTIONS: usize = 4;
 /// spread over the config's L7 services. A client beyond them waits: its SYN is dropped
 /// and retried (see `fulcrum_firmware::l7::is_refusal`).
 pub const L7_WORKERS: usize = 64;
-/// Backend connections the L7 workers share, kept alive between requests.
-pub const L7_POOL: usize = 32;
+/// Backend connections the L7 workers share, kept alive between requests. A request
+/// finds an idle connection to its backend only if the pool holds enough per backend:
+/// with 32 client connections over 3 backends, 32 churned (0.67 new backend connections
+/// per request in docs/PERFORMANCE.md's run), 96 opened none.
+pub const L7_POOL: usize = 96;
 /// Flow-sync peers the simulated board supports (an HA group of up to 4).
 pub const HA_PEERS: usize = 3;
 
