@@ -77,6 +77,11 @@ pub struct Ha<const N: usize> {
     sticky_slots: Option<u32>,
     last_split_event: Option<u64>,
     vmac_accept: Option<bool>,
+    /// Whether this node holds the group's flow table: it received a complete table, or
+    /// a peer acknowledged its complete table; cleared when a peer's snapshot starts
+    /// replacing the table. A master without it yields a split brain (see
+    /// [`crate::vrrp`], "A master without the flow table yields to one with it").
+    holds_table: bool,
     /// An operator action happened: the runner should run promptly.
     kicked: bool,
     waker: Option<core::task::Waker>,
@@ -177,6 +182,7 @@ impl<const N: usize> Ha<N> {
             sticky_slots: None,
             last_split_event: None,
             vmac_accept: None,
+            holds_table: false,
             kicked: false,
             waker: None,
         })
@@ -245,7 +251,7 @@ impl<const N: usize> Ha<N> {
         // Split brain: while master, an advert from a master that should be following
         // us (lower priority, or equal with a lower address): two masters after a
         // partition healed. (A higher one is an ordinary preemption.)
-        let mine = self.router.priority();
+        let mine = self.router.master_priority();
         let primary = self.router.config().primary;
         if self.router.role() == Role::Master
             && ip_packet.len() >= 20
@@ -288,15 +294,20 @@ impl<const N: usize> Ha<N> {
             return;
         };
         // A master never lets a peer's snapshot clear its own table (a split brain's
-        // other master); the peer's ordinary changes (a demoted master's last ones) are
-        // still applied.
+        // other master), nor a peer's record replace or remove one of its own flows; the
+        // peer's other changes (a demoted master's last ones) are still applied.
         let clear = !self.is_master();
         let mut sink = BusSink {
             bus,
             owners: 0,
             clear_on_snapshot: clear,
+            cleared: false,
         };
         let _ = self.links[i].1.handle_message(now, bytes, &mut sink);
+        if sink.cleared {
+            // The table is being replaced: not the group's until the snapshot ends.
+            self.holds_table = false;
+        }
         self.after_links(now);
     }
 
@@ -466,10 +477,19 @@ impl<const N: usize> Ha<N> {
             }
             self.synced[i] = s;
             any |= s;
+            // A peer holds our complete table: so do we (it is ours).
+            self.holds_table |= s || self.links[i].1.peer_synced();
         }
         if any != self.router.synced() {
             self.router.set_synced(now, any);
         }
+        // Idempotent: re-advertises only when the advertised priority changes.
+        self.router.set_holds_table(now, self.holds_table);
+    }
+
+    /// Whether this node holds the group's flow table (see the field's docs).
+    pub fn holds_table(&self) -> bool {
+        self.holds_table
     }
 
     /// The `fulcrum ha status` report at `now`; `refused` is the data path's
@@ -501,7 +521,12 @@ impl<const N: usize> Ha<N> {
             enabled: true,
             role: Some(role(r.role())),
             vrid: r.config().vrid,
-            priority: r.priority(),
+            // What it advertises: a master without the flow table runs held off.
+            priority: if r.role() == Role::Master {
+                r.master_priority()
+            } else {
+                r.priority()
+            },
             configured_priority: self.configured_priority,
             advert_interval_ms: u64::from(r.config().advert_interval_cs) * 10,
             master_down_interval_ms: r.master_down_interval_ms(),
@@ -527,11 +552,12 @@ fn read_record<B: RegisterBus>(bus: &mut B) -> [u32; RECORD_WORDS] {
     w
 }
 
-fn write_record<B: RegisterBus>(bus: &mut B, change: &TableChange) {
+/// `keep`: the data path keeps its own flows (a master applying a peer's records).
+fn write_record<B: RegisterBus>(bus: &mut B, change: &TableChange, keep: bool) {
     for (i, x) in changelog::encode(change).iter().enumerate() {
         bus.write32(reg::RECORD + i as u16, *x);
     }
-    bus.write32(reg::INSTALL, 0);
+    bus.write32(reg::INSTALL, u32::from(keep));
 }
 
 /// The data path's tables read back through the register map (snapshot source). Empty
@@ -583,8 +609,11 @@ pub struct BusSink<'a, B> {
     bus: &'a mut B,
     /// Owner records received (owner + backup mode; the data path has no owner table).
     pub owners: u32,
-    /// Whether a snapshot's begin clears the tables (not on a master).
+    /// Whether a snapshot's begin clears the tables: not on a master, which also keeps
+    /// its own flows against the peer's records (`INSTALL` with "keep own").
     pub clear_on_snapshot: bool,
+    /// Set when a snapshot's begin cleared the tables.
+    pub cleared: bool,
 }
 
 impl<B: RegisterBus> ReplicaSink for BusSink<'_, B> {
@@ -595,6 +624,7 @@ impl<B: RegisterBus> ReplicaSink for BusSink<'_, B> {
                 slot: slot as u32,
                 entry,
             },
+            !self.clear_on_snapshot,
         );
     }
     fn remove_flow(&mut self, _now: u64, slot: usize, key: &FlowKey) {
@@ -604,20 +634,30 @@ impl<B: RegisterBus> ReplicaSink for BusSink<'_, B> {
                 slot: slot as u32,
                 key: *key,
             },
+            !self.clear_on_snapshot,
         );
     }
     fn upsert_sticky(&mut self, _now: u64, entry: StickyEntry) {
-        write_record(self.bus, &TableChange::Sticky(entry));
+        write_record(
+            self.bus,
+            &TableChange::Sticky(entry),
+            !self.clear_on_snapshot,
+        );
     }
     fn remove_sticky(&mut self, _now: u64, service: u8, client: [u8; 4]) {
-        write_record(self.bus, &TableChange::StickyRemoved { service, client });
+        write_record(
+            self.bus,
+            &TableChange::StickyRemoved { service, client },
+            !self.clear_on_snapshot,
+        );
     }
     fn flow_owner(&mut self, _now: u64, _key: &FlowKey, _owner: u8) {
         self.owners = self.owners.wrapping_add(1);
     }
     fn begin_snapshot(&mut self, _now: u64, _from: u8) {
         if self.clear_on_snapshot {
-            write_record(self.bus, &TableChange::Clear);
+            write_record(self.bus, &TableChange::Clear, false);
+            self.cleared = true;
         }
     }
 }

@@ -82,6 +82,7 @@ struct Appliance {
     alive: bool,
     became_master: Vec<u64>,
     synced_at: Option<u64>,
+    holds_table: bool,
 }
 
 fn appliance(i: usize, priority: u8, boot: u64) -> Appliance {
@@ -122,6 +123,7 @@ fn appliance(i: usize, priority: u8, boot: u64) -> Appliance {
         alive: true,
         became_master: Vec::new(),
         synced_at: None,
+        holds_table: false,
     }
 }
 
@@ -350,6 +352,10 @@ impl World {
                 n.synced_at = Some(now);
             }
             n.router.set_synced(now, n.link.synced());
+            // As `Ha` does: the node holds the group's table once it received the peer's
+            // or the peer acknowledged its own (a fresh node holds nothing).
+            n.holds_table |= n.link.synced() || n.link.peer_synced();
+            n.router.set_holds_table(now, n.holds_table);
             n.router.handle_timeout(now);
             n.link.handle_timeout(now);
             while let Some(change) = n.router.poll_event() {

@@ -179,6 +179,9 @@ struct Tally {
     short_ok: u64,
     /// Short connections that failed.
     short_failed: Vec<String>,
+    /// The flow keys (client, client port, VIP) of the failed short connections, to
+    /// look them up in both appliances' tables when the drill reports.
+    failed_keys: Vec<(Ipv4Addr, u16, Ipv4Addr)>,
     /// Short connections of a sticky client answered by another backend.
     sticky_moved: Vec<String>,
     /// Each (client, VIP)'s backend for short connections.
@@ -277,6 +280,7 @@ async fn short_connections(
         })
         .await;
         let at = t0.elapsed().as_millis();
+        let failed = !matches!(result, Ok(Ok(_)));
         {
             let mut t = tally.borrow_mut();
             match result {
@@ -294,12 +298,22 @@ async fn short_connections(
                         Some(_) => {}
                     }
                 }
-                Ok(Err(e)) => t
-                    .short_failed
-                    .push(format!("{at} ms: client {client} {vip}: {e}")),
-                Err(_) => t
-                    .short_failed
-                    .push(format!("{at} ms: client {client} {vip}: no answer in 8 s")),
+                Ok(Err(e)) => t.short_failed.push(format!(
+                    "{at} ms: client {client} {vip} (from {:?}, {}): {e}",
+                    socket.local_endpoint(),
+                    socket.state()
+                )),
+                Err(_) => t.short_failed.push(format!(
+                    "{at} ms: client {client} {vip} (from {:?}, {}): no answer in 8 s",
+                    socket.local_endpoint(),
+                    socket.state()
+                )),
+            }
+            if failed
+                && let Some(ep) = socket.local_endpoint()
+                && let embassy_net::IpAddress::Ipv4(a) = ep.addr
+            {
+                t.failed_keys.push((a, ep.port, vip));
             }
         }
         socket.close();
@@ -589,6 +603,32 @@ async fn drill() {
                         e.kind
                     );
                 }
+            }
+        }
+        // Where the failed connections' flows are (slot = full-NAT port), if anywhere.
+        for (client, port, vip) in &t.failed_keys {
+            for (name, board) in [("edge-0 (restarted)", &a2), ("edge-1", &b)] {
+                let fpga = board.fpga.borrow();
+                let flows = fpga.pipeline().flow_table().slots();
+                let found: Vec<String> = flows
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| {
+                        e.valid
+                            && e.key.src == client.octets()
+                            && e.key.src_port == *port
+                            && e.key.dst == vip.octets()
+                    })
+                    .map(|(slot, e)| {
+                        format!(
+                            "slot {slot} backend {} {:?} last seen {}",
+                            e.backend,
+                            e.state,
+                            (fulcrum_firmware::net::now_ms() as u32).wrapping_sub(e.last_seen)
+                        )
+                    })
+                    .collect();
+                println!("  {client}:{port} -> {vip} on {name}: {found:?} (ms ago)");
             }
         }
         for (name, board) in [("edge-0 (restarted)", &a2), ("edge-1", &b)] {
