@@ -8,74 +8,19 @@
 //! and its NAT source; the old master restarts empty, re-synchronises, then preempts,
 //! without flapping. Deterministic (unlike the wall-clock drill in `boards/sim`).
 
-use std::net::Ipv4Addr;
+#[path = "common/ha.rs"]
+mod ha_common;
 
 use fulcrum_firmware::flowsync::MAX_MESSAGE;
 use fulcrum_firmware::ha::Ha;
 use fulcrum_firmware::vrrp::{MAX_ADVERT_FRAME, Role};
-use fulcrum_mgmt::envelope::Key;
 use fulcrum_mgmt::ha::HaRole;
 use fulcrum_mgmt::message::EventKind;
 use fulcrum_model::changelog::{self, ChangeRegisters};
-use fulcrum_model::compile::ControlPlane;
-use fulcrum_model::config::Config;
-use fulcrum_model::flow::{FlowEntry, StickyEntry};
-use fulcrum_model::pipeline::{Action, OUT_HEADROOM, Pipeline, Port, Storage};
+use fulcrum_model::flow::FlowEntry;
+use fulcrum_model::pipeline::{Action, OUT_HEADROOM, Pipeline, Port};
 use fulcrum_model::regmap::RegisterBus;
-use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::*;
-
-const CONFIG: &str = r#"
-[appliance]
-name = "NAME"
-mac = "02:00:00:00:00:01"
-address = "ADDRESS"
-snat_pool = ["10.0.0.250"]
-maglev_ring_size = 251
-flow_table = { sets = 2048, ways = 4 }
-
-[appliance.ha]
-vrid = 42
-priority = PRIORITY
-advert_interval = "10ms"
-peers = ["PEER"]
-
-[[service]]
-name = "web"
-vip = "10.0.0.100"
-protocol = "tcp"
-port = 80
-mode = "fullnat"
-algorithm = "round_robin"
-sticky = true
-[service.health]
-kind = "none"
-[[service.backend]]
-name = "a"
-address = "10.0.1.11"
-mac = "02:00:00:00:01:11"
-[[service.backend]]
-name = "b"
-address = "10.0.1.12"
-mac = "02:00:00:00:01:12"
-[[service.backend]]
-name = "c"
-address = "10.0.1.13"
-mac = "02:00:00:00:01:13"
-"#;
-
-const ADDRS: [Ipv4Addr; 2] = [Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 3)];
-
-fn config(i: usize, priority: u8) -> Config {
-    let text = CONFIG
-        .replace("NAME", &format!("edge-{i}"))
-        .replace("ADDRESS", &ADDRS[i].to_string())
-        .replace("PEER", &ADDRS[1 - i].to_string())
-        .replace("PRIORITY", &priority.to_string());
-    let c: Config = toml::from_str(&text).unwrap();
-    c.validate().unwrap();
-    c
-}
+use ha_common::{ADDRS, Connection, config, key, mapping, pipeline, tcp};
 
 /// The data path as the MCU sees it: only the change-log registers matter here.
 struct Bus<'a> {
@@ -105,90 +50,14 @@ struct Node {
 
 fn node(i: usize, priority: u8, boot: u64) -> Node {
     let c = config(i, priority);
-    let mut cp = ControlPlane::new();
-    cp.apply(&c).unwrap();
-    let mut pipeline = Pipeline::new(Storage {
-        flows: Box::leak(vec![FlowEntry::default(); 8192].into_boxed_slice()),
-        flow_ways: 4,
-        sticky: Box::leak(vec![StickyEntry::default(); 256].into_boxed_slice()),
-        sticky_ways: 4,
-        ring_active: Box::leak(vec![0u16; 251 * 16].into_boxed_slice()),
-        ring_shadow: Box::leak(vec![0u16; 251 * 16].into_boxed_slice()),
-    });
-    cp.write_all(&mut pipeline, &mut vec![0u16; 251]).unwrap();
-    let key = Key::new(b"management key").unwrap();
     Node {
-        ha: Ha::new(&c, &key, boot * 1000 + i as u64, boot * 7777 + i as u64).unwrap(),
-        pipeline,
+        ha: Ha::new(&c, &key(), boot * 1000 + i as u64, boot * 7777 + i as u64).unwrap(),
+        pipeline: pipeline(&c, 8192),
         regs: ChangeRegisters::new(),
         alive: true,
         events: Vec::new(),
     }
 }
-
-fn tcp(client: u8, port: u16, syn: bool) -> Vec<u8> {
-    let tcp = TcpRepr {
-        src_port: port,
-        dst_port: 80,
-        control: if syn {
-            TcpControl::Syn
-        } else {
-            TcpControl::None
-        },
-        seq_number: TcpSeqNumber(1),
-        ack_number: (!syn).then_some(TcpSeqNumber(1)),
-        window_len: 1000,
-        window_scale: None,
-        max_seg_size: None,
-        sack_permitted: false,
-        sack_ranges: [None; 3],
-        timestamp: None,
-        payload: &[],
-    };
-    let src = Ipv4Address::new(198, 51, 100, client);
-    let dst = Ipv4Address::new(10, 0, 0, 100);
-    let ip = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        next_header: IpProtocol::Tcp,
-        payload_len: tcp.buffer_len(),
-        hop_limit: 64,
-    };
-    let eth = EthernetRepr {
-        src_addr: EthernetAddress([2, 0xc0, 0, 0, 0, client]),
-        dst_addr: EthernetAddress([0, 0, 0x5e, 0, 1, 42]),
-        ethertype: EthernetProtocol::Ipv4,
-    };
-    let mut out = vec![0u8; 14 + 20 + tcp.buffer_len()];
-    let mut f = EthernetFrame::new_unchecked(&mut out[..]);
-    eth.emit(&mut f);
-    let mut p = Ipv4Packet::new_unchecked(f.payload_mut());
-    ip.emit(&mut p, &ChecksumCapabilities::default());
-    let mut t = TcpPacket::new_unchecked(p.payload_mut());
-    tcp.emit(
-        &mut t,
-        &IpAddress::Ipv4(src),
-        &IpAddress::Ipv4(dst),
-        &ChecksumCapabilities::default(),
-    );
-    out
-}
-
-/// (backend, rewritten source endpoint) of a forwarded frame.
-fn mapping(v: Action, out: &[u8]) -> Option<(u16, [u8; 6])> {
-    let Action::ToBackend { backend, .. } = v else {
-        return None;
-    };
-    let ip = Ipv4Packet::new_checked(&out[14..]).ok()?;
-    let t = TcpPacket::new_checked(ip.payload()).ok()?;
-    let mut src = [0u8; 6];
-    src[..4].copy_from_slice(&ip.src_addr().octets());
-    src[4..].copy_from_slice(&t.src_port().to_be_bytes());
-    Some((backend, src))
-}
-
-/// (client, port), (backend, NAT source endpoint), opened at (ms).
-type Connection = ((u8, u16), (u16, [u8; 6]), u64);
 
 struct World {
     nodes: Vec<Node>,
@@ -367,6 +236,15 @@ fn masters(events: &[(u64, EventKind)]) -> Vec<u64> {
         .collect()
 }
 
+/// When the node first logged that it holds its peer's table.
+fn synced_at(events: &[(u64, EventKind)]) -> u64 {
+    events
+        .iter()
+        .find(|(_, e)| matches!(e, EventKind::HaSynced { .. }))
+        .map(|(t, _)| *t)
+        .expect("synchronised")
+}
+
 #[test]
 fn the_runner_core_takes_over_keeps_connections_and_rejoins_through_the_register_map() {
     let mut w = World::new(vec![node(0, 200, 1), node(1, 100, 1)]);
@@ -403,12 +281,7 @@ fn the_runner_core_takes_over_keeps_connections_and_rejoins_through_the_register
     while w.now < 5_000 {
         w.step(true);
     }
-    let synced = w.nodes[0]
-        .events
-        .iter()
-        .find(|(_, e)| matches!(e, EventKind::HaSynced { .. }))
-        .map(|(t, _)| *t)
-        .expect("synchronised");
+    let synced = synced_at(&w.nodes[0].events);
     let m0 = masters(&w.nodes[0].events);
     println!(
         "rejoin: synchronised {} ms after restart, master {} ms after restart",
@@ -487,12 +360,7 @@ fn a_restarted_node_that_became_master_empty_yields_to_the_master_with_the_flows
         "the master with the flows yielded to the empty one"
     );
     let m0 = masters(&w.nodes[0].events);
-    let synced = w.nodes[0]
-        .events
-        .iter()
-        .find(|(_, e)| matches!(e, EventKind::HaSynced { .. }))
-        .map(|(t, _)| *t)
-        .expect("synchronised");
+    let synced = synced_at(&w.nodes[0].events);
     println!(
         "restarted node: master (empty) {} ms after restart, both masters for {both_masters_ms} ms once it hears, synchronised after {} ms, master again after {} ms",
         m0[0] - restart,
