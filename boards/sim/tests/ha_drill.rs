@@ -538,8 +538,11 @@ async fn drill() {
     )
     .unwrap();
     let restart_ms = fulcrum_firmware::net::now_ms();
+    // (Master with the table: not a held-off blip.)
     let retook = until(5_000, || {
-        role(&a2) == Role::Master && role(&b) == Role::Backup
+        role(&a2) == Role::Master
+            && role(&b) == Role::Backup
+            && a2.ha.unwrap().borrow().holds_table()
     })
     .await
     .expect("the old master did not take over again within 5 s");
