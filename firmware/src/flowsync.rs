@@ -916,6 +916,11 @@ impl Link {
         }
     }
 
+    /// The replication mode.
+    pub fn mode(&self) -> SyncMode {
+        self.config.mode
+    }
+
     /// This node's id.
     pub fn node(&self) -> u8 {
         self.config.node

@@ -37,7 +37,7 @@ use fulcrum_model::regmap::RegisterBus;
 use heapless::{Deque, Vec};
 
 use crate::flowsync::{Change, Link, LinkConfig, ReplicaSink, ReplicaSource, node_ids};
-use crate::vrrp::{Cause, Packet, Role, Router, RouterConfig, virtual_mac};
+use crate::vrrp::{Cause, Packet, Reconfigure, Role, Router, RouterConfig, virtual_mac};
 
 /// Change records drained per call (bounded work per poll; the rest stay in the FIFO).
 pub const DRAIN_BATCH: usize = 256;
@@ -85,6 +85,43 @@ pub struct Ha<const N: usize> {
     /// An operator action happened: the runner should run promptly.
     kicked: bool,
     waker: Option<core::task::Waker>,
+    /// For links rebuilt by [`Ha::reconfigure`].
+    key: Key,
+    epoch: u64,
+    session_base: u64,
+    reconfigured: u16,
+}
+
+/// One link per peer of `config`'s `[appliance.ha]`, none sending yet.
+fn make_links<const N: usize>(
+    config: &Config,
+    key: &Key,
+    epoch: u64,
+    session_base: u64,
+) -> Result<Vec<(Ipv4Addr, Link), N>, HaError> {
+    let ha = config.appliance.ha.as_ref().ok_or(HaError::NotConfigured)?;
+    let (node, peers) = node_ids(config.appliance.address, &ha.peers).ok_or(HaError::Peers)?;
+    let mut links = Vec::new();
+    for (i, &(id, address)) in peers.iter().enumerate() {
+        let mut link = Link::new(
+            LinkConfig {
+                node,
+                peer: id,
+                peers: peers.iter().map(|p| p.0).collect(),
+                mode: ha.sync,
+                rto_ms: RTO_MS,
+                hello_ms: HELLO_MS,
+                keepalive_ms: KEEPALIVE_MS,
+            },
+            key.clone(),
+            epoch,
+            session_base.wrapping_add((i as u64) << 32),
+        );
+        // Only the master sends (turned on at the role change).
+        link.set_sending(0, false);
+        links.push((address, link)).map_err(|_| HaError::Peers)?;
+    }
+    Ok(links)
 }
 
 /// What the management service needs of HA (object-safe, so the appliance holds it
@@ -94,6 +131,10 @@ pub trait HaControl {
     fn report(&self, now: u64, refused: u32) -> HaStatus;
     /// Promote, demote or clear.
     fn admin(&mut self, now: u64, action: HaAction);
+    /// Whether a pushed config can be applied live (the reason when not).
+    fn check_config(&self, config: &Config) -> Result<(), &'static str>;
+    /// Applies a pushed config's HA settings at once.
+    fn reconfigure(&mut self, now: u64, config: &Config) -> Result<(), &'static str>;
 }
 
 impl<const N: usize> HaControl for Ha<N> {
@@ -110,6 +151,12 @@ impl<const N: usize> HaControl for Ha<N> {
         if let Some(w) = self.waker.take() {
             w.wake();
         }
+    }
+    fn check_config(&self, config: &Config) -> Result<(), &'static str> {
+        Ha::check_config(self, config)
+    }
+    fn reconfigure(&mut self, now: u64, config: &Config) -> Result<(), &'static str> {
+        Ha::reconfigure(self, now, config)
     }
 }
 
@@ -146,37 +193,15 @@ impl<const N: usize> Ha<N> {
     pub fn new(config: &Config, key: &Key, epoch: u64, session_base: u64) -> Result<Self, HaError> {
         let ha = config.appliance.ha.as_ref().ok_or(HaError::NotConfigured)?;
         let rc = RouterConfig::from_config(config).ok_or(HaError::NotConfigured)?;
-        let (node, peers) = node_ids(config.appliance.address, &ha.peers).ok_or(HaError::Peers)?;
-        let mut links = Vec::new();
-        let mut synced = Vec::new();
-        for (i, &(id, address)) in peers.iter().enumerate() {
-            let mut link = Link::new(
-                LinkConfig {
-                    node,
-                    peer: id,
-                    peers: peers.iter().map(|p| p.0).collect(),
-                    mode: ha.sync,
-                    rto_ms: RTO_MS,
-                    hello_ms: HELLO_MS,
-                    keepalive_ms: KEEPALIVE_MS,
-                },
-                key.clone(),
-                epoch,
-                session_base.wrapping_add((i as u64) << 32),
-            );
-            // Only the master sends (turned on at the role change).
-            link.set_sending(0, false);
-            links.push((address, link)).map_err(|_| HaError::Peers)?;
-            synced.push(false).map_err(|_| HaError::Peers)?;
-        }
+        let links = make_links(config, key, epoch, session_base)?;
         Ok(Ha {
             router: Router::new(rc),
+            synced: links.iter().map(|_| false).collect(),
             links,
             sync_port: ha.sync_port,
             configured_priority: ha.priority,
             counters: HaCounters::default(),
             events: Deque::new(),
-            synced,
             logging: None,
             flow_slots: None,
             sticky_slots: None,
@@ -185,7 +210,92 @@ impl<const N: usize> Ha<N> {
             holds_table: false,
             kicked: false,
             waker: None,
+            key: key.clone(),
+            epoch,
+            session_base,
+            reconfigured: 0,
         })
+    }
+
+    /// Whether `config` can be applied while running (see [`Ha::reconfigure`]); the
+    /// reason when not.
+    pub fn check_config(&self, config: &Config) -> Result<(), &'static str> {
+        let Some(ha) = config.appliance.ha.as_ref() else {
+            return Err(
+                "[appliance.ha] cannot be removed while high availability runs; restart the appliance without it",
+            );
+        };
+        if node_ids(config.appliance.address, &ha.peers).is_none_or(|(_, p)| p.len() > N) {
+            return Err("appliance.ha.peers: more peers than this build runs");
+        }
+        if self.is_master() {
+            let rc = RouterConfig::from_config(config).ok_or("no [appliance.ha]")?;
+            if rc.vrid != self.router.config().vrid {
+                return Err(
+                    "appliance.ha.vrid cannot change while this appliance is master; `fulcrum ha demote` it first",
+                );
+            }
+            if rc.primary != self.router.config().primary {
+                return Err(
+                    "appliance.address cannot change while this appliance is the HA master; `fulcrum ha demote` it first",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a new config's `[appliance.ha]` at once: priority (the configured one; an
+    /// operator's promote/demote stays in force), preemption, hold-off, advert interval
+    /// and virtual addresses go to the router (a master re-advertises now); new peers,
+    /// sync mode or key-relevant identity rebuild the sync links (each starts over with a
+    /// hello; a master then sends a full snapshot); a new sync port is rebound by the
+    /// runner. Checked first with [`Ha::check_config`]; a config it refuses changes
+    /// nothing.
+    pub fn reconfigure(&mut self, now: u64, config: &Config) -> Result<(), &'static str> {
+        self.check_config(config)?;
+        let ha = config.appliance.ha.as_ref().ok_or("no [appliance.ha]")?;
+        let rc = RouterConfig::from_config(config).ok_or("no [appliance.ha]")?;
+        let old_vrid = self.router.config().vrid;
+        if self.router.reconfigure(now, rc) == Reconfigure::Refused {
+            return Err(
+                "appliance.ha.vrid cannot change while this appliance is master; `fulcrum ha demote` it first",
+            );
+        }
+        if old_vrid != self.router.config().vrid {
+            // The MAC filter entry is written again, for the new virtual MAC.
+            self.vmac_accept = None;
+        }
+        self.configured_priority = ha.priority;
+        self.sync_port = ha.sync_port;
+        let peers: Vec<Ipv4Addr, N> = self.links.iter().map(|(a, _)| *a).collect();
+        let node = self.links.first().map(|(_, l)| l.node());
+        let same_links = node_ids(config.appliance.address, &ha.peers).is_some_and(|(n, p)| {
+            Some(n) == node
+                && p.len() == peers.len()
+                && p.iter().all(|(_, a)| peers.contains(a))
+                && self.links.iter().all(|(_, l)| l.mode() == ha.sync)
+        });
+        if !same_links {
+            self.reconfigured = self.reconfigured.wrapping_add(1);
+            let base = self
+                .session_base
+                .wrapping_add(u64::from(self.reconfigured) << 48);
+            let mut links = make_links(config, &self.key, self.epoch ^ base, base)
+                .map_err(|_| "appliance.ha.peers: more peers than this build runs")?;
+            let master = self.is_master();
+            for (_, link) in links.iter_mut() {
+                link.set_sending(now, master);
+            }
+            self.synced = links.iter().map(|_| false).collect();
+            self.links = links;
+            self.logging = None;
+        }
+        self.after_router(now);
+        self.kicked = true;
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+        Ok(())
     }
 
     /// Starts the election (the router enters Backup, or Master as the owner).

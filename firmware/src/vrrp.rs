@@ -432,6 +432,18 @@ impl RouterConfig {
     }
 }
 
+/// What [`Router::reconfigure`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Reconfigure {
+    /// The settings were the same.
+    Unchanged,
+    /// In effect now.
+    Applied,
+    /// A new VRID or primary address while master: nothing changed.
+    Refused,
+}
+
 /// Why an advert was not used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -733,6 +745,54 @@ impl Router {
             self.advert_pending = Some(self.master_priority());
             self.deadline = Some(now + u64::from(self.config.advert_interval_cs) * 10);
         }
+    }
+
+    /// New settings while running (a config push): priority, preemption, the hold-off,
+    /// the advert interval and the addresses take effect at once. A master advertises
+    /// the new priority and interval now, and announces added addresses with gratuitous
+    /// ARPs. A new VRID or primary address makes this a different router: it is refused
+    /// while master ([`Reconfigure::Refused`]; demote first); otherwise the router
+    /// starts over as a backup of the new group.
+    pub fn reconfigure(&mut self, now: u64, mut config: RouterConfig) -> Reconfigure {
+        config.vrid = config.vrid.max(1);
+        config.priority = config.priority.max(1);
+        config.advert_interval_cs = config.advert_interval_cs.clamp(1, MAX_INTERVAL_CS);
+        if config == self.config {
+            return Reconfigure::Unchanged;
+        }
+        let identity = config.vrid != self.config.vrid || config.primary != self.config.primary;
+        if identity && self.role == Role::Master {
+            return Reconfigure::Refused;
+        }
+        let advertised = self.master_priority();
+        let interval = config.advert_interval_cs != self.config.advert_interval_cs;
+        let added = config
+            .addresses
+            .iter()
+            .any(|a| !self.config.addresses.contains(a));
+        self.config = config;
+        match self.role {
+            Role::Master => {
+                if interval || self.master_priority() != advertised {
+                    self.master_adver_cs = self.config.advert_interval_cs;
+                    self.advert_pending = Some(self.master_priority());
+                    self.deadline = Some(now + u64::from(self.config.advert_interval_cs) * 10);
+                }
+                if added {
+                    self.garp_next = 0;
+                }
+            }
+            Role::Backup if identity => {
+                // Another group: nothing heard from it yet.
+                self.master = None;
+                self.master_priority = 0;
+                self.last_advert_at = None;
+                self.master_adver_cs = self.config.advert_interval_cs;
+                self.deadline = Some(now + self.master_down_interval_ms());
+            }
+            Role::Backup | Role::Initialize => {}
+        }
+        Reconfigure::Applied
     }
 
     /// Fulcrum's hold-off: whether the flow table is synchronised with the master's.

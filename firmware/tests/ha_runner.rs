@@ -20,7 +20,7 @@ use fulcrum_model::changelog::{self, ChangeRegisters};
 use fulcrum_model::flow::FlowEntry;
 use fulcrum_model::pipeline::{Action, OUT_HEADROOM, Pipeline, Port};
 use fulcrum_model::regmap::RegisterBus;
-use ha_common::{ADDRS, Connection, config, key, mapping, pipeline, tcp};
+use ha_common::{ADDRS, Connection, config, config_with, key, mapping, pipeline, tcp};
 
 /// The data path as the MCU sees it: only the change-log registers matter here.
 struct Bus<'a> {
@@ -396,4 +396,123 @@ fn a_restarted_node_that_became_master_empty_yields_to_the_master_with_the_flows
     );
     assert!(w.lost_in_flight <= 1, "{}", w.lost_in_flight);
     assert_eq!(w.broken, Vec::<String>::new());
+}
+
+/// HA settings pushed while running take effect at once: a backup given a higher
+/// priority preempts, a new advert interval is advertised (and learned by the backup),
+/// and what cannot change live (the VRID of the master, removing `[appliance.ha]`) is
+/// refused without changing anything. Connections survive the handover it causes.
+#[test]
+fn ha_settings_apply_at_once_and_what_cannot_change_live_is_refused() {
+    let mut w = World::new(vec![node(0, 200, 1), node(1, 100, 1)]);
+    for n in &mut w.nodes {
+        n.ha.startup(0);
+    }
+    while w.now < 2_000 {
+        w.step(w.now >= 100);
+    }
+    assert_eq!(w.master(), Some(0));
+    // The master's VRID cannot change: refused, nothing changed.
+    let vrid43 = config_with(0, 200, |t| t.replace("vrid = 42", "vrid = 43"));
+    let err = w.nodes[0].ha.reconfigure(w.now, &vrid43).unwrap_err();
+    assert!(err.contains("vrid"), "{err}");
+    assert_eq!(w.nodes[0].ha.router().config().vrid, 42);
+    // Nor can HA be removed while it runs.
+    let without = config_with(1, 100, |t| {
+        let start = t.find("[appliance.ha]").unwrap();
+        let end = t.find("[[service]]").unwrap();
+        format!("{}{}", &t[..start], &t[end..])
+    });
+    assert!(w.nodes[1].ha.check_config(&without).is_err());
+
+    // The backup gets priority 250: it preempts (it holds the table) at once.
+    let pushed = w.now;
+    w.nodes[1]
+        .ha
+        .reconfigure(pushed, &config_with(1, 250, |t| t))
+        .unwrap();
+    while w.now < pushed + 200 {
+        w.step(true);
+    }
+    let m1 = masters(&w.nodes[1].events);
+    let took = m1.last().unwrap() - pushed;
+    println!("priority 100 -> 250 on the backup: master {took} ms after the push");
+    assert!(took <= 50, "{took} ms");
+    assert_eq!(w.master(), Some(1));
+    assert_eq!(w.nodes[0].ha.router().role(), Role::Backup);
+    let status = w.nodes[1].ha.status(w.now, 0);
+    assert_eq!((status.priority, status.configured_priority), (250, 250));
+
+    // The new master's advert interval becomes 50 ms: the backup learns it from the
+    // next advert (its Master_Down_Interval follows).
+    let pushed = w.now;
+    let slow = config_with(1, 250, |t| t.replace("\"10ms\"", "\"50ms\""));
+    w.nodes[1].ha.reconfigure(pushed, &slow).unwrap();
+    while w.now < pushed + 20 {
+        w.step(true);
+    }
+    assert_eq!(w.nodes[0].ha.router().master_adver_interval_ms(), 50);
+    let mdi = w.nodes[0].ha.router().master_down_interval_ms();
+    println!("advert interval 10 -> 50 ms: the backup's Master_Down_Interval is {mdi} ms");
+    assert_eq!(mdi, 3 * 50 + (256 - 200) * 50 / 256);
+    while w.now < pushed + 1_000 {
+        w.step(true);
+    }
+    // Stable at the new interval: nobody took over, one master.
+    assert_eq!(masters(&w.nodes[1].events).len(), m1.len());
+    assert_eq!(w.master(), Some(1));
+    for i in 0..w.connections.len() {
+        w.check(i);
+    }
+    assert_eq!(w.broken, Vec::<String>::new());
+
+    // Through the appliance's config push: the refusal is the push's error, and an
+    // accepted push reaches HA.
+    use fulcrum_firmware::appliance::{Appliance, Buffers, State};
+    use fulcrum_firmware::persist::{ConfigStore, StoreError};
+    struct Nowhere;
+    impl ConfigStore for Nowhere {
+        fn load(&mut self, _: &mut [u8]) -> Result<Option<usize>, StoreError> {
+            Ok(None)
+        }
+        fn save(&mut self, _: &[u8]) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+    let c = config(0, 200);
+    let bufs = Buffers {
+        old_ring: Box::leak(vec![0u16; 251].into_boxed_slice()),
+        new_ring: Box::leak(vec![0u16; 251].into_boxed_slice()),
+        record: Box::leak(vec![0u8; 64 * 1024].into_boxed_slice()),
+    };
+    let state = Box::leak(Box::new(State::new()));
+    let bus = fulcrum_model::regmap::RegisterFile::new(pipeline(&c, 8192));
+    let mut app = Appliance::new(bus, Nowhere, bufs, state, 0);
+    app.apply(0, &c, false).unwrap();
+    let ha: &'static std::cell::RefCell<Ha<1>> =
+        Box::leak(Box::new(std::cell::RefCell::new(node(0, 200, 3).ha)));
+    app.set_ha(ha);
+    ha.borrow_mut().startup(0);
+    ha.borrow_mut().handle_timeout(100);
+    assert!(ha.borrow().is_master());
+    let err = app.apply(200, &vrid43, false).unwrap_err();
+    println!("push of a new VRID to the master: {}", err.message);
+    assert_eq!(err.code, fulcrum_mgmt::message::ErrorCode::InvalidConfig);
+    assert!(err.message.contains("vrid"), "{}", err.message);
+    assert_eq!(
+        app.config().unwrap().appliance.ha.as_ref().unwrap().vrid,
+        42
+    );
+    app.apply(300, &config(0, 150), false).unwrap();
+    assert_eq!(ha.borrow().router().priority(), 150);
+    assert_eq!(
+        app.config()
+            .unwrap()
+            .appliance
+            .ha
+            .as_ref()
+            .unwrap()
+            .priority,
+        150
+    );
 }

@@ -63,12 +63,17 @@ pub const VMAC: [u8; 6] = [0, 0, 0x5e, 0, 1, 42];
 
 /// Appliance `i`'s validated config with `priority`.
 pub fn config(i: usize, priority: u8) -> Config {
+    config_with(i, priority, |t| t)
+}
+
+/// [`config`] with `edit` applied to its text first.
+pub fn config_with(i: usize, priority: u8, edit: impl Fn(String) -> String) -> Config {
     let text = CONFIG
         .replace("NAME", &format!("edge-{i}"))
         .replace("ADDRESS", &ADDRS[i].to_string())
         .replace("PEER", &ADDRS[1 - i].to_string())
         .replace("PRIORITY", &priority.to_string());
-    parse(&text)
+    parse(&edit(text))
 }
 
 /// A validated config from TOML.
