@@ -710,26 +710,6 @@ pub async fn ha_loop<
                 }
             }
         }
-        // A late wake (the executor was stalled past a deadline: a long register
-        // read-back, a starved process) may find adverts that arrived before the
-        // deadline still on their way through the data path and the stack: let those
-        // run first (a few turns, while nothing has arrived), so a backup does not take
-        // over from a master whose adverts it simply had not read yet. (At most
-        // `LATE_MS` more: a real takeover is delayed by no more than that.)
-        let late_backup = {
-            let h = ha.borrow();
-            let r = h.router();
-            r.role() == crate::vrrp::Role::Backup
-                && r.poll_timeout().is_some_and(|d| now > d + LATE_MS)
-        };
-        if late_backup {
-            for _ in 0..LATE_YIELDS {
-                if !learned.borrow().vrrp_in.is_empty() || now_ms() > now + LATE_MS {
-                    break;
-                }
-                embassy_futures::yield_now().await;
-            }
-        }
         // VRRP adverts punted by the data path.
         loop {
             let packet = learned.borrow_mut().vrrp_in.pop_front();
@@ -818,11 +798,6 @@ pub async fn ha_loop<
         }
     }
 }
-
-/// How far past a router deadline a wake counts as late (see [`ha_loop`]), ms.
-const LATE_MS: u64 = 3;
-/// Executor turns a late wake gives punted adverts to arrive (within `LATE_MS` more).
-const LATE_YIELDS: usize = 16;
 
 /// The sender (address, MAC) of an Ethernet ARP packet (untagged).
 pub fn arp_sender(frame: &[u8]) -> Option<(Ipv4Addr, [u8; 6])> {
