@@ -77,11 +77,6 @@ pub struct Ha<const N: usize> {
     sticky_slots: Option<u32>,
     last_split_event: Option<u64>,
     vmac_accept: Option<bool>,
-    /// Whether this node holds the group's flow table: it received a complete table, or
-    /// a peer acknowledged its complete table; cleared when a peer's snapshot starts
-    /// replacing the table. A master without it yields a split brain (see
-    /// [`crate::vrrp`], "A master without the flow table yields to one with it").
-    holds_table: bool,
     /// An operator action happened: the runner should run promptly.
     kicked: bool,
     waker: Option<core::task::Waker>,
@@ -207,7 +202,6 @@ impl<const N: usize> Ha<N> {
             sticky_slots: None,
             last_split_event: None,
             vmac_accept: None,
-            holds_table: false,
             kicked: false,
             waker: None,
             key: key.clone(),
@@ -416,7 +410,7 @@ impl<const N: usize> Ha<N> {
         let _ = self.links[i].1.handle_message(now, bytes, &mut sink);
         if sink.cleared {
             // The table is being replaced: not the group's until the snapshot ends.
-            self.holds_table = false;
+            self.router.set_holds_table(now, false);
         }
         self.after_links(now);
     }
@@ -587,19 +581,21 @@ impl<const N: usize> Ha<N> {
             }
             self.synced[i] = s;
             any |= s;
-            // A peer holds our complete table: so do we (it is ours).
-            self.holds_table |= s || self.links[i].1.peer_synced();
+            // We hold the group's table once we received a peer's complete table, or a
+            // peer acknowledged ours (see `crate::vrrp`, "A master without the flow
+            // table yields to one with it").
+            if s || self.links[i].1.peer_synced() {
+                self.router.set_holds_table(now, true);
+            }
         }
         if any != self.router.synced() {
             self.router.set_synced(now, any);
         }
-        // Idempotent: re-advertises only when the advertised priority changes.
-        self.router.set_holds_table(now, self.holds_table);
     }
 
-    /// Whether this node holds the group's flow table (see the field's docs).
+    /// Whether this node holds the group's flow table ([`Router::holds_table`]).
     pub fn holds_table(&self) -> bool {
-        self.holds_table
+        self.router.holds_table()
     }
 
     /// The `fulcrum ha status` report at `now`; `refused` is the data path's

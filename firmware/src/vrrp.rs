@@ -56,8 +56,10 @@
 //!   traffic). When sync completes, preemption applies from the next advert on.
 //! - **A master without the flow table yields to one with it**: with the hold-off on, a
 //!   master that does not hold the group's flow table ([`Router::set_holds_table`]: it
-//!   never received a complete table, and no peer has received its table) advertises
-//!   and defends [`HELD_OFF_PRIORITY`] instead of its priority. So when a node that
+//!   never received a complete table, no peer has received its table, and it has not
+//!   yet been master for [`HOLD_MDIS`] × `Master_Down_Interval` without hearing another
+//!   master) advertises and defends [`HELD_OFF_PRIORITY`] instead of its priority. (A
+//!   node that has carried the traffic alone that long holds the only table there is.) So when a node that
 //!   restarted empty becomes master because it heard no advert in its first
 //!   `Master_Down_Interval` (a master it could not hear yet, a loaded machine), the
 //!   master that holds the flows keeps the traffic when the two hear each other, however
@@ -109,6 +111,9 @@ pub const DEMOTED_PRIORITY: u8 = 1;
 /// The priority a master advertises and defends while it does not hold the group's flow
 /// table (hold-off on; see the module docs).
 pub const HELD_OFF_PRIORITY: u8 = 1;
+/// A held-off master that hears no other master for this many of its
+/// `Master_Down_Interval`s holds the table from then on (see the module docs).
+pub const HOLD_MDIS: u64 = 3;
 /// Largest advert interval, centiseconds (12 bits).
 pub const MAX_INTERVAL_CS: u16 = 0x0fff;
 /// Longest advert frame: Ethernet, IPv4, VRRP with [`MAX_ADDRESSES`].
@@ -533,6 +538,8 @@ pub struct Router {
     synced: bool,
     /// Whether this node holds the group's flow table (see [`Router::set_holds_table`]).
     holds_table: bool,
+    /// While master: since when, or since the last advert of another master heard.
+    master_since: u64,
     /// `Master_Adver_Interval`, centiseconds.
     master_adver_cs: u16,
     /// Adver_Timer (master) or Master_Down_Timer (backup), ms.
@@ -562,6 +569,7 @@ impl Router {
             admin_priority: None,
             synced: false,
             holds_table: false,
+            master_since: 0,
             master_adver_cs: interval,
             deadline: None,
             advert_pending: None,
@@ -682,6 +690,7 @@ impl Router {
     }
 
     fn become_master(&mut self, now: u64, cause: Cause) {
+        self.master_since = now;
         self.advert_pending = Some(self.master_priority());
         self.garp_next = 0;
         self.master_adver_cs = self.config.advert_interval_cs;
@@ -834,6 +843,12 @@ impl Router {
         }
         match self.role {
             Role::Master => {
+                if !self.holds_table()
+                    && now >= self.master_since + HOLD_MDIS * self.master_down_interval_ms()
+                {
+                    // Master alone for that long: the only table there is.
+                    self.holds_table = true;
+                }
                 self.advert_pending = Some(self.master_priority());
                 self.deadline = Some(now + u64::from(self.config.advert_interval_cs) * 10);
             }
@@ -922,6 +937,10 @@ impl Router {
             }
             Role::Master => {
                 let mine = self.master_priority();
+                if priority != RELEASE_PRIORITY {
+                    // Not alone: the hold time starts again.
+                    self.master_since = now;
+                }
                 if priority == RELEASE_PRIORITY {
                     self.stats.releases_heard = self.stats.releases_heard.wrapping_add(1);
                     self.advert_pending = Some(mine);
@@ -1237,6 +1256,28 @@ mod tests {
         // says so at once.
         r.set_holds_table(9_002, false);
         assert_eq!(advertised(&mut r), HELD_OFF_PRIORITY);
+        // Master alone (no other master heard) for HOLD_MDIS Master_Down_Intervals: it
+        // carries the only table there is, and defends its priority.
+        let mut r = router(200);
+        r.config.hold_preempt_until_synced = true;
+        r.startup(0);
+        let mdi = r.master_down_interval_ms();
+        r.handle_timeout(mdi);
+        let hold = mdi + HOLD_MDIS * mdi;
+        // Checked at each advert: held off until the hold time, then its own priority.
+        loop {
+            let at = r.poll_timeout().unwrap();
+            r.handle_timeout(at);
+            let p = advertised(&mut r);
+            if at < hold {
+                assert_eq!(p, HELD_OFF_PRIORITY, "at {at}");
+            } else {
+                assert!(at < hold + r.master_adver_interval_ms());
+                assert_eq!(p, 200);
+                break;
+            }
+        }
+        assert!(r.holds_table());
         // Without the hold-off (a keepalived peer), nothing of this applies.
         let mut r = router(200);
         r.startup(0);
