@@ -667,6 +667,22 @@ async fn drill() {
                 .map(|(r, n)| format!("{} {n}", r.name()))
                 .collect();
             println!("  {name} data path drops: {}", drops.join(", "));
+            drop(fpga);
+            // Replicas the data path refused (a master keeps its own flows), and what
+            // each link applied, retransmitted, refused.
+            let status = board
+                .app
+                .borrow_mut()
+                .ha_status(fulcrum_firmware::net::now_ms());
+            println!(
+                "  {name} replicas refused {}; links: {:?}",
+                status.install_refused,
+                status
+                    .peers
+                    .iter()
+                    .map(|p| (p.records_applied, p.retransmitted, p.refused, p.resyncs))
+                    .collect::<Vec<_>>()
+            );
         }
         assert!(t.long_broken.is_empty(), "long-lived connections broke");
         assert!(t.long_moved.is_empty(), "long-lived connections moved");
