@@ -12,9 +12,9 @@ step "toolchain: targets and components"
 rustup target add thumbv7em-none-eabihf wasm32-unknown-unknown
 rustup component add rustfmt clippy llvm-tools
 
-step "system packages: real backends for the simulated board's tests, keepalived as VRRP peer"
+step "system packages: real backends for the simulated board's tests, keepalived as VRRP peer (nftables: its Linux side balances in ha_keepalived_tap)"
 need=()
-for tool in redis-server:redis-server memcached:memcached python3:python3 ip:iproute2 keepalived:keepalived curl:curl; do
+for tool in redis-server:redis-server memcached:memcached python3:python3 ip:iproute2 keepalived:keepalived curl:curl nft:nftables; do
     command -v "${tool%%:*}" >/dev/null || need+=("${tool##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

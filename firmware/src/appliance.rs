@@ -257,6 +257,16 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             }
             return Err(reply);
         }
+        // High availability takes the new settings live; what it cannot (a new VRID
+        // while master, removing [appliance.ha]) refuses the whole config now.
+        if let Some(ha) = self.ha
+            && let Ok(h) = ha.try_borrow()
+            && let Err(reason) = h.check_config(config)
+        {
+            self.management.rejected_configs += 1;
+            self.st.events.push(now, EventKind::ConfigRejected);
+            return Err(ErrorReply::new(ErrorCode::InvalidConfig, reason));
+        }
         let changed = self.config() != Some(config);
         if dry_run || !changed {
             return Ok(ApplyReport {
@@ -269,6 +279,13 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
         let generation = self.generation.wrapping_add(1).max(1);
         let mut report = self.install(now, config, generation, true)?;
         report.changed = true;
+        if let Some(ha) = self.ha
+            && let Ok(mut h) = ha.try_borrow_mut()
+            && h.reconfigure(now, config).is_err()
+        {
+            // Checked above; the tables are in, so say so rather than fail the push.
+            warn!("HA: the new settings were refused after the check");
+        }
         Ok(report)
     }
 

@@ -766,6 +766,10 @@ pub struct Link {
     queue: Deque<Change, QUEUE>,
     snapshot: Option<Snapshot>,
     last_sent_at: u64,
+    /// The sequence number of the message that carried our last `SnapshotEnd`.
+    snapshot_end_seq: Option<u64>,
+    /// The peer acknowledged our complete table (in the current session).
+    peer_synced: bool,
     // Receiving.
     reorder: Vec<Unacked, WINDOW>,
     session: u64,
@@ -778,6 +782,8 @@ pub struct Link {
     sending: bool,
     /// Sending was turned off: what is queued or unacked still goes out, nothing new.
     draining: bool,
+    /// Hellos sent while draining without a session.
+    drain_hellos: u32,
     synced: bool,
     last_applied_at: Option<u64>,
     stats: LinkStats,
@@ -815,6 +821,8 @@ impl Link {
             queue: Deque::new(),
             snapshot: None,
             last_sent_at: 0,
+            snapshot_end_seq: None,
+            peer_synced: false,
             reorder: Vec::new(),
             // Zero means "no session" on the wire.
             session: session_base.max(1),
@@ -825,6 +833,7 @@ impl Link {
             hello_please: None,
             sending: true,
             draining: false,
+            drain_hellos: 0,
             synced: false,
             last_applied_at: None,
             stats: LinkStats::default(),
@@ -854,6 +863,12 @@ impl Link {
             .map_or(0, |u| now.saturating_sub(u.sent_at))
     }
 
+    /// Whether the peer acknowledged our complete table: a snapshot of ours ended in the
+    /// current session and the peer acked it. Cleared when we start over or resync.
+    pub fn peer_synced(&self) -> bool {
+        self.peer_synced
+    }
+
     /// Whether the peer has given us a session (hello answered).
     pub fn connected(&self) -> bool {
         self.peer_session.is_some()
@@ -880,7 +895,10 @@ impl Link {
             return;
         }
         self.sending = sending;
-        self.draining = !sending && self.peer_session.is_some();
+        // Without a session, only changes kept while the hello was out need a drain: it
+        // says hello (at most `MAX_RETRIES` more times) and sends them, no snapshot.
+        self.draining = !sending && (self.peer_session.is_some() || !self.queue.is_empty());
+        self.drain_hellos = 0;
         if !self.draining {
             self.start_over(now);
         }
@@ -896,6 +914,11 @@ impl Link {
         if self.sending {
             self.start_over(now);
         }
+    }
+
+    /// The replication mode.
+    pub fn mode(&self) -> SyncMode {
+        self.config.mode
     }
 
     /// This node's id.
@@ -917,11 +940,20 @@ impl Link {
     pub fn record(&mut self, change: Change) {
         // While draining (sending just turned off), changes the data path made before
         // (and in the moments after) the role change still go out.
-        if !(self.sending || self.draining)
-            || self.peer_session.is_none()
-            || self.snapshot.is_some() && !self.snapshot_begun()
-        {
-            // No session yet, or a snapshot about to start: it will carry the change.
+        if !(self.sending || self.draining) {
+            return;
+        }
+        if self.peer_session.is_none() {
+            // No session yet (our hello is out). Kept: if the session comes while we
+            // still send, the snapshot that starts then carries the change (the queue is
+            // dropped); if sending stops first (a master that held the role only
+            // briefly, e.g. in a split brain), the drain delivers the queue once the
+            // peer answers. A full queue keeps the oldest.
+            let _ = self.queue.push_back(change);
+            return;
+        }
+        if self.snapshot.is_some() && !self.snapshot_begun() {
+            // A snapshot about to start: it will carry the change.
             return;
         }
         if self.queue.push_back(change).is_err() {
@@ -934,6 +966,8 @@ impl Link {
     }
 
     fn start_resync(&mut self) {
+        self.peer_synced = false;
+        self.snapshot_end_seq = None;
         self.queue.clear();
         self.snapshot = Some(Snapshot {
             begun: false,
@@ -945,6 +979,8 @@ impl Link {
     }
 
     fn start_over(&mut self, now: u64) {
+        self.peer_synced = false;
+        self.snapshot_end_seq = None;
         self.peer_session = None;
         self.unacked.clear();
         self.queue.clear();
@@ -1030,11 +1066,12 @@ impl Link {
                 &[],
             );
         }
-        if self.draining
-            && (self.peer_session.is_none()
-                || (self.unacked.is_empty() && self.queue.is_empty() && self.snapshot.is_none()))
-        {
-            // Drained (or the peer went away): stop.
+        let drained = match self.peer_session {
+            Some(_) => self.unacked.is_empty() && self.queue.is_empty() && self.snapshot.is_none(),
+            None => self.queue.is_empty() || self.drain_hellos > MAX_RETRIES,
+        };
+        if self.draining && drained {
+            // Drained (or the peer went away, or never answered): stop.
             self.draining = false;
             self.start_over(now);
         }
@@ -1062,6 +1099,9 @@ impl Link {
                 return None;
             }
             self.hello_at = now + self.config.hello_ms;
+            if self.draining {
+                self.drain_hellos += 1;
+            }
             return emit_message(
                 out,
                 &self.key,
@@ -1200,6 +1240,8 @@ impl Link {
                     &mut count,
                 ) {
                     done = true;
+                    // This message gets the next sequence number.
+                    self.snapshot_end_seq = Some(self.next_seq);
                 }
             }
             if !done {
@@ -1353,6 +1395,17 @@ impl Link {
         if !self.transmitting() {
             return Ok(());
         }
+        if self.draining && self.peer_session.is_none() && m.seq() != 0 {
+            // Our hello answered while draining changes kept without a session: send
+            // them in this session, without a snapshot (the peer keeps its table; these
+            // are the last changes we made).
+            self.peer_session = Some(m.session());
+            self.next_seq = 1;
+            self.unacked.clear();
+            self.resend_from = None;
+            self.retries = 0;
+            return Ok(());
+        }
         if self.draining && (m.seq() == 0 || self.peer_session != Some(m.session())) {
             // The peer restarted while we drain: it will get the new master's snapshot.
             self.draining = false;
@@ -1384,6 +1437,10 @@ impl Link {
         while self.unacked.front().is_some_and(|u| u.seq < ack) {
             self.unacked.pop_front();
             progressed = true;
+        }
+        if self.snapshot_end_seq.is_some_and(|end| ack > end) {
+            self.snapshot_end_seq = None;
+            self.peer_synced = true;
         }
         if progressed {
             self.retries = 0;

@@ -37,7 +37,7 @@ use fulcrum_model::regmap::RegisterBus;
 use heapless::{Deque, Vec};
 
 use crate::flowsync::{Change, Link, LinkConfig, ReplicaSink, ReplicaSource, node_ids};
-use crate::vrrp::{Cause, Packet, Role, Router, RouterConfig, virtual_mac};
+use crate::vrrp::{Cause, Packet, Reconfigure, Role, Router, RouterConfig, virtual_mac};
 
 /// Change records drained per call (bounded work per poll; the rest stay in the FIFO).
 pub const DRAIN_BATCH: usize = 256;
@@ -80,6 +80,43 @@ pub struct Ha<const N: usize> {
     /// An operator action happened: the runner should run promptly.
     kicked: bool,
     waker: Option<core::task::Waker>,
+    /// For links rebuilt by [`Ha::reconfigure`].
+    key: Key,
+    epoch: u64,
+    session_base: u64,
+    reconfigured: u16,
+}
+
+/// One link per peer of `config`'s `[appliance.ha]`, none sending yet.
+fn make_links<const N: usize>(
+    config: &Config,
+    key: &Key,
+    epoch: u64,
+    session_base: u64,
+) -> Result<Vec<(Ipv4Addr, Link), N>, HaError> {
+    let ha = config.appliance.ha.as_ref().ok_or(HaError::NotConfigured)?;
+    let (node, peers) = node_ids(config.appliance.address, &ha.peers).ok_or(HaError::Peers)?;
+    let mut links = Vec::new();
+    for (i, &(id, address)) in peers.iter().enumerate() {
+        let mut link = Link::new(
+            LinkConfig {
+                node,
+                peer: id,
+                peers: peers.iter().map(|p| p.0).collect(),
+                mode: ha.sync,
+                rto_ms: RTO_MS,
+                hello_ms: HELLO_MS,
+                keepalive_ms: KEEPALIVE_MS,
+            },
+            key.clone(),
+            epoch,
+            session_base.wrapping_add((i as u64) << 32),
+        );
+        // Only the master sends (turned on at the role change).
+        link.set_sending(0, false);
+        links.push((address, link)).map_err(|_| HaError::Peers)?;
+    }
+    Ok(links)
 }
 
 /// What the management service needs of HA (object-safe, so the appliance holds it
@@ -89,6 +126,10 @@ pub trait HaControl {
     fn report(&self, now: u64, refused: u32) -> HaStatus;
     /// Promote, demote or clear.
     fn admin(&mut self, now: u64, action: HaAction);
+    /// Whether a pushed config can be applied live (the reason when not).
+    fn check_config(&self, config: &Config) -> Result<(), &'static str>;
+    /// Applies a pushed config's HA settings at once.
+    fn reconfigure(&mut self, now: u64, config: &Config) -> Result<(), &'static str>;
 }
 
 impl<const N: usize> HaControl for Ha<N> {
@@ -105,6 +146,12 @@ impl<const N: usize> HaControl for Ha<N> {
         if let Some(w) = self.waker.take() {
             w.wake();
         }
+    }
+    fn check_config(&self, config: &Config) -> Result<(), &'static str> {
+        Ha::check_config(self, config)
+    }
+    fn reconfigure(&mut self, now: u64, config: &Config) -> Result<(), &'static str> {
+        Ha::reconfigure(self, now, config)
     }
 }
 
@@ -141,37 +188,15 @@ impl<const N: usize> Ha<N> {
     pub fn new(config: &Config, key: &Key, epoch: u64, session_base: u64) -> Result<Self, HaError> {
         let ha = config.appliance.ha.as_ref().ok_or(HaError::NotConfigured)?;
         let rc = RouterConfig::from_config(config).ok_or(HaError::NotConfigured)?;
-        let (node, peers) = node_ids(config.appliance.address, &ha.peers).ok_or(HaError::Peers)?;
-        let mut links = Vec::new();
-        let mut synced = Vec::new();
-        for (i, &(id, address)) in peers.iter().enumerate() {
-            let mut link = Link::new(
-                LinkConfig {
-                    node,
-                    peer: id,
-                    peers: peers.iter().map(|p| p.0).collect(),
-                    mode: ha.sync,
-                    rto_ms: RTO_MS,
-                    hello_ms: HELLO_MS,
-                    keepalive_ms: KEEPALIVE_MS,
-                },
-                key.clone(),
-                epoch,
-                session_base.wrapping_add((i as u64) << 32),
-            );
-            // Only the master sends (turned on at the role change).
-            link.set_sending(0, false);
-            links.push((address, link)).map_err(|_| HaError::Peers)?;
-            synced.push(false).map_err(|_| HaError::Peers)?;
-        }
+        let links = make_links(config, key, epoch, session_base)?;
         Ok(Ha {
             router: Router::new(rc),
+            synced: links.iter().map(|_| false).collect(),
             links,
             sync_port: ha.sync_port,
             configured_priority: ha.priority,
             counters: HaCounters::default(),
             events: Deque::new(),
-            synced,
             logging: None,
             flow_slots: None,
             sticky_slots: None,
@@ -179,7 +204,92 @@ impl<const N: usize> Ha<N> {
             vmac_accept: None,
             kicked: false,
             waker: None,
+            key: key.clone(),
+            epoch,
+            session_base,
+            reconfigured: 0,
         })
+    }
+
+    /// Whether `config` can be applied while running (see [`Ha::reconfigure`]); the
+    /// reason when not.
+    pub fn check_config(&self, config: &Config) -> Result<(), &'static str> {
+        let Some(ha) = config.appliance.ha.as_ref() else {
+            return Err(
+                "[appliance.ha] cannot be removed while high availability runs; restart the appliance without it",
+            );
+        };
+        if node_ids(config.appliance.address, &ha.peers).is_none_or(|(_, p)| p.len() > N) {
+            return Err("appliance.ha.peers: more peers than this build runs");
+        }
+        if self.is_master() {
+            let rc = RouterConfig::from_config(config).ok_or("no [appliance.ha]")?;
+            if rc.vrid != self.router.config().vrid {
+                return Err(
+                    "appliance.ha.vrid cannot change while this appliance is master; `fulcrum ha demote` it first",
+                );
+            }
+            if rc.primary != self.router.config().primary {
+                return Err(
+                    "appliance.address cannot change while this appliance is the HA master; `fulcrum ha demote` it first",
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a new config's `[appliance.ha]` at once: priority (the configured one; an
+    /// operator's promote/demote stays in force), preemption, hold-off, advert interval
+    /// and virtual addresses go to the router (a master re-advertises now); new peers,
+    /// sync mode or key-relevant identity rebuild the sync links (each starts over with a
+    /// hello; a master then sends a full snapshot); a new sync port is rebound by the
+    /// runner. Checked first with [`Ha::check_config`]; a config it refuses changes
+    /// nothing.
+    pub fn reconfigure(&mut self, now: u64, config: &Config) -> Result<(), &'static str> {
+        self.check_config(config)?;
+        let ha = config.appliance.ha.as_ref().ok_or("no [appliance.ha]")?;
+        let rc = RouterConfig::from_config(config).ok_or("no [appliance.ha]")?;
+        let old_vrid = self.router.config().vrid;
+        if self.router.reconfigure(now, rc) == Reconfigure::Refused {
+            return Err(
+                "appliance.ha.vrid cannot change while this appliance is master; `fulcrum ha demote` it first",
+            );
+        }
+        if old_vrid != self.router.config().vrid {
+            // The MAC filter entry is written again, for the new virtual MAC.
+            self.vmac_accept = None;
+        }
+        self.configured_priority = ha.priority;
+        self.sync_port = ha.sync_port;
+        let peers: Vec<Ipv4Addr, N> = self.links.iter().map(|(a, _)| *a).collect();
+        let node = self.links.first().map(|(_, l)| l.node());
+        let same_links = node_ids(config.appliance.address, &ha.peers).is_some_and(|(n, p)| {
+            Some(n) == node
+                && p.len() == peers.len()
+                && p.iter().all(|(_, a)| peers.contains(a))
+                && self.links.iter().all(|(_, l)| l.mode() == ha.sync)
+        });
+        if !same_links {
+            self.reconfigured = self.reconfigured.wrapping_add(1);
+            let base = self
+                .session_base
+                .wrapping_add(u64::from(self.reconfigured) << 48);
+            let mut links = make_links(config, &self.key, self.epoch ^ base, base)
+                .map_err(|_| "appliance.ha.peers: more peers than this build runs")?;
+            let master = self.is_master();
+            for (_, link) in links.iter_mut() {
+                link.set_sending(now, master);
+            }
+            self.synced = links.iter().map(|_| false).collect();
+            self.links = links;
+            self.logging = None;
+        }
+        self.after_router(now);
+        self.kicked = true;
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+        Ok(())
     }
 
     /// Starts the election (the router enters Backup, or Master as the owner).
@@ -245,7 +355,7 @@ impl<const N: usize> Ha<N> {
         // Split brain: while master, an advert from a master that should be following
         // us (lower priority, or equal with a lower address): two masters after a
         // partition healed. (A higher one is an ordinary preemption.)
-        let mine = self.router.priority();
+        let mine = self.router.master_priority();
         let primary = self.router.config().primary;
         if self.router.role() == Role::Master
             && ip_packet.len() >= 20
@@ -288,15 +398,20 @@ impl<const N: usize> Ha<N> {
             return;
         };
         // A master never lets a peer's snapshot clear its own table (a split brain's
-        // other master); the peer's ordinary changes (a demoted master's last ones) are
-        // still applied.
+        // other master), nor a peer's record replace or remove one of its own flows; the
+        // peer's other changes (a demoted master's last ones) are still applied.
         let clear = !self.is_master();
         let mut sink = BusSink {
             bus,
             owners: 0,
             clear_on_snapshot: clear,
+            cleared: false,
         };
         let _ = self.links[i].1.handle_message(now, bytes, &mut sink);
+        if sink.cleared {
+            // The table is being replaced: not the group's until the snapshot ends.
+            self.router.set_holds_table(now, false);
+        }
         self.after_links(now);
     }
 
@@ -466,10 +581,21 @@ impl<const N: usize> Ha<N> {
             }
             self.synced[i] = s;
             any |= s;
+            // We hold the group's table once we received a peer's complete table, or a
+            // peer acknowledged ours (see `crate::vrrp`, "A master without the flow
+            // table yields to one with it").
+            if s || self.links[i].1.peer_synced() {
+                self.router.set_holds_table(now, true);
+            }
         }
         if any != self.router.synced() {
             self.router.set_synced(now, any);
         }
+    }
+
+    /// Whether this node holds the group's flow table ([`Router::holds_table`]).
+    pub fn holds_table(&self) -> bool {
+        self.router.holds_table()
     }
 
     /// The `fulcrum ha status` report at `now`; `refused` is the data path's
@@ -501,7 +627,12 @@ impl<const N: usize> Ha<N> {
             enabled: true,
             role: Some(role(r.role())),
             vrid: r.config().vrid,
-            priority: r.priority(),
+            // What it advertises: a master without the flow table runs held off.
+            priority: if r.role() == Role::Master {
+                r.master_priority()
+            } else {
+                r.priority()
+            },
             configured_priority: self.configured_priority,
             advert_interval_ms: u64::from(r.config().advert_interval_cs) * 10,
             master_down_interval_ms: r.master_down_interval_ms(),
@@ -527,11 +658,12 @@ fn read_record<B: RegisterBus>(bus: &mut B) -> [u32; RECORD_WORDS] {
     w
 }
 
-fn write_record<B: RegisterBus>(bus: &mut B, change: &TableChange) {
+/// `keep`: the data path keeps its own flows (a master applying a peer's records).
+fn write_record<B: RegisterBus>(bus: &mut B, change: &TableChange, keep: bool) {
     for (i, x) in changelog::encode(change).iter().enumerate() {
         bus.write32(reg::RECORD + i as u16, *x);
     }
-    bus.write32(reg::INSTALL, 0);
+    bus.write32(reg::INSTALL, u32::from(keep));
 }
 
 /// The data path's tables read back through the register map (snapshot source). Empty
@@ -583,8 +715,11 @@ pub struct BusSink<'a, B> {
     bus: &'a mut B,
     /// Owner records received (owner + backup mode; the data path has no owner table).
     pub owners: u32,
-    /// Whether a snapshot's begin clears the tables (not on a master).
+    /// Whether a snapshot's begin clears the tables: not on a master, which also keeps
+    /// its own flows against the peer's records (`INSTALL` with "keep own").
     pub clear_on_snapshot: bool,
+    /// Set when a snapshot's begin cleared the tables.
+    pub cleared: bool,
 }
 
 impl<B: RegisterBus> ReplicaSink for BusSink<'_, B> {
@@ -595,6 +730,7 @@ impl<B: RegisterBus> ReplicaSink for BusSink<'_, B> {
                 slot: slot as u32,
                 entry,
             },
+            !self.clear_on_snapshot,
         );
     }
     fn remove_flow(&mut self, _now: u64, slot: usize, key: &FlowKey) {
@@ -604,20 +740,30 @@ impl<B: RegisterBus> ReplicaSink for BusSink<'_, B> {
                 slot: slot as u32,
                 key: *key,
             },
+            !self.clear_on_snapshot,
         );
     }
     fn upsert_sticky(&mut self, _now: u64, entry: StickyEntry) {
-        write_record(self.bus, &TableChange::Sticky(entry));
+        write_record(
+            self.bus,
+            &TableChange::Sticky(entry),
+            !self.clear_on_snapshot,
+        );
     }
     fn remove_sticky(&mut self, _now: u64, service: u8, client: [u8; 4]) {
-        write_record(self.bus, &TableChange::StickyRemoved { service, client });
+        write_record(
+            self.bus,
+            &TableChange::StickyRemoved { service, client },
+            !self.clear_on_snapshot,
+        );
     }
     fn flow_owner(&mut self, _now: u64, _key: &FlowKey, _owner: u8) {
         self.owners = self.owners.wrapping_add(1);
     }
     fn begin_snapshot(&mut self, _now: u64, _from: u8) {
         if self.clear_on_snapshot {
-            write_record(self.bus, &TableChange::Clear);
+            write_record(self.bus, &TableChange::Clear, false);
+            self.cleared = true;
         }
     }
 }

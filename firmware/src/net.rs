@@ -673,7 +673,7 @@ pub async fn ha_loop<
         outbox,
     } = bufs;
     let mut socket = UdpSocket::new(stack, &mut rx_meta, rx, &mut tx_meta, tx);
-    let port = ha.borrow().sync_port();
+    let mut port = ha.borrow().sync_port();
     if socket.bind(port).is_err() {
         warn!("HA: cannot bind the sync port; HA is off");
         return;
@@ -689,6 +689,17 @@ pub async fn ha_loop<
     let mut next_resolve = 0u64;
     loop {
         let now = now_ms();
+        // A config push may have moved the sync port.
+        let configured = ha.borrow().sync_port();
+        if configured != port {
+            socket.close();
+            if socket.bind(configured).is_err() {
+                warn!("HA: cannot bind the new sync port; keeping the old one");
+                let _ = socket.bind(port);
+            } else {
+                port = configured;
+            }
+        }
         if now >= next_resolve {
             next_resolve = now + 500;
             let h = ha.borrow();

@@ -54,6 +54,18 @@
 //!   preempt: it treats every advert as if preemption were off, and an owner starts as a
 //!   backup. A node that hears no master still takes over (nobody else can carry the
 //!   traffic). When sync completes, preemption applies from the next advert on.
+//! - **A master without the flow table yields to one with it**: with the hold-off on, a
+//!   master that does not hold the group's flow table ([`Router::set_holds_table`]: it
+//!   never received a complete table, no peer has received its table, and it has not
+//!   yet been master for [`HOLD_MDIS`] × `Master_Down_Interval` without hearing another
+//!   master) advertises and defends [`HELD_OFF_PRIORITY`] instead of its priority. (A
+//!   node that has carried the traffic alone that long holds the only table there is.) So when a node that
+//!   restarted empty becomes master because it heard no advert in its first
+//!   `Master_Down_Interval` (a master it could not hear yet, a loaded machine), the
+//!   master that holds the flows keeps the traffic when the two hear each other, however
+//!   their priorities compare; the empty one yields, synchronises, then preempts as
+//!   usual. It is visible on the wire (keepalived sees priority 1), so with a peer that
+//!   sends no flows (keepalived) the hold-off must be off.
 //! - **Admin** [`Router::promote`] runs with priority 254 (above every non-owner) and
 //!   takes over at once; [`Router::demote`] runs with priority 1 and, if master, releases
 //!   with a priority-0 advert; [`Router::clear_admin`] returns to the configured priority.
@@ -96,6 +108,12 @@ pub const RELEASE_PRIORITY: u8 = 0;
 pub const PROMOTED_PRIORITY: u8 = 254;
 /// Priority while demoted by the operator.
 pub const DEMOTED_PRIORITY: u8 = 1;
+/// The priority a master advertises and defends while it does not hold the group's flow
+/// table (hold-off on; see the module docs).
+pub const HELD_OFF_PRIORITY: u8 = 1;
+/// A held-off master that hears no other master for this many of its
+/// `Master_Down_Interval`s holds the table from then on (see the module docs).
+pub const HOLD_MDIS: u64 = 3;
 /// Largest advert interval, centiseconds (12 bits).
 pub const MAX_INTERVAL_CS: u16 = 0x0fff;
 /// Longest advert frame: Ethernet, IPv4, VRRP with [`MAX_ADDRESSES`].
@@ -419,6 +437,18 @@ impl RouterConfig {
     }
 }
 
+/// What [`Router::reconfigure`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Reconfigure {
+    /// The settings were the same.
+    Unchanged,
+    /// In effect now.
+    Applied,
+    /// A new VRID or primary address while master: nothing changed.
+    Refused,
+}
+
 /// Why an advert was not used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -506,6 +536,10 @@ pub struct Router {
     role: Role,
     admin_priority: Option<u8>,
     synced: bool,
+    /// Whether this node holds the group's flow table (see [`Router::set_holds_table`]).
+    holds_table: bool,
+    /// While master: since when, or since the last advert of another master heard.
+    master_since: u64,
     /// `Master_Adver_Interval`, centiseconds.
     master_adver_cs: u16,
     /// Adver_Timer (master) or Master_Down_Timer (backup), ms.
@@ -534,6 +568,8 @@ impl Router {
             role: Role::Initialize,
             admin_priority: None,
             synced: false,
+            holds_table: false,
+            master_since: 0,
             master_adver_cs: interval,
             deadline: None,
             advert_pending: None,
@@ -565,6 +601,22 @@ impl Router {
     /// Whether the node counts as synchronised for preemption.
     pub fn synced(&self) -> bool {
         self.synced || !self.config.hold_preempt_until_synced
+    }
+
+    /// Whether the node counts as holding the group's flow table: synchronised now, or
+    /// told so by [`Router::set_holds_table`] (or the hold-off is off).
+    pub fn holds_table(&self) -> bool {
+        self.holds_table || self.synced()
+    }
+
+    /// The priority a master advertises and compares adverts with: the priority in use,
+    /// or [`HELD_OFF_PRIORITY`] while it does not hold the flow table (module docs).
+    pub fn master_priority(&self) -> u8 {
+        if self.holds_table() {
+            self.priority()
+        } else {
+            HELD_OFF_PRIORITY.min(self.priority())
+        }
     }
 
     /// `Master_Adver_Interval` in ms (learned from the master while backup).
@@ -638,7 +690,8 @@ impl Router {
     }
 
     fn become_master(&mut self, now: u64, cause: Cause) {
-        self.advert_pending = Some(self.priority());
+        self.master_since = now;
+        self.advert_pending = Some(self.master_priority());
         self.garp_next = 0;
         self.master_adver_cs = self.config.advert_interval_cs;
         self.deadline = Some(now + u64::from(self.config.advert_interval_cs) * 10);
@@ -698,17 +751,85 @@ impl Router {
     pub fn clear_admin(&mut self, now: u64) {
         self.admin_priority = None;
         if self.role == Role::Master {
-            self.advert_pending = Some(self.priority());
+            self.advert_pending = Some(self.master_priority());
             self.deadline = Some(now + u64::from(self.config.advert_interval_cs) * 10);
         }
+    }
+
+    /// New settings while running (a config push): priority, preemption, the hold-off,
+    /// the advert interval and the addresses take effect at once. A master advertises
+    /// the new priority and interval now, and announces added addresses with gratuitous
+    /// ARPs. A new VRID or primary address makes this a different router: it is refused
+    /// while master ([`Reconfigure::Refused`]; demote first); otherwise the router
+    /// starts over as a backup of the new group.
+    pub fn reconfigure(&mut self, now: u64, mut config: RouterConfig) -> Reconfigure {
+        config.vrid = config.vrid.max(1);
+        config.priority = config.priority.max(1);
+        config.advert_interval_cs = config.advert_interval_cs.clamp(1, MAX_INTERVAL_CS);
+        if config == self.config {
+            return Reconfigure::Unchanged;
+        }
+        let identity = config.vrid != self.config.vrid || config.primary != self.config.primary;
+        if identity && self.role == Role::Master {
+            return Reconfigure::Refused;
+        }
+        let advertised = self.master_priority();
+        let interval = config.advert_interval_cs != self.config.advert_interval_cs;
+        let added = config
+            .addresses
+            .iter()
+            .any(|a| !self.config.addresses.contains(a));
+        self.config = config;
+        match self.role {
+            Role::Master => {
+                if interval || self.master_priority() != advertised {
+                    self.master_adver_cs = self.config.advert_interval_cs;
+                    self.advert_pending = Some(self.master_priority());
+                    self.deadline = Some(now + u64::from(self.config.advert_interval_cs) * 10);
+                }
+                if added {
+                    self.garp_next = 0;
+                }
+            }
+            Role::Backup if identity => {
+                // Another group: nothing heard from it yet.
+                self.master = None;
+                self.master_priority = 0;
+                self.last_advert_at = None;
+                self.master_adver_cs = self.config.advert_interval_cs;
+                self.deadline = Some(now + self.master_down_interval_ms());
+            }
+            Role::Backup | Role::Initialize => {}
+        }
+        Reconfigure::Applied
     }
 
     /// Fulcrum's hold-off: whether the flow table is synchronised with the master's.
     /// A held-off owner backup takes over as soon as it is synchronised.
     pub fn set_synced(&mut self, now: u64, synced: bool) {
+        let advertised = self.master_priority();
         self.synced = synced;
         if synced && self.role == Role::Backup && self.priority() == OWNER_PRIORITY {
             self.become_master(now, Cause::Owner);
+        }
+        self.readvertise(now, advertised);
+    }
+
+    /// Fulcrum's split-brain rule: whether this node holds the group's flow table (it
+    /// received a complete table, or a peer acknowledged its complete table; the runner
+    /// clears it when a snapshot starts replacing the table). A master that does not
+    /// advertises [`HELD_OFF_PRIORITY`] (module docs).
+    pub fn set_holds_table(&mut self, now: u64, holds: bool) {
+        let advertised = self.master_priority();
+        self.holds_table = holds;
+        self.readvertise(now, advertised);
+    }
+
+    /// A master whose advertised priority changed says so at once.
+    fn readvertise(&mut self, now: u64, before: u8) {
+        if self.role == Role::Master && self.master_priority() != before {
+            self.advert_pending = Some(self.master_priority());
+            self.deadline = Some(now + u64::from(self.config.advert_interval_cs) * 10);
         }
     }
 
@@ -722,7 +843,13 @@ impl Router {
         }
         match self.role {
             Role::Master => {
-                self.advert_pending = Some(self.priority());
+                if !self.holds_table()
+                    && now >= self.master_since + HOLD_MDIS * self.master_down_interval_ms()
+                {
+                    // Master alone for that long: the only table there is.
+                    self.holds_table = true;
+                }
+                self.advert_pending = Some(self.master_priority());
                 self.deadline = Some(now + u64::from(self.config.advert_interval_cs) * 10);
             }
             Role::Backup => self.become_master(now, Cause::MasterDown),
@@ -809,6 +936,11 @@ impl Router {
                 }
             }
             Role::Master => {
+                let mine = self.master_priority();
+                if priority != RELEASE_PRIORITY {
+                    // Not alone: the hold time starts again.
+                    self.master_since = now;
+                }
                 if priority == RELEASE_PRIORITY {
                     self.stats.releases_heard = self.stats.releases_heard.wrapping_add(1);
                     self.advert_pending = Some(mine);
@@ -1077,6 +1209,80 @@ mod tests {
             addresses,
             hold_preempt_until_synced: false,
         })
+    }
+
+    /// The advertised priority of the next advert `r` sends.
+    fn advertised(r: &mut Router) -> u8 {
+        let mut buf = [0u8; MAX_ADVERT_FRAME];
+        let len = r.poll_transmit(&mut buf).expect("an advert");
+        let f = EthernetFrame::new_checked(&buf[..len]).unwrap();
+        let ip = Ipv4Packet::new_checked(f.payload()).unwrap();
+        Packet::new_checked(ip.payload()).unwrap().priority()
+    }
+
+    #[test]
+    fn a_master_without_the_flow_table_runs_held_off_and_yields_to_one_with_it() {
+        let mut r = router(200);
+        r.config.hold_preempt_until_synced = true;
+        r.startup(0);
+        // Nobody heard: master by Master_Down_Interval, but without the table.
+        r.handle_timeout(r.master_down_interval_ms());
+        assert_eq!(r.role(), Role::Master);
+        assert_eq!(r.master_priority(), HELD_OFF_PRIORITY);
+        assert_eq!(advertised(&mut r), HELD_OFF_PRIORITY);
+        // A master of priority 100 (HAND_BUILT) that holds the flows: yield to it.
+        assert_eq!(r.handle_advert(5_000, SRC, GROUP, 255, &HAND_BUILT), Ok(()));
+        assert_eq!(r.role(), Role::Backup);
+        // Synchronised: it preempts as usual (ignores the lower master), and as master
+        // it advertises and defends its own priority.
+        r.set_synced(5_001, true);
+        assert_eq!(
+            r.handle_advert(5_002, SRC, GROUP, 255, &HAND_BUILT),
+            Err(Discard::Lower)
+        );
+        r.handle_timeout(5_002 + r.master_down_interval_ms());
+        assert_eq!(r.role(), Role::Master);
+        assert_eq!(advertised(&mut r), 200);
+        assert_eq!(
+            r.handle_advert(9_000, SRC, GROUP, 255, &HAND_BUILT),
+            Err(Discard::Lower)
+        );
+        // Its peer synchronised from it: it keeps its priority when its own link from
+        // that peer is no longer in sync (the peer started over).
+        r.set_holds_table(9_001, true);
+        r.set_synced(9_001, false);
+        assert_eq!(r.master_priority(), 200);
+        // Told that its table is being replaced while master: held off again, and it
+        // says so at once.
+        r.set_holds_table(9_002, false);
+        assert_eq!(advertised(&mut r), HELD_OFF_PRIORITY);
+        // Master alone (no other master heard) for HOLD_MDIS Master_Down_Intervals: it
+        // carries the only table there is, and defends its priority.
+        let mut r = router(200);
+        r.config.hold_preempt_until_synced = true;
+        r.startup(0);
+        let mdi = r.master_down_interval_ms();
+        r.handle_timeout(mdi);
+        let hold = mdi + HOLD_MDIS * mdi;
+        // Checked at each advert: held off until the hold time, then its own priority.
+        loop {
+            let at = r.poll_timeout().unwrap();
+            r.handle_timeout(at);
+            let p = advertised(&mut r);
+            if at < hold {
+                assert_eq!(p, HELD_OFF_PRIORITY, "at {at}");
+            } else {
+                assert!(at < hold + r.master_adver_interval_ms());
+                assert_eq!(p, 200);
+                break;
+            }
+        }
+        assert!(r.holds_table());
+        // Without the hold-off (a keepalived peer), nothing of this applies.
+        let mut r = router(200);
+        r.startup(0);
+        r.handle_timeout(r.master_down_interval_ms());
+        assert_eq!(advertised(&mut r), 200);
     }
 
     #[test]

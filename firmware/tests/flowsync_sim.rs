@@ -4,6 +4,9 @@
 //! rejoin (the backup restarts mid-stream), a peer that falls too far behind, replays,
 //! the two replication modes, and the model's own tables on both ends.
 
+#[path = "common/ha.rs"]
+mod ha_common;
+
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -11,9 +14,9 @@ use fulcrum_firmware::flowsync::{
     Change, Link, LinkConfig, MAX_MESSAGE, PipelineSink, PipelineSource, QUEUE, ReplicaSink,
     ReplicaSource, SyncError, backup_of, group_bytes_per_flow,
 };
-use fulcrum_mgmt::envelope::Key;
 use fulcrum_model::flow::{FlowEntry, FlowKey, FlowState, StickyEntry};
 use fulcrum_model::ha::SyncMode;
+use ha_common::{config, key, pipeline, tcp_to};
 
 struct Rng(u64);
 impl Rng {
@@ -129,10 +132,6 @@ struct Net {
     delivered: usize,
     /// Every data message sent, for replay tests.
     captured: Vec<(u8, u8, Vec<u8>)>,
-}
-
-fn key() -> Key {
-    Key::new(b"fulcrum management key").unwrap()
 }
 
 fn link(node: u8, peer: u8, nodes: u8, mode: SyncMode, boot: u64) -> Link {
@@ -667,56 +666,12 @@ fn sync_throughput() {
 /// table, slot for slot.
 #[test]
 fn model_pipelines_end_with_equal_flow_tables() {
-    use fulcrum_model::compile::ControlPlane;
-    use fulcrum_model::config::Config;
-    use fulcrum_model::pipeline::{OUT_HEADROOM, Pipeline, Port, Storage};
+    use fulcrum_model::pipeline::{OUT_HEADROOM, Port};
 
-    let text = r#"
-[appliance]
-name = "edge"
-mac = "02:00:00:00:00:01"
-address = "10.0.0.2"
-snat_pool = ["10.0.0.250"]
-maglev_ring_size = 251
-flow_table = { sets = 256, ways = 4 }
-
-[[service]]
-name = "web"
-vip = "10.0.0.100"
-protocol = "tcp"
-port = 80
-mode = "fullnat"
-algorithm = "round_robin"
-sticky = true
-[service.health]
-kind = "none"
-[[service.backend]]
-name = "a"
-address = "10.0.1.11"
-mac = "02:00:00:00:01:11"
-[[service.backend]]
-name = "b"
-address = "10.0.1.12"
-mac = "02:00:00:00:01:12"
-"#;
-    let config: Config = toml::from_str(text).unwrap();
-    config.validate().unwrap();
-    let mut cp = ControlPlane::new();
-    cp.apply(&config).unwrap();
-    let mk = || {
-        Pipeline::new(Storage {
-            flows: Box::leak(vec![FlowEntry::default(); 1024].into_boxed_slice()),
-            flow_ways: 4,
-            sticky: Box::leak(vec![StickyEntry::default(); 256].into_boxed_slice()),
-            sticky_ways: 4,
-            ring_active: Box::leak(vec![0u16; 251 * 16].into_boxed_slice()),
-            ring_shadow: Box::leak(vec![0u16; 251 * 16].into_boxed_slice()),
-        })
-    };
-    let (mut master, mut backup) = (mk(), mk());
-    let mut scratch = vec![0u16; 251];
-    cp.write_all(&mut master, &mut scratch).unwrap();
-    cp.write_all(&mut backup, &mut scratch).unwrap();
+    // The HA tests' full-NAT service (its `[appliance.ha]` plays no part here) in a
+    // 1,024-slot table: 2 new flows a millisecond displace older ones.
+    let config = config(0, 200);
+    let (mut master, mut backup) = (pipeline(&config, 1024), pipeline(&config, 1024));
 
     let mut tx = link(0, 1, 2, SyncMode::AllToAll, 1);
     let mut rx = link(1, 0, 2, SyncMode::AllToAll, 1);
@@ -729,9 +684,11 @@ mac = "02:00:00:00:01:12"
         // New clients (SYNs), some displacing older flows; quiet for the last second so
         // everything drains.
         for _ in 0..if now < 2_000 { 2 } else { 0 } {
-            let frame = syn(
+            let frame = tcp_to(
                 [198, 51, 100, rng.below(200) as u8],
                 1024 + rng.below(60_000) as u16,
+                [2, 0, 0, 0, 0, 1],
+                true,
             );
             let before: Vec<FlowEntry> = master.flow_table().slots().to_vec();
             master.process(now, &frame, Port::Network, &mut frame_out);
@@ -805,52 +762,6 @@ mac = "02:00:00:00:01:12"
         );
     }
     assert_eq!(master.active_flows(), backup.active_flows());
-}
-
-fn syn(src: [u8; 4], port: u16) -> Vec<u8> {
-    use smoltcp::phy::ChecksumCapabilities;
-    use smoltcp::wire::*;
-    let tcp = TcpRepr {
-        src_port: port,
-        dst_port: 80,
-        control: TcpControl::Syn,
-        seq_number: TcpSeqNumber(1),
-        ack_number: None,
-        window_len: 1000,
-        window_scale: None,
-        max_seg_size: None,
-        sack_permitted: false,
-        sack_ranges: [None; 3],
-        timestamp: None,
-        payload: &[],
-    };
-    let src = Ipv4Address::from(src);
-    let dst = Ipv4Address::new(10, 0, 0, 100);
-    let ip = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        next_header: IpProtocol::Tcp,
-        payload_len: tcp.buffer_len(),
-        hop_limit: 64,
-    };
-    let eth = EthernetRepr {
-        src_addr: EthernetAddress([2, 0xc0, 0, 0, 0, 1]),
-        dst_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
-        ethertype: EthernetProtocol::Ipv4,
-    };
-    let mut out = vec![0u8; 14 + 20 + tcp.buffer_len()];
-    let mut f = EthernetFrame::new_unchecked(&mut out[..]);
-    eth.emit(&mut f);
-    let mut p = Ipv4Packet::new_unchecked(f.payload_mut());
-    ip.emit(&mut p, &ChecksumCapabilities::default());
-    let mut t = TcpPacket::new_unchecked(p.payload_mut());
-    tcp.emit(
-        &mut t,
-        &IpAddress::Ipv4(src),
-        &IpAddress::Ipv4(dst),
-        &ChecksumCapabilities::default(),
-    );
-    out
 }
 
 #[test]

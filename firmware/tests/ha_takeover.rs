@@ -8,71 +8,16 @@
 //! This is what the runners will do on the board and in the simulated board (next step);
 //! here the "network" is a list of messages with a 1 ms delay.
 
-use std::net::Ipv4Addr;
+#[path = "common/ha.rs"]
+mod ha_common;
 
 use fulcrum_firmware::flowsync::{
     Change, Link, LinkConfig, MAX_MESSAGE, PipelineSink, PipelineSource, node_ids,
 };
 use fulcrum_firmware::vrrp::{MAX_ADVERT_FRAME, Role, Router, RouterConfig};
-use fulcrum_mgmt::envelope::Key;
-use fulcrum_model::compile::ControlPlane;
-use fulcrum_model::config::Config;
 use fulcrum_model::flow::{FlowEntry, StickyEntry};
-use fulcrum_model::pipeline::{Action, OUT_HEADROOM, Pipeline, Port, Storage};
-use smoltcp::phy::ChecksumCapabilities;
-use smoltcp::wire::*;
-
-const CONFIG: &str = r#"
-[appliance]
-name = "NAME"
-mac = "02:00:00:00:00:01"
-address = "ADDRESS"
-snat_pool = ["10.0.0.250"]
-maglev_ring_size = 251
-flow_table = { sets = 2048, ways = 4 }
-
-[appliance.ha]
-vrid = 42
-priority = PRIORITY
-advert_interval = "10ms"
-peers = ["PEER"]
-
-[[service]]
-name = "web"
-vip = "10.0.0.100"
-protocol = "tcp"
-port = 80
-mode = "fullnat"
-algorithm = "round_robin"
-sticky = true
-[service.health]
-kind = "none"
-[[service.backend]]
-name = "a"
-address = "10.0.1.11"
-mac = "02:00:00:00:01:11"
-[[service.backend]]
-name = "b"
-address = "10.0.1.12"
-mac = "02:00:00:00:01:12"
-[[service.backend]]
-name = "c"
-address = "10.0.1.13"
-mac = "02:00:00:00:01:13"
-"#;
-
-const ADDRS: [Ipv4Addr; 2] = [Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 3)];
-
-fn config(i: usize, priority: u8) -> Config {
-    let text = CONFIG
-        .replace("NAME", &format!("edge-{i}"))
-        .replace("ADDRESS", &ADDRS[i].to_string())
-        .replace("PEER", &ADDRS[1 - i].to_string())
-        .replace("PRIORITY", &priority.to_string());
-    let c: Config = toml::from_str(&text).unwrap();
-    c.validate().unwrap();
-    c
-}
+use fulcrum_model::pipeline::{Action, OUT_HEADROOM, Pipeline, Port};
+use ha_common::{Connection, config, key, mapping, pipeline, tcp};
 
 struct Appliance {
     router: Router,
@@ -82,21 +27,12 @@ struct Appliance {
     alive: bool,
     became_master: Vec<u64>,
     synced_at: Option<u64>,
+    holds_table: bool,
 }
 
 fn appliance(i: usize, priority: u8, boot: u64) -> Appliance {
     let c = config(i, priority);
-    let mut cp = ControlPlane::new();
-    cp.apply(&c).unwrap();
-    let mut pipeline = Pipeline::new(Storage {
-        flows: Box::leak(vec![FlowEntry::default(); 8192].into_boxed_slice()),
-        flow_ways: 4,
-        sticky: Box::leak(vec![StickyEntry::default(); 256].into_boxed_slice()),
-        sticky_ways: 4,
-        ring_active: Box::leak(vec![0u16; 251 * 16].into_boxed_slice()),
-        ring_shadow: Box::leak(vec![0u16; 251 * 16].into_boxed_slice()),
-    });
-    cp.write_all(&mut pipeline, &mut vec![0u16; 251]).unwrap();
+    let pipeline = pipeline(&c, 8192);
     let ha = c.appliance.ha.as_ref().unwrap();
     let (node, peers) = node_ids(c.appliance.address, &ha.peers).unwrap();
     let mut link = Link::new(
@@ -109,7 +45,7 @@ fn appliance(i: usize, priority: u8, boot: u64) -> Appliance {
             hello_ms: 20,
             keepalive_ms: 50,
         },
-        Key::new(b"management key").unwrap(),
+        key(),
         boot * 1000 + i as u64,
         boot * 7777 + i as u64,
     );
@@ -122,72 +58,9 @@ fn appliance(i: usize, priority: u8, boot: u64) -> Appliance {
         alive: true,
         became_master: Vec::new(),
         synced_at: None,
+        holds_table: false,
     }
 }
-
-fn tcp(client: u8, port: u16, syn: bool) -> Vec<u8> {
-    let tcp = TcpRepr {
-        src_port: port,
-        dst_port: 80,
-        control: if syn {
-            TcpControl::Syn
-        } else {
-            TcpControl::None
-        },
-        seq_number: TcpSeqNumber(1),
-        ack_number: (!syn).then_some(TcpSeqNumber(1)),
-        window_len: 1000,
-        window_scale: None,
-        max_seg_size: None,
-        sack_permitted: false,
-        sack_ranges: [None; 3],
-        timestamp: None,
-        payload: &[],
-    };
-    let src = Ipv4Address::new(198, 51, 100, client);
-    let dst = Ipv4Address::new(10, 0, 0, 100);
-    let ip = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        next_header: IpProtocol::Tcp,
-        payload_len: tcp.buffer_len(),
-        hop_limit: 64,
-    };
-    let eth = EthernetRepr {
-        src_addr: EthernetAddress([2, 0xc0, 0, 0, 0, client]),
-        dst_addr: EthernetAddress([0, 0, 0x5e, 0, 1, 42]),
-        ethertype: EthernetProtocol::Ipv4,
-    };
-    let mut out = vec![0u8; 14 + 20 + tcp.buffer_len()];
-    let mut f = EthernetFrame::new_unchecked(&mut out[..]);
-    eth.emit(&mut f);
-    let mut p = Ipv4Packet::new_unchecked(f.payload_mut());
-    ip.emit(&mut p, &ChecksumCapabilities::default());
-    let mut t = TcpPacket::new_unchecked(p.payload_mut());
-    tcp.emit(
-        &mut t,
-        &IpAddress::Ipv4(src),
-        &IpAddress::Ipv4(dst),
-        &ChecksumCapabilities::default(),
-    );
-    out
-}
-
-/// (backend, rewritten source endpoint) of a forwarded frame.
-fn mapping(v: Action, out: &[u8]) -> Option<(u16, [u8; 6])> {
-    let Action::ToBackend { backend, .. } = v else {
-        return None;
-    };
-    let ip = Ipv4Packet::new_checked(&out[14..]).ok()?;
-    let t = TcpPacket::new_checked(ip.payload()).ok()?;
-    let mut src = [0u8; 6];
-    src[..4].copy_from_slice(&ip.src_addr().octets());
-    src[4..].copy_from_slice(&t.src_port().to_be_bytes());
-    Some((backend, src))
-}
-
-/// (client, port), (backend, NAT source endpoint) as first seen, opened at (ms).
-type Connection = ((u8, u16), (u16, [u8; 6]), u64);
 
 struct World {
     nodes: Vec<Appliance>,
@@ -350,6 +223,10 @@ impl World {
                 n.synced_at = Some(now);
             }
             n.router.set_synced(now, n.link.synced());
+            // As `Ha` does: the node holds the group's table once it received the peer's
+            // or the peer acknowledged its own (a fresh node holds nothing).
+            n.holds_table |= n.link.synced() || n.link.peer_synced();
+            n.router.set_holds_table(now, n.holds_table);
             n.router.handle_timeout(now);
             n.link.handle_timeout(now);
             while let Some(change) = n.router.poll_event() {

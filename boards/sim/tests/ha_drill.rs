@@ -149,8 +149,8 @@ fn synced(b: &Board) -> bool {
         .any(|(_, l)| l.synced())
 }
 
-/// Role changes to master in the board's event log.
-fn became_master(b: &Board) -> usize {
+/// When the board became master (event log times, ms).
+fn master_times(b: &Board) -> Vec<u64> {
     let app = b.app.borrow();
     let page = app.events().page(0);
     page.events
@@ -159,12 +159,26 @@ fn became_master(b: &Board) -> usize {
             matches!(
                 e.kind,
                 EventKind::HaRoleChanged {
-                    to: fulcrum_mgmt::ha::HaRole::Master,
+                    to: HaRole::Master,
                     ..
                 }
             )
         })
+        .map(|e| e.at_ms)
+        .collect()
+}
+
+/// Role changes to master at times in `from..to`.
+fn became_master_between(b: &Board, from: u64, to: u64) -> usize {
+    master_times(b)
+        .iter()
+        .filter(|&&t| t >= from && t < to)
         .count()
+}
+
+/// Role changes to master in the board's event log.
+fn became_master(b: &Board) -> usize {
+    master_times(b).len()
 }
 
 #[derive(Default)]
@@ -179,6 +193,9 @@ struct Tally {
     short_ok: u64,
     /// Short connections that failed.
     short_failed: Vec<String>,
+    /// The flow keys (client, client port, VIP) of the failed short connections, to
+    /// look them up in both appliances' tables when the drill reports.
+    failed_keys: Vec<(Ipv4Addr, u16, Ipv4Addr)>,
     /// Short connections of a sticky client answered by another backend.
     sticky_moved: Vec<String>,
     /// Each (client, VIP)'s backend for short connections.
@@ -277,6 +294,7 @@ async fn short_connections(
         })
         .await;
         let at = t0.elapsed().as_millis();
+        let failed = !matches!(result, Ok(Ok(_)));
         {
             let mut t = tally.borrow_mut();
             match result {
@@ -294,12 +312,22 @@ async fn short_connections(
                         Some(_) => {}
                     }
                 }
-                Ok(Err(e)) => t
-                    .short_failed
-                    .push(format!("{at} ms: client {client} {vip}: {e}")),
-                Err(_) => t
-                    .short_failed
-                    .push(format!("{at} ms: client {client} {vip}: no answer in 8 s")),
+                Ok(Err(e)) => t.short_failed.push(format!(
+                    "{at} ms: client {client} {vip} (from {:?}, {}): {e}",
+                    socket.local_endpoint(),
+                    socket.state()
+                )),
+                Err(_) => t.short_failed.push(format!(
+                    "{at} ms: client {client} {vip} (from {:?}, {}): no answer in 8 s",
+                    socket.local_endpoint(),
+                    socket.state()
+                )),
+            }
+            if failed
+                && let Some(ep) = socket.local_endpoint()
+                && let embassy_net::IpAddress::Ipv4(a) = ep.addr
+            {
+                t.failed_keys.push((a, ep.port, vip));
             }
         }
         socket.close();
@@ -510,43 +538,55 @@ async fn drill() {
     )
     .unwrap();
     let restart_ms = fulcrum_firmware::net::now_ms();
+    // (Master with the table: not a held-off blip.)
     let retook = until(5_000, || {
-        role(&a2) == Role::Master && role(&b) == Role::Backup
+        role(&a2) == Role::Master
+            && role(&b) == Role::Backup
+            && a2.ha.unwrap().borrow().holds_table()
     })
     .await
     .expect("the old master did not take over again within 5 s");
-    // The order is in the restarted appliance's own event log.
-    let (synced_at, master_at) = {
+    // The order is in the event logs (one clock for both appliances).
+    let synced_at = {
         let app = a2.app.borrow();
         let page = app.events().page(0);
-        let find = |f: &dyn Fn(&EventKind) -> bool| {
-            page.events
-                .iter()
-                .find(|e| f(&e.kind))
-                .map(|e| (e.seq, e.at_ms))
-        };
-        (
-            find(&|k| matches!(k, EventKind::HaSynced { .. })).expect("HaSynced logged"),
-            find(&|k| {
-                matches!(
-                    k,
+        page.events
+            .iter()
+            .find(|e| matches!(e.kind, EventKind::HaSynced { .. }))
+            .map(|e| e.at_ms)
+            .expect("HaSynced logged")
+    };
+    let a2_blips = became_master_between(&a2, 0, synced_at);
+    let master_at = master_times(&a2)
+        .into_iter()
+        .find(|&t| t >= synced_at)
+        .expect("master after it was synchronised");
+    println!(
+        "rejoin: synchronised {} ms after restart, master {} ms after restart (seen by the test after {retook} ms); {a2_blips} held-off master blips before",
+        synced_at.saturating_sub(restart_ms),
+        master_at.saturating_sub(restart_ms)
+    );
+    // A restarted node that heard no advert in its first Master_Down_Interval may be
+    // master before it is synchronised, but only held off (priority 1): edge-1, which
+    // holds the flows, must not have yielded to it.
+    let yielded_early = {
+        let app = b.app.borrow();
+        app.events().page(0).events.iter().any(|e| {
+            e.at_ms >= restart_ms
+                && e.at_ms < synced_at
+                && matches!(
+                    e.kind,
                     EventKind::HaRoleChanged {
-                        to: fulcrum_mgmt::ha::HaRole::Master,
+                        from: HaRole::Master,
+                        to: HaRole::Backup,
                         ..
                     }
                 )
-            })
-            .expect("became master"),
-        )
+        })
     };
-    println!(
-        "rejoin: synchronised {} ms after restart, master {} ms after restart (seen by the test after {retook} ms)",
-        synced_at.1.saturating_sub(restart_ms),
-        master_at.1.saturating_sub(restart_ms)
-    );
     assert!(
-        synced_at.0 < master_at.0,
-        "preempted before it was synchronised"
+        !yielded_early,
+        "edge-1 yielded before edge-0 was synchronised"
     );
     Timer::after_millis(1_500).await;
 
@@ -591,6 +631,32 @@ async fn drill() {
                 }
             }
         }
+        // Where the failed connections' flows are (slot = full-NAT port), if anywhere.
+        for (client, port, vip) in &t.failed_keys {
+            for (name, board) in [("edge-0 (restarted)", &a2), ("edge-1", &b)] {
+                let fpga = board.fpga.borrow();
+                let flows = fpga.pipeline().flow_table().slots();
+                let found: Vec<String> = flows
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, e)| {
+                        e.valid
+                            && e.key.src == client.octets()
+                            && e.key.src_port == *port
+                            && e.key.dst == vip.octets()
+                    })
+                    .map(|(slot, e)| {
+                        format!(
+                            "slot {slot} backend {} {:?} last seen {}",
+                            e.backend,
+                            e.state,
+                            (fulcrum_firmware::net::now_ms() as u32).wrapping_sub(e.last_seen)
+                        )
+                    })
+                    .collect();
+                println!("  {client}:{port} -> {vip} on {name}: {found:?} (ms ago)");
+            }
+        }
         for (name, board) in [("edge-0 (restarted)", &a2), ("edge-1", &b)] {
             let fpga = board.fpga.borrow();
             let c = fpga.counters();
@@ -601,6 +667,22 @@ async fn drill() {
                 .map(|(r, n)| format!("{} {n}", r.name()))
                 .collect();
             println!("  {name} data path drops: {}", drops.join(", "));
+            drop(fpga);
+            // Replicas the data path refused (a master keeps its own flows), and what
+            // each link applied, retransmitted, refused.
+            let status = board
+                .app
+                .borrow_mut()
+                .ha_status(fulcrum_firmware::net::now_ms());
+            println!(
+                "  {name} replicas refused {}; links: {:?}",
+                status.install_refused,
+                status
+                    .peers
+                    .iter()
+                    .map(|p| (p.records_applied, p.retransmitted, p.refused, p.resyncs))
+                    .collect::<Vec<_>>()
+            );
         }
         assert!(t.long_broken.is_empty(), "long-lived connections broke");
         assert!(t.long_moved.is_empty(), "long-lived connections moved");
@@ -608,9 +690,15 @@ async fn drill() {
         assert!(t.short_failed.is_empty(), "short connections failed");
     }
 
-    // No flapping: one takeover by the backup, one by the restarted master.
-    let (a2_masters, b_masters) = (became_master(&a2), became_master(&b));
-    println!("became master: restarted edge-0 {a2_masters}x, edge-1 {b_masters}x");
+    // No flapping: one takeover by the backup, one by the restarted master once it held
+    // the table.
+    let (a2_masters, b_masters) = (
+        became_master_between(&a2, synced_at, u64::MAX),
+        became_master(&b),
+    );
+    println!(
+        "became master: restarted edge-0 {a2_masters}x once synchronised ({a2_blips}x held off before), edge-1 {b_masters}x"
+    );
     assert_eq!(a2_masters, 1);
     assert_eq!(b_masters, 1);
     assert_eq!(role(&a2), Role::Master);
@@ -656,7 +744,7 @@ async fn drill() {
     };
     assert!(yielded, "edge-1 did not yield to the better master");
     assert_eq!(
-        became_master(&a2),
+        became_master_between(&a2, synced_at, u64::MAX),
         1,
         "the higher-priority master never let go"
     );

@@ -146,6 +146,12 @@ async fn rate() {
         assert!(start_wait.elapsed().as_secs() < 5, "no master");
         Timer::after_millis(1).await;
     }
+    // A master that has carried the traffic alone (it holds the only table: see
+    // `vrrp`, "A master without the flow table yields to one with it").
+    while !a.ha.unwrap().borrow().holds_table() {
+        assert!(start_wait.elapsed().as_secs() < 5, "no table holder");
+        Timer::after_millis(1).await;
+    }
     let now = fulcrum_firmware::net::now_ms() as u32;
     let loaded = preload(&a, now);
 

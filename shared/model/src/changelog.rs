@@ -30,7 +30,7 @@
 //! | 0x064 | `STICKY_READ` | w | copies persistence slot `value` into `RECORD` (kind 0 when free) |
 //! | 0x065 | `FLOW_SLOTS` | r | flow-table capacity |
 //! | 0x066 | `STICKY_SLOTS` | r | persistence-table capacity |
-//! | 0x067 | `INSTALL` | w | applies the record in `RECORD` to the tables (a replica); value ignored |
+//! | 0x067 | `INSTALL` | w | applies the record in `RECORD` to the tables (a replica); value bit 0 = **keep own**: a flow is not written over a slot that holds another flow, and flow removals are ignored (what a master does with a peer's records: its own flows win) |
 //! | 0x068 | `INSTALL_REFUSED` | r | replicas refused so far (wrong set, bad slot, full table) |
 //! | 0x069 | `VMAC_FILTER` | rw | the Ethernet MAC filter (before the pipeline): bit 8 accepts frames to the VRRP virtual MAC `00:00:5e:00:01:VRID`, bits 7:0 the VRID; other virtual MACs are always dropped. The MCU sets it while master only |
 //! | 0x070–0x077 | `RECORD[0..8]` | rw | one record, encoded by [`encode`] |
@@ -388,7 +388,7 @@ impl ChangeRegisters {
                     _ => [0; RECORD_WORDS],
                 };
             }
-            addr::INSTALL if !self.install(pipeline, now_ms) => {
+            addr::INSTALL if !self.install(pipeline, now_ms, v & 1 != 0) => {
                 self.refused = self.refused.wrapping_add(1);
             }
             a if (addr::RECORD..addr::RECORD + RECORD_WORDS as u16).contains(&a) => {
@@ -398,9 +398,19 @@ impl ChangeRegisters {
         }
     }
 
-    fn install(&mut self, p: &mut crate::pipeline::Pipeline<'_>, now_ms: u64) -> bool {
+    fn install(&mut self, p: &mut crate::pipeline::Pipeline<'_>, now_ms: u64, keep: bool) -> bool {
         match decode(&self.record) {
-            Some(TableChange::Flow { slot, entry }) => p.install_flow(slot as usize, entry).is_ok(),
+            Some(TableChange::Flow { slot, entry }) => {
+                let other = p
+                    .flow_table()
+                    .get(slot as usize)
+                    .is_some_and(|e| e.valid && e.key != entry.key);
+                if keep && other {
+                    return false;
+                }
+                p.install_flow(slot as usize, entry).is_ok()
+            }
+            Some(TableChange::FlowRemoved { .. }) if keep => true,
             Some(TableChange::FlowRemoved { key, .. }) => {
                 p.remove_flow(&key);
                 true

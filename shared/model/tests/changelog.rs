@@ -161,3 +161,79 @@ fn a_full_log_says_so_and_nothing_is_logged_while_off() {
     regs.write32(&mut p, 2, addr::CHANGE_CTRL, 0);
     assert_eq!(regs.read32(&p, addr::CHANGE_STATUS), 0);
 }
+
+/// `INSTALL` with bit 0 ("keep own", what a master does with a peer's records): a
+/// record never replaces another flow in its slot, nor removes one; the same flow is
+/// still updated. Without the bit the record wins, as on a backup.
+#[test]
+fn keep_own_installs_never_replace_or_remove_another_flow() {
+    let c =
+        config(&one_service("fullnat", "round_robin", "", 2).replace("sets = 1024", "sets = 16"));
+    let mut cp = ControlPlane::new();
+    cp.apply(&c).unwrap();
+    let mut o = Owned::for_config(&c);
+    let mut p = o.pipeline();
+    program(&mut p, &cp);
+    let mut regs = ChangeRegisters::new();
+    let vip = (ip(10, 0, 0, 100), 80);
+    // Flows until two share a set (16 sets × 4 ways): `mine` in way 0 of it.
+    let mut by_set: std::collections::HashMap<usize, usize> = Default::default();
+    let mut pair = None;
+    for port in 0..64u16 {
+        send(
+            &mut p,
+            1,
+            &tcp((ip(198, 51, 100, 1), 1_000 + port), vip, SYN),
+        );
+        for (slot, e) in p.flow_table().slots().iter().enumerate() {
+            if e.valid && e.key.src_port == 1_000 + port {
+                if let Some(&other) = by_set.get(&(slot / 4)) {
+                    pair = Some((other, slot));
+                }
+                by_set.insert(slot / 4, slot);
+            }
+        }
+        if pair.is_some() {
+            break;
+        }
+    }
+    let (mine_slot, theirs_slot) = pair.expect("two flows in one set");
+    let mine = p.flow_table().slots()[mine_slot];
+    let theirs = p.flow_table().slots()[theirs_slot];
+    let mut install = |p: &mut Pipeline<'_>, change: &changelog::TableChange, keep: bool| {
+        for (i, w) in changelog::encode(change).iter().enumerate() {
+            regs.write32(p, 2, addr::RECORD + i as u16, *w);
+        }
+        regs.write32(p, 2, addr::INSTALL, u32::from(keep));
+        regs.read32(p, addr::INSTALL_REFUSED)
+    };
+    // A peer's flow aimed at the slot of one of ours: refused with "keep own".
+    let over = changelog::TableChange::Flow {
+        slot: mine_slot as u32,
+        entry: theirs,
+    };
+    assert_eq!(install(&mut p, &over, true), 1);
+    assert_eq!(p.flow_table().slots()[mine_slot], mine);
+    assert_eq!(p.flow_table().slots()[theirs_slot], theirs);
+    // Removals are ignored.
+    let remove = changelog::TableChange::FlowRemoved {
+        slot: mine_slot as u32,
+        key: mine.key,
+    };
+    assert_eq!(install(&mut p, &remove, true), 1);
+    assert_eq!(p.flow_table().slots()[mine_slot], mine);
+    // The same flow is updated.
+    let mut newer = mine;
+    newer.state = fulcrum_model::flow::FlowState::Established;
+    let same = changelog::TableChange::Flow {
+        slot: mine_slot as u32,
+        entry: newer,
+    };
+    assert_eq!(install(&mut p, &same, true), 1);
+    assert_eq!(p.flow_table().slots()[mine_slot].state, newer.state);
+    // Without the bit (a backup), the record wins: the slot takes the peer's flow and
+    // the other copy of its key goes.
+    assert_eq!(install(&mut p, &over, false), 1);
+    assert_eq!(p.flow_table().slots()[mine_slot].key, theirs.key);
+    assert!(!p.flow_table().slots()[theirs_slot].valid);
+}
