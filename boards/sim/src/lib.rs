@@ -13,6 +13,7 @@
 //! firmware's loops ([`fulcrum_firmware::net`]), the FPGA's forwarding loop
 //! ([`fpga::forward`]) and, in virtual mode, the switch and virtual hosts ([`vnet`]).
 
+pub mod ctrl_link;
 pub mod fpga;
 pub mod gateway;
 pub mod link;
@@ -156,9 +157,30 @@ pub fn random_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// How the MCU reaches the FPGA's registers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum McuLink {
+    /// A direct register bus (what SPI is on a board wired for it).
+    #[default]
+    Direct,
+    /// Control frames on the MCU's Ethernet link (the Colorlight pairing), losing frames
+    /// as `faults` says.
+    CtrlFrames(ctrl_link::CtrlFaults),
+}
+
 /// Boots the board with its network port on `network`; spawns its tasks on the current
 /// `LocalSet` and returns once the firmware has booted.
 pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Board> {
+    start_with(options, network, McuLink::Direct).map(|(board, _)| board)
+}
+
+/// [`start`], with the MCU reaching the FPGA over `mcu_link`; also returns the control
+/// frames' port and bridge with [`McuLink::CtrlFrames`].
+pub fn start_with(
+    options: BoardOptions,
+    network: NetworkPort,
+    mcu_link: McuLink,
+) -> anyhow::Result<(Board, Option<CtrlHandle>)> {
     std::fs::create_dir_all(&options.state_dir)
         .with_context(|| format!("creating state directory {}", options.state_dir.display()))?;
     let fpga = Fpga::new(options.geometry);
@@ -170,7 +192,23 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
     let store = FileStore::new(options.state_dir.join("config.bin"));
     let now = fw::now_ms();
     let state = leak(State::new());
-    let mut app = Appliance::new(FpgaBus::new(fpga.clone()), store, bufs, state, now);
+    // The MCU's Ethernet: a link to the FPGA's port 2 (with control frames, also the
+    // register bus; the MCU's MAC is set once the config is known).
+    let (mcu_end, fpga_mcu_end) = link();
+    let ctrl = match mcu_link {
+        McuLink::Direct => None,
+        McuLink::CtrlFrames(faults) => Some(ctrl_link::CtrlLink::new(
+            fpga.clone(),
+            mcu_end.clone(),
+            [0x02, 0, 0, 0, 0, 0],
+            faults,
+        )),
+    };
+    let bus = match &ctrl {
+        None => FpgaBus::new(fpga.clone()),
+        Some(c) => FpgaBus::via(fpga.clone(), Box::new(c.bus())),
+    };
+    let mut app = Appliance::new(bus, store, bufs, state, now);
     let staging = leak(Config::empty());
     let restored = app.boot(now, staging);
     if let Some(config) = options.config.clone()
@@ -197,11 +235,9 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
     let mac = config.appliance.mac.0;
     let app = Rc::new(RefCell::new(app));
 
-    // The MCU's Ethernet: a link to the FPGA's port 2, snooped for ARP.
-    let (mcu_end, fpga_mcu_end) = link();
+    // The MCU's Ethernet, snooped for ARP.
     let learned: &'static Learned = leak(RefCell::new(Neighbors::new()));
     learned.borrow_mut().set_own(address, mac);
-    let driver = Snoop::new(LinkDriver::new(mcu_end, mac), learned);
     let net_config = embassy_net::Config::ipv4_static(StaticConfigV4 {
         address: Ipv4Cidr::new(address, config.appliance.prefix),
         gateway: config.appliance.gateway,
@@ -210,9 +246,36 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
     let resources = leak(StackResources::<
         { PROBES + MANAGEMENT_CONNECTIONS + 2 * L7_WORKERS + 5 },
     >::new());
-    let (stack, mut runner) = embassy_net::new(driver, net_config, resources, random_u64());
     let mut mcu_tasks = Vec::new();
-    mcu_tasks.push(tokio::task::spawn_local(async move { runner.run().await }).abort_handle());
+    fn spawn_stack<D: embassy_net_driver::Driver + 'static>(
+        driver: D,
+        config: embassy_net::Config,
+        resources: &'static mut StackResources<
+            { PROBES + MANAGEMENT_CONNECTIONS + 2 * L7_WORKERS + 5 },
+        >,
+        tasks: &mut Vec<tokio::task::AbortHandle>,
+    ) -> Stack<'static> {
+        let (stack, mut runner) = embassy_net::new(driver, config, resources, random_u64());
+        tasks.push(tokio::task::spawn_local(async move { runner.run().await }).abort_handle());
+        stack
+    }
+    let (stack, ctrl) = match ctrl {
+        None => {
+            let driver = Snoop::new(LinkDriver::new(mcu_end, mac), learned);
+            let stack = spawn_stack(driver, net_config, resources, &mut mcu_tasks);
+            (stack, None)
+        }
+        Some(c) => {
+            c.set_mac(mac);
+            let handle = CtrlHandle {
+                port: c.port,
+                bridge: c.bridge.clone(),
+            };
+            let driver = Snoop::new(c.device(), learned);
+            let stack = spawn_stack(driver, net_config, resources, &mut mcu_tasks);
+            (stack, Some(handle))
+        }
+    };
     tokio::task::spawn_local(fpga::forward(fpga.clone(), fpga_mcu_end, network));
 
     let wake: &'static Wake = leak(Wake::new());
@@ -325,16 +388,27 @@ pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Boar
     } else {
         None
     };
-    Ok(Board {
-        app,
-        proxy,
-        fpga,
-        stack,
-        address,
-        serial_path,
-        ha,
-        mcu_tasks: McuHandle(Rc::new(mcu_tasks)),
-    })
+    Ok((
+        Board {
+            app,
+            proxy,
+            fpga,
+            stack,
+            address,
+            serial_path,
+            ha,
+            mcu_tasks: McuHandle(Rc::new(mcu_tasks)),
+        },
+        ctrl,
+    ))
+}
+
+/// The control-frame link of a board started with [`McuLink::CtrlFrames`].
+pub struct CtrlHandle {
+    /// The MCU's port: the bus's counters (`core().stats`) and the stash's.
+    pub port: &'static RefCell<ctrl_link::SimCtrlPort>,
+    /// The FPGA's bridge: what it answered.
+    pub bridge: Rc<RefCell<ctrl_link::Bridge>>,
 }
 
 /// The board's appliance lives for the whole process, as firmware statics do.
