@@ -109,9 +109,12 @@ const KEY: Option<&str> = option_env!("FULCRUM_KEY");
 const RECORD_BYTES: usize = HEADER + MAX_ENVELOPE;
 
 type Eth = Ethernet<'static, ETH, GenericPhy<Sma<'static, ETH_SMA>>>;
-/// Frames kept for embassy-net while the register bus waits for the FPGA's answer.
-#[cfg(not(feature = "spi-bus"))]
+/// Frames kept for embassy-net while the register bus waits for the FPGA's answer (2 in
+/// the `ha` and `filters` images, whose RAM is short: see README.md, "Stack").
+#[cfg(not(any(feature = "spi-bus", feature = "ha", feature = "filters")))]
 const CTRL_STASH: usize = 4;
+#[cfg(all(not(feature = "spi-bus"), any(feature = "ha", feature = "filters")))]
+const CTRL_STASH: usize = 2;
 #[cfg(not(feature = "spi-bus"))]
 type Port = CtrlPort<'static, Eth, CTRL_STASH>;
 #[cfg(not(feature = "spi-bus"))]
