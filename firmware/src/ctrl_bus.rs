@@ -85,7 +85,7 @@ pub enum CtrlBusError {
     /// The MAC took no frame for a whole timeout (no free transmit descriptor).
     TransmitBlocked,
     /// The bridge answered, but `ID` and `VERSION` are not this register map's: another
-    /// image is loaded in the FPGA.
+    /// image is loaded in the FPGA. Nothing is written to it; every exchange probes again.
     WrongFpga {
         /// `ID` as read.
         id: u32,
@@ -336,13 +336,19 @@ impl CtrlCore {
         self.flight = None;
         self.stats.responses += 1;
         if probe {
-            self.probed = true;
             let read = |i: usize| match self.results.get(i) {
                 Some(Op::Read { value, .. }) => *value,
                 _ => FAILED_READ,
             };
             let (id, version) = (read(0), read(1));
-            if id != regmap::ID || version != regmap::VERSION {
+            if id == regmap::ID && version == regmap::VERSION {
+                self.probed = true;
+            } else {
+                // Not our register map: nothing may be written to it. The batch fails,
+                // and the next exchange probes again.
+                self.batch.clear();
+                self.results.clear();
+                self.stats.failures += 1;
                 self.fail(CtrlBusError::WrongFpga { id, version });
             }
         }
@@ -584,6 +590,14 @@ mod tests {
             }
         );
         assert!(std::format!("{e}").contains("0x12345678 version 2 is not Fulcrum's register map"));
+        // nothing is written to a foreign register map: the batch failed, and the next
+        // exchange starts with the probe again
+        assert_eq!(regs.words[0x10], 7);
+        assert!(!c.has_work() && !c.probed());
+        assert_eq!(c.last_read(), FAILED_READ);
+        c.push(w(0x10, 1)).unwrap();
+        let again = CtrlFrame::parse(c.start(1).unwrap()).unwrap();
+        assert_eq!(again.ops().next(), Some(r(addr::ID)));
     }
 
     #[test]
