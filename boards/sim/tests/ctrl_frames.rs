@@ -1,14 +1,17 @@
 //! The simulated board with its MCU reaching the FPGA through control frames (EtherType
 //! 0x88B5 on the MCU's Ethernet link, `fulcrum_firmware::ctrl_bus`, answered by the FPGA's
 //! bridge, `ctrl_frame::Responder`), as on the Colorlight 5A-75B, with frames lost on the
-//! way in both directions: the config pushed at boot and again later, health-check-driven
-//! table writes, and counters read back all travel in control frames while the MCU's own
-//! traffic (the checks) shares the link.
+//! way in both directions: the config pushed at boot and again over management TCP,
+//! health-check-driven table writes, and counters read back all travel in control frames
+//! while the MCU's own traffic (the checks, management) shares the link.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use fulcrum_host::client::Client;
+use fulcrum_mgmt::envelope::Key;
+use fulcrum_mgmt::message::{Request, Response};
 use fulcrum_model::config::Config;
 use fulcrum_model::tables::BackendState;
 use fulcrum_sim::ctrl_link::CtrlFaults;
@@ -114,7 +117,7 @@ impl Lab {
     }
 }
 
-fn lab(dir: &std::path::Path, faults: CtrlFaults) -> Lab {
+fn lab(dir: &std::path::Path, faults: CtrlFaults, key: Option<Key>) -> Lab {
     let _ = env_logger::builder().is_test(true).try_init();
     let mut switch = Switch::new();
     let (fpga_port, _) = switch.port();
@@ -126,10 +129,13 @@ fn lab(dir: &std::path::Path, faults: CtrlFaults) -> Lab {
         gateway: Some(Ipv4Addr::new(10, 0, 0, 2)),
         server: Server::Http(8080),
     };
+    let mut operator = spec("operator", 9);
+    operator.server = Server::None;
     let hosts = vec![
         spawn_host(&mut switch, spec("web-1", 11), 1),
         spawn_host(&mut switch, spec("web-2", 12), 2),
         spawn_host(&mut switch, spec("web-3", 13), 3),
+        spawn_host(&mut switch, operator, 4),
     ];
     tokio::task::spawn_local(switch.run());
     let (board, ctrl) = start_with(
@@ -137,7 +143,7 @@ fn lab(dir: &std::path::Path, faults: CtrlFaults) -> Lab {
             state_dir: dir.to_path_buf(),
             config: Some(config()),
             force_config: false,
-            key: None,
+            key,
             serial: false,
             geometry: Geometry {
                 sets: 1024,
@@ -168,12 +174,14 @@ fn run<F: std::future::Future<Output = ()>>(f: F) {
 fn the_appliance_programs_its_fpga_through_lossy_control_frames() {
     run(async {
         let dir = state_dir("lossy");
+        let key = Key::new(b"ctrl frames test key").unwrap();
         let lab = lab(
             &dir,
             CtrlFaults {
                 lose_every_nth_request: 13,
                 lose_every_nth_response: 17,
             },
+            Some(key.clone()),
         );
         // The boot config reached the FPGA's tables through the bridge: the service and
         // its three backends, the ring over all three.
@@ -214,39 +222,63 @@ fn the_appliance_programs_its_fpga_through_lossy_control_frames() {
         })
         .await;
 
-        // A config push: web-3 removed, web-1 renamed address stays; the FPGA follows.
+        // A config push over management TCP (its frames share the MCU's link with the
+        // control frames): web-3 removed; the FPGA follows. Then the status, whose counters
+        // the MCU reads back through control frames.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::task::spawn_local(fulcrum_sim::gateway::serve(
+            listener,
+            lab.host("operator").stack,
+            lab.board.address,
+            fulcrum_sim::MANAGEMENT_PORT,
+        ));
         let mut smaller = config();
         smaller.services[0].backends.pop();
-        {
-            let now = fulcrum_firmware::net::now_ms();
-            let report = lab
-                .board
-                .app
-                .borrow_mut()
-                .apply(now, &smaller, false)
-                .unwrap();
-            assert!(report.changed);
-        }
+        let client = tokio::task::spawn_blocking(move || {
+            let mut c = Client::connect_tcp(&addr.to_string(), key, Duration::from_secs(5))
+                .expect("management connects");
+            let Response::Applied(r) = c
+                .request(&Request::Apply {
+                    config: smaller,
+                    dry_run: false,
+                })
+                .unwrap()
+            else {
+                panic!("apply refused")
+            };
+            assert!(r.changed);
+            let Response::Status(s) = c.request(&Request::Status { page: 0 }).unwrap() else {
+                panic!("no status")
+            };
+            s
+        });
+        let report = client.await.expect("client thread");
         assert!(lab.ring_holds(&["web-1", "web-2"]));
         assert_eq!(lab.state("web-3"), None);
+        assert_eq!(report.services[0].backends.len(), 2);
 
-        // Counters read back through control frames equal the FPGA's own.
-        let now = fulcrum_firmware::net::now_ms();
-        let report = lab.board.app.borrow_mut().status(now, 0);
+        // Counters read back through control frames equal the FPGA's own (the frames of
+        // the status exchange itself come after the read).
         let fpga_counters = lab.board.fpga.borrow().counters().clone();
         println!(
-            "status: rx_frames {} from_mcu {}; FPGA: {} {}",
+            "status: rx_frames {} from_mcu {}; FPGA now: {} {}",
             report.rx_frames, report.from_mcu, fpga_counters.rx_frames, fpga_counters.from_mcu
         );
         assert!(
             report.rx_frames > 20 && report.from_mcu > 20,
             "checks went through the FPGA"
         );
-        assert_eq!(report.rx_frames, fpga_counters.rx_frames);
-        assert_eq!(report.from_mcu, fpga_counters.from_mcu);
-        let punts = report.punts.len().min(fpga_counters.punts.len());
+        assert!(report.rx_frames <= fpga_counters.rx_frames);
+        assert!(report.from_mcu <= fpga_counters.from_mcu);
+        let now = fulcrum_firmware::net::now_ms();
+        let direct = lab.board.app.borrow_mut().status(now, 0);
+        let fpga_counters = lab.board.fpga.borrow().counters().clone();
+        assert_eq!(direct.rx_frames, fpga_counters.rx_frames);
+        assert_eq!(direct.from_mcu, fpga_counters.from_mcu);
+        let punts = direct.punts.len().min(fpga_counters.punts.len());
         assert!(punts > 0);
-        assert_eq!(report.punts[..punts], fpga_counters.punts[..punts]);
+        assert_eq!(direct.punts[..punts], fpga_counters.punts[..punts]);
 
         // The losses happened and were recovered: no exchange failed, and the bridge
         // skipped the writes of every request whose response was lost.
@@ -281,6 +313,7 @@ fn without_answers_the_bus_fails_with_a_clear_error() {
                 lose_every_nth_request: 1,
                 lose_every_nth_response: 0,
             },
+            None,
         );
         // Nothing reached the FPGA: the boot probe failed, and each later exchange fails
         // after its retransmissions (the failed writes are counted, not retried forever).
