@@ -5,6 +5,8 @@
 //! - [`probe`]: the bytes of TCP, HTTP, Redis and Memcached checks and how answers are judged;
 //! - [`appliance`]: the control plane — running config, health, tables written as deltas
 //!   through the shared register map, events, status;
+//! - [`ctrl_bus`]: the register bus over control frames (EtherType 0x88B5 on the FPGA's MCU
+//!   port), for boards without an SPI link to the FPGA;
 //! - [`session`]: one management connection (authentication, framing);
 //! - [`persist`]: the saved-config record;
 //! - [`events`]: the event log;
@@ -31,6 +33,7 @@ extern crate alloc;
 mod fmt;
 
 pub mod appliance;
+pub mod ctrl_bus;
 pub mod events;
 #[cfg(feature = "filters")]
 pub mod filter;

@@ -124,38 +124,60 @@ pub async fn health_loop<B: RegisterBus, S: ConfigStore, const N: usize>(
     wake: &Wake,
     bufs: &mut [ProbeBuffers; N],
 ) {
-    let queue: Channel<NoopRawMutex, Probe, 8> = Channel::new();
-    let scheduler = async {
+    let queue = ProbeQueue::new();
+    let workers = embassy_futures::join::join_array(
+        bufs.each_mut()
+            .map(|b| probe_worker(stack, app, wake, &queue, b)),
+    );
+    embassy_futures::join::join(health_scheduler(app, wake, &queue), workers).await;
+}
+
+/// The probes [`health_scheduler`] hands to the [`probe_worker`]s.
+pub type ProbeQueue = Channel<NoopRawMutex, Probe, 8>;
+
+/// The scheduling half of [`health_loop`]: hands due probes to the workers through
+/// `queue`. A board that runs it and each worker as tasks of their own (instead of
+/// [`health_loop`], which joins them in one future) keeps every worker's state in its own
+/// task storage, and no poll builds all of them on the stack at once.
+pub async fn health_scheduler<B: RegisterBus, S: ConfigStore>(
+    app: Shared<'_, '_, B, S>,
+    wake: &Wake,
+    queue: &ProbeQueue,
+) {
+    loop {
+        let now = now_ms();
+        let next = app.borrow_mut().poll(now);
         loop {
-            let now = now_ms();
-            let next = app.borrow_mut().poll(now);
-            loop {
-                let probe = app.borrow_mut().next_probe(now_ms());
-                match probe {
-                    Some(p) => queue.send(p).await,
-                    None => break,
-                }
-            }
-            let now = now_ms();
-            // Come back at the next deadline, at most a second away (config changes and
-            // results also wake us).
-            let at = next.unwrap_or(now + 1000).clamp(now + 1, now + 1000);
-            if let Either::Second(()) =
-                select(Timer::at(Instant::from_millis(at)), wake.wait()).await
-            {
-                // A result or a config change: run poll promptly.
+            let probe = app.borrow_mut().next_probe(now_ms());
+            match probe {
+                Some(p) => queue.send(p).await,
+                None => break,
             }
         }
-    };
-    let workers = embassy_futures::join::join_array(bufs.each_mut().map(|b| async {
-        loop {
-            let probe = queue.receive().await;
-            let outcome = run_probe(stack, &probe, b).await;
-            app.borrow_mut().probe_done(now_ms(), probe.ticket, outcome);
-            wake.signal(());
+        let now = now_ms();
+        // Come back at the next deadline, at most a second away (config changes and
+        // results also wake us).
+        let at = next.unwrap_or(now + 1000).clamp(now + 1, now + 1000);
+        if let Either::Second(()) = select(Timer::at(Instant::from_millis(at)), wake.wait()).await {
+            // A result or a config change: run poll promptly.
         }
-    }));
-    embassy_futures::join::join(scheduler, workers).await;
+    }
+}
+
+/// One probe worker of [`health_loop`]: runs the probes `queue` hands it, one at a time.
+pub async fn probe_worker<B: RegisterBus, S: ConfigStore>(
+    stack: Stack<'_>,
+    app: Shared<'_, '_, B, S>,
+    wake: &Wake,
+    queue: &ProbeQueue,
+    b: &mut ProbeBuffers,
+) {
+    loop {
+        let probe = queue.receive().await;
+        let outcome = run_probe(stack, &probe, b).await;
+        app.borrow_mut().probe_done(now_ms(), probe.ticket, outcome);
+        wake.signal(());
+    }
 }
 
 /// Buffers of one management link.

@@ -62,8 +62,9 @@ impl Default for Scratch {
 }
 
 impl Connection {
-    /// A connection; `require_auth` on the network, not on the serial console.
-    pub fn new(key: Option<Key>, require_auth: bool) -> Self {
+    /// A connection; `require_auth` on the network, not on the serial console. Const, so a
+    /// board can keep its connections in statics (never built on the stack).
+    pub const fn new(key: Option<Key>, require_auth: bool) -> Self {
         Connection {
             reader: FrameReader::new(),
             session: ServerSession::new(key, require_auth),

@@ -13,6 +13,13 @@
 // op by op in order (a read's value goes into its op's value bytes), and answered; any
 // other control frame is dropped without touching a register, as ctrl_frame::respond.
 //
+// Retransmissions (ctrl_frame::Responder): the MCU sends one request at a time and, when
+// no response comes back in time, sends it again with the same sequence number. A request
+// whose sequence number equals the last executed request's is such a retransmission: its
+// writes were performed already and are skipped (TABLE_WRITE and CHANGE_POP are not
+// idempotent), its reads are performed and answered. Any other accepted request executes
+// whole and becomes the last one. After reset no request is a retransmission.
+//
 // The bus is the one of hdl/src/regs.rs RegisterBlock: bus_we or bus_re for one cycle,
 // read data on bus_rdata the cycle after bus_re.
 `default_nettype none
@@ -73,6 +80,11 @@ module ctrl_bridge (
         rd_q <= rd_data;
     end
 
+    reg [15:0] seq_in;    // this request's sequence number
+    reg [15:0] last_seq;  // the last executed request's
+    reg        last_valid;
+    reg        dup;       // this request is a retransmission of the last: skip its writes
+
     reg [10:0] len;  // bytes received of this frame (saturating)
     reg [5:0]  n_ops;
     reg        bad;
@@ -108,6 +120,8 @@ module ctrl_bridge (
             len <= 0;
             ctrl_done <= 0;
             ctrl_rejected <= 0;
+            last_valid <= 1'b0;
+            dup <= 1'b0;
         end else begin
             case (state)
                 S_HEAD:
@@ -167,6 +181,8 @@ module ctrl_bridge (
                     case (len)
                         11'd14: if (s_tdata != 8'd1) bad <= 1'b1;  // version
                         11'd15: if (s_tdata != 8'd1) bad <= 1'b1;  // kind: request
+                        11'd16: seq_in[15:8] <= s_tdata;
+                        11'd17: seq_in[7:0] <= s_tdata;
                         11'd18:
                         if (s_tdata == 8'd0 || s_tdata > MAX_OPS) bad <= 1'b1;
                         else n_ops <= s_tdata[5:0];
@@ -186,7 +202,12 @@ module ctrl_bridge (
                             state <= S_HEAD;
                             hdr_len <= 0;
                             len <= 0;
-                        end else state <= S_EXEC_LOAD;
+                        end else begin
+                            dup <= last_valid && (seq_in == last_seq);
+                            last_seq <= seq_in;
+                            last_valid <= 1'b1;
+                            state <= S_EXEC_LOAD;
+                        end
                     end
                 end
                 // Op op_i: fetch its 8 bytes from the buffer into `op`.
@@ -211,7 +232,7 @@ module ctrl_bridge (
                     bus_wdata <= op[31:0];
                     byte_i <= 0;
                     if (op[63:56] == 8'h57) begin
-                        bus_we <= 1'b1;
+                        bus_we <= !dup;
                         op_i <= op_i + 1'b1;
                         op_base <= op_base + 9'd8;
                         state <= S_EXEC_LOAD;

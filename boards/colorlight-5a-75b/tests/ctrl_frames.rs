@@ -1,7 +1,8 @@
 //! The control-frame bridge of the board top (`rtl/ctrl_bridge.v`), at the RGMII pins:
 //! register reads and writes sent by the MCU on port 2 as `fulcrum_model::ctrl_frame`
-//! requests must be answered on port 2 exactly as `ctrl_frame::respond` answers them on
-//! the same registers, malformed ones dropped without touching a register, other frames
+//! requests must be answered on port 2 exactly as `ctrl_frame::Responder` answers them on
+//! the same registers (a retransmitted request's writes skipped), malformed ones dropped
+//! without touching a register, other frames
 //! on port 2 passed to the core unchanged, and EtherType 0x88B5 on the network port
 //! never treated as a register access.
 //!
@@ -10,7 +11,7 @@
 
 use fulcrum_board_colorlight::sim::{BoardSim, Core, TxFrame};
 use fulcrum_board_colorlight::with_fcs;
-use fulcrum_model::ctrl_frame::{self, CtrlFrame, KIND_REQUEST, KIND_RESPONSE, Op};
+use fulcrum_model::ctrl_frame::{self, CtrlFrame, KIND_REQUEST, KIND_RESPONSE, Op, Responder};
 use fulcrum_model::regmap::RegisterBus;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -77,6 +78,7 @@ fn register_requests_are_answered_as_the_model_answers_them() {
     let sim = BoardSim::compile(dir.path(), Core::TestRegisters).unwrap();
     let mut rng = StdRng::seed_from_u64(0x88B5);
     let mut model = Words([0; 256]);
+    let mut bridge = Responder::new();
 
     let mut into2 = Vec::new(); // MCU -> FPGA
     let mut expect_replies = Vec::new();
@@ -111,11 +113,39 @@ fn register_requests_are_answered_as_the_model_answers_them() {
                 assert!(CtrlFrame::parse(&f).is_err());
                 into2.push(wire(&f));
             }
+            // a request whose response was lost, sent again with the same sequence
+            // number: its writes are not performed twice (the read between the two
+            // writes then sees the second write's value, not the first's)
+            6 => {
+                let addr = rng.gen_range(0..24u16);
+                let (x, y) = (rng.r#gen(), rng.r#gen());
+                let req = request(
+                    i,
+                    &[
+                        Op::Write { addr, value: x },
+                        Op::Read { addr, value: 0 },
+                        Op::Write { addr, value: y },
+                    ],
+                );
+                for copy in 0..2 {
+                    let mut resp = vec![0u8; req.len()];
+                    let m = bridge.respond(&req, &mut model, &mut resp).unwrap();
+                    resp.truncate(m);
+                    let read = CtrlFrame::parse(&resp).unwrap().ops().nth(1);
+                    let want = if copy == 0 { x } else { y };
+                    assert_eq!(read, Some(Op::Read { addr, value: want }));
+                    if copy == 1 {
+                        into2.push(Vec::new()); // the MCU's timeout
+                    }
+                    into2.push(wire(&req));
+                    expect_replies.push(resp);
+                }
+            }
             _ => {
                 let n = rng.gen_range(1..=ctrl_frame::MAX_OPS);
                 let req = request(i, &random_ops(&mut rng, n));
                 let mut resp = vec![0u8; req.len()];
-                let m = ctrl_frame::respond(&req, &mut model, &mut resp).unwrap();
+                let m = bridge.respond(&req, &mut model, &mut resp).unwrap();
                 resp.truncate(m);
                 into2.push(wire(&req));
                 expect_replies.push(resp);
@@ -135,9 +165,10 @@ fn register_requests_are_answered_as_the_model_answers_them() {
     let readback: Vec<Op> = (0..24u16).map(|addr| Op::Read { addr, value: 0 }).collect();
     let req = request(1000, &readback);
     let mut resp = vec![0u8; req.len()];
-    ctrl_frame::respond(&req, &mut model, &mut resp).unwrap();
+    bridge.respond(&req, &mut model, &mut resp).unwrap();
     into2.push(wire(&req));
     expect_replies.push(resp);
+    assert_eq!(bridge.retransmissions, 6);
 
     let out = sim.run(&into1, &into2).unwrap();
     let payloads = |port: u8| -> Vec<Vec<u8>> {

@@ -1,13 +1,19 @@
 //! Fulcrum's MCU firmware on the NUCLEO-F767ZI: a thin embassy runner around
 //! `fulcrum-firmware`, the same shape as embassy's stm32f7 Ethernet example.
 //!
-//! What this file owns is only hardware: clocks, the Ethernet MAC and its PHY, the SPI
-//! register bus to the FPGA ([`fpga_bus`]), the config sectors in flash ([`flash_store`]),
-//! the ST-LINK serial port, the RNG and the watchdog ([`watchdog`]). The control plane,
-//! health checks and the management protocol are `fulcrum_firmware::{Appliance, net}`.
+//! What this file owns is only hardware: clocks, the Ethernet MAC and its PHY, the
+//! register bus to the FPGA, the config sectors in flash ([`flash_store`]), the ST-LINK
+//! serial port, the RNG and the watchdog ([`watchdog`]). The control plane, health checks
+//! and the management protocol are `fulcrum_firmware::{Appliance, net}`.
+//!
+//! The register bus (see README.md, "Register bus"): by default control frames on the
+//! Ethernet link to the FPGA's port 2 (`fulcrum_firmware::ctrl_bus`: the Colorlight
+//! 5A-75B, the FPGA board of this repository, has no pins an SPI link could use); with
+//! feature `spi-bus`, SPI1 to an FPGA board wired for the SPI slave of `hdl/`
+//! (`fpga_bus`).
 //!
 //! Tasks: `net_task` drives embassy-net; `watchdog_task` pets the IWDG while the main
-//! loops make progress; `health_task` runs the health loop (8 concurrent probes);
+//! loops make progress; `health_task` schedules the health checks and 8 `probe_task`s run them;
 //! `tcp_task` the management service on TCP 7070 (only with a key built in from
 //! `FULCRUM_KEY`); `serial_task` the management protocol on the ST-LINK serial port; and
 //! `housekeeping_task` hands learned MACs to the appliance, follows address changes,
@@ -20,6 +26,7 @@
 #![deny(unsafe_code)]
 
 mod flash_store;
+#[cfg(feature = "spi-bus")]
 mod fpga_bus;
 #[cfg(feature = "filters")]
 mod heap;
@@ -34,9 +41,11 @@ use embassy_executor::Spawner;
 use embassy_net::{ConfigV4, Ipv4Cidr, Stack, StackResources, StaticConfigV4};
 use embassy_stm32::eth::{self, Ethernet, GenericPhy, PacketQueue, Sma};
 use embassy_stm32::flash::Flash;
+#[cfg(feature = "spi-bus")]
 use embassy_stm32::gpio::{Level, Output, Speed};
 use embassy_stm32::peripherals::{ETH, ETH_SMA};
 use embassy_stm32::rng::{self, Rng};
+#[cfg(feature = "spi-bus")]
 use embassy_stm32::spi::{self, Spi};
 use embassy_stm32::time::Hertz;
 use embassy_stm32::usart::{self, BufferedUart};
@@ -45,10 +54,12 @@ use embassy_stm32::{bind_interrupts, peripherals};
 use embassy_sync::mutex::Mutex;
 use embassy_time::Timer;
 use fulcrum_firmware::appliance::State;
+#[cfg(not(feature = "spi-bus"))]
+use fulcrum_firmware::ctrl_bus::{self, CtrlBuffers, CtrlCore, CtrlPort, CtrlRegisterBus};
 use fulcrum_firmware::l7::run::{ProxyBuffers, ProxyContext};
 use fulcrum_firmware::l7::{self, L7Proxy};
 use fulcrum_firmware::net::{self, LinkBuffers, Management, ProbeBuffers, SharedScratch, Wake};
-use fulcrum_firmware::persist::HEADER;
+use fulcrum_firmware::persist::{self, ConfigStore, HEADER};
 use fulcrum_firmware::session::{Connection, Scratch};
 use fulcrum_firmware::{Appliance, Buffers};
 use fulcrum_mgmt::MAX_ENVELOPE;
@@ -58,6 +69,7 @@ use static_cell::{ConstStaticCell, StaticCell};
 use {defmt_rtt as _, panic_probe as _};
 
 use crate::flash_store::FlashConfigStore;
+#[cfg(feature = "spi-bus")]
 use crate::fpga_bus::SpiRegisterBus;
 
 bind_interrupts!(struct Irqs {
@@ -96,7 +108,22 @@ const KEY: Option<&str> = option_env!("FULCRUM_KEY");
 /// A record holds at most one config as the management protocol carries it.
 const RECORD_BYTES: usize = HEADER + MAX_ENVELOPE;
 
-type Device = net::Snoop<'static, Ethernet<'static, ETH, GenericPhy<Sma<'static, ETH_SMA>>>>;
+type Eth = Ethernet<'static, ETH, GenericPhy<Sma<'static, ETH_SMA>>>;
+/// Frames kept for embassy-net while the register bus waits for the FPGA's answer (2 in
+/// the `ha` and `filters` images, whose RAM is short: see README.md, "Stack").
+#[cfg(not(any(feature = "spi-bus", feature = "ha", feature = "filters")))]
+const CTRL_STASH: usize = 4;
+#[cfg(all(not(feature = "spi-bus"), any(feature = "ha", feature = "filters")))]
+const CTRL_STASH: usize = 2;
+#[cfg(not(feature = "spi-bus"))]
+type Port = CtrlPort<'static, Eth, CTRL_STASH>;
+#[cfg(not(feature = "spi-bus"))]
+type Device = net::Snoop<'static, ctrl_bus::CtrlDevice<'static, Eth, CTRL_STASH>>;
+#[cfg(not(feature = "spi-bus"))]
+type Bus = CtrlRegisterBus<'static, Eth, CTRL_STASH>;
+#[cfg(feature = "spi-bus")]
+type Device = net::Snoop<'static, Eth>;
+#[cfg(feature = "spi-bus")]
 type Bus = SpiRegisterBus<'static>;
 type Store = FlashConfigStore<'static>;
 type App = Appliance<'static, Bus, Store>;
@@ -116,6 +143,11 @@ static RING_OLD: ConstStaticCell<[u16; RING_SCRATCH]> = ConstStaticCell::new([0;
 static RING_NEW: ConstStaticCell<[u16; RING_SCRATCH]> = ConstStaticCell::new([0; RING_SCRATCH]);
 static RECORD: ConstStaticCell<[u8; RECORD_BYTES]> = ConstStaticCell::new([0; RECORD_BYTES]);
 static APP: StaticCell<RefCell<App>> = StaticCell::new();
+#[cfg(not(feature = "spi-bus"))]
+static CTRL_BUFS: ConstStaticCell<CtrlBuffers<CTRL_STASH>> =
+    ConstStaticCell::new(CtrlBuffers::new());
+#[cfg(not(feature = "spi-bus"))]
+static PORT: StaticCell<RefCell<Port>> = StaticCell::new();
 /// The control plane's tables, built at compile time: never on the stack.
 static STATE: ConstStaticCell<State> = ConstStaticCell::new(State::new());
 static PACKETS: ConstStaticCell<PacketQueue<4, 4>> = ConstStaticCell::new(PacketQueue::new());
@@ -125,8 +157,14 @@ static PROBE_BUFS: ConstStaticCell<[ProbeBuffers; PROBES]> =
     ConstStaticCell::new([const { ProbeBuffers::new() }; PROBES]);
 static TCP_BUFS: ConstStaticCell<LinkBuffers> = ConstStaticCell::new(LinkBuffers::new());
 static SERIAL_BUFS: ConstStaticCell<LinkBuffers> = ConstStaticCell::new(LinkBuffers::new());
-static TCP_CONN: StaticCell<Connection> = StaticCell::new();
-static SERIAL_CONN: StaticCell<Connection> = StaticCell::new();
+/// The management connections (20 KiB each): built at compile time, never on the stack;
+/// all zeros (no key, no authentication), so in .bss, not flash: `net::management_tcp`
+/// and `net::management_serial` reset them for each peer with their own settings.
+static TCP_CONN: ConstStaticCell<Connection> = ConstStaticCell::new(Connection::new(None, false));
+static SERIAL_CONN: ConstStaticCell<Connection> =
+    ConstStaticCell::new(Connection::new(None, false));
+/// Probes from the health scheduler to the probe workers.
+static PROBE_QUEUE: ConstStaticCell<net::ProbeQueue> = ConstStaticCell::new(net::ProbeQueue::new());
 static SCRATCH: ConstStaticCell<SharedScratch> = ConstStaticCell::new(Mutex::new(Scratch::new()));
 static UART_TX: ConstStaticCell<[u8; 1024]> = ConstStaticCell::new([0; 1024]);
 static UART_RX: ConstStaticCell<[u8; 2048]> = ConstStaticCell::new([0; 2048]);
@@ -241,34 +279,14 @@ fn setup(spawner: Spawner) {
 
     let rng: &'static RngCell = RNG_CELL.init(RefCell::new(Rng::new(p.RNG, Irqs)));
 
-    // The register bus to the FPGA: SPI1 (PA5 SCK, PA6 MISO, PB5 MOSI), CS on PD14.
-    let mut spi_config = spi::Config::default();
-    spi_config.mode = spi::MODE_0;
-    spi_config.frequency = Hertz(fpga_bus::SPI_HZ);
-    let spi = Spi::new_blocking(p.SPI1, p.PA5, p.PB5, p.PA6, spi_config);
-    let cs = Output::new(p.PD14, Level::High, Speed::VeryHigh);
-    let bus = SpiRegisterBus::new(spi, cs);
-
-    let store = FlashConfigStore::new(Flash::new_blocking(p.FLASH));
+    // The network identity comes from the saved config, if any: the MAC is needed before
+    // the Ethernet starts, which (with control frames) is before the appliance boots.
+    let mut store = FlashConfigStore::new(Flash::new_blocking(p.FLASH));
     let scratch: &'static mut SharedScratch = SCRATCH.take();
-    let app = boot(bus, store, scratch.get_mut().config_mut());
-
-    // The network identity comes from the saved config, if any.
-    let mac = app
-        .borrow()
-        .config()
-        .map_or(DEFAULT_MAC, |c| c.appliance.mac.0);
-    let interface = Interface::of(&app.borrow());
-    info!(
-        "address {}/{}, MAC {:02x}",
-        interface.address.octets(),
-        interface.prefix,
-        mac
-    );
+    let record: &'static mut [u8; RECORD_BYTES] = RECORD.take();
+    let mac = saved_mac(&mut store, record, scratch.get_mut().config_mut()).unwrap_or(DEFAULT_MAC);
 
     // Ethernet: RMII to the LAN8742A (pins as on the NUCLEO-144 board).
-    let learned: &'static net::Learned = LEARNED.init(RefCell::new(net::Neighbors::new()));
-    learned.borrow_mut().set_own(interface.address, mac);
     let ethernet = Ethernet::new(
         PACKETS.take(),
         p.ETH,
@@ -285,15 +303,49 @@ fn setup(spawner: Spawner) {
         p.PA2, // MDIO
         p.PC1, // MDC
     );
-    let device = net::Snoop::new(ethernet, learned);
-    let seed = rng.borrow_mut().next_u64();
-    let (stack, runner) = embassy_net::new(
-        device,
-        embassy_net::Config::ipv4_static(interface.static_v4()),
-        RESOURCES.take(),
-        seed,
+
+    // The register bus to the FPGA: control frames on the Ethernet link to its port 2.
+    #[cfg(not(feature = "spi-bus"))]
+    let (bus, device) = {
+        let first_seq = rng.borrow_mut().next_u32() as u16;
+        let core = CtrlCore::new(
+            ctrl_bus::FPGA_MAC,
+            mac,
+            first_seq,
+            ctrl_bus::Timing::DEFAULT,
+        );
+        let (port, rx, tx) = CtrlPort::new(ethernet, core, CTRL_BUFS.take());
+        let port: &'static RefCell<Port> = PORT.init(RefCell::new(port));
+        // A long table write is progress for the watchdog.
+        port.borrow_mut().set_progress(watchdog::bus_progress);
+        let mut bus = CtrlRegisterBus::new(port);
+        wait_for_fpga(port, &mut bus);
+        (bus, ctrl_bus::CtrlDevice::new(port, rx, tx))
+    };
+    // The register bus to the FPGA: SPI1 (PA5 SCK, PA6 MISO, PB5 MOSI), CS on PD14.
+    #[cfg(feature = "spi-bus")]
+    let (bus, device) = {
+        let mut spi_config = spi::Config::default();
+        spi_config.mode = spi::MODE_0;
+        spi_config.frequency = Hertz(fpga_bus::SPI_HZ);
+        let spi = Spi::new_blocking(p.SPI1, p.PA5, p.PB5, p.PA6, spi_config);
+        let cs = Output::new(p.PD14, Level::High, Speed::VeryHigh);
+        (SpiRegisterBus::new(spi, cs), ethernet)
+    };
+
+    let app = boot(bus, store, record, scratch.get_mut().config_mut());
+    let interface = Interface::of(&app.borrow());
+    info!(
+        "address {}/{}, MAC {:02x}",
+        interface.address.octets(),
+        interface.prefix,
+        mac
     );
-    spawner.spawn(unwrap!(net_task(runner)));
+    let learned: &'static net::Learned = LEARNED.init(RefCell::new(net::Neighbors::new()));
+    learned.borrow_mut().set_own(interface.address, mac);
+    let device = net::Snoop::new(device, learned);
+    let seed = rng.borrow_mut().next_u64();
+    let stack = start_stack(spawner, device, interface, seed);
 
     let wdg = IndependentWatchdog::new(p.IWDG, watchdog::TIMEOUT_US);
     spawner.spawn(unwrap!(watchdog::watchdog_task(wdg)));
@@ -315,7 +367,14 @@ fn setup(spawner: Spawner) {
     let wake: &'static Wake = WAKE.init(Wake::new());
     let ctx: &'static Context = CONTEXT.init(Management { app, wake, scratch });
 
-    spawner.spawn(unwrap!(health_task(stack, app, wake)));
+    // The health loop as a scheduler task and one task per probe (each probe's state in
+    // its own task storage: `net::health_loop` would join them in one future, whose first
+    // poll builds all of them on the stack).
+    let queue: &'static net::ProbeQueue = PROBE_QUEUE.take();
+    spawner.spawn(unwrap!(health_task(app, wake, queue)));
+    for bufs in PROBE_BUFS.take().iter_mut() {
+        spawner.spawn(unwrap!(probe_task(stack, app, wake, queue, bufs)));
+    }
     let proxy: &'static RefCell<L7Proxy<L7_SERVICES>> = PROXY.take();
     app.borrow_mut().set_l7_counters(proxy);
     let l7: &'static L7Context = L7_CONTEXT.init(ProxyContext {
@@ -333,7 +392,7 @@ fn setup(spawner: Spawner) {
     }
     match key.clone() {
         Some(key) => {
-            let conn = TCP_CONN.init_with(Connection::default);
+            let conn = TCP_CONN.take();
             spawner.spawn(unwrap!(tcp_task(stack, ctx, key, conn, rng)))
         }
         None => warn!(
@@ -346,11 +405,31 @@ fn setup(spawner: Spawner) {
         app.borrow_mut().set_ha(ha);
         spawner.spawn(unwrap!(ha_task(stack, app, learned, ha)));
     }
-    let conn = SERIAL_CONN.init_with(Connection::default);
+    let conn = SERIAL_CONN.take();
     spawner.spawn(unwrap!(serial_task(uart, ctx, key, conn, rng)));
     spawner.spawn(unwrap!(housekeeping_task(
         stack, app, learned, interface, mac
     )));
+}
+
+/// Starts embassy-net. A function of its own: building the stack's state (the interface
+/// with its 256-entry neighbour cache) takes ~16 KiB of stack, which must not stay in
+/// `setup`'s frame while the appliance boots below it.
+#[inline(never)]
+fn start_stack(
+    spawner: Spawner,
+    device: Device,
+    interface: Interface,
+    seed: u64,
+) -> Stack<'static> {
+    let (stack, runner) = embassy_net::new(
+        device,
+        embassy_net::Config::ipv4_static(interface.static_v4()),
+        RESOURCES.take(),
+        seed,
+    );
+    spawner.spawn(unwrap!(net_task(runner)));
+    stack
 }
 
 /// Creates the appliance in its static and loads the saved config (programming the FPGA).
@@ -359,9 +438,10 @@ fn setup(spawner: Spawner) {
 fn boot(
     bus: Bus,
     store: Store,
+    record: &'static mut [u8; RECORD_BYTES],
     staging: &mut fulcrum_model::config::Config,
 ) -> &'static RefCell<App> {
-    let app = create_appliance(bus, store);
+    let app = create_appliance(bus, store, record);
     #[cfg(feature = "filters")]
     {
         let mut app = app.borrow_mut();
@@ -372,12 +452,66 @@ fn boot(
     app
 }
 
+/// The MAC of the saved config (decoded into `staging`, which the boot then reuses).
 #[inline(never)]
-fn create_appliance(bus: Bus, store: Store) -> &'static RefCell<App> {
+fn saved_mac(
+    store: &mut Store,
+    record: &mut [u8],
+    staging: &mut fulcrum_model::config::Config,
+) -> Option<[u8; 6]> {
+    let len = store.load(record).ok()??;
+    persist::decode_into(record.get(..len)?, staging).ok()?;
+    Some(staging.appliance.mac.0)
+}
+
+/// Waits for the Ethernet link and for the FPGA to answer the register bus (up to 10 s
+/// each; the FPGA loads its bitstream from flash in a fraction of that), so that the
+/// saved config's tables reach it at boot. Without an answer the appliance boots anyway;
+/// its writes fail with a logged `CtrlBusError` until the FPGA answers.
+#[cfg(not(feature = "spi-bus"))]
+#[inline(never)]
+fn wait_for_fpga(port: &RefCell<Port>, bus: &mut Bus) {
+    use embassy_net::driver::{Driver as _, LinkState};
+    use embassy_time::{Duration, Instant, block_for};
+    let limit = Duration::from_secs(10);
+    let start = Instant::now();
+    let mut cx = core::task::Context::from_waker(core::task::Waker::noop());
+    while port.borrow_mut().driver_mut().link_state(&mut cx) != LinkState::Up {
+        if start.elapsed() > limit {
+            warn!("Ethernet link still down after 10 s: the FPGA cannot be programmed yet");
+            return;
+        }
+        block_for(Duration::from_millis(20));
+    }
+    let start = Instant::now();
+    loop {
+        match bus.probe() {
+            Ok(()) => {
+                info!(
+                    "FPGA answers control frames after {} ms",
+                    start.elapsed().as_millis()
+                );
+                return;
+            }
+            Err(e) if start.elapsed() > limit => {
+                warn!("the FPGA does not answer control frames: {}", e);
+                return;
+            }
+            Err(_) => block_for(Duration::from_millis(100)),
+        }
+    }
+}
+
+#[inline(never)]
+fn create_appliance(
+    bus: Bus,
+    store: Store,
+    record: &'static mut [u8; RECORD_BYTES],
+) -> &'static RefCell<App> {
     let bufs = Buffers {
         old_ring: RING_OLD.take(),
         new_ring: RING_NEW.take(),
-        record: RECORD.take(),
+        record,
     };
     APP.init_with(|| {
         RefCell::new(Appliance::new(
@@ -462,8 +596,23 @@ async fn net_task(mut runner: embassy_net::Runner<'static, Device>) -> ! {
 }
 
 #[embassy_executor::task]
-async fn health_task(stack: Stack<'static>, app: &'static RefCell<App>, wake: &'static Wake) {
-    net::health_loop::<_, _, PROBES>(stack, app, wake, PROBE_BUFS.take()).await;
+async fn health_task(
+    app: &'static RefCell<App>,
+    wake: &'static Wake,
+    queue: &'static net::ProbeQueue,
+) {
+    net::health_scheduler(app, wake, queue).await;
+}
+
+#[embassy_executor::task(pool_size = PROBES)]
+async fn probe_task(
+    stack: Stack<'static>,
+    app: &'static RefCell<App>,
+    wake: &'static Wake,
+    queue: &'static net::ProbeQueue,
+    bufs: &'static mut ProbeBuffers,
+) {
+    net::probe_worker(stack, app, wake, queue, bufs).await;
 }
 
 #[embassy_executor::task(pool_size = L7_WORKERS)]

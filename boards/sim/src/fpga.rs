@@ -168,6 +168,9 @@ pub struct FpgaBus {
     pub writes: u64,
     /// Register reads so far.
     pub reads: u64,
+    /// The MCU's bus when it reaches the FPGA some other way (control frames,
+    /// [`crate::ctrl_link`]); the accesses are still counted here.
+    via: Option<Box<dyn RegisterBus>>,
 }
 
 impl FpgaBus {
@@ -179,6 +182,15 @@ impl FpgaBus {
             changes: ChangeRegisters::new(),
             writes: 0,
             reads: 0,
+            via: None,
+        }
+    }
+
+    /// The MCU's bus to `fpga` through `bus` (which reaches `fpga`'s registers itself).
+    pub fn via(fpga: FpgaHandle, bus: Box<dyn RegisterBus>) -> Self {
+        FpgaBus {
+            via: Some(bus),
+            ..FpgaBus::new(fpga)
         }
     }
 }
@@ -186,6 +198,9 @@ impl FpgaBus {
 impl RegisterBus for FpgaBus {
     fn write32(&mut self, addr: u16, value: u32) {
         self.writes += 1;
+        if let Some(bus) = &mut self.via {
+            return bus.write32(addr, value);
+        }
         if addr == changelog::addr::VMAC_FILTER {
             self.fpga.borrow_mut().vmac_filter = value & 0x1ff;
             return;
@@ -202,6 +217,9 @@ impl RegisterBus for FpgaBus {
     }
     fn read32(&mut self, addr: u16) -> u32 {
         self.reads += 1;
+        if let Some(bus) = &mut self.via {
+            return bus.read32(addr);
+        }
         if addr == changelog::addr::VMAC_FILTER {
             return self.fpga.borrow().vmac_filter;
         }

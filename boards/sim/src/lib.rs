@@ -13,6 +13,7 @@
 //! firmware's loops ([`fulcrum_firmware::net`]), the FPGA's forwarding loop
 //! ([`fpga::forward`]) and, in virtual mode, the switch and virtual hosts ([`vnet`]).
 
+pub mod ctrl_link;
 pub mod fpga;
 pub mod gateway;
 pub mod hdl_fpga;
@@ -77,6 +78,10 @@ pub const L7_WORKERS: usize = 64;
 /// with 32 client connections over 3 backends, 32 churned (0.67 new backend connections
 /// per request in docs/PERFORMANCE.md's run), 96 opened none.
 pub const L7_POOL: usize = 96;
+
+/// Sockets of the MCU's network stack: probes, management, two per L7 worker, the L7
+/// pool, and 5 for HA and the rest.
+const SOCKETS: usize = PROBES + MANAGEMENT_CONNECTIONS + 2 * L7_WORKERS + L7_POOL + 5;
 /// Flow-sync peers the simulated board supports (an HA group of up to 4).
 pub const HA_PEERS: usize = 3;
 
@@ -162,19 +167,41 @@ pub fn random_u64() -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// How the MCU reaches the FPGA's registers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum McuLink {
+    /// A direct register bus (what SPI is on a board wired for it).
+    #[default]
+    Direct,
+    /// Control frames on the MCU's Ethernet link (the Colorlight pairing), losing frames
+    /// as `faults` says.
+    CtrlFrames(ctrl_link::CtrlFaults),
+}
+
 /// Boots the board with its network port on `network`; spawns its tasks on the current
 /// `LocalSet` and returns once the firmware has booted. The FPGA runs the reference model.
 pub fn start(options: BoardOptions, network: NetworkPort) -> anyhow::Result<Board> {
-    start_with(options, Engine::Model, network)
+    start_with(options, network, McuLink::Direct).map(|(board, _)| board)
 }
 
-/// [`start`] with the FPGA's data path run by `engine`. With [`Engine::Hdl`], HA is
-/// refused: the fast path has no flow change log yet.
+/// [`start`], with the MCU reaching the FPGA over `mcu_link`; also returns the control
+/// frames' port and bridge with [`McuLink::CtrlFrames`].
 pub fn start_with(
     options: BoardOptions,
-    engine: Engine,
     network: NetworkPort,
-) -> anyhow::Result<Board> {
+    mcu_link: McuLink,
+) -> anyhow::Result<(Board, Option<CtrlHandle>)> {
+    start_full(options, network, mcu_link, Engine::Model)
+}
+
+/// [`start_with`], with the FPGA's data path run by `engine`. With [`Engine::Hdl`], HA
+/// is refused: the fast path has no flow change log yet.
+pub fn start_full(
+    options: BoardOptions,
+    network: NetworkPort,
+    mcu_link: McuLink,
+    engine: Engine,
+) -> anyhow::Result<(Board, Option<CtrlHandle>)> {
     std::fs::create_dir_all(&options.state_dir)
         .with_context(|| format!("creating state directory {}", options.state_dir.display()))?;
     if engine == Engine::Hdl
@@ -184,6 +211,12 @@ pub fn start_with(
         anyhow::bail!(
             "[appliance.ha] cannot run on the FPGA fast-path simulation (--engine hdl): the \
              fast path has no flow change log for flow sync yet; use --engine model"
+        );
+    }
+    if engine == Engine::Hdl && mcu_link != McuLink::Direct {
+        anyhow::bail!(
+            "control frames reach the model's register file only; with --engine hdl the MCU \
+             uses the fast path's register bus directly"
         );
     }
     let fpga = Fpga::with_engine(options.geometry, engine)
@@ -196,7 +229,23 @@ pub fn start_with(
     let store = FileStore::new(options.state_dir.join("config.bin"));
     let now = fw::now_ms();
     let state = leak(State::new());
-    let mut app = Appliance::new(FpgaBus::new(fpga.clone()), store, bufs, state, now);
+    // The MCU's Ethernet: a link to the FPGA's port 2 (with control frames, also the
+    // register bus; the MCU's MAC is set once the config is known).
+    let (mcu_end, fpga_mcu_end) = link();
+    let ctrl = match mcu_link {
+        McuLink::Direct => None,
+        McuLink::CtrlFrames(faults) => Some(ctrl_link::CtrlLink::new(
+            fpga.clone(),
+            mcu_end.clone(),
+            [0x02, 0, 0, 0, 0, 0],
+            faults,
+        )),
+    };
+    let bus = match &ctrl {
+        None => FpgaBus::new(fpga.clone()),
+        Some(c) => FpgaBus::via(fpga.clone(), Box::new(c.bus())),
+    };
+    let mut app = Appliance::new(bus, store, bufs, state, now);
     let staging = leak(Config::empty());
     let restored = app.boot(now, staging);
     if let Some(config) = options.config.clone()
@@ -223,22 +272,43 @@ pub fn start_with(
     let mac = config.appliance.mac.0;
     let app = Rc::new(RefCell::new(app));
 
-    // The MCU's Ethernet: a link to the FPGA's port 2, snooped for ARP.
-    let (mcu_end, fpga_mcu_end) = link();
+    // The MCU's Ethernet, snooped for ARP.
     let learned: &'static Learned = leak(RefCell::new(Neighbors::new()));
     learned.borrow_mut().set_own(address, mac);
-    let driver = Snoop::new(LinkDriver::new(mcu_end, mac), learned);
     let net_config = embassy_net::Config::ipv4_static(StaticConfigV4 {
         address: Ipv4Cidr::new(address, config.appliance.prefix),
         gateway: config.appliance.gateway,
         dns_servers: heapless::Vec::new(),
     });
-    let resources = leak(StackResources::<
-        { PROBES + MANAGEMENT_CONNECTIONS + 2 * L7_WORKERS + L7_POOL + 5 },
-    >::new());
-    let (stack, mut runner) = embassy_net::new(driver, net_config, resources, random_u64());
+    let resources = leak(StackResources::<SOCKETS>::new());
     let mut mcu_tasks = Vec::new();
-    mcu_tasks.push(tokio::task::spawn_local(async move { runner.run().await }).abort_handle());
+    fn spawn_stack<D: embassy_net_driver::Driver + 'static>(
+        driver: D,
+        config: embassy_net::Config,
+        resources: &'static mut StackResources<SOCKETS>,
+        tasks: &mut Vec<tokio::task::AbortHandle>,
+    ) -> Stack<'static> {
+        let (stack, mut runner) = embassy_net::new(driver, config, resources, random_u64());
+        tasks.push(tokio::task::spawn_local(async move { runner.run().await }).abort_handle());
+        stack
+    }
+    let (stack, ctrl) = match ctrl {
+        None => {
+            let driver = Snoop::new(LinkDriver::new(mcu_end, mac), learned);
+            let stack = spawn_stack(driver, net_config, resources, &mut mcu_tasks);
+            (stack, None)
+        }
+        Some(c) => {
+            c.set_mac(mac);
+            let handle = CtrlHandle {
+                port: c.port,
+                bridge: c.bridge.clone(),
+            };
+            let driver = Snoop::new(c.device(), learned);
+            let stack = spawn_stack(driver, net_config, resources, &mut mcu_tasks);
+            (stack, Some(handle))
+        }
+    };
     tokio::task::spawn_local(fpga::forward(fpga.clone(), fpga_mcu_end, network));
 
     let wake: &'static Wake = leak(Wake::new());
@@ -360,16 +430,27 @@ pub fn start_with(
     } else {
         None
     };
-    Ok(Board {
-        app,
-        proxy,
-        fpga,
-        stack,
-        address,
-        serial_path,
-        ha,
-        mcu_tasks: McuHandle(Rc::new(mcu_tasks)),
-    })
+    Ok((
+        Board {
+            app,
+            proxy,
+            fpga,
+            stack,
+            address,
+            serial_path,
+            ha,
+            mcu_tasks: McuHandle(Rc::new(mcu_tasks)),
+        },
+        ctrl,
+    ))
+}
+
+/// The control-frame link of a board started with [`McuLink::CtrlFrames`].
+pub struct CtrlHandle {
+    /// The MCU's port: the bus's counters (`core().stats`) and the stash's.
+    pub port: &'static RefCell<ctrl_link::SimCtrlPort>,
+    /// The FPGA's bridge: what it answered.
+    pub bridge: Rc<RefCell<ctrl_link::Bridge>>,
 }
 
 /// The board's appliance lives for the whole process, as firmware statics do.

@@ -16,7 +16,7 @@ use fulcrum_model::config::{CheckKind, Config};
 use fulcrum_sim::fpga::Geometry;
 use fulcrum_sim::network::NetworkPort;
 use fulcrum_sim::vnet::{HostSpec, Server, Switch, spawn_host};
-use fulcrum_sim::{BoardOptions, MANAGEMENT_PORT, start};
+use fulcrum_sim::{BoardOptions, MANAGEMENT_PORT, McuLink, start_with};
 
 /// Runs a simulated Fulcrum board: the MCU firmware and the FPGA data path (the reference
 /// model) in one process.
@@ -47,6 +47,10 @@ struct Args {
     /// Open the serial console on a pseudo-terminal (its path is printed).
     #[arg(long)]
     serial: bool,
+    /// The MCU reaches the FPGA's registers through control frames on its Ethernet link
+    /// (EtherType 0x88B5, as on the Colorlight 5A-75B) instead of a direct register bus.
+    #[arg(long)]
+    ctrl_frames: bool,
 }
 
 fn load_key(path: Option<&PathBuf>) -> anyhow::Result<Option<Key>> {
@@ -107,9 +111,14 @@ fn main() -> anyhow::Result<()> {
             serial: args.serial,
             geometry,
         };
+        let mcu_link = if args.ctrl_frames {
+            McuLink::CtrlFrames(Default::default())
+        } else {
+            McuLink::Direct
+        };
         let board = if let Some(tap) = &args.tap {
             let port = NetworkPort::tap(tap).with_context(|| format!("opening tap device {tap} (needs root or CAP_NET_ADMIN)"))?;
-            let board = start(options, port)?;
+            let board = start_with(options, port, mcu_link)?.0;
             println!("fulcrum-sim-board: up on tap {tap}, appliance {} (management tcp {}:{MANAGEMENT_PORT})", board.address, board.address);
             if let Some(p) = &board.serial_path {
                 println!("serial console: {}", p.display());
@@ -137,7 +146,7 @@ fn main() -> anyhow::Result<()> {
                 0xfe,
             );
             tokio::task::spawn_local(switch.run());
-            let board = start(options, NetworkPort::Virtual(fpga_port))?;
+            let board = start_with(options, NetworkPort::Virtual(fpga_port), mcu_link)?.0;
             let listener = tokio::net::TcpListener::bind(&args.listen)
                 .await
                 .with_context(|| format!("listening on {}", args.listen))?;

@@ -29,7 +29,7 @@ use crate::router::{Router, Side};
 use crate::vnet::{
     Extras, Health, HostHandle, HostSpec, Server, Switch, http_get, spawn_host_with,
 };
-use crate::{Board, BoardOptions, MANAGEMENT_PORT, start, start_with};
+use crate::{Board, BoardOptions, MANAGEMENT_PORT, McuLink, start, start_full};
 
 /// A scheduled change.
 #[derive(Debug, Clone)]
@@ -409,7 +409,7 @@ pub async fn run(
         }
         (k, _) => k.clone(),
     };
-    let board = start_with(
+    let (board, _) = start_full(
         BoardOptions {
             state_dir: scenario.state_dir.clone(),
             config: Some(config.clone()),
@@ -418,8 +418,9 @@ pub async fn run(
             serial: scenario.serial,
             geometry: Geometry::of(&config),
         },
-        scenario.engine,
         NetworkPort::Virtual(fpga_port),
+        McuLink::Direct,
+        scenario.engine,
     )?;
     let peer_board = match (ha_peer, peer_port) {
         (Some(peer), Some((port, cable))) => {

@@ -327,7 +327,7 @@ pub struct ServerSession {
 impl ServerSession {
     /// A session for one connection. With `require_auth`, every request but `Hello` must be
     /// tagged with `key` (a network link); without, tags are checked when present (serial).
-    pub fn new(key: Option<Key>, require_auth: bool) -> Self {
+    pub const fn new(key: Option<Key>, require_auth: bool) -> Self {
         ServerSession {
             key,
             require_auth,

@@ -223,11 +223,96 @@ pub fn encode(
 /// What the FPGA does with a request: performs its ops on `bus` in order and writes the
 /// response into `out`; returns the response length. A response or a malformed frame is
 /// not answered (the error says why) and touches no register.
+///
+/// This is the stateless core; the bridge itself is a [`Responder`], which also skips the
+/// writes of a retransmitted request.
 pub fn respond(
     request: &[u8],
     bus: &mut impl RegisterBus,
     out: &mut [u8],
 ) -> Result<usize, CtrlError> {
+    respond_ops(request, bus, out, false).map(|(len, _)| len)
+}
+
+/// The FPGA bridge with its one word of state: the sequence number of the last request it
+/// executed. The MCU sends one request at a time and retransmits it, same sequence number,
+/// when no valid response came back in time. A request whose response was lost arrives
+/// twice, so a request with the same sequence number as the last one is a retransmission:
+/// its writes were already performed and are skipped (some writes are not idempotent:
+/// `TABLE_WRITE` advances the table index, `CHANGE_POP` pops a record), its reads are
+/// performed again and answered (reads have no side effects in the register map: the
+/// latched counter and the popped record are still in place, since only the MCU moves
+/// them). Any other sequence number executes the whole request and becomes the last one.
+///
+/// So the MCU's first request after it boots must be read-only (it cannot know the
+/// bridge's last sequence number): `firmware::ctrl_bus` starts by reading `ID` and
+/// `VERSION`. What this does not cover: a network that delivers an old copy of a request
+/// after a newer request (the MCU's link is a cable or one switch, which do not reorder).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Responder {
+    last: Option<u16>,
+    /// Requests answered.
+    pub answered: u64,
+    /// Requests recognised as retransmissions (writes skipped).
+    pub retransmissions: u64,
+    /// Frames dropped as malformed (or responses).
+    pub rejected: u64,
+}
+
+impl Responder {
+    /// A bridge that has executed nothing yet (after the FPGA's reset).
+    pub const fn new() -> Self {
+        Responder {
+            last: None,
+            answered: 0,
+            retransmissions: 0,
+            rejected: 0,
+        }
+    }
+
+    /// The sequence number of the last request executed.
+    pub fn last_seq(&self) -> Option<u16> {
+        self.last
+    }
+
+    /// Answers `request` into `out` as the bridge does (see the type's documentation);
+    /// returns the response length. Bad frames are not answered and touch nothing.
+    pub fn respond(
+        &mut self,
+        request: &[u8],
+        bus: &mut impl RegisterBus,
+        out: &mut [u8],
+    ) -> Result<usize, CtrlError> {
+        let seq = match CtrlFrame::parse(request) {
+            Ok(f) if f.kind == KIND_REQUEST => f.seq,
+            Ok(f) => {
+                self.rejected += 1;
+                return Err(CtrlError::Kind(f.kind));
+            }
+            Err(e) => {
+                self.rejected += 1;
+                return Err(e);
+            }
+        };
+        let retransmission = self.last == Some(seq);
+        let (len, _) = respond_ops(request, bus, out, retransmission).inspect_err(|_| {
+            self.rejected += 1;
+        })?;
+        self.last = Some(seq);
+        self.answered += 1;
+        if retransmission {
+            self.retransmissions += 1;
+        }
+        Ok(len)
+    }
+}
+
+fn respond_ops(
+    request: &[u8],
+    bus: &mut impl RegisterBus,
+    out: &mut [u8],
+    skip_writes: bool,
+) -> Result<(usize, u16), CtrlError> {
     let req = CtrlFrame::parse(request)?;
     if req.kind != KIND_REQUEST {
         return Err(CtrlError::Kind(req.kind));
@@ -243,11 +328,15 @@ pub fn respond(
         .zip(resp[ETH_HEADER + CTRL_HEADER..].chunks_exact_mut(OP_LEN))
     {
         match op {
-            Op::Write { addr, value } => bus.write32(addr, value),
+            Op::Write { addr, value } => {
+                if !skip_writes {
+                    bus.write32(addr, value)
+                }
+            }
             Op::Read { addr, .. } => chunk[4..8].copy_from_slice(&bus.read32(addr).to_be_bytes()),
         }
     }
-    Ok(len)
+    Ok((len, req.seq))
 }
 
 #[cfg(test)]
@@ -348,6 +437,68 @@ mod tests {
             respond(&resp[..m], &mut regs, &mut req),
             Err(CtrlError::Kind(KIND_RESPONSE))
         );
+    }
+
+    #[test]
+    fn a_retransmitted_request_is_answered_but_its_writes_are_not_repeated() {
+        // TABLE_WRITE-like: every write to 0x46 advances a counter (not idempotent).
+        struct Strobe(Words, u32);
+        impl RegisterBus for Strobe {
+            fn write32(&mut self, addr: u16, value: u32) {
+                if addr == 0x46 {
+                    self.1 += 1;
+                }
+                self.0.write32(addr, value)
+            }
+            fn read32(&mut self, addr: u16) -> u32 {
+                if addr == 0x46 {
+                    self.1
+                } else {
+                    self.0.read32(addr)
+                }
+            }
+        }
+        let mut bus = Strobe(Words([0; 0x100]), 0);
+        let mut bridge = Responder::new();
+        let req = |seq: u16| {
+            let mut b = [0u8; 64];
+            let ops = [
+                Op::Write {
+                    addr: 0x46,
+                    value: 1,
+                },
+                Op::Read {
+                    addr: 0x46,
+                    value: 0,
+                },
+            ];
+            let n = encode(FPGA, MCU, KIND_REQUEST, seq, &ops, &mut b).unwrap();
+            (b, n)
+        };
+        let read_back = |resp: &[u8]| match CtrlFrame::parse(resp).unwrap().ops().nth(1) {
+            Some(Op::Read { value, .. }) => value,
+            other => panic!("{other:?}"),
+        };
+        let mut out = [0u8; 64];
+        let (r5, n5) = req(5);
+        let m = bridge.respond(&r5[..n5], &mut bus, &mut out).unwrap();
+        assert_eq!((bus.1, read_back(&out[..m])), (1, 1));
+        // the response was lost: the same request again
+        let m = bridge.respond(&r5[..n5], &mut bus, &mut out).unwrap();
+        assert_eq!((bus.1, read_back(&out[..m])), (1, 1));
+        assert_eq!((bridge.answered, bridge.retransmissions), (2, 1));
+        // the next request executes
+        let (r6, n6) = req(6);
+        let m = bridge.respond(&r6[..n6], &mut bus, &mut out).unwrap();
+        assert_eq!((bus.1, read_back(&out[..m])), (2, 2));
+        assert_eq!(bridge.last_seq(), Some(6));
+        // a bad frame changes nothing and is counted
+        assert!(bridge.respond(&r6[..10], &mut bus, &mut out).is_err());
+        assert_eq!((bus.1, bridge.last_seq(), bridge.rejected), (2, Some(6), 1));
+        // after a reset, a request with any sequence number executes
+        let mut bridge = Responder::new();
+        bridge.respond(&r6[..n6], &mut bus, &mut out).unwrap();
+        assert_eq!(bus.1, 3);
     }
 
     #[test]
