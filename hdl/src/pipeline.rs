@@ -23,7 +23,7 @@
 //! Both receive ports share the pipeline: an arbiter takes whole frames, alternating when
 //! both have one waiting, so frames are processed one at a time in the order the
 //! arbiter took them, exactly as the model's sequence of `process` calls. A frame from the
-//! MCU leaves on `net_tx` unchanged (`Action::FromMcu`). The frame FIFO holds
+//! MCU leaves on `net_tx` unchanged (`Action::FromMcu`). The frame FIFO ([`FrameFifo`], block RAM read through its output register) holds
 //! [`FIFO_BYTES`] bytes: the verdict needs the whole frame (the parser checks lengths at
 //! `tlast`), so **a frame longer than `FIFO_BYTES` stalls the input for ever**; the MAC in
 //! front must cut frames at the Ethernet maximum (1522 bytes with a tag).
@@ -77,8 +77,8 @@
 //! sees the new latch.
 
 use rust_hdl::prelude::*;
-use rust_hdl::widgets::prelude::SynchronousFIFO;
 
+use crate::frame_fifo::FrameFifo;
 use crate::parser::HeaderParser;
 use crate::ram::SinglePortRam;
 use crate::regs::RegisterBlock;
@@ -185,7 +185,7 @@ pub struct FastPath<const A: usize> {
 
     regs: RegisterBlock,
     parser: HeaderParser,
-    fifo: SynchronousFIFO<Bits<10>, 11, 12, 1>,
+    fifo: FrameFifo<Bits<10>, 11>,
     hash: ToeplitzHash,
     rewrite: Rewrite,
     counters: SinglePortRam<Bits<64>, 11>,
@@ -257,7 +257,6 @@ pub struct FastPath<const A: usize> {
     rd_value: DFF<Bits<32>>,
 
     in_take: Signal<Local, Bit>,
-    fifo_write: Signal<Local, Bit>,
     out_take: Signal<Local, Bit>,
     job_valid: Signal<Local, Bit>,
     job_addr: Signal<Local, Bits<11>>,
@@ -381,7 +380,6 @@ impl<const A: usize> FastPath<A> {
             rd_mine: Default::default(),
             rd_value: Default::default(),
             in_take: Default::default(),
-            fifo_write: Default::default(),
             out_take: Default::default(),
             job_valid: Default::default(),
             job_addr: Default::default(),
@@ -607,19 +605,19 @@ impl<const A: usize> Logic for FastPath<A> {
 
         // ---- Parser → frame FIFO ({tuser, tlast, tdata}).
         self.parser.m_axis.tready.next = !self.fifo.full.val();
-        self.fifo_write.next = self.parser.m_axis.tvalid.val() & !self.fifo.full.val();
-        self.fifo.write.next = self.fifo_write.val();
+        // The FIFO ignores a write while full and a read while empty.
+        self.fifo.write.next = self.parser.m_axis.tvalid.val();
         self.fifo.data_in.next = bit_cast::<10, 8>(self.parser.m_axis.tdata.val())
             | (bit_cast::<10, 1>(self.parser.m_axis.tlast.val().into()) << 8)
             | (bit_cast::<10, 1>(self.parser.m_axis.tuser.val().into()) << 9);
 
         // ---- Frame FIFO → rewrite.
-        self.rewrite.s_axis.tvalid.next = !self.fifo.empty.val();
+        self.rewrite.s_axis.tvalid.next = self.fifo.valid.val();
         self.rewrite.s_axis.tdata.next = self.fifo.data_out.val().get_bits::<8>(0);
         self.rewrite.s_axis.tlast.next = self.fifo.data_out.val().get_bit(8);
         self.rewrite.s_axis.tuser.next = self.fifo.data_out.val().get_bit(9);
         self.rewrite.s_axis.tkeep.next = 1.into();
-        self.fifo.read.next = self.rewrite.s_axis.tready.val() & !self.fifo.empty.val();
+        self.fifo.read.next = self.rewrite.s_axis.tready.val();
 
         // ---- Rewrite → the egress port of the frame.
         self.net_tx.tdata.next = self.rewrite.m_axis.tdata.val();
