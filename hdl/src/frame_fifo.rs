@@ -373,7 +373,10 @@ mod tests {
         let mut taken = 0;
         for (cycle, (i, o)) in inputs.iter().zip(trace).enumerate() {
             assert_eq!(o.full, queue.len() == capacity, "cycle {cycle}: full");
-            assert!(!o.valid || !queue.is_empty(), "cycle {cycle}: valid on empty");
+            assert!(
+                !o.valid || !queue.is_empty(),
+                "cycle {cycle}: valid on empty"
+            );
             if o.valid {
                 assert_eq!(Some(&o.data), queue.front(), "cycle {cycle}: order");
             }
@@ -543,7 +546,10 @@ endmodule
                 u8::from(o.valid),
                 if o.valid { o.data } else { 0 }
             );
-            assert_eq!(*line, want, "cycle {cycle}: Verilog vs Rust (full valid data)");
+            assert_eq!(
+                *line, want,
+                "cycle {cycle}: Verilog vs Rust (full valid data)"
+            );
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -192,6 +192,10 @@ pub struct FastPath<const A: usize> {
 
     // Ingress arbiter: 0 none, 1 network, 2 MCU.
     in_sel: DFF<Bits<2>>,
+    // Timing: `in_sel == 1` and `in_sel == 2` as registers (the select of the data mux
+    // in front of the parser's checksum adders).
+    sel_net: DFF<Bit>,
+    sel_mcu: DFF<Bit>,
     last_mcu: DFF<Bit>,
     // Egress of the frame in the rewrite stage's output: 1 network, 2 MCU; busy until its
     // last byte leaves.
@@ -208,6 +212,10 @@ pub struct FastPath<const A: usize> {
     found_idx: DFF<Bits<4>>,
     found_mode: DFF<Bits<3>>,
     pool_hit: DFF<Bit>,
+    // Timing: the full-NAT pool and own-address comparisons, registered (the frame's
+    // dst_ip is stable from the cycle after Idle, the settings from the commit on).
+    pool_match_q: DFF<Bit>,
+    own_match_q: DFF<Bit>,
     l4_services: DFF<Bit>,
     protocol: DFF<Bits<8>>,
     from_mcu: DFF<Bit>,
@@ -318,6 +326,8 @@ impl<const A: usize> FastPath<A> {
             rewrite: Rewrite::new(),
             counters: SinglePortRam::zeroed(),
             in_sel: Default::default(),
+            sel_net: Default::default(),
+            sel_mcu: Default::default(),
             last_mcu: Default::default(),
             out_port: Default::default(),
             out_busy: Default::default(),
@@ -330,6 +340,8 @@ impl<const A: usize> FastPath<A> {
             found_idx: Default::default(),
             found_mode: Default::default(),
             pool_hit: Default::default(),
+            pool_match_q: Default::default(),
+            own_match_q: Default::default(),
             l4_services: Default::default(),
             protocol: Default::default(),
             services_shadow: Default::default(),
@@ -432,6 +444,8 @@ impl<const A: usize> Logic for FastPath<A> {
             self,
             clock,
             in_sel,
+            sel_net,
+            sel_mcu,
             last_mcu,
             out_port,
             out_busy,
@@ -444,6 +458,8 @@ impl<const A: usize> Logic for FastPath<A> {
             found_idx,
             found_mode,
             pool_hit,
+            pool_match_q,
+            own_match_q,
             l4_services,
             protocol,
             snat_count,
@@ -535,6 +551,8 @@ impl<const A: usize> Logic for FastPath<A> {
             | ((self.dst_ip.q.val() == self.snat5.q.val()) & (self.snat_count.q.val() > 5))
             | ((self.dst_ip.q.val() == self.snat6.q.val()) & (self.snat_count.q.val() > 6))
             | ((self.dst_ip.q.val() == self.snat7.q.val()) & (self.snat_count.q.val() > 7));
+        self.pool_match_q.d.next = self.pool_match.val();
+        self.own_match_q.d.next = self.dst_ip.q.val() == self.own_address.q.val();
 
         // ---- Registers.
         self.regs.bus_addr.next = self.bus_addr.val();
@@ -578,11 +596,11 @@ impl<const A: usize> Logic for FastPath<A> {
         self.parser.s_axis.tvalid.next = false;
         self.parser.s_axis.tlast.next = self.net_rx.tlast.val();
         self.parser.s_axis.tuser.next = self.net_rx.tuser.val();
-        if self.in_sel.q.val() == 1 {
+        if self.sel_net.q.val() {
             self.parser.s_axis.tvalid.next = self.net_rx.tvalid.val();
             self.net_rx.tready.next = self.parser.s_axis.tready.val();
         }
-        if self.in_sel.q.val() == 2 {
+        if self.sel_mcu.q.val() {
             self.parser.s_axis.tdata.next = self.mcu_rx.tdata.val();
             self.parser.s_axis.tkeep.next = self.mcu_rx.tkeep.val();
             self.parser.s_axis.tvalid.next = self.mcu_rx.tvalid.val();
@@ -594,12 +612,16 @@ impl<const A: usize> Logic for FastPath<A> {
         if self.in_sel.q.val() == 0 {
             if self.mcu_rx.tvalid.val() & (!self.net_rx.tvalid.val() | !self.last_mcu.q.val()) {
                 self.in_sel.d.next = 2.into();
+                self.sel_mcu.d.next = true;
             } else if self.net_rx.tvalid.val() {
                 self.in_sel.d.next = 1.into();
+                self.sel_net.d.next = true;
             }
         }
         if self.in_take.val() & self.parser.s_axis.tlast.val() {
             self.in_sel.d.next = 0.into();
+            self.sel_net.d.next = false;
+            self.sel_mcu.d.next = false;
             self.last_mcu.d.next = self.in_sel.q.val() == 2;
         }
 
@@ -866,7 +888,7 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.scan_idx.d.next = 0.into();
                     self.vip_any.d.next = false;
                     self.found.d.next = false;
-                    self.pool_hit.d.next = self.pool_match.val();
+                    self.pool_hit.d.next = self.pool_match_q.q.val();
                     self.step.d.next = Step::Scan;
                 }
             }
@@ -967,7 +989,7 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.cmd_port.d.next = 2.into();
                     self.v_len.d.next = self.frame_len.q.val();
                 }
-                if self.dst_ip.q.val() == self.own_address.q.val() {
+                if self.own_match_q.q.val() {
                     self.v_action.d.next = 3.into();
                     self.v_reason.d.next = 2.into();
                     self.cmd_op.d.next = 0.into();
