@@ -3,7 +3,7 @@
 //! `cargo run -p fulcrum-hdl --release --example fast_path_sim_speed`.
 
 use fulcrum_hdl::fast_path_sim::FastPathSim;
-use fulcrum_hdl::sim::{Rng, Traffic};
+use fulcrum_hdl::sim::{Rng, Traffic, settle_passes};
 use fulcrum_hdl::vectors::{fix_ip_checksum, valid_frame};
 use fulcrum_model::pipeline::Port;
 
@@ -29,6 +29,14 @@ fn small_udp(rng: &mut Rng, dst: [u8; 4]) -> Vec<u8> {
     f
 }
 
+/// CPU time of this thread in seconds (Linux `schedstat`), so a loaded machine does not
+/// distort the speed; `None` elsewhere.
+fn cpu_seconds() -> Option<f64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(ns / 1e9)
+}
+
 fn main() {
     let mut rng = Rng::new(7);
     // Mixed frames: simulation speed.
@@ -38,14 +46,29 @@ fn main() {
         sim.push(Port::Network, valid_frame(&mut rng));
     }
     let start_cycles = sim.cycles();
+    let start_passes = settle_passes();
     let started = std::time::Instant::now();
+    let cpu_started = cpu_seconds();
     assert!(sim.run_until_idle(10_000_000));
     let secs = started.elapsed().as_secs_f64();
     let cycles = sim.cycles() - start_cycles;
+    let passes = settle_passes() - start_passes;
     println!(
-        "simulation: {frames} mixed frames, {cycles} cycles in {secs:.2} s: {:.0} cycles/s, {:.0} frames/s",
+        "simulation: {frames} mixed frames, {cycles} cycles in {secs:.2} s: {:.0} cycles/s, {:.0} frames/s (wall clock)",
         cycles as f64 / secs,
         frames as f64 / secs
+    );
+    if let (Some(a), Some(b)) = (cpu_started, cpu_seconds()) {
+        let cpu = b - a;
+        println!(
+            "  on the CPU: {cpu:.2} s: {:.0} cycles/s, {:.0} frames/s",
+            cycles as f64 / cpu,
+            frames as f64 / cpu
+        );
+    }
+    println!(
+        "  {:.2} update passes over the design per cycle (two settles)",
+        passes as f64 / cycles as f64
     );
 
     // Back-to-back 60-byte IPv4/UDP frames (hashed, scanned, dropped as not_for_us, and

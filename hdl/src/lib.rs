@@ -11,6 +11,7 @@
 //! | test harness | [`sim`], [`vectors`], [`verilog`], [`cosim`] (iverilog) | — |
 //! | parse | [`parser`] | `wire::parse` |
 //! | block RAM | [`ram`] | — |
+//! | frame FIFO (registered block-RAM output) | [`frame_fifo`] | — |
 //! | look up | [`flow_table`] | `flow::SetAssociative` (lookup, insert, replacement) |
 //! | rewrite (checksums) | [`checksum`] | `checksum::update16`, `update32`, `update_udp16`, `update_udp32` |
 //! | rewrite (frames) | [`rewrite`] | `rewrite::set_macs`, `rewrite_endpoints`, `encapsulate`, `encapsulated_len` |
@@ -30,6 +31,7 @@ pub mod checksum;
 pub mod cosim;
 pub mod fast_path_sim;
 pub mod flow_table;
+pub mod frame_fifo;
 pub mod parser;
 pub mod pipeline;
 pub mod ram;

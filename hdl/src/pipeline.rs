@@ -23,7 +23,7 @@
 //! Both receive ports share the pipeline: an arbiter takes whole frames, alternating when
 //! both have one waiting, so frames are processed one at a time in the order the
 //! arbiter took them, exactly as the model's sequence of `process` calls. A frame from the
-//! MCU leaves on `net_tx` unchanged (`Action::FromMcu`). The frame FIFO holds
+//! MCU leaves on `net_tx` unchanged (`Action::FromMcu`). The frame FIFO ([`FrameFifo`], block RAM read through its output register) holds
 //! [`FIFO_BYTES`] bytes: the verdict needs the whole frame (the parser checks lengths at
 //! `tlast`), so **a frame longer than `FIFO_BYTES` stalls the input for ever**; the MAC in
 //! front must cut frames at the Ethernet maximum (1522 bytes with a tag).
@@ -77,8 +77,8 @@
 //! sees the new latch.
 
 use rust_hdl::prelude::*;
-use rust_hdl::widgets::prelude::SynchronousFIFO;
 
+use crate::frame_fifo::FrameFifo;
 use crate::parser::HeaderParser;
 use crate::ram::SinglePortRam;
 use crate::regs::RegisterBlock;
@@ -185,13 +185,17 @@ pub struct FastPath<const A: usize> {
 
     regs: RegisterBlock,
     parser: HeaderParser,
-    fifo: SynchronousFIFO<Bits<10>, 11, 12, 1>,
+    fifo: FrameFifo<Bits<10>, 11>,
     hash: ToeplitzHash,
     rewrite: Rewrite,
     counters: SinglePortRam<Bits<64>, 11>,
 
     // Ingress arbiter: 0 none, 1 network, 2 MCU.
     in_sel: DFF<Bits<2>>,
+    // Timing: `in_sel == 1` and `in_sel == 2` as registers (the select of the data mux
+    // in front of the parser's checksum adders).
+    sel_net: DFF<Bit>,
+    sel_mcu: DFF<Bit>,
     last_mcu: DFF<Bit>,
     // Egress of the frame in the rewrite stage's output: 1 network, 2 MCU; busy until its
     // last byte leaves.
@@ -208,6 +212,10 @@ pub struct FastPath<const A: usize> {
     found_idx: DFF<Bits<4>>,
     found_mode: DFF<Bits<3>>,
     pool_hit: DFF<Bit>,
+    // Timing: the full-NAT pool and own-address comparisons, registered (the frame's
+    // dst_ip is stable from the cycle after Idle, the settings from the commit on).
+    pool_match_q: DFF<Bit>,
+    own_match_q: DFF<Bit>,
     l4_services: DFF<Bit>,
     protocol: DFF<Bits<8>>,
     from_mcu: DFF<Bit>,
@@ -257,7 +265,6 @@ pub struct FastPath<const A: usize> {
     rd_value: DFF<Bits<32>>,
 
     in_take: Signal<Local, Bit>,
-    fifo_write: Signal<Local, Bit>,
     out_take: Signal<Local, Bit>,
     job_valid: Signal<Local, Bit>,
     job_addr: Signal<Local, Bits<11>>,
@@ -319,6 +326,8 @@ impl<const A: usize> FastPath<A> {
             rewrite: Rewrite::new(),
             counters: SinglePortRam::zeroed(),
             in_sel: Default::default(),
+            sel_net: Default::default(),
+            sel_mcu: Default::default(),
             last_mcu: Default::default(),
             out_port: Default::default(),
             out_busy: Default::default(),
@@ -331,6 +340,8 @@ impl<const A: usize> FastPath<A> {
             found_idx: Default::default(),
             found_mode: Default::default(),
             pool_hit: Default::default(),
+            pool_match_q: Default::default(),
+            own_match_q: Default::default(),
             l4_services: Default::default(),
             protocol: Default::default(),
             services_shadow: Default::default(),
@@ -381,7 +392,6 @@ impl<const A: usize> FastPath<A> {
             rd_mine: Default::default(),
             rd_value: Default::default(),
             in_take: Default::default(),
-            fifo_write: Default::default(),
             out_take: Default::default(),
             job_valid: Default::default(),
             job_addr: Default::default(),
@@ -434,6 +444,8 @@ impl<const A: usize> Logic for FastPath<A> {
             self,
             clock,
             in_sel,
+            sel_net,
+            sel_mcu,
             last_mcu,
             out_port,
             out_busy,
@@ -446,6 +458,8 @@ impl<const A: usize> Logic for FastPath<A> {
             found_idx,
             found_mode,
             pool_hit,
+            pool_match_q,
+            own_match_q,
             l4_services,
             protocol,
             snat_count,
@@ -537,6 +551,8 @@ impl<const A: usize> Logic for FastPath<A> {
             | ((self.dst_ip.q.val() == self.snat5.q.val()) & (self.snat_count.q.val() > 5))
             | ((self.dst_ip.q.val() == self.snat6.q.val()) & (self.snat_count.q.val() > 6))
             | ((self.dst_ip.q.val() == self.snat7.q.val()) & (self.snat_count.q.val() > 7));
+        self.pool_match_q.d.next = self.pool_match.val();
+        self.own_match_q.d.next = self.dst_ip.q.val() == self.own_address.q.val();
 
         // ---- Registers.
         self.regs.bus_addr.next = self.bus_addr.val();
@@ -580,11 +596,11 @@ impl<const A: usize> Logic for FastPath<A> {
         self.parser.s_axis.tvalid.next = false;
         self.parser.s_axis.tlast.next = self.net_rx.tlast.val();
         self.parser.s_axis.tuser.next = self.net_rx.tuser.val();
-        if self.in_sel.q.val() == 1 {
+        if self.sel_net.q.val() {
             self.parser.s_axis.tvalid.next = self.net_rx.tvalid.val();
             self.net_rx.tready.next = self.parser.s_axis.tready.val();
         }
-        if self.in_sel.q.val() == 2 {
+        if self.sel_mcu.q.val() {
             self.parser.s_axis.tdata.next = self.mcu_rx.tdata.val();
             self.parser.s_axis.tkeep.next = self.mcu_rx.tkeep.val();
             self.parser.s_axis.tvalid.next = self.mcu_rx.tvalid.val();
@@ -596,30 +612,34 @@ impl<const A: usize> Logic for FastPath<A> {
         if self.in_sel.q.val() == 0 {
             if self.mcu_rx.tvalid.val() & (!self.net_rx.tvalid.val() | !self.last_mcu.q.val()) {
                 self.in_sel.d.next = 2.into();
+                self.sel_mcu.d.next = true;
             } else if self.net_rx.tvalid.val() {
                 self.in_sel.d.next = 1.into();
+                self.sel_net.d.next = true;
             }
         }
         if self.in_take.val() & self.parser.s_axis.tlast.val() {
             self.in_sel.d.next = 0.into();
+            self.sel_net.d.next = false;
+            self.sel_mcu.d.next = false;
             self.last_mcu.d.next = self.in_sel.q.val() == 2;
         }
 
         // ---- Parser → frame FIFO ({tuser, tlast, tdata}).
         self.parser.m_axis.tready.next = !self.fifo.full.val();
-        self.fifo_write.next = self.parser.m_axis.tvalid.val() & !self.fifo.full.val();
-        self.fifo.write.next = self.fifo_write.val();
+        // The FIFO ignores a write while full and a read while empty.
+        self.fifo.write.next = self.parser.m_axis.tvalid.val();
         self.fifo.data_in.next = bit_cast::<10, 8>(self.parser.m_axis.tdata.val())
             | (bit_cast::<10, 1>(self.parser.m_axis.tlast.val().into()) << 8)
             | (bit_cast::<10, 1>(self.parser.m_axis.tuser.val().into()) << 9);
 
         // ---- Frame FIFO → rewrite.
-        self.rewrite.s_axis.tvalid.next = !self.fifo.empty.val();
+        self.rewrite.s_axis.tvalid.next = self.fifo.valid.val();
         self.rewrite.s_axis.tdata.next = self.fifo.data_out.val().get_bits::<8>(0);
         self.rewrite.s_axis.tlast.next = self.fifo.data_out.val().get_bit(8);
         self.rewrite.s_axis.tuser.next = self.fifo.data_out.val().get_bit(9);
         self.rewrite.s_axis.tkeep.next = 1.into();
-        self.fifo.read.next = self.rewrite.s_axis.tready.val() & !self.fifo.empty.val();
+        self.fifo.read.next = self.rewrite.s_axis.tready.val();
 
         // ---- Rewrite → the egress port of the frame.
         self.net_tx.tdata.next = self.rewrite.m_axis.tdata.val();
@@ -868,7 +888,7 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.scan_idx.d.next = 0.into();
                     self.vip_any.d.next = false;
                     self.found.d.next = false;
-                    self.pool_hit.d.next = self.pool_match.val();
+                    self.pool_hit.d.next = self.pool_match_q.q.val();
                     self.step.d.next = Step::Scan;
                 }
             }
@@ -969,7 +989,7 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.cmd_port.d.next = 2.into();
                     self.v_len.d.next = self.frame_len.q.val();
                 }
-                if self.dst_ip.q.val() == self.own_address.q.val() {
+                if self.own_match_q.q.val() {
                     self.v_action.d.next = 3.into();
                     self.v_reason.d.next = 2.into();
                     self.cmd_op.d.next = 0.into();
