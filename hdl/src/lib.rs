@@ -30,6 +30,7 @@ pub mod checksum;
 pub mod cosim;
 pub mod fast_path_sim;
 pub mod flow_table;
+pub mod forward;
 pub mod parser;
 pub mod pipeline;
 pub mod ram;
