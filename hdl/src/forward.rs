@@ -206,7 +206,7 @@ pub struct Forward<const A: usize> {
     tcp: DFF<Bit>,
     flags: DFF<Bits<8>>,
     stateless: DFF<Bit>,
-    wait: DFF<Bits<2>>,
+    rd_wait: DFF<Bits<2>>,
     entry: DFF<Bits<171>>,
     slot: DFF<Bits<32>>,
     remove: DFF<Bit>,
@@ -239,6 +239,7 @@ pub struct Forward<const A: usize> {
     af_cur: Signal<Local, Bits<32>>,
     af_new: Signal<Local, Bits<32>>,
     one16: Signal<Local, Bits<16>>,
+    dirty_now: Signal<Local, Bits<16>>,
     ring_m: Signal<Local, Bits<16>>,
     ring_svc: Signal<Local, Bits<4>>,
 }
@@ -316,7 +317,7 @@ impl<const A: usize> Forward<A> {
             tcp: Default::default(),
             flags: Default::default(),
             stateless: Default::default(),
-            wait: Default::default(),
+            rd_wait: Default::default(),
             entry: Default::default(),
             slot: Default::default(),
             remove: Default::default(),
@@ -348,6 +349,7 @@ impl<const A: usize> Forward<A> {
             af_cur: Default::default(),
             af_new: Default::default(),
             one16: Default::default(),
+            dirty_now: Default::default(),
             ring_m: Default::default(),
             ring_svc: Default::default(),
         }
@@ -359,7 +361,7 @@ impl<const A: usize> Logic for Forward<A> {
     fn update(&mut self) {
         dff_setup!(
             self, clock, cp, cp_idx, cp_phase, dirty, rv1, rv2, ri1, ri2, req, svc, key, hash, tcp,
-            flags, stateless, wait, entry, slot, remove, kind, backend, new_flow, ev_lookup,
+            flags, stateless, rd_wait, entry, slot, remove, kind, backend, new_flow, ev_lookup,
             ev_insert, be_word, be_addr, af_idx, af_inc, af_back
         );
         clock!(
@@ -427,6 +429,8 @@ impl<const A: usize> Logic for Forward<A> {
         self.sh_state.next = self.be_shadow.read_data.val().get_bits::<3>(120);
         self.sh_free.next = (self.sh_state.val() == 0) | (self.sh_state.val() > 4);
         self.ring_svc.next = self.cp_idx.q.val().get_bits::<4>(10);
+        // (A local: rust-hdl's Verilog cannot slice an expression.)
+        self.dirty_now.next = self.dirty.q.val() >> self.ring_svc.val();
         self.rv1.d.next = false;
         self.rv2.d.next = self.rv1.q.val();
         self.ri2.d.next = self.ri1.q.val();
@@ -500,7 +504,7 @@ impl<const A: usize> Logic for Forward<A> {
                         bit_cast::<32, 16>(self.ring_shadow.read_data.val());
                 }
                 if self.cp_phase.q.val() == 0 {
-                    if (self.dirty.q.val() >> self.ring_svc.val()).get_bit(0) {
+                    if self.dirty_now.val().get_bit(0) {
                         self.rv1.d.next = true;
                         self.ri1.d.next = self.cp_idx.q.val();
                         self.cp_idx.d.next = self.cp_idx.q.val() + 1;
@@ -625,7 +629,7 @@ impl<const A: usize> Logic for Forward<A> {
                     self.entry.d.next = self.flows.res_entry.val();
                     self.slot.d.next = self.flows.res_slot.val();
                     self.be_addr.d.next = self.flows.res_entry.val().get_bits::<8>(8);
-                    self.wait.d.next = 0.into();
+                    self.rd_wait.d.next = 0.into();
                     self.req.d.next = Req::Miss;
                     if self.flows.res_kind.val() == 1 {
                         self.req.d.next = Req::HitRead;
@@ -637,8 +641,8 @@ impl<const A: usize> Logic for Forward<A> {
                 }
             }
             Req::HitRead => {
-                self.wait.d.next = self.wait.q.val() + 1;
-                if self.wait.q.val() == 1 {
+                self.rd_wait.d.next = self.rd_wait.q.val() + 1;
+                if self.rd_wait.q.val() == 1 {
                     self.req.d.next = Req::HitUse;
                 }
             }
@@ -682,8 +686,8 @@ impl<const A: usize> Logic for Forward<A> {
                 }
             }
             Req::GoneRead => {
-                self.wait.d.next = self.wait.q.val() + 1;
-                if self.wait.q.val() == 1 {
+                self.rd_wait.d.next = self.rd_wait.q.val() + 1;
+                if self.rd_wait.q.val() == 1 {
                     self.req.d.next = Req::GoneUse;
                 }
             }
@@ -715,7 +719,7 @@ impl<const A: usize> Logic for Forward<A> {
                 if self.select.m_valid.val() {
                     self.backend.d.next = self.select.backend.val();
                     self.be_addr.d.next = self.select.backend.val().get_bits::<8>(0);
-                    self.wait.d.next = 0.into();
+                    self.rd_wait.d.next = 0.into();
                     self.req.d.next = Req::NewRead;
                     if self.select.backend.val() == 0xFFFF {
                         self.kind.d.next = 1.into();
@@ -724,8 +728,8 @@ impl<const A: usize> Logic for Forward<A> {
                 }
             }
             Req::NewRead => {
-                self.wait.d.next = self.wait.q.val() + 1;
-                if self.wait.q.val() == 1 {
+                self.rd_wait.d.next = self.rd_wait.q.val() + 1;
+                if self.rd_wait.q.val() == 1 {
                     self.req.d.next = Req::NewUse;
                 }
             }
@@ -757,7 +761,7 @@ impl<const A: usize> Logic for Forward<A> {
                     // The displaced entry (its valid bit), its backend read next.
                     self.entry.d.next = self.flows.res_entry.val();
                     self.be_addr.d.next = self.flows.res_entry.val().get_bits::<8>(8);
-                    self.wait.d.next = 0.into();
+                    self.rd_wait.d.next = 0.into();
                     self.af_idx.d.next = self.backend.q.val().get_bits::<8>(0);
                     self.af_inc.d.next = true;
                     self.af_back.d.next = Req::Done;
@@ -772,8 +776,8 @@ impl<const A: usize> Logic for Forward<A> {
                 }
             }
             Req::DispRead => {
-                self.wait.d.next = self.wait.q.val() + 1;
-                if self.wait.q.val() == 1 {
+                self.rd_wait.d.next = self.rd_wait.q.val() + 1;
+                if self.rd_wait.q.val() == 1 {
                     self.req.d.next = Req::DispUse;
                 }
             }

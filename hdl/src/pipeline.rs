@@ -38,25 +38,35 @@
 //!    (`l7_service`); no such service: ICMP → punt, else drop (`no_service`);
 //! 3. to a full-NAT pool address (the first `SNAT_CFG` count of `SNAT_POOL`): ICMP and
 //!    fragments → punt, other protocols → drop (`not_for_us`), TCP/UDP → drop
-//!    (`return_no_flow`: the hardware has no flow table yet, and without an L4 service no
-//!    flow exists in the model either);
+//!    (`return_no_flow`: without a full-NAT service no flow can match in the model
+//!    either);
 //! 4. anything else → drop (`not_for_us`).
 //!
-//! **Not in hardware yet**: the forward path (a frame for an L4 service of mode NAT, full
-//! NAT, DSR, IP-in-IP or GUE: flow table, backend selection, rewrite towards a backend),
-//! the NAT return path, the full-NAT return of an existing flow, persistence, aging. A
-//! frame that would need them gets [`action::REFUSED`] (dropped, counted at counter RAM
-//! word 0x3FF, outside the model's index map); once any valid L4 service is active, every
-//! TCP/UDP frame that reaches rule 3 or 4 is refused too (it could be a NAT backend's
-//! reply). So the fast path equals the model for configurations whose services are all
-//! L7 (any full-NAT pool), and the host refuses others for the `hdl` engine. Backend,
-//! member and ring writes are accepted by the register block and ignored.
+//! 5. the service of (VIP, protocol, port) in mode NAT, DSR, IP-in-IP or GUE with the
+//!    Maglev algorithm and no persistence → the **forward path** ([`crate::forward`]):
+//!    flow lookup, refresh or insert, the generation check, moved / expired / evicted
+//!    flows, the ring choice, `no_backend`, `neighbor_unresolved`, then the rewrite
+//!    towards the backend (NAT: MACs and destination; DSR: MACs; IP-in-IP / GUE:
+//!    encapsulation, `tunnel_mtu` above 1500 bytes) and the service and backend counters.
+//!
+//! **Not in hardware yet**: the NAT return path, full NAT (forward and return),
+//! persistence, and the algorithms other than Maglev. A frame that would need them gets
+//! [`action::REFUSED`] (dropped, counted at counter RAM word 0x3FF, outside the model's
+//! index map): a frame for a full-NAT service, a sticky service or one with another
+//! algorithm; every TCP/UDP frame that reaches rule 5 or 6 while a NAT service is active
+//! (it could be a NAT backend's reply); a TCP/UDP frame to a pool address while a full-NAT
+//! service is active. The host refuses such configurations for the `hdl` engine
+//! (`host-agent/src/engine.rs`, `hdl_support`). Member writes are accepted by the register
+//! block and ignored.
 //!
 //! ## Commit
 //! A write of 1 to `CONTROL` marks a commit pending (`STATUS.0`). The controller applies it
 //! between two frames, before it takes the next frame's header: the shadow settings
 //! become active, the hash key is loaded into the Toeplitz unit and the 16 service
-//! entries are copied from the shadow to the active table (17 cycles). **Unlike the
+//! entries are copied from the shadow to the active table (17 cycles); then the forward
+//! path copies its backend table (768 cycles) and the rings written since the last commit
+//! (1,024 cycles each), and `STATUS.0` stays set until that is done (after reset it
+//! first clears the rings: about 16,400 cycles). **Unlike the
 //! model** (which commits at the `CONTROL` write), register writes made after the
 //! `CONTROL` write but before the commit is applied go into that commit: the writer must
 //! wait for `STATUS.0` to clear before writing the next batch (the commit waits for the
@@ -142,8 +152,7 @@ enum Engine {
     Wait3,
 }
 
-/// The fast path with `2^A` flow-table sets (the flow table is not wired yet: see the
-/// module documentation).
+/// The fast path with `2^A` flow-table sets (4 ways).
 #[derive(LogicBlock)]
 pub struct FastPath<const A: usize> {
     /// The datapath clock.
@@ -792,11 +801,6 @@ impl<const A: usize> Logic for FastPath<A> {
             & (self.found_algo.q.val() != 4)
             & (self.found_algo.q.val() != 5)
             & !self.found_sticky.q.val();
-        self.fwd_go.next = self.vip_any.q.val()
-            & self.found.q.val()
-            & self.fwd_ok.val()
-            & !self.is_multicast.val()
-            & (self.dst_ip.q.val() != self.own_address.q.val());
         self.encap.next = (self.found_mode.q.val() == 3) | (self.found_mode.q.val() == 4);
         self.overhead.next = 20.into();
         if self.found_mode.q.val() == 4 {
@@ -1007,6 +1011,11 @@ impl<const A: usize> Logic for FastPath<A> {
         // ---- The controller.
         self.is_multicast.next = (self.dst_ip.q.val() == 0xFFFF_FFFF_u64)
             | (self.dst_ip.q.val().get_bits::<4>(28) == 0xE);
+        self.fwd_go.next = self.vip_any.q.val()
+            & self.found.q.val()
+            & self.fwd_ok.val()
+            & !self.is_multicast.val()
+            & (self.dst_ip.q.val() != self.own_address.q.val());
         self.parser.m_hdr.tready.next =
             (self.step.q.val() == Step::Idle) & !self.commit_pending.q.val();
         self.v_valid.d.next = false;
