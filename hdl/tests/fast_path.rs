@@ -456,7 +456,11 @@ fn cosim(seed: u64, forward: Option<FwdConfig>) {
         tail.push((0, 1, addr::COUNTER_LO, 0));
     }
 
-    let dir = std::env::temp_dir().join(format!("fulcrum-fast-path-cosim-{}", std::process::id()));
+    // One directory per run (the two co-simulations of this binary run in parallel).
+    let dir = std::env::temp_dir().join(format!(
+        "fulcrum-fast-path-cosim-{}-{seed:x}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let hex = |v: &[u16]| v.iter().map(|b| format!("{b:03x}\n")).collect::<String>();
     std::fs::write(dir.join("net.hex"), hex(&ports[0])).unwrap();
