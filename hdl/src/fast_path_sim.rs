@@ -184,9 +184,24 @@ impl<const A: usize> FastPathSim<A> {
         };
         sim.uut.clock.next = Clock::from(false);
         settle(&mut *sim.uut);
-        // The reset commit (the register block's reset settings become active).
+        // The reset commit (the register block's reset settings become active), after the
+        // forward path has cleared its rings.
         sim.run_until_idle(1000);
+        assert!(sim.wait_commit(100_000), "the reset commit never completes");
         sim
+    }
+
+    /// Runs until `STATUS.0` (a commit pending or being applied) reads 0, at most
+    /// `limit` cycles; false if it never does. Table writes must wait for this.
+    pub fn wait_commit(&mut self, limit: u64) -> bool {
+        let start = self.cycles;
+        while self.cycles - start < limit {
+            if self.read32(addr::STATUS) & 1 == 0 {
+                return true;
+            }
+            self.run(15);
+        }
+        false
     }
 
     /// Clock cycles run so far.

@@ -31,6 +31,7 @@ pub mod checksum;
 pub mod cosim;
 pub mod fast_path_sim;
 pub mod flow_table;
+pub mod forward;
 pub mod frame_fifo;
 pub mod parser;
 pub mod pipeline;

@@ -38,25 +38,35 @@
 //!    (`l7_service`); no such service: ICMP → punt, else drop (`no_service`);
 //! 3. to a full-NAT pool address (the first `SNAT_CFG` count of `SNAT_POOL`): ICMP and
 //!    fragments → punt, other protocols → drop (`not_for_us`), TCP/UDP → drop
-//!    (`return_no_flow`: the hardware has no flow table yet, and without an L4 service no
-//!    flow exists in the model either);
+//!    (`return_no_flow`: without a full-NAT service no flow can match in the model
+//!    either);
 //! 4. anything else → drop (`not_for_us`).
 //!
-//! **Not in hardware yet**: the forward path (a frame for an L4 service of mode NAT, full
-//! NAT, DSR, IP-in-IP or GUE: flow table, backend selection, rewrite towards a backend),
-//! the NAT return path, the full-NAT return of an existing flow, persistence, aging. A
-//! frame that would need them gets [`action::REFUSED`] (dropped, counted at counter RAM
-//! word 0x3FF, outside the model's index map); once any valid L4 service is active, every
-//! TCP/UDP frame that reaches rule 3 or 4 is refused too (it could be a NAT backend's
-//! reply). So the fast path equals the model for configurations whose services are all
-//! L7 (any full-NAT pool), and the host refuses others for the `hdl` engine. Backend,
-//! member and ring writes are accepted by the register block and ignored.
+//! 5. the service of (VIP, protocol, port) in mode NAT, DSR, IP-in-IP or GUE with the
+//!    Maglev algorithm and no persistence → the **forward path** ([`crate::forward`]):
+//!    flow lookup, refresh or insert, the generation check, moved / expired / evicted
+//!    flows, the ring choice, `no_backend`, `neighbor_unresolved`, then the rewrite
+//!    towards the backend (NAT: MACs and destination; DSR: MACs; IP-in-IP / GUE:
+//!    encapsulation, `tunnel_mtu` above 1500 bytes) and the service and backend counters.
+//!
+//! **Not in hardware yet**: the NAT return path, full NAT (forward and return),
+//! persistence, and the algorithms other than Maglev. A frame that would need them gets
+//! [`action::REFUSED`] (dropped, counted at counter RAM word 0x3FF, outside the model's
+//! index map): a frame for a full-NAT service, a sticky service or one with another
+//! algorithm; every TCP/UDP frame that reaches rule 5 or 6 while a NAT service is active
+//! (it could be a NAT backend's reply); a TCP/UDP frame to a pool address while a full-NAT
+//! service is active. The host refuses such configurations for the `hdl` engine
+//! (`host-agent/src/engine.rs`, `hdl_support`). Member writes are accepted by the register
+//! block and ignored.
 //!
 //! ## Commit
 //! A write of 1 to `CONTROL` marks a commit pending (`STATUS.0`). The controller applies it
 //! between two frames, before it takes the next frame's header: the shadow settings
 //! become active, the hash key is loaded into the Toeplitz unit and the 16 service
-//! entries are copied from the shadow to the active table (17 cycles). **Unlike the
+//! entries are copied from the shadow to the active table (17 cycles); then the forward
+//! path copies its backend table (768 cycles) and the rings written since the last commit
+//! (1,024 cycles each), and `STATUS.0` stays set until that is done (after reset it
+//! first clears the rings: about 16,400 cycles). **Unlike the
 //! model** (which commits at the `CONTROL` write), register writes made after the
 //! `CONTROL` write but before the commit is applied go into that commit: the writer must
 //! wait for `STATUS.0` to clear before writing the next batch (the commit waits for the
@@ -78,6 +88,7 @@
 
 use rust_hdl::prelude::*;
 
+use crate::forward::Forward;
 use crate::frame_fifo::FrameFifo;
 use crate::parser::HeaderParser;
 use crate::ram::SinglePortRam;
@@ -128,6 +139,9 @@ enum Step {
     Classify,
     Issue,
     Count,
+    TableWait,
+    FwdSend,
+    FwdWait,
 }
 
 #[derive(Copy, Clone, PartialEq, Debug, LogicState)]
@@ -138,8 +152,7 @@ enum Engine {
     Wait3,
 }
 
-/// The fast path with `2^A` flow-table sets (the flow table is not wired yet: see the
-/// module documentation).
+/// The fast path with `2^A` flow-table sets (4 ways).
 #[derive(LogicBlock)]
 pub struct FastPath<const A: usize> {
     /// The datapath clock.
@@ -189,6 +202,7 @@ pub struct FastPath<const A: usize> {
     hash: ToeplitzHash,
     rewrite: Rewrite,
     counters: SinglePortRam<Bits<64>, 11>,
+    fwd: Forward<A>,
 
     // Ingress arbiter: 0 none, 1 network, 2 MCU.
     in_sel: DFF<Bits<2>>,
@@ -211,12 +225,38 @@ pub struct FastPath<const A: usize> {
     found: DFF<Bit>,
     found_idx: DFF<Bits<4>>,
     found_mode: DFF<Bits<3>>,
+    found_algo: DFF<Bits<3>>,
+    found_sticky: DFF<Bit>,
+    found_gue: DFF<Bits<16>>,
+    l3_offset: DFF<Bits<8>>,
+    l4_offset: DFF<Bits<8>>,
+    ip_total_len: DFF<Bits<16>>,
+    ip_checksum: DFF<Bits<16>>,
+    l4_checksum: DFF<Bits<16>>,
+    tcp_flags: DFF<Bits<8>>,
+    fwd_backend: DFF<Bits<16>>,
+    fwd_new: DFF<Bit>,
+    ev_lookup: DFF<Bits<2>>,
+    ev_insert: DFF<Bits<2>>,
+    fwd_addr: DFF<Bits<32>>,
+    fwd_port: DFF<Bits<16>>,
+    fwd_mac: DFF<Bits<48>>,
+    cmd_set_dst: DFF<Bit>,
+    mac: DFF<Bits<48>>,
+    tunnel_src: DFF<Bits<32>>,
+    ring_size: DFF<Bits<32>>,
+    t_syn: DFF<Bits<32>>,
+    t_est: DFF<Bits<32>>,
+    t_close: DFF<Bits<32>>,
+    t_udp: DFF<Bits<32>>,
+    eng_af: DFF<Bit>,
     pool_hit: DFF<Bit>,
     // Timing: the full-NAT pool and own-address comparisons, registered (the frame's
     // dst_ip is stable from the cycle after Idle, the settings from the commit on).
     pool_match_q: DFF<Bit>,
     own_match_q: DFF<Bit>,
-    l4_services: DFF<Bit>,
+    nat_services: DFF<Bit>,
+    fullnat_services: DFF<Bit>,
     protocol: DFF<Bits<8>>,
     from_mcu: DFF<Bit>,
     status: DFF<Bits<4>>,
@@ -234,7 +274,7 @@ pub struct FastPath<const A: usize> {
     v_commit: DFF<Bit>,
     cmd_op: DFF<Bits<2>>,
     cmd_port: DFF<Bits<2>>,
-    count_idx: DFF<Bits<2>>,
+    count_idx: DFF<Bits<4>>,
 
     // Active settings (the shadow ones are in the register block).
     own_address: DFF<Bits<32>>,
@@ -248,9 +288,10 @@ pub struct FastPath<const A: usize> {
     snat6: DFF<Bits<32>>,
     snat7: DFF<Bits<32>>,
     // Service tables, shadow (written by the table port) and active (copied at a commit):
-    // bit 63 valid, 62:60 mode, 59 UDP, 47:16 VIP, 15:0 port.
-    services_shadow: RAM<Bits<64>, 4>,
-    services_active: RAM<Bits<64>, 4>,
+    // bits 79:64 GUE port, 63 valid, 62:60 mode, 59 UDP, 58:56 algorithm, 55 sticky,
+    // 47:16 VIP, 15:0 port.
+    services_shadow: RAM<Bits<80>, 4>,
+    services_active: RAM<Bits<80>, 4>,
 
     // Counter engine.
     eng: DFF<Engine>,
@@ -278,7 +319,19 @@ pub struct FastPath<const A: usize> {
     is_multicast: Signal<Local, Bit>,
     has_ports: Signal<Local, Bit>,
     latched_hi: Signal<Local, Bits<32>>,
-    svc_entry: Signal<Local, Bits<64>>,
+    svc_entry: Signal<Local, Bits<80>>,
+    job_en: Signal<Local, Bit>,
+    shadow_mode: Signal<Local, Bits<3>>,
+    job_amount: Signal<Local, Bits<16>>,
+    fwd_ok: Signal<Local, Bit>,
+    fwd_go: Signal<Local, Bit>,
+    encap: Signal<Local, Bit>,
+    overhead: Signal<Local, Bits<16>>,
+    encap_len: Signal<Local, Bits<16>>,
+    csel_af: Signal<Local, Bit>,
+    svc_base: Signal<Local, Bits<11>>,
+    be_base: Signal<Local, Bits<11>>,
+    flow_key: Signal<Local, Bits<104>>,
     svc_vip_hit: Signal<Local, Bit>,
     svc_proto: Signal<Local, Bits<8>>,
     pool_match: Signal<Local, Bit>,
@@ -325,6 +378,44 @@ impl<const A: usize> FastPath<A> {
             hash: ToeplitzHash::new(),
             rewrite: Rewrite::new(),
             counters: SinglePortRam::zeroed(),
+            fwd: Forward::new(),
+            found_algo: Default::default(),
+            found_sticky: Default::default(),
+            found_gue: Default::default(),
+            l3_offset: Default::default(),
+            l4_offset: Default::default(),
+            ip_total_len: Default::default(),
+            ip_checksum: Default::default(),
+            l4_checksum: Default::default(),
+            tcp_flags: Default::default(),
+            fwd_backend: Default::default(),
+            fwd_new: Default::default(),
+            ev_lookup: Default::default(),
+            ev_insert: Default::default(),
+            fwd_addr: Default::default(),
+            fwd_port: Default::default(),
+            fwd_mac: Default::default(),
+            cmd_set_dst: Default::default(),
+            mac: Default::default(),
+            tunnel_src: Default::default(),
+            ring_size: Default::default(),
+            t_syn: Default::default(),
+            t_est: Default::default(),
+            t_close: Default::default(),
+            t_udp: Default::default(),
+            eng_af: Default::default(),
+            job_en: Default::default(),
+            shadow_mode: Default::default(),
+            job_amount: Default::default(),
+            fwd_ok: Default::default(),
+            fwd_go: Default::default(),
+            encap: Default::default(),
+            overhead: Default::default(),
+            encap_len: Default::default(),
+            csel_af: Default::default(),
+            svc_base: Default::default(),
+            be_base: Default::default(),
+            flow_key: Default::default(),
             in_sel: Default::default(),
             sel_net: Default::default(),
             sel_mcu: Default::default(),
@@ -342,7 +433,8 @@ impl<const A: usize> FastPath<A> {
             pool_hit: Default::default(),
             pool_match_q: Default::default(),
             own_match_q: Default::default(),
-            l4_services: Default::default(),
+            nat_services: Default::default(),
+            fullnat_services: Default::default(),
             protocol: Default::default(),
             services_shadow: Default::default(),
             services_active: Default::default(),
@@ -457,10 +549,36 @@ impl<const A: usize> Logic for FastPath<A> {
             found,
             found_idx,
             found_mode,
+            found_algo,
+            found_sticky,
+            found_gue,
+            l3_offset,
+            l4_offset,
+            ip_total_len,
+            ip_checksum,
+            l4_checksum,
+            tcp_flags,
+            fwd_backend,
+            fwd_new,
+            ev_lookup,
+            ev_insert,
+            fwd_addr,
+            fwd_port,
+            fwd_mac,
+            cmd_set_dst,
+            mac,
+            tunnel_src,
+            ring_size,
+            t_syn,
+            t_est,
+            t_close,
+            t_udp,
+            eng_af,
             pool_hit,
             pool_match_q,
             own_match_q,
-            l4_services,
+            nat_services,
+            fullnat_services,
             protocol,
             snat_count,
             snat0,
@@ -506,6 +624,7 @@ impl<const A: usize> Logic for FastPath<A> {
         self.hash.clock.next = self.clock.val();
         self.rewrite.clock.next = self.clock.val();
         self.counters.clock.next = self.clock.val();
+        self.fwd.clock.next = self.clock.val();
         self.services_shadow.read_clock.next = self.clock.val();
         self.services_shadow.write_clock.next = self.clock.val();
         self.services_active.read_clock.next = self.clock.val();
@@ -518,12 +637,15 @@ impl<const A: usize> Logic for FastPath<A> {
         self.services_shadow.write_address.next = self.regs.table_index.val().get_bits::<4>(0);
         self.wr_valid.next = self.regs.table_data0.val().get_bit(31);
         self.wr_udp.next = self.regs.table_data0.val().get_bits::<8>(16) == 17;
-        self.services_shadow.write_data.next = (bit_cast::<64, 1>(self.wr_valid.val().into())
-            << 63)
-            | (bit_cast::<64, 3>(self.regs.table_data0.val().get_bits::<3>(27)) << 60)
-            | (bit_cast::<64, 1>(self.wr_udp.val().into()) << 59)
-            | (bit_cast::<64, 32>(self.regs.table_data1.val()) << 16)
-            | bit_cast::<64, 16>(self.regs.table_data2.val().get_bits::<16>(16));
+        self.services_shadow.write_data.next =
+            (bit_cast::<80, 16>(self.regs.table_data2.val().get_bits::<16>(0)) << 64)
+                | (bit_cast::<80, 1>(self.wr_valid.val().into()) << 63)
+                | (bit_cast::<80, 3>(self.regs.table_data0.val().get_bits::<3>(27)) << 60)
+                | (bit_cast::<80, 1>(self.wr_udp.val().into()) << 59)
+                | (bit_cast::<80, 3>(self.regs.table_data0.val().get_bits::<3>(24)) << 56)
+                | (bit_cast::<80, 1>(self.regs.table_data0.val().get_bit(30).into()) << 55)
+                | (bit_cast::<80, 32>(self.regs.table_data1.val()) << 16)
+                | bit_cast::<80, 16>(self.regs.table_data2.val().get_bits::<16>(16));
         // The commit copies shadow entry k (read at key_idx k) into active entry k one
         // cycle later; the scan reads active entry k at scan_idx k.
         self.services_shadow.read_address.next = self.key_idx.q.val().get_bits::<4>(0);
@@ -559,7 +681,10 @@ impl<const A: usize> Logic for FastPath<A> {
         self.regs.bus_wdata.next = self.bus_wdata.val();
         self.regs.bus_we.next = self.bus_we.val();
         self.regs.bus_re.next = self.bus_re.val();
-        self.regs.commit_pending.next = self.commit_pending.q.val();
+        // STATUS.0 stays set until the forward path's tables are copied.
+        self.regs.commit_pending.next = self.commit_pending.q.val()
+            | (self.step.q.val() == Step::KeyLoad)
+            | (self.step.q.val() == Step::TableWait);
         self.regs.counter_hi.next = 0.into();
         self.regs.counter_lo.next = 0.into();
         self.latched_hi.next = self.latched.q.val().get_bits::<32>(32);
@@ -659,31 +784,78 @@ impl<const A: usize> Logic for FastPath<A> {
             self.out_busy.d.next = false;
         }
 
-        // ---- Rewrite command (pass or drop for now).
+        // ---- Rewrite command: pass, drop, or towards the backend (forward path).
         self.rewrite.s_cmd.tvalid.next = (self.step.q.val() == Step::Issue)
             & (!self.out_busy.q.val() | (self.cmd_op.q.val() == 1));
         self.rewrite.s_cmd.op.next = self.cmd_op.q.val();
-        self.rewrite.s_cmd.dst_mac.next = 0.into();
-        self.rewrite.s_cmd.src_mac.next = 0.into();
-        self.rewrite.s_cmd.l3_offset.next = 14.into();
-        self.rewrite.s_cmd.l4_offset.next = 34.into();
+        self.rewrite.s_cmd.dst_mac.next = self.fwd_mac.q.val();
+        self.rewrite.s_cmd.src_mac.next = self.mac.q.val();
+        self.rewrite.s_cmd.l3_offset.next = self.l3_offset.q.val();
+        self.rewrite.s_cmd.l4_offset.next = self.l4_offset.q.val();
         self.rewrite.s_cmd.l4_kind.next = self.l4_kind.q.val();
-        self.rewrite.s_cmd.ip_total_len.next = 0.into();
-        self.rewrite.s_cmd.ip_checksum.next = 0.into();
-        self.rewrite.s_cmd.l4_checksum.next = 0.into();
+        self.rewrite.s_cmd.ip_total_len.next = self.ip_total_len.q.val();
+        self.rewrite.s_cmd.ip_checksum.next = self.ip_checksum.q.val();
+        self.rewrite.s_cmd.l4_checksum.next = self.l4_checksum.q.val();
         self.rewrite.s_cmd.old_src_ip.next = self.src_ip.q.val();
         self.rewrite.s_cmd.old_dst_ip.next = self.dst_ip.q.val();
         self.rewrite.s_cmd.old_src_port.next = self.src_port.q.val();
         self.rewrite.s_cmd.old_dst_port.next = self.dst_port.q.val();
         self.rewrite.s_cmd.set_src.next = false;
-        self.rewrite.s_cmd.src_ip.next = 0.into();
+        self.rewrite.s_cmd.src_ip.next = self.tunnel_src.q.val();
         self.rewrite.s_cmd.src_port.next = 0.into();
-        self.rewrite.s_cmd.set_dst.next = false;
-        self.rewrite.s_cmd.dst_ip.next = 0.into();
-        self.rewrite.s_cmd.dst_port.next = 0.into();
-        self.rewrite.s_cmd.gue.next = false;
-        self.rewrite.s_cmd.gue_port.next = 0.into();
+        self.rewrite.s_cmd.set_dst.next = self.cmd_set_dst.q.val();
+        self.rewrite.s_cmd.dst_ip.next = self.fwd_addr.q.val();
+        self.rewrite.s_cmd.dst_port.next = self.fwd_port.q.val();
+        self.rewrite.s_cmd.gue.next = self.found_mode.q.val() == 4;
+        self.rewrite.s_cmd.gue_port.next = self.found_gue.q.val();
         self.rewrite.s_cmd.flow_hash.next = self.flow_hash.q.val();
+
+        // ---- The forward path: an L4 service of mode NAT (codes 0, 6, 7), DSR, IP-in-IP or
+        // GUE with Maglev (algorithm codes 3, 6, 7), not sticky. Full NAT, the other
+        // algorithms and persistence are refused (action 5).
+        self.fwd_ok.next = (self.found_mode.q.val() != 1)
+            & (self.found_mode.q.val() != 5)
+            & (self.found_algo.q.val() != 0)
+            & (self.found_algo.q.val() != 1)
+            & (self.found_algo.q.val() != 2)
+            & (self.found_algo.q.val() != 4)
+            & (self.found_algo.q.val() != 5)
+            & !self.found_sticky.q.val();
+        self.encap.next = (self.found_mode.q.val() == 3) | (self.found_mode.q.val() == 4);
+        self.overhead.next = 20.into();
+        if self.found_mode.q.val() == 4 {
+            self.overhead.next = 28.into();
+        }
+        self.encap_len.next = bit_cast::<16, 8>(self.l3_offset.q.val())
+            + self.ip_total_len.q.val()
+            + self.overhead.val();
+        self.flow_key.next = (bit_cast::<104, 8>(self.protocol.q.val()) << 96)
+            | (bit_cast::<104, 32>(self.src_ip.q.val()) << 64)
+            | (bit_cast::<104, 32>(self.dst_ip.q.val()) << 32)
+            | (bit_cast::<104, 16>(self.src_port.q.val()) << 16)
+            | bit_cast::<104, 16>(self.dst_port.q.val());
+        self.fwd.table_write.next = self.regs.table_write.val();
+        self.fwd.table_kind.next = self.regs.table_kind.val();
+        self.fwd.table_index.next = self.regs.table_index.val();
+        self.fwd.table_data0.next = self.regs.table_data0.val();
+        self.fwd.table_data1.next = self.regs.table_data1.val();
+        self.fwd.table_data2.next = self.regs.table_data2.val();
+        self.fwd.table_data3.next = self.regs.table_data3.val();
+        self.fwd.commit.next = (self.step.q.val() == Step::KeyLoad) & (self.key_idx.q.val() == 16);
+        self.fwd.ring_size.next = self.ring_size.q.val();
+        self.fwd.timeout_syn.next = self.t_syn.q.val();
+        self.fwd.timeout_established.next = self.t_est.q.val();
+        self.fwd.timeout_closing.next = self.t_close.q.val();
+        self.fwd.timeout_udp.next = self.t_udp.q.val();
+        self.fwd.now.next = self.now_ms.val();
+        self.fwd.req_valid.next = self.step.q.val() == Step::FwdSend;
+        self.fwd.req_service.next = self.found_idx.q.val();
+        self.fwd.req_key.next = self.flow_key.val();
+        self.fwd.req_hash.next = self.flow_hash.q.val();
+        self.fwd.req_tcp.next = self.l4_kind.q.val() == 0;
+        self.fwd.req_flags.next = self.tcp_flags.q.val();
+        self.fwd.req_stateless.next = true;
+        self.fwd.res_ready.next = self.step.q.val() == Step::FwdWait;
 
         // ---- Hash unit: key words loaded at a commit; one flow per IPv4 frame.
         self.key_word.next = self.regs.hash_key0.val();
@@ -721,15 +893,72 @@ impl<const A: usize> Logic for FastPath<A> {
         if self.v_action.q.val() == 3 {
             self.class_addr.next = self.reason_wide.val() + 0x40;
         }
-        self.job_valid.next = self.step.q.val() == Step::Count;
+        // Jobs of a frame, in count_idx order: rx_frames; its class (from the MCU, a drop
+        // or punt reason); the flow-table events (moved or expired at the lookup, evicted or
+        // expired at the insert); a new flow's service and backend counts; a forwarded
+        // frame's service and backend packets and bytes. Jobs that do not apply are skipped.
+        self.svc_base.next = (bit_cast::<11, 4>(self.found_idx.q.val()) << 3) | 0x80;
+        self.be_base.next =
+            (bit_cast::<11, 8>(self.fwd_backend.q.val().get_bits::<8>(0)) << 2) | 0x400;
+        self.job_en.next = false;
         self.job_addr.next = 0.into();
-        if self.count_idx.q.val() == 1 {
-            self.job_addr.next = self.class_addr.val();
+        self.job_amount.next = 1.into();
+        match self.count_idx.q.val().index() {
+            0 => {
+                self.job_en.next = true;
+            }
+            1 => {
+                self.job_en.next = self.v_action.q.val() >= 2;
+                self.job_addr.next = self.class_addr.val();
+                // A refused frame (action 5) is counted at 0x3FF, outside the model's
+                // index map.
+                if self.v_action.q.val() == 5 {
+                    self.job_addr.next = 0x3FF.into();
+                }
+            }
+            2 => {
+                self.job_en.next = self.ev_lookup.q.val() != 0;
+                self.job_addr.next = 4.into();
+                if self.ev_lookup.q.val() == 2 {
+                    self.job_addr.next = 3.into();
+                }
+            }
+            3 => {
+                self.job_en.next = self.ev_insert.q.val() != 0;
+                self.job_addr.next = 2.into();
+                if self.ev_insert.q.val() == 2 {
+                    self.job_addr.next = 3.into();
+                }
+            }
+            4 => {
+                self.job_en.next = self.fwd_new.q.val();
+                self.job_addr.next = self.svc_base.val() | 4;
+            }
+            5 => {
+                self.job_en.next = self.fwd_new.q.val();
+                self.job_addr.next = self.be_base.val() | 2;
+            }
+            6 => {
+                self.job_en.next = self.v_action.q.val() == 0;
+                self.job_addr.next = self.svc_base.val();
+            }
+            7 => {
+                self.job_en.next = self.v_action.q.val() == 0;
+                self.job_addr.next = self.svc_base.val() | 1;
+                self.job_amount.next = self.frame_len.q.val();
+            }
+            8 => {
+                self.job_en.next = self.v_action.q.val() == 0;
+                self.job_addr.next = self.be_base.val();
+            }
+            9 => {
+                self.job_en.next = self.v_action.q.val() == 0;
+                self.job_addr.next = self.be_base.val() | 1;
+                self.job_amount.next = self.frame_len.q.val();
+            }
+            _ => {}
         }
-        // A refused frame (action 5) is counted at 0x3FF, outside the model's index map.
-        if (self.count_idx.q.val() == 1) & (self.v_action.q.val() == 5) {
-            self.job_addr.next = 0x3FF.into();
-        }
+        self.job_valid.next = (self.step.q.val() == Step::Count) & self.job_en.val();
         // Model counter index → RAM address: 0..0x7F as is, services 0x100..0x17F at
         // 0x80, backends 0x1000..0x13FF at 0x400; anything else reads 0.
         self.csel_low.next = self.csel.q.val().get_bits::<11>(0);
@@ -742,10 +971,14 @@ impl<const A: usize> Logic for FastPath<A> {
             self.csel_valid.next = true;
             self.csel_addr.next = (self.csel_low.val() & 0x7F) | 0x80;
         }
+        self.csel_af.next = false;
         if (self.csel.q.val() >= 0x1000) & (self.csel.q.val() < 0x1400) {
             self.csel_valid.next = true;
             self.csel_addr.next = (self.csel_low.val() & 0x3FF) | 0x400;
+            // Active flows live in the forward path.
+            self.csel_af.next = self.csel_low.val().get_bits::<2>(0) == 3;
         }
+        self.fwd.af_index.next = self.csel.q.val().get_bits::<8>(2);
         self.job_accept.next = false;
         self.counters.address.next = self.eng_addr.q.val();
         self.counters.write_enable.next = false;
@@ -759,11 +992,12 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.eng_addr.d.next = self.csel_addr.val();
                     self.eng_bus.d.next = true;
                     self.eng_zero.d.next = !self.csel_valid.val();
+                    self.eng_af.d.next = self.csel_af.val();
                     self.eng.d.next = Engine::Wait1;
                 } else if self.job_valid.val() {
                     self.job_accept.next = true;
                     self.eng_addr.d.next = self.job_addr.val();
-                    self.eng_amount.d.next = 1.into();
+                    self.eng_amount.d.next = self.job_amount.val();
                     self.eng_bus.d.next = false;
                     self.eng.d.next = Engine::Wait1;
                 }
@@ -779,6 +1013,9 @@ impl<const A: usize> Logic for FastPath<A> {
                 self.eng.d.next = Engine::Idle;
                 if self.eng_bus.q.val() {
                     self.latched.d.next = self.counters.read_data.val();
+                    if self.eng_af.q.val() {
+                        self.latched.d.next = bit_cast::<64, 32>(self.fwd.af_value.val());
+                    }
                     if self.eng_zero.q.val() {
                         self.latched.d.next = 0.into();
                     }
@@ -794,6 +1031,11 @@ impl<const A: usize> Logic for FastPath<A> {
         // ---- The controller.
         self.is_multicast.next = (self.dst_ip.q.val() == 0xFFFF_FFFF_u64)
             | (self.dst_ip.q.val().get_bits::<4>(28) == 0xE);
+        self.fwd_go.next = self.vip_any.q.val()
+            & self.found.q.val()
+            & self.fwd_ok.val()
+            & !self.is_multicast.val()
+            & (self.dst_ip.q.val() != self.own_address.q.val());
         self.parser.m_hdr.tready.next =
             (self.step.q.val() == Step::Idle) & !self.commit_pending.q.val();
         self.v_valid.d.next = false;
@@ -813,7 +1055,16 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.snat5.d.next = self.regs.snat_pool5.val();
                     self.snat6.d.next = self.regs.snat_pool6.val();
                     self.snat7.d.next = self.regs.snat_pool7.val();
-                    self.l4_services.d.next = false;
+                    self.mac.d.next = (bit_cast::<48, 16>(self.regs.mac_hi.val()) << 32)
+                        | bit_cast::<48, 32>(self.regs.mac_lo.val());
+                    self.tunnel_src.d.next = self.regs.tunnel_src.val();
+                    self.ring_size.d.next = self.regs.ring_size.val();
+                    self.t_syn.d.next = self.regs.t_syn.val();
+                    self.t_est.d.next = self.regs.t_est.val();
+                    self.t_close.d.next = self.regs.t_close.val();
+                    self.t_udp.d.next = self.regs.t_udp.val();
+                    self.nat_services.d.next = false;
+                    self.fullnat_services.d.next = false;
                     self.key_idx.d.next = 0.into();
                     self.v_commit.d.next = true;
                     self.step.d.next = Step::KeyLoad;
@@ -827,6 +1078,16 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.src_port.d.next = self.parser.m_hdr.src_port.val();
                     self.dst_port.d.next = self.parser.m_hdr.dst_port.val();
                     self.frame_len.d.next = self.parser.m_hdr.frame_len.val();
+                    self.l3_offset.d.next = self.parser.m_hdr.l3_offset.val();
+                    self.l4_offset.d.next = self.parser.m_hdr.l4_offset.val();
+                    self.ip_total_len.d.next = self.parser.m_hdr.ip_total_len.val();
+                    self.ip_checksum.d.next = self.parser.m_hdr.ip_checksum.val();
+                    self.l4_checksum.d.next = self.parser.m_hdr.l4_checksum.val();
+                    self.tcp_flags.d.next = self.parser.m_hdr.tcp_flags.val();
+                    self.fwd_new.d.next = false;
+                    self.ev_lookup.d.next = 0.into();
+                    self.ev_insert.d.next = 0.into();
+                    self.cmd_set_dst.d.next = false;
                     self.flow_hash.d.next = 0.into();
                     self.count_idx.d.next = 0.into();
                     if self.last_mcu.q.val() {
@@ -867,13 +1128,23 @@ impl<const A: usize> Logic for FastPath<A> {
             Step::KeyLoad => {
                 // Key words 0-9 and service entries 0-15 (one cycle behind).
                 self.key_idx.d.next = self.key_idx.q.val() + 1;
-                if (self.key_idx.q.val() >= 1)
-                    & (self.services_shadow.read_data.val().get_bit(63))
-                    & (self.services_shadow.read_data.val().get_bits::<3>(60) != 5)
+                self.shadow_mode.next = self.services_shadow.read_data.val().get_bits::<3>(60);
+                if (self.key_idx.q.val() >= 1) & (self.services_shadow.read_data.val().get_bit(63))
                 {
-                    self.l4_services.d.next = true;
+                    if (self.shadow_mode.val() == 0) | (self.shadow_mode.val() >= 6) {
+                        self.nat_services.d.next = true;
+                    }
+                    if self.shadow_mode.val() == 1 {
+                        self.fullnat_services.d.next = true;
+                    }
                 }
                 if self.key_idx.q.val() == 16 {
+                    // The forward path copies its tables (fwd.commit strobes now).
+                    self.step.d.next = Step::TableWait;
+                }
+            }
+            Step::TableWait => {
+                if !self.fwd.busy.val() {
                     self.step.d.next = Step::Idle;
                 }
             }
@@ -908,6 +1179,9 @@ impl<const A: usize> Logic for FastPath<A> {
                         self.found.d.next = true;
                         self.found_idx.d.next = self.scan_prev.val().get_bits::<4>(0);
                         self.found_mode.d.next = self.svc_entry.val().get_bits::<3>(60);
+                        self.found_algo.d.next = self.svc_entry.val().get_bits::<3>(56);
+                        self.found_sticky.d.next = self.svc_entry.val().get_bit(55);
+                        self.found_gue.d.next = self.svc_entry.val().get_bits::<16>(64);
                     }
                 }
                 if self.scan_idx.q.val() == 16 {
@@ -922,15 +1196,17 @@ impl<const A: usize> Logic for FastPath<A> {
                 self.cmd_port.d.next = 0.into();
                 self.v_len.d.next = 0.into();
                 // Rules 4-6 (last to first, so the earlier rule wins): a NAT backend's reply
-                // (needs the member tables: refused when any L4 service is active), the
-                // full-NAT pool, a VIP.
-                if self.l4_services.q.val() & self.has_ports.val() {
+                // (the NAT return path is not in hardware: refused when any NAT service is
+                // active), the full-NAT pool, a VIP.
+                if self.nat_services.q.val() & self.has_ports.val() {
                     self.v_action.d.next = 5.into();
                 }
                 if self.pool_hit.q.val() {
-                    // No flow table yet: no flow exists, so a reply finds none.
+                    // The full-NAT return path is not in hardware: without a full-NAT
+                    // service no flow can match a reply (`return_no_flow`), with one the
+                    // frame is refused.
                     self.v_reason.d.next = 10.into();
-                    if self.l4_services.q.val() {
+                    if self.fullnat_services.q.val() {
                         self.v_action.d.next = 5.into();
                     }
                     if !self.has_ports.val() {
@@ -960,7 +1236,7 @@ impl<const A: usize> Logic for FastPath<A> {
                         self.v_reason.d.next = 6.into();
                     }
                     if self.found.q.val() {
-                        // The forward path is not in hardware: refused.
+                        // Refused unless the forward path below takes it (`fwd_ok`).
                         self.v_action.d.next = 5.into();
                         self.v_reason.d.next = 0.into();
                         self.cmd_op.d.next = 1.into();
@@ -996,6 +1272,67 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.cmd_port.d.next = 2.into();
                     self.v_len.d.next = self.frame_len.q.val();
                 }
+                if self.fwd_go.val() {
+                    self.step.d.next = Step::FwdSend;
+                }
+            }
+            Step::FwdSend => {
+                if self.fwd.req_ready.val() {
+                    self.step.d.next = Step::FwdWait;
+                }
+            }
+            Step::FwdWait => {
+                if self.fwd.res_valid.val() {
+                    self.fwd_backend.d.next = self.fwd.res_backend.val();
+                    self.fwd_new.d.next = self.fwd.res_new_flow.val();
+                    self.ev_lookup.d.next = self.fwd.res_lookup_event.val();
+                    self.ev_insert.d.next = self.fwd.res_insert_event.val();
+                    self.fwd_addr.d.next = self.fwd.res_address.val();
+                    self.fwd_port.d.next = self.fwd.res_port.val();
+                    self.fwd_mac.d.next = self.fwd.res_mac.val();
+                    self.step.d.next = Step::Issue;
+                    self.v_reason.d.next = 0.into();
+                    self.cmd_port.d.next = 0.into();
+                    self.cmd_op.d.next = 1.into();
+                    self.v_len.d.next = 0.into();
+                    self.v_action.d.next = 4.into();
+                    match self.fwd.res_kind.val().index() {
+                        0 => {
+                            // `rewrite_forward`: NAT (MACs, destination), DSR (MACs),
+                            // IP-in-IP / GUE (refused over the tunnel MTU).
+                            self.v_action.d.next = 0.into();
+                            self.cmd_port.d.next = 1.into();
+                            self.cmd_op.d.next = 2.into();
+                            self.v_len.d.next = self.frame_len.q.val();
+                            self.cmd_set_dst.d.next = self.found_mode.q.val() != 2;
+                            if self.encap.val() {
+                                self.cmd_op.d.next = 3.into();
+                                self.cmd_set_dst.d.next = false;
+                                self.v_len.d.next = self.encap_len.val();
+                                if (self.ip_total_len.q.val() + self.overhead.val()) > 1500 {
+                                    self.v_action.d.next = 4.into();
+                                    self.v_reason.d.next = 11.into();
+                                    self.cmd_port.d.next = 0.into();
+                                    self.cmd_op.d.next = 1.into();
+                                    self.v_len.d.next = 0.into();
+                                }
+                            }
+                        }
+                        1 => {
+                            self.v_reason.d.next = 8.into();
+                        }
+                        2 => {
+                            self.v_action.d.next = 3.into();
+                            self.v_reason.d.next = 7.into();
+                            self.cmd_port.d.next = 2.into();
+                            self.cmd_op.d.next = 0.into();
+                            self.v_len.d.next = self.frame_len.q.val();
+                        }
+                        _ => {
+                            self.v_reason.d.next = 9.into();
+                        }
+                    }
+                }
             }
             Step::Issue => {
                 if self.rewrite.s_cmd.tvalid.val() & self.rewrite.s_cmd.tready.val() {
@@ -1008,9 +1345,9 @@ impl<const A: usize> Logic for FastPath<A> {
                 }
             }
             Step::Count => {
-                if self.job_accept.val() {
+                if self.job_accept.val() | !self.job_en.val() {
                     self.count_idx.d.next = self.count_idx.q.val() + 1;
-                    if self.count_idx.q.val() == 1 {
+                    if self.count_idx.q.val() == 9 {
                         self.step.d.next = Step::Idle;
                     }
                 }
@@ -1024,9 +1361,9 @@ impl<const A: usize> Logic for FastPath<A> {
         self.verdict_valid.next = self.v_valid.q.val();
         self.verdict_action.next = self.v_action.q.val();
         self.verdict_reason.next = self.v_reason.q.val();
-        self.verdict_service.next = 0.into();
-        self.verdict_backend.next = 0.into();
-        self.verdict_new_flow.next = false;
+        self.verdict_service.next = bit_cast::<8, 4>(self.found_idx.q.val());
+        self.verdict_backend.next = self.fwd_backend.q.val();
+        self.verdict_new_flow.next = self.fwd_new.q.val();
         self.verdict_hash.next = self.flow_hash.q.val();
         self.verdict_len.next = self.v_len.q.val();
         self.verdict_commit.next = self.v_commit.q.val();

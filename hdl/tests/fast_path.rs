@@ -11,19 +11,23 @@ use fulcrum_hdl::sim::{Rng, Traffic};
 use fulcrum_hdl::vectors::{fix_ip_checksum, random_frame, valid_frame};
 use fulcrum_model::counters::{DropReason, PuntReason};
 use fulcrum_model::flow::{FlowEntry, StickyEntry};
-use fulcrum_model::pipeline::{OUT_HEADROOM, Pipeline, Port, Storage};
+use fulcrum_model::pipeline::{Action, OUT_HEADROOM, Pipeline, Port, Storage};
 use std::net::Ipv4Addr;
 
 use fulcrum_model::config::{Algorithm, Mode, Protocol};
 use fulcrum_model::regmap::{
     CounterSource, RegisterBus, RegisterFile, RegisterWriter, addr, counter,
 };
-use fulcrum_model::tables::{BACKEND_SLOTS, SERVICE_SLOTS, ServiceEntry, TableWriter};
+use fulcrum_model::tables::{
+    BACKEND_SLOTS, BackendEntry, BackendState, SERVICE_SLOTS, ServiceEntry, TableWriter,
+};
 
 /// Flow-table sets of the design under test (log2).
 const A: usize = 6;
 const WAYS: usize = 4;
-const RING: usize = 64;
+/// The hardware's ring stride (`forward::RING_STRIDE`): the model's ring storage must
+/// match it, since the model runs `min(RING_SIZE, stride)` entries.
+const RING: usize = fulcrum_hdl::forward::RING_STRIDE;
 
 /// The model beside the hardware, fed the hardware's event log.
 struct Reference<'a> {
@@ -33,6 +37,9 @@ struct Reference<'a> {
     expected: [VecDeque<Vec<u8>>; 2],
     now_ms: u64,
     verdicts: usize,
+    forwarded: usize,
+    new_flows: usize,
+    classes: std::collections::BTreeMap<String, usize>,
 }
 
 fn port_index(p: Port) -> usize {
@@ -51,6 +58,9 @@ impl<'a> Reference<'a> {
             expected: Default::default(),
             now_ms: 0,
             verdicts: 0,
+            forwarded: 0,
+            new_flows: 0,
+            classes: Default::default(),
         }
     }
 
@@ -87,6 +97,17 @@ impl<'a> Reference<'a> {
                         "verdict {} differs; frame from {port:?}: {frame:02x?}",
                         self.verdicts
                     );
+                    let class = match want.action {
+                        Action::ToBackend { .. } => "to_backend".to_string(),
+                        Action::Punt(r) => format!("punt {}", r.name()),
+                        Action::Drop(r) => format!("drop {}", r.name()),
+                        other => format!("{other:?}"),
+                    };
+                    *self.classes.entry(class).or_default() += 1;
+                    if let Action::ToBackend { new_flow, .. } = want.action {
+                        self.forwarded += 1;
+                        self.new_flows += usize::from(new_flow);
+                    }
                     if let Some(egress) = want.egress {
                         out.truncate(want.len);
                         self.expected[port_index(egress)].push_back(out);
@@ -302,6 +323,7 @@ fn run(seed: u64, frames: usize, traffic: Traffic) {
         // Settings written and committed while those frames are in flight.
         if rng.chance(200) {
             sim.run(rng.below(300) as usize);
+            assert!(sim.wait_commit(200_000), "a commit never completes");
             write_settings(&mut sim, &mut rng);
         }
         if rng.chance(100) {
@@ -339,6 +361,23 @@ fn fast_path_equals_model_with_idle_cycles_and_backpressure() {
 /// them (a skipped co-simulation would hide the code-generation bugs it exists for).
 #[test]
 fn fast_path_verilog_matches_the_model_in_iverilog() {
+    cosim(0xc051, None);
+}
+
+/// The same co-simulation with forward-path configurations (every mode, Maglev): the
+/// backend table, rings, flow table and rewrite towards backends in the Verilog.
+#[test]
+fn fast_path_forward_verilog_matches_the_model_in_iverilog() {
+    cosim(
+        0xf0d,
+        Some(FwdConfig {
+            modes: &[Mode::Nat, Mode::Dsr, Mode::Ipip, Mode::Gue],
+            aim_all: true,
+        }),
+    );
+}
+
+fn cosim(seed: u64, forward: Option<FwdConfig>) {
     use std::fmt::Write as _;
     use std::process::Command;
 
@@ -351,16 +390,20 @@ fn fast_path_verilog_matches_the_model_in_iverilog() {
         "iverilog/vvp not installed (Debian: apt-get install -y iverilog)"
     );
     let frames = 400;
-    let mut rng = Rng::new(0xc051);
+    let mut rng = Rng::new(seed);
     let mut ports = [Vec::new(), Vec::new()];
     let mut sent = Vec::new();
+    let flows: Vec<Flow> = (0..40).map(|_| random_flow(&mut rng)).collect();
     for _ in 0..frames {
         let port = if rng.chance(150) {
             Port::Mcu
         } else {
             Port::Network
         };
-        let f = traffic_frame(&mut rng);
+        let f = match forward {
+            Some(config) => forward_frame(&mut rng, &flows, config),
+            None => traffic_frame(&mut rng),
+        };
         for (i, b) in f.iter().enumerate() {
             ports[port_index(port)].push(u16::from(*b) | (u16::from(i + 1 == f.len()) << 8));
         }
@@ -378,10 +421,29 @@ fn fast_path_verilog_matches_the_model_in_iverilog() {
     }
     let mut recorder = Recorder(Vec::new());
     // Enough tries that services and a pool are written.
-    for _ in 0..6 {
-        write_settings(&mut recorder, &mut rng);
+    for n in 0..6 {
+        match forward {
+            Some(config) => {
+                if n == 0 {
+                    recorder.write32(addr::RING_SIZE, 251);
+                }
+                if n < 3 {
+                    write_forward_config(&mut recorder, &mut rng, config, n == 0);
+                }
+            }
+            None => write_settings(&mut recorder, &mut rng),
+        }
     }
-    let head = recorder.0;
+    // Table writes wait for the reset clear of the rings and for each commit's copy
+    // (`STATUS.0`): writes to 0x0FF, which names no register, fill those cycles.
+    const PAD: (u16, u32) = (0x0FF, 0);
+    let mut head = vec![PAD; 17_000];
+    for w in recorder.0 {
+        head.push(w);
+        if w.0 == addr::CONTROL {
+            head.extend(std::iter::repeat_n(PAD, 16_000));
+        }
+    }
     let indexes = counter_indexes();
     // Tail entries: (we, re, addr, data) per cycle.
     let mut tail = Vec::new();
@@ -394,7 +456,11 @@ fn fast_path_verilog_matches_the_model_in_iverilog() {
         tail.push((0, 1, addr::COUNTER_LO, 0));
     }
 
-    let dir = std::env::temp_dir().join(format!("fulcrum-fast-path-cosim-{}", std::process::id()));
+    // One directory per run (the two co-simulations of this binary run in parallel).
+    let dir = std::env::temp_dir().join(format!(
+        "fulcrum-fast-path-cosim-{}-{seed:x}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let hex = |v: &[u16]| v.iter().map(|b| format!("{b:03x}\n")).collect::<String>();
     std::fs::write(dir.join("net.hex"), hex(&ports[0])).unwrap();
@@ -598,4 +664,397 @@ endmodule"#,
         );
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+// ---------------------------------------------------------------------------------------
+// The forward path: L4 services (NAT, DSR, IP-in-IP, GUE) with Maglev, backends and rings
+// written through the register map, flows created, refreshed, moved, expired and evicted.
+
+/// The modes one run configures, and whether every IPv4 frame is aimed at a known address
+/// (with a NAT service active, a TCP/UDP frame to any other address could be a backend's
+/// reply: the NAT return path is not in hardware, so the fast path refuses it).
+#[derive(Clone, Copy)]
+struct FwdConfig {
+    modes: &'static [Mode],
+    aim_all: bool,
+}
+
+/// Backend-table slots the runs use (the last ones test the index encoding).
+const BACKENDS: [u16; 8] = [0, 1, 2, 3, 5, 8, 200, 255];
+
+/// A client flow towards a VIP.
+#[derive(Clone, Copy)]
+struct Flow {
+    protocol: u8,
+    src: [u8; 4],
+    src_port: u16,
+    dst: [u8; 4],
+    dst_port: u16,
+    mac: [u8; 6],
+    tagged: bool,
+}
+
+fn random_flow(rng: &mut Rng) -> Flow {
+    let mut mac = [0u8; 6];
+    mac.iter_mut().for_each(|b| *b = rng.byte());
+    mac[0] &= 0xfe;
+    Flow {
+        protocol: if rng.chance(600) { 6 } else { 17 },
+        src: [172, 16, rng.below(4) as u8, rng.byte()],
+        src_port: 1024 + rng.below(64) as u16,
+        dst: VIPS[rng.below(2) as usize],
+        dst_port: PORTS[rng.below(3) as usize],
+        mac,
+        tagged: rng.chance(200),
+    }
+}
+
+/// A well-formed frame of `flow` (IPv4 header checksum right; the transport checksum is
+/// random: nothing checks it, the rewrite updates it incrementally).
+fn flow_frame(rng: &mut Rng, flow: &Flow) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x11]);
+    f.extend_from_slice(&flow.mac);
+    if flow.tagged {
+        f.extend_from_slice(&[0x81, 0x00, 0x20, 0x07]);
+    }
+    f.extend_from_slice(&[0x08, 0x00]);
+    let l3 = f.len();
+    let options = if rng.chance(100) { 4 } else { 0 };
+    let payload = match rng.below(10) {
+        0 => 1400 + rng.below(120) as usize,
+        1 => rng.below(600) as usize,
+        _ => rng.below(40) as usize,
+    };
+    let l4_len = if flow.protocol == 6 { 20 } else { 8 };
+    let total = 20 + options + l4_len + payload;
+    let ihl = 5 + options / 4;
+    f.push(0x40 | ihl as u8);
+    f.push(0);
+    f.extend_from_slice(&(total as u16).to_be_bytes());
+    f.extend_from_slice(&[rng.byte(), rng.byte()]);
+    f.extend_from_slice(if rng.chance(500) { &[0x40, 0] } else { &[0, 0] });
+    f.push(64);
+    f.push(flow.protocol);
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(&flow.src);
+    f.extend_from_slice(&flow.dst);
+    // NOP options.
+    f.extend(std::iter::repeat_n(1, options));
+    f.extend_from_slice(&flow.src_port.to_be_bytes());
+    f.extend_from_slice(&flow.dst_port.to_be_bytes());
+    if flow.protocol == 6 {
+        f.extend_from_slice(&rng.next_u64().to_be_bytes());
+        f.push(0x50);
+        let flags = match rng.below(20) {
+            0..=7 => 0x02,
+            8..=12 => 0x10,
+            13 => 0x11,
+            14 => 0x04,
+            15 | 16 => 0x12,
+            17 => 0x18,
+            18 => 0x03,
+            _ => rng.byte(),
+        };
+        f.push(flags);
+        f.extend_from_slice(&[0x20, 0x00, rng.byte(), rng.byte(), 0, 0]);
+    } else {
+        f.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
+        f.extend_from_slice(&[rng.byte(), rng.byte()]);
+    }
+    for _ in 0..payload {
+        f.push(rng.byte());
+    }
+    fix_ip_checksum(&mut f[l3..]);
+    while f.len() < 60 {
+        f.push(0);
+    }
+    f
+}
+
+/// Settings, backends, services and rings of a forward-path run (then a commit).
+fn write_forward_config(
+    sim: &mut impl RegisterBus,
+    rng: &mut Rng,
+    config: FwdConfig,
+    initial: bool,
+) {
+    let own = OWN[rng.below(2) as usize];
+    sim.write32(addr::ADDRESS, u32::from_be_bytes(own));
+    if rng.chance(300) {
+        sim.write32(addr::MAC_HI, rng.next_u64() as u32 & 0xffff);
+        sim.write32(addr::MAC_LO, rng.next_u64() as u32);
+        sim.write32(addr::TUNNEL_SRC, u32::from_be_bytes([10, 0, 0, rng.byte()]));
+    }
+    // Mostly a ring the writes below fill (251 entries), sometimes an empty ring, one
+    // the writes fill in part, or one beyond the hardware's stride (cut to 1024).
+    let sizes = [0, 1, 7, 61, 1021, 2000, 65537];
+    if rng.chance(100) {
+        sim.write32(addr::RING_SIZE, sizes[rng.below(7) as usize]);
+    } else if rng.chance(200) {
+        sim.write32(addr::RING_SIZE, 251);
+    }
+    if rng.chance(300) {
+        for a in addr::T_SYN..=addr::T_UDP {
+            sim.write32(a, 20 + rng.below(400) as u32);
+        }
+    }
+    if rng.chance(100) {
+        for i in 0..10 {
+            sim.write32(addr::HASH_KEY + i, rng.next_u64() as u32);
+        }
+    }
+    if rng.chance(200) {
+        let count = rng.below(11) as u32;
+        sim.write32(addr::SNAT_CFG, (count << 16) | 1024);
+        for i in 0..8 {
+            sim.write32(
+                addr::SNAT_POOL + i,
+                u32::from_be_bytes(POOL[rng.below(10) as usize]),
+            );
+        }
+    }
+    let mut writer = RegisterWriter::new(&mut *sim);
+    for n in 0..if initial { 8 } else { rng.below(5) } {
+        let states = [
+            BackendState::Up,
+            BackendState::Up,
+            BackendState::Up,
+            BackendState::Down,
+            BackendState::Drain,
+            BackendState::Disabled,
+            BackendState::Free,
+        ];
+        let mut mac = [0x02, 0xbe, 0, 0, 0, rng.byte()];
+        if rng.chance(100) {
+            mac = [0; 6];
+        }
+        if initial {
+            mac = [0x02, 0xbe, 0, 0, 1, n as u8];
+        }
+        let entry = BackendEntry {
+            state: if initial {
+                BackendState::Up
+            } else {
+                states[rng.below(7) as usize]
+            },
+            generation: rng.below(3) as u8,
+            address: [10, 9, rng.below(4) as u8, rng.byte()],
+            port: 8000 + rng.below(3) as u16,
+            mac,
+            weight: if !initial && rng.chance(100) {
+                0
+            } else {
+                1 + rng.below(9) as u16
+            },
+            rtt_us: rng.next_u64() as u32,
+        };
+        let index = if initial {
+            BACKENDS[n as usize]
+        } else if rng.chance(20) {
+            0x100 | rng.below(8) as u16
+        } else {
+            BACKENDS[rng.below(8) as usize]
+        };
+        writer.write_backend(index, &entry);
+    }
+    // At first every (VIP, port, protocol) the flows use gets a service; later a few
+    // entries change at a time (slots 16 and 17 do not exist: ignored). With `aim_all`,
+    // slots 0-11 are kept, so both VIPs stay VIPs (see `FwdConfig`).
+    let count = if initial { 12 } else { rng.below(4) };
+    for n in 0..count {
+        let slot = if initial {
+            n as u8
+        } else if config.aim_all {
+            12 + rng.below(6) as u8
+        } else {
+            rng.below(18) as u8
+        };
+        let mode = if rng.chance(150) {
+            Mode::L7
+        } else {
+            config.modes[rng.below(config.modes.len() as u64) as usize]
+        };
+        let entry = ServiceEntry {
+            valid: initial || rng.chance(850),
+            vip: Ipv4Addr::from(if initial {
+                VIPS[n as usize % 2]
+            } else {
+                VIPS[rng.below(3) as usize]
+            }),
+            protocol: if (initial && n < 6) || (!initial && rng.chance(500)) {
+                Protocol::Tcp
+            } else {
+                Protocol::Udp
+            },
+            port: if initial {
+                PORTS[(n as usize / 2) % 3]
+            } else {
+                PORTS[rng.below(3) as usize]
+            },
+            mode,
+            algorithm: Algorithm::Maglev,
+            sticky: false,
+            sticky_timeout: 0,
+            gue_port: 6080 + rng.below(3) as u16,
+            member_count: rng.below(8) as u8,
+        };
+        writer.write_service(slot, &entry);
+        if initial || rng.chance(800) {
+            // A ring: backends (sometimes none, or an index beyond the table).
+            let len = if rng.chance(900) {
+                251
+            } else {
+                1 + rng.below(60) as usize
+            };
+            let entries: Vec<u16> = (0..len)
+                .map(|_| match rng.below(30) {
+                    0 => 0xFFFF,
+                    1 => 300,
+                    _ => BACKENDS[rng.below(8) as usize],
+                })
+                .collect();
+            let offset = if rng.chance(100) {
+                1000 + rng.below(40) as u32
+            } else {
+                0
+            };
+            writer.write_ring(slot, offset, &entries);
+        }
+    }
+    sim.write32(addr::CONTROL, 1);
+}
+
+fn forward_frame(rng: &mut Rng, flows: &[Flow], config: FwdConfig) -> Vec<u8> {
+    if rng.chance(650) {
+        let flow = flows[rng.below(flows.len() as u64) as usize];
+        return flow_frame(rng, &flow);
+    }
+    let mut f = traffic_frame(rng);
+    if config.aim_all && rng.chance(900) {
+        // Anywhere but an unknown address: broadcast or a VIP (not the appliance's or a
+        // pool address: the settings change them).
+        match rng.below(3) {
+            0 => aim(&mut f, [255; 4]),
+            _ => aim(&mut f, VIPS[rng.below(2) as usize]),
+        }
+    } else if config.aim_all {
+        aim(&mut f, [239, 1, 2, 3]);
+    }
+    f
+}
+
+fn run_forward(seed: u64, frames: usize, traffic: Traffic, config: FwdConfig) {
+    // FULCRUM_FWD_FRAMES overrides the count (a quick local run, or a long one).
+    let frames = std::env::var("FULCRUM_FWD_FRAMES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(frames);
+    let start = std::time::Instant::now();
+    let mut flows_mem = vec![FlowEntry::default(); (1 << A) * WAYS];
+    let mut sticky = vec![StickyEntry::default(); (1 << A) * WAYS];
+    let mut ring_a = vec![0u16; SERVICE_SLOTS * RING];
+    let mut ring_s = vec![0u16; SERVICE_SLOTS * RING];
+    let pipeline = Pipeline::new(Storage {
+        flows: &mut flows_mem,
+        flow_ways: WAYS,
+        sticky: &mut sticky,
+        sticky_ways: WAYS,
+        ring_active: &mut ring_a,
+        ring_shadow: &mut ring_s,
+    });
+    let mut reference = Reference::new(pipeline);
+    let mut sim = FastPathSim::<A>::new(traffic, seed ^ 0x5eed);
+    let mut rng = Rng::new(seed);
+    reference.replay(sim.take_events());
+    // Enough writes that backends, services and rings exist from the start.
+    sim.write32(addr::RING_SIZE, 251);
+    for n in 0..3 {
+        assert!(sim.wait_commit(200_000), "a commit never completes");
+        write_forward_config(&mut sim, &mut rng, config, n == 0);
+    }
+    let flows: Vec<Flow> = (0..300).map(|_| random_flow(&mut rng)).collect();
+    let mut now = 0u64;
+    let mut sent = 0;
+    let mut forwarded = 0;
+    while sent < frames {
+        let batch = (1 + rng.below(30) as usize).min(frames - sent);
+        for _ in 0..batch {
+            let port = if rng.chance(50) {
+                Port::Mcu
+            } else {
+                Port::Network
+            };
+            let f = forward_frame(&mut rng, &flows, config);
+            reference.push(port, &f);
+            sim.push(port, f);
+        }
+        sent += batch;
+        if rng.chance(150) {
+            sim.run(rng.below(300) as usize);
+            assert!(sim.wait_commit(200_000), "a commit never completes");
+            write_forward_config(&mut sim, &mut rng, config, false);
+        }
+        if rng.chance(150) {
+            assert!(sim.run_until_idle(2_000_000), "the fast path hangs");
+            reference.replay(sim.take_events());
+            reference.assert_drained();
+            // Time passes between bursts: flows expire, idle ways are reclaimed.
+            now += rng.below(300);
+            sim.set_now(now);
+            reference.now_ms = now;
+        } else {
+            sim.run(rng.below(1500) as usize);
+            reference.replay(sim.take_events());
+        }
+        forwarded = reference.forwarded;
+    }
+    assert!(sim.run_until_idle(2_000_000), "the fast path hangs");
+    reference.replay(sim.take_events());
+    reference.assert_drained();
+    assert_eq!(reference.verdicts, frames, "every frame has a verdict");
+    check_counters(&mut sim, reference.regs.target(), true);
+    let model = reference.regs.target();
+    eprintln!(
+        "{frames} frames ({forwarded} to a backend, {} new flows, {} moved, {} expired, {} evicted) in {} cycles, {:.1} s",
+        reference.new_flows,
+        model.counters().moved_flows,
+        model.counters().expirations,
+        model.counters().evictions,
+        sim.cycles(),
+        start.elapsed().as_secs_f64()
+    );
+    eprintln!("verdicts: {:?}", reference.classes);
+    // The run must exercise the forward path, not only its refusals.
+    assert!(
+        reference.forwarded > frames / 10,
+        "too few frames forwarded"
+    );
+    assert!(reference.new_flows > 20, "too few flows created");
+}
+
+#[test]
+fn forward_dsr_and_tunnels_equal_the_model() {
+    run_forward(
+        11,
+        400,
+        Traffic::SMOOTH,
+        FwdConfig {
+            modes: &[Mode::Dsr, Mode::Ipip, Mode::Gue],
+            aim_all: false,
+        },
+    );
+}
+
+#[test]
+fn forward_every_mode_with_backpressure_equals_the_model() {
+    run_forward(
+        12,
+        400,
+        Traffic::BUMPY,
+        FwdConfig {
+            modes: &[Mode::Nat, Mode::Dsr, Mode::Ipip, Mode::Gue],
+            aim_all: true,
+        },
+    );
 }

@@ -13,8 +13,10 @@
 //! rust-hdl simulation of the FPGA fast path (`fulcrum_hdl::pipeline::FastPath`),
 //! programmed through the register map with the same writes the model gets
 //! ([`ControlPlane::write_all`] through a `RegisterWriter`), behind the same
-//! [`Session::process`]. The fast path does not forward yet: the `hdl` engine refuses a
-//! configuration with any service that is not L7 ([`EngineError::Unsupported`]). With
+//! [`Session::process`]. The fast path forwards L4 services of mode DSR, IP-in-IP and GUE
+//! with Maglev and serves L7 services; the `hdl` engine refuses any other configuration
+//! before it starts, naming the service and the reason ([`hdl_support`],
+//! [`EngineError::Unsupported`]). With
 //! `hdl` the model runs beside the simulation (for [`Session::pipeline`]); the verdicts
 //! and frames a session returns are the simulation's.
 //!
@@ -44,12 +46,72 @@ pub enum EngineKind {
     #[default]
     Model,
     /// The rust-hdl simulation of the FPGA fast path (`fulcrum_hdl::pipeline::FastPath`);
-    /// configurations whose services are all L7 only, for now.
+    /// the configurations [`hdl_support`] accepts.
     Hdl,
 }
 
-/// Flow-table sets (log2) of the simulated fast path (it has no flow table yet).
-const HDL_SETS_LOG2: usize = 6;
+/// Flow-table sets (log2) of the simulated fast path (4 ways each).
+const HDL_SETS_LOG2: usize = 10;
+/// Flow-table ways of the fast path (`fulcrum_hdl::flow_table::WAYS`).
+const HDL_WAYS: u32 = fulcrum_hdl::flow_table::WAYS as u32;
+
+/// Whether the FPGA fast path (`--engine hdl`) can run `config`, and if not why: the
+/// first service it cannot serve, by name, with the reason. What the fast path has in
+/// hardware: L7 services (punted to the MCU) and L4 services of mode DSR, IP-in-IP or GUE
+/// with the Maglev algorithm, no persistence, a Maglev ring of at most
+/// `fulcrum_hdl::forward::RING_STRIDE` entries and a flow table of `2^HDL_SETS_LOG2`
+/// sets × 4 ways. Not in hardware yet: NAT (its return path), full NAT, persistence
+/// (`sticky`), and the algorithms round robin, weighted round robin, IP hash, least
+/// connections and least response time.
+pub fn hdl_support(config: &Config) -> Result<(), String> {
+    let mut l4 = false;
+    for s in &config.services {
+        let why = match s.mode {
+            Mode::L7 => continue,
+            Mode::Nat => Some("mode nat needs the NAT return path, which is not in hardware yet"),
+            Mode::Fullnat => Some("mode fullnat is not in hardware yet"),
+            Mode::Dsr | Mode::Ipip | Mode::Gue => None,
+        }
+        .map(String::from)
+        .or_else(|| {
+            (s.algorithm != Algorithm::Maglev).then(|| {
+                let name = serde_json::to_value(s.algorithm)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_else(|| format!("{:?}", s.algorithm));
+                format!("algorithm {name} is not in hardware yet (only maglev is)")
+            })
+        })
+        .or_else(|| {
+            s.sticky
+                .then(|| "persistence (sticky) is not in hardware yet".to_string())
+        });
+        if let Some(why) = why {
+            return Err(format!("service {} (mode {}): {why}", s.name, s.mode));
+        }
+        l4 = true;
+    }
+    if l4 {
+        let ring = config.appliance.maglev_ring_size;
+        let most = fulcrum_hdl::forward::RING_STRIDE as u32;
+        if ring > most {
+            return Err(format!(
+                "appliance.maglev_ring_size {ring} is larger than the hardware's ring of \
+                 {most} entries per service (use a prime up to {most}, e.g. 1021)"
+            ));
+        }
+        let geometry = config.appliance.flow_table;
+        let sets = 1u32 << HDL_SETS_LOG2;
+        if geometry.sets != sets || geometry.ways != HDL_WAYS {
+            return Err(format!(
+                "appliance.flow_table is {} sets × {} ways, the simulated fast path has \
+                 {sets} sets × {HDL_WAYS} ways (set them so)",
+                geometry.sets, geometry.ways
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Why an [`Engine`] could not be built or started.
 #[derive(Debug, thiserror::Error)]
@@ -74,14 +136,8 @@ impl From<CompileError> for EngineError {
 /// [`EngineError::Unsupported`] names the first service it cannot run, and why.
 /// `fulcrum pcap`, `fulcrum trace` and `fulcrum sim --engine hdl` all ask here.
 pub fn check_supported(kind: EngineKind, config: &Config) -> Result<(), EngineError> {
-    if kind == EngineKind::Hdl
-        && let Some(s) = config.services.iter().find(|s| s.mode != Mode::L7)
-    {
-        return Err(EngineError::Unsupported(format!(
-            "service {} has mode {}, and the fast path only serves l7 services so far \
-             (no forward or return path in hardware)",
-            s.name, s.mode
-        )));
+    if kind == EngineKind::Hdl {
+        hdl_support(config).map_err(EngineError::Unsupported)?;
     }
     Ok(())
 }
@@ -155,6 +211,11 @@ impl Engine {
                 self.control
                     .write_all(&mut RegisterWriter::new(&mut *sim), &mut self.ring_scratch)?;
                 sim.run_until_idle(10_000);
+                // The commit copies the backend table and the rings.
+                assert!(
+                    sim.wait_commit(1_000_000),
+                    "the simulated fast path never applies its commit"
+                );
                 sim.take_events();
                 Some(sim)
             }

@@ -1,6 +1,7 @@
 //! `--engine hdl`: the rust-hdl simulation of the FPGA fast path gives the same verdicts
 //! and output frames as the model on the fixture capture, for the configurations it
-//! serves (all services L7), and refuses the others with a clear error.
+//! serves (L7 services; DSR, IP-in-IP and GUE with Maglev), and refuses the others with a
+//! clear error naming the service and the reason.
 //!
 //! The equivalence test runs in release only (`scripts/test.sh`, HDL step: `cargo test
 //! -p fulcrum-host --release --test engine_hdl`): the rust-hdl simulator is ~30x slower
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use fulcrum_host::config_file;
 use fulcrum_host::engine::{Engine, EngineError, EngineKind, Processed};
-use fulcrum_model::config::Mode;
+use fulcrum_model::config::{Algorithm, Config, Mode};
 use fulcrum_model::pipeline::Port;
 use pcap_file::pcap::PcapReader;
 
@@ -63,6 +64,118 @@ fn hdl_engine_refuses_l4_services() {
             && text.contains("--engine model"),
         "{text}"
     );
+}
+
+/// The fixture configuration cut down to what the fast path serves: the L7 service, the
+/// IP-in-IP and GUE services (Maglev), and the DSR service switched to Maglev.
+fn served_fixture() -> Config {
+    let mut config = config_file::load(&fixtures().join("fixtures.toml")).expect("fixtures.toml");
+    config
+        .services
+        .retain(|s| matches!(s.mode, Mode::L7 | Mode::Dsr | Mode::Ipip | Mode::Gue));
+    for s in config.services.iter_mut() {
+        if s.mode != Mode::L7 {
+            s.algorithm = Algorithm::Maglev;
+        }
+    }
+    config
+}
+
+fn refusal(config: &Config) -> String {
+    let err = Engine::new(EngineKind::Hdl, config).expect_err("refused");
+    assert!(matches!(err, EngineError::Unsupported(_)));
+    let text = err.to_string();
+    assert!(
+        text.contains("--engine hdl") && text.contains("--engine model"),
+        "{text}"
+    );
+    text
+}
+
+#[test]
+fn hdl_engine_refuses_what_is_not_in_hardware() {
+    let base = served_fixture();
+    assert!(
+        Engine::new(EngineKind::Hdl, &base).is_ok(),
+        "the served subset runs"
+    );
+    let full = config_file::load(&fixtures().join("fixtures.toml")).expect("fixtures.toml");
+    let fullnat = full
+        .services
+        .iter()
+        .find(|s| s.mode == Mode::Fullnat)
+        .expect("a fullnat service")
+        .clone();
+    let mut c = base.clone();
+    c.services.push(fullnat).unwrap();
+    let t = refusal(&c);
+    assert!(t.contains("service api") && t.contains("fullnat"), "{t}");
+
+    for (algorithm, name) in [
+        (Algorithm::RoundRobin, "round_robin"),
+        (Algorithm::WeightedRoundRobin, "weighted_round_robin"),
+        (Algorithm::IpHash, "ip_hash"),
+        (Algorithm::LeastConnections, "least_connections"),
+        (Algorithm::LeastResponseTime, "least_response_time"),
+    ] {
+        let mut c = base.clone();
+        let s = c
+            .services
+            .iter_mut()
+            .find(|s| s.mode == Mode::Ipip)
+            .unwrap();
+        s.algorithm = algorithm;
+        let t = refusal(&c);
+        assert!(t.contains("service tunnel") && t.contains(name), "{t}");
+    }
+
+    let mut c = base.clone();
+    c.services
+        .iter_mut()
+        .find(|s| s.mode == Mode::Gue)
+        .unwrap()
+        .sticky = true;
+    let t = refusal(&c);
+    assert!(t.contains("service media") && t.contains("sticky"), "{t}");
+
+    let mut c = base.clone();
+    c.appliance.maglev_ring_size = 65537;
+    let t = refusal(&c);
+    assert!(
+        t.contains("maglev_ring_size 65537") && t.contains("1024"),
+        "{t}"
+    );
+
+    let mut c = base.clone();
+    c.appliance.flow_table.sets = 16384;
+    let t = refusal(&c);
+    assert!(t.contains("flow_table") && t.contains("16384"), "{t}");
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "rust-hdl simulation: run in release (scripts/test.sh HDL step)"
+)]
+fn hdl_engine_forwards_as_the_model_on_the_fixture_capture() {
+    let config = served_fixture();
+    let frames = capture();
+    let model = replay(
+        &mut Engine::new(EngineKind::Model, &config).unwrap(),
+        &frames,
+    );
+    let hdl = replay(&mut Engine::new(EngineKind::Hdl, &config).unwrap(), &frames);
+    assert_eq!(model.len(), hdl.len());
+    let mut forwarded = 0;
+    for (i, (m, h)) in model.iter().zip(&hdl).enumerate() {
+        assert_eq!(h, m, "frame {i}");
+        forwarded += usize::from(matches!(
+            m.verdict.action,
+            fulcrum_model::pipeline::Action::ToBackend { .. }
+        ));
+    }
+    assert!(forwarded >= 3, "{forwarded} frames forwarded");
+    eprintln!("{} frames, {forwarded} forwarded", model.len());
 }
 
 #[test]

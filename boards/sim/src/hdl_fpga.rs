@@ -34,7 +34,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 /// Flow-table sets (log2) of the simulated fast path (the same as `fulcrum pcap --engine
 /// hdl`'s).
-pub const SETS_LOG2: usize = 6;
+pub const SETS_LOG2: usize = 10;
 
 /// Frames waiting for the simulation before new ones are dropped (the FPGA's input FIFO
 /// would drop them on the board when the pipeline falls behind).

@@ -1,0 +1,821 @@
+//! The forward path of [`crate::pipeline::FastPath`] (`Pipeline::forward` of the model, for
+//! the ring algorithms): the backend table (shadow and active banks), the Maglev rings
+//! (shadow bank here, active bank in [`BackendSelect`]), the flow table ([`FlowTable`]),
+//! backend selection and the active-flow count of every backend.
+//!
+//! ## Tables and commit
+//! The register block's table port writes backend entries (table 2) into the shadow
+//! backend RAM and ring entries (table 4, offsets below [`RING_STRIDE`]) into the shadow
+//! ring RAM; service entries (table 1) are the controller's. A `commit` strobe starts the
+//! copy of the shadow bank into the active one, as `Pipeline::commit_banks`:
+//!
+//! - every backend entry (3 cycles each, 768 in all): the active RAM gets the shadow word,
+//!   the selection unit's eligibility bit is rewritten, and the backend's active-flow count
+//!   is zeroed when its generation changes or the new state is `Free` (any code but 1–4);
+//! - then the ring of every service written since the last commit (1 cycle per entry,
+//!   [`RING_STRIDE`] per service) into the selection unit's ring RAM.
+//!
+//! `busy` is high while copying; the controller holds its commit (and `STATUS.0`) until it
+//! falls, so the writer must not write tables while `STATUS.0` is set (the data path never
+//! sees a half-copied bank). After reset, the unit first writes `EMPTY` into all
+//! `16 × RING_STRIDE` ring entries of both banks (16,384 cycles, `busy` high): block RAM
+//! has no reset, and the model's rings start empty.
+//!
+//! ## A request (one flow decision)
+//! In the model's order: look the key up; a hit whose backend keeps flows (state Up or
+//! Drain) with the flow's generation is refreshed (`last_seen`, TCP state) and used; a hit
+//! on any other backend is removed (its backend loses an active flow if the generation
+//! still matches) and counted as moved; an expired match (freed by the table) is counted as
+//! expired and released the same way. On a miss: a TCP segment that is not a bare SYN is
+//! `tcp_no_flow` unless the algorithm is stateless (`req_stateless`); otherwise the ring
+//! at the flow hash gives the backend (`NO_BACKEND` → `no_backend`); a backend without a
+//! MAC gives a punt (`neighbor_unresolved`) and no flow; else the flow is inserted (a
+//! displaced entry is released and counted as evicted or expired) and the backend's active
+//! count goes up (saturating, as the model's `u32`).
+//!
+//! Latency: a hit takes about 25 cycles, a new flow about 45 (flow-table operations take
+//! 8 each, a ring selection 10, a backend read 3, an active-count update 3).
+
+use rust_hdl::prelude::*;
+
+use crate::flow_table::FlowTable;
+use crate::ram::SinglePortRam;
+use crate::select::BackendSelect;
+
+/// Ring entries per service in hardware: the largest Maglev ring (`RING_SIZE`) the fast
+/// path can run is this (the ring RAM of [`BackendSelect`] is `16 × 1024` entries).
+pub const RING_STRIDE: usize = 1024;
+
+/// Result kinds on `res_kind`.
+pub mod result {
+    /// Towards `res_backend` (`Action::ToBackend`).
+    pub const TO_BACKEND: u64 = 0;
+    /// Dropped: `no_backend`.
+    pub const NO_BACKEND: u64 = 1;
+    /// Punted: `neighbor_unresolved` (no flow created).
+    pub const UNRESOLVED: u64 = 2;
+    /// Dropped: `tcp_no_flow`.
+    pub const TCP_NO_FLOW: u64 = 3;
+}
+
+/// Flow-table events on `res_lookup_event` / `res_insert_event`.
+pub mod event {
+    /// Nothing to count.
+    pub const NONE: u64 = 0;
+    /// Lookup: a flow moved off its backend. Insert: a live flow was evicted.
+    pub const MOVED_OR_EVICTED: u64 = 1;
+    /// An expired flow was freed.
+    pub const EXPIRED: u64 = 2;
+}
+
+#[derive(Copy, Clone, PartialEq, Debug, LogicState)]
+enum Cp {
+    Clear,
+    Idle,
+    Backend,
+    Ring,
+}
+
+#[derive(Copy, Clone, PartialEq, Debug, LogicState)]
+enum Req {
+    Idle,
+    LookupSend,
+    LookupWait,
+    HitRead,
+    HitUse,
+    WriteSend,
+    WriteWait,
+    GoneRead,
+    GoneUse,
+    Miss,
+    SelectSend,
+    SelectWait,
+    NewRead,
+    NewUse,
+    InsertSend,
+    InsertWait,
+    DispRead,
+    DispUse,
+    AfRead,
+    AfWrite,
+    Done,
+}
+
+/// The forward path with `2^A` flow-table sets.
+#[derive(LogicBlock)]
+pub struct Forward<const A: usize> {
+    /// The datapath clock.
+    pub clock: Signal<In, Clock>,
+    /// Table write strobe (from `regs::RegisterBlock`).
+    pub table_write: Signal<In, Bit>,
+    /// Table code: 2 backend, 4 ring (others ignored here).
+    pub table_kind: Signal<In, Bits<4>>,
+    /// Entry index (regmap encoding).
+    pub table_index: Signal<In, Bits<28>>,
+    /// Entry word 0.
+    pub table_data0: Signal<In, Bits<32>>,
+    /// Entry word 1.
+    pub table_data1: Signal<In, Bits<32>>,
+    /// Entry word 2.
+    pub table_data2: Signal<In, Bits<32>>,
+    /// Entry word 3.
+    pub table_data3: Signal<In, Bits<32>>,
+    /// Strobe: copy the shadow bank to the active bank.
+    pub commit: Signal<In, Bit>,
+    /// Clearing or copying tables (no request is taken).
+    pub busy: Signal<Out, Bit>,
+    /// Active `RING_SIZE` setting.
+    pub ring_size: Signal<In, Bits<32>>,
+    /// Active timeouts, ms.
+    pub timeout_syn: Signal<In, Bits<32>>,
+    /// See `timeout_syn`.
+    pub timeout_established: Signal<In, Bits<32>>,
+    /// See `timeout_syn`.
+    pub timeout_closing: Signal<In, Bits<32>>,
+    /// See `timeout_syn`.
+    pub timeout_udp: Signal<In, Bits<32>>,
+    /// The time now, ms.
+    pub now: Signal<In, Bits<32>>,
+    /// A request is on the `req_*` inputs.
+    pub req_valid: Signal<In, Bit>,
+    /// The unit takes it this cycle.
+    pub req_ready: Signal<Out, Bit>,
+    /// Service slot.
+    pub req_service: Signal<In, Bits<4>>,
+    /// Flow key (`flow_table` encoding).
+    pub req_key: Signal<In, Bits<104>>,
+    /// Flow hash.
+    pub req_hash: Signal<In, Bits<32>>,
+    /// The frame is TCP (else UDP).
+    pub req_tcp: Signal<In, Bit>,
+    /// TCP flags byte.
+    pub req_flags: Signal<In, Bits<8>>,
+    /// The service's algorithm is stateless (Maglev, IP hash).
+    pub req_stateless: Signal<In, Bit>,
+    /// A result is on the `res_*` outputs.
+    pub res_valid: Signal<Out, Bit>,
+    /// The receiver takes it.
+    pub res_ready: Signal<In, Bit>,
+    /// [`result`] code.
+    pub res_kind: Signal<Out, Bits<2>>,
+    /// Backend-table index.
+    pub res_backend: Signal<Out, Bits<16>>,
+    /// The request created its flow.
+    pub res_new_flow: Signal<Out, Bit>,
+    /// [`event`] of the lookup.
+    pub res_lookup_event: Signal<Out, Bits<2>>,
+    /// [`event`] of the insert.
+    pub res_insert_event: Signal<Out, Bits<2>>,
+    /// The backend's address.
+    pub res_address: Signal<Out, Bits<32>>,
+    /// The backend's port.
+    pub res_port: Signal<Out, Bits<16>>,
+    /// The backend's MAC.
+    pub res_mac: Signal<Out, Bits<48>>,
+    /// Backend whose active-flow count to show on `af_value` (the cycle after).
+    pub af_index: Signal<In, Bits<8>>,
+    /// Active flows of backend `af_index`.
+    pub af_value: Signal<Out, Bits<32>>,
+
+    flows: FlowTable<A>,
+    select: BackendSelect,
+    // Backend words: 122:120 state, 119:112 generation, 111:96 weight, 95:64 address,
+    // 63:48 port, 47:0 MAC.
+    be_shadow: SinglePortRam<Bits<128>, 8>,
+    be_active: SinglePortRam<Bits<128>, 8>,
+    ring_shadow: SinglePortRam<Bits<16>, 14>,
+    // Active flows per backend, twice: one copy for the request machine, one for the
+    // counter reads (written together).
+    af: RAM<Bits<32>, 8>,
+    afq: RAM<Bits<32>, 8>,
+
+    cp: DFF<Cp>,
+    cp_idx: DFF<Bits<14>>,
+    cp_phase: DFF<Bits<2>>,
+    dirty: DFF<Bits<16>>,
+    // Ring copy pipeline: the entry read two edges ago.
+    rv1: DFF<Bit>,
+    rv2: DFF<Bit>,
+    ri1: DFF<Bits<14>>,
+    ri2: DFF<Bits<14>>,
+
+    req: DFF<Req>,
+    svc: DFF<Bits<4>>,
+    key: DFF<Bits<104>>,
+    hash: DFF<Bits<32>>,
+    tcp: DFF<Bit>,
+    flags: DFF<Bits<8>>,
+    stateless: DFF<Bit>,
+    rd_wait: DFF<Bits<2>>,
+    entry: DFF<Bits<171>>,
+    slot: DFF<Bits<32>>,
+    remove: DFF<Bit>,
+    kind: DFF<Bits<2>>,
+    backend: DFF<Bits<16>>,
+    new_flow: DFF<Bit>,
+    ev_lookup: DFF<Bits<2>>,
+    ev_insert: DFF<Bits<2>>,
+    be_word: DFF<Bits<128>>,
+    be_addr: DFF<Bits<8>>,
+    af_idx: DFF<Bits<8>>,
+    af_inc: DFF<Bit>,
+    af_back: DFF<Req>,
+
+    table_be: Signal<Local, Bit>,
+    table_ring: Signal<Local, Bit>,
+    ring_addr: Signal<Local, Bits<14>>,
+    wr_word: Signal<Local, Bits<128>>,
+    sh_state: Signal<Local, Bits<3>>,
+    sh_free: Signal<Local, Bit>,
+    flow_backend: Signal<Local, Bits<16>>,
+    flow_gen: Signal<Local, Bits<8>>,
+    flow_state: Signal<Local, Bits<2>>,
+    be_state: Signal<Local, Bits<3>>,
+    be_gen: Signal<Local, Bits<8>>,
+    next_state: Signal<Local, Bits<2>>,
+    new_state: Signal<Local, Bits<2>>,
+    syn_only: Signal<Local, Bit>,
+    fin_rst: Signal<Local, Bit>,
+    af_cur: Signal<Local, Bits<32>>,
+    af_new: Signal<Local, Bits<32>>,
+    one16: Signal<Local, Bits<16>>,
+    dirty_now: Signal<Local, Bits<16>>,
+    ring_m: Signal<Local, Bits<16>>,
+    ring_svc: Signal<Local, Bits<4>>,
+}
+
+impl<const A: usize> Default for Forward<A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const A: usize> Forward<A> {
+    /// A forward path with empty tables (it clears the rings first, see the module doc).
+    pub fn new() -> Self {
+        let zeros = || {
+            (0..256u64)
+                .map(|a| (Bits::from(a), Bits::<32>::default()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        Forward {
+            clock: Default::default(),
+            table_write: Default::default(),
+            table_kind: Default::default(),
+            table_index: Default::default(),
+            table_data0: Default::default(),
+            table_data1: Default::default(),
+            table_data2: Default::default(),
+            table_data3: Default::default(),
+            commit: Default::default(),
+            busy: Default::default(),
+            ring_size: Default::default(),
+            timeout_syn: Default::default(),
+            timeout_established: Default::default(),
+            timeout_closing: Default::default(),
+            timeout_udp: Default::default(),
+            now: Default::default(),
+            req_valid: Default::default(),
+            req_ready: Default::default(),
+            req_service: Default::default(),
+            req_key: Default::default(),
+            req_hash: Default::default(),
+            req_tcp: Default::default(),
+            req_flags: Default::default(),
+            req_stateless: Default::default(),
+            res_valid: Default::default(),
+            res_ready: Default::default(),
+            res_kind: Default::default(),
+            res_backend: Default::default(),
+            res_new_flow: Default::default(),
+            res_lookup_event: Default::default(),
+            res_insert_event: Default::default(),
+            res_address: Default::default(),
+            res_port: Default::default(),
+            res_mac: Default::default(),
+            af_index: Default::default(),
+            af_value: Default::default(),
+            flows: FlowTable::new(),
+            select: BackendSelect::new(),
+            be_shadow: SinglePortRam::zeroed(),
+            be_active: SinglePortRam::zeroed(),
+            ring_shadow: SinglePortRam::default(),
+            af: RAM::new(zeros()),
+            afq: RAM::new(zeros()),
+            cp: Default::default(),
+            cp_idx: Default::default(),
+            cp_phase: Default::default(),
+            dirty: Default::default(),
+            rv1: Default::default(),
+            rv2: Default::default(),
+            ri1: Default::default(),
+            ri2: Default::default(),
+            req: Default::default(),
+            svc: Default::default(),
+            key: Default::default(),
+            hash: Default::default(),
+            tcp: Default::default(),
+            flags: Default::default(),
+            stateless: Default::default(),
+            rd_wait: Default::default(),
+            entry: Default::default(),
+            slot: Default::default(),
+            remove: Default::default(),
+            kind: Default::default(),
+            backend: Default::default(),
+            new_flow: Default::default(),
+            ev_lookup: Default::default(),
+            ev_insert: Default::default(),
+            be_word: Default::default(),
+            be_addr: Default::default(),
+            af_idx: Default::default(),
+            af_inc: Default::default(),
+            af_back: Default::default(),
+            table_be: Default::default(),
+            table_ring: Default::default(),
+            ring_addr: Default::default(),
+            wr_word: Default::default(),
+            sh_state: Default::default(),
+            sh_free: Default::default(),
+            flow_backend: Default::default(),
+            flow_gen: Default::default(),
+            flow_state: Default::default(),
+            be_state: Default::default(),
+            be_gen: Default::default(),
+            next_state: Default::default(),
+            new_state: Default::default(),
+            syn_only: Default::default(),
+            fin_rst: Default::default(),
+            af_cur: Default::default(),
+            af_new: Default::default(),
+            one16: Default::default(),
+            dirty_now: Default::default(),
+            ring_m: Default::default(),
+            ring_svc: Default::default(),
+        }
+    }
+}
+
+impl<const A: usize> Logic for Forward<A> {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(
+            self, clock, cp, cp_idx, cp_phase, dirty, rv1, rv2, ri1, ri2, req, svc, key, hash, tcp,
+            flags, stateless, rd_wait, entry, slot, remove, kind, backend, new_flow, ev_lookup,
+            ev_insert, be_word, be_addr, af_idx, af_inc, af_back
+        );
+        clock!(
+            self,
+            clock,
+            flows,
+            select,
+            be_shadow,
+            be_active,
+            ring_shadow
+        );
+        self.af.read_clock.next = self.clock.val();
+        self.af.write_clock.next = self.clock.val();
+        self.afq.read_clock.next = self.clock.val();
+        self.afq.write_clock.next = self.clock.val();
+
+        // ---- Shadow writes from the table port (model: backend `index as u16` < 256;
+        // ring `index >> 20` < 16 and offset < RING_STRIDE).
+        self.table_be.next = self.table_write.val()
+            & (self.table_kind.val() == 2)
+            & (self.table_index.val().get_bits::<8>(8) == 0);
+        self.table_ring.next = self.table_write.val()
+            & (self.table_kind.val() == 4)
+            & (self.table_index.val().get_bits::<4>(24) == 0)
+            & (self.table_index.val().get_bits::<10>(10) == 0);
+        self.ring_addr.next = (bit_cast::<14, 4>(self.table_index.val().get_bits::<4>(20)) << 10)
+            | bit_cast::<14, 10>(self.table_index.val().get_bits::<10>(0));
+        self.wr_word.next = (bit_cast::<128, 3>(self.table_data0.val().get_bits::<3>(29)) << 120)
+            | (bit_cast::<128, 8>(self.table_data0.val().get_bits::<8>(16)) << 112)
+            | (bit_cast::<128, 16>(self.table_data0.val().get_bits::<16>(0)) << 96)
+            | (bit_cast::<128, 32>(self.table_data1.val()) << 64)
+            | (bit_cast::<128, 32>(self.table_data2.val()) << 32)
+            | bit_cast::<128, 32>(self.table_data3.val());
+        self.be_shadow.address.next = self.table_index.val().get_bits::<8>(0);
+        self.be_shadow.write_data.next = self.wr_word.val();
+        self.be_shadow.write_enable.next = self.table_be.val();
+        self.ring_shadow.address.next = self.ring_addr.val();
+        self.ring_shadow.write_data.next = self.table_data0.val().get_bits::<16>(0);
+        self.ring_shadow.write_enable.next = self.table_ring.val();
+        self.one16.next = 1.into();
+        if self.table_ring.val() {
+            self.dirty.d.next =
+                self.dirty.q.val() | (self.one16.val() << self.table_index.val().get_bits::<4>(20));
+        }
+
+        // ---- Defaults of the request side.
+        self.be_active.address.next = self.be_addr.q.val();
+        self.be_active.write_enable.next = false;
+        self.be_active.write_data.next = self.be_shadow.read_data.val();
+        self.af.read_address.next = self.af_idx.q.val();
+        self.af.write_address.next = self.af_idx.q.val();
+        self.af.write_enable.next = false;
+        self.af.write_data.next = 0.into();
+        self.afq.read_address.next = self.af_index.val();
+        self.afq.write_address.next = self.af_idx.q.val();
+        self.afq.write_enable.next = false;
+        self.afq.write_data.next = 0.into();
+        self.af_value.next = self.afq.read_data.val();
+        self.select.table_write.next = false;
+        self.select.table_kind.next = 4.into();
+        self.select.table_index.next = 0.into();
+        self.select.table_data0.next = 0.into();
+
+        // ---- Clear after reset, copy at a commit.
+        self.sh_state.next = self.be_shadow.read_data.val().get_bits::<3>(120);
+        self.sh_free.next = (self.sh_state.val() == 0) | (self.sh_state.val() > 4);
+        self.ring_svc.next = self.cp_idx.q.val().get_bits::<4>(10);
+        // (A local: rust-hdl's Verilog cannot slice an expression.)
+        self.dirty_now.next = self.dirty.q.val() >> self.ring_svc.val();
+        self.rv1.d.next = false;
+        self.rv2.d.next = self.rv1.q.val();
+        self.ri2.d.next = self.ri1.q.val();
+        self.busy.next = self.cp.q.val() != Cp::Idle;
+        match self.cp.q.val() {
+            Cp::Clear => {
+                self.ring_shadow.address.next = self.cp_idx.q.val();
+                self.ring_shadow.write_data.next = 0xFFFF.into();
+                self.ring_shadow.write_enable.next = true;
+                self.select.table_write.next = true;
+                self.select.table_kind.next = 4.into();
+                self.select.table_index.next =
+                    (bit_cast::<28, 4>(self.cp_idx.q.val().get_bits::<4>(10)) << 20)
+                        | bit_cast::<28, 10>(self.cp_idx.q.val().get_bits::<10>(0));
+                self.select.table_data0.next = 0xFFFF.into();
+                self.cp_idx.d.next = self.cp_idx.q.val() + 1;
+                if self.cp_idx.q.val() == 0x3FFF {
+                    self.cp.d.next = Cp::Idle;
+                }
+            }
+            Cp::Idle => {
+                if self.commit.val() {
+                    self.cp.d.next = Cp::Backend;
+                    self.cp_idx.d.next = 0.into();
+                    self.cp_phase.d.next = 0.into();
+                }
+            }
+            Cp::Backend => {
+                // Entry cp_idx: addressed for three cycles, copied in the third.
+                self.be_shadow.address.next = self.cp_idx.q.val().get_bits::<8>(0);
+                self.be_shadow.write_enable.next = false;
+                self.be_active.address.next = self.cp_idx.q.val().get_bits::<8>(0);
+                self.cp_phase.d.next = self.cp_phase.q.val() + 1;
+                if self.cp_phase.q.val() == 2 {
+                    self.cp_phase.d.next = 0.into();
+                    self.be_active.write_enable.next = true;
+                    self.select.table_write.next = true;
+                    self.select.table_kind.next = 2.into();
+                    self.select.table_index.next =
+                        bit_cast::<28, 8>(self.cp_idx.q.val().get_bits::<8>(0));
+                    self.select.table_data0.next = (bit_cast::<32, 3>(self.sh_state.val()) << 29)
+                        | bit_cast::<32, 16>(self.be_shadow.read_data.val().get_bits::<16>(96));
+                    self.afq.write_address.next = self.cp_idx.q.val().get_bits::<8>(0);
+                    self.af.write_address.next = self.cp_idx.q.val().get_bits::<8>(0);
+                    if self.sh_free.val()
+                        | (self.be_shadow.read_data.val().get_bits::<8>(112)
+                            != self.be_active.read_data.val().get_bits::<8>(112))
+                    {
+                        self.af.write_enable.next = true;
+                        self.afq.write_enable.next = true;
+                    }
+                    self.cp_idx.d.next = self.cp_idx.q.val() + 1;
+                    if self.cp_idx.q.val() == 255 {
+                        self.cp_idx.d.next = 0.into();
+                        self.cp.d.next = Cp::Ring;
+                    }
+                }
+            }
+            Cp::Ring => {
+                // Services not written since the last commit are skipped; the others are
+                // streamed one entry per cycle (read two edges before the write).
+                self.ring_shadow.address.next = self.cp_idx.q.val();
+                self.ring_shadow.write_enable.next = false;
+                if self.rv2.q.val() {
+                    self.select.table_write.next = true;
+                    self.select.table_kind.next = 4.into();
+                    self.select.table_index.next =
+                        (bit_cast::<28, 4>(self.ri2.q.val().get_bits::<4>(10)) << 20)
+                            | bit_cast::<28, 10>(self.ri2.q.val().get_bits::<10>(0));
+                    self.select.table_data0.next =
+                        bit_cast::<32, 16>(self.ring_shadow.read_data.val());
+                }
+                if self.cp_phase.q.val() == 0 {
+                    if self.dirty_now.val().get_bit(0) {
+                        self.rv1.d.next = true;
+                        self.ri1.d.next = self.cp_idx.q.val();
+                        self.cp_idx.d.next = self.cp_idx.q.val() + 1;
+                        if self.cp_idx.q.val() == 0x3FFF {
+                            self.cp_phase.d.next = 1.into();
+                        }
+                    } else {
+                        self.cp_idx.d.next = self.cp_idx.q.val() + 1024;
+                        if self.ring_svc.val() == 15 {
+                            self.cp_phase.d.next = 1.into();
+                        }
+                    }
+                } else if !self.rv1.q.val() & !self.rv2.q.val() {
+                    self.dirty.d.next = 0.into();
+                    self.cp.d.next = Cp::Idle;
+                }
+            }
+            _ => {
+                self.cp.d.next = Cp::Idle;
+            }
+        }
+
+        // ---- The request machine.
+        self.flow_backend.next = self.entry.q.val().get_bits::<16>(8);
+        self.flow_gen.next = self.entry.q.val().get_bits::<8>(0);
+        self.flow_state.next = self.entry.q.val().get_bits::<2>(64);
+        self.be_state.next = self.be_active.read_data.val().get_bits::<3>(120);
+        self.be_gen.next = self.be_active.read_data.val().get_bits::<8>(112);
+        self.syn_only.next = (self.flags.q.val() & 0x17) == 0x02;
+        self.fin_rst.next = (self.flags.q.val() & 0x05) != 0;
+        // model `next_state(state, flags)` of the stored state.
+        self.next_state.next = self.flow_state.val();
+        if !self.tcp.q.val() {
+            self.next_state.next = 3.into();
+        } else if self.fin_rst.val() {
+            self.next_state.next = 2.into();
+        } else if (self.flow_state.val() == 0) & !self.flags.q.val().get_bit(1) {
+            self.next_state.next = 1.into();
+        }
+        // The state of a new flow.
+        self.new_state.next = 1.into();
+        if !self.tcp.q.val() {
+            self.new_state.next = 3.into();
+        } else if self.syn_only.val() {
+            self.new_state.next = 0.into();
+        } else if self.fin_rst.val() {
+            self.new_state.next = 2.into();
+        }
+        self.af_cur.next = self.af.read_data.val();
+        // The model's `saturating_add(1)` / `saturating_sub(1)`.
+        self.af_new.next = self.af_cur.val();
+        if self.af_inc.q.val() {
+            if self.af_cur.val() != 0xFFFF_FFFF_u64 {
+                self.af_new.next = self.af_cur.val() + 1;
+            }
+        } else if self.af_cur.val() != 0 {
+            self.af_new.next = self.af_cur.val() - 1;
+        }
+        self.ring_m.next = 1024.into();
+        if self.ring_size.val() < 1024 {
+            self.ring_m.next = self.ring_size.val().get_bits::<16>(0);
+        }
+
+        self.flows.timeout_syn.next = self.timeout_syn.val();
+        self.flows.timeout_established.next = self.timeout_established.val();
+        self.flows.timeout_closing.next = self.timeout_closing.val();
+        self.flows.timeout_udp.next = self.timeout_udp.val();
+        self.flows.cmd_valid.next = false;
+        self.flows.cmd_op.next = 0.into();
+        self.flows.cmd_hash.next = self.hash.q.val();
+        self.flows.cmd_way.next = self.slot.q.val().get_bits::<2>(0);
+        self.flows.cmd_key.next = self.key.q.val();
+        self.flows.cmd_state.next = self.next_state.val();
+        self.flows.cmd_payload.next = self.entry.q.val().get_bits::<32>(0);
+        self.flows.cmd_entry_valid.next = (!self.remove.q.val()).into();
+        self.flows.cmd_now.next = self.now.val();
+        self.flows.res_ready.next = true;
+        self.select.s_valid.next = false;
+        self.select.round_robin.next = false;
+        self.select.service.next = self.svc.q.val();
+        self.select.member_count.next = 0.into();
+        self.select.hash.next = self.hash.q.val();
+        self.select.ring_size.next = self.ring_m.val();
+        self.select.m_ready.next = true;
+
+        self.req_ready.next = (self.req.q.val() == Req::Idle) & (self.cp.q.val() == Cp::Idle);
+        self.res_valid.next = self.req.q.val() == Req::Done;
+        self.res_kind.next = self.kind.q.val();
+        self.res_backend.next = self.backend.q.val();
+        self.res_new_flow.next = self.new_flow.q.val();
+        self.res_lookup_event.next = self.ev_lookup.q.val();
+        self.res_insert_event.next = self.ev_insert.q.val();
+        self.res_address.next = self.be_word.q.val().get_bits::<32>(64);
+        self.res_port.next = self.be_word.q.val().get_bits::<16>(48);
+        self.res_mac.next = self.be_word.q.val().get_bits::<48>(0);
+
+        match self.req.q.val() {
+            Req::Idle => {
+                if self.req_valid.val() & (self.cp.q.val() == Cp::Idle) {
+                    self.svc.d.next = self.req_service.val();
+                    self.key.d.next = self.req_key.val();
+                    self.hash.d.next = self.req_hash.val();
+                    self.tcp.d.next = self.req_tcp.val();
+                    self.flags.d.next = self.req_flags.val();
+                    self.stateless.d.next = self.req_stateless.val();
+                    self.new_flow.d.next = false;
+                    self.ev_lookup.d.next = 0.into();
+                    self.ev_insert.d.next = 0.into();
+                    self.kind.d.next = 0.into();
+                    self.req.d.next = Req::LookupSend;
+                }
+            }
+            Req::LookupSend => {
+                self.flows.cmd_valid.next = true;
+                self.flows.cmd_op.next = 0.into();
+                if self.flows.cmd_ready.val() {
+                    self.req.d.next = Req::LookupWait;
+                }
+            }
+            Req::LookupWait => {
+                if self.flows.res_valid.val() {
+                    self.entry.d.next = self.flows.res_entry.val();
+                    self.slot.d.next = self.flows.res_slot.val();
+                    self.be_addr.d.next = self.flows.res_entry.val().get_bits::<8>(8);
+                    self.rd_wait.d.next = 0.into();
+                    self.req.d.next = Req::Miss;
+                    if self.flows.res_kind.val() == 1 {
+                        self.req.d.next = Req::HitRead;
+                    }
+                    if self.flows.res_kind.val() == 2 {
+                        self.ev_lookup.d.next = 2.into();
+                        self.req.d.next = Req::GoneRead;
+                    }
+                }
+            }
+            Req::HitRead => {
+                self.rd_wait.d.next = self.rd_wait.q.val() + 1;
+                if self.rd_wait.q.val() == 1 {
+                    self.req.d.next = Req::HitUse;
+                }
+            }
+            Req::HitUse => {
+                // model: `backends[backend % 256]` keeps flows with the same generation.
+                self.be_word.d.next = self.be_active.read_data.val();
+                self.backend.d.next = self.flow_backend.val();
+                self.remove.d.next = true;
+                if ((self.be_state.val() == 1) | (self.be_state.val() == 3))
+                    & (self.be_gen.val() == self.flow_gen.val())
+                {
+                    self.remove.d.next = false;
+                }
+                self.req.d.next = Req::WriteSend;
+            }
+            Req::WriteSend => {
+                self.flows.cmd_valid.next = true;
+                self.flows.cmd_op.next = 2.into();
+                if self.flows.cmd_ready.val() {
+                    self.req.d.next = Req::WriteWait;
+                }
+            }
+            Req::WriteWait => {
+                if self.flows.res_valid.val() {
+                    if self.remove.q.val() {
+                        // Moved: release the old backend (generation still the same).
+                        self.ev_lookup.d.next = 1.into();
+                        self.req.d.next = Req::Miss;
+                        if (self.flow_backend.val().get_bits::<8>(8) == 0)
+                            & (self.be_gen.val() == self.flow_gen.val())
+                        {
+                            self.af_idx.d.next = self.flow_backend.val().get_bits::<8>(0);
+                            self.af_inc.d.next = false;
+                            self.af_back.d.next = Req::Miss;
+                            self.req.d.next = Req::AfRead;
+                        }
+                    } else {
+                        self.kind.d.next = 0.into();
+                        self.req.d.next = Req::Done;
+                    }
+                }
+            }
+            Req::GoneRead => {
+                self.rd_wait.d.next = self.rd_wait.q.val() + 1;
+                if self.rd_wait.q.val() == 1 {
+                    self.req.d.next = Req::GoneUse;
+                }
+            }
+            Req::GoneUse => {
+                self.req.d.next = Req::Miss;
+                if (self.flow_backend.val().get_bits::<8>(8) == 0)
+                    & (self.be_gen.val() == self.flow_gen.val())
+                {
+                    self.af_idx.d.next = self.flow_backend.val().get_bits::<8>(0);
+                    self.af_inc.d.next = false;
+                    self.af_back.d.next = Req::Miss;
+                    self.req.d.next = Req::AfRead;
+                }
+            }
+            Req::Miss => {
+                self.req.d.next = Req::SelectSend;
+                if self.tcp.q.val() & !self.syn_only.val() & !self.stateless.q.val() {
+                    self.kind.d.next = 3.into();
+                    self.req.d.next = Req::Done;
+                }
+            }
+            Req::SelectSend => {
+                self.select.s_valid.next = true;
+                if self.select.s_ready.val() {
+                    self.req.d.next = Req::SelectWait;
+                }
+            }
+            Req::SelectWait => {
+                if self.select.m_valid.val() {
+                    self.backend.d.next = self.select.backend.val();
+                    self.be_addr.d.next = self.select.backend.val().get_bits::<8>(0);
+                    self.rd_wait.d.next = 0.into();
+                    self.req.d.next = Req::NewRead;
+                    if self.select.backend.val() == 0xFFFF {
+                        self.kind.d.next = 1.into();
+                        self.req.d.next = Req::Done;
+                    }
+                }
+            }
+            Req::NewRead => {
+                self.rd_wait.d.next = self.rd_wait.q.val() + 1;
+                if self.rd_wait.q.val() == 1 {
+                    self.req.d.next = Req::NewUse;
+                }
+            }
+            Req::NewUse => {
+                self.be_word.d.next = self.be_active.read_data.val();
+                // The new entry: state, payload (service, backend, generation).
+                self.entry.d.next = (bit_cast::<171, 2>(self.new_state.val()) << 64)
+                    | (bit_cast::<171, 4>(self.svc.q.val()) << 24)
+                    | (bit_cast::<171, 16>(self.backend.q.val()) << 8)
+                    | bit_cast::<171, 8>(self.be_gen.val());
+                self.remove.d.next = false;
+                self.req.d.next = Req::InsertSend;
+                if self.be_active.read_data.val().get_bits::<48>(0) == 0 {
+                    self.kind.d.next = 2.into();
+                    self.req.d.next = Req::Done;
+                }
+            }
+            Req::InsertSend => {
+                self.flows.cmd_valid.next = true;
+                self.flows.cmd_op.next = 1.into();
+                self.flows.cmd_state.next = self.flow_state.val();
+                if self.flows.cmd_ready.val() {
+                    self.new_flow.d.next = true;
+                    self.req.d.next = Req::InsertWait;
+                }
+            }
+            Req::InsertWait => {
+                if self.flows.res_valid.val() {
+                    // The displaced entry (its valid bit), its backend read next.
+                    self.entry.d.next = self.flows.res_entry.val();
+                    self.be_addr.d.next = self.flows.res_entry.val().get_bits::<8>(8);
+                    self.rd_wait.d.next = 0.into();
+                    self.af_idx.d.next = self.backend.q.val().get_bits::<8>(0);
+                    self.af_inc.d.next = true;
+                    self.af_back.d.next = Req::Done;
+                    self.req.d.next = Req::AfRead;
+                    if self.flows.res_entry.val().get_bit(170) {
+                        self.ev_insert.d.next = 2.into();
+                        if self.flows.res_kind.val() == 2 {
+                            self.ev_insert.d.next = 1.into();
+                        }
+                        self.req.d.next = Req::DispRead;
+                    }
+                }
+            }
+            Req::DispRead => {
+                self.rd_wait.d.next = self.rd_wait.q.val() + 1;
+                if self.rd_wait.q.val() == 1 {
+                    self.req.d.next = Req::DispUse;
+                }
+            }
+            Req::DispUse => {
+                // Release the displaced flow's backend, then count the new flow.
+                if (self.flow_backend.val().get_bits::<8>(8) == 0)
+                    & (self.be_gen.val() == self.flow_gen.val())
+                {
+                    self.af_idx.d.next = self.flow_backend.val().get_bits::<8>(0);
+                    self.af_inc.d.next = false;
+                    self.af_back.d.next = Req::AfRead;
+                }
+                self.req.d.next = Req::AfRead;
+            }
+            Req::AfRead => {
+                self.req.d.next = Req::AfWrite;
+            }
+            Req::AfWrite => {
+                self.af.write_enable.next = true;
+                self.afq.write_enable.next = true;
+                self.af.write_data.next = self.af_new.val();
+                self.afq.write_data.next = self.af_new.val();
+                self.req.d.next = self.af_back.q.val();
+                if self.af_back.q.val() == Req::AfRead {
+                    // The release of a displaced flow is done: now the new flow's count.
+                    self.af_idx.d.next = self.backend.q.val().get_bits::<8>(0);
+                    self.af_inc.d.next = true;
+                    self.af_back.d.next = Req::Done;
+                }
+            }
+            Req::Done => {
+                if self.res_ready.val() {
+                    self.req.d.next = Req::Idle;
+                }
+            }
+            _ => {
+                self.req.d.next = Req::Idle;
+            }
+        }
+    }
+}
