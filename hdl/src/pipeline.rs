@@ -618,6 +618,9 @@ impl<const A: usize> Logic for FastPath<A> {
             rd_mine,
             rd_value
         );
+        // The mode of the service entry the shadow table reads (combinational, every
+        // cycle: a local assigned on one path only would be a latch).
+        self.shadow_mode.next = self.services_shadow.read_data.val().get_bits::<3>(60);
         self.regs.clock.next = self.clock.val();
         self.parser.clock.next = self.clock.val();
         self.fifo.clock.next = self.clock.val();
@@ -1128,7 +1131,6 @@ impl<const A: usize> Logic for FastPath<A> {
             Step::KeyLoad => {
                 // Key words 0-9 and service entries 0-15 (one cycle behind).
                 self.key_idx.d.next = self.key_idx.q.val() + 1;
-                self.shadow_mode.next = self.services_shadow.read_data.val().get_bits::<3>(60);
                 if (self.key_idx.q.val() >= 1) & (self.services_shadow.read_data.val().get_bit(63))
                 {
                     if (self.shadow_mode.val() == 0) | (self.shadow_mode.val() >= 6) {

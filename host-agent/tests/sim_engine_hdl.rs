@@ -56,6 +56,45 @@ port = 8080
 service = "app"
 "#;
 
+/// A DSR service with Maglev, forwarded by the fast path itself (flow table, ring,
+/// rewrite towards the backend, which answers the client directly). No health checks:
+/// a check that times out on the slow simulation would move flows, and the L7 run above
+/// covers the MCU's frames.
+const DSR_CONFIG: &str = r#"
+[appliance]
+name = "edge-hdl"
+mac = "02:00:00:00:00:01"
+address = "10.0.0.2"
+prefix = 16
+maglev_ring_size = 251
+[appliance.flow_table]
+sets = 1024
+ways = 4
+
+[[service]]
+name = "web"
+vip = "10.0.0.100"
+protocol = "tcp"
+port = 80
+mode = "dsr"
+algorithm = "maglev"
+[service.health]
+kind = "none"
+
+[[service.backend]]
+name = "web-1"
+address = "10.0.1.11"
+mac = "02:00:00:00:01:0b"
+[[service.backend]]
+name = "web-2"
+address = "10.0.1.12"
+mac = "02:00:00:00:01:0c"
+[[service.backend]]
+name = "web-3"
+address = "10.0.1.13"
+mac = "02:00:00:00:01:0d"
+"#;
+
 fn sim(config: &std::path::Path, engine: &str) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_fulcrum"))
         .args(["sim", "--config"])
@@ -64,7 +103,7 @@ fn sim(config: &std::path::Path, engine: &str) -> Value {
             "--engine",
             engine,
             "--clients",
-            "2",
+            "3",
             "--rate",
             "5",
             "--requests",
@@ -112,7 +151,7 @@ fn hdl_engine_serves_like_the_model() {
     for (name, run) in [("model", &model), ("hdl", &hdl)] {
         let app = &run["services"][0];
         assert_eq!(app["name"], "app");
-        assert_eq!(app["sent"], 12, "{name}: 2 clients x 6 requests: {app}");
+        assert_eq!(app["sent"], 18, "{name}: 3 clients x 6 requests: {app}");
         assert_eq!(app["failed"], 0, "{name}: {app}");
     }
     // Round robin over two backends, the same requests: the same split.
@@ -120,15 +159,15 @@ fn hdl_engine_serves_like_the_model() {
         hdl["services"][0]["per_backend"], model["services"][0]["per_backend"],
         "per-backend counts differ between the engines"
     );
-    assert_eq!(model["services"][0]["per_backend"]["app-1"], 6);
+    assert_eq!(model["services"][0]["per_backend"]["app-1"], 9);
     // The fast path carried the run: the frames in came out (the L7 service's frames are
     // punted to the MCU, the MCU's frames go out to the network), but for the few in
     // flight when the summary was taken.
     let stats = &hdl["hdl"];
     let frames_in = stats["frames_in"].as_u64().unwrap();
     assert!(
-        frames_in >= 12 * 8,
-        "12 proxied requests need at least 8 frames each through the fast path: {stats}"
+        frames_in >= 18 * 8,
+        "18 proxied requests need at least 8 frames each through the fast path: {stats}"
     );
     let frames_out = stats["frames_out"].as_u64().unwrap();
     assert!(
@@ -140,4 +179,43 @@ fn hdl_engine_serves_like_the_model() {
         stats["cycles"].as_u64().unwrap() >= frames_in * 60,
         "{stats}"
     );
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "release only: the rust-hdl simulation is ~30x slower in debug"
+)]
+fn hdl_engine_forwards_dsr_like_the_model() {
+    let dir = std::env::temp_dir().join(format!("fulcrum-sim-hdl-dsr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("dsr.toml");
+    std::fs::write(&config, DSR_CONFIG).unwrap();
+    let model = sim(&config, "model");
+    let hdl = sim(&config, "hdl");
+    let _ = std::fs::remove_dir_all(&dir);
+    for (name, run) in [("model", &model), ("hdl", &hdl)] {
+        let web = &run["services"][0];
+        assert_eq!(web["sent"], 18, "{name}: {web}");
+        assert_eq!(web["failed"], 0, "{name}: {web}");
+    }
+    // Maglev over the same connections (same seed, same client ports): every backend
+    // gets exactly the same requests from the fast path as from the model.
+    let per = &model["services"][0]["per_backend"];
+    assert_eq!(
+        hdl["services"][0]["per_backend"], *per,
+        "per-backend counts differ"
+    );
+    assert!(
+        per.as_object().unwrap().len() >= 2,
+        "the requests spread over the backends: {per}"
+    );
+    // The clients' frames to the VIP went through the fast path (the answers do not:
+    // DSR backends answer the clients directly).
+    assert!(
+        hdl["hdl"]["frames_in"].as_u64().unwrap() >= 18 * 3,
+        "{}",
+        hdl["hdl"]
+    );
+    assert_eq!(hdl["hdl"]["backlog_drops"], 0);
 }
