@@ -54,6 +54,9 @@ port = 8080
 
 [[l7]]
 service = "app"
+# Patient too: a backend exchange through the simulated fast path takes seconds.
+request_timeout = "30s"
+backend_timeout = "30s"
 "#;
 
 /// A DSR service with Maglev, forwarded by the fast path itself (flow table, ring,

@@ -82,18 +82,20 @@ pub struct HdlFpga {
 }
 
 impl HdlFpga {
-    /// Starts the simulation thread with a freshly reset fast path.
+    /// Starts the simulation thread with a freshly reset fast path; returns once it is out
+    /// of reset (seconds: the reset clears the rings, 16,384 cycles).
     pub fn start() -> std::io::Result<HdlFpga> {
         let (commands, rx) = mpsc::channel();
         let (out_tx, out_rx) = unbounded_channel();
         let backlog = Arc::new(AtomicUsize::new(0));
         let stats = Arc::new(HdlStats::default());
         let (b, s) = (backlog.clone(), stats.clone());
+        let (ready_tx, ready) = mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("fpga-hdl".into())
             .spawn(move || {
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    simulate(rx, out_tx, &b, &s)
+                    simulate(rx, out_tx, &b, &s, ready_tx)
                 }));
                 s.stopped.store(true, Ordering::SeqCst);
                 if let Err(panic) = run {
@@ -105,6 +107,9 @@ impl HdlFpga {
                     log::error!("the FPGA fast-path simulation stopped: {why}");
                 }
             })?;
+        // As on the board, the FPGA is out of reset (its rings cleared) before the MCU
+        // talks to it.
+        let _ = ready.recv();
         Ok(HdlFpga {
             commands,
             backlog,
@@ -177,8 +182,11 @@ fn simulate(
     output: UnboundedSender<(Port, Vec<u8>)>,
     backlog: &AtomicUsize,
     stats: &HdlStats,
+    ready: SyncSender<()>,
 ) {
+    // Returns once the fast path is out of reset (its reset clears the rings).
     let mut sim = Box::new(FastPathSim::<SETS_LOG2>::new(Traffic::SMOOTH, 0));
+    let _ = ready.send(());
     // Frames without a verdict, and verdicts whose frame has not left.
     let (mut no_verdict, mut unsent) = (0u64, 0u64);
     let mut settle = 0u64;
