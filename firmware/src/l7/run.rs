@@ -144,7 +144,7 @@ pub async fn worker<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize,
             to: None,
         };
         serve(ctx, svc, &mut client, &mut link, &mut io).await;
-        link.reset().await;
+        reset(link.socket, &mut link.to).await;
         linger(&mut client).await;
     }
 }
@@ -156,13 +156,6 @@ struct BackendLink<'s, 'b> {
     socket: &'s mut TcpSocket<'b>,
     /// The backend it is connected to.
     to: Option<(Ipv4Addr, u16)>,
-}
-
-impl BackendLink<'_, '_> {
-    /// Drops the connection.
-    async fn reset(&mut self) {
-        reset(self.socket, &mut self.to).await
-    }
 }
 
 /// Whether `socket`, connected to `to`, is open to `target` and idle: established, with
@@ -545,7 +538,8 @@ async fn exchange<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize, c
     x: Exchange,
 ) -> Result<bool, Option<u16>> {
     let target = (x.forward.address, x.forward.port);
-    if !open_to(backend.socket, backend.to, target)
+    let own_open = open_to(backend.socket, backend.to, target);
+    if !own_open
         && let Some(Lease {
             slot,
             mut socket,
@@ -560,13 +554,12 @@ async fn exchange<B: RegisterBus, S: ConfigStore, F: L7Filter, const N: usize, c
         s.idle_since = Instant::now().as_millis();
         return result;
     }
-    let reused = open_to(backend.socket, backend.to, target);
     converse(
         ctx,
         client,
         backend.socket,
         &mut backend.to,
-        reused,
+        own_open,
         io,
         have,
         &x,
