@@ -289,6 +289,16 @@ impl HealthChecker {
         self.entries.iter().flatten().filter(|e| e.active).count()
     }
 
+    /// Number of checked backends whose first check has not finished yet (they count as
+    /// up until it does: HAProxy's unconfirmed state).
+    pub fn unconfirmed(&self) -> usize {
+        self.entries
+            .iter()
+            .flatten()
+            .filter(|e| e.active && !e.confirmed)
+            .count()
+    }
+
     /// The earliest time something is due: a check, or a slow-start step.
     pub fn poll_at(&self) -> Option<u64> {
         self.entries

@@ -283,8 +283,20 @@ fn a_backend_that_is_dead_at_start_goes_down_on_its_first_failure() {
     let config = parse(&config_text(CHECK, 2));
     let mut app = appliance(&config, MemStore::default());
     app.apply(0, &config, false).unwrap();
+    let checked = app.checker().checked();
+    assert!(checked >= 2, "{checked} backends checked");
+    assert_eq!(
+        app.checker().unconfirmed(),
+        checked,
+        "before their first checks every backend is unconfirmed"
+    );
     let dead = Ipv4Addr::new(10, 0, 1, 11);
     let probes = run(&mut app, 0, 3_000, &|a, _| a != dead);
+    assert_eq!(
+        app.checker().unconfirmed(),
+        0,
+        "each first check ended, passed or failed"
+    );
     let first = probes.iter().find(|p| p.1 == dead).unwrap().0;
     let slot = app.control_plane().backend_slot("web", "web-1").unwrap();
     assert_eq!(

@@ -483,6 +483,23 @@ pub async fn run(
         .unwrap_or(0)
         .min(1000);
     tokio::time::sleep(Duration::from_millis(u64::from(warmup) + 100)).await;
+    // Then until every backend's first check has ended (passed or failed): a check that
+    // fails takes its backend out at once, and one that is slow (the fast path's
+    // cycle-by-cycle simulation, `Engine::Hdl`, on a loaded machine) would otherwise fail
+    // the first requests with 503s. Each check ends by its timeout, so this is bounded.
+    let first_checks = config
+        .services
+        .iter()
+        .map(|s| u64::from(s.health.fastinter.0) + u64::from(s.health.timeout.0))
+        .max()
+        .unwrap_or(0)
+        + 500;
+    let waiting_since = std::time::Instant::now();
+    while board.app.borrow().checker().unconfirmed() > 0
+        && waiting_since.elapsed() < Duration::from_millis(first_checks)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let services: Vec<(Ipv4Addr, u16, Protocol)> = config
         .services
         .iter()

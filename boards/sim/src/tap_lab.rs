@@ -29,8 +29,15 @@ pub struct TapLab {
     /// clients (the MCU answers L7 clients through it).
     pub router: Ipv4Addr,
     servers: Vec<Child>,
+    /// The tunnel decapsulator in the backends' namespace (tunnel services only).
+    decap: Option<Child>,
     dir: PathBuf,
 }
+
+/// The userspace IP-in-IP/GUE decapsulator (this kernel has no `ipip`/`fou`).
+const DECAP: &str = include_str!("../scripts/decap.py");
+/// Its TUN device in the backends' namespace.
+const DECAP_TUN: &str = "fdecap0";
 
 fn ip(args: &[&str]) -> Result<()> {
     let out = Command::new("ip")
@@ -76,6 +83,7 @@ impl TapLab {
             client: Ipv4Addr::new(192, 0, 2, 2),
             router: Ipv4Addr::UNSPECIFIED,
             servers: Vec::new(),
+            decap: None,
             dir,
         };
         let (n, b, c) = (lab.ns('n'), lab.ns('b'), lab.ns('c'));
@@ -130,10 +138,7 @@ impl TapLab {
         // Backends: every address on one interface; NAT backends route through the
         // appliance, DSR/tunnel ones through the router.
         let mut seen: Vec<Ipv4Addr> = Vec::new();
-        let direct = config
-            .services
-            .iter()
-            .any(|s| matches!(s.mode, Mode::Dsr | Mode::Ipip | Mode::Gue));
+        let direct = config.services.iter().any(|s| s.mode.keeps_port());
         for svc in &config.services {
             for be in &svc.backends {
                 if !seen.contains(&be.address) {
@@ -195,12 +200,9 @@ impl TapLab {
             }
         }
         if direct {
-            // DSR backends hold the VIPs on loopback and do not answer ARP for them.
-            for svc in config
-                .services
-                .iter()
-                .filter(|s| matches!(s.mode, Mode::Dsr))
-            {
+            // DSR and tunnel backends hold the VIPs on loopback and do not answer ARP
+            // for them.
+            for svc in config.services.iter().filter(|s| s.mode.keeps_port()) {
                 ns_exec(
                     &b,
                     &["ip", "addr", "add", &format!("{}/32", svc.vip), "dev", "lo"],
@@ -222,8 +224,8 @@ impl TapLab {
         for svc in &config.services {
             for be in &svc.backends {
                 let port = svc.backend_port(be).to_string();
-                // A DSR backend serves the VIP (on its loopback) too.
-                let addr = if svc.mode == Mode::Dsr {
+                // A DSR or tunnel backend serves the VIP (on its loopback) too.
+                let addr = if svc.mode.keeps_port() {
                     "0.0.0.0".to_string()
                 } else {
                     be.address.to_string()
@@ -287,7 +289,82 @@ impl TapLab {
         }
         lab.listening = bound;
         lab.wait_for_servers(std::time::Duration::from_secs(15))?;
+        if config
+            .services
+            .iter()
+            .any(|s| matches!(s.mode, Mode::Ipip | Mode::Gue))
+        {
+            lab.start_decap(config)?;
+        }
         Ok(lab)
+    }
+
+    /// Starts the tunnel decapsulator in the backends' namespace (`scripts/decap.py`:
+    /// IP-in-IP and the GUE ports of the config's services into a TUN device, as the
+    /// kernel's `ipip` and `fou` devices would) and waits until it listens.
+    fn start_decap(&mut self, config: &Config) -> Result<()> {
+        let mut ports: Vec<String> = config
+            .services
+            .iter()
+            .filter(|s| s.mode == Mode::Gue)
+            .map(|s| s.gue_port.to_string())
+            .collect();
+        ports.dedup();
+        let ready = self.dir.join("decap.ready");
+        let log = std::fs::File::create(self.dir.join("decap.log"))?;
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns('b'),
+                "python3",
+                "-c",
+                DECAP,
+                DECAP_TUN,
+            ])
+            .arg(&ready)
+            .args(&ports)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting the tunnel decapsulator (python3)")?;
+        self.decap = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !ready.exists() {
+            if let Some(c) = self.decap.as_mut()
+                && let Some(status) = c.try_wait()?
+            {
+                bail!(
+                    "the tunnel decapsulator exited ({status}): {}",
+                    std::fs::read_to_string(self.dir.join("decap.log")).unwrap_or_default()
+                );
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("the tunnel decapsulator did not start");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Stops the tunnel decapsulator and returns its counts (`decapsulated ipip N gue N
+    /// refused N`), or `None` without tunnel services.
+    pub fn stop_decap(&mut self) -> Option<String> {
+        let mut child = self.decap.take()?;
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = child.wait();
+        // `ip netns exec` execs python3: the signal reached the script.
+        std::fs::read_to_string(self.dir.join("decap.log"))
+            .ok()
+            .and_then(|l| {
+                l.lines()
+                    .rev()
+                    .find(|l| l.starts_with("decapsulated"))
+                    .map(String::from)
+            })
     }
 
     /// Waits until every server accepts connections (from inside the backends' namespace).
@@ -359,7 +436,7 @@ impl TapLab {
 
 impl Drop for TapLab {
     fn drop(&mut self) {
-        for c in &mut self.servers {
+        for c in self.servers.iter_mut().chain(self.decap.as_mut()) {
             let _ = c.kill();
             let _ = c.wait();
         }

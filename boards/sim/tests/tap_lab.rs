@@ -1,6 +1,8 @@
 //! Real clients and real servers through the simulated appliance on a tap device (root):
-//! a NAT service, a DSR service whose Linux backends hold the VIP on loopback, and an L7
-//! service that `curl` reaches through the MCU's proxy to Python's `http.server`.
+//! a NAT service, a DSR service whose Linux backends hold the VIP on loopback, IP-in-IP and
+//! GUE services whose backends decapsulate (`scripts/decap.py` into a TUN device: this
+//! kernel has no `ipip`/`fou`), and an L7 service that `curl` reaches through the MCU's
+//! proxy to Python's `http.server`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -63,6 +65,44 @@ name = "dsr-2"
 address = "10.88.0.22"
 
 [[service]]
+name = "tunnel"
+vip = "10.88.0.102"
+protocol = "tcp"
+port = 8082
+mode = "ipip"
+algorithm = "round_robin"
+[service.health]
+kind = "tcp"
+inter = 500
+fastinter = 200
+timeout = 300
+[[service.backend]]
+name = "ipip-1"
+address = "10.88.0.31"
+[[service.backend]]
+name = "ipip-2"
+address = "10.88.0.32"
+
+[[service]]
+name = "udp-tunnel"
+vip = "10.88.0.103"
+protocol = "tcp"
+port = 8083
+mode = "gue"
+algorithm = "round_robin"
+[service.health]
+kind = "tcp"
+inter = 500
+fastinter = 200
+timeout = 300
+[[service.backend]]
+name = "gue-1"
+address = "10.88.0.41"
+[[service.backend]]
+name = "gue-2"
+address = "10.88.0.42"
+
+[[service]]
 name = "app"
 vip = "10.88.0.110"
 protocol = "tcp"
@@ -118,8 +158,20 @@ fn get(addr: &str) -> Result<String, String> {
         .ok_or_else(|| "empty".into())
 }
 
+/// (service, backend) of every L4 backend; the tunnels' last.
+const BACKENDS: [(&str, &str); 8] = [
+    ("web", "py-1"),
+    ("web", "py-2"),
+    ("direct", "dsr-1"),
+    ("direct", "dsr-2"),
+    ("tunnel", "ipip-1"),
+    ("tunnel", "ipip-2"),
+    ("udp-tunnel", "gue-1"),
+    ("udp-tunnel", "gue-2"),
+];
+
 #[test]
-fn real_clients_and_servers_through_nat_and_dsr() {
+fn real_clients_and_servers_through_nat_dsr_and_tunnels() {
     if std::env::var_os("FULCRUM_SKIP_ROOT_TESTS").is_some() {
         return;
     }
@@ -130,7 +182,7 @@ fn real_clients_and_servers_through_nat_and_dsr() {
     let _ = env_logger::builder().is_test(true).try_init();
     let mut config: Config = toml::from_str(CONFIG).unwrap();
     config.validate().unwrap();
-    let lab = TapLab::create(&config).expect("topology");
+    let mut lab = TapLab::create(&config).expect("topology");
     config.appliance.gateway = Some(lab.router);
     let dir = std::env::temp_dir().join(format!("fulcrum-tap-lab-state-{}", std::process::id()));
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -161,19 +213,16 @@ fn real_clients_and_servers_through_nat_and_dsr() {
             let all_up = {
                 let app = board.app.borrow();
                 let fpga = board.fpga.borrow();
-                ["py-1", "py-2", "dsr-1", "dsr-2"]
-                    .iter()
-                    .zip(["web", "web", "direct", "direct"])
-                    .all(|(b, s)| {
-                        let slot = app.control_plane().backend_slot(s, b).unwrap();
-                        let e = fpga.pipeline().backend(slot).unwrap();
-                        e.state == BackendState::Up
-                            && e.mac != [0; 6]
-                            && app
-                                .checker()
-                                .status(slot)
-                                .is_some_and(|h| h.checks_passed >= 2)
-                    })
+                BACKENDS.iter().all(|(s, b)| {
+                    let slot = app.control_plane().backend_slot(s, b).unwrap();
+                    let e = fpga.pipeline().backend(slot).unwrap();
+                    e.state == BackendState::Up
+                        && e.mac != [0; 6]
+                        && app
+                            .checker()
+                            .status(slot)
+                            .is_some_and(|h| h.checks_passed >= 2)
+                })
             };
             if all_up {
                 break;
@@ -188,6 +237,8 @@ fn real_clients_and_servers_through_nat_and_dsr() {
         let clients = lab.in_clients(|| {
             let web: Vec<_> = (0..20).map(|_| get("10.88.0.100:80")).collect();
             let dsr: Vec<_> = (0..20).map(|_| get("10.88.0.101:8081")).collect();
+            let ipip: Vec<_> = (0..20).map(|_| get("10.88.0.102:8082")).collect();
+            let gue: Vec<_> = (0..20).map(|_| get("10.88.0.103:8083")).collect();
             let l7: Vec<_> = (0..10)
                 .map(|_| curl("http://10.88.0.110/", &[]))
                 .chain([
@@ -195,13 +246,13 @@ fn real_clients_and_servers_through_nat_and_dsr() {
                     curl("http://10.88.0.110/", &["-H", "Cookie: FULCRUM=bogus"]),
                 ])
                 .collect();
-            (web, dsr, l7)
+            (web, dsr, ipip, gue, l7)
         });
         while !clients.is_finished() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let (web, dsr, l7) = clients.join().unwrap().expect("in the clients' namespace");
-        println!("web: {web:?}\ndsr: {dsr:?}\nl7: {l7:?}");
+        let (web, dsr, ipip, gue, l7) = clients.join().unwrap().expect("in the clients' namespace");
+        println!("web: {web:?}\ndsr: {dsr:?}\nipip: {ipip:?}\ngue: {gue:?}\nl7: {l7:?}");
         // L7: curl through the MCU's proxy to http.server, round robin per request, a
         // persistence cookie on every answer (curl keeps none), 403 for the deny rule.
         let l7: Vec<String> = l7
@@ -246,6 +297,31 @@ fn real_clients_and_servers_through_nat_and_dsr() {
             20,
             "the DSR connections went through the appliance"
         );
+        // Tunnels: every request answered by the server behind the decapsulator (the VIP
+        // is reachable in the backends' namespace only through it), round robin over the
+        // two backends by the data path's own per-backend flow counts.
+        assert!(ipip.iter().all(|r| r.is_ok()), "{ipip:?}");
+        assert!(gue.iter().all(|r| r.is_ok()), "{gue:?}");
+        for (service, backend) in &BACKENDS[4..] {
+            let slot = app.control_plane().backend_slot(service, backend).unwrap();
+            assert_eq!(
+                fpga.counters().backends[slot].flows,
+                10,
+                "{service}/{backend}: half the tunnel's connections"
+            );
+        }
+        drop((fpga, app));
+        let counts = lab.stop_decap().expect("the decapsulator's counts");
+        println!("{counts}");
+        let count = |kind: &str| -> u64 {
+            let words: Vec<&str> = counts.split_whitespace().collect();
+            let at = words.iter().position(|w| *w == kind).expect(kind);
+            words[at + 1].parse().unwrap()
+        };
+        // 20 connections of at least 5 client segments each, and the health checks.
+        assert!(count("ipip") >= 100, "{counts}");
+        assert!(count("gue") >= 100, "{counts}");
+        assert_eq!(count("refused"), 0, "{counts}");
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
