@@ -1,5 +1,6 @@
 //! Real clients and real servers through the simulated appliance on a tap device (root):
-//! a NAT service, a DSR service whose Linux backends hold the VIP on loopback, IP-in-IP and
+//! a NAT service, a full-NAT service (weighted), a DSR service whose Linux backends hold the
+//! VIP on loopback, IP-in-IP and
 //! GUE services whose backends decapsulate (`scripts/decap.py` into a TUN device: this
 //! kernel has no `ipip`/`fou`), and an L7 service that `curl` reaches through the MCU's
 //! proxy to Python's `http.server`.
@@ -23,6 +24,7 @@ address = "10.88.0.2"
 prefix = 24
 maglev_ring_size = 1021
 flow_table = { sets = 1024, ways = 4 }
+snat_pool = ["10.88.0.250"]
 
 [[service]]
 name = "web"
@@ -63,6 +65,28 @@ address = "10.88.0.21"
 [[service.backend]]
 name = "dsr-2"
 address = "10.88.0.22"
+
+[[service]]
+name = "pooled"
+vip = "10.88.0.104"
+protocol = "tcp"
+port = 80
+mode = "fullnat"
+algorithm = "weighted_round_robin"
+[service.health]
+kind = "http"
+inter = 500
+fastinter = 200
+timeout = 300
+[[service.backend]]
+name = "fn-1"
+address = "10.88.0.13"
+port = 8080
+weight = 3
+[[service.backend]]
+name = "fn-2"
+address = "10.88.0.14"
+port = 8080
 
 [[service]]
 name = "tunnel"
@@ -158,8 +182,8 @@ fn get(addr: &str) -> Result<String, String> {
         .ok_or_else(|| "empty".into())
 }
 
-/// (service, backend) of every L4 backend; the tunnels' last.
-const BACKENDS: [(&str, &str); 8] = [
+/// (service, backend) of every L4 backend; the tunnels' at 4..8.
+const BACKENDS: [(&str, &str); 10] = [
     ("web", "py-1"),
     ("web", "py-2"),
     ("direct", "dsr-1"),
@@ -168,10 +192,12 @@ const BACKENDS: [(&str, &str); 8] = [
     ("tunnel", "ipip-2"),
     ("udp-tunnel", "gue-1"),
     ("udp-tunnel", "gue-2"),
+    ("pooled", "fn-1"),
+    ("pooled", "fn-2"),
 ];
 
 #[test]
-fn real_clients_and_servers_through_nat_dsr_and_tunnels() {
+fn real_clients_and_servers_through_every_mode() {
     if std::env::var_os("FULCRUM_SKIP_ROOT_TESTS").is_some() {
         return;
     }
@@ -237,6 +263,7 @@ fn real_clients_and_servers_through_nat_dsr_and_tunnels() {
         let clients = lab.in_clients(|| {
             let web: Vec<_> = (0..20).map(|_| get("10.88.0.100:80")).collect();
             let dsr: Vec<_> = (0..20).map(|_| get("10.88.0.101:8081")).collect();
+            let pooled: Vec<_> = (0..20).map(|_| get("10.88.0.104:80")).collect();
             let ipip: Vec<_> = (0..20).map(|_| get("10.88.0.102:8082")).collect();
             let gue: Vec<_> = (0..20).map(|_| get("10.88.0.103:8083")).collect();
             let l7: Vec<_> = (0..10)
@@ -246,13 +273,16 @@ fn real_clients_and_servers_through_nat_dsr_and_tunnels() {
                     curl("http://10.88.0.110/", &["-H", "Cookie: FULCRUM=bogus"]),
                 ])
                 .collect();
-            (web, dsr, ipip, gue, l7)
+            (web, dsr, pooled, ipip, gue, l7)
         });
         while !clients.is_finished() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let (web, dsr, ipip, gue, l7) = clients.join().unwrap().expect("in the clients' namespace");
-        println!("web: {web:?}\ndsr: {dsr:?}\nipip: {ipip:?}\ngue: {gue:?}\nl7: {l7:?}");
+        let (web, dsr, pooled, ipip, gue, l7) =
+            clients.join().unwrap().expect("in the clients' namespace");
+        println!(
+            "web: {web:?}\ndsr: {dsr:?}\npooled: {pooled:?}\nipip: {ipip:?}\ngue: {gue:?}\nl7: {l7:?}"
+        );
         // L7: curl through the MCU's proxy to http.server, round robin per request, a
         // persistence cookie on every answer (curl keeps none), 403 for the deny rule.
         let l7: Vec<String> = l7
@@ -287,6 +317,21 @@ fn real_clients_and_servers_through_nat_dsr_and_tunnels() {
             10,
             "{web:?}"
         );
+        // Full NAT, weights 3:1: the backends answer the pool address, not the client.
+        let pooled: Vec<String> = pooled
+            .into_iter()
+            .map(|r| r.expect("full-NAT request"))
+            .collect();
+        assert_eq!(
+            pooled.iter().filter(|b| b.contains("fn-1")).count(),
+            15,
+            "{pooled:?}"
+        );
+        assert_eq!(
+            pooled.iter().filter(|b| b.contains("fn-2")).count(),
+            5,
+            "{pooled:?}"
+        );
         // DSR: both backends serve the same directory listing; every request answered.
         assert!(dsr.iter().all(|r| r.is_ok()), "{dsr:?}");
         let fpga = board.fpga.borrow();
@@ -302,7 +347,7 @@ fn real_clients_and_servers_through_nat_dsr_and_tunnels() {
         // two backends by the data path's own per-backend flow counts.
         assert!(ipip.iter().all(|r| r.is_ok()), "{ipip:?}");
         assert!(gue.iter().all(|r| r.is_ok()), "{gue:?}");
-        for (service, backend) in &BACKENDS[4..] {
+        for (service, backend) in &BACKENDS[4..8] {
             let slot = app.control_plane().backend_slot(service, backend).unwrap();
             assert_eq!(
                 fpga.counters().backends[slot].flows,
