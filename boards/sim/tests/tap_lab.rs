@@ -1,9 +1,8 @@
 //! Real clients and real servers through the simulated appliance on a tap device (root):
-//! a NAT service, a full-NAT service (weighted), a DSR service whose Linux backends hold the
-//! VIP on loopback, IP-in-IP and
-//! GUE services whose backends decapsulate (`scripts/decap.py` into a TUN device: this
-//! kernel has no `ipip`/`fou`), and an L7 service that `curl` reaches through the MCU's
-//! proxy to Python's `http.server`.
+//! a NAT service, a full-NAT service (weighted), a DSR service whose Linux backends hold
+//! the VIP on loopback, IP-in-IP and GUE services whose backends decapsulate
+//! (`scripts/decap.py` into a TUN device: this kernel has no `ipip`/`fou`), and an L7
+//! service that `curl` reaches through the MCU's proxy to Python's `http.server`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
