@@ -271,7 +271,8 @@ fn run_tap(args: &Args, mut config: fulcrum_model::config::Config) -> Result<Exi
         .map(|s| (s.name.to_string(), format!("{}:{}", s.vip, s.port)))
         .collect();
     println!(
-        "namespaces {}-n (router, bridge, tap), {}-b (servers), {}-c (clients, 192.0.2.2)",
+        "namespaces {}-n (router, bridge, tap), {}-h0.. (one per backend address, its \
+         servers), {}-c (clients, 192.0.2.2)",
         lab.prefix, lab.prefix, lab.prefix
     );
     for (name, addr) in &targets {

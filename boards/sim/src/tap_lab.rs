@@ -4,8 +4,14 @@
 //!
 //! ```text
 //! NS-c: clients 192.0.2.2/24 ── veth ── NS-n: router (ip_forward), bridge br0 ── tap (the board)
-//!                                                               └── veth ── NS-b: every backend address, servers
+//!                                                               ├── veth ── NS-h0: backend address 0, its servers
+//!                                                               └── veth ── NS-h1: ...
 //! ```
+//!
+//! One namespace per backend address, as separate machines: DSR and tunnel backends hold
+//! their VIPs on loopback and answer through the router, tunnel backends decapsulate in
+//! user space (`scripts/decap.py`; this kernel has no `ipip`/`fou`), NAT backends answer
+//! through the appliance.
 
 use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
@@ -17,9 +23,9 @@ use fulcrum_model::config::{CheckKind, Config, Mode};
 
 /// The namespaces and processes of one run.
 pub struct TapLab {
-    /// Prefix of every name (namespaces `PREFIX-n`, `-b`, `-c`).
+    /// Prefix of every name (namespaces `PREFIX-n`, `-c`, `-h0`, `-h1`, ...).
     pub prefix: String,
-    /// Where the servers listen (address, port), as started.
+    /// Where the servers listen (namespace, port), as started.
     pub listening: Vec<(String, String)>,
     /// The tap device's name.
     pub tap: String,
@@ -29,14 +35,16 @@ pub struct TapLab {
     /// clients (the MCU answers L7 clients through it).
     pub router: Ipv4Addr,
     servers: Vec<Child>,
-    /// The tunnel decapsulator in the backends' namespace (tunnel services only).
-    decap: Option<Child>,
+    /// The tunnel decapsulators (one per tunnel backend's namespace) and their logs.
+    decap: Vec<(Child, PathBuf)>,
+    /// Every namespace created, removed on drop.
+    namespaces: Vec<String>,
     dir: PathBuf,
 }
 
 /// The userspace IP-in-IP/GUE decapsulator (this kernel has no `ipip`/`fou`).
 const DECAP: &str = include_str!("../scripts/decap.py");
-/// Its TUN device in the backends' namespace.
+/// Its TUN device in a tunnel backend's namespace.
 const DECAP_TUN: &str = "fdecap0";
 
 fn ip(args: &[&str]) -> Result<()> {
@@ -83,13 +91,13 @@ impl TapLab {
             client: Ipv4Addr::new(192, 0, 2, 2),
             router: Ipv4Addr::UNSPECIFIED,
             servers: Vec::new(),
-            decap: None,
+            decap: Vec::new(),
+            namespaces: Vec::new(),
             dir,
         };
-        let (n, b, c) = (lab.ns('n'), lab.ns('b'), lab.ns('c'));
-        for ns in [&n, &b, &c] {
-            ip(&["netns", "add", ns])?;
-            ns_exec(ns, &["ip", "link", "set", "lo", "up"])?;
+        let (n, c) = (lab.ns('n'), lab.ns('c'));
+        for ns in [&n, &c] {
+            lab.add_ns(ns)?;
         }
         let a = &config.appliance;
         let o = a.address.octets();
@@ -121,12 +129,6 @@ impl TapLab {
         ns_exec(&n, &["ip", "link", "set", "br0", "up"])?;
         ns_exec(&n, &["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
         ip(&[
-            "link", "add", "bport", "netns", &n, "type", "veth", "peer", "name", "eth0", "netns",
-            &b,
-        ])?;
-        ns_exec(&n, &["ip", "link", "set", "bport", "master", "br0", "up"])?;
-        ns_exec(&b, &["ip", "link", "set", "eth0", "up"])?;
-        ip(&[
             "link", "add", "cport", "netns", &n, "type", "veth", "peer", "name", "eth0", "netns",
             &c,
         ])?;
@@ -135,112 +137,122 @@ impl TapLab {
         ns_exec(&c, &["ip", "addr", "add", "192.0.2.2/24", "dev", "eth0"])?;
         ns_exec(&c, &["ip", "link", "set", "eth0", "up"])?;
         ns_exec(&c, &["ip", "route", "add", "default", "via", "192.0.2.1"])?;
-        // Backends: every address on one interface; NAT backends route through the
-        // appliance, DSR/tunnel ones through the router.
-        let mut seen: Vec<Ipv4Addr> = Vec::new();
-        let direct = config.services.iter().any(|s| s.mode.keeps_port());
-        for svc in &config.services {
-            for be in &svc.backends {
-                if !seen.contains(&be.address) {
-                    ns_exec(
-                        &b,
-                        &[
-                            "ip",
-                            "addr",
-                            "add",
-                            &format!("{}/{}", be.address, a.prefix),
-                            "dev",
-                            "eth0",
-                        ],
-                    )?;
-                    seen.push(be.address);
-                }
+        // Backends: one namespace per backend address (`-h0`, `-h1`, ...), as separate
+        // machines, so every answer names the backend that really served it.
+        let mut hosts: Vec<Ipv4Addr> = Vec::new();
+        for be in config.services.iter().flat_map(|s| s.backends.iter()) {
+            if !hosts.contains(&be.address) {
+                hosts.push(be.address);
             }
         }
-        let gateway = if direct { router } else { a.address };
-        ns_exec(
-            &b,
-            &["ip", "route", "add", "default", "via", &gateway.to_string()],
-        )?;
-        if direct {
-            // NAT backends answer through the appliance even where DSR ones use the
-            // router: source routing per backend address.
+        let mut bound: Vec<(String, String)> = Vec::new();
+        let mut tunnel_hosts: Vec<String> = Vec::new();
+        for (i, host) in hosts.iter().enumerate() {
+            let h = lab.ns_host(i);
+            lab.add_ns(&h)?;
+            let port = format!("bp{i}");
+            ip(&[
+                "link", "add", &port, "netns", &n, "type", "veth", "peer", "name", "eth0", "netns",
+                &h,
+            ])?;
+            ns_exec(&n, &["ip", "link", "set", &port, "master", "br0", "up"])?;
             ns_exec(
-                &b,
+                &h,
                 &[
                     "ip",
-                    "route",
+                    "addr",
                     "add",
-                    "default",
-                    "via",
-                    &a.address.to_string(),
-                    "table",
-                    "100",
+                    &format!("{host}/{}", a.prefix),
+                    "dev",
+                    "eth0",
                 ],
             )?;
-            for svc in config
+            ns_exec(&h, &["ip", "link", "set", "eth0", "up"])?;
+            let served: Vec<_> = config
                 .services
                 .iter()
-                .filter(|s| matches!(s.mode, Mode::Nat))
-            {
-                for be in &svc.backends {
+                .flat_map(|s| s.backends.iter().map(move |be| (s, be)))
+                .filter(|(_, be)| be.address == *host)
+                .collect();
+            // DSR and tunnel backends hold their VIPs on loopback (without answering ARP
+            // for them) and answer the clients through the router; NAT backends answer
+            // through the appliance (their replies' source is the backend address, a
+            // direct reply's is the VIP: source routing tells them apart); full-NAT and
+            // L7 backends answer the appliance on the link.
+            let direct = served.iter().any(|(s, _)| s.mode.keeps_port());
+            let nat = served.iter().any(|(s, _)| s.mode == Mode::Nat);
+            if direct {
+                for (svc, _) in served.iter().filter(|(s, _)| s.mode.keeps_port()) {
                     ns_exec(
-                        &b,
+                        &h,
+                        &["ip", "addr", "add", &format!("{}/32", svc.vip), "dev", "lo"],
+                    )?;
+                }
+                ns_exec(
+                    &h,
+                    &[
+                        "sysctl",
+                        "-qw",
+                        "net.ipv4.conf.all.arp_ignore=1",
+                        "net.ipv4.conf.all.arp_announce=2",
+                    ],
+                )?;
+                ns_exec(
+                    &h,
+                    &["ip", "route", "add", "default", "via", &router.to_string()],
+                )?;
+                if nat {
+                    let appliance = a.address.to_string();
+                    let table = ["ip", "route", "add", "default", "via", &appliance];
+                    ns_exec(&h, &[&table[..], &["table", "100"]].concat())?;
+                    ns_exec(
+                        &h,
                         &[
                             "ip",
                             "rule",
                             "add",
                             "from",
-                            &be.address.to_string(),
+                            &host.to_string(),
                             "lookup",
                             "100",
                         ],
                     )?;
                 }
-            }
-        }
-        if direct {
-            // DSR and tunnel backends hold the VIPs on loopback and do not answer ARP
-            // for them.
-            for svc in config.services.iter().filter(|s| s.mode.keeps_port()) {
+            } else {
                 ns_exec(
-                    &b,
-                    &["ip", "addr", "add", &format!("{}/32", svc.vip), "dev", "lo"],
+                    &h,
+                    &[
+                        "ip",
+                        "route",
+                        "add",
+                        "default",
+                        "via",
+                        &a.address.to_string(),
+                    ],
                 )?;
             }
-            ns_exec(
-                &b,
-                &[
-                    "sysctl",
-                    "-qw",
-                    "net.ipv4.conf.all.arp_ignore=1",
-                    "net.ipv4.conf.all.arp_announce=2",
-                ],
-            )?;
-        }
-        // Servers, one per backend and port, by the service's check kind (DSR backends
-        // share one namespace, so they share one server on the VIP's port).
-        let mut bound: Vec<(String, String)> = Vec::new();
-        for svc in &config.services {
-            for be in &svc.backends {
+            if served
+                .iter()
+                .any(|(s, _)| matches!(s.mode, Mode::Ipip | Mode::Gue))
+            {
+                tunnel_hosts.push(h.clone());
+            }
+            // Servers, one per port, by the service's check kind; on every address (a
+            // direct backend serves its VIPs too).
+            for (svc, be) in served {
                 let port = svc.backend_port(be).to_string();
-                // A DSR or tunnel backend serves the VIP (on its loopback) too.
-                let addr = if svc.mode.keeps_port() {
-                    "0.0.0.0".to_string()
-                } else {
-                    be.address.to_string()
-                };
-                if bound.contains(&(addr.clone(), port.clone())) {
+                if bound.contains(&(h.clone(), port.clone())) {
                     continue;
                 }
-                bound.push((addr.clone(), port.clone()));
+                bound.push((h.clone(), port.clone()));
+                let addr = "0.0.0.0";
                 let args: Vec<String> = match svc.health.kind {
                     CheckKind::Redis => [
                         "redis-server",
                         "--port",
                         &port,
                         "--bind",
-                        &addr,
+                        addr,
                         "--save",
                         "",
                         "--appendonly",
@@ -250,7 +262,7 @@ impl TapLab {
                     ]
                     .map(String::from)
                     .to_vec(),
-                    CheckKind::Memcached => ["memcached", "-l", &addr, "-p", &port, "-u", "root"]
+                    CheckKind::Memcached => ["memcached", "-l", addr, "-p", &port, "-u", "root"]
                         .map(String::from)
                         .to_vec(),
                     _ => {
@@ -271,14 +283,14 @@ impl TapLab {
                             "http.server".into(),
                             port.clone(),
                             "--bind".into(),
-                            addr.clone(),
+                            addr.into(),
                             "--directory".into(),
                             root.display().to_string(),
                         ]
                     }
                 };
                 let child = Command::new("ip")
-                    .args(["netns", "exec", &b])
+                    .args(["netns", "exec", &h])
                     .args(&args)
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
@@ -289,99 +301,110 @@ impl TapLab {
         }
         lab.listening = bound;
         lab.wait_for_servers(std::time::Duration::from_secs(15))?;
-        if config
-            .services
-            .iter()
-            .any(|s| matches!(s.mode, Mode::Ipip | Mode::Gue))
-        {
-            lab.start_decap(config)?;
+        for h in tunnel_hosts {
+            lab.start_decap(config, &h)?;
         }
         Ok(lab)
     }
 
-    /// Starts the tunnel decapsulator in the backends' namespace (`scripts/decap.py`:
+    /// The namespace of backend host `i` (in the order the config names addresses).
+    pub fn ns_host(&self, i: usize) -> String {
+        format!("{}-h{i}", self.prefix)
+    }
+
+    /// Creates namespace `ns` (removed on drop) with its loopback up.
+    fn add_ns(&mut self, ns: &str) -> Result<()> {
+        ip(&["netns", "add", ns])?;
+        self.namespaces.push(ns.to_string());
+        ns_exec(ns, &["ip", "link", "set", "lo", "up"])
+    }
+
+    /// Starts the tunnel decapsulator in backend namespace `ns` (`scripts/decap.py`:
     /// IP-in-IP and the GUE ports of the config's services into a TUN device, as the
     /// kernel's `ipip` and `fou` devices would) and waits until it listens.
-    fn start_decap(&mut self, config: &Config) -> Result<()> {
+    fn start_decap(&mut self, config: &Config, ns: &str) -> Result<()> {
         let mut ports: Vec<String> = config
             .services
             .iter()
             .filter(|s| s.mode == Mode::Gue)
             .map(|s| s.gue_port.to_string())
             .collect();
+        ports.sort();
         ports.dedup();
-        let ready = self.dir.join("decap.ready");
-        let log = std::fs::File::create(self.dir.join("decap.log"))?;
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.ns('b'),
-                "python3",
-                "-c",
-                DECAP,
-                DECAP_TUN,
-            ])
+        let ready = self.dir.join(format!("{ns}.decap.ready"));
+        let log_path = self.dir.join(format!("{ns}.decap.log"));
+        let log = std::fs::File::create(&log_path)?;
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns, "python3", "-c", DECAP, DECAP_TUN])
             .arg(&ready)
             .args(&ports)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .context("starting the tunnel decapsulator (python3)")?;
-        self.decap = Some(child);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         while !ready.exists() {
-            if let Some(c) = self.decap.as_mut()
-                && let Some(status) = c.try_wait()?
-            {
+            if let Some(status) = child.try_wait()? {
                 bail!(
-                    "the tunnel decapsulator exited ({status}): {}",
-                    std::fs::read_to_string(self.dir.join("decap.log")).unwrap_or_default()
+                    "the tunnel decapsulator in {ns} exited ({status}): {}",
+                    std::fs::read_to_string(&log_path).unwrap_or_default()
                 );
             }
             if std::time::Instant::now() > deadline {
-                bail!("the tunnel decapsulator did not start");
+                let _ = child.kill();
+                bail!("the tunnel decapsulator in {ns} did not start");
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        self.decap.push((child, log_path));
         Ok(())
     }
 
-    /// Stops the tunnel decapsulator and returns its counts (`decapsulated ipip N gue N
-    /// refused N`), or `None` without tunnel services.
+    /// Stops the tunnel decapsulators and returns their summed counts (`decapsulated
+    /// ipip N gue N refused N`), or `None` without tunnel services.
     pub fn stop_decap(&mut self) -> Option<String> {
-        let mut child = self.decap.take()?;
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = child.wait();
-        // `ip netns exec` execs python3: the signal reached the script.
-        std::fs::read_to_string(self.dir.join("decap.log"))
-            .ok()
-            .and_then(|l| {
-                l.lines()
-                    .rev()
-                    .find(|l| l.starts_with("decapsulated"))
-                    .map(String::from)
-            })
+        if self.decap.is_empty() {
+            return None;
+        }
+        let mut sums = [0u64; 3];
+        for (mut child, log) in std::mem::take(&mut self.decap) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = child.wait();
+            // `ip netns exec` execs python3: the signal reached the script.
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let Some(line) = text.lines().rev().find(|l| l.starts_with("decapsulated")) else {
+                continue;
+            };
+            let words: Vec<&str> = line.split_whitespace().collect();
+            for (k, kind) in ["ipip", "gue", "refused"].iter().enumerate() {
+                if let Some(n) = words
+                    .iter()
+                    .position(|w| w == kind)
+                    .and_then(|at| words.get(at + 1))
+                    .and_then(|n| n.parse::<u64>().ok())
+                {
+                    sums[k] += n;
+                }
+            }
+        }
+        Some(format!(
+            "decapsulated ipip {} gue {} refused {}",
+            sums[0], sums[1], sums[2]
+        ))
     }
 
-    /// Waits until every server accepts connections (from inside the backends' namespace).
+    /// Waits until every server accepts connections (from inside its namespace).
     fn wait_for_servers(&self, limit: std::time::Duration) -> Result<()> {
         let listening = self.listening.clone();
-        let path = format!("/run/netns/{}", self.ns('b'));
         std::thread::spawn(move || -> Result<()> {
-            let file = std::fs::File::open(&path)?;
-            nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)?;
             let deadline = std::time::Instant::now() + limit;
-            for (addr, port) in listening {
-                let addr = if addr == "0.0.0.0" {
-                    "127.0.0.1".to_string()
-                } else {
-                    addr
-                };
-                let target: std::net::SocketAddr = format!("{addr}:{port}").parse()?;
+            for (ns, port) in listening {
+                let file = std::fs::File::open(format!("/run/netns/{ns}"))?;
+                nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)?;
+                let target: std::net::SocketAddr = format!("127.0.0.1:{port}").parse()?;
                 while std::net::TcpStream::connect_timeout(
                     &target,
                     std::time::Duration::from_millis(200),
@@ -389,7 +412,7 @@ impl TapLab {
                 .is_err()
                 {
                     if std::time::Instant::now() > deadline {
-                        bail!("the server on {target} did not start");
+                        bail!("the server on port {port} in {ns} did not start");
                     }
                     std::thread::sleep(std::time::Duration::from_millis(50));
                 }
@@ -436,13 +459,17 @@ impl TapLab {
 
 impl Drop for TapLab {
     fn drop(&mut self) {
-        for c in self.servers.iter_mut().chain(self.decap.as_mut()) {
+        for c in self
+            .servers
+            .iter_mut()
+            .chain(self.decap.iter_mut().map(|(c, _)| c))
+        {
             let _ = c.kill();
             let _ = c.wait();
         }
-        for w in ['c', 'b', 'n'] {
+        for ns in self.namespaces.iter().rev() {
             let _ = Command::new("ip")
-                .args(["netns", "del", &self.ns(w)])
+                .args(["netns", "del", ns])
                 .stderr(Stdio::null())
                 .status();
         }
