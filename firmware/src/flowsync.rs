@@ -747,11 +747,19 @@ struct Unacked {
     bytes: [u8; MAX_MESSAGE],
 }
 
+/// Bytes of records a data message carries at most.
+const RECORDS_MAX: usize = MAX_MESSAGE - HEADER_LEN - TAG_LEN;
+
 struct Snapshot {
     begun: bool,
     flow_cursor: usize,
     sticky_cursor: usize,
     flows: u32,
+    /// Records read in earlier calls that did not fill a message (a call reads at most
+    /// [`SNAPSHOT_VISITS`] slots): they go out with the next ones, so a sparse table does
+    /// not cost a message per call.
+    partial: Vec<u8, RECORDS_MAX>,
+    partial_count: u8,
 }
 
 /// One direction pair with one peer: sends our changes, applies theirs.
@@ -1013,6 +1021,8 @@ impl Link {
             flow_cursor: 0,
             sticky_cursor: 0,
             flows: 0,
+            partial: Vec::new(),
+            partial_count: 0,
         });
         self.stats.resyncs = self.stats.resyncs.wrapping_add(1);
     }
@@ -1226,6 +1236,15 @@ impl Link {
     fn fill(&mut self, now: u64, source: &impl ReplicaSource, out: &mut [u8]) -> (usize, u8) {
         let mut used = 0;
         let mut count: u8 = 0;
+        if let Some(snap) = self.snapshot.as_mut()
+            && let Some(dst) = out.get_mut(..snap.partial.len())
+        {
+            dst.copy_from_slice(&snap.partial);
+            used = snap.partial.len();
+            count = snap.partial_count;
+            snap.partial.clear();
+            snap.partial_count = 0;
+        }
         let mut push = |r: &Record, used: &mut usize, count: &mut u8| -> bool {
             if *count == u8::MAX {
                 return false;
@@ -1249,9 +1268,11 @@ impl Link {
                 snap.begun = true;
             }
             let mut visits = 0usize;
+            let mut budget_spent = false;
             'chunk: {
                 while snap.flow_cursor < source.flow_slots() {
                     if visits == SNAPSHOT_VISITS {
+                        budget_spent = true;
                         break 'chunk;
                     }
                     visits += 1;
@@ -1271,6 +1292,7 @@ impl Link {
                 }
                 while snap.sticky_cursor < source.sticky_slots() {
                     if visits == SNAPSHOT_VISITS {
+                        budget_spent = true;
                         break 'chunk;
                     }
                     visits += 1;
@@ -1296,6 +1318,12 @@ impl Link {
                 }
             }
             if !done {
+                if budget_spent && snap.partial.extend_from_slice(&out[..used]).is_ok() {
+                    // The message is not full: keep what was read for the next call.
+                    snap.partial_count = count;
+                    used = 0;
+                    count = 0;
+                }
                 self.snapshot = Some(snap);
                 // Live changes wait for the snapshot's end: they are newer than what the
                 // snapshot reads only if sent after it.
