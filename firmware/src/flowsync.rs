@@ -902,9 +902,12 @@ impl Link {
     /// Whether this side sends its table (on by default). With one active master, only
     /// the VRRP master sends: a backup's table holds the master's flows, and sending them
     /// back would make the master clear its own. Turning sending on starts over with a
-    /// hello and a full snapshot; turning it off records nothing new but still delivers
-    /// what was queued or unacked (the changes of a master's last round trip), then
-    /// stops.
+    /// hello and a full snapshot (keeping what an unfinished drain still had to deliver).
+    /// Turning it off *drains*: what was queued or unacked still goes out (the changes of
+    /// a master's last round trip) and, if the peer never acknowledged our complete
+    /// table (a brief master), the whole table, after a hello if needed; then the link
+    /// stops. While it drains, [`Link::draining`] is true: the runner must not let a
+    /// snapshot from the peer clear the table it reads.
     pub fn set_sending(&mut self, now: u64, sending: bool) {
         if sending == self.sending {
             return;
