@@ -100,6 +100,10 @@ pub const MAX_MESSAGE: usize = 1200;
 pub const WINDOW: usize = 8;
 /// Changes a sender queues per peer before it gives up and resyncs.
 pub const QUEUE: usize = 512;
+/// Table slots a snapshot reads per message at most (each empty slot costs register
+/// accesses on the board: a mostly empty table is read over many messages, not in one
+/// call).
+pub const SNAPSHOT_VISITS: usize = 256;
 /// Retransmission timeouts in a row before the sender falls back to hello.
 pub const MAX_RETRIES: u32 = 8;
 /// Bytes of one flow entry as the FPGA table stores it (see the module docs).
@@ -743,11 +747,19 @@ struct Unacked {
     bytes: [u8; MAX_MESSAGE],
 }
 
+/// Bytes of records a data message carries at most.
+const RECORDS_MAX: usize = MAX_MESSAGE - HEADER_LEN - TAG_LEN;
+
 struct Snapshot {
     begun: bool,
     flow_cursor: usize,
     sticky_cursor: usize,
     flows: u32,
+    /// Records read in earlier calls that did not fill a message (a call reads at most
+    /// [`SNAPSHOT_VISITS`] slots): they go out with the next ones, so a sparse table does
+    /// not cost a message per call.
+    partial: Vec<u8, RECORDS_MAX>,
+    partial_count: u8,
 }
 
 /// One direction pair with one peer: sends our changes, applies theirs.
@@ -770,6 +782,8 @@ pub struct Link {
     snapshot_end_seq: Option<u64>,
     /// The peer acknowledged our complete table (in the current session).
     peer_synced: bool,
+    /// The peer's sessions this link has sent in (the latest few): never taken again.
+    used_sessions: Deque<u64, 4>,
     // Receiving.
     reorder: Vec<Unacked, WINDOW>,
     session: u64,
@@ -823,6 +837,7 @@ impl Link {
             last_sent_at: 0,
             snapshot_end_seq: None,
             peer_synced: false,
+            used_sessions: Deque::new(),
             reorder: Vec::new(),
             // Zero means "no session" on the wire.
             session: session_base.max(1),
@@ -887,20 +902,55 @@ impl Link {
     /// Whether this side sends its table (on by default). With one active master, only
     /// the VRRP master sends: a backup's table holds the master's flows, and sending them
     /// back would make the master clear its own. Turning sending on starts over with a
-    /// hello and a full snapshot; turning it off records nothing new but still delivers
-    /// what was queued or unacked (the changes of a master's last round trip), then
-    /// stops.
+    /// hello and a full snapshot (keeping what an unfinished drain still had to deliver).
+    /// Turning it off *drains*: what was queued or unacked still goes out (the changes of
+    /// a master's last round trip) and, if the peer never acknowledged our complete
+    /// table (a brief master), the whole table, after a hello if needed; then the link
+    /// stops. While it drains, [`Link::draining`] is true: the runner must not let a
+    /// snapshot from the peer clear the table it reads.
     pub fn set_sending(&mut self, now: u64, sending: bool) {
         if sending == self.sending {
             return;
         }
         self.sending = sending;
-        // Without a session, only changes kept while the hello was out need a drain: it
-        // says hello (at most `MAX_RETRIES` more times) and sends them, no snapshot.
-        self.draining = !sending && (self.peer_session.is_some() || !self.queue.is_empty());
+        if sending {
+            // Still delivering what an earlier brief mastership made (a spurious
+            // takeover, a split brain): it exists only here, so it is not dropped. In a
+            // session, what is unacked or queued goes on, and so does a snapshot in
+            // progress (one starts if the peer does not hold our table yet); without
+            // one, the queue is kept for the snapshot that follows the hello's answer.
+            let undelivered = self.draining;
+            self.draining = false;
+            if undelivered && self.peer_session.is_some() {
+                if !self.peer_synced && self.snapshot.is_none() && self.snapshot_end_seq.is_none() {
+                    self.start_resync();
+                }
+            } else if undelivered {
+                let queue = core::mem::take(&mut self.queue);
+                self.start_over(now);
+                self.queue = queue;
+            } else {
+                self.start_over(now);
+            }
+            return;
+        }
+        // What this node made as master must reach the peer before the link stops. If
+        // the peer acknowledged our complete table, what is queued or unacked is the
+        // rest. If not (a spurious takeover or a split brain: the peer never became our
+        // backup), the peer gets our whole table, which it merges with its own (a master
+        // keeps its own flows): in the session if there is one, else after a hello
+        // (at most `MAX_RETRIES` more). Without a session and with nothing queued we
+        // made nothing since we became master: nothing to deliver.
+        self.draining = self.peer_session.is_some() || !self.queue.is_empty();
         self.drain_hellos = 0;
         if !self.draining {
             self.start_over(now);
+        } else if self.peer_session.is_some()
+            && !self.peer_synced
+            && self.snapshot.is_none()
+            && self.snapshot_end_seq.is_none()
+        {
+            self.start_resync();
         }
     }
 
@@ -974,6 +1024,8 @@ impl Link {
             flow_cursor: 0,
             sticky_cursor: 0,
             flows: 0,
+            partial: Vec::new(),
+            partial_count: 0,
         });
         self.stats.resyncs = self.stats.resyncs.wrapping_add(1);
     }
@@ -1068,7 +1120,10 @@ impl Link {
         }
         let drained = match self.peer_session {
             Some(_) => self.unacked.is_empty() && self.queue.is_empty() && self.snapshot.is_none(),
-            None => self.queue.is_empty() || self.drain_hellos > MAX_RETRIES,
+            // Without a session (our hello unanswered, or the peer stopped answering and
+            // we started over): the table still has to reach the peer; give up only
+            // after `MAX_RETRIES` more hellos.
+            None => self.drain_hellos > MAX_RETRIES,
         };
         if self.draining && drained {
             // Drained (or the peer went away, or never answered): stop.
@@ -1184,6 +1239,15 @@ impl Link {
     fn fill(&mut self, now: u64, source: &impl ReplicaSource, out: &mut [u8]) -> (usize, u8) {
         let mut used = 0;
         let mut count: u8 = 0;
+        if let Some(snap) = self.snapshot.as_mut()
+            && let Some(dst) = out.get_mut(..snap.partial.len())
+        {
+            dst.copy_from_slice(&snap.partial);
+            used = snap.partial.len();
+            count = snap.partial_count;
+            snap.partial.clear();
+            snap.partial_count = 0;
+        }
         let mut push = |r: &Record, used: &mut usize, count: &mut u8| -> bool {
             if *count == u8::MAX {
                 return false;
@@ -1206,8 +1270,15 @@ impl Link {
                 }
                 snap.begun = true;
             }
+            let mut visits = 0usize;
+            let mut budget_spent = false;
             'chunk: {
                 while snap.flow_cursor < source.flow_slots() {
+                    if visits == SNAPSHOT_VISITS {
+                        budget_spent = true;
+                        break 'chunk;
+                    }
+                    visits += 1;
                     let slot = snap.flow_cursor;
                     if let Some((entry, owner)) = source.flow(slot)
                         && owner == self.config.node
@@ -1223,6 +1294,11 @@ impl Link {
                     snap.flow_cursor += 1;
                 }
                 while snap.sticky_cursor < source.sticky_slots() {
+                    if visits == SNAPSHOT_VISITS {
+                        budget_spent = true;
+                        break 'chunk;
+                    }
+                    visits += 1;
                     if let Some(entry) = source.sticky(snap.sticky_cursor) {
                         let r = Record::StickyUpsert {
                             entry,
@@ -1245,6 +1321,12 @@ impl Link {
                 }
             }
             if !done {
+                if budget_spent && snap.partial.extend_from_slice(&out[..used]).is_ok() {
+                    // The message is not full: keep what was read for the next call.
+                    snap.partial_count = count;
+                    used = 0;
+                    count = 0;
+                }
                 self.snapshot = Some(snap);
                 // Live changes wait for the snapshot's end: they are newer than what the
                 // snapshot reads only if sent after it.
@@ -1395,38 +1477,46 @@ impl Link {
         if !self.transmitting() {
             return Ok(());
         }
-        if self.draining && self.peer_session.is_none() && m.seq() != 0 {
-            // Our hello answered while draining changes kept without a session: send
-            // them in this session, without a snapshot (the peer keeps its table; these
-            // are the last changes we made).
-            self.peer_session = Some(m.session());
-            self.next_seq = 1;
-            self.unacked.clear();
-            self.resend_from = None;
-            self.retries = 0;
-            return Ok(());
-        }
-        if self.draining && (m.seq() == 0 || self.peer_session != Some(m.session())) {
-            // The peer restarted while we drain: it will get the new master's snapshot.
-            self.draining = false;
-            self.start_over(now);
-            return Ok(());
-        }
         if m.seq() == 0 {
-            // The peer does not know our epoch or session (it restarted): hello again.
+            // The peer does not know our epoch or session (it restarted): hello again (a
+            // draining link goes on: the table is sent once the hello is answered).
             self.start_over(now);
             return Ok(());
         }
-        if self.peer_session != Some(m.session()) {
-            // The peer answered our hello (it joined or restarted): start over with a
-            // snapshot.
-            self.peer_session = Some(m.session());
-            self.next_seq = 1;
-            self.unacked.clear();
-            self.resend_from = None;
-            self.retries = 0;
-            self.start_resync();
-            return Ok(());
+        match self.peer_session {
+            Some(s) if s != m.session() => {
+                // Another session while we have one: an ack of an earlier hello, late or
+                // duplicated (the peer moves to a new session only at a hello, and we
+                // say hello only without a session; a peer that restarted answers our
+                // data with ack 0). Taking it would number messages from 1 again in a
+                // session whose numbers the peer may already have used.
+                self.stats.stale = self.stats.stale.wrapping_add(1);
+                return Err(SyncError::Stale);
+            }
+            None if self.used_sessions.iter().any(|&s| s == m.session()) => {
+                // A late ack of a hello of ours from before we started over: that
+                // session's sequence numbers were used, and the peer (if it is still in
+                // it) would take new messages 1, 2, ... as duplicates and skip them.
+                self.stats.stale = self.stats.stale.wrapping_add(1);
+                return Err(SyncError::Stale);
+            }
+            None => {
+                // Our hello answered: a session.
+                self.peer_session = Some(m.session());
+                if self.used_sessions.is_full() {
+                    self.used_sessions.pop_front();
+                }
+                let _ = self.used_sessions.push_back(m.session());
+                self.next_seq = 1;
+                self.unacked.clear();
+                self.resend_from = None;
+                self.retries = 0;
+                // The peer joined or restarted, or a drain found it again: a snapshot
+                // (it carries what was queued).
+                self.start_resync();
+                return Ok(());
+            }
+            Some(_) => {}
         }
         let ack = m.seq();
         if ack > self.next_seq {

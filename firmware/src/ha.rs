@@ -399,12 +399,18 @@ impl<const N: usize> Ha<N> {
         };
         // A master never lets a peer's snapshot clear its own table (a split brain's
         // other master), nor a peer's record replace or remove one of its own flows; the
-        // peer's other changes (a demoted master's last ones) are still applied.
-        let clear = !self.is_master();
+        // peer's other changes (a demoted master's last ones) are still applied. Nor does
+        // a backup still delivering the flows it made as a brief master (a link
+        // draining): its snapshot towards the master may still have to read them from
+        // the table, so the master's entries are written over it instead of after a
+        // clear (what the clear would have removed ages out).
+        let draining = self.links.iter().any(|(_, l)| l.draining());
+        let clear = !self.is_master() && !draining;
         let mut sink = BusSink {
             bus,
             owners: 0,
             clear_on_snapshot: clear,
+            keep_own: self.is_master(),
             cleared: false,
         };
         let _ = self.links[i].1.handle_message(now, bytes, &mut sink);
@@ -715,9 +721,12 @@ pub struct BusSink<'a, B> {
     bus: &'a mut B,
     /// Owner records received (owner + backup mode; the data path has no owner table).
     pub owners: u32,
-    /// Whether a snapshot's begin clears the tables: not on a master, which also keeps
-    /// its own flows against the peer's records (`INSTALL` with "keep own").
+    /// Whether a snapshot's begin clears the tables: not on a master, nor on a backup
+    /// still delivering what it made as master.
     pub clear_on_snapshot: bool,
+    /// Whether the data path keeps its own flows against the peer's records (`INSTALL`
+    /// with "keep own"): on a master.
+    pub keep_own: bool,
     /// Set when a snapshot's begin cleared the tables.
     pub cleared: bool,
 }
@@ -730,7 +739,7 @@ impl<B: RegisterBus> ReplicaSink for BusSink<'_, B> {
                 slot: slot as u32,
                 entry,
             },
-            !self.clear_on_snapshot,
+            self.keep_own,
         );
     }
     fn remove_flow(&mut self, _now: u64, slot: usize, key: &FlowKey) {
@@ -740,21 +749,17 @@ impl<B: RegisterBus> ReplicaSink for BusSink<'_, B> {
                 slot: slot as u32,
                 key: *key,
             },
-            !self.clear_on_snapshot,
+            self.keep_own,
         );
     }
     fn upsert_sticky(&mut self, _now: u64, entry: StickyEntry) {
-        write_record(
-            self.bus,
-            &TableChange::Sticky(entry),
-            !self.clear_on_snapshot,
-        );
+        write_record(self.bus, &TableChange::Sticky(entry), self.keep_own);
     }
     fn remove_sticky(&mut self, _now: u64, service: u8, client: [u8; 4]) {
         write_record(
             self.bus,
             &TableChange::StickyRemoved { service, client },
-            !self.clear_on_snapshot,
+            self.keep_own,
         );
     }
     fn flow_owner(&mut self, _now: u64, _key: &FlowKey, _owner: u8) {

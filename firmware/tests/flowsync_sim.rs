@@ -132,6 +132,11 @@ struct Net {
     delivered: usize,
     /// Every data message sent, for replay tests.
     captured: Vec<(u8, u8, Vec<u8>)>,
+    /// Every ack sent.
+    acks: Vec<(u8, u8, Vec<u8>)>,
+    /// Flows created so far: each new flow gets a key no other flow has had (the real
+    /// table holds a key once).
+    created: u32,
 }
 
 fn link(node: u8, peer: u8, nodes: u8, mode: SyncMode, boot: u64) -> Link {
@@ -174,6 +179,8 @@ impl Net {
             partitioned: false,
             delivered: 0,
             captured: Vec::new(),
+            acks: Vec::new(),
+            created: 0,
         }
     }
 
@@ -200,12 +207,15 @@ impl Net {
                 }
                 None => FlowEntry {
                     valid: true,
-                    key: FlowKey {
-                        protocol: 6,
-                        src: [198, 51, node, rng.below(256) as u8],
-                        dst: [10, 0, 0, 100],
-                        src_port: rng.below(65536) as u16,
-                        dst_port: 80,
+                    key: {
+                        self.created += 1;
+                        FlowKey {
+                            protocol: 6,
+                            src: [198, 51, node, (self.created >> 16) as u8],
+                            dst: [10, 0, 0, 100],
+                            src_port: self.created as u16,
+                            dst_port: 80,
+                        }
                     },
                     service: rng.below(16) as u8,
                     backend: rng.below(256) as u16,
@@ -286,8 +296,10 @@ impl Net {
                         break;
                     };
                     let bytes = buf[..len].to_vec();
-                    if bytes[2] == 1 {
-                        self.captured.push((i as u8, peer, bytes.clone()));
+                    match bytes[2] {
+                        1 => self.captured.push((i as u8, peer, bytes.clone())),
+                        2 => self.acks.push((i as u8, peer, bytes.clone())),
+                        _ => {}
                     }
                     if self.partitioned || self.rng.chance(self.loss) {
                         continue;
@@ -424,6 +436,273 @@ impl Net {
             .unwrap_or_default();
         assert_eq!(got, sticky);
     }
+}
+
+impl Net {
+    /// The group invariant once the links have settled: every node's own tables are held
+    /// by each other node exactly as the mode says (all-to-all: a full copy at every
+    /// peer; owner + backup: a full copy at the flow's backup, an owner record at the
+    /// others), and nothing else is held (no stale replica or owner record of a flow its
+    /// owner no longer has). Returns (full copies, owner records).
+    fn check_group(&self, mode: SyncMode) -> Result<(usize, usize), String> {
+        let n = self.nodes.len() as u8;
+        let mut full = 0;
+        let mut owner_records = 0;
+        for owner in 0..n {
+            let peers: Vec<u8> = (0..n).filter(|&p| p != owner).collect();
+            let src = &self.nodes[owner as usize].tables;
+            for (slot, e) in src.flows.iter().enumerate() {
+                let Some(e) = e else { continue };
+                let backup = backup_of(&e.key, &peers).unwrap();
+                for &p in &peers {
+                    let t = &self.nodes[p as usize].tables;
+                    let copy = t.replicas.get(&owner).and_then(|r| r.get(&slot));
+                    let has_full = copy.is_some_and(|r| {
+                        FlowEntry { last_seen: 0, ..*r } == FlowEntry { last_seen: 0, ..*e }
+                    });
+                    let has_owner = t.owners.get(&e.key) == Some(&owner);
+                    let wants_full = mode == SyncMode::AllToAll || p == backup;
+                    let as_wanted = if wants_full {
+                        has_full && !has_owner
+                    } else {
+                        has_owner && copy.is_none()
+                    };
+                    if wants_full && !as_wanted {
+                        return Err(format!(
+                            "node {p} lacks the full copy of node {owner}'s slot {slot} ({e:?}): holds {copy:?}, owner record {has_owner}"
+                        ));
+                    }
+                    if !wants_full && !as_wanted {
+                        return Err(format!(
+                            "node {p} lacks the owner record of node {owner}'s slot {slot} ({:?}): owner record {:?}, copy {copy:?}",
+                            e.key,
+                            t.owners.get(&e.key)
+                        ));
+                    }
+                    if wants_full {
+                        full += 1;
+                    } else {
+                        owner_records += 1;
+                    }
+                }
+            }
+            for &p in &peers {
+                let t = &self.nodes[p as usize].tables;
+                let sticky: HashMap<_, _> = src
+                    .sticky
+                    .iter()
+                    .flatten()
+                    .map(|e| ((e.service, e.client), e.backend))
+                    .collect();
+                let got: HashMap<_, _> = t
+                    .replica_sticky
+                    .get(&owner)
+                    .map(|m| m.iter().map(|(k, e)| (*k, e.backend)).collect())
+                    .unwrap_or_default();
+                if got != sticky {
+                    return Err(format!(
+                        "node {p}'s persistence replica of node {owner} differs"
+                    ));
+                }
+            }
+        }
+        let held_full: usize = self
+            .nodes
+            .iter()
+            .map(|n| n.tables.replicas.values().map(|r| r.len()).sum::<usize>())
+            .sum();
+        let held_owner: usize = self.nodes.iter().map(|n| n.tables.owners.len()).sum();
+        if (held_full, held_owner) != (full, owner_records) {
+            let stale: Vec<String> = self
+                .nodes
+                .iter()
+                .flat_map(|n| {
+                    n.tables.owners.iter().filter_map(move |(k, &o)| {
+                        let owned = self.nodes[o as usize]
+                            .tables
+                            .flows
+                            .iter()
+                            .flatten()
+                            .any(|e| e.key == *k);
+                        (!owned).then(|| format!("node {} holds owner {o} of {k:?}", n.tables.node))
+                    })
+                })
+                .collect();
+            return Err(format!(
+                "stale entries: held {held_full} full copies and {held_owner} owner records, expected {full} and {owner_records}: {stale:?}"
+            ));
+        }
+        Ok((full, owner_records))
+    }
+}
+
+/// One seeded run of the group under churn: every node active (1 change a millisecond
+/// each), a lossy sync network (loss, duplication, 1–8 ms delay: reordering), and random
+/// events: a node crashes (hears and sends nothing) and restarts empty with a new boot
+/// epoch, a node stalls (a descheduled process: hears and sends nothing, keeps its state),
+/// the network is cut for a while. Then the load stops and the links settle; the group
+/// invariant ([`Net::check_group`]) must hold.
+fn churn(seed: u64, nodes: u8, mode: SyncMode) -> Result<(usize, usize, u32), String> {
+    let mut net = Net::new(nodes, mode, seed);
+    net.loss = 0.02 + net.rng.below(10) as f64 / 100.0;
+    net.duplicate = 0.05;
+    net.delay = (1, 1 + net.rng.below(8));
+    let mut boot = 1;
+    let mut down: Vec<Option<(u64, bool)>> = vec![None; nodes as usize];
+    let active: Vec<u8> = (0..nodes).collect();
+    let mut events = 0;
+    while net.now < 3_000 {
+        // An event every ~150 ms on average.
+        if net.rng.chance(1.0 / 150.0) {
+            let who = net.rng.below(u64::from(nodes)) as usize;
+            let how_long = 20 + net.rng.below(200);
+            match net.rng.below(3) {
+                0 | 1 if down[who].is_none() => {
+                    net.nodes[who].alive = false;
+                    down[who] = Some((net.now + how_long, net.rng.chance(0.5)));
+                    events += 1;
+                }
+                _ if !net.partitioned => {
+                    net.partitioned = true;
+                    down.push(Some((net.now + how_long, false)));
+                    events += 1;
+                }
+                _ => {}
+            }
+        }
+        for (i, d) in down.iter_mut().enumerate() {
+            if let Some((until, restart)) = *d
+                && net.now >= until
+            {
+                *d = None;
+                if i >= nodes as usize {
+                    net.partitioned = false;
+                    continue;
+                }
+                net.nodes[i].alive = true;
+                if restart {
+                    boot += 1;
+                    net.restart(i as u8, mode, boot);
+                }
+            }
+        }
+        net.run(net.now + 1, &active, 1);
+    }
+    for (i, d) in down.iter().enumerate() {
+        if d.is_some() && i < nodes as usize {
+            net.nodes[i].alive = true;
+        }
+    }
+    net.partitioned = false;
+    net.settle(20_000);
+    let (full, owners) = net.check_group(mode).map_err(|e| {
+        let links: Vec<String> = net
+            .nodes
+            .iter()
+            .flat_map(|n| {
+                n.links
+                    .iter()
+                    .map(|l| format!("{l:?} connected {} {:?}", l.connected(), l.stats()))
+            })
+            .collect();
+        format!("{e}\n{}", links.join("\n"))
+    })?;
+    Ok((full, owners, events))
+}
+
+/// Many seeds of [`churn`]: 2 and 3 nodes all-to-all, 3 and 4 nodes owner + backup. Before
+/// the fix in `Link::take_ack` (a late ack of an earlier hello was taken, and a session's
+/// sequence numbers used again) runs ended with a replica missing a flow, holding an
+/// older state of it, or missing an owner record: 2–3 of 48 (seeds 1–12) as the fix was
+/// made, 2 of 132 (seeds 7–39: 19 and 22) with the final code.
+#[test]
+fn groups_under_churn_end_with_exact_replicas_many_seeds() {
+    let mut failures = Vec::new();
+    let mut runs = 0;
+    let mut totals = (0, 0, 0);
+    // More seeds: CHURN_SEEDS=1..200 (a range). By default 1–6 and 19 and 22, the two
+    // of seeds 7–39 that failed without the `take_ack` fix (with this code otherwise).
+    let seeds: Vec<u64> = std::env::var("CHURN_SEEDS")
+        .ok()
+        .and_then(|s| {
+            let (a, b) = s.split_once("..")?;
+            Some((a.parse().ok()?..b.parse().ok()?).collect())
+        })
+        .unwrap_or_else(|| (1..7u64).chain([19, 22]).collect());
+    for seed in seeds {
+        for (nodes, mode) in [
+            (2, SyncMode::AllToAll),
+            (3, SyncMode::AllToAll),
+            (3, SyncMode::OwnerBackup),
+            (4, SyncMode::OwnerBackup),
+        ] {
+            runs += 1;
+            match churn(seed * 7919, nodes, mode) {
+                Ok((f, o, e)) => {
+                    totals.0 += f;
+                    totals.1 += o;
+                    totals.2 += e;
+                }
+                Err(e) => failures.push(format!("seed {seed}, {nodes} nodes {mode:?}: {e}")),
+            }
+        }
+    }
+    println!(
+        "{runs} runs: {} full copies and {} owner records checked, {} crashes/stalls/cuts",
+        totals.0, totals.1, totals.2
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// A sender that starts over (here a forced resync; in the churn runs, retries exhausted
+/// or the peer's "say hello") and then gets a late ack of its earlier hello must not take
+/// that session again: it would number its snapshot from 1 in a session where the peer
+/// has already applied 1, 2, ..., and the peer would skip the snapshot's first messages as
+/// duplicates (and, with reordering, mix them with the earlier ones of the same numbers).
+/// Before the fix the snapshot's new flows were missing from the replica.
+#[test]
+fn a_late_ack_of_an_earlier_hello_is_not_taken() {
+    let mut net = Net::new(2, SyncMode::AllToAll, 13);
+    net.nodes[1].links[0].set_sending(0, false);
+    // Connected, an empty snapshot and a few changes: a handful of sequence numbers used.
+    while !net.nodes[1].links[0].synced() && net.now < 100 {
+        net.run(net.now + 1, &[0], 1);
+    }
+    assert!(net.nodes[1].links[0].synced());
+    let applied = net.nodes[1].links[0].stats().data_applied;
+    assert!((1..8).contains(&applied), "{applied}");
+    let (_, _, late_ack) = net
+        .acks
+        .iter()
+        .rev()
+        .find(|(from, _, _)| *from == 1)
+        .cloned()
+        .unwrap();
+    // The master starts over; what it creates now only its next snapshot carries.
+    net.nodes[0].links[0].resync(net.now);
+    for _ in 0..20 {
+        net.change(0);
+    }
+    // Its hello is lost, and the late ack of the earlier hello arrives.
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let n = &mut net.nodes[0];
+    let len = n.links[0]
+        .poll_transmit(net.now, &n.tables, &mut buf)
+        .unwrap();
+    assert_eq!(buf[2], 3, "a hello");
+    let _ = len;
+    assert_eq!(net.deliver(1, 0, &late_ack), Err(SyncError::Stale));
+    assert!(!net.nodes[0].links[0].connected());
+    // Traffic goes on; the next hello gets a new session and the snapshot arrives whole.
+    let now = net.now;
+    net.run(now + 100, &[0], 1);
+    net.settle(2_000);
+    net.assert_replica(1, 0);
 }
 
 #[test]
@@ -798,4 +1077,105 @@ fn a_master_that_steps_down_still_delivers_its_last_changes() {
         sent,
         "nothing more, not even keepalives"
     );
+}
+
+/// A snapshot of a large, mostly empty table reads at most `SNAPSHOT_VISITS` slots per
+/// `poll_transmit` call (on the board each empty slot costs a register write and read over
+/// SPI; the runner yields between calls), and still delivers the whole table.
+#[test]
+fn snapshot_reads_are_bounded_per_call() {
+    use fulcrum_firmware::flowsync::SNAPSHOT_VISITS;
+    use std::cell::Cell;
+
+    /// A 64 Ki-slot table with a flow every 64 slots, counting reads.
+    struct Sparse {
+        flows: Vec<Option<FlowEntry>>,
+        reads: Cell<usize>,
+    }
+    impl ReplicaSource for Sparse {
+        fn flow_slots(&self) -> usize {
+            self.flows.len()
+        }
+        fn flow(&self, slot: usize) -> Option<(FlowEntry, u8)> {
+            self.reads.set(self.reads.get() + 1);
+            self.flows[slot].map(|e| (e, 0))
+        }
+        fn sticky_slots(&self) -> usize {
+            1024
+        }
+        fn sticky(&self, _: usize) -> Option<StickyEntry> {
+            self.reads.set(self.reads.get() + 1);
+            None
+        }
+    }
+    let mut source = Sparse {
+        flows: vec![None; 65_536],
+        reads: Cell::new(0),
+    };
+    for slot in (0..65_536).step_by(64) {
+        source.flows[slot] = Some(FlowEntry {
+            valid: true,
+            key: FlowKey {
+                protocol: 17,
+                src: [198, 51, (slot >> 8) as u8, slot as u8],
+                dst: [10, 0, 0, 100],
+                src_port: slot as u16,
+                dst_port: 53,
+            },
+            state: FlowState::Udp,
+            ..FlowEntry::default()
+        });
+    }
+    let mut tx = link(0, 1, 2, SyncMode::AllToAll, 1);
+    let mut rx = link(1, 0, 2, SyncMode::AllToAll, 1);
+    rx.set_sending(0, false);
+    let mut sink = Tables::new(1);
+    sink.flows = vec![None; 65_536];
+    sink.from = 0;
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let (mut calls, mut most, mut messages) = (0usize, 0usize, 0usize);
+    let mut now = 0;
+    // 1 ms each way; the sender is called again at once while it says it has work (as
+    // `net::ha_loop` does, yielding in between).
+    let mut wire: Vec<(u64, bool, Vec<u8>)> = Vec::new();
+    while !rx.synced() && now < 10_000 {
+        now += 1;
+        let (due, rest): (Vec<_>, Vec<_>) = wire.into_iter().partition(|m| m.0 <= now);
+        wire = rest;
+        for (_, to_rx, bytes) in due {
+            if to_rx {
+                let _ = rx.handle_message(now, &bytes, &mut sink);
+            } else {
+                let _ = tx.handle_message(now, &bytes, &mut sink);
+            }
+        }
+        tx.handle_timeout(now);
+        while tx.poll_timeout().is_some_and(|t| t <= now) {
+            source.reads.set(0);
+            calls += 1;
+            let sent = tx.poll_transmit(now, &source, &mut buf);
+            most = most.max(source.reads.get());
+            match sent {
+                Some(len) => {
+                    messages += 1;
+                    wire.push((now + 1, true, buf[..len].to_vec()));
+                }
+                None if tx.poll_timeout().is_some_and(|t| t <= now) => {}
+                None => break,
+            }
+            if calls > 1_000_000 {
+                panic!("no progress");
+            }
+        }
+        while let Some(len) = rx.poll_transmit(now, &sink, &mut buf) {
+            wire.push((now + 1, false, buf[..len].to_vec()));
+        }
+    }
+    assert!(rx.synced(), "snapshot did not finish");
+    let held = sink.replicas.get(&0).map_or(0, |r| r.len());
+    println!(
+        "snapshot of a 65,536-slot table holding 1,024 flows: {calls} poll_transmit calls, at most {most} slots read per call, {messages} messages, synchronised after {now} ms (virtual)"
+    );
+    assert_eq!(held, 1024);
+    assert!(most <= SNAPSHOT_VISITS, "{most} reads in one call");
 }

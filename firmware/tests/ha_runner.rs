@@ -193,7 +193,17 @@ impl World {
                 }
             }
             let mut buf = vec![0u8; MAX_MESSAGE];
-            while let Some((peer, len)) = n.ha.poll_sync(now, &mut bus, &mut buf) {
+            let mut idle_calls = 0;
+            loop {
+                let Some((peer, len)) = n.ha.poll_sync(now, &mut bus, &mut buf) else {
+                    // A snapshot is read in bounded steps: like `net::ha_loop`, call again
+                    // at once while there is work now.
+                    idle_calls += 1;
+                    if idle_calls < 1_000 && n.ha.poll_timeout().is_some_and(|t| t <= now) {
+                        continue;
+                    }
+                    break;
+                };
                 assert_eq!(peer, ADDRS[1 - i]);
                 self.wire.push((now + 1, i, false, buf[..len].to_vec()));
             }
