@@ -469,6 +469,7 @@ fn drive_forward<D: Dut>(
     let flows: Vec<Flow> = (0..300).map(|_| random_flow(&mut rng)).collect();
     let mut now = 0u64;
     let mut sent = 0;
+    let mut changes = 0;
     while sent < frames {
         let batch = (1 + rng.below(30) as usize).min(frames - sent);
         for _ in 0..batch {
@@ -485,10 +486,11 @@ fn drive_forward<D: Dut>(
         if rng.chance(150) {
             dut.run(rng.below(300) as usize);
             dut.wait_commit(200_000);
-            // Now and then the whole initial configuration again (backends up, every
-            // service valid): a long run would otherwise drift to few services.
-            let reset = rng.chance(50);
-            write_forward_config(dut, &mut rng, config, reset);
+            // Every 20th time the whole initial configuration again (backends up, every
+            // service valid): a long run would otherwise drift to few services. (No draw
+            // from `rng` for it: short runs keep the sequence they had before.)
+            changes += 1;
+            write_forward_config(dut, &mut rng, config, changes % 20 == 0);
         }
         if rng.chance(150) {
             dut.run_until_idle(2_000_000);
@@ -859,7 +861,11 @@ pub fn write_forward_config(
                 PORTS[rng.below(3) as usize]
             },
             mode,
-            algorithm: config.algorithms[rng.below(config.algorithms.len() as u64) as usize],
+            algorithm: match config.algorithms {
+                // One algorithm: no draw (the sequence stays what it was before the list).
+                [only] => *only,
+                list => list[rng.below(list.len() as u64) as usize],
+            },
             sticky: false,
             sticky_timeout: 0,
             gue_port: 6080 + rng.below(3) as u16,
