@@ -52,17 +52,17 @@ if ! cargo test -p fulcrum-sim --locked --test ha_drill -- --ignored --nocapture
     cargo test -p fulcrum-sim --locked --test ha_drill -- --ignored --nocapture
 fi
 
-step "HDL tools: yosys (Verilog validation) and iverilog (co-simulation)"
-if ! command -v iverilog >/dev/null || ! command -v yosys >/dev/null; then
+step "HDL tools: yosys (Verilog validation), iverilog (stage co-simulations) and verilator (FastPath's 100k-frame co-simulation)"
+if ! command -v iverilog >/dev/null || ! command -v yosys >/dev/null || ! command -v verilator >/dev/null; then
     if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && apt-get install -y -qq iverilog yosys
+        apt-get update -qq && apt-get install -y -qq iverilog yosys verilator
     else
-        echo "iverilog/yosys missing and not root: install them (apt-get install -y iverilog yosys)" >&2
+        echo "iverilog/yosys/verilator missing and not root: install them (apt-get install -y iverilog yosys verilator)" >&2
         exit 1
     fi
 fi
 
-step "HDL testbenches against the model (release: the rust-hdl simulator is ~30x faster)"
+step "HDL testbenches against the model (release: the rust-hdl simulator is ~30x faster; FastPath's Verilog on 100k frames in Verilator, model cached in target/verilator)"
 cargo test -p fulcrum-hdl --release --locked
 cargo test -p fulcrum-host --release --locked --test engine_hdl  # --engine hdl = model
 cargo test -p fulcrum-host --release --locked --test sim_engine_hdl  # fulcrum sim --engine hdl = model

@@ -8,7 +8,7 @@
 //! | stage | module | model |
 //! |---|---|---|
 //! | stream interface | [`stream`] | — |
-//! | test harness | [`sim`], [`vectors`], [`verilog`], [`cosim`] (iverilog) | — |
+//! | test harness | [`sim`], [`vectors`], [`verilog`], [`cosim`] (iverilog), [`verilator`] (`FastPath` in Verilator) | — |
 //! | parse | [`parser`] | `wire::parse` |
 //! | block RAM | [`ram`] | — |
 //! | frame FIFO (registered block-RAM output) | [`frame_fifo`] | — |
@@ -44,4 +44,5 @@ pub mod stream;
 pub mod toeplitz;
 pub mod top;
 pub mod vectors;
+pub mod verilator;
 pub mod verilog;

@@ -1,0 +1,939 @@
+//! What the `FastPath` equivalence tests share: the model beside the hardware (replaying
+//! the hardware's log against `Pipeline::process` behind the model's `RegisterFile`), the
+//! seeded frame and configuration generators, and the traffic loops, written once over
+//! [`Dut`] so the rust-hdl simulation (`FastPathSim`, checked as it runs) and the
+//! Verilated Verilog (`VerilatedFastPath`, a script run at the end) take the same
+//! frames, register writes and checks.
+//!
+//! A workload is a [`Workload`]: the L7-only settings, or a [`FwdConfig`] (the modes and
+//! algorithms whose services the configuration writes). New modes are new entries there.
+#![allow(dead_code)] // each test binary uses part of it
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use fulcrum_hdl::fast_path_sim::{Event, FastPathSim};
+use fulcrum_hdl::sim::{Rng, Traffic};
+use fulcrum_hdl::vectors::{fix_ip_checksum, random_frame, valid_frame};
+use fulcrum_hdl::verilator::{LogItem, VerilatedFastPath};
+use fulcrum_model::config::{Algorithm, Mode, Protocol};
+use fulcrum_model::counters::{DropReason, PuntReason};
+use fulcrum_model::flow::{FlowEntry, StickyEntry};
+use fulcrum_model::pipeline::{Action, OUT_HEADROOM, Pipeline, Port, Storage};
+use fulcrum_model::regmap::{
+    CounterSource, RegisterBus, RegisterFile, RegisterWriter, addr, counter,
+};
+use fulcrum_model::tables::{
+    BACKEND_SLOTS, BackendEntry, BackendState, SERVICE_SLOTS, ServiceEntry, TableWriter,
+};
+
+/// The model beside the hardware, fed the hardware's event log.
+pub struct Reference<'a> {
+    pub regs: RegisterFile<Pipeline<'a>>,
+    queued: [VecDeque<Vec<u8>>; 2],
+    order: VecDeque<(Port, Vec<u8>)>,
+    expected: [VecDeque<Vec<u8>>; 2],
+    pub now_ms: u64,
+    pub verdicts: usize,
+    pub forwarded: usize,
+    pub new_flows: usize,
+    pub frames_checked: usize,
+    pub counters_checked: usize,
+    pub classes: BTreeMap<String, usize>,
+    /// Frames the hardware took (`Ingress`).
+    pub taken: usize,
+}
+
+pub fn port_index(p: Port) -> usize {
+    match p {
+        Port::Network => 0,
+        Port::Mcu => 1,
+    }
+}
+
+impl<'a> Reference<'a> {
+    pub fn new(pipeline: Pipeline<'a>) -> Self {
+        Reference {
+            regs: RegisterFile::new(pipeline),
+            queued: Default::default(),
+            order: VecDeque::new(),
+            expected: Default::default(),
+            now_ms: 0,
+            verdicts: 0,
+            forwarded: 0,
+            new_flows: 0,
+            frames_checked: 0,
+            counters_checked: 0,
+            classes: Default::default(),
+            taken: 0,
+        }
+    }
+
+    pub fn push(&mut self, port: Port, frame: &[u8]) {
+        if !frame.is_empty() {
+            self.queued[port_index(port)].push_back(frame.to_vec());
+        }
+    }
+
+    pub fn replay(&mut self, events: Vec<Event>) {
+        for e in events {
+            self.event(e);
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        match e {
+            Event::Write(a, v) if a == addr::CONTROL => {
+                // Takes effect at the hardware's `Commit`, between two frames.
+                let _ = v;
+            }
+            Event::Write(a, v) => self.regs.write32(a, v),
+            Event::Commit => self.regs.write32(addr::CONTROL, 1),
+            Event::Ingress(p) => {
+                let f = self.queued[port_index(p)]
+                    .pop_front()
+                    .expect("the hardware took a frame nobody sent");
+                self.order.push_back((p, f));
+                self.taken += 1;
+            }
+            Event::Verdict(got) => {
+                let (port, frame) = self.order.pop_front().expect("a verdict without a frame");
+                let mut out = vec![0u8; frame.len() + OUT_HEADROOM];
+                let want = self
+                    .regs
+                    .target()
+                    .process(self.now_ms, &frame, port, &mut out);
+                assert_eq!(
+                    got, want,
+                    "verdict {} differs; frame from {port:?}: {frame:02x?}",
+                    self.verdicts
+                );
+                let class = match want.action {
+                    Action::ToBackend { .. } => "to_backend".to_string(),
+                    Action::Punt(r) => format!("punt {}", r.name()),
+                    Action::Drop(r) => format!("drop {}", r.name()),
+                    other => format!("{other:?}"),
+                };
+                *self.classes.entry(class).or_default() += 1;
+                if let Action::ToBackend { new_flow, .. } = want.action {
+                    self.forwarded += 1;
+                    self.new_flows += usize::from(new_flow);
+                }
+                if let Some(egress) = want.egress {
+                    out.truncate(want.len);
+                    self.expected[port_index(egress)].push_back(out);
+                }
+                self.verdicts += 1;
+            }
+            Event::Frame(p, bytes) => {
+                let want = self.expected[port_index(p)]
+                    .pop_front()
+                    .unwrap_or_else(|| panic!("an unexpected frame on {p:?}: {bytes:02x?}"));
+                assert_eq!(bytes, want, "output frame on {p:?} differs");
+                self.frames_checked += 1;
+            }
+        }
+    }
+
+    /// One line of the Verilated model's log; `pushed` = the frames pushed before each
+    /// checkpoint, in order (the reference holds every frame of the run from the start).
+    pub fn apply(&mut self, item: LogItem, pushed: &mut impl Iterator<Item = usize>) {
+        match item {
+            LogItem::Event(e) => self.event(e),
+            LogItem::Now(t) => self.now_ms = t,
+            LogItem::Checkpoint => {
+                let pushed = pushed.next().expect("a checkpoint nobody asked for");
+                assert_eq!(self.taken, pushed, "frames not taken (Verilog)");
+                assert!(self.order.is_empty(), "frames without a verdict (Verilog)");
+                assert!(
+                    self.expected.iter().all(|q| q.is_empty()),
+                    "frames the hardware did not send (Verilog)"
+                );
+            }
+            LogItem::Counter(i, v) => {
+                assert_eq!(
+                    v,
+                    self.regs.target().counter(i),
+                    "counter {i:#x} differs (Verilog)"
+                );
+                self.counters_checked += 1;
+            }
+            LogItem::Hang => panic!("the fast path hangs (Verilog)"),
+            LogItem::NoCommit => panic!("a commit never completes (Verilog)"),
+        }
+    }
+
+    pub fn assert_drained(&self) {
+        assert!(self.order.is_empty(), "frames without a verdict");
+        assert!(self.queued.iter().all(|q| q.is_empty()), "frames not taken");
+        assert!(
+            self.expected.iter().all(|q| q.is_empty()),
+            "frames the hardware did not send"
+        );
+    }
+}
+
+/// The design under test, as the traffic loops drive it: the rust-hdl simulation is
+/// checked as it runs; the Verilated model records a script and is checked in
+/// [`Dut::finish`]. Hangs and lost commits fail the test either way.
+pub trait Dut: RegisterBus {
+    fn push(&mut self, port: Port, frame: &[u8]);
+    fn run(&mut self, n: usize);
+    fn run_until_idle(&mut self, limit: u64);
+    fn wait_commit(&mut self, limit: u64);
+    /// Sets `now_ms` on both sides (at this point of the log).
+    fn set_now(&mut self, now_ms: u64, reference: &mut Reference<'_>);
+    /// Replays what the hardware logged so far (if it has run yet).
+    fn sync(&mut self, reference: &mut Reference<'_>);
+    /// Every frame so far has its verdict and output: checked here or at replay.
+    fn drained(&mut self, reference: &mut Reference<'_>);
+    /// The counters (the first 64 indexes, or `all`) read over the bus and compared.
+    fn check_counters(&mut self, reference: &mut Reference<'_>, all: bool);
+    /// Runs what is left and replays it; the cycles run.
+    fn finish(&mut self, reference: &mut Reference<'_>) -> u64;
+}
+
+impl Dut for FastPathSim<A> {
+    fn push(&mut self, port: Port, frame: &[u8]) {
+        FastPathSim::push(self, port, frame.to_vec());
+    }
+    fn run(&mut self, n: usize) {
+        FastPathSim::run(self, n);
+    }
+    fn run_until_idle(&mut self, limit: u64) {
+        assert!(
+            FastPathSim::run_until_idle(self, limit),
+            "the fast path hangs"
+        );
+    }
+    fn wait_commit(&mut self, limit: u64) {
+        assert!(
+            FastPathSim::wait_commit(self, limit),
+            "a commit never completes"
+        );
+    }
+    fn set_now(&mut self, now_ms: u64, reference: &mut Reference<'_>) {
+        FastPathSim::set_now(self, now_ms);
+        reference.now_ms = now_ms;
+    }
+    fn sync(&mut self, reference: &mut Reference<'_>) {
+        reference.replay(self.take_events());
+    }
+    fn drained(&mut self, reference: &mut Reference<'_>) {
+        self.sync(reference);
+        reference.assert_drained();
+    }
+    fn check_counters(&mut self, reference: &mut Reference<'_>, all: bool) {
+        for (n, i) in counter_indexes().into_iter().enumerate() {
+            if !all && n >= 64 {
+                break;
+            }
+            assert_eq!(
+                self.counter(i),
+                reference.regs.target().counter(i),
+                "counter {i:#x} differs"
+            );
+            reference.counters_checked += 1;
+        }
+        // The COUNTER_SELECT writes are not the model's business.
+        self.take_events();
+    }
+    fn finish(&mut self, reference: &mut Reference<'_>) -> u64 {
+        self.sync(reference);
+        self.cycles()
+    }
+}
+
+/// `FastPath<A>` in Verilator: a script, run in a directory of its own at the end.
+pub struct Verilated {
+    vl: VerilatedFastPath<A>,
+    work: PathBuf,
+    /// Frames pushed before each checkpoint.
+    checkpoints: Vec<usize>,
+}
+
+impl Verilated {
+    pub fn new(traffic: Traffic, seed: u64) -> Self {
+        Verilated {
+            vl: VerilatedFastPath::new(traffic, seed),
+            work: std::env::temp_dir()
+                .join(format!("fulcrum-verilator-{}-{seed:x}", std::process::id())),
+            checkpoints: Vec::new(),
+        }
+    }
+}
+
+impl RegisterBus for Verilated {
+    fn write32(&mut self, addr: u16, value: u32) {
+        self.vl.write32(addr, value);
+    }
+    fn read32(&mut self, addr: u16) -> u32 {
+        self.vl.read32(addr)
+    }
+}
+
+impl Dut for Verilated {
+    fn push(&mut self, port: Port, frame: &[u8]) {
+        self.vl.push(port, frame);
+    }
+    fn run(&mut self, n: usize) {
+        self.vl.run(n);
+    }
+    fn run_until_idle(&mut self, limit: u64) {
+        self.vl.run_until_idle(limit);
+    }
+    fn wait_commit(&mut self, limit: u64) {
+        self.vl.wait_commit(limit);
+    }
+    fn set_now(&mut self, now_ms: u64, _: &mut Reference<'_>) {
+        self.vl.set_now(now_ms);
+    }
+    fn sync(&mut self, _: &mut Reference<'_>) {}
+    fn drained(&mut self, _: &mut Reference<'_>) {
+        self.checkpoints.push(self.vl.frames());
+        self.vl.checkpoint();
+    }
+    fn check_counters(&mut self, _: &mut Reference<'_>, all: bool) {
+        for (n, i) in counter_indexes().into_iter().enumerate() {
+            if !all && n >= 64 {
+                break;
+            }
+            self.vl.read_counter(i);
+        }
+    }
+    fn finish(&mut self, reference: &mut Reference<'_>) -> u64 {
+        let log = self
+            .vl
+            .execute(&self.work)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let items = log.items.len();
+        let mut pushed = self.checkpoints.iter().copied();
+        for item in log.items {
+            reference.apply(item, &mut pushed);
+        }
+        assert!(pushed.next().is_none(), "checkpoints missing from the log");
+        eprintln!(
+            "verilator: {} frames, {} cycles, {items} log lines; model {}; run {:.1} s wall ({:.0} cycles/s)",
+            self.vl.frames(),
+            log.cycles,
+            if log.compiled {
+                format!("compiled in {:.1} CPU-s", log.compile_seconds)
+            } else {
+                "cached".to_string()
+            },
+            log.run_seconds,
+            log.cycles as f64 / log.run_seconds.max(1e-6),
+        );
+        // FULCRUM_VL_KEEP keeps the script and log (to rerun or time the model alone).
+        if std::env::var_os("FULCRUM_VL_KEEP").is_none() {
+            std::fs::remove_dir_all(&self.work).ok();
+        }
+        log.cycles
+    }
+}
+
+/// What a run checked.
+#[derive(Debug)]
+pub struct Summary {
+    pub frames: usize,
+    pub cycles: u64,
+    pub forwarded: usize,
+    pub new_flows: usize,
+    pub frames_checked: usize,
+    pub counters_checked: usize,
+    pub moved: u64,
+    pub expired: u64,
+    pub evicted: u64,
+    pub classes: BTreeMap<String, usize>,
+}
+
+/// A run's traffic and configuration.
+#[derive(Clone, Copy)]
+pub enum Workload {
+    /// L7 services only, the full-NAT pool, the appliance's address and hash key
+    /// written and committed in the middle of traffic.
+    L7,
+    /// Forward-path services (see [`FwdConfig`]), time passing between bursts.
+    Forward(FwdConfig),
+}
+
+/// Runs `frames` seeded frames of `workload` through `dut` and checks every verdict,
+/// output frame and counter against the model.
+pub fn run_workload<D: Dut>(dut: &mut D, workload: Workload, seed: u64, frames: usize) -> Summary {
+    let mut flows_mem = vec![FlowEntry::default(); (1 << A) * WAYS];
+    let mut sticky = vec![StickyEntry::default(); (1 << A) * WAYS];
+    let mut ring_a = vec![0u16; SERVICE_SLOTS * RING];
+    let mut ring_s = vec![0u16; SERVICE_SLOTS * RING];
+    let pipeline = Pipeline::new(Storage {
+        flows: &mut flows_mem,
+        flow_ways: WAYS,
+        sticky: &mut sticky,
+        sticky_ways: WAYS,
+        ring_active: &mut ring_a,
+        ring_shadow: &mut ring_s,
+    });
+    let mut reference = Reference::new(pipeline);
+    match workload {
+        Workload::L7 => drive_l7(dut, &mut reference, seed, frames),
+        Workload::Forward(config) => drive_forward(dut, &mut reference, seed, frames, config),
+    }
+    let cycles = dut.finish(&mut reference);
+    reference.assert_drained();
+    assert_eq!(reference.verdicts, frames, "every frame has a verdict");
+    let model = reference.regs.target();
+    let summary = Summary {
+        frames,
+        cycles,
+        forwarded: reference.forwarded,
+        new_flows: reference.new_flows,
+        frames_checked: reference.frames_checked,
+        counters_checked: reference.counters_checked,
+        moved: model.counters().moved_flows,
+        expired: model.counters().expirations,
+        evicted: model.counters().evictions,
+        classes: reference.classes,
+    };
+    eprintln!(
+        "{frames} frames ({} to a backend, {} new flows, {} moved, {} expired, {} evicted; {} output frames and {} counter reads compared) in {cycles} cycles",
+        summary.forwarded,
+        summary.new_flows,
+        summary.moved,
+        summary.expired,
+        summary.evicted,
+        summary.frames_checked,
+        summary.counters_checked,
+    );
+    eprintln!("verdicts: {:?}", summary.classes);
+    if let Workload::Forward(_) = workload {
+        // The run must exercise the forward path, not only its refusals.
+        assert!(summary.forwarded > frames / 10, "too few frames forwarded");
+        assert!(summary.new_flows > 20, "too few flows created");
+    }
+    summary
+}
+
+fn drive_l7<D: Dut>(dut: &mut D, reference: &mut Reference<'_>, seed: u64, frames: usize) {
+    let mut rng = Rng::new(seed);
+    dut.sync(reference);
+    write_settings(dut, &mut rng);
+    let mut sent = 0;
+    while sent < frames {
+        let batch = (1 + rng.below(40) as usize).min(frames - sent);
+        for _ in 0..batch {
+            let port = if rng.chance(150) {
+                Port::Mcu
+            } else {
+                Port::Network
+            };
+            let f = traffic_frame(&mut rng);
+            reference.push(port, &f);
+            dut.push(port, &f);
+        }
+        sent += batch;
+        // Settings written and committed while those frames are in flight.
+        if rng.chance(200) {
+            dut.run(rng.below(300) as usize);
+            dut.wait_commit(200_000);
+            write_settings(dut, &mut rng);
+        }
+        if rng.chance(100) {
+            dut.run_until_idle(2_000_000);
+            dut.drained(reference);
+            dut.check_counters(reference, false);
+        } else {
+            dut.run(rng.below(2000) as usize);
+            dut.sync(reference);
+        }
+    }
+    dut.run_until_idle(2_000_000);
+    dut.drained(reference);
+    dut.check_counters(reference, true);
+}
+
+fn drive_forward<D: Dut>(
+    dut: &mut D,
+    reference: &mut Reference<'_>,
+    seed: u64,
+    frames: usize,
+    config: FwdConfig,
+) {
+    let mut rng = Rng::new(seed);
+    dut.sync(reference);
+    // Enough writes that backends, services and rings exist from the start.
+    dut.write32(addr::RING_SIZE, 251);
+    for n in 0..3 {
+        dut.wait_commit(200_000);
+        write_forward_config(dut, &mut rng, config, n == 0);
+    }
+    let flows: Vec<Flow> = (0..300).map(|_| random_flow(&mut rng)).collect();
+    let mut now = 0u64;
+    let mut sent = 0;
+    let mut changes = 0;
+    while sent < frames {
+        let batch = (1 + rng.below(30) as usize).min(frames - sent);
+        for _ in 0..batch {
+            let port = if rng.chance(50) {
+                Port::Mcu
+            } else {
+                Port::Network
+            };
+            let f = forward_frame(&mut rng, &flows, config);
+            reference.push(port, &f);
+            dut.push(port, &f);
+        }
+        sent += batch;
+        if rng.chance(150) {
+            dut.run(rng.below(300) as usize);
+            dut.wait_commit(200_000);
+            // Every 20th time the whole initial configuration again (backends up, every
+            // service valid): a long run would otherwise drift to few services. (No draw
+            // from `rng` for it: short runs keep the sequence they had before.)
+            changes += 1;
+            write_forward_config(dut, &mut rng, config, changes % 20 == 0);
+        }
+        if rng.chance(150) {
+            dut.run_until_idle(2_000_000);
+            dut.drained(reference);
+            // Time passes between bursts: flows expire, idle ways are reclaimed.
+            now += rng.below(300);
+            dut.set_now(now, reference);
+        } else {
+            dut.run(rng.below(1500) as usize);
+            dut.sync(reference);
+        }
+    }
+    dut.run_until_idle(2_000_000);
+    dut.drained(reference);
+    dut.check_counters(reference, true);
+}
+
+/// Flow-table sets of the design under test (log2).
+pub const A: usize = 6;
+pub const WAYS: usize = 4;
+/// The hardware's ring stride (`forward::RING_STRIDE`): the model's ring storage must
+/// match it, since the model runs `min(RING_SIZE, stride)` entries.
+pub const RING: usize = fulcrum_hdl::forward::RING_STRIDE;
+
+//GENS1
+pub const OWN: [[u8; 4]; 2] = [[10, 0, 0, 1], [192, 168, 7, 9]];
+pub const VIPS: [[u8; 4]; 3] = [[10, 1, 0, 1], [10, 1, 0, 2], [10, 0, 0, 1]];
+pub const POOL: [[u8; 4]; 10] = [
+    [10, 2, 0, 1],
+    [10, 2, 0, 2],
+    [10, 2, 0, 3],
+    [10, 2, 0, 4],
+    [10, 2, 0, 5],
+    [10, 2, 0, 6],
+    [10, 2, 0, 7],
+    [10, 2, 0, 8],
+    [10, 2, 0, 9],
+    [10, 1, 0, 1],
+];
+pub const PORTS: [u16; 3] = [80, 443, 53];
+
+/// Points a TCP/UDP frame's destination port at `port` (no checksum covers it in the
+/// parser's view; the model does not check transport checksums).
+pub fn aim_port(frame: &mut [u8], port: u16) {
+    let l3 = if frame.len() >= 14 && frame[12..14] == [0x81, 0x00] {
+        18
+    } else {
+        14
+    };
+    if frame.len() < l3 + 20 || frame[l3 - 2..l3] != [0x08, 0x00] {
+        return;
+    }
+    let l4 = l3 + usize::from(frame[l3] & 0x0f) * 4;
+    if matches!(frame[l3 + 9], 6 | 17) && frame.len() >= l4 + 4 {
+        frame[l4 + 2..l4 + 4].copy_from_slice(&port.to_be_bytes());
+    }
+}
+
+/// Points an IPv4 frame at `dst` (checksum fixed); other frames are left alone.
+pub fn aim(frame: &mut [u8], dst: [u8; 4]) {
+    let l3 = if frame.len() >= 14 && frame[12..14] == [0x81, 0x00] {
+        18
+    } else {
+        14
+    };
+    if frame.len() >= l3 + 20 && frame[l3 - 2..l3] == [0x08, 0x00] && frame[l3] >> 4 == 4 {
+        frame[l3 + 16..l3 + 20].copy_from_slice(&dst);
+        fix_ip_checksum(&mut frame[l3..]);
+    }
+}
+
+pub fn traffic_frame(rng: &mut Rng) -> Vec<u8> {
+    let mut f = if rng.chance(300) {
+        valid_frame(rng)
+    } else {
+        random_frame(rng)
+    };
+    match rng.below(12) {
+        0 => aim(&mut f, OWN[rng.below(2) as usize]),
+        1 => {
+            let group = [
+                224 + rng.below(16) as u8,
+                rng.byte(),
+                rng.byte(),
+                rng.byte(),
+            ];
+            aim(&mut f, group)
+        }
+        2 => aim(&mut f, [255; 4]),
+        3..=6 => {
+            aim(&mut f, VIPS[rng.below(3) as usize]);
+            if rng.chance(700) {
+                aim_port(&mut f, PORTS[rng.below(3) as usize]);
+            }
+        }
+        7 | 8 => aim(&mut f, POOL[rng.below(10) as usize]),
+        _ => {}
+    }
+    f
+}
+
+/// Table and settings changes: the appliance address, the hash key, the full-NAT pool,
+/// L7 services (the only kind the hardware serves so far).
+pub fn write_settings(sim: &mut impl RegisterBus, rng: &mut Rng) {
+    let own = OWN[rng.below(2) as usize];
+    sim.write32(addr::ADDRESS, u32::from_be_bytes(own));
+    if rng.chance(500) {
+        for i in 0..10 {
+            sim.write32(addr::HASH_KEY + i, rng.next_u64() as u32);
+        }
+    }
+    if rng.chance(500) {
+        let count = rng.below(11) as u32;
+        sim.write32(addr::SNAT_CFG, (count << 16) | 1024);
+        for i in 0..8 {
+            sim.write32(
+                addr::SNAT_POOL + i,
+                u32::from_be_bytes(POOL[rng.below(10) as usize]),
+            );
+        }
+    }
+    let mut writer = RegisterWriter::new(&mut *sim);
+    for _ in 0..rng.below(6) {
+        let entry = ServiceEntry {
+            valid: rng.chance(800),
+            vip: Ipv4Addr::from(VIPS[rng.below(3) as usize]),
+            protocol: if rng.chance(500) {
+                Protocol::Tcp
+            } else {
+                Protocol::Udp
+            },
+            port: PORTS[rng.below(3) as usize],
+            mode: Mode::L7,
+            algorithm: Algorithm::RoundRobin,
+            sticky: false,
+            sticky_timeout: 0,
+            gue_port: 0,
+            member_count: 0,
+        };
+        writer.write_service(rng.below(20) as u8, &entry);
+    }
+    sim.write32(addr::CONTROL, 1);
+}
+
+/// The modes one run configures, and whether every IPv4 frame is aimed at a known address
+/// (with a NAT service active, a TCP/UDP frame to any other address could be a backend's
+/// reply: the NAT return path is not in hardware, so the fast path refuses it).
+#[derive(Clone, Copy)]
+pub struct FwdConfig {
+    /// Modes of the services written (L7 is mixed in at 15 %).
+    pub modes: &'static [Mode],
+    /// Algorithms of the services written.
+    pub algorithms: &'static [Algorithm],
+    pub aim_all: bool,
+}
+
+/// Backend-table slots the runs use (the last ones test the index encoding).
+pub const BACKENDS: [u16; 8] = [0, 1, 2, 3, 5, 8, 200, 255];
+
+/// A client flow towards a VIP.
+#[derive(Clone, Copy)]
+pub struct Flow {
+    protocol: u8,
+    src: [u8; 4],
+    src_port: u16,
+    dst: [u8; 4],
+    dst_port: u16,
+    mac: [u8; 6],
+    tagged: bool,
+}
+
+pub fn random_flow(rng: &mut Rng) -> Flow {
+    let mut mac = [0u8; 6];
+    mac.iter_mut().for_each(|b| *b = rng.byte());
+    mac[0] &= 0xfe;
+    Flow {
+        protocol: if rng.chance(600) { 6 } else { 17 },
+        src: [172, 16, rng.below(4) as u8, rng.byte()],
+        src_port: 1024 + rng.below(64) as u16,
+        dst: VIPS[rng.below(2) as usize],
+        dst_port: PORTS[rng.below(3) as usize],
+        mac,
+        tagged: rng.chance(200),
+    }
+}
+
+/// A well-formed frame of `flow` (IPv4 header checksum right; the transport checksum is
+/// random: nothing checks it, the rewrite updates it incrementally).
+pub fn flow_frame(rng: &mut Rng, flow: &Flow) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x11]);
+    f.extend_from_slice(&flow.mac);
+    if flow.tagged {
+        f.extend_from_slice(&[0x81, 0x00, 0x20, 0x07]);
+    }
+    f.extend_from_slice(&[0x08, 0x00]);
+    let l3 = f.len();
+    let options = if rng.chance(100) { 4 } else { 0 };
+    let payload = match rng.below(10) {
+        0 => 1400 + rng.below(120) as usize,
+        1 => rng.below(600) as usize,
+        _ => rng.below(40) as usize,
+    };
+    let l4_len = if flow.protocol == 6 { 20 } else { 8 };
+    let total = 20 + options + l4_len + payload;
+    let ihl = 5 + options / 4;
+    f.push(0x40 | ihl as u8);
+    f.push(0);
+    f.extend_from_slice(&(total as u16).to_be_bytes());
+    f.extend_from_slice(&[rng.byte(), rng.byte()]);
+    f.extend_from_slice(if rng.chance(500) { &[0x40, 0] } else { &[0, 0] });
+    f.push(64);
+    f.push(flow.protocol);
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(&flow.src);
+    f.extend_from_slice(&flow.dst);
+    // NOP options.
+    f.extend(std::iter::repeat_n(1, options));
+    f.extend_from_slice(&flow.src_port.to_be_bytes());
+    f.extend_from_slice(&flow.dst_port.to_be_bytes());
+    if flow.protocol == 6 {
+        f.extend_from_slice(&rng.next_u64().to_be_bytes());
+        f.push(0x50);
+        let flags = match rng.below(20) {
+            0..=7 => 0x02,
+            8..=12 => 0x10,
+            13 => 0x11,
+            14 => 0x04,
+            15 | 16 => 0x12,
+            17 => 0x18,
+            18 => 0x03,
+            _ => rng.byte(),
+        };
+        f.push(flags);
+        f.extend_from_slice(&[0x20, 0x00, rng.byte(), rng.byte(), 0, 0]);
+    } else {
+        f.extend_from_slice(&((8 + payload) as u16).to_be_bytes());
+        f.extend_from_slice(&[rng.byte(), rng.byte()]);
+    }
+    for _ in 0..payload {
+        f.push(rng.byte());
+    }
+    fix_ip_checksum(&mut f[l3..]);
+    while f.len() < 60 {
+        f.push(0);
+    }
+    f
+}
+
+/// Settings, backends, services and rings of a forward-path run (then a commit).
+pub fn write_forward_config(
+    sim: &mut impl RegisterBus,
+    rng: &mut Rng,
+    config: FwdConfig,
+    initial: bool,
+) {
+    let own = OWN[rng.below(2) as usize];
+    sim.write32(addr::ADDRESS, u32::from_be_bytes(own));
+    if rng.chance(300) {
+        sim.write32(addr::MAC_HI, rng.next_u64() as u32 & 0xffff);
+        sim.write32(addr::MAC_LO, rng.next_u64() as u32);
+        sim.write32(addr::TUNNEL_SRC, u32::from_be_bytes([10, 0, 0, rng.byte()]));
+    }
+    // Mostly a ring the writes below fill (251 entries), sometimes an empty ring, one
+    // the writes fill in part, or one beyond the hardware's stride (cut to 1024).
+    let sizes = [0, 1, 7, 61, 1021, 2000, 65537];
+    if rng.chance(100) {
+        sim.write32(addr::RING_SIZE, sizes[rng.below(7) as usize]);
+    } else if rng.chance(200) {
+        sim.write32(addr::RING_SIZE, 251);
+    }
+    if rng.chance(300) {
+        for a in addr::T_SYN..=addr::T_UDP {
+            sim.write32(a, 20 + rng.below(400) as u32);
+        }
+    }
+    if rng.chance(100) {
+        for i in 0..10 {
+            sim.write32(addr::HASH_KEY + i, rng.next_u64() as u32);
+        }
+    }
+    if rng.chance(200) {
+        let count = rng.below(11) as u32;
+        sim.write32(addr::SNAT_CFG, (count << 16) | 1024);
+        for i in 0..8 {
+            sim.write32(
+                addr::SNAT_POOL + i,
+                u32::from_be_bytes(POOL[rng.below(10) as usize]),
+            );
+        }
+    }
+    let mut writer = RegisterWriter::new(&mut *sim);
+    for n in 0..if initial { 8 } else { rng.below(5) } {
+        let states = [
+            BackendState::Up,
+            BackendState::Up,
+            BackendState::Up,
+            BackendState::Down,
+            BackendState::Drain,
+            BackendState::Disabled,
+            BackendState::Free,
+        ];
+        let mut mac = [0x02, 0xbe, 0, 0, 0, rng.byte()];
+        if rng.chance(100) {
+            mac = [0; 6];
+        }
+        if initial {
+            mac = [0x02, 0xbe, 0, 0, 1, n as u8];
+        }
+        let entry = BackendEntry {
+            state: if initial {
+                BackendState::Up
+            } else {
+                states[rng.below(7) as usize]
+            },
+            generation: rng.below(3) as u8,
+            address: [10, 9, rng.below(4) as u8, rng.byte()],
+            port: 8000 + rng.below(3) as u16,
+            mac,
+            weight: if !initial && rng.chance(100) {
+                0
+            } else {
+                1 + rng.below(9) as u16
+            },
+            rtt_us: rng.next_u64() as u32,
+        };
+        let index = if initial {
+            BACKENDS[n as usize]
+        } else if rng.chance(20) {
+            0x100 | rng.below(8) as u16
+        } else {
+            BACKENDS[rng.below(8) as usize]
+        };
+        writer.write_backend(index, &entry);
+    }
+    // At first every (VIP, port, protocol) the flows use gets a service; later a few
+    // entries change at a time (slots 16 and 17 do not exist: ignored). With `aim_all`,
+    // slots 0-11 are kept, so both VIPs stay VIPs (see `FwdConfig`).
+    let count = if initial { 12 } else { rng.below(4) };
+    for n in 0..count {
+        let slot = if initial {
+            n as u8
+        } else if config.aim_all {
+            12 + rng.below(6) as u8
+        } else {
+            rng.below(18) as u8
+        };
+        let mode = if rng.chance(150) {
+            Mode::L7
+        } else {
+            config.modes[rng.below(config.modes.len() as u64) as usize]
+        };
+        let entry = ServiceEntry {
+            valid: initial || rng.chance(850),
+            vip: Ipv4Addr::from(if initial {
+                VIPS[n as usize % 2]
+            } else {
+                VIPS[rng.below(3) as usize]
+            }),
+            protocol: if (initial && n < 6) || (!initial && rng.chance(500)) {
+                Protocol::Tcp
+            } else {
+                Protocol::Udp
+            },
+            port: if initial {
+                PORTS[(n as usize / 2) % 3]
+            } else {
+                PORTS[rng.below(3) as usize]
+            },
+            mode,
+            algorithm: match config.algorithms {
+                // One algorithm: no draw (the sequence stays what it was before the list).
+                [only] => *only,
+                list => list[rng.below(list.len() as u64) as usize],
+            },
+            sticky: false,
+            sticky_timeout: 0,
+            gue_port: 6080 + rng.below(3) as u16,
+            member_count: rng.below(8) as u8,
+        };
+        writer.write_service(slot, &entry);
+        if initial || rng.chance(800) {
+            // A ring: backends (sometimes none, or an index beyond the table).
+            let len = if rng.chance(900) {
+                251
+            } else {
+                1 + rng.below(60) as usize
+            };
+            let entries: Vec<u16> = (0..len)
+                .map(|_| match rng.below(30) {
+                    0 => 0xFFFF,
+                    1 => 300,
+                    _ => BACKENDS[rng.below(8) as usize],
+                })
+                .collect();
+            let offset = if rng.chance(100) {
+                1000 + rng.below(40) as u32
+            } else {
+                0
+            };
+            writer.write_ring(slot, offset, &entries);
+        }
+    }
+    sim.write32(addr::CONTROL, 1);
+}
+
+pub fn forward_frame(rng: &mut Rng, flows: &[Flow], config: FwdConfig) -> Vec<u8> {
+    if rng.chance(650) {
+        let flow = flows[rng.below(flows.len() as u64) as usize];
+        return flow_frame(rng, &flow);
+    }
+    let mut f = traffic_frame(rng);
+    if config.aim_all && rng.chance(900) {
+        // Anywhere but an unknown address: broadcast or a VIP (not the appliance's or a
+        // pool address: the settings change them).
+        match rng.below(3) {
+            0 => aim(&mut f, [255; 4]),
+            _ => aim(&mut f, VIPS[rng.below(2) as usize]),
+        }
+    } else if config.aim_all {
+        aim(&mut f, [239, 1, 2, 3]);
+    }
+    f
+}
+
+/// Every counter index the model defines.
+pub fn counter_indexes() -> Vec<u32> {
+    let mut v = vec![
+        counter::RX_FRAMES,
+        counter::FROM_MCU,
+        counter::EVICTIONS,
+        counter::EXPIRATIONS,
+        counter::MOVED_FLOWS,
+    ];
+    v.extend((0..DropReason::COUNT as u32).map(|r| counter::DROPS + r));
+    v.extend((0..PuntReason::COUNT as u32).map(|r| counter::PUNTS + r));
+    for s in 0..SERVICE_SLOTS as u32 {
+        v.extend((0..5).map(|f| counter::SERVICE + s * 8 + f));
+    }
+    for b in 0..BACKEND_SLOTS as u32 {
+        v.extend((0..4).map(|f| counter::BACKEND + b * 4 + f));
+    }
+    // Indexes that name nothing read 0.
+    v.extend([5, 0x1f, 0x3f, 0x7f, 0x105, 0x1400, 0xffff_ffff]);
+    v
+}
