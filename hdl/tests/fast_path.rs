@@ -360,7 +360,7 @@ fn fast_path_equals_model_with_idle_cycles_and_backpressure() {
 /// model exactly as in the Rust simulation. Needs `iverilog` and `vvp`; fails without
 /// them (a skipped co-simulation would hide the code-generation bugs it exists for).
 #[test]
-#[ignore = "slow since the forward path: the generated Verilog runs over 5 CPU-minutes in vvp without finishing (17k reset-clear cycles + 16k per commit); run alone with --ignored"]
+#[ignore = "slow since the forward path: the generated Verilog runs over 5 CPU-minutes in vvp without finishing (8k reset-clear cycles + up to 8k per commit); run alone with --ignored"]
 fn fast_path_verilog_matches_the_model_in_iverilog() {
     cosim(0xc051, None);
 }
@@ -368,7 +368,7 @@ fn fast_path_verilog_matches_the_model_in_iverilog() {
 /// The same co-simulation with forward-path configurations (every mode, Maglev): the
 /// backend table, rings, flow table and rewrite towards backends in the Verilog.
 #[test]
-#[ignore = "slow since the forward path: the generated Verilog runs over 5 CPU-minutes in vvp without finishing (17k reset-clear cycles + 16k per commit); run alone with --ignored"]
+#[ignore = "slow since the forward path: the generated Verilog runs over 5 CPU-minutes in vvp without finishing (8k reset-clear cycles + up to 8k per commit); run alone with --ignored"]
 fn fast_path_forward_verilog_matches_the_model_in_iverilog() {
     cosim(
         0xf0d,
@@ -789,7 +789,7 @@ fn write_forward_config(
         sim.write32(addr::TUNNEL_SRC, u32::from_be_bytes([10, 0, 0, rng.byte()]));
     }
     // Mostly a ring the writes below fill (251 entries), sometimes an empty ring, one
-    // the writes fill in part, or one beyond the hardware's stride (cut to 1024).
+    // the writes fill in part, or one beyond the hardware's stride (cut to `RING`).
     let sizes = [0, 1, 7, 61, 1021, 2000, 65537];
     if rng.chance(100) {
         sim.write32(addr::RING_SIZE, sizes[rng.below(7) as usize]);
