@@ -18,7 +18,7 @@
 //! `busy` is high while copying; the controller holds its commit (and `STATUS.0`) until it
 //! falls, so the writer must not write tables while `STATUS.0` is set (the data path never
 //! sees a half-copied bank). After reset, the unit first writes `EMPTY` into all
-//! `16 × RING_STRIDE` ring entries of both banks (16,384 cycles, `busy` high): block RAM
+//! `16 × RING_STRIDE` ring entries of both banks (8,192 cycles, `busy` high): block RAM
 //! has no reset, and the model's rings start empty.
 //!
 //! ## A request (one flow decision)
@@ -43,8 +43,10 @@ use crate::ram::SinglePortRam;
 use crate::select::BackendSelect;
 
 /// Ring entries per service in hardware: the largest Maglev ring (`RING_SIZE`) the fast
-/// path can run is this (the ring RAM of [`BackendSelect`] is `16 × 1024` entries).
-pub const RING_STRIDE: usize = 1024;
+/// path can run is this (the ring RAMs here and in [`BackendSelect`] are `16 × 512`
+/// entries of 9 bits). 512, not 1024: with 1024 the two ring banks alone take 16 of the
+/// LFE5U-25F's 56 block RAMs and the fast path does not fit (see docs/PERFORMANCE.md).
+pub const RING_STRIDE: usize = 512;
 
 /// Result kinds on `res_kind`.
 pub mod result {
@@ -183,7 +185,8 @@ pub struct Forward<const A: usize> {
     // 63:48 port, 47:0 MAC.
     be_shadow: SinglePortRam<Bits<128>, 8>,
     be_active: SinglePortRam<Bits<128>, 8>,
-    ring_shadow: SinglePortRam<Bits<16>, 14>,
+    /// 9-bit entries as in [`BackendSelect`]: bit 8 = not a backend (`EMPTY` or ≥ 256).
+    ring_shadow: SinglePortRam<Bits<9>, 13>,
     // Active flows per backend, twice: one copy for the request machine, one for the
     // counter reads (written together).
     af: RAM<Bits<32>, 8>,
@@ -223,7 +226,8 @@ pub struct Forward<const A: usize> {
 
     table_be: Signal<Local, Bit>,
     table_ring: Signal<Local, Bit>,
-    ring_addr: Signal<Local, Bits<14>>,
+    ring_addr: Signal<Local, Bits<13>>,
+    ring_word: Signal<Local, Bits<9>>,
     wr_word: Signal<Local, Bits<128>>,
     sh_state: Signal<Local, Bits<3>>,
     sh_free: Signal<Local, Bit>,
@@ -334,6 +338,7 @@ impl<const A: usize> Forward<A> {
             table_be: Default::default(),
             table_ring: Default::default(),
             ring_addr: Default::default(),
+            ring_word: Default::default(),
             wr_word: Default::default(),
             sh_state: Default::default(),
             sh_free: Default::default(),
@@ -386,9 +391,13 @@ impl<const A: usize> Logic for Forward<A> {
         self.table_ring.next = self.table_write.val()
             & (self.table_kind.val() == 4)
             & (self.table_index.val().get_bits::<4>(24) == 0)
-            & (self.table_index.val().get_bits::<10>(10) == 0);
-        self.ring_addr.next = (bit_cast::<14, 4>(self.table_index.val().get_bits::<4>(20)) << 10)
-            | bit_cast::<14, 10>(self.table_index.val().get_bits::<10>(0));
+            & (self.table_index.val().get_bits::<11>(9) == 0);
+        self.ring_addr.next = (bit_cast::<13, 4>(self.table_index.val().get_bits::<4>(20)) << 9)
+            | bit_cast::<13, 9>(self.table_index.val().get_bits::<9>(0));
+        self.ring_word.next = bit_cast::<9, 8>(self.table_data0.val().get_bits::<8>(0));
+        if self.table_data0.val().get_bits::<8>(8) != 0 {
+            self.ring_word.next = 0x1FF.into();
+        }
         self.wr_word.next = (bit_cast::<128, 3>(self.table_data0.val().get_bits::<3>(29)) << 120)
             | (bit_cast::<128, 8>(self.table_data0.val().get_bits::<8>(16)) << 112)
             | (bit_cast::<128, 16>(self.table_data0.val().get_bits::<16>(0)) << 96)
@@ -399,7 +408,7 @@ impl<const A: usize> Logic for Forward<A> {
         self.be_shadow.write_data.next = self.wr_word.val();
         self.be_shadow.write_enable.next = self.table_be.val();
         self.ring_shadow.address.next = self.ring_addr.val();
-        self.ring_shadow.write_data.next = self.table_data0.val().get_bits::<16>(0);
+        self.ring_shadow.write_data.next = self.ring_word.val();
         self.ring_shadow.write_enable.next = self.table_ring.val();
         self.one16.next = 1.into();
         if self.table_ring.val() {
@@ -428,7 +437,7 @@ impl<const A: usize> Logic for Forward<A> {
         // ---- Clear after reset, copy at a commit.
         self.sh_state.next = self.be_shadow.read_data.val().get_bits::<3>(120);
         self.sh_free.next = (self.sh_state.val() == 0) | (self.sh_state.val() > 4);
-        self.ring_svc.next = self.cp_idx.q.val().get_bits::<4>(10);
+        self.ring_svc.next = self.cp_idx.q.val().get_bits::<4>(9);
         // (A local: rust-hdl's Verilog cannot slice an expression.)
         self.dirty_now.next = self.dirty.q.val() >> self.ring_svc.val();
         self.rv1.d.next = false;
@@ -437,17 +446,17 @@ impl<const A: usize> Logic for Forward<A> {
         self.busy.next = self.cp.q.val() != Cp::Idle;
         match self.cp.q.val() {
             Cp::Clear => {
-                self.ring_shadow.address.next = self.cp_idx.q.val();
-                self.ring_shadow.write_data.next = 0xFFFF.into();
+                self.ring_shadow.address.next = self.cp_idx.q.val().get_bits::<13>(0);
+                self.ring_shadow.write_data.next = 0x1FF.into();
                 self.ring_shadow.write_enable.next = true;
                 self.select.table_write.next = true;
                 self.select.table_kind.next = 4.into();
                 self.select.table_index.next =
-                    (bit_cast::<28, 4>(self.cp_idx.q.val().get_bits::<4>(10)) << 20)
-                        | bit_cast::<28, 10>(self.cp_idx.q.val().get_bits::<10>(0));
+                    (bit_cast::<28, 4>(self.cp_idx.q.val().get_bits::<4>(9)) << 20)
+                        | bit_cast::<28, 9>(self.cp_idx.q.val().get_bits::<9>(0));
                 self.select.table_data0.next = 0xFFFF.into();
                 self.cp_idx.d.next = self.cp_idx.q.val() + 1;
-                if self.cp_idx.q.val() == 0x3FFF {
+                if self.cp_idx.q.val() == 0x1FFF {
                     self.cp.d.next = Cp::Idle;
                 }
             }
@@ -492,27 +501,27 @@ impl<const A: usize> Logic for Forward<A> {
             Cp::Ring => {
                 // Services not written since the last commit are skipped; the others are
                 // streamed one entry per cycle (read two edges before the write).
-                self.ring_shadow.address.next = self.cp_idx.q.val();
+                self.ring_shadow.address.next = self.cp_idx.q.val().get_bits::<13>(0);
                 self.ring_shadow.write_enable.next = false;
                 if self.rv2.q.val() {
                     self.select.table_write.next = true;
                     self.select.table_kind.next = 4.into();
                     self.select.table_index.next =
-                        (bit_cast::<28, 4>(self.ri2.q.val().get_bits::<4>(10)) << 20)
-                            | bit_cast::<28, 10>(self.ri2.q.val().get_bits::<10>(0));
+                        (bit_cast::<28, 4>(self.ri2.q.val().get_bits::<4>(9)) << 20)
+                            | bit_cast::<28, 9>(self.ri2.q.val().get_bits::<9>(0));
                     self.select.table_data0.next =
-                        bit_cast::<32, 16>(self.ring_shadow.read_data.val());
+                        bit_cast::<32, 9>(self.ring_shadow.read_data.val());
                 }
                 if self.cp_phase.q.val() == 0 {
                     if self.dirty_now.val().get_bit(0) {
                         self.rv1.d.next = true;
                         self.ri1.d.next = self.cp_idx.q.val();
                         self.cp_idx.d.next = self.cp_idx.q.val() + 1;
-                        if self.cp_idx.q.val() == 0x3FFF {
+                        if self.cp_idx.q.val() == 0x1FFF {
                             self.cp_phase.d.next = 1.into();
                         }
                     } else {
-                        self.cp_idx.d.next = self.cp_idx.q.val() + 1024;
+                        self.cp_idx.d.next = self.cp_idx.q.val() + 512;
                         if self.ring_svc.val() == 15 {
                             self.cp_phase.d.next = 1.into();
                         }
@@ -563,8 +572,8 @@ impl<const A: usize> Logic for Forward<A> {
         } else if self.af_cur.val() != 0 {
             self.af_new.next = self.af_cur.val() - 1;
         }
-        self.ring_m.next = 1024.into();
-        if self.ring_size.val() < 1024 {
+        self.ring_m.next = 512.into();
+        if self.ring_size.val() < 512 {
             self.ring_m.next = self.ring_size.val().get_bits::<16>(0);
         }
 

@@ -65,8 +65,8 @@
 //! become active, the hash key is loaded into the Toeplitz unit and the 16 service
 //! entries are copied from the shadow to the active table (17 cycles); then the forward
 //! path copies its backend table (768 cycles) and the rings written since the last commit
-//! (1,024 cycles each), and `STATUS.0` stays set until that is done (after reset it
-//! first clears the rings: about 16,400 cycles). **Unlike the
+//! (512 cycles each), and `STATUS.0` stays set until that is done (after reset it
+//! first clears the rings: about 8,200 cycles). **Unlike the
 //! model** (which commits at the `CONTROL` write), register writes made after the
 //! `CONTROL` write but before the commit is applied go into that commit: the writer must
 //! wait for `STATUS.0` to clear before writing the next batch (the commit waits for the

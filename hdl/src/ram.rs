@@ -15,7 +15,8 @@
 //! [`SinglePortRam::new`] (unset words are zero).
 //!
 //! With the Verilog macro `FULCRUM_ECP5_BRAM` defined (`fulcrum-synth` defines it) and at
-//! most 512 words (larger RAMs stay behavioural and yosys maps them), the module instantiates ECP5 `DP16KD` blocks directly in 512 × 36
+//! most 512 words and at least 1 Kibit (larger RAMs stay behavioural and yosys maps them;
+//! smaller ones are behavioural with `ram_style = "distributed"`), the module instantiates ECP5 `DP16KD` blocks directly in 512 × 36
 //! pseudo-dual-port mode (write port A, read port B, pin mapping as yosys's own
 //! `brams_map_16kd.v`) with `REGMODE_B = "OUTREG"`. That path is **not simulated**:
 //! yosys ships no behavioural `DP16KD` model (its `cells_sim` entry is a parameter-only
@@ -90,9 +91,17 @@ impl<D: Synth, const N: usize> Logic for SinglePortRam<D, N> {
         } else {
             format!("initial begin\n{}\nend\n", init.join("\n"))
         };
+        // Small RAMs (under 1 Kibit, e.g. 16 × 5 or 256 × 1) go to distributed RAM: a
+        // DP16KD for each would spend a whole 18 Kibit block (the LFE5U-25F has 56).
+        let small = (1usize << N) * D::BITS < 1024;
+        let style = if small {
+            "(* ram_style = \"distributed\" *) "
+        } else {
+            ""
+        };
         let behavioural = format!(
             "\
-reg [{top}:0] mem[{last}:0];
+{style}reg [{top}:0] mem[{last}:0];
 reg [{top}:0] stage;
 
 {init}
@@ -108,7 +117,7 @@ end
             last = (1usize << N) - 1,
         );
         // More than 512 words: behavioural only (yosys infers the block RAMs itself).
-        if N > 9 {
+        if N > 9 || small {
             return Verilog::Custom(behavioural);
         }
         Verilog::Custom(format!(

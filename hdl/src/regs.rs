@@ -533,71 +533,41 @@ impl Logic for RegisterBlock {
             }
         }
 
+        // A `case` on the address (a parallel mux): a chain of `if`s here was a
+        // 22-deep priority mux, the register block's longest path. (Decimal labels:
+        // rust-hdl copies them into the Verilog as written.) Addresses as in `regmap`.
         if self.bus_re.val() {
-            self.rdata.d.next = 0.into();
-            if self.bus_addr.val() == 0x000 {
-                self.rdata.d.next = 0x4655_4C43.into(); // regmap::ID
-            }
-            if self.bus_addr.val() == 0x001 {
-                self.rdata.d.next = 1.into(); // regmap::VERSION
-            }
-            if (self.bus_addr.val() == 0x003) & self.commit_pending.val() {
-                self.rdata.d.next = 1.into();
-            }
-            if self.bus_addr.val() == 0x010 {
-                self.rdata.d.next = bit_cast::<32, 16>(self.r_mac_hi.q.val());
-            }
-            if self.bus_addr.val() == 0x011 {
-                self.rdata.d.next = self.r_mac_lo.q.val();
-            }
-            if self.bus_addr.val() == 0x012 {
-                self.rdata.d.next = self.r_own_address.q.val();
-            }
-            if self.bus_addr.val() == 0x013 {
-                self.rdata.d.next = self.r_tunnel_src.q.val();
-            }
-            if self.bus_addr.val() == 0x015 {
-                self.rdata.d.next = self.r_ring_size.q.val();
-            }
-            if self.bus_addr.val() == 0x016 {
-                self.rdata.d.next = self.r_t_syn.q.val();
-            }
-            if self.bus_addr.val() == 0x017 {
-                self.rdata.d.next = self.r_t_est.q.val();
-            }
-            if self.bus_addr.val() == 0x018 {
-                self.rdata.d.next = self.r_t_close.q.val();
-            }
-            if self.bus_addr.val() == 0x019 {
-                self.rdata.d.next = self.r_t_udp.q.val();
-            }
-            if self.bus_addr.val() == 0x014 {
-                self.rdata.d.next = (bit_cast::<32, 4>(self.r_snat_count.q.val()) << 16)
-                    | bit_cast::<32, 16>(self.r_snat_port.q.val());
-            }
-            if self.bus_addr.val() == 0x040 {
-                self.rdata.d.next = self.table_addr.q.val();
-            }
-            if self.bus_addr.val() == 0x041 {
-                self.rdata.d.next = self.data0.q.val();
-            }
-            if self.bus_addr.val() == 0x042 {
-                self.rdata.d.next = self.data1.q.val();
-            }
-            if self.bus_addr.val() == 0x043 {
-                self.rdata.d.next = self.data2.q.val();
-            }
-            if self.bus_addr.val() == 0x044 {
-                self.rdata.d.next = self.data3.q.val();
-            }
-            if self.bus_addr.val() == 0x045 {
-                self.rdata.d.next = self.data4.q.val();
-            }
-            if self.bus_addr.val() == 0x051 {
-                self.rdata.d.next = self.latched_hi.q.val();
-            }
-            if self.bus_addr.val() == 0x052 {
-                self.rdata.d.next = self.latched_lo.q.val();
+            match self.bus_addr.val().index() {
+                0 => self.rdata.d.next = 0x4655_4C43.into(), // regmap::ID
+                1 => self.rdata.d.next = 1.into(),           // regmap::VERSION
+                3 => {
+                    self.rdata.d.next = 0.into();
+                    if self.commit_pending.val() {
+                        self.rdata.d.next = 1.into();
+                    }
+                }
+                16 => self.rdata.d.next = bit_cast::<32, 16>(self.r_mac_hi.q.val()),
+                17 => self.rdata.d.next = self.r_mac_lo.q.val(),
+                18 => self.rdata.d.next = self.r_own_address.q.val(),
+                19 => self.rdata.d.next = self.r_tunnel_src.q.val(),
+                20 => {
+                    self.rdata.d.next = (bit_cast::<32, 4>(self.r_snat_count.q.val()) << 16)
+                        | bit_cast::<32, 16>(self.r_snat_port.q.val());
+                }
+                21 => self.rdata.d.next = self.r_ring_size.q.val(),
+                22 => self.rdata.d.next = self.r_t_syn.q.val(),
+                23 => self.rdata.d.next = self.r_t_est.q.val(),
+                24 => self.rdata.d.next = self.r_t_close.q.val(),
+                25 => self.rdata.d.next = self.r_t_udp.q.val(),
+                64 => self.rdata.d.next = self.table_addr.q.val(),
+                65 => self.rdata.d.next = self.data0.q.val(),
+                66 => self.rdata.d.next = self.data1.q.val(),
+                67 => self.rdata.d.next = self.data2.q.val(),
+                68 => self.rdata.d.next = self.data3.q.val(),
+                69 => self.rdata.d.next = self.data4.q.val(),
+                81 => self.rdata.d.next = self.latched_hi.q.val(),
+                82 => self.rdata.d.next = self.latched_lo.q.val(),
+                _ => self.rdata.d.next = 0.into(),
             }
         }
     }

@@ -3,7 +3,7 @@
 //!
 //! - **Ring**: index = `(hash × M) >> 32` (`maglev::lookup`), computed as two registered
 //!   16 × 16 products (`(hash_hi × M + (hash_lo × M) >> 16) >> 16`, exact) because rust-hdl
-//!   only synthesizes 16 × 16 multipliers; then the ring RAM at `service << 10 | index`.
+//!   only synthesizes 16 × 16 multipliers; then the ring RAM at `service << 9 | index`.
 //!   `M = 0` (empty ring), an entry of `EMPTY` (`0xFFFF`) or any entry ≥ 256 gives
 //!   `NO_BACKEND` (`0xFFFF`), and so does an entry whose backend is not eligible.
 //! - **Round robin**: the member list of the service (`n = min(member_count, 32)`), from
@@ -14,7 +14,7 @@
 //! backend in a RAM written from the backend table's word 0.
 //!
 //! The tables are written through the register block's table write port (`regs`): ring
-//! entries (table 4, index `s << 20 | offset`, offsets below 1024 kept, so `M ≤ 1024`),
+//! entries (table 4, index `s << 20 | offset`, offsets below 512 kept, so `M ≤ 512`),
 //! member entries (table 3), backend word 0 (table 2). The RAMs have one address each, so
 //! table writes must not overlap a selection (`s_ready` is low while `table_write` is
 //! high; the shadow-bank commit gives that ordering in the full design).
@@ -76,7 +76,7 @@ pub struct BackendSelect {
     pub member_count: Signal<In, Bits<8>>,
     /// Ring path: the flow hash (Maglev) or the source hash (IP hash).
     pub hash: Signal<In, Bits<32>>,
-    /// Ring size `M`, at most 1024.
+    /// Ring size `M`, at most 512 (`forward::RING_STRIDE`).
     pub ring_size: Signal<In, Bits<16>>,
     /// The result is valid.
     pub m_valid: Signal<Out, Bit>,
@@ -85,7 +85,10 @@ pub struct BackendSelect {
     /// Backend-table index, or `0xFFFF` (`NO_BACKEND`).
     pub backend: Signal<Out, Bits<16>>,
 
-    ring: SinglePortRam<Bits<16>, 14>,
+    /// `16 × RING_STRIDE` 9-bit words (`forward::RING_STRIDE` = 512): bit 8 marks an entry
+    /// that is not a backend (`EMPTY` or ≥ 256), bits 0–7 the backend index. 9 bits fit
+    /// the block RAM's 2048 × 9 shape (4 `DP16KD` per bank instead of 8 for 16 bits).
+    ring: SinglePortRam<Bits<9>, 13>,
     members: SinglePortRam<Bits<16>, 9>,
     eligible: SinglePortRam<Bit, 8>,
     cursor: SinglePortRam<Bits<5>, 4>,
@@ -115,6 +118,7 @@ pub struct BackendSelect {
     r0: Signal<Local, Bits<10>>,
     rem: Signal<Local, Bits<10>>,
     elig_word: Signal<Local, Bit>,
+    ring_word: Signal<Local, Bits<9>>,
 }
 
 impl BackendSelect {
@@ -147,23 +151,28 @@ impl Logic for BackendSelect {
         self.members.write_enable.next = false;
         self.eligible.write_enable.next = false;
         self.cursor.write_enable.next = false;
-        self.ring.write_data.next = self.table_data0.val().get_bits::<16>(0);
+        // A ring entry ≥ 256 (`EMPTY` included) is stored as 0x1FF: not a backend.
+        self.ring_word.next = bit_cast::<9, 8>(self.table_data0.val().get_bits::<8>(0));
+        if self.table_data0.val().get_bits::<8>(8) != 0 {
+            self.ring_word.next = 0x1FF.into();
+        }
+        self.ring.write_data.next = self.ring_word.val();
         self.members.write_data.next = self.table_data0.val().get_bits::<16>(0);
         self.eligible.write_data.next = (self.table_data0.val().get_bits::<3>(29) == 1)
             & (self.table_data0.val().get_bits::<16>(0) != 0);
-        self.ring.address.next =
-            (bit_cast::<14, 4>(self.svc.q.val()) << 10) | bit_cast::<14, 10>(self.index.q.val());
+        self.ring.address.next = (bit_cast::<13, 4>(self.svc.q.val()) << 9)
+            | bit_cast::<13, 9>(self.index.q.val().get_bits::<9>(0));
         self.members.address.next =
             (bit_cast::<9, 4>(self.svc.q.val()) << 5) | bit_cast::<9, 6>(self.pos.q.val());
         self.eligible.address.next = self.cand.q.val().get_bits::<8>(0);
         self.cursor.address.next = self.svc.q.val();
         if self.table_write.val() {
-            self.ring.address.next = (bit_cast::<14, 4>(self.table_index.val().get_bits::<4>(20))
-                << 10)
-                | bit_cast::<14, 10>(self.table_index.val().get_bits::<10>(0));
+            self.ring.address.next = (bit_cast::<13, 4>(self.table_index.val().get_bits::<4>(20))
+                << 9)
+                | bit_cast::<13, 9>(self.table_index.val().get_bits::<9>(0));
             self.ring.write_enable.next = (self.table_kind.val() == 4)
                 & (self.table_index.val().get_bits::<4>(24) == 0)
-                & (self.table_index.val().get_bits::<10>(10) == 0);
+                & (self.table_index.val().get_bits::<11>(9) == 0);
             self.members.address.next = self.table_index.val().get_bits::<9>(0);
             self.members.write_enable.next =
                 (self.table_kind.val() == 3) & (self.table_index.val().get_bits::<19>(9) == 0);
@@ -246,9 +255,9 @@ impl Logic for BackendSelect {
                 self.state.d.next = St::RingUse;
             }
             St::RingUse => {
-                self.cand.d.next = self.ring.read_data.val();
+                self.cand.d.next = bit_cast::<16, 8>(self.ring.read_data.val().get_bits::<8>(0));
                 self.state.d.next = St::ElRd0;
-                if self.ring.read_data.val().get_bits::<8>(8) != 0 {
+                if self.ring.read_data.val().get_bit(8) {
                     self.result.d.next = 0xFFFF.into();
                     self.state.d.next = St::Done;
                 }
@@ -379,7 +388,7 @@ mod tests {
     }
 
     fn random_ring(rng: &mut Rng) -> Vec<u16> {
-        let m = [0usize, 2, 13, 251, 509, 1021, 1024][rng.below(7) as usize];
+        let m = [0usize, 2, 13, 251, 257, 509, 512][rng.below(7) as usize];
         let mut ring = vec![maglev::EMPTY; m];
         if m == 0 {
             return ring;
@@ -558,7 +567,9 @@ mod tests {
 
     #[test]
     fn selections_match_the_model() {
-        let mut rng = Rng::new(0x5e1e_c700);
+        // (Seed moved from 0x5e1e_c700 when the rings shrank to 512 entries: that stream's
+        // round robin drew 94 requests without an eligible member, under the coverage floor.)
+        let mut rng = Rng::new(0x5e1e_c702);
         for (round, traffic) in [Traffic::SMOOTH, Traffic::BUMPY].into_iter().enumerate() {
             let mut uut = BackendSelect::new();
             uut.connect_all();

@@ -95,9 +95,13 @@ pub fn hdl_support(config: &Config) -> Result<(), String> {
         let ring = config.appliance.maglev_ring_size;
         let most = fulcrum_hdl::forward::RING_STRIDE as u32;
         if ring > most {
+            let prime = (2..=most)
+                .rev()
+                .find(|&n| fulcrum_model::maglev::is_prime(n))
+                .unwrap_or(2);
             return Err(format!(
                 "appliance.maglev_ring_size {ring} is larger than the hardware's ring of \
-                 {most} entries per service (use a prime up to {most}, e.g. 1021)"
+                 {most} entries per service (use a prime up to {most}, e.g. {prime})"
             ));
         }
         let geometry = config.appliance.flow_table;

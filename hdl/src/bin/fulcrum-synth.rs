@@ -199,7 +199,7 @@ fn main() -> Result<(), Error> {
         "design": if options.core {
             "FastPathCore (parser, Toeplitz hash, 4-way flow table, checksum update)"
         } else {
-            "FastPath (arbiter, parser, 2 KiB frame FIFO, Toeplitz hash, classification, rewrite, counters in block RAM, register block; no flow table or selection yet)"
+            "FastPath (arbiter, parser, 2 KiB frame FIFO, Toeplitz hash, classification, forward path: flow table 512 sets x 4 ways, Maglev rings 16 x 512 shadow + active, backend table; rewrite, counters in block RAM, register block)"
         },
         "flow_table": if options.core {
             serde_json::json!({ "sets": 1u64 << options.sets_log2, "ways": 4 })

@@ -755,7 +755,7 @@ pub fn write_forward_config(
         sim.write32(addr::TUNNEL_SRC, u32::from_be_bytes([10, 0, 0, rng.byte()]));
     }
     // Mostly a ring the writes below fill (251 entries), sometimes an empty ring, one
-    // the writes fill in part, or one beyond the hardware's stride (cut to 1024).
+    // the writes fill in part, or one beyond the hardware's stride (cut to `RING`).
     let sizes = [0, 1, 7, 61, 1021, 2000, 65537];
     if rng.chance(100) {
         sim.write32(addr::RING_SIZE, sizes[rng.below(7) as usize]);
