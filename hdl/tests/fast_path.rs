@@ -39,6 +39,7 @@ struct Reference<'a> {
     verdicts: usize,
     forwarded: usize,
     new_flows: usize,
+    returned: usize,
     classes: std::collections::BTreeMap<String, usize>,
 }
 
@@ -60,6 +61,7 @@ impl<'a> Reference<'a> {
             verdicts: 0,
             forwarded: 0,
             new_flows: 0,
+            returned: 0,
             classes: Default::default(),
         }
     }
@@ -99,11 +101,15 @@ impl<'a> Reference<'a> {
                     );
                     let class = match want.action {
                         Action::ToBackend { .. } => "to_backend".to_string(),
+                        Action::ToClient { .. } => "to_client".to_string(),
                         Action::Punt(r) => format!("punt {}", r.name()),
                         Action::Drop(r) => format!("drop {}", r.name()),
                         other => format!("{other:?}"),
                     };
                     *self.classes.entry(class).or_default() += 1;
+                    if let Action::ToClient { .. } = want.action {
+                        self.returned += 1;
+                    }
                     if let Action::ToBackend { new_flow, .. } = want.action {
                         self.forwarded += 1;
                         self.new_flows += usize::from(new_flow);
@@ -375,6 +381,7 @@ fn fast_path_forward_verilog_matches_the_model_in_iverilog() {
         Some(FwdConfig {
             modes: &[Mode::Nat, Mode::Dsr, Mode::Ipip, Mode::Gue],
             aim_all: true,
+            returns: false,
         }),
     );
 }
@@ -403,7 +410,7 @@ fn cosim(seed: u64, forward: Option<FwdConfig>) {
             Port::Network
         };
         let f = match forward {
-            Some(config) => forward_frame(&mut rng, &flows, config),
+            Some(config) => forward_frame(&mut rng, &flows, &[], config),
             None => traffic_frame(&mut rng),
         };
         for (i, b) in f.iter().enumerate() {
@@ -672,13 +679,14 @@ endmodule"#,
 // The forward path: L4 services (NAT, DSR, IP-in-IP, GUE) with Maglev, backends and rings
 // written through the register map, flows created, refreshed, moved, expired and evicted.
 
-/// The modes one run configures, and whether every IPv4 frame is aimed at a known address
-/// (with a NAT service active, a TCP/UDP frame to any other address could be a backend's
-/// reply: the NAT return path is not in hardware, so the fast path refuses it).
+/// The modes one run configures, whether every IPv4 frame is aimed at a known address
+/// (VIPs, broadcast, multicast), and whether backends reply (NAT return path: frames from
+/// backends' addresses and ports to the clients of the model's flows, and to others).
 #[derive(Clone, Copy)]
 struct FwdConfig {
     modes: &'static [Mode],
     aim_all: bool,
+    returns: bool,
 }
 
 /// Backend-table slots the runs use (the last ones test the index encoding).
@@ -899,9 +907,37 @@ fn write_forward_config(
             sticky: false,
             sticky_timeout: 0,
             gue_port: 6080 + rng.below(3) as u16,
-            member_count: rng.below(8) as u8,
+            member_count: if rng.chance(100) {
+                rng.below(40) as u8
+            } else {
+                1 + rng.below(6) as u8
+            },
         };
         writer.write_service(slot, &entry);
+        // With replies, each service has a few backends of its own (its ring and member
+        // list), so that a backend is a member of few NAT services and replies often find
+        // their flow; otherwise any of the table's.
+        let own: Vec<u16> = (0..1 + rng.below(3))
+            .map(|_| BACKENDS[rng.below(8) as usize])
+            .collect();
+        let pick = |rng: &mut Rng| {
+            if config.returns {
+                own[rng.below(own.len() as u64) as usize]
+            } else {
+                BACKENDS[rng.below(8) as usize]
+            }
+        };
+        // The member list (the NAT return path scans it): mostly backends, sometimes
+        // NO_BACKEND or an index beyond the table, sometimes past the count.
+        let members = u8::min(entry.member_count + rng.below(3) as u8, 32);
+        for position in 0..members {
+            let member = match rng.below(20) {
+                0 => 0xFFFF,
+                1 => 0x100 | rng.below(8) as u16,
+                _ => pick(rng),
+            };
+            writer.write_member(slot, position, member);
+        }
         if initial || rng.chance(800) {
             // A ring: backends (sometimes none, or an index beyond the table).
             let len = if rng.chance(900) {
@@ -913,7 +949,7 @@ fn write_forward_config(
                 .map(|_| match rng.below(30) {
                     0 => 0xFFFF,
                     1 => 300,
-                    _ => BACKENDS[rng.below(8) as usize],
+                    _ => pick(rng),
                 })
                 .collect();
             let offset = if rng.chance(100) {
@@ -927,7 +963,53 @@ fn write_forward_config(
     sim.write32(addr::CONTROL, 1);
 }
 
-fn forward_frame(rng: &mut Rng, flows: &[Flow], config: FwdConfig) -> Vec<u8> {
+/// Replies from backends as the model sees its tables now: to the client of a live flow
+/// from the flow's backend (address and port), with variations (another backend, another
+/// client port, the other protocol), and from a backend to a random client.
+fn reply_flows(rng: &mut Rng, model: &Pipeline<'_>) -> Vec<Flow> {
+    let table = model.flow_table();
+    let mut replies = Vec::new();
+    let backend_of = |b: u16| model.backend(usize::from(b) % BACKEND_SLOTS).copied();
+    for slot in 0..table.capacity() {
+        let Some(e) = table.get(slot).filter(|e| e.valid) else {
+            continue;
+        };
+        let Some(b) = backend_of(e.backend) else {
+            continue;
+        };
+        let mut mac = [0x02, 0xbe, 0, 0, 9, rng.byte()];
+        mac[5] |= 1;
+        let mut flow = Flow {
+            protocol: e.key.protocol,
+            src: b.address,
+            src_port: b.port,
+            dst: e.key.src,
+            dst_port: e.key.src_port,
+            mac,
+            tagged: rng.chance(100),
+        };
+        match rng.below(12) {
+            0 => flow.dst_port ^= 1,
+            1 => flow.protocol ^= 6 ^ 17,
+            2 => {
+                if let Some(other) = backend_of(BACKENDS[rng.below(8) as usize]) {
+                    flow.src = other.address;
+                    flow.src_port = other.port;
+                }
+            }
+            3 => flow.dst = [172, 16, rng.below(4) as u8, rng.byte()],
+            _ => {}
+        }
+        replies.push(flow);
+    }
+    replies
+}
+
+fn forward_frame(rng: &mut Rng, flows: &[Flow], replies: &[Flow], config: FwdConfig) -> Vec<u8> {
+    if config.returns && !replies.is_empty() && rng.chance(250) {
+        let reply = replies[rng.below(replies.len() as u64) as usize];
+        return flow_frame(rng, &reply);
+    }
     if rng.chance(650) {
         let flow = flows[rng.below(flows.len() as u64) as usize];
         return flow_frame(rng, &flow);
@@ -980,6 +1062,11 @@ fn run_forward(seed: u64, frames: usize, traffic: Traffic, config: FwdConfig) {
     let mut sent = 0;
     let mut forwarded = 0;
     while sent < frames {
+        let replies = if config.returns {
+            reply_flows(&mut rng, reference.regs.target())
+        } else {
+            Vec::new()
+        };
         let batch = (1 + rng.below(30) as usize).min(frames - sent);
         for _ in 0..batch {
             let port = if rng.chance(50) {
@@ -987,7 +1074,7 @@ fn run_forward(seed: u64, frames: usize, traffic: Traffic, config: FwdConfig) {
             } else {
                 Port::Network
             };
-            let f = forward_frame(&mut rng, &flows, config);
+            let f = forward_frame(&mut rng, &flows, &replies, config);
             reference.push(port, &f);
             sim.push(port, f);
         }
@@ -1033,6 +1120,12 @@ fn run_forward(seed: u64, frames: usize, traffic: Traffic, config: FwdConfig) {
         "too few frames forwarded"
     );
     assert!(reference.new_flows > 20, "too few flows created");
+    if config.returns {
+        assert!(
+            reference.returned > frames / 40,
+            "too few replies returned to clients"
+        );
+    }
 }
 
 #[test]
@@ -1044,6 +1137,7 @@ fn forward_dsr_and_tunnels_equal_the_model() {
         FwdConfig {
             modes: &[Mode::Dsr, Mode::Ipip, Mode::Gue],
             aim_all: false,
+            returns: false,
         },
     );
 }
@@ -1057,6 +1151,24 @@ fn forward_every_mode_with_backpressure_equals_the_model() {
         FwdConfig {
             modes: &[Mode::Nat, Mode::Dsr, Mode::Ipip, Mode::Gue],
             aim_all: true,
+            returns: true,
+        },
+    );
+}
+
+#[test]
+fn forward_nat_with_replies_equals_the_model() {
+    run_forward(
+        std::env::var("FULCRUM_SEED")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(14),
+        400,
+        Traffic::SMOOTH,
+        FwdConfig {
+            modes: &[Mode::Nat, Mode::Nat, Mode::Dsr],
+            aim_all: false,
+            returns: true,
         },
     );
 }
