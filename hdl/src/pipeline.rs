@@ -40,24 +40,30 @@
 //!    fragments → punt, other protocols → drop (`not_for_us`), TCP/UDP → drop
 //!    (`return_no_flow`: without a full-NAT service no flow can match in the model
 //!    either);
-//! 4. anything else → drop (`not_for_us`).
+//! 4. TCP/UDP from a NAT service's member (address and port) → the **NAT return path**
+//!    ([`crate::nat_return`] finds the model's first (service, member) of the frame's
+//!    source, from a table rebuilt at every commit): the client flow (client, VIP, client
+//!    port, service port) is hashed (Toeplitz, a second pass of the hash unit) and looked
+//!    up; it must exist and point at that member (else `return_no_flow`; an expired one is
+//!    freed and counted), it is refreshed, and the frame is rewritten to the client: the
+//!    flow's client MAC (kept per flow-table slot), our MAC, the source set to the flow's
+//!    service's VIP and port (`Action::ToClient`, the service's return counters);
+//! 5. anything else → drop (`not_for_us`).
 //!
-//! 5. the service of (VIP, protocol, port) in mode NAT, DSR, IP-in-IP or GUE with the
+//! 6. the service of (VIP, protocol, port) in mode NAT, DSR, IP-in-IP or GUE with the
 //!    Maglev algorithm and no persistence → the **forward path** ([`crate::forward`]):
 //!    flow lookup, refresh or insert, the generation check, moved / expired / evicted
 //!    flows, the ring choice, `no_backend`, `neighbor_unresolved`, then the rewrite
 //!    towards the backend (NAT: MACs and destination; DSR: MACs; IP-in-IP / GUE:
 //!    encapsulation, `tunnel_mtu` above 1500 bytes) and the service and backend counters.
 //!
-//! **Not in hardware yet**: the NAT return path, full NAT (forward and return),
-//! persistence, and the algorithms other than Maglev. A frame that would need them gets
-//! [`action::REFUSED`] (dropped, counted at counter RAM word 0x3FF, outside the model's
-//! index map): a frame for a full-NAT service, a sticky service or one with another
-//! algorithm; every TCP/UDP frame that reaches rule 5 or 6 while a NAT service is active
-//! (it could be a NAT backend's reply); a TCP/UDP frame to a pool address while a full-NAT
-//! service is active. The host refuses such configurations for the `hdl` engine
-//! (`host-agent/src/engine.rs`, `hdl_support`). Member writes are accepted by the register
-//! block and ignored.
+//! **Not in hardware yet**: full NAT (forward and return), persistence, and the
+//! algorithms other than Maglev. A frame that would need them gets [`action::REFUSED`]
+//! (dropped, counted at counter RAM word 0x3FF, outside the model's index map): a frame
+//! for a full-NAT service, a sticky service or one with another algorithm; a TCP/UDP
+//! frame to a pool address while a full-NAT service is active. The host refuses such
+//! configurations for the `hdl` engine (`host-agent/src/engine.rs`, `hdl_support`).
+//! Member lists are kept by the NAT return path only.
 //!
 //! ## Commit
 //! A write of 1 to `CONTROL` marks a commit pending (`STATUS.0`). The controller applies it
@@ -116,7 +122,7 @@ pub mod action {
     pub const PUNT: u64 = 3;
     /// `Action::Drop` (reason on `verdict_reason`).
     pub const DROP: u64 = 4;
-    /// Not in hardware yet (the forward path, the NAT return path): the frame is
+    /// Not in hardware yet (full NAT, persistence, other algorithms): the frame is
     /// dropped and counted outside the model's counters. The model has no such action;
     /// the host refuses configurations that could produce it.
     pub const REFUSED: u64 = 5;
