@@ -26,7 +26,7 @@
 //! (`STATUS.0`) until it falls, like the forward path's table copy.
 //!
 //! Block RAM: reply table 1,024 × 70 (4 DP16KD), member lists 512 × 16 (1), backend copy
-//! 256 × 49 (3).
+//! 256 × 49 (2, as 512 × 36).
 
 use rust_hdl::prelude::*;
 
