@@ -33,6 +33,18 @@
 //! displaced entry is released and counted as evicted or expired) and the backend's active
 //! count goes up (saturating, as the model's `u32`).
 //!
+//! The client MAC of every flow is kept per flow-table slot (four RAMs of `2^A × 48`, one
+//! per way): written when a forward request inserts or refreshes the flow (the model's
+//! `client_mac = src_mac`).
+//!
+//! ## A return request (NAT reply, `req_return`)
+//! The key and hash are the rebuilt client flow's; `req_backend` is the member that sent
+//! the reply. A hit whose backend is not `req_backend` is `NO_BACKEND` (the controller's
+//! `return_no_flow`), untouched; otherwise it is refreshed (`last_seen`, TCP state, not the
+//! client MAC) and the result carries the flow's service (`entry.service % 16`) and client
+//! MAC (`res_mac`). An expired match is freed, released and counted as expired, a miss and
+//! an expired match are `NO_BACKEND` too. About 25 cycles.
+//!
 //! Latency: a hit takes about 25 cycles, a new flow about 45 (flow-table operations take
 //! 8 each, a ring selection 10, a backend read 3, an active-count update 3).
 
@@ -100,6 +112,8 @@ enum Req {
     DispUse,
     AfRead,
     AfWrite,
+    CmRd,
+    CmUse,
     Done,
 }
 
@@ -154,6 +168,13 @@ pub struct Forward<const A: usize> {
     pub req_flags: Signal<In, Bits<8>>,
     /// The service's algorithm is stateless (Maglev, IP hash).
     pub req_stateless: Signal<In, Bit>,
+    /// A NAT reply (`Pipeline::nat_return`): `req_key` / `req_hash` are the rebuilt client
+    /// flow's, which must exist and point at `req_backend`.
+    pub req_return: Signal<In, Bit>,
+    /// The backend a reply came from (return requests).
+    pub req_backend: Signal<In, Bits<16>>,
+    /// The frame's source MAC (a forward request stores it as the flow's client MAC).
+    pub req_mac: Signal<In, Bits<48>>,
     /// A result is on the `res_*` outputs.
     pub res_valid: Signal<Out, Bit>,
     /// The receiver takes it.
@@ -172,8 +193,10 @@ pub struct Forward<const A: usize> {
     pub res_address: Signal<Out, Bits<32>>,
     /// The backend's port.
     pub res_port: Signal<Out, Bits<16>>,
-    /// The backend's MAC.
+    /// The backend's MAC; for a return request, the flow's client MAC.
     pub res_mac: Signal<Out, Bits<48>>,
+    /// The flow's service slot (return requests: `entry.service % 16`).
+    pub res_service: Signal<Out, Bits<4>>,
     /// Backend whose active-flow count to show on `af_value` (the cycle after).
     pub af_index: Signal<In, Bits<8>>,
     /// Active flows of backend `af_index`.
@@ -191,6 +214,16 @@ pub struct Forward<const A: usize> {
     // counter reads (written together).
     af: RAM<Bits<32>, 8>,
     afq: RAM<Bits<32>, 8>,
+    // Client MAC of every flow-table slot (slot = set × 4 + way: one RAM per way),
+    // written when a forward request inserts or refreshes the flow, read by a reply.
+    cmac0: SinglePortRam<Bits<48>, A>,
+    cmac1: SinglePortRam<Bits<48>, A>,
+    cmac2: SinglePortRam<Bits<48>, A>,
+    cmac3: SinglePortRam<Bits<48>, A>,
+    ret: DFF<Bit>,
+    smac: DFF<Bits<48>>,
+    cm_we: DFF<Bit>,
+    cm_data: Signal<Local, Bits<48>>,
 
     cp: DFF<Cp>,
     cp_idx: DFF<Bits<14>>,
@@ -287,6 +320,18 @@ impl<const A: usize> Forward<A> {
             req_tcp: Default::default(),
             req_flags: Default::default(),
             req_stateless: Default::default(),
+            req_return: Default::default(),
+            req_backend: Default::default(),
+            req_mac: Default::default(),
+            res_service: Default::default(),
+            cmac0: Default::default(),
+            cmac1: Default::default(),
+            cmac2: Default::default(),
+            cmac3: Default::default(),
+            ret: Default::default(),
+            smac: Default::default(),
+            cm_we: Default::default(),
+            cm_data: Default::default(),
             res_valid: Default::default(),
             res_ready: Default::default(),
             res_kind: Default::default(),
@@ -367,7 +412,7 @@ impl<const A: usize> Logic for Forward<A> {
         dff_setup!(
             self, clock, cp, cp_idx, cp_phase, dirty, rv1, rv2, ri1, ri2, req, svc, key, hash, tcp,
             flags, stateless, rd_wait, entry, slot, remove, kind, backend, new_flow, ev_lookup,
-            ev_insert, be_word, be_addr, af_idx, af_inc, af_back
+            ev_insert, be_word, be_addr, af_idx, af_inc, af_back, ret, smac, cm_we
         );
         clock!(
             self,
@@ -376,7 +421,11 @@ impl<const A: usize> Logic for Forward<A> {
             select,
             be_shadow,
             be_active,
-            ring_shadow
+            ring_shadow,
+            cmac0,
+            cmac1,
+            cmac2,
+            cmac3
         );
         self.af.read_clock.next = self.clock.val();
         self.af.write_clock.next = self.clock.val();
@@ -609,6 +658,32 @@ impl<const A: usize> Logic for Forward<A> {
         self.res_address.next = self.be_word.q.val().get_bits::<32>(64);
         self.res_port.next = self.be_word.q.val().get_bits::<16>(48);
         self.res_mac.next = self.be_word.q.val().get_bits::<48>(0);
+        self.res_service.next = self.entry.q.val().get_bits::<4>(24);
+        // Client MACs: slot = set × 4 + way.
+        self.cmac0.address.next = self.slot.q.val().get_bits::<A>(2);
+        self.cmac1.address.next = self.slot.q.val().get_bits::<A>(2);
+        self.cmac2.address.next = self.slot.q.val().get_bits::<A>(2);
+        self.cmac3.address.next = self.slot.q.val().get_bits::<A>(2);
+        self.cmac0.write_data.next = self.smac.q.val();
+        self.cmac1.write_data.next = self.smac.q.val();
+        self.cmac2.write_data.next = self.smac.q.val();
+        self.cmac3.write_data.next = self.smac.q.val();
+        self.cmac0.write_enable.next =
+            self.cm_we.q.val() & (self.slot.q.val().get_bits::<2>(0) == 0);
+        self.cmac1.write_enable.next =
+            self.cm_we.q.val() & (self.slot.q.val().get_bits::<2>(0) == 1);
+        self.cmac2.write_enable.next =
+            self.cm_we.q.val() & (self.slot.q.val().get_bits::<2>(0) == 2);
+        self.cmac3.write_enable.next =
+            self.cm_we.q.val() & (self.slot.q.val().get_bits::<2>(0) == 3);
+        self.cm_we.d.next = false;
+        self.cm_data.next = self.cmac0.read_data.val();
+        match self.slot.q.val().get_bits::<2>(0).index() {
+            1 => self.cm_data.next = self.cmac1.read_data.val(),
+            2 => self.cm_data.next = self.cmac2.read_data.val(),
+            3 => self.cm_data.next = self.cmac3.read_data.val(),
+            _ => {}
+        }
 
         match self.req.q.val() {
             Req::Idle => {
@@ -619,6 +694,9 @@ impl<const A: usize> Logic for Forward<A> {
                     self.tcp.d.next = self.req_tcp.val();
                     self.flags.d.next = self.req_flags.val();
                     self.stateless.d.next = self.req_stateless.val();
+                    self.ret.d.next = self.req_return.val();
+                    self.smac.d.next = self.req_mac.val();
+                    self.backend.d.next = self.req_backend.val();
                     self.new_flow.d.next = false;
                     self.ev_lookup.d.next = 0.into();
                     self.ev_insert.d.next = 0.into();
@@ -666,6 +744,16 @@ impl<const A: usize> Logic for Forward<A> {
                     self.remove.d.next = false;
                 }
                 self.req.d.next = Req::WriteSend;
+                if self.ret.q.val() {
+                    // model `return_to_client`: the flow must point at the reply's backend
+                    // (no state check); it is refreshed, its client MAC read.
+                    self.backend.d.next = self.backend.q.val();
+                    self.remove.d.next = false;
+                    if self.flow_backend.val() != self.backend.q.val() {
+                        self.kind.d.next = 1.into();
+                        self.req.d.next = Req::Done;
+                    }
+                }
             }
             Req::WriteSend => {
                 self.flows.cmd_valid.next = true;
@@ -691,6 +779,12 @@ impl<const A: usize> Logic for Forward<A> {
                     } else {
                         self.kind.d.next = 0.into();
                         self.req.d.next = Req::Done;
+                        self.cm_we.d.next = true;
+                        if self.ret.q.val() {
+                            self.cm_we.d.next = false;
+                            self.rd_wait.d.next = 0.into();
+                            self.req.d.next = Req::CmRd;
+                        }
                     }
                 }
             }
@@ -711,11 +805,28 @@ impl<const A: usize> Logic for Forward<A> {
                     self.req.d.next = Req::AfRead;
                 }
             }
+            Req::CmRd => {
+                self.rd_wait.d.next = self.rd_wait.q.val() + 1;
+                if self.rd_wait.q.val() == 1 {
+                    self.req.d.next = Req::CmUse;
+                }
+            }
+            Req::CmUse => {
+                self.be_word.d.next = bit_cast::<128, 48>(self.cm_data.val());
+                self.kind.d.next = 0.into();
+                self.req.d.next = Req::Done;
+            }
             Req::Miss => {
-                self.req.d.next = Req::SelectSend;
-                if self.tcp.q.val() & !self.syn_only.val() & !self.stateless.q.val() {
-                    self.kind.d.next = 3.into();
+                if self.ret.q.val() {
+                    // A reply without its flow: `return_no_flow`.
+                    self.kind.d.next = 1.into();
                     self.req.d.next = Req::Done;
+                } else {
+                    self.req.d.next = Req::SelectSend;
+                    if self.tcp.q.val() & !self.syn_only.val() & !self.stateless.q.val() {
+                        self.kind.d.next = 3.into();
+                        self.req.d.next = Req::Done;
+                    }
                 }
             }
             Req::SelectSend => {
@@ -767,7 +878,10 @@ impl<const A: usize> Logic for Forward<A> {
             }
             Req::InsertWait => {
                 if self.flows.res_valid.val() {
-                    // The displaced entry (its valid bit), its backend read next.
+                    // The displaced entry (its valid bit), its backend read next; the new
+                    // flow's slot gets the client MAC.
+                    self.slot.d.next = self.flows.res_slot.val();
+                    self.cm_we.d.next = true;
                     self.entry.d.next = self.flows.res_entry.val();
                     self.be_addr.d.next = self.flows.res_entry.val().get_bits::<8>(8);
                     self.rd_wait.d.next = 0.into();

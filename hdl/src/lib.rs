@@ -33,6 +33,7 @@ pub mod fast_path_sim;
 pub mod flow_table;
 pub mod forward;
 pub mod frame_fifo;
+pub mod nat_return;
 pub mod parser;
 pub mod pipeline;
 pub mod ram;

@@ -40,24 +40,30 @@
 //!    fragments → punt, other protocols → drop (`not_for_us`), TCP/UDP → drop
 //!    (`return_no_flow`: without a full-NAT service no flow can match in the model
 //!    either);
-//! 4. anything else → drop (`not_for_us`).
+//! 4. TCP/UDP from a NAT service's member (address and port) → the **NAT return path**
+//!    ([`crate::nat_return`] finds the model's first (service, member) of the frame's
+//!    source, from a table rebuilt at every commit): the client flow (client, VIP, client
+//!    port, service port) is hashed (Toeplitz, a second pass of the hash unit) and looked
+//!    up; it must exist and point at that member (else `return_no_flow`; an expired one is
+//!    freed and counted), it is refreshed, and the frame is rewritten to the client: the
+//!    flow's client MAC (kept per flow-table slot), our MAC, the source set to the flow's
+//!    service's VIP and port (`Action::ToClient`, the service's return counters);
+//! 5. anything else → drop (`not_for_us`).
 //!
-//! 5. the service of (VIP, protocol, port) in mode NAT, DSR, IP-in-IP or GUE with the
+//! 6. the service of (VIP, protocol, port) in mode NAT, DSR, IP-in-IP or GUE with the
 //!    Maglev algorithm and no persistence → the **forward path** ([`crate::forward`]):
 //!    flow lookup, refresh or insert, the generation check, moved / expired / evicted
 //!    flows, the ring choice, `no_backend`, `neighbor_unresolved`, then the rewrite
 //!    towards the backend (NAT: MACs and destination; DSR: MACs; IP-in-IP / GUE:
 //!    encapsulation, `tunnel_mtu` above 1500 bytes) and the service and backend counters.
 //!
-//! **Not in hardware yet**: the NAT return path, full NAT (forward and return),
-//! persistence, and the algorithms other than Maglev. A frame that would need them gets
-//! [`action::REFUSED`] (dropped, counted at counter RAM word 0x3FF, outside the model's
-//! index map): a frame for a full-NAT service, a sticky service or one with another
-//! algorithm; every TCP/UDP frame that reaches rule 5 or 6 while a NAT service is active
-//! (it could be a NAT backend's reply); a TCP/UDP frame to a pool address while a full-NAT
-//! service is active. The host refuses such configurations for the `hdl` engine
-//! (`host-agent/src/engine.rs`, `hdl_support`). Member writes are accepted by the register
-//! block and ignored.
+//! **Not in hardware yet**: full NAT (forward and return), persistence, and the
+//! algorithms other than Maglev. A frame that would need them gets [`action::REFUSED`]
+//! (dropped, counted at counter RAM word 0x3FF, outside the model's index map): a frame
+//! for a full-NAT service, a sticky service or one with another algorithm; a TCP/UDP
+//! frame to a pool address while a full-NAT service is active. The host refuses such
+//! configurations for the `hdl` engine (`host-agent/src/engine.rs`, `hdl_support`).
+//! Member lists are kept by the NAT return path only.
 //!
 //! ## Commit
 //! A write of 1 to `CONTROL` marks a commit pending (`STATUS.0`). The controller applies it
@@ -90,6 +96,7 @@ use rust_hdl::prelude::*;
 
 use crate::forward::Forward;
 use crate::frame_fifo::FrameFifo;
+use crate::nat_return::NatReply;
 use crate::parser::HeaderParser;
 use crate::ram::SinglePortRam;
 use crate::regs::RegisterBlock;
@@ -115,7 +122,7 @@ pub mod action {
     pub const PUNT: u64 = 3;
     /// `Action::Drop` (reason on `verdict_reason`).
     pub const DROP: u64 = 4;
-    /// Not in hardware yet (the forward path, the NAT return path): the frame is
+    /// Not in hardware yet (full NAT, persistence, other algorithms): the frame is
     /// dropped and counted outside the model's counters. The model has no such action;
     /// the host refuses configurations that could produce it.
     pub const REFUSED: u64 = 5;
@@ -142,6 +149,16 @@ enum Step {
     TableWait,
     FwdSend,
     FwdWait,
+    NatSend,
+    NatWait,
+    RSvc,
+    RSvcUse,
+    RHashSend,
+    RHashWait,
+    RFwdSend,
+    RFwdWait,
+    RVip,
+    RVipUse,
 }
 
 #[derive(Copy, Clone, PartialEq, Debug, LogicState)]
@@ -203,6 +220,7 @@ pub struct FastPath<const A: usize> {
     rewrite: Rewrite,
     counters: SinglePortRam<Bits<64>, 11>,
     fwd: Forward<A>,
+    nat: NatReply,
 
     // Ingress arbiter: 0 none, 1 network, 2 MCU.
     in_sel: DFF<Bits<2>>,
@@ -242,6 +260,14 @@ pub struct FastPath<const A: usize> {
     fwd_port: DFF<Bits<16>>,
     fwd_mac: DFF<Bits<48>>,
     cmd_set_dst: DFF<Bit>,
+    // The NAT return path: the rewrite sets the source (the VIP endpoint); the service's
+    // VIP and port, the rebuilt client flow's hash, the replying member.
+    cmd_set_src: DFF<Bit>,
+    ret_vip: DFF<Bits<32>>,
+    ret_vport: DFF<Bits<16>>,
+    ret_hash: DFF<Bits<32>>,
+    ret_backend: DFF<Bits<16>>,
+    src_mac: DFF<Bits<48>>,
     mac: DFF<Bits<48>>,
     tunnel_src: DFF<Bits<32>>,
     ring_size: DFF<Bits<32>>,
@@ -255,7 +281,6 @@ pub struct FastPath<const A: usize> {
     // dst_ip is stable from the cycle after Idle, the settings from the commit on).
     pool_match_q: DFF<Bit>,
     own_match_q: DFF<Bit>,
-    nat_services: DFF<Bit>,
     fullnat_services: DFF<Bit>,
     protocol: DFF<Bits<8>>,
     from_mcu: DFF<Bit>,
@@ -325,6 +350,8 @@ pub struct FastPath<const A: usize> {
     job_amount: Signal<Local, Bits<16>>,
     fwd_ok: Signal<Local, Bit>,
     fwd_go: Signal<Local, Bit>,
+    ret_go: Signal<Local, Bit>,
+    ret_key: Signal<Local, Bits<104>>,
     encap: Signal<Local, Bit>,
     overhead: Signal<Local, Bits<16>>,
     encap_len: Signal<Local, Bits<16>>,
@@ -379,6 +406,15 @@ impl<const A: usize> FastPath<A> {
             rewrite: Rewrite::new(),
             counters: SinglePortRam::zeroed(),
             fwd: Forward::new(),
+            nat: NatReply::new(),
+            cmd_set_src: Default::default(),
+            ret_vip: Default::default(),
+            ret_vport: Default::default(),
+            ret_hash: Default::default(),
+            ret_backend: Default::default(),
+            src_mac: Default::default(),
+            ret_go: Default::default(),
+            ret_key: Default::default(),
             found_algo: Default::default(),
             found_sticky: Default::default(),
             found_gue: Default::default(),
@@ -433,7 +469,6 @@ impl<const A: usize> FastPath<A> {
             pool_hit: Default::default(),
             pool_match_q: Default::default(),
             own_match_q: Default::default(),
-            nat_services: Default::default(),
             fullnat_services: Default::default(),
             protocol: Default::default(),
             services_shadow: Default::default(),
@@ -566,6 +601,12 @@ impl<const A: usize> Logic for FastPath<A> {
             fwd_port,
             fwd_mac,
             cmd_set_dst,
+            cmd_set_src,
+            ret_vip,
+            ret_vport,
+            ret_hash,
+            ret_backend,
+            src_mac,
             mac,
             tunnel_src,
             ring_size,
@@ -577,7 +618,6 @@ impl<const A: usize> Logic for FastPath<A> {
             pool_hit,
             pool_match_q,
             own_match_q,
-            nat_services,
             fullnat_services,
             protocol,
             snat_count,
@@ -628,6 +668,7 @@ impl<const A: usize> Logic for FastPath<A> {
         self.rewrite.clock.next = self.clock.val();
         self.counters.clock.next = self.clock.val();
         self.fwd.clock.next = self.clock.val();
+        self.nat.clock.next = self.clock.val();
         self.services_shadow.read_clock.next = self.clock.val();
         self.services_shadow.write_clock.next = self.clock.val();
         self.services_active.read_clock.next = self.clock.val();
@@ -803,9 +844,13 @@ impl<const A: usize> Logic for FastPath<A> {
         self.rewrite.s_cmd.old_dst_ip.next = self.dst_ip.q.val();
         self.rewrite.s_cmd.old_src_port.next = self.src_port.q.val();
         self.rewrite.s_cmd.old_dst_port.next = self.dst_port.q.val();
-        self.rewrite.s_cmd.set_src.next = false;
+        self.rewrite.s_cmd.set_src.next = self.cmd_set_src.q.val();
         self.rewrite.s_cmd.src_ip.next = self.tunnel_src.q.val();
         self.rewrite.s_cmd.src_port.next = 0.into();
+        if self.cmd_set_src.q.val() {
+            self.rewrite.s_cmd.src_ip.next = self.ret_vip.q.val();
+            self.rewrite.s_cmd.src_port.next = self.ret_vport.q.val();
+        }
         self.rewrite.s_cmd.set_dst.next = self.cmd_set_dst.q.val();
         self.rewrite.s_cmd.dst_ip.next = self.fwd_addr.q.val();
         self.rewrite.s_cmd.dst_port.next = self.fwd_port.q.val();
@@ -851,14 +896,43 @@ impl<const A: usize> Logic for FastPath<A> {
         self.fwd.timeout_closing.next = self.t_close.q.val();
         self.fwd.timeout_udp.next = self.t_udp.q.val();
         self.fwd.now.next = self.now_ms.val();
-        self.fwd.req_valid.next = self.step.q.val() == Step::FwdSend;
+        self.fwd.req_valid.next =
+            (self.step.q.val() == Step::FwdSend) | (self.step.q.val() == Step::RFwdSend);
+        self.fwd.req_return.next = self.step.q.val() == Step::RFwdSend;
+        self.fwd.req_backend.next = self.ret_backend.q.val();
+        self.fwd.req_mac.next = self.src_mac.q.val();
         self.fwd.req_service.next = self.found_idx.q.val();
+        self.ret_key.next = (bit_cast::<104, 8>(self.protocol.q.val()) << 96)
+            | (bit_cast::<104, 32>(self.dst_ip.q.val()) << 64)
+            | (bit_cast::<104, 32>(self.ret_vip.q.val()) << 32)
+            | (bit_cast::<104, 16>(self.dst_port.q.val()) << 16)
+            | bit_cast::<104, 16>(self.ret_vport.q.val());
         self.fwd.req_key.next = self.flow_key.val();
         self.fwd.req_hash.next = self.flow_hash.q.val();
+        if self.step.q.val() == Step::RFwdSend {
+            self.fwd.req_key.next = self.ret_key.val();
+            self.fwd.req_hash.next = self.ret_hash.q.val();
+        }
         self.fwd.req_tcp.next = self.l4_kind.q.val() == 0;
         self.fwd.req_flags.next = self.tcp_flags.q.val();
         self.fwd.req_stateless.next = true;
-        self.fwd.res_ready.next = self.step.q.val() == Step::FwdWait;
+        self.fwd.res_ready.next =
+            (self.step.q.val() == Step::FwdWait) | (self.step.q.val() == Step::RFwdWait);
+
+        // ---- The NAT reply table: shadow copies from the table port, rebuilt at a commit
+        // (with the forward path's copy), probed by a frame that reaches rule 5.
+        self.nat.table_write.next = self.regs.table_write.val();
+        self.nat.table_kind.next = self.regs.table_kind.val();
+        self.nat.table_index.next = self.regs.table_index.val();
+        self.nat.table_data0.next = self.regs.table_data0.val();
+        self.nat.table_data1.next = self.regs.table_data1.val();
+        self.nat.table_data2.next = self.regs.table_data2.val();
+        self.nat.commit.next = self.fwd.commit.val();
+        self.nat.req_valid.next = self.step.q.val() == Step::NatSend;
+        self.nat.req_addr.next = self.src_ip.q.val();
+        self.nat.req_port.next = self.src_port.q.val();
+        self.nat.req_udp.next = self.l4_kind.q.val() == 1;
+        self.nat.res_ready.next = self.step.q.val() == Step::NatWait;
 
         // ---- Hash unit: key words loaded at a commit; one flow per IPv4 frame.
         self.key_word.next = self.regs.hash_key0.val();
@@ -879,12 +953,20 @@ impl<const A: usize> Logic for FastPath<A> {
         self.hash.key_word.next = self.key_idx.q.val().get_bits::<4>(0);
         self.hash.key_data.next = self.key_word.val();
         self.has_ports.next = (self.l4_kind.q.val() == 0) | (self.l4_kind.q.val() == 1);
-        self.hash.s_valid.next = self.step.q.val() == Step::HashSend;
+        self.hash.s_valid.next =
+            (self.step.q.val() == Step::HashSend) | (self.step.q.val() == Step::RHashSend);
         self.hash.src_ip.next = self.src_ip.q.val();
         self.hash.dst_ip.next = self.dst_ip.q.val();
         self.hash.src_port.next = self.src_port.q.val();
         self.hash.dst_port.next = self.dst_port.q.val();
         self.hash.has_ports.next = self.has_ports.val();
+        if self.step.q.val() == Step::RHashSend {
+            // The NAT return path's client flow (client, VIP, client port, port).
+            self.hash.src_ip.next = self.dst_ip.q.val();
+            self.hash.dst_ip.next = self.ret_vip.q.val();
+            self.hash.src_port.next = self.dst_port.q.val();
+            self.hash.dst_port.next = self.ret_vport.q.val();
+        }
         self.hash.m_ready.next = true;
 
         // ---- Counter engine: one read-modify-write or bus latch at a time.
@@ -957,6 +1039,15 @@ impl<const A: usize> Logic for FastPath<A> {
             9 => {
                 self.job_en.next = self.v_action.q.val() == 0;
                 self.job_addr.next = self.be_base.val() | 1;
+                self.job_amount.next = self.frame_len.q.val();
+            }
+            10 => {
+                self.job_en.next = self.v_action.q.val() == 1;
+                self.job_addr.next = self.svc_base.val() | 2;
+            }
+            11 => {
+                self.job_en.next = self.v_action.q.val() == 1;
+                self.job_addr.next = self.svc_base.val() | 3;
                 self.job_amount.next = self.frame_len.q.val();
             }
             _ => {}
@@ -1034,6 +1125,12 @@ impl<const A: usize> Logic for FastPath<A> {
         // ---- The controller.
         self.is_multicast.next = (self.dst_ip.q.val() == 0xFFFF_FFFF_u64)
             | (self.dst_ip.q.val().get_bits::<4>(28) == 0xE);
+        // Rule 5 (a NAT backend's reply) for TCP/UDP to no VIP, pool or own address.
+        self.ret_go.next = !self.vip_any.q.val()
+            & !self.pool_hit.q.val()
+            & self.has_ports.val()
+            & !self.is_multicast.val()
+            & !self.own_match_q.q.val();
         self.fwd_go.next = self.vip_any.q.val()
             & self.found.q.val()
             & self.fwd_ok.val()
@@ -1066,7 +1163,6 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.t_est.d.next = self.regs.t_est.val();
                     self.t_close.d.next = self.regs.t_close.val();
                     self.t_udp.d.next = self.regs.t_udp.val();
-                    self.nat_services.d.next = false;
                     self.fullnat_services.d.next = false;
                     self.key_idx.d.next = 0.into();
                     self.v_commit.d.next = true;
@@ -1091,6 +1187,8 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.ev_lookup.d.next = 0.into();
                     self.ev_insert.d.next = 0.into();
                     self.cmd_set_dst.d.next = false;
+                    self.cmd_set_src.d.next = false;
+                    self.src_mac.d.next = self.parser.m_hdr.src_mac.val();
                     self.flow_hash.d.next = 0.into();
                     self.count_idx.d.next = 0.into();
                     if self.last_mcu.q.val() {
@@ -1131,14 +1229,11 @@ impl<const A: usize> Logic for FastPath<A> {
             Step::KeyLoad => {
                 // Key words 0-9 and service entries 0-15 (one cycle behind).
                 self.key_idx.d.next = self.key_idx.q.val() + 1;
-                if (self.key_idx.q.val() >= 1) & (self.services_shadow.read_data.val().get_bit(63))
+                if (self.key_idx.q.val() >= 1)
+                    & self.services_shadow.read_data.val().get_bit(63)
+                    & (self.shadow_mode.val() == 1)
                 {
-                    if (self.shadow_mode.val() == 0) | (self.shadow_mode.val() >= 6) {
-                        self.nat_services.d.next = true;
-                    }
-                    if self.shadow_mode.val() == 1 {
-                        self.fullnat_services.d.next = true;
-                    }
+                    self.fullnat_services.d.next = true;
                 }
                 if self.key_idx.q.val() == 16 {
                     // The forward path copies its tables (fwd.commit strobes now).
@@ -1146,7 +1241,7 @@ impl<const A: usize> Logic for FastPath<A> {
                 }
             }
             Step::TableWait => {
-                if !self.fwd.busy.val() {
+                if !self.fwd.busy.val() & !self.nat.busy.val() {
                     self.step.d.next = Step::Idle;
                 }
             }
@@ -1198,11 +1293,8 @@ impl<const A: usize> Logic for FastPath<A> {
                 self.cmd_port.d.next = 0.into();
                 self.v_len.d.next = 0.into();
                 // Rules 4-6 (last to first, so the earlier rule wins): a NAT backend's reply
-                // (the NAT return path is not in hardware: refused when any NAT service is
-                // active), the full-NAT pool, a VIP.
-                if self.nat_services.q.val() & self.has_ports.val() {
-                    self.v_action.d.next = 5.into();
-                }
+                // (`ret_go` below: the NAT return path; not_for_us unless it matches), the
+                // full-NAT pool, a VIP.
                 if self.pool_hit.q.val() {
                     // The full-NAT return path is not in hardware: without a full-NAT
                     // service no flow can match a reply (`return_no_flow`), with one the
@@ -1277,6 +1369,83 @@ impl<const A: usize> Logic for FastPath<A> {
                 if self.fwd_go.val() {
                     self.step.d.next = Step::FwdSend;
                 }
+                if self.ret_go.val() {
+                    self.step.d.next = Step::NatSend;
+                }
+            }
+            Step::NatSend => {
+                if self.nat.req_ready.val() {
+                    self.step.d.next = Step::NatWait;
+                }
+            }
+            Step::NatWait => {
+                // No NAT member sent it: not_for_us (set by Classify).
+                if self.nat.res_valid.val() {
+                    self.step.d.next = Step::Issue;
+                    if self.nat.res_found.val() {
+                        self.ret_backend.d.next = self.nat.res_backend.val();
+                        self.scan_idx.d.next = bit_cast::<5, 4>(self.nat.res_service.val());
+                        self.step.d.next = Step::RSvc;
+                    }
+                }
+            }
+            Step::RSvc => {
+                // The service's active entry is on read_data next cycle.
+                self.step.d.next = Step::RSvcUse;
+            }
+            Step::RSvcUse => {
+                // model `nat_return`: the client flow is (client, VIP, client port, port).
+                self.ret_vip.d.next = self.svc_entry.val().get_bits::<32>(16);
+                self.ret_vport.d.next = self.svc_entry.val().get_bits::<16>(0);
+                self.step.d.next = Step::RHashSend;
+            }
+            Step::RHashSend => {
+                if self.hash.s_ready.val() {
+                    self.step.d.next = Step::RHashWait;
+                }
+            }
+            Step::RHashWait => {
+                if self.hash.m_valid.val() {
+                    self.ret_hash.d.next = self.hash.flow_hash.val();
+                    self.step.d.next = Step::RFwdSend;
+                }
+            }
+            Step::RFwdSend => {
+                if self.fwd.req_ready.val() {
+                    self.step.d.next = Step::RFwdWait;
+                }
+            }
+            Step::RFwdWait => {
+                if self.fwd.res_valid.val() {
+                    self.ev_lookup.d.next = self.fwd.res_lookup_event.val();
+                    self.fwd_backend.d.next = self.fwd.res_backend.val();
+                    self.v_action.d.next = 4.into();
+                    self.v_reason.d.next = 10.into();
+                    self.step.d.next = Step::Issue;
+                    if self.fwd.res_kind.val() == 0 {
+                        // The flow's service gives the VIP endpoint of the rewrite.
+                        self.found_idx.d.next = self.fwd.res_service.val();
+                        self.fwd_mac.d.next = self.fwd.res_mac.val();
+                        self.scan_idx.d.next = bit_cast::<5, 4>(self.fwd.res_service.val());
+                        self.step.d.next = Step::RVip;
+                    }
+                }
+            }
+            Step::RVip => {
+                self.step.d.next = Step::RVipUse;
+            }
+            Step::RVipUse => {
+                // `return_to_client`: MACs (client's, ours) and the source = the VIP.
+                self.ret_vip.d.next = self.svc_entry.val().get_bits::<32>(16);
+                self.ret_vport.d.next = self.svc_entry.val().get_bits::<16>(0);
+                self.v_action.d.next = 1.into();
+                self.v_reason.d.next = 0.into();
+                self.cmd_op.d.next = 2.into();
+                self.cmd_port.d.next = 1.into();
+                self.cmd_set_src.d.next = true;
+                self.cmd_set_dst.d.next = false;
+                self.v_len.d.next = self.frame_len.q.val();
+                self.step.d.next = Step::Issue;
             }
             Step::FwdSend => {
                 if self.fwd.req_ready.val() {
@@ -1349,7 +1518,7 @@ impl<const A: usize> Logic for FastPath<A> {
             Step::Count => {
                 if self.job_accept.val() | !self.job_en.val() {
                     self.count_idx.d.next = self.count_idx.q.val() + 1;
-                    if self.count_idx.q.val() == 9 {
+                    if self.count_idx.q.val() == 11 {
                         self.step.d.next = Step::Idle;
                     }
                 }

@@ -29,6 +29,14 @@ fn fast_path_equals_model_with_idle_cycles_and_backpressure() {
     run(2, 4_000, Traffic::BUMPY);
 }
 
+/// The seed of a forward run: `default`, or FULCRUM_SEED (to explore other seeds).
+fn seed(default: u64) -> u64 {
+    std::env::var("FULCRUM_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn run_forward(seed: u64, frames: usize, traffic: Traffic, config: FwdConfig) {
     // FULCRUM_FWD_FRAMES overrides the count (a quick local run, or a long one).
     let frames = std::env::var("FULCRUM_FWD_FRAMES")
@@ -51,6 +59,7 @@ fn forward_dsr_and_tunnels_equal_the_model() {
             modes: &[Mode::Dsr, Mode::Ipip, Mode::Gue],
             algorithms: &[Algorithm::Maglev],
             aim_all: false,
+            returns: false,
         },
     );
 }
@@ -58,13 +67,29 @@ fn forward_dsr_and_tunnels_equal_the_model() {
 #[test]
 fn forward_every_mode_with_backpressure_equals_the_model() {
     run_forward(
-        12,
+        seed(12),
         400,
         Traffic::BUMPY,
         FwdConfig {
             modes: &[Mode::Nat, Mode::Dsr, Mode::Ipip, Mode::Gue],
             algorithms: &[Algorithm::Maglev],
             aim_all: true,
+            returns: false,
+        },
+    );
+}
+
+#[test]
+fn forward_nat_with_replies_and_backpressure_equals_the_model() {
+    run_forward(
+        seed(14),
+        400,
+        Traffic::BUMPY,
+        FwdConfig {
+            modes: &[Mode::Nat, Mode::Nat, Mode::Dsr],
+            algorithms: &[Algorithm::Maglev],
+            aim_all: false,
+            returns: true,
         },
     );
 }

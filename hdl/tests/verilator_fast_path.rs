@@ -25,6 +25,7 @@ const EVERY_MODE: FwdConfig = FwdConfig {
     modes: &[Mode::Nat, Mode::Dsr, Mode::Ipip, Mode::Gue],
     algorithms: &[Algorithm::Maglev],
     aim_all: true,
+    returns: false,
 };
 
 /// The stateless modes, with traffic to any address (no NAT service: nothing can be a
@@ -33,6 +34,7 @@ const STATELESS: FwdConfig = FwdConfig {
     modes: &[Mode::Dsr, Mode::Ipip, Mode::Gue],
     algorithms: &[Algorithm::Maglev],
     aim_all: false,
+    returns: false,
 };
 
 /// The runs (seed, frames, traffic, workload): 100,000 frames in all, one test each

@@ -57,20 +57,19 @@ const HDL_WAYS: u32 = fulcrum_hdl::flow_table::WAYS as u32;
 
 /// Whether the FPGA fast path (`--engine hdl`) can run `config`, and if not why: the
 /// first service it cannot serve, by name, with the reason. What the fast path has in
-/// hardware: L7 services (punted to the MCU) and L4 services of mode DSR, IP-in-IP or GUE
-/// with the Maglev algorithm, no persistence, a Maglev ring of at most
+/// hardware: L7 services (punted to the MCU) and L4 services of mode NAT (both ways), DSR,
+/// IP-in-IP or GUE with the Maglev algorithm, no persistence, a Maglev ring of at most
 /// `fulcrum_hdl::forward::RING_STRIDE` entries and a flow table of `2^HDL_SETS_LOG2`
-/// sets × 4 ways. Not in hardware yet: NAT (its return path), full NAT, persistence
-/// (`sticky`), and the algorithms round robin, weighted round robin, IP hash, least
-/// connections and least response time.
+/// sets × 4 ways. Not in hardware yet: full NAT, persistence (`sticky`), and the
+/// algorithms round robin, weighted round robin, IP hash, least connections and least
+/// response time.
 pub fn hdl_support(config: &Config) -> Result<(), String> {
     let mut l4 = false;
     for s in &config.services {
         let why = match s.mode {
             Mode::L7 => continue,
-            Mode::Nat => Some("mode nat needs the NAT return path, which is not in hardware yet"),
             Mode::Fullnat => Some("mode fullnat is not in hardware yet"),
-            Mode::Dsr | Mode::Ipip | Mode::Gue => None,
+            Mode::Nat | Mode::Dsr | Mode::Ipip | Mode::Gue => None,
         }
         .map(String::from)
         .or_else(|| {

@@ -1,6 +1,6 @@
 //! `--engine hdl`: the rust-hdl simulation of the FPGA fast path gives the same verdicts
 //! and output frames as the model on the fixture capture, for the configurations it
-//! serves (L7 services; DSR, IP-in-IP and GUE with Maglev), and refuses the others with a
+//! serves (L7 services; NAT, DSR, IP-in-IP and GUE with Maglev), and refuses the others with a
 //! clear error naming the service and the reason.
 //!
 //! The equivalence test runs in release only (`scripts/test.sh`, HDL step: `cargo test
@@ -55,24 +55,29 @@ fn replay(engine: &mut Engine, frames: &[(u64, Vec<u8>)]) -> Vec<Processed> {
 #[test]
 fn hdl_engine_refuses_l4_services() {
     let config = config_file::load(&fixtures().join("fixtures.toml")).expect("fixtures.toml");
-    let err = Engine::new(EngineKind::Hdl, &config).expect_err("nat is not in hardware");
+    // The first service, web (NAT), balances by round robin.
+    let err = Engine::new(EngineKind::Hdl, &config).expect_err("round robin is not in hardware");
     assert!(matches!(err, EngineError::Unsupported(_)));
     let text = err.to_string();
     assert!(
         text.contains("--engine hdl")
-            && text.contains("mode nat")
+            && text.contains("service web")
+            && text.contains("round_robin")
             && text.contains("--engine model"),
         "{text}"
     );
 }
 
 /// The fixture configuration cut down to what the fast path serves: the L7 service, the
-/// IP-in-IP and GUE services (Maglev), and the DSR service switched to Maglev.
+/// IP-in-IP and GUE services (Maglev), and the NAT and DSR services switched to Maglev.
 fn served_fixture() -> Config {
     let mut config = config_file::load(&fixtures().join("fixtures.toml")).expect("fixtures.toml");
-    config
-        .services
-        .retain(|s| matches!(s.mode, Mode::L7 | Mode::Dsr | Mode::Ipip | Mode::Gue));
+    config.services.retain(|s| {
+        matches!(
+            s.mode,
+            Mode::L7 | Mode::Nat | Mode::Dsr | Mode::Ipip | Mode::Gue
+        )
+    });
     for s in config.services.iter_mut() {
         if s.mode != Mode::L7 {
             s.algorithm = Algorithm::Maglev;
@@ -167,15 +172,25 @@ fn hdl_engine_forwards_as_the_model_on_the_fixture_capture() {
     let hdl = replay(&mut Engine::new(EngineKind::Hdl, &config).unwrap(), &frames);
     assert_eq!(model.len(), hdl.len());
     let mut forwarded = 0;
+    let mut nat = 0;
+    let mut returned = 0;
     for (i, (m, h)) in model.iter().zip(&hdl).enumerate() {
         assert_eq!(h, m, "frame {i}");
-        forwarded += usize::from(matches!(
-            m.verdict.action,
-            fulcrum_model::pipeline::Action::ToBackend { .. }
-        ));
+        match m.verdict.action {
+            fulcrum_model::pipeline::Action::ToBackend { service, .. } => {
+                forwarded += 1;
+                nat += usize::from(config.services[usize::from(service)].mode == Mode::Nat);
+            }
+            fulcrum_model::pipeline::Action::ToClient { .. } => returned += 1,
+            _ => {}
+        }
     }
     assert!(forwarded >= 3, "{forwarded} frames forwarded");
-    eprintln!("{} frames, {forwarded} forwarded", model.len());
+    assert!(nat >= 1, "{nat} frames forwarded by the NAT service");
+    eprintln!(
+        "{} frames, {forwarded} forwarded ({nat} NAT), {returned} NAT replies",
+        model.len()
+    );
 }
 
 #[test]

@@ -100,6 +100,47 @@ address = "10.0.1.13"
 mac = "02:00:00:00:01:0d"
 "#;
 
+/// The same service in NAT mode: the fast path rewrites the clients' frames towards the
+/// backends and the backends' replies back to the VIP (the NAT return path), so every
+/// answer a client gets went through the fast path both ways.
+const NAT_CONFIG: &str = r#"
+[appliance]
+name = "edge-hdl"
+mac = "02:00:00:00:00:01"
+address = "10.0.0.2"
+prefix = 16
+maglev_ring_size = 251
+[appliance.flow_table]
+sets = 1024
+ways = 4
+
+[[service]]
+name = "web"
+vip = "10.0.0.100"
+protocol = "tcp"
+port = 80
+mode = "nat"
+algorithm = "maglev"
+[service.health]
+kind = "none"
+
+[[service.backend]]
+name = "web-1"
+address = "10.0.1.11"
+port = 8080
+mac = "02:00:00:00:01:0b"
+[[service.backend]]
+name = "web-2"
+address = "10.0.1.12"
+port = 8080
+mac = "02:00:00:00:01:0c"
+[[service.backend]]
+name = "web-3"
+address = "10.0.1.13"
+port = 8080
+mac = "02:00:00:00:01:0d"
+"#;
+
 fn sim(config: &std::path::Path, engine: &str) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_fulcrum"))
         .args(["sim", "--config"])
@@ -219,6 +260,43 @@ fn hdl_engine_forwards_dsr_like_the_model() {
     // DSR backends answer the clients directly).
     assert!(
         hdl["hdl"]["frames_in"].as_u64().unwrap() >= 18 * 3,
+        "{}",
+        hdl["hdl"]
+    );
+    assert_eq!(hdl["hdl"]["backlog_drops"], 0);
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "release only: the rust-hdl simulation is ~30x slower in debug"
+)]
+fn hdl_engine_forwards_nat_both_ways_like_the_model() {
+    let dir = std::env::temp_dir().join(format!("fulcrum-sim-hdl-nat-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("nat.toml");
+    std::fs::write(&config, NAT_CONFIG).unwrap();
+    let model = sim(&config, "model");
+    let hdl = sim(&config, "hdl");
+    let _ = std::fs::remove_dir_all(&dir);
+    for (name, run) in [("model", &model), ("hdl", &hdl)] {
+        let web = &run["services"][0];
+        assert_eq!(web["sent"], 18, "{name}: {web}");
+        // A reply the fast path did not rewrite back to the VIP would fail the request.
+        assert_eq!(web["failed"], 0, "{name}: {web}");
+    }
+    let per = &model["services"][0]["per_backend"];
+    assert_eq!(
+        hdl["services"][0]["per_backend"], *per,
+        "per-backend counts differ"
+    );
+    assert!(
+        per.as_object().unwrap().len() >= 2,
+        "the requests spread over the backends: {per}"
+    );
+    // Both directions of every connection went through the fast path.
+    assert!(
+        hdl["hdl"]["frames_in"].as_u64().unwrap() >= 18 * 6,
         "{}",
         hdl["hdl"]
     );

@@ -38,6 +38,8 @@ pub struct Reference<'a> {
     pub verdicts: usize,
     pub forwarded: usize,
     pub new_flows: usize,
+    /// Replies from backends rewritten back to the client (NAT return path).
+    pub returned: usize,
     pub frames_checked: usize,
     pub counters_checked: usize,
     pub classes: BTreeMap<String, usize>,
@@ -63,6 +65,7 @@ impl<'a> Reference<'a> {
             verdicts: 0,
             forwarded: 0,
             new_flows: 0,
+            returned: 0,
             frames_checked: 0,
             counters_checked: 0,
             classes: Default::default(),
@@ -111,11 +114,15 @@ impl<'a> Reference<'a> {
                 );
                 let class = match want.action {
                     Action::ToBackend { .. } => "to_backend".to_string(),
+                    Action::ToClient { .. } => "to_client".to_string(),
                     Action::Punt(r) => format!("punt {}", r.name()),
                     Action::Drop(r) => format!("drop {}", r.name()),
                     other => format!("{other:?}"),
                 };
                 *self.classes.entry(class).or_default() += 1;
+                if let Action::ToClient { .. } = want.action {
+                    self.returned += 1;
+                }
                 if let Action::ToBackend { new_flow, .. } = want.action {
                     self.forwarded += 1;
                     self.new_flows += usize::from(new_flow);
@@ -394,6 +401,7 @@ pub fn run_workload<D: Dut>(dut: &mut D, workload: Workload, seed: u64, frames: 
         evicted: model.counters().evictions,
         classes: reference.classes,
     };
+    let returned = reference.returned;
     eprintln!(
         "{frames} frames ({} to a backend, {} new flows, {} moved, {} expired, {} evicted; {} output frames and {} counter reads compared) in {cycles} cycles",
         summary.forwarded,
@@ -409,6 +417,12 @@ pub fn run_workload<D: Dut>(dut: &mut D, workload: Workload, seed: u64, frames: 
         // The run must exercise the forward path, not only its refusals.
         assert!(summary.forwarded > frames / 10, "too few frames forwarded");
         assert!(summary.new_flows > 20, "too few flows created");
+    }
+    if let Workload::Forward(FwdConfig { returns: true, .. }) = workload {
+        assert!(
+            returned > frames / 40,
+            "too few replies returned to clients ({returned})"
+        );
     }
     summary
 }
@@ -471,6 +485,11 @@ fn drive_forward<D: Dut>(
     let mut sent = 0;
     let mut changes = 0;
     while sent < frames {
+        let replies = if config.returns {
+            reply_flows(&mut rng, reference.regs.target())
+        } else {
+            Vec::new()
+        };
         let batch = (1 + rng.below(30) as usize).min(frames - sent);
         for _ in 0..batch {
             let port = if rng.chance(50) {
@@ -478,7 +497,7 @@ fn drive_forward<D: Dut>(
             } else {
                 Port::Network
             };
-            let f = forward_frame(&mut rng, &flows, config);
+            let f = forward_frame(&mut rng, &flows, &replies, config);
             reference.push(port, &f);
             dut.push(port, &f);
         }
@@ -645,6 +664,12 @@ pub struct FwdConfig {
     /// Algorithms of the services written.
     pub algorithms: &'static [Algorithm],
     pub aim_all: bool,
+    /// Whether backends reply (NAT return path): frames from backends' addresses and
+    /// ports to the clients of the model's live flows, and to others. Each service then
+    /// gets member lists and a few backends of its own. Needs a design under test that
+    /// the model follows as it runs (the rust-hdl simulation: the replies are drawn from
+    /// the model's flow table).
+    pub returns: bool,
 }
 
 /// Backend-table slots the runs use (the last ones test the index encoding).
@@ -869,9 +894,45 @@ pub fn write_forward_config(
             sticky: false,
             sticky_timeout: 0,
             gue_port: 6080 + rng.below(3) as u16,
-            member_count: rng.below(8) as u8,
+            member_count: if !config.returns {
+                rng.below(8) as u8
+            } else if rng.chance(100) {
+                rng.below(40) as u8
+            } else {
+                1 + rng.below(6) as u8
+            },
         };
         writer.write_service(slot, &entry);
+        // With replies, each service has a few backends of its own (its ring and member
+        // list), so that a backend is a member of few NAT services and replies often find
+        // their flow; otherwise any of the table's.
+        let own: Vec<u16> = if config.returns {
+            (0..1 + rng.below(3))
+                .map(|_| BACKENDS[rng.below(8) as usize])
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let pick = |rng: &mut Rng| {
+            if config.returns {
+                own[rng.below(own.len() as u64) as usize]
+            } else {
+                BACKENDS[rng.below(8) as usize]
+            }
+        };
+        if config.returns {
+            // The member list (the NAT return path scans it): mostly backends, sometimes
+            // NO_BACKEND or an index beyond the table, sometimes past the count.
+            let members = u8::min(entry.member_count + rng.below(3) as u8, 32);
+            for position in 0..members {
+                let member = match rng.below(20) {
+                    0 => 0xFFFF,
+                    1 => 0x100 | rng.below(8) as u16,
+                    _ => pick(rng),
+                };
+                writer.write_member(slot, position, member);
+            }
+        }
         if initial || rng.chance(800) {
             // A ring: backends (sometimes none, or an index beyond the table).
             let len = if rng.chance(900) {
@@ -883,7 +944,7 @@ pub fn write_forward_config(
                 .map(|_| match rng.below(30) {
                     0 => 0xFFFF,
                     1 => 300,
-                    _ => BACKENDS[rng.below(8) as usize],
+                    _ => pick(rng),
                 })
                 .collect();
             let offset = if rng.chance(100) {
@@ -897,7 +958,58 @@ pub fn write_forward_config(
     sim.write32(addr::CONTROL, 1);
 }
 
-pub fn forward_frame(rng: &mut Rng, flows: &[Flow], config: FwdConfig) -> Vec<u8> {
+/// Replies from backends as the model sees its tables now: to the client of a live flow
+/// from the flow's backend (address and port), with variations (another backend, another
+/// client port, the other protocol, another client).
+pub fn reply_flows(rng: &mut Rng, model: &Pipeline<'_>) -> Vec<Flow> {
+    let table = model.flow_table();
+    let mut replies = Vec::new();
+    let backend_of = |b: u16| model.backend(usize::from(b) % BACKEND_SLOTS).copied();
+    for slot in 0..table.capacity() {
+        let Some(e) = table.get(slot).filter(|e| e.valid) else {
+            continue;
+        };
+        let Some(b) = backend_of(e.backend) else {
+            continue;
+        };
+        let mut mac = [0x02, 0xbe, 0, 0, 9, rng.byte()];
+        mac[5] |= 1;
+        let mut flow = Flow {
+            protocol: e.key.protocol,
+            src: b.address,
+            src_port: b.port,
+            dst: e.key.src,
+            dst_port: e.key.src_port,
+            mac,
+            tagged: rng.chance(100),
+        };
+        match rng.below(12) {
+            0 => flow.dst_port ^= 1,
+            1 => flow.protocol ^= 6 ^ 17,
+            2 => {
+                if let Some(other) = backend_of(BACKENDS[rng.below(8) as usize]) {
+                    flow.src = other.address;
+                    flow.src_port = other.port;
+                }
+            }
+            3 => flow.dst = [172, 16, rng.below(4) as u8, rng.byte()],
+            _ => {}
+        }
+        replies.push(flow);
+    }
+    replies
+}
+
+pub fn forward_frame(
+    rng: &mut Rng,
+    flows: &[Flow],
+    replies: &[Flow],
+    config: FwdConfig,
+) -> Vec<u8> {
+    if config.returns && !replies.is_empty() && rng.chance(250) {
+        let reply = replies[rng.below(replies.len() as u64) as usize];
+        return flow_frame(rng, &reply);
+    }
     if rng.chance(650) {
         let flow = flows[rng.below(flows.len() as u64) as usize];
         return flow_frame(rng, &flow);

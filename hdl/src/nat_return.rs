@@ -1,0 +1,394 @@
+//! Which NAT service and backend sent a frame (`Pipeline::nat_backend` of the model), for
+//! the NAT return path of [`crate::pipeline::FastPath`].
+//!
+//! The model scans the services in table order and, in each valid NAT-mode service of the
+//! frame's protocol, its members in list order (`min(member_count, 32)` of them); the
+//! first member whose backend (`backends[m % 256]`) is not `Free` and has the frame's
+//! source address and port names `(service, member)`. The answer depends only on the
+//! active tables, which change only at a commit, so the scan is done **once per commit**
+//! here, and a frame only probes its result:
+//!
+//! - the unit keeps its own shadow copy of what the scan reads, written from the register
+//!   block's table port: per service (table 1) valid & NAT, UDP, member count; the member
+//!   lists (table 3, 16 × 32, reset to `NO_BACKEND` like the model's); per backend
+//!   (table 2) not-`Free`, address and port. At a commit the shadow bank becomes the
+//!   active one, so the scan of the shadow bank is the scan of the new active bank;
+//! - at a `commit` strobe the reply table (1,024 entries, open addressing with linear
+//!   probing, keyed by (UDP, address, port), 70 bits: valid, key, service, member) is
+//!   cleared (1,024 cycles), then the services and members are visited in the model's
+//!   order and each match is inserted unless its key is already there (the first in
+//!   scan order wins, as in the model). At most 16 × 32 = 512 keys go into 1,024 entries,
+//!   so a probe always ends at an empty entry. About 1,024 + 20 per member cycles;
+//! - a request (`req_*`: the frame's source address, source port, UDP or TCP) probes
+//!   from the key's hash: 4 cycles per entry looked at, the first empty entry is a miss.
+//!
+//! `busy` is high while clearing and building; the controller holds the commit
+//! (`STATUS.0`) until it falls, like the forward path's table copy.
+//!
+//! Block RAM: reply table 1,024 × 70 (4 DP16KD), member lists 512 × 16 (1), backend copy
+//! 256 × 49 (2, as 512 × 36).
+
+use rust_hdl::prelude::*;
+
+use crate::ram::SinglePortRam;
+
+#[derive(Copy, Clone, PartialEq, Debug, LogicState)]
+enum St {
+    Idle,
+    Clear,
+    Svc,
+    SvcUse,
+    MemRd,
+    MemUse,
+    BeRd,
+    BeUse,
+    Hash,
+    ProbeRd,
+    ProbeUse,
+    NextMember,
+    NextSvc,
+    Done,
+}
+
+/// The NAT backend of a reply, one request at a time.
+#[derive(LogicBlock)]
+pub struct NatReply {
+    /// The datapath clock.
+    pub clock: Signal<In, Clock>,
+    /// Table write strobe (from `regs::RegisterBlock`).
+    pub table_write: Signal<In, Bit>,
+    /// Table code: 1 service, 2 backend, 3 member (others ignored here).
+    pub table_kind: Signal<In, Bits<4>>,
+    /// Entry index (regmap encoding).
+    pub table_index: Signal<In, Bits<28>>,
+    /// Entry word 0.
+    pub table_data0: Signal<In, Bits<32>>,
+    /// Entry word 1.
+    pub table_data1: Signal<In, Bits<32>>,
+    /// Entry word 2.
+    pub table_data2: Signal<In, Bits<32>>,
+    /// Strobe: rebuild the reply table from the (new active) bank.
+    pub commit: Signal<In, Bit>,
+    /// Clearing or building (no request is taken).
+    pub busy: Signal<Out, Bit>,
+    /// A request is on the `req_*` inputs.
+    pub req_valid: Signal<In, Bit>,
+    /// The unit takes it this cycle.
+    pub req_ready: Signal<Out, Bit>,
+    /// The frame's source address.
+    pub req_addr: Signal<In, Bits<32>>,
+    /// The frame's source port.
+    pub req_port: Signal<In, Bits<16>>,
+    /// The frame is UDP (else TCP).
+    pub req_udp: Signal<In, Bit>,
+    /// A result is on the `res_*` outputs.
+    pub res_valid: Signal<Out, Bit>,
+    /// The receiver takes it.
+    pub res_ready: Signal<In, Bit>,
+    /// A NAT service's member sent it.
+    pub res_found: Signal<Out, Bit>,
+    /// That service's slot.
+    pub res_service: Signal<Out, Bits<4>>,
+    /// That member (the backend index as the member list holds it).
+    pub res_backend: Signal<Out, Bits<16>>,
+
+    // Per service: 7 valid & NAT, 6 UDP, 5:0 min(member_count, 32).
+    svc: RAM<Bits<8>, 4>,
+    members: SinglePortRam<Bits<16>, 9>,
+    // Per backend: 48 not Free, 47:16 address, 15:0 port.
+    backends: SinglePortRam<Bits<49>, 8>,
+    // 69 valid, 68 UDP, 67:36 address, 35:20 port, 19:16 service, 15:0 member.
+    table: SinglePortRam<Bits<70>, 10>,
+
+    st: DFF<St>,
+    lookup: DFF<Bit>,
+    idx: DFF<Bits<10>>,
+    s: DFF<Bits<4>>,
+    j: DFF<Bits<6>>,
+    n: DFF<Bits<6>>,
+    udp: DFF<Bit>,
+    k_addr: DFF<Bits<32>>,
+    k_port: DFF<Bits<16>>,
+    member: DFF<Bits<16>>,
+    rd_wait: DFF<Bit>,
+    found: DFF<Bit>,
+    f_service: DFF<Bits<4>>,
+    f_backend: DFF<Bits<16>>,
+
+    wr_count: Signal<Local, Bits<6>>,
+    wr_nat: Signal<Local, Bit>,
+    wr_free: Signal<Local, Bit>,
+    wr_udp: Signal<Local, Bit>,
+    key_hash: Signal<Local, Bits<10>>,
+    key_now: Signal<Local, Bits<49>>,
+    entry_key: Signal<Local, Bits<49>>,
+    mode: Signal<Local, Bits<3>>,
+    state: Signal<Local, Bits<3>>,
+}
+
+impl Default for NatReply {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NatReply {
+    /// A unit with empty tables (member lists `NO_BACKEND`, as the model's).
+    pub fn new() -> Self {
+        let no_backend = (0..512u64)
+            .map(|a| (Bits::from(a), Bits::<16>::from(0xFFFFu64)))
+            .collect();
+        NatReply {
+            clock: Default::default(),
+            table_write: Default::default(),
+            table_kind: Default::default(),
+            table_index: Default::default(),
+            table_data0: Default::default(),
+            table_data1: Default::default(),
+            table_data2: Default::default(),
+            commit: Default::default(),
+            busy: Default::default(),
+            req_valid: Default::default(),
+            req_ready: Default::default(),
+            req_addr: Default::default(),
+            req_port: Default::default(),
+            req_udp: Default::default(),
+            res_valid: Default::default(),
+            res_ready: Default::default(),
+            res_found: Default::default(),
+            res_service: Default::default(),
+            res_backend: Default::default(),
+            svc: Default::default(),
+            members: SinglePortRam::new(no_backend),
+            backends: SinglePortRam::zeroed(),
+            table: Default::default(),
+            st: Default::default(),
+            lookup: Default::default(),
+            idx: Default::default(),
+            s: Default::default(),
+            j: Default::default(),
+            n: Default::default(),
+            udp: Default::default(),
+            k_addr: Default::default(),
+            k_port: Default::default(),
+            member: Default::default(),
+            rd_wait: Default::default(),
+            found: Default::default(),
+            f_service: Default::default(),
+            f_backend: Default::default(),
+            wr_count: Default::default(),
+            wr_nat: Default::default(),
+            wr_free: Default::default(),
+            wr_udp: Default::default(),
+            key_hash: Default::default(),
+            key_now: Default::default(),
+            entry_key: Default::default(),
+            mode: Default::default(),
+            state: Default::default(),
+        }
+    }
+}
+
+impl Logic for NatReply {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(
+            self, clock, st, lookup, idx, s, j, n, udp, k_addr, k_port, member, rd_wait, found,
+            f_service, f_backend
+        );
+        clock!(self, clock, members, backends, table);
+        self.svc.read_clock.next = self.clock.val();
+        self.svc.write_clock.next = self.clock.val();
+
+        // ---- Shadow writes (indexes as `FastPath` and `Forward` decode them).
+        self.mode.next = self.table_data0.val().get_bits::<3>(27);
+        self.wr_nat.next =
+            self.table_data0.val().get_bit(31) & ((self.mode.val() == 0) | (self.mode.val() >= 6));
+        self.wr_count.next = self.table_data0.val().get_bits::<6>(0);
+        if self.table_data0.val().get_bits::<8>(0) > 32 {
+            self.wr_count.next = 32.into();
+        }
+        self.wr_udp.next = self.table_data0.val().get_bits::<8>(16) == 17;
+        self.svc.write_address.next = self.table_index.val().get_bits::<4>(0);
+        self.svc.write_enable.next = self.table_write.val()
+            & (self.table_kind.val() == 1)
+            & (self.table_index.val().get_bits::<24>(4) == 0);
+        self.svc.write_data.next = (bit_cast::<8, 1>(self.wr_nat.val().into()) << 7)
+            | (bit_cast::<8, 1>(self.wr_udp.val().into()) << 6)
+            | bit_cast::<8, 6>(self.wr_count.val());
+        self.svc.read_address.next = self.s.q.val();
+        self.state.next = self.table_data0.val().get_bits::<3>(29);
+        self.wr_free.next = (self.state.val() == 0) | (self.state.val() > 4);
+        self.members.address.next = (bit_cast::<9, 4>(self.s.q.val()) << 5)
+            | bit_cast::<9, 5>(self.j.q.val().get_bits::<5>(0));
+        self.members.write_enable.next = false;
+        self.members.write_data.next = self.table_data0.val().get_bits::<16>(0);
+        self.backends.address.next = self.member.q.val().get_bits::<8>(0);
+        self.backends.write_enable.next = false;
+        self.backends.write_data.next = (bit_cast::<49, 1>((!self.wr_free.val()).into()) << 48)
+            | (bit_cast::<49, 32>(self.table_data1.val()) << 16)
+            | bit_cast::<49, 16>(self.table_data2.val().get_bits::<16>(16));
+        if self.table_write.val() {
+            // model: member (index >> 5) as u8 < 16; backend index as u16 < 256.
+            if (self.table_kind.val() == 3) & (self.table_index.val().get_bits::<4>(9) == 0) {
+                self.members.address.next = self.table_index.val().get_bits::<9>(0);
+                self.members.write_enable.next = true;
+            }
+            if (self.table_kind.val() == 2) & (self.table_index.val().get_bits::<8>(8) == 0) {
+                self.backends.address.next = self.table_index.val().get_bits::<8>(0);
+                self.backends.write_enable.next = true;
+            }
+        }
+
+        // ---- The key, its hash (a fold of its 49 bits to 10) and the table entry's key.
+        self.key_now.next = (bit_cast::<49, 1>(self.udp.q.val().into()) << 48)
+            | (bit_cast::<49, 32>(self.k_addr.q.val()) << 16)
+            | bit_cast::<49, 16>(self.k_port.q.val());
+        self.key_hash.next = self.k_addr.q.val().get_bits::<10>(0)
+            ^ self.k_addr.q.val().get_bits::<10>(10)
+            ^ self.k_addr.q.val().get_bits::<10>(20)
+            ^ bit_cast::<10, 2>(self.k_addr.q.val().get_bits::<2>(30))
+            ^ self.k_port.q.val().get_bits::<10>(0)
+            ^ (bit_cast::<10, 6>(self.k_port.q.val().get_bits::<6>(10)) << 4)
+            ^ (bit_cast::<10, 1>(self.udp.q.val().into()) << 9);
+        self.entry_key.next = self.table.read_data.val().get_bits::<49>(20);
+        self.table.address.next = self.idx.q.val();
+        self.table.write_enable.next = false;
+        self.table.write_data.next = (bit_cast::<70, 1>(true.into()) << 69)
+            | (bit_cast::<70, 49>(self.key_now.val()) << 20)
+            | (bit_cast::<70, 4>(self.s.q.val()) << 16)
+            | bit_cast::<70, 16>(self.member.q.val());
+
+        self.busy.next = (self.st.q.val() != St::Idle) & !self.lookup.q.val();
+        self.req_ready.next = self.st.q.val() == St::Idle;
+        self.res_valid.next = self.st.q.val() == St::Done;
+        self.res_found.next = self.found.q.val();
+        self.res_service.next = self.f_service.q.val();
+        self.res_backend.next = self.f_backend.q.val();
+
+        match self.st.q.val() {
+            St::Idle => {
+                self.lookup.d.next = false;
+                if self.commit.val() {
+                    self.idx.d.next = 0.into();
+                    self.st.d.next = St::Clear;
+                } else if self.req_valid.val() {
+                    self.lookup.d.next = true;
+                    self.udp.d.next = self.req_udp.val();
+                    self.k_addr.d.next = self.req_addr.val();
+                    self.k_port.d.next = self.req_port.val();
+                    self.found.d.next = false;
+                    self.st.d.next = St::Hash;
+                }
+            }
+            St::Clear => {
+                self.table.write_data.next = 0.into();
+                self.table.write_enable.next = true;
+                self.idx.d.next = self.idx.q.val() + 1;
+                if self.idx.q.val() == 1023 {
+                    self.s.d.next = 0.into();
+                    self.st.d.next = St::Svc;
+                }
+            }
+            St::Svc => {
+                // svc.read_address is s: its entry is on read_data next cycle.
+                self.st.d.next = St::SvcUse;
+            }
+            St::SvcUse => {
+                self.st.d.next = St::NextSvc;
+                self.udp.d.next = self.svc.read_data.val().get_bit(6);
+                self.n.d.next = self.svc.read_data.val().get_bits::<6>(0);
+                self.j.d.next = 0.into();
+                self.rd_wait.d.next = false;
+                if self.svc.read_data.val().get_bit(7)
+                    & (self.svc.read_data.val().get_bits::<6>(0) != 0)
+                {
+                    self.st.d.next = St::MemRd;
+                }
+            }
+            St::MemRd => {
+                self.rd_wait.d.next = true;
+                if self.rd_wait.q.val() {
+                    self.st.d.next = St::MemUse;
+                }
+            }
+            St::MemUse => {
+                self.member.d.next = self.members.read_data.val();
+                self.rd_wait.d.next = false;
+                self.st.d.next = St::BeRd;
+            }
+            St::BeRd => {
+                self.rd_wait.d.next = true;
+                if self.rd_wait.q.val() {
+                    self.st.d.next = St::BeUse;
+                }
+            }
+            St::BeUse => {
+                self.k_addr.d.next = self.backends.read_data.val().get_bits::<32>(16);
+                self.k_port.d.next = self.backends.read_data.val().get_bits::<16>(0);
+                self.st.d.next = St::NextMember;
+                if self.backends.read_data.val().get_bit(48) {
+                    self.st.d.next = St::Hash;
+                }
+            }
+            St::Hash => {
+                self.idx.d.next = self.key_hash.val();
+                self.rd_wait.d.next = false;
+                self.st.d.next = St::ProbeRd;
+            }
+            St::ProbeRd => {
+                self.rd_wait.d.next = true;
+                if self.rd_wait.q.val() {
+                    self.st.d.next = St::ProbeUse;
+                }
+            }
+            St::ProbeUse => {
+                self.rd_wait.d.next = false;
+                if !self.table.read_data.val().get_bit(69) {
+                    // Empty: a miss (request), or the place of a new key (build).
+                    if self.lookup.q.val() {
+                        self.st.d.next = St::Done;
+                    } else {
+                        self.table.write_enable.next = true;
+                        self.st.d.next = St::NextMember;
+                    }
+                } else if self.entry_key.val() == self.key_now.val() {
+                    // The key's first match in scan order (build: keep it).
+                    self.found.d.next = true;
+                    self.f_service.d.next = self.table.read_data.val().get_bits::<4>(16);
+                    self.f_backend.d.next = self.table.read_data.val().get_bits::<16>(0);
+                    self.st.d.next = St::NextMember;
+                    if self.lookup.q.val() {
+                        self.st.d.next = St::Done;
+                    }
+                } else {
+                    self.idx.d.next = self.idx.q.val() + 1;
+                    self.st.d.next = St::ProbeRd;
+                }
+            }
+            St::NextMember => {
+                self.j.d.next = self.j.q.val() + 1;
+                self.rd_wait.d.next = false;
+                self.st.d.next = St::MemRd;
+                if self.j.q.val() + 1 == self.n.q.val() {
+                    self.st.d.next = St::NextSvc;
+                }
+            }
+            St::NextSvc => {
+                self.s.d.next = self.s.q.val() + 1;
+                self.st.d.next = St::Svc;
+                if self.s.q.val() == 15 {
+                    self.st.d.next = St::Idle;
+                }
+            }
+            St::Done => {
+                if self.res_ready.val() {
+                    self.st.d.next = St::Idle;
+                }
+            }
+            _ => {
+                self.st.d.next = St::Idle;
+            }
+        }
+    }
+}
