@@ -98,7 +98,7 @@ pub struct NatReply {
     // Per backend: 48 not Free, 47:16 address, 15:0 port.
     backends: SinglePortRam<Bits<49>, 8>,
     // 69 valid, 68 UDP, 67:36 address, 35:20 port, 19:16 service, 15:0 member.
-    table: SinglePortRam<Bits<70>, 10>,
+    replies: SinglePortRam<Bits<70>, 10>,
 
     st: DFF<St>,
     lookup: DFF<Bit>,
@@ -161,7 +161,7 @@ impl NatReply {
             svc: Default::default(),
             members: SinglePortRam::new(no_backend),
             backends: SinglePortRam::zeroed(),
-            table: Default::default(),
+            replies: Default::default(),
             st: Default::default(),
             lookup: Default::default(),
             idx: Default::default(),
@@ -196,7 +196,7 @@ impl Logic for NatReply {
             self, clock, st, lookup, idx, s, j, n, udp, k_addr, k_port, member, rd_wait, found,
             f_service, f_backend
         );
-        clock!(self, clock, members, backends, table);
+        clock!(self, clock, members, backends, replies);
         self.svc.read_clock.next = self.clock.val();
         self.svc.write_clock.next = self.clock.val();
 
@@ -251,10 +251,10 @@ impl Logic for NatReply {
             ^ self.k_port.q.val().get_bits::<10>(0)
             ^ (bit_cast::<10, 6>(self.k_port.q.val().get_bits::<6>(10)) << 4)
             ^ (bit_cast::<10, 1>(self.udp.q.val().into()) << 9);
-        self.entry_key.next = self.table.read_data.val().get_bits::<49>(20);
-        self.table.address.next = self.idx.q.val();
-        self.table.write_enable.next = false;
-        self.table.write_data.next = (bit_cast::<70, 1>(true.into()) << 69)
+        self.entry_key.next = self.replies.read_data.val().get_bits::<49>(20);
+        self.replies.address.next = self.idx.q.val();
+        self.replies.write_enable.next = false;
+        self.replies.write_data.next = (bit_cast::<70, 1>(true.into()) << 69)
             | (bit_cast::<70, 49>(self.key_now.val()) << 20)
             | (bit_cast::<70, 4>(self.s.q.val()) << 16)
             | bit_cast::<70, 16>(self.member.q.val());
@@ -282,8 +282,8 @@ impl Logic for NatReply {
                 }
             }
             St::Clear => {
-                self.table.write_data.next = 0.into();
-                self.table.write_enable.next = true;
+                self.replies.write_data.next = 0.into();
+                self.replies.write_enable.next = true;
                 self.idx.d.next = self.idx.q.val() + 1;
                 if self.idx.q.val() == 1023 {
                     self.s.d.next = 0.into();
@@ -344,19 +344,19 @@ impl Logic for NatReply {
             }
             St::ProbeUse => {
                 self.rd_wait.d.next = false;
-                if !self.table.read_data.val().get_bit(69) {
+                if !self.replies.read_data.val().get_bit(69) {
                     // Empty: a miss (request), or the place of a new key (build).
                     if self.lookup.q.val() {
                         self.st.d.next = St::Done;
                     } else {
-                        self.table.write_enable.next = true;
+                        self.replies.write_enable.next = true;
                         self.st.d.next = St::NextMember;
                     }
                 } else if self.entry_key.val() == self.key_now.val() {
                     // The key's first match in scan order (build: keep it).
                     self.found.d.next = true;
-                    self.f_service.d.next = self.table.read_data.val().get_bits::<4>(16);
-                    self.f_backend.d.next = self.table.read_data.val().get_bits::<16>(0);
+                    self.f_service.d.next = self.replies.read_data.val().get_bits::<4>(16);
+                    self.f_backend.d.next = self.replies.read_data.val().get_bits::<16>(0);
                     self.st.d.next = St::NextMember;
                     if self.lookup.q.val() {
                         self.st.d.next = St::Done;
