@@ -173,20 +173,40 @@ fn sim(config: &std::path::Path, engine: &str) -> Value {
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// `fulcrum sim` on `config` (written to a temporary file) with the model, then with
+/// the hdl engine.
+fn both_engines(name: &str, config: &str) -> (Value, Value) {
+    let dir = std::env::temp_dir().join(format!("fulcrum-sim-hdl-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, config).unwrap();
+    let model = sim(&path, "model");
+    let hdl = sim(&path, "hdl");
+    let _ = std::fs::remove_dir_all(&dir);
+    (model, hdl)
+}
+
+/// The first service's requests went to the same backends, as many each, under both
+/// engines, and to more than one backend.
+fn same_split_over_backends(model: &Value, hdl: &Value) {
+    let per = &model["services"][0]["per_backend"];
+    assert_eq!(
+        hdl["services"][0]["per_backend"], *per,
+        "per-backend counts differ"
+    );
+    assert!(
+        per.as_object().unwrap().len() >= 2,
+        "the requests spread over the backends: {per}"
+    );
+}
+
 #[test]
 #[cfg_attr(
     debug_assertions,
     ignore = "release only: the rust-hdl simulation is ~30x slower in debug"
 )]
 fn hdl_engine_serves_like_the_model() {
-    let dir = std::env::temp_dir().join(format!("fulcrum-sim-hdl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("l7.toml");
-    std::fs::write(&config, L7_CONFIG).unwrap();
-
-    let model = sim(&config, "model");
-    let hdl = sim(&config, "hdl");
-    let _ = std::fs::remove_dir_all(&dir);
+    let (model, hdl) = both_engines("l7", L7_CONFIG);
 
     assert_eq!(model["engine"], "model");
     assert_eq!(hdl["engine"], "hdl");
@@ -233,13 +253,7 @@ fn hdl_engine_serves_like_the_model() {
     ignore = "release only: the rust-hdl simulation is ~30x slower in debug"
 )]
 fn hdl_engine_forwards_dsr_like_the_model() {
-    let dir = std::env::temp_dir().join(format!("fulcrum-sim-hdl-dsr-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("dsr.toml");
-    std::fs::write(&config, DSR_CONFIG).unwrap();
-    let model = sim(&config, "model");
-    let hdl = sim(&config, "hdl");
-    let _ = std::fs::remove_dir_all(&dir);
+    let (model, hdl) = both_engines("dsr", DSR_CONFIG);
     for (name, run) in [("model", &model), ("hdl", &hdl)] {
         let web = &run["services"][0];
         assert_eq!(web["sent"], 18, "{name}: {web}");
@@ -247,15 +261,7 @@ fn hdl_engine_forwards_dsr_like_the_model() {
     }
     // Maglev over the same connections (same seed, same client ports): every backend
     // gets exactly the same requests from the fast path as from the model.
-    let per = &model["services"][0]["per_backend"];
-    assert_eq!(
-        hdl["services"][0]["per_backend"], *per,
-        "per-backend counts differ"
-    );
-    assert!(
-        per.as_object().unwrap().len() >= 2,
-        "the requests spread over the backends: {per}"
-    );
+    same_split_over_backends(&model, &hdl);
     // The clients' frames to the VIP went through the fast path (the answers do not:
     // DSR backends answer the clients directly).
     assert!(
@@ -272,28 +278,14 @@ fn hdl_engine_forwards_dsr_like_the_model() {
     ignore = "release only: the rust-hdl simulation is ~30x slower in debug"
 )]
 fn hdl_engine_forwards_nat_both_ways_like_the_model() {
-    let dir = std::env::temp_dir().join(format!("fulcrum-sim-hdl-nat-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("nat.toml");
-    std::fs::write(&config, NAT_CONFIG).unwrap();
-    let model = sim(&config, "model");
-    let hdl = sim(&config, "hdl");
-    let _ = std::fs::remove_dir_all(&dir);
+    let (model, hdl) = both_engines("nat", NAT_CONFIG);
     for (name, run) in [("model", &model), ("hdl", &hdl)] {
         let web = &run["services"][0];
         assert_eq!(web["sent"], 18, "{name}: {web}");
         // A reply the fast path did not rewrite back to the VIP would fail the request.
         assert_eq!(web["failed"], 0, "{name}: {web}");
     }
-    let per = &model["services"][0]["per_backend"];
-    assert_eq!(
-        hdl["services"][0]["per_backend"], *per,
-        "per-backend counts differ"
-    );
-    assert!(
-        per.as_object().unwrap().len() >= 2,
-        "the requests spread over the backends: {per}"
-    );
+    same_split_over_backends(&model, &hdl);
     // Both directions of every connection went through the fast path.
     assert!(
         hdl["hdl"]["frames_in"].as_u64().unwrap() >= 18 * 6,

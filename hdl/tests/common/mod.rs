@@ -612,6 +612,18 @@ pub fn traffic_frame(rng: &mut Rng) -> Vec<u8> {
 }
 
 /// Table and settings changes: the appliance address, the hash key, the full-NAT pool,
+/// A full-NAT pool of 0-10 addresses (ports from 1024) drawn from `POOL`.
+fn write_pool(sim: &mut impl RegisterBus, rng: &mut Rng) {
+    let count = rng.below(11) as u32;
+    sim.write32(addr::SNAT_CFG, (count << 16) | 1024);
+    for i in 0..8 {
+        sim.write32(
+            addr::SNAT_POOL + i,
+            u32::from_be_bytes(POOL[rng.below(10) as usize]),
+        );
+    }
+}
+
 /// L7 services (the only kind the hardware serves so far).
 pub fn write_settings(sim: &mut impl RegisterBus, rng: &mut Rng) {
     let own = OWN[rng.below(2) as usize];
@@ -622,14 +634,7 @@ pub fn write_settings(sim: &mut impl RegisterBus, rng: &mut Rng) {
         }
     }
     if rng.chance(500) {
-        let count = rng.below(11) as u32;
-        sim.write32(addr::SNAT_CFG, (count << 16) | 1024);
-        for i in 0..8 {
-            sim.write32(
-                addr::SNAT_POOL + i,
-                u32::from_be_bytes(POOL[rng.below(10) as usize]),
-            );
-        }
+        write_pool(sim, rng);
     }
     let mut writer = RegisterWriter::new(&mut *sim);
     for _ in 0..rng.below(6) {
@@ -798,14 +803,7 @@ pub fn write_forward_config(
         }
     }
     if rng.chance(200) {
-        let count = rng.below(11) as u32;
-        sim.write32(addr::SNAT_CFG, (count << 16) | 1024);
-        for i in 0..8 {
-            sim.write32(
-                addr::SNAT_POOL + i,
-                u32::from_be_bytes(POOL[rng.below(10) as usize]),
-            );
-        }
+        write_pool(sim, rng);
     }
     let mut writer = RegisterWriter::new(&mut *sim);
     for n in 0..if initial { 8 } else { rng.below(5) } {
