@@ -67,7 +67,7 @@ cargo test -p fulcrum-hdl --release --locked
 cargo test -p fulcrum-host --release --locked --test engine_hdl  # --engine hdl = model
 cargo test -p fulcrum-host --release --locked --test sim_engine_hdl  # fulcrum sim --engine hdl = model
 
-step "Colorlight 5A-75B board: RGMII-level simulation (iverilog) and the bitstream (yowasp, 3 seeds)"
+step "Colorlight 5A-75B board: RGMII-level simulation (iverilog; the board with FastPath in Verilator) and the bitstream (yowasp, 3 seeds)"
 cargo test -p fulcrum-board-colorlight --release --locked
 python3 -c "import ensurepip" 2>/dev/null || {  # Debian splits venv support out
     if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null

@@ -125,33 +125,53 @@ fn children_cpu_seconds() -> f64 {
 /// The compiled simulator of `FastPath<A>`, built if not cached: its path, and the CPU
 /// seconds of the build (`None` when it was cached).
 pub fn fast_path_model<const A: usize>() -> Result<(PathBuf, Option<f64>), String> {
+    let verilog = fast_path_verilog::<A>();
+    cached_model(
+        &format!("fast_path_{A}"),
+        &[("fast_path.v", verilog.as_str()), ("main.cpp", DRIVER_CPP)],
+        &verilator_args(),
+        "fast_path_sim",
+    )
+}
+
+/// A Verilated simulator built once and kept under `target/verilator/<name>_<hash>/`
+/// (the hash covers the sources, the arguments and Verilator's version): `sources` are
+/// written into the build directory (file name, text), `verilator` is run there with
+/// `args` (which must write `obj/<binary>`, i.e. `-Mdir obj -o <binary>`). Returns the
+/// binary, and the CPU seconds of the build (`None` when it was cached).
+pub fn cached_model(
+    name: &str,
+    sources: &[(&str, &str)],
+    args: &[String],
+    binary: &str,
+) -> Result<(PathBuf, Option<f64>), String> {
     if !have_program("verilator") {
         return Err("verilator not installed (Debian: apt-get install -y verilator)".into());
     }
-    let verilog = fast_path_verilog::<A>();
     let version = Command::new("verilator")
         .arg("--version")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (&verilog, DRIVER_CPP, verilator_args(), version).hash(&mut h);
-    let dir = cache_root().join(format!("fast_path_{A}_{:016x}", h.finish()));
-    let binary = dir.join("fast_path_sim");
+    (sources, args, &version).hash(&mut h);
+    let dir = cache_root().join(format!("{name}_{:016x}", h.finish()));
+    let path = dir.join(binary);
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
-    if binary.exists() {
-        return Ok((binary, None));
+    if path.exists() {
+        return Ok((path, None));
     }
     // Built beside the final directory, then renamed: another process never sees half a
     // build, and a failed one leaves no cache entry.
-    let tmp = cache_root().join(format!("tmp-{}-{A}", std::process::id()));
+    let tmp = cache_root().join(format!("tmp-{}-{name}", std::process::id()));
     std::fs::remove_dir_all(&tmp).ok();
     std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::write(tmp.join("fast_path.v"), &verilog).map_err(|e| e.to_string())?;
-    std::fs::write(tmp.join("main.cpp"), DRIVER_CPP).map_err(|e| e.to_string())?;
+    for (file, text) in sources {
+        std::fs::write(tmp.join(file), text).map_err(|e| format!("{file}: {e}"))?;
+    }
     let before = children_cpu_seconds();
     let out = Command::new("verilator")
-        .args(verilator_args())
+        .args(args)
         .current_dir(&tmp)
         .output()
         .map_err(|e| format!("run verilator: {e}"))?;
@@ -163,17 +183,16 @@ pub fn fast_path_model<const A: usize>() -> Result<(PathBuf, Option<f64>), Strin
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    std::fs::copy(tmp.join("obj/fast_path_sim"), tmp.join("fast_path_sim"))
-        .map_err(|e| e.to_string())?;
+    std::fs::copy(tmp.join("obj").join(binary), tmp.join(binary)).map_err(|e| e.to_string())?;
     std::fs::remove_dir_all(tmp.join("obj")).ok();
     if std::fs::rename(&tmp, &dir).is_err() {
         // Another process built the same model meanwhile: use its copy.
         std::fs::remove_dir_all(&tmp).ok();
     }
-    if !binary.exists() {
-        return Err(format!("no model at {}", binary.display()));
+    if !path.exists() {
+        return Err(format!("no model at {}", path.display()));
     }
-    Ok((binary, Some(cpu)))
+    Ok((path, Some(cpu)))
 }
 
 /// `FastPath<A>` in Verilator, driven by a recorded script (see the module doc).

@@ -20,7 +20,9 @@
 //! (`fulcrum-hdl`) and is checked there against `fulcrum-model`.
 //!
 //! This crate is the host-side half: [`sim`] writes frames for the testbench, runs
-//! iverilog on `rtl/` + `sim/`, and reads back what left on each port's RGMII TX pins.
+//! iverilog on `rtl/` + `sim/` (or the board top under Verilator, driven at the pins by
+//! `sim/board_main.cpp`: fast enough for the whole fast path as the core), and reads back
+//! what left on each port's RGMII TX pins.
 //! The bitstream is built by `build.sh` (see the README).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

@@ -63,11 +63,24 @@ impl TxFrame {
     }
 }
 
-/// The board top in iverilog, compiled once per `BoardSim`.
+/// The board top in a simulator, compiled once per `BoardSim`.
 pub struct BoardSim {
     dir: PathBuf,
-    vvp: PathBuf,
+    engine: Engine,
 }
+
+enum Engine {
+    /// `sim/tb_board.v` in iverilog (`vvp` file): the testbench with the ECP5 primitives'
+    /// delays.
+    Iverilog(PathBuf),
+    /// `fulcrum_board` under Verilator, driven by `sim/board_main.cpp` (the binary).
+    Verilator(PathBuf),
+}
+
+/// The C++ main of the Verilated board.
+pub const BOARD_MAIN_CPP: &str = include_str!("../sim/board_main.cpp");
+/// The ECP5 primitive models for Verilator (no delays).
+pub const ECP5_MODELS_VL: &str = include_str!("../sim/ecp5_models_vl.v");
 
 /// This crate's directory (holding `rtl/` and `sim/`).
 pub fn board_dir() -> &'static Path {
@@ -139,7 +152,98 @@ impl BoardSim {
         run("iverilog", &mut cmd)?;
         Ok(Self {
             dir: work_dir.to_path_buf(),
-            vvp,
+            engine: Engine::Iverilog(vvp),
+        })
+    }
+
+    /// Builds the board top with `core` under Verilator (cached under
+    /// `target/verilator/`, see `fulcrum_hdl::verilator::cached_model`), driven by
+    /// `sim/board_main.cpp` with the delay-free primitive models of
+    /// `sim/ecp5_models_vl.v`; runs keep their files in `work_dir`. Same inputs and
+    /// outputs as the iverilog testbench, hundreds of times faster, so the board with the
+    /// whole fast path runs at the pins. What it does not model: the DELAYG taps (the C++
+    /// main places the data in the receive clock's window itself) and the PLL (clk25 is
+    /// driven at 125 MHz).
+    pub fn verilator(work_dir: &Path, core: Core) -> Result<Self, SimError> {
+        let board = board_dir();
+        let read = |path: PathBuf| -> Result<String, SimError> {
+            std::fs::read_to_string(&path).map_err(|source| SimError::Io { path, source })
+        };
+        let mut sources: Vec<(String, String)> = vec![
+            ("main.cpp".into(), BOARD_MAIN_CPP.into()),
+            ("ecp5_models_vl.v".into(), ECP5_MODELS_VL.into()),
+            ("eth_crc32.vh".into(), read(board.join("rtl/eth_crc32.vh"))?),
+        ];
+        for src in RTL_SOURCES {
+            sources.push((src.to_string(), read(board.join("rtl").join(src))?));
+        }
+        let define = match core {
+            Core::LoopThrough => None,
+            Core::TestRegisters => {
+                sources.push((
+                    "tb_core_regs.v".into(),
+                    read(board.join("sim/tb_core_regs.v"))?,
+                ));
+                Some("tb_core_regs")
+            }
+            Core::FastPath => {
+                sources.push((
+                    "core_fast_path.v".into(),
+                    read(board.join("rtl/core_fast_path.v"))?,
+                ));
+                sources.push(("fulcrum_fast_path.v".into(), crate::core_verilog(false)));
+                Some("core_fast_path")
+            }
+        };
+        let mut args: Vec<String> = [
+            "--cc",
+            "--exe",
+            "--build",
+            "-j",
+            "2",
+            "--top-module",
+            "fulcrum_board",
+            "--prefix",
+            "Vboard",
+            "--default-language",
+            "1364-2005",
+            "-Wno-fatal",
+            "-Wno-lint",
+            "-Wno-style",
+            "-O3",
+            "-Mdir",
+            "obj",
+            "-o",
+            "board_sim",
+            "-CFLAGS",
+            "-O2",
+            "-I.",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if let Some(core) = define {
+            args.push(format!("+define+FULCRUM_CORE={core}"));
+        }
+        args.push("main.cpp".into());
+        args.extend(
+            sources
+                .iter()
+                .map(|(f, _)| f.clone())
+                .filter(|f| f.ends_with(".v")),
+        );
+        let refs: Vec<(&str, &str)> = sources
+            .iter()
+            .map(|(f, t)| (f.as_str(), t.as_str()))
+            .collect();
+        let (binary, _) = fulcrum_hdl::verilator::cached_model("board", &refs, &args, "board_sim")
+            .map_err(|detail| SimError::Tool {
+                tool: "verilator",
+                detail,
+            })?;
+        Ok(Self {
+            dir: work_dir.to_path_buf(),
+            engine: Engine::Verilator(binary),
         })
     }
 
@@ -153,13 +257,22 @@ impl BoardSim {
         let out = self.dir.join("out.txt");
         write_frames(&in1, port1)?;
         write_frames(&in2, port2)?;
-        let mut cmd = Command::new("vvp");
-        cmd.arg("-n")
-            .arg(&self.vvp)
-            .arg(format!("+in1={}", in1.display()))
-            .arg(format!("+in2={}", in2.display()))
-            .arg(format!("+out={}", out.display()));
-        run("vvp", &mut cmd)?;
+        match &self.engine {
+            Engine::Iverilog(vvp) => {
+                let mut cmd = Command::new("vvp");
+                cmd.arg("-n")
+                    .arg(vvp)
+                    .arg(format!("+in1={}", in1.display()))
+                    .arg(format!("+in2={}", in2.display()))
+                    .arg(format!("+out={}", out.display()));
+                run("vvp", &mut cmd)?;
+            }
+            Engine::Verilator(binary) => {
+                let mut cmd = Command::new(binary);
+                cmd.arg(&in1).arg(&in2).arg(&out);
+                run("board_sim", &mut cmd)?;
+            }
+        }
         let text = std::fs::read_to_string(&out).map_err(|source| SimError::Io {
             path: out.clone(),
             source,
@@ -179,7 +292,10 @@ impl BoardSim {
 fn run(tool: &'static str, cmd: &mut Command) -> Result<(), SimError> {
     let output = cmd.output().map_err(|e| SimError::Tool {
         tool,
-        detail: format!("{e} (install iverilog: apt-get install iverilog)"),
+        detail: match tool {
+            "iverilog" | "vvp" => format!("{e} (install iverilog: apt-get install iverilog)"),
+            _ => e.to_string(),
+        },
     })?;
     if output.status.success() {
         Ok(())

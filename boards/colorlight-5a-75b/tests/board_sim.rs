@@ -44,10 +44,10 @@ fn check_framing(frames: &[&TxFrame]) {
     }
 }
 
-#[test]
-fn frames_cross_both_ports_and_bad_ones_are_dropped_whole() {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = BoardSim::compile(dir.path(), Core::LoopThrough).unwrap();
+/// Good and bad frames both ways: (into port 1, into port 2, expected out of port 2,
+/// expected out of port 1).
+#[allow(clippy::type_complexity)]
+fn mixed_traffic() -> (Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let mut rng = StdRng::seed_from_u64(8);
 
     let mut into1 = Vec::new();
@@ -87,7 +87,39 @@ fn frames_cross_both_ports_and_bad_ones_are_dropped_whole() {
         into2.push(with_fcs(&f));
         expect_on1.push(f);
     }
+    (into1, into2, expect_on2, expect_on1)
+}
 
+#[test]
+fn frames_cross_both_ports_and_bad_ones_are_dropped_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = BoardSim::compile(dir.path(), Core::LoopThrough).unwrap();
+    check_mixed(&sim);
+}
+
+/// The Verilated board (`sim/board_main.cpp`, the engine `board_fast_path.rs` runs the
+/// whole fast path on) against the same traffic: the same frames out, and the same
+/// frames, byte for byte and port for port, as the iverilog testbench gives.
+#[test]
+fn verilator_board_equals_the_iverilog_testbench() {
+    let dir = tempfile::tempdir().unwrap();
+    let vl = BoardSim::verilator(dir.path(), Core::LoopThrough).unwrap();
+    check_mixed(&vl);
+    let iv_dir = tempfile::tempdir().unwrap();
+    let iv = BoardSim::compile(iv_dir.path(), Core::LoopThrough).unwrap();
+    let (into1, into2, _, _) = mixed_traffic();
+    let a = vl.run(&into1, &into2).unwrap();
+    let b = iv.run(&into1, &into2).unwrap();
+    let frames = |out: &[TxFrame], port: u8| -> Vec<Vec<u8>> {
+        on_port(out, port).iter().map(|f| f.wire.clone()).collect()
+    };
+    for port in [1, 2] {
+        assert_eq!(frames(&a, port), frames(&b, port), "port {port}");
+    }
+}
+
+fn check_mixed(sim: &BoardSim) {
+    let (into1, into2, expect_on2, expect_on1) = mixed_traffic();
     let out = sim.run(&into1, &into2).unwrap();
     let out1 = on_port(&out, 1);
     let out2 = on_port(&out, 2);
