@@ -10,8 +10,11 @@
 // PHY_RESET: 1 pulses the shared PHY reset for ~42 ms after configuration (v7.0, whose
 // 25 MHz clock is its own oscillator); 0 never resets the PHYs (v8.0: the FPGA's 25 MHz
 // clock comes from PHY U13, and resetting it would stop our own clock; chubby75
-// hardware_V8.0.md). MDIO is not driven: the PHYs run on their strap defaults
-// (auto-negotiation; this MAC supports 1000 Mb/s only).
+// hardware_V8.0.md). MDIO (mdio_ctrl): 200 ms after configuration both PHYs are found
+// by scanning, set to advertise 1000BASE-T full duplex only (this MAC supports 1000 Mb/s
+// only) with auto-negotiation restarted, and their links polled every 100 ms.
+//   LED: slow blink (~1 Hz) = running, links up (or no PHY answered on MDIO);
+//        fast blink = frames flowing; short flashes (~4 per second) = a PHY has no link.
 `default_nettype none
 module fulcrum_board #(
     parameter PHY_RESET = 0,
@@ -21,7 +24,7 @@ module fulcrum_board #(
     output wire       user_led_n,
     output wire       eth_rst_n,
     output wire       eth_mdc,
-    input  wire       eth_mdio,  // not driven (see above): high impedance
+    inout  wire       eth_mdio,
 
     input  wire       eth1_rxc,
     input  wire [3:0] eth1_rxd,
@@ -44,7 +47,6 @@ module fulcrum_board #(
     reg [20:0] por = 0;  // clk25 cycles since configuration, saturating
     always @(posedge clk25) if (!por[20]) por <= por + 1'b1;
     assign eth_rst_n = PHY_RESET ? por[20] : 1'b1;
-    assign eth_mdc   = 1'b0;
 
     (* async_reg = "true" *) reg [3:0] rst_sync = 4'b1111;
     always @(posedge clk125 or negedge pll_locked)
@@ -145,6 +147,19 @@ module fulcrum_board #(
         .bus_rdata(bus_rdata)
     );
 
+    // ---- PHY management (MDIO) --------------------------------------------------------
+    wire mdio_o, mdio_oe, mdio_ready;
+    wire [1:0] mdio_phys, mdio_link;
+    mdio_ctrl #(.WAIT_CYCLES(32'd25000000), .POLL_CYCLES(32'd12500000), .MDC_HALF(32)) mdio (
+        .clk(clk125), .rst(rst),
+        .mdc(eth_mdc), .mdio_o(mdio_o), .mdio_oe(mdio_oe), .mdio_i(eth_mdio),
+        .phys(mdio_phys), .phy_addr0(), .phy_addr1(), .link(mdio_link), .ready(mdio_ready)
+    );
+    assign eth_mdio = mdio_oe ? mdio_o : 1'bz;
+    // Links are fine unless a PHY was set up and reports none.
+    wire links_ok = !mdio_ready
+        || (mdio_link == ((mdio_phys == 2'd2) ? 2'b11 : 2'b01));
+
     // ---- LED ------------------------------------------------------------------------
     reg [26:0] beat;
     reg [15:0] last_tx1, last_tx2;
@@ -157,6 +172,7 @@ module fulcrum_board #(
         else if (activity != 0) activity <= activity - 1'b1;
     end
     // Active low; open drain on v8.0 (the .lpf sets it).
-    assign user_led_n = (activity != 0) ? ~beat[23] : ~beat[26];
+    assign user_led_n = !links_ok ? ~(beat[24:22] == 3'b000)
+        : (activity != 0) ? ~beat[23] : ~beat[26];
 endmodule
 `default_nettype wire

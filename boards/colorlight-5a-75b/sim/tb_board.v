@@ -37,6 +37,7 @@ module tb_board;
     wire txc1, txc2, tx_ctl1, tx_ctl2;
     wire [3:0] txd1, txd2;
     wire led_n, rst_n, mdc, mdio;
+    pullup (mdio);  // the board's MDIO pull-up; no PHY model answers here (tests/mdio.rs has them)
 
     fulcrum_board dut (
         .clk25(clk25), .user_led_n(led_n), .eth_rst_n(rst_n), .eth_mdc(mdc), .eth_mdio(mdio),

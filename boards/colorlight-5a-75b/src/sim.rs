@@ -99,6 +99,7 @@ pub const RTL_SOURCES: &[&str] = &[
     "core_loopthrough.v",
     "ctrl_bridge.v",
     "frame_arbiter.v",
+    "mdio_ctrl.v",
 ];
 
 /// The core the simulated board carries.
