@@ -27,6 +27,13 @@
 // No `#![warn(missing_docs)]`: rust-hdl's derives generate undocumented public methods
 // (`join`, `link`, ...). Every port and public item written here is documented anyway.
 
+/// log2 of the flow-table sets of the fast path as it is built for the board (4 ways
+/// each: 2,048 flows) and as `fulcrum pcap/sim --engine hdl` simulate it: the one
+/// geometry. 512 sets is what fits the LFE5U-25F's block RAM beside the rest of the
+/// fast path (see docs/PERFORMANCE.md); configurations run on the fast path set
+/// `appliance.flow_table = { sets = 512, ways = 4 }`.
+pub const FLOW_SETS_LOG2: usize = 9;
+
 pub mod checksum;
 pub mod cosim;
 pub mod fast_path_sim;

@@ -50,8 +50,8 @@ pub enum EngineKind {
     Hdl,
 }
 
-/// Flow-table sets (log2) of the simulated fast path (4 ways each).
-const HDL_SETS_LOG2: usize = 10;
+/// Flow-table sets (log2) of the simulated fast path (4 ways each): the board image's.
+const HDL_SETS_LOG2: usize = fulcrum_hdl::FLOW_SETS_LOG2;
 /// Flow-table ways of the fast path (`fulcrum_hdl::flow_table::WAYS`).
 const HDL_WAYS: u32 = fulcrum_hdl::flow_table::WAYS as u32;
 

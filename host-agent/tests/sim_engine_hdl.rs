@@ -73,7 +73,7 @@ address = "10.0.0.2"
 prefix = 16
 maglev_ring_size = 251
 [appliance.flow_table]
-sets = 1024
+sets = 512
 ways = 4
 
 [[service]]
@@ -111,7 +111,7 @@ address = "10.0.0.2"
 prefix = 16
 maglev_ring_size = 251
 [appliance.flow_table]
-sets = 1024
+sets = 512
 ways = 4
 
 [[service]]

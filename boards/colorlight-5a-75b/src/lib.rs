@@ -44,8 +44,8 @@ pub fn with_fcs(frame: &[u8]) -> Vec<u8> {
     wire
 }
 
-/// log2 of the flow-table sets of the image's fast path (as `fulcrum-synth`'s default).
-pub const FLOW_SETS_LOG2: usize = 9;
+/// log2 of the flow-table sets of the image's fast path (`fulcrum_hdl::FLOW_SETS_LOG2`).
+pub const FLOW_SETS_LOG2: usize = fulcrum_hdl::FLOW_SETS_LOG2;
 
 /// The Verilog of the image's fast path, `fulcrum_hdl::pipeline::FastPath`, with its top
 /// module renamed `fulcrum_fast_path` (rust-hdl calls it `top`). With `ecp5_bram` the

@@ -32,9 +32,9 @@ use fulcrum_model::pipeline::Port;
 use fulcrum_model::regmap::{RegisterBus, addr};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-/// Flow-table sets (log2) of the simulated fast path (the same as `fulcrum pcap --engine
-/// hdl`'s).
-pub const SETS_LOG2: usize = 10;
+/// Flow-table sets (log2) of the simulated fast path: the board image's (the same as
+/// `fulcrum pcap --engine hdl`'s).
+pub const SETS_LOG2: usize = fulcrum_hdl::FLOW_SETS_LOG2;
 
 /// Frames waiting for the simulation before new ones are dropped (the FPGA's input FIFO
 /// would drop them on the board when the pipeline falls behind).

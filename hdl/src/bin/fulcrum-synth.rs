@@ -31,7 +31,7 @@ fn parse_args() -> Result<Options, Error> {
     let mut options = Options {
         out: workspace.join("target/fpga"),
         seeds: 3,
-        sets_log2: 9,
+        sets_log2: fulcrum_hdl::FLOW_SETS_LOG2,
         core: false,
     };
     let mut args = std::env::args().skip(1);
@@ -64,7 +64,7 @@ fn parse_args() -> Result<Options, Error> {
 /// renamed `fulcrum_core`.
 fn core_verilog(sets_log2: usize, core: bool) -> Result<String, Error> {
     let verilog = match sets_log2 {
-        _ if !core => fast_path_verilog::<9>(),
+        _ if !core => fast_path_verilog::<{ fulcrum_hdl::FLOW_SETS_LOG2 }>(),
         6 => verilog_of::<6>(),
         8 => verilog_of::<8>(),
         9 => verilog_of::<9>(),
