@@ -1,32 +1,13 @@
 // Models of the ECP5 primitives the board top uses, for Verilator (no delays, no
 // `--timing`): `sim/board_main.cpp` drives the pins with explicit times instead.
 //
-// IDDRX1F, ODDRX1F: as in ecp5_models.v (the iverilog models).
+// IDDRX1F, ODDRX1F: ecp5_ddr.v (shared with the iverilog models).
 // DELAYG:  passes its input through. The C++ main changes RXD/RX_CTL at the PHY's clock
 //          edge and the FPGA's receive clock 3 ns later (its insertion delay), so each
 //          IDDR samples data that settled 3 ns before the edge and stays until the next
 //          PHY edge (4 ns) — the window the 2 ns DELAYG places the data in on hardware.
 // EHXPLLL: CLKOP is CLKI (the main drives clk25 at 125 MHz, the PLL's output rate, so
 //          the core runs on its real period); LOCK rises after 125 CLKI cycles (1 us).
-module IDDRX1F (input D, input SCLK, input RST, output reg Q0, output reg Q1);
-    reg pos, neg;
-    always @(posedge SCLK) begin
-        Q0 <= pos;
-        Q1 <= neg;
-        pos <= D;
-    end
-    always @(negedge SCLK) neg <= D;
-endmodule
-
-module ODDRX1F (input D0, input D1, input SCLK, input RST, output Q);
-    reg q0 = 1'b0, q1 = 1'b0;
-    always @(posedge SCLK) begin
-        q0 <= D0;
-        q1 <= D1;
-    end
-    assign Q = SCLK ? q0 : q1;
-endmodule
-
 module DELAYG #(parameter DEL_MODE = "USER_DEFINED", parameter DEL_VALUE = 0) (input A, output Z);
     assign Z = A;
 endmodule

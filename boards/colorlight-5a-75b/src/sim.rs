@@ -146,7 +146,8 @@ impl BoardSim {
             .arg("-o")
             .arg(&vvp)
             .arg(board.join("sim/tb_board.v"))
-            .arg(board.join("sim/ecp5_models.v"));
+            .arg(board.join("sim/ecp5_models.v"))
+            .arg(board.join("sim/ecp5_ddr.v"));
         for src in RTL_SOURCES {
             cmd.arg(board.join("rtl").join(src));
         }
@@ -173,6 +174,7 @@ impl BoardSim {
         let mut sources: Vec<(String, String)> = vec![
             ("main.cpp".into(), BOARD_MAIN_CPP.into()),
             ("ecp5_models_vl.v".into(), ECP5_MODELS_VL.into()),
+            ("ecp5_ddr.v".into(), read(board.join("sim/ecp5_ddr.v"))?),
             ("eth_crc32.vh".into(), read(board.join("rtl/eth_crc32.vh"))?),
         ];
         for src in RTL_SOURCES {
