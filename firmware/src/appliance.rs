@@ -414,7 +414,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             .services
             .iter()
             .find(|s| s.name.as_str() == svc)
-            .and_then(|s| s.backends.iter().find(|b| b.name.as_str() == be))
+            .and_then(|s| config.backends(s).iter().find(|b| b.name.as_str() == be))
             .map_or(0, |b| b.weight)
     }
 
@@ -463,10 +463,8 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             .configured
             .then_some(&mut self.st.config)
             .and_then(|c| {
-                c.services
-                    .iter_mut()
-                    .find(|s| s.name.as_str() == service)?
-                    .backends
+                let index = c.services.iter().position(|s| s.name.as_str() == service)?;
+                c.backends_mut(index)
                     .iter_mut()
                     .find(|b| b.name.as_str() == backend)
             })
@@ -498,17 +496,15 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
         let Some(config) = self.st.configured.then_some(&self.st.config) else {
             return;
         };
-        for svc in &config.services {
-            for be in &svc.backends {
-                if be.address != address || be.mac.is_some() {
-                    continue;
-                }
-                if let Some(slot) = self.st.cp.backend_slot(&svc.name, &be.name)
-                    && self.st.cp.backends()[slot].mac != mac
-                {
-                    self.st.cp.set_mac(slot, mac);
-                    self.dirty = true;
-                }
+        for (svc, be) in config.all_backends() {
+            if be.address != address || be.mac.is_some() {
+                continue;
+            }
+            if let Some(slot) = self.st.cp.backend_slot(&svc.name, &be.name)
+                && self.st.cp.backends()[slot].mac != mac
+            {
+                self.st.cp.set_mac(slot, mac);
+                self.dirty = true;
             }
         }
     }
@@ -517,9 +513,8 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
     pub fn backend_addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
         self.config()
             .into_iter()
-            .flat_map(|c| c.services.iter())
-            .flat_map(|s| s.backends.iter())
-            .map(|b| b.address)
+            .flat_map(|c| c.all_backends())
+            .map(|(_, b)| b.address)
     }
 
     /// Backend addresses whose MAC is still unknown (the runner resolves them).
@@ -707,7 +702,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
                     _ => None,
                 },
             };
-            for be in &svc.backends {
+            for be in config.backends(svc) {
                 let Some(slot) = self.st.cp.backend_slot(&svc.name, &be.name) else {
                     continue;
                 };
@@ -951,15 +946,13 @@ fn targets<'a>(
     cp: &'a ControlPlane,
     config: &'a Config,
 ) -> impl Iterator<Item = Target> + Clone + 'a {
-    config.services.iter().flat_map(move |svc| {
-        svc.backends.iter().filter_map(move |be| {
-            let slot = cp.backend_slot(&svc.name, &be.name)?;
-            Some(Target {
-                slot: slot as u16,
-                service: cp.service_slot(&svc.name)? as u8,
-                address: be.address,
-                port: svc.health.port.unwrap_or(svc.backend_port(be)),
-            })
+    config.all_backends().filter_map(move |(svc, be)| {
+        let slot = cp.backend_slot(&svc.name, &be.name)?;
+        Some(Target {
+            slot: slot as u16,
+            service: cp.service_slot(&svc.name)? as u8,
+            address: be.address,
+            port: svc.health.port.unwrap_or(svc.backend_port(be)),
         })
     })
 }
