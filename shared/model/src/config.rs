@@ -711,7 +711,7 @@ impl Config {
         self.appliance.clone_from(&other.appliance);
         self.clear_services();
         for (service, backends) in other.services_with_backends() {
-            if let Ok(index) = self.push_service(service.clone()) {
+            if let Some(index) = self.push_service(service.clone()) {
                 for backend in backends {
                     let _ = self.push_backend(index, backend.clone());
                 }
@@ -763,14 +763,14 @@ impl Config {
     }
 
     /// Appends `service` without backends (whatever its `backends` range said); returns its
-    /// index, or gives it back when there are [`MAX_SERVICES`] already.
-    pub fn push_service(&mut self, mut service: Service) -> Result<usize, Service> {
+    /// index, or `None` when there are [`MAX_SERVICES`] already.
+    pub fn push_service(&mut self, mut service: Service) -> Option<usize> {
         service.backends = BackendRange {
             start: self.backends.len() as u16,
             len: 0,
         };
-        self.services.push(service)?;
-        Ok(self.services.len() - 1)
+        self.services.push(service).ok()?;
+        Some(self.services.len() - 1)
     }
 
     /// Appends `backend` to service `index`; gives it back when there is no such service,
