@@ -40,11 +40,14 @@ pub type Name = String<MAX_NAME>;
 /// (the appliance's backend table), each service naming its range of it
 /// ([`Service::backends`]): a config takes the room of 256 backends, not of 16 × 32. The
 /// file and wire forms are unchanged — each service with its `backend` list inline (see
-/// the `Serialize`/`Deserialize` impls in [`serde_form`](self)) — so paths like
-/// `service[1].backend[0].port` keep naming the same field. Read a service's backends with
-/// [`Config::backends`]; change the lists only through the methods of `Config`
-/// ([`Config::push_service`], [`Config::push_backend`], [`Config::retain_services`], ...),
-/// which keep the ranges consistent.
+/// the `Serialize`/`Deserialize` impls) — so paths like `service[1].backend[0].port` keep
+/// naming the same field. Read a service's backends with [`Config::backends`]; add,
+/// remove or reorder services and backends only through the methods of `Config`
+/// ([`Config::push_service`], [`Config::push_backend`], [`Config::remove_backend`],
+/// [`Config::retain_services`], ...), which keep the ranges consistent: a `Service`
+/// pushed onto `services` directly (say, from another config) would name backends that
+/// are not its own. Changing fields in place (`services[i].port`,
+/// `backends_mut(i)[j].weight`) is fine.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Settings of the appliance itself.
