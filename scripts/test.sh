@@ -93,16 +93,14 @@ FULCRUM_KEY=ci-size-check-only-not-a-real-key boards/nucleo-f767zi/build.sh
 (cd boards/nucleo-f767zi && cargo fmt -- --check && FULCRUM_KEY=ci-size-check-only-not-a-real-key \
     cargo clippy --release --locked -- -D warnings && FULCRUM_KEY=ci-size-check-only-not-a-real-key \
     cargo clippy --release --locked --features spi-bus -- -D warnings)
-# The filters and ha images are known not to fit their stack yet (the config schema's
-# inline 16 x 32 backends; see boards/nucleo-f767zi/README.md, "Stack"): they are built and
-# sized, and build.sh prints the overflow as a WARNING instead of failing.
+# The filters and ha images too: build.sh fails when their deepest call chain does not fit.
 step "NUCLEO-F767ZI image with WebAssembly filters (wasmi + heap) and its size"
-FEATURES=filters STACK_CHECK=warn FULCRUM_KEY=ci-size-check-only-not-a-real-key boards/nucleo-f767zi/build.sh
+FEATURES=filters FULCRUM_KEY=ci-size-check-only-not-a-real-key boards/nucleo-f767zi/build.sh
 (cd boards/nucleo-f767zi && FULCRUM_KEY=ci-size-check-only-not-a-real-key \
     cargo clippy --release --locked --features filters -- -D warnings)
 
 step "NUCLEO-F767ZI image with the HA runner (VRRP + flow sync) and its size"
-FEATURES=ha STACK_CHECK=warn FULCRUM_KEY=ci-size-check-only-not-a-real-key boards/nucleo-f767zi/build.sh
+FEATURES=ha FULCRUM_KEY=ci-size-check-only-not-a-real-key boards/nucleo-f767zi/build.sh
 (cd boards/nucleo-f767zi && FULCRUM_KEY=ci-size-check-only-not-a-real-key \
     cargo clippy --release --locked --features ha -- -D warnings)
 

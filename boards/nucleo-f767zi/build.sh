@@ -74,8 +74,8 @@ elif [ "$ram" -gt "$RAM_TARGET" ]; then
          "checked against the F767's real 512 KiB instead (the appliance, its request scratch" \
          "and connections need ~250 KiB on their own: see README.md)"
 fi
-# STACK_CHECK=warn reports an overflow without failing (CI builds the images known not to
-# fit yet that way, see scripts/test.sh).
+# STACK_CHECK=warn reports an overflow without failing (for trying out changes; CI builds
+# every image with the default, failing check, see scripts/test.sh).
 if [ $((need + STACK_MARGIN)) -gt "$stack" ]; then
     if [ "${STACK_CHECK:-fail}" = warn ]; then
         echo "WARNING (STACK_CHECK=warn):" \

@@ -241,22 +241,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
         config: &Config,
         dry_run: bool,
     ) -> Result<ApplyReport, ErrorReply> {
-        if let Err(errors) = config.validate() {
-            self.management.rejected_configs += 1;
-            self.st.events.push(now, EventKind::ConfigRejected);
-            let mut reply = ErrorReply::new(
-                ErrorCode::InvalidConfig,
-                "configuration rejected; nothing was changed",
-            );
-            for e in errors.iter() {
-                let mut line = heapless::String::<200>::new();
-                let _ = core::fmt::write(&mut line, format_args!("{}: {}", e.path, e.message));
-                if reply.details.push(truncated(&line)).is_err() {
-                    break;
-                }
-            }
-            return Err(reply);
-        }
+        self.check_valid(now, config)?;
         // High availability takes the new settings live; what it cannot (a new VRID
         // while master, removing [appliance.ha]) refuses the whole config now.
         if let Some(ha) = self.ha
@@ -287,6 +272,30 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             warn!("HA: the new settings were refused after the check");
         }
         Ok(report)
+    }
+
+    /// Validates `config`; the refusal with every problem found when it is invalid. A
+    /// function of its own: the problems (~6 KiB) are in this frame only, not in `apply`'s
+    /// (which stays on the stack while the tables are written).
+    #[inline(never)]
+    fn check_valid(&mut self, now: u64, config: &Config) -> Result<(), ErrorReply> {
+        let Err(errors) = config.validate() else {
+            return Ok(());
+        };
+        self.management.rejected_configs += 1;
+        self.st.events.push(now, EventKind::ConfigRejected);
+        let mut reply = ErrorReply::new(
+            ErrorCode::InvalidConfig,
+            "configuration rejected; nothing was changed",
+        );
+        for e in errors.iter() {
+            let mut line = heapless::String::<200>::new();
+            let _ = core::fmt::write(&mut line, format_args!("{}: {}", e.path, e.message));
+            if reply.details.push(truncated(&line)).is_err() {
+                break;
+            }
+        }
+        Err(reply)
     }
 
     /// Compiles and writes `config`; on success it becomes the running config. On failure
@@ -414,7 +423,7 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             .services
             .iter()
             .find(|s| s.name.as_str() == svc)
-            .and_then(|s| s.backends.iter().find(|b| b.name.as_str() == be))
+            .and_then(|s| config.backends(s).iter().find(|b| b.name.as_str() == be))
             .map_or(0, |b| b.weight)
     }
 
@@ -463,10 +472,8 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             .configured
             .then_some(&mut self.st.config)
             .and_then(|c| {
-                c.services
-                    .iter_mut()
-                    .find(|s| s.name.as_str() == service)?
-                    .backends
+                let index = c.services.iter().position(|s| s.name.as_str() == service)?;
+                c.backends_mut(index)
                     .iter_mut()
                     .find(|b| b.name.as_str() == backend)
             })
@@ -498,17 +505,15 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
         let Some(config) = self.st.configured.then_some(&self.st.config) else {
             return;
         };
-        for svc in &config.services {
-            for be in &svc.backends {
-                if be.address != address || be.mac.is_some() {
-                    continue;
-                }
-                if let Some(slot) = self.st.cp.backend_slot(&svc.name, &be.name)
-                    && self.st.cp.backends()[slot].mac != mac
-                {
-                    self.st.cp.set_mac(slot, mac);
-                    self.dirty = true;
-                }
+        for (svc, be) in config.all_backends() {
+            if be.address != address || be.mac.is_some() {
+                continue;
+            }
+            if let Some(slot) = self.st.cp.backend_slot(&svc.name, &be.name)
+                && self.st.cp.backends()[slot].mac != mac
+            {
+                self.st.cp.set_mac(slot, mac);
+                self.dirty = true;
             }
         }
     }
@@ -517,9 +522,8 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
     pub fn backend_addresses(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
         self.config()
             .into_iter()
-            .flat_map(|c| c.services.iter())
-            .flat_map(|s| s.backends.iter())
-            .map(|b| b.address)
+            .flat_map(|c| c.all_backends())
+            .map(|(_, b)| b.address)
     }
 
     /// Backend addresses whose MAC is still unknown (the runner resolves them).
@@ -651,6 +655,15 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
     /// One page of the status report.
     #[inline(never)]
     pub fn status(&mut self, now: u64, page: u8) -> StatusReport {
+        let mut report = empty_report();
+        self.status_into(now, page, &mut report);
+        report
+    }
+
+    /// One page of the status report, written into `report` (whatever it held): the MCU
+    /// keeps one page (~20 KiB) in one frame, never a copy of it in another.
+    #[inline(never)]
+    pub fn status_into(&mut self, now: u64, page: u8, report: &mut StatusReport) {
         read_counters(
             self.writer.bus(),
             &mut self.st.counters,
@@ -658,25 +671,36 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
         );
         let c = &self.st.counters;
         let services = self.config().map_or(0, |c| c.services.len());
-        let pages = services.div_ceil(STATUS_PAGE_SERVICES).max(1) as u8;
-        let mut report = StatusReport {
-            page,
-            pages,
-            name: self.name(),
-            uptime_ms: now.saturating_sub(self.boot_ms),
-            generation: self.generation,
-            rx_frames: c.rx_frames,
-            from_mcu: c.from_mcu,
-            drops: c.drops.iter().copied().take(32).collect(),
-            punts: c.punts.iter().copied().take(16).collect(),
-            evictions: c.evictions,
-            expirations: c.expirations,
-            moved_flows: c.moved_flows,
-            management: self.management,
-            services: heapless::Vec::new(),
-        };
+        report.page = page;
+        report.pages = services.div_ceil(STATUS_PAGE_SERVICES).max(1) as u8;
+        report.name = self.name();
+        report.uptime_ms = now.saturating_sub(self.boot_ms);
+        report.generation = self.generation;
+        report.rx_frames = c.rx_frames;
+        report.from_mcu = c.from_mcu;
+        report.drops.clear();
+        report.drops.extend(c.drops.iter().copied().take(32));
+        report.punts.clear();
+        report.punts.extend(c.punts.iter().copied().take(16));
+        report.evictions = c.evictions;
+        report.expirations = c.expirations;
+        report.moved_flows = c.moved_flows;
+        report.management = self.management;
+        report.services.clear();
+        self.status_services(page, &mut report.services);
+    }
+
+    /// The services of status page `page`, written into `services` a service at a time
+    /// (a page is ~20 KiB: it is built where it lives).
+    #[inline(never)]
+    fn status_services(
+        &self,
+        page: u8,
+        services: &mut heapless::Vec<ServiceStatus, STATUS_PAGE_SERVICES>,
+    ) {
+        let c = &self.st.counters;
         let Some(config) = self.st.configured.then_some(&self.st.config) else {
-            return report;
+            return;
         };
         let first = usize::from(page) * STATUS_PAGE_SERVICES;
         for svc in config
@@ -688,26 +712,36 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
             let slot = self.st.cp.service_slot(&svc.name);
             let sc = slot.map(|s| c.services[s]).unwrap_or_default();
             let check_latency = slot.map(|s| self.st.checker.latency(s)).unwrap_or_default();
-            let mut status = ServiceStatus {
-                name: svc.name.clone(),
-                vip: svc.vip,
-                protocol: svc.protocol,
-                port: svc.port,
-                mode: svc.mode,
-                algorithm: svc.algorithm,
-                packets: sc.packets,
-                bytes: sc.bytes,
-                return_packets: sc.return_packets,
-                return_bytes: sc.return_bytes,
-                new_flows: sc.new_flows,
-                check_latency,
-                backends: heapless::Vec::new(),
-                l7: match (svc.mode, self.l7_counters) {
-                    (Mode::L7, Some(source)) => source.l7_counters(&svc.name).map(|c| c.status()),
-                    _ => None,
-                },
+            if services
+                .push(ServiceStatus {
+                    name: svc.name.clone(),
+                    vip: svc.vip,
+                    protocol: svc.protocol,
+                    port: svc.port,
+                    mode: svc.mode,
+                    algorithm: svc.algorithm,
+                    packets: sc.packets,
+                    bytes: sc.bytes,
+                    return_packets: sc.return_packets,
+                    return_bytes: sc.return_bytes,
+                    new_flows: sc.new_flows,
+                    check_latency,
+                    backends: heapless::Vec::new(),
+                    l7: match (svc.mode, self.l7_counters) {
+                        (Mode::L7, Some(source)) => {
+                            source.l7_counters(&svc.name).map(|c| c.status())
+                        }
+                        _ => None,
+                    },
+                })
+                .is_err()
+            {
+                return;
+            }
+            let Some(status) = services.last_mut() else {
+                return;
             };
-            for be in &svc.backends {
+            for be in config.backends(svc) {
                 let Some(slot) = self.st.cp.backend_slot(&svc.name, &be.name) else {
                     continue;
                 };
@@ -735,9 +769,37 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
                     bytes: bc.bytes,
                 });
             }
-            let _ = report.services.push(status);
         }
-        report
+    }
+
+    /// Answers a status request. A function of its own, so that the page (~20 KiB) is in
+    /// this frame only, not in that of every request (`handle` is inlined into the
+    /// connection's `on_bytes`, which is on the chain of every request, `Apply` too).
+    #[inline(never)]
+    fn reply_status<R>(
+        &mut self,
+        now: u64,
+        page: u8,
+        reply: impl FnOnce(ResponseRef<'_>) -> R,
+    ) -> R {
+        let mut report = empty_report();
+        self.status_into(now, page, &mut report);
+        reply(ResponseRef::Status(&report))
+    }
+
+    /// Answers an `Apply` (a function of its own for the same reason as `reply_status`).
+    #[inline(never)]
+    fn reply_apply<R>(
+        &mut self,
+        now: u64,
+        staged: &Config,
+        dry_run: bool,
+        reply: impl FnOnce(ResponseRef<'_>) -> R,
+    ) -> R {
+        match self.apply(now, staged, dry_run) {
+            Ok(report) => reply(ResponseRef::Applied(&report)),
+            Err(e) => reply(ResponseRef::Error(&e)),
+        }
     }
 
     /// Carries out a management command (authentication is the session's business) and
@@ -756,15 +818,9 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
                 ErrorCode::Malformed,
                 "Hello is answered by the session",
             ))),
-            Command::Status { page } => {
-                let report = self.status(now, *page);
-                reply(ResponseRef::Status(&report))
-            }
+            Command::Status { page } => self.reply_status(now, *page, reply),
             Command::GetConfig => reply(ResponseRef::Config(self.config())),
-            Command::Apply { dry_run } => match self.apply(now, staged, *dry_run) {
-                Ok(report) => reply(ResponseRef::Applied(&report)),
-                Err(e) => reply(ResponseRef::Error(&e)),
-            },
+            Command::Apply { dry_run } => self.reply_apply(now, staged, *dry_run, reply),
             Command::Backend {
                 service,
                 backend,
@@ -939,6 +995,32 @@ impl<'b, B: RegisterBus, S: ConfigStore> Appliance<'b, B, S> {
     }
 }
 
+/// A status page with nothing in it (built in place: its lists are empty).
+fn empty_report() -> StatusReport {
+    StatusReport {
+        page: 0,
+        pages: 0,
+        name: Name::new(),
+        uptime_ms: 0,
+        generation: 0,
+        rx_frames: 0,
+        from_mcu: 0,
+        drops: heapless::Vec::new(),
+        punts: heapless::Vec::new(),
+        evictions: 0,
+        expirations: 0,
+        moved_flows: 0,
+        management: ManagementCounters {
+            requests: 0,
+            malformed: 0,
+            auth_failures: 0,
+            replays: 0,
+            rejected_configs: 0,
+        },
+        services: heapless::Vec::new(),
+    }
+}
+
 fn names(service: &str, backend: &str) -> (Name, Name) {
     (
         Name::try_from(service).unwrap_or_default(),
@@ -951,15 +1033,13 @@ fn targets<'a>(
     cp: &'a ControlPlane,
     config: &'a Config,
 ) -> impl Iterator<Item = Target> + Clone + 'a {
-    config.services.iter().flat_map(move |svc| {
-        svc.backends.iter().filter_map(move |be| {
-            let slot = cp.backend_slot(&svc.name, &be.name)?;
-            Some(Target {
-                slot: slot as u16,
-                service: cp.service_slot(&svc.name)? as u8,
-                address: be.address,
-                port: svc.health.port.unwrap_or(svc.backend_port(be)),
-            })
+    config.all_backends().filter_map(move |(svc, be)| {
+        let slot = cp.backend_slot(&svc.name, &be.name)?;
+        Some(Target {
+            slot: slot as u16,
+            service: cp.service_slot(&svc.name)? as u8,
+            address: be.address,
+            port: svc.health.port.unwrap_or(svc.backend_port(be)),
         })
     })
 }

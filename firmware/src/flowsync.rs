@@ -740,6 +740,23 @@ pub struct LinkStats {
     pub snapshots_received: u32,
 }
 
+impl LinkStats {
+    /// All zero (the default, usable in a `const`).
+    pub const ZERO: LinkStats = LinkStats {
+        data_sent: 0,
+        retransmitted: 0,
+        records_applied: 0,
+        data_applied: 0,
+        duplicates: 0,
+        out_of_order: 0,
+        bad_tag: 0,
+        stale: 0,
+        malformed: 0,
+        resyncs: 0,
+        snapshots_received: 0,
+    };
+}
+
 struct Unacked {
     seq: u64,
     sent_at: u64,
@@ -818,6 +835,115 @@ impl core::fmt::Debug for Link {
 }
 
 impl Link {
+    /// A link that is not set up yet (peer 0, no key): a placeholder built at compile
+    /// time, so that a board can keep its links in a static and set them up in place
+    /// with [`Link::reset`] (a link is tens of KiB: it never goes through the MCU's stack).
+    pub const IDLE: Link = Link {
+        config: LinkConfig {
+            node: 0,
+            peer: 0,
+            peers: Vec::new(),
+            mode: SyncMode::AllToAll,
+            rto_ms: 0,
+            hello_ms: 0,
+            keepalive_ms: 0,
+        },
+        key: Key::PLACEHOLDER,
+        epoch: 0,
+        peer_session: None,
+        next_seq: 1,
+        unacked: Deque::new(),
+        resend_from: None,
+        retries: 0,
+        hello_at: 0,
+        hello_counter: 1,
+        queue: Deque::new(),
+        snapshot: None,
+        last_sent_at: 0,
+        snapshot_end_seq: None,
+        peer_synced: false,
+        used_sessions: Deque::new(),
+        reorder: Vec::new(),
+        session: 1,
+        peer_epoch: None,
+        peer_hello: 0,
+        expected: 1,
+        ack_due: false,
+        hello_please: None,
+        sending: true,
+        draining: false,
+        drain_hellos: 0,
+        synced: false,
+        last_applied_at: None,
+        stats: LinkStats::ZERO,
+    };
+
+    /// Makes this link what [`Link::new`] with these arguments returns, in place.
+    pub fn reset(&mut self, config: LinkConfig, key: &Key, epoch: u64, session_base: u64) {
+        // Every field, by name: a field added to `Link` must be reset here too.
+        let Link {
+            config: c,
+            key: k,
+            epoch: e,
+            peer_session,
+            next_seq,
+            unacked,
+            resend_from,
+            retries,
+            hello_at,
+            hello_counter,
+            queue,
+            snapshot,
+            last_sent_at,
+            snapshot_end_seq,
+            peer_synced,
+            used_sessions,
+            reorder,
+            session,
+            peer_epoch,
+            peer_hello,
+            expected,
+            ack_due,
+            hello_please,
+            sending,
+            draining,
+            drain_hellos,
+            synced,
+            last_applied_at,
+            stats,
+        } = self;
+        *c = config;
+        k.clone_from(key);
+        *e = epoch;
+        *peer_session = None;
+        *next_seq = 1;
+        unacked.clear();
+        *resend_from = None;
+        *retries = 0;
+        *hello_at = 0;
+        *hello_counter = 1;
+        queue.clear();
+        *snapshot = None;
+        *last_sent_at = 0;
+        *snapshot_end_seq = None;
+        *peer_synced = false;
+        used_sessions.clear();
+        reorder.clear();
+        // Zero means "no session" on the wire.
+        *session = session_base.max(1);
+        *peer_epoch = None;
+        *peer_hello = 0;
+        *expected = 1;
+        *ack_due = false;
+        *hello_please = None;
+        *sending = true;
+        *draining = false;
+        *drain_hellos = 0;
+        *synced = false;
+        *last_applied_at = None;
+        *stats = LinkStats::ZERO;
+    }
+
     /// A link. `epoch` and `session_base` must be random per boot (the runner's RNG):
     /// they are what makes recorded messages useless after a restart.
     pub fn new(config: LinkConfig, key: Key, epoch: u64, session_base: u64) -> Self {
@@ -926,9 +1052,8 @@ impl Link {
                     self.start_resync();
                 }
             } else if undelivered {
-                let queue = core::mem::take(&mut self.queue);
-                self.start_over(now);
-                self.queue = queue;
+                // The queue stays (in place: it is the link's largest part).
+                self.start_over_keeping_queue(now);
             } else {
                 self.start_over(now);
             }
@@ -1031,11 +1156,15 @@ impl Link {
     }
 
     fn start_over(&mut self, now: u64) {
+        self.queue.clear();
+        self.start_over_keeping_queue(now);
+    }
+
+    fn start_over_keeping_queue(&mut self, now: u64) {
         self.peer_synced = false;
         self.snapshot_end_seq = None;
         self.peer_session = None;
         self.unacked.clear();
-        self.queue.clear();
         self.snapshot = None;
         self.resend_from = None;
         self.retries = 0;

@@ -63,10 +63,33 @@ pub struct HaCounters {
     pub unknown_sender: u32,
 }
 
+/// Up to `N` flow-sync links with their peers' addresses, kept in place: a link is tens
+/// of KiB, so they are set up where they live ([`Link::reset`]), never built by value.
+struct Links<const N: usize> {
+    slots: [(Ipv4Addr, Link); N],
+    len: usize,
+}
+
+impl<const N: usize> core::ops::Deref for Links<N> {
+    type Target = [(Ipv4Addr, Link)];
+    fn deref(&self) -> &Self::Target {
+        &self.slots[..self.len]
+    }
+}
+
+impl<const N: usize> core::ops::DerefMut for Links<N> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.slots[..self.len]
+    }
+}
+
 /// The HA state of one appliance with up to `N` peers.
+///
+/// It is large (its links), so a board keeps it in a static built at compile time
+/// ([`Ha::IDLE`]) and starts it in place ([`Ha::start`]); [`Ha::new`] is for hosts.
 pub struct Ha<const N: usize> {
     router: Router,
-    links: Vec<(Ipv4Addr, Link), N>,
+    links: Links<N>,
     sync_port: u16,
     configured_priority: u8,
     counters: HaCounters,
@@ -87,18 +110,24 @@ pub struct Ha<const N: usize> {
     reconfigured: u16,
 }
 
-/// One link per peer of `config`'s `[appliance.ha]`, none sending yet.
+/// Sets up `links` in place: one per peer of `config`'s `[appliance.ha]`, none sending
+/// yet. On error nothing changed.
 fn make_links<const N: usize>(
+    links: &mut Links<N>,
     config: &Config,
     key: &Key,
     epoch: u64,
     session_base: u64,
-) -> Result<Vec<(Ipv4Addr, Link), N>, HaError> {
+) -> Result<(), HaError> {
     let ha = config.appliance.ha.as_ref().ok_or(HaError::NotConfigured)?;
     let (node, peers) = node_ids(config.appliance.address, &ha.peers).ok_or(HaError::Peers)?;
-    let mut links = Vec::new();
+    if peers.len() > N {
+        return Err(HaError::Peers);
+    }
     for (i, &(id, address)) in peers.iter().enumerate() {
-        let mut link = Link::new(
+        let (peer_address, link) = &mut links.slots[i];
+        *peer_address = address;
+        link.reset(
             LinkConfig {
                 node,
                 peer: id,
@@ -108,15 +137,15 @@ fn make_links<const N: usize>(
                 hello_ms: HELLO_MS,
                 keepalive_ms: KEEPALIVE_MS,
             },
-            key.clone(),
+            key,
             epoch,
             session_base.wrapping_add((i as u64) << 32),
         );
         // Only the master sends (turned on at the role change).
         link.set_sending(0, false);
-        links.push((address, link)).map_err(|_| HaError::Peers)?;
     }
-    Ok(links)
+    links.len = peers.len();
+    Ok(())
 }
 
 /// What the management service needs of HA (object-safe, so the appliance holds it
@@ -186,29 +215,62 @@ impl<const N: usize> Ha<N> {
     /// HA for a validated `config` with `[appliance.ha]`; `key` authenticates sync
     /// messages (the management key); `epoch` and `session_base` must be random per boot.
     pub fn new(config: &Config, key: &Key, epoch: u64, session_base: u64) -> Result<Self, HaError> {
+        let mut ha = Ha::IDLE;
+        ha.start(config, key, epoch, session_base)?;
+        Ok(ha)
+    }
+
+    /// Not started: no group, no links (see [`Ha::start`]).
+    pub const IDLE: Ha<N> = Ha {
+        router: Router::IDLE,
+        links: Links {
+            slots: [const { (Ipv4Addr::UNSPECIFIED, Link::IDLE) }; N],
+            len: 0,
+        },
+        sync_port: 0,
+        configured_priority: 0,
+        counters: HaCounters {
+            role_changes: 0,
+            split_brains: 0,
+            overflows: 0,
+            changes_read: 0,
+            unknown_sender: 0,
+        },
+        events: Deque::new(),
+        synced: Vec::new(),
+        logging: None,
+        flow_slots: None,
+        sticky_slots: None,
+        last_split_event: None,
+        vmac_accept: None,
+        kicked: false,
+        waker: None,
+        key: Key::PLACEHOLDER,
+        epoch: 0,
+        session_base: 0,
+        reconfigured: 0,
+    };
+
+    /// Starts this (idle, [`Ha::IDLE`]) state in place, as [`Ha::new`] with the same
+    /// arguments would return it. On error it stays idle.
+    pub fn start(
+        &mut self,
+        config: &Config,
+        key: &Key,
+        epoch: u64,
+        session_base: u64,
+    ) -> Result<(), HaError> {
         let ha = config.appliance.ha.as_ref().ok_or(HaError::NotConfigured)?;
         let rc = RouterConfig::from_config(config).ok_or(HaError::NotConfigured)?;
-        let links = make_links(config, key, epoch, session_base)?;
-        Ok(Ha {
-            router: Router::new(rc),
-            synced: links.iter().map(|_| false).collect(),
-            links,
-            sync_port: ha.sync_port,
-            configured_priority: ha.priority,
-            counters: HaCounters::default(),
-            events: Deque::new(),
-            logging: None,
-            flow_slots: None,
-            sticky_slots: None,
-            last_split_event: None,
-            vmac_accept: None,
-            kicked: false,
-            waker: None,
-            key: key.clone(),
-            epoch,
-            session_base,
-            reconfigured: 0,
-        })
+        make_links(&mut self.links, config, key, epoch, session_base)?;
+        self.router = Router::new(rc);
+        self.synced = self.links.iter().map(|_| false).collect();
+        self.sync_port = ha.sync_port;
+        self.configured_priority = ha.priority;
+        self.key.clone_from(key);
+        self.epoch = epoch;
+        self.session_base = session_base;
+        Ok(())
     }
 
     /// Whether `config` can be applied while running (see [`Ha::reconfigure`]); the
@@ -274,14 +336,14 @@ impl<const N: usize> Ha<N> {
             let base = self
                 .session_base
                 .wrapping_add(u64::from(self.reconfigured) << 48);
-            let mut links = make_links(config, &self.key, self.epoch ^ base, base)
+            let key = self.key.clone();
+            make_links(&mut self.links, config, &key, self.epoch ^ base, base)
                 .map_err(|_| "appliance.ha.peers: more peers than this build runs")?;
             let master = self.is_master();
-            for (_, link) in links.iter_mut() {
+            for (_, link) in self.links.iter_mut() {
                 link.set_sending(now, master);
             }
-            self.synced = links.iter().map(|_| false).collect();
-            self.links = links;
+            self.synced = self.links.iter().map(|_| false).collect();
             self.logging = None;
         }
         self.after_router(now);

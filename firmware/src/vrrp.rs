@@ -555,6 +555,45 @@ pub struct Router {
 }
 
 impl Router {
+    /// A router of no group yet (VRID 1, priority 1, no addresses) in Initialize: a
+    /// placeholder built at compile time, for state a board keeps in a static
+    /// ([`crate::ha::Ha::IDLE`]); replaced with [`Router::new`] before use.
+    pub const IDLE: Router = Router {
+        config: RouterConfig {
+            vrid: 1,
+            priority: 1,
+            preempt: false,
+            advert_interval_cs: 100,
+            primary: Ipv4Addr::UNSPECIFIED,
+            addresses: Vec::new(),
+            hold_preempt_until_synced: false,
+        },
+        role: Role::Initialize,
+        admin_priority: None,
+        synced: false,
+        holds_table: false,
+        master_since: 0,
+        master_adver_cs: 100,
+        deadline: None,
+        advert_pending: None,
+        garp_next: usize::MAX,
+        master: None,
+        master_priority: 0,
+        last_advert_at: None,
+        events: heapless::Deque::new(),
+        lost_events: 0,
+        stats: Stats {
+            adverts_sent: 0,
+            adverts_received: 0,
+            refused: 0,
+            lower_ignored: 0,
+            address_mismatch: 0,
+            releases_heard: 0,
+            became_master: 0,
+            garps_sent: 0,
+        },
+    };
+
     /// A router in Initialize; call [`Router::startup`]. The config is taken as
     /// validated (`Config::validate` checks `[appliance.ha]`); out-of-range numbers are
     /// clamped rather than trusted (VRID ≥ 1, priority ≥ 1, interval 1..=4095 cs).

@@ -419,7 +419,8 @@ fn drain_and_disable_follow_into_the_tables_and_the_saved_config() {
     assert_eq!(err.code, ErrorCode::NotFound);
     let mut rebooted = appliance(app.config().unwrap(), store);
     rebooted.boot(0, &mut Config::empty());
-    let b = &rebooted.config().unwrap().services[0].backends[1];
+    let running = rebooted.config().unwrap();
+    let b = &running.backends(&running.services[0])[1];
     assert_eq!(b.state, AdminState::Drain);
 }
 

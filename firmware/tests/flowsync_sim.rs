@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use fulcrum_firmware::flowsync::{
-    Change, Link, LinkConfig, MAX_MESSAGE, PipelineSink, PipelineSource, QUEUE, ReplicaSink,
-    ReplicaSource, SyncError, backup_of, group_bytes_per_flow,
+    Change, Link, LinkConfig, LinkStats, MAX_MESSAGE, PipelineSink, PipelineSource, QUEUE,
+    ReplicaSink, ReplicaSource, SyncError, backup_of, group_bytes_per_flow,
 };
 use fulcrum_model::flow::{FlowEntry, FlowKey, FlowState, StickyEntry};
 use fulcrum_model::ha::SyncMode;
@@ -139,18 +139,21 @@ struct Net {
     created: u32,
 }
 
+fn link_config(node: u8, peer: u8, nodes: u8, mode: SyncMode) -> LinkConfig {
+    LinkConfig {
+        node,
+        peer,
+        peers: (0..nodes).filter(|&p| p != node).collect(),
+        mode,
+        rto_ms: 20,
+        hello_ms: 50,
+        keepalive_ms: 100,
+    }
+}
+
 fn link(node: u8, peer: u8, nodes: u8, mode: SyncMode, boot: u64) -> Link {
-    let peers = (0..nodes).filter(|&p| p != node).collect();
     Link::new(
-        LinkConfig {
-            node,
-            peer,
-            peers,
-            mode,
-            rto_ms: 20,
-            hello_ms: 50,
-            keepalive_ms: 100,
-        },
+        link_config(node, peer, nodes, mode),
         key(),
         0x1000 * boot + u64::from(node) * 7 + 1,
         0x9000 * boot + u64::from(peer) * 13 + 3,
@@ -387,6 +390,23 @@ impl Net {
             .flat_map(|n| n.links.iter().map(|l| format!("{l:?}")))
             .collect();
         panic!("links did not settle in {limit} ms: {states:#?}");
+    }
+
+    /// As [`Net::restart`], but the links are the old ones set up again in place
+    /// ([`Link::reset`], what the MCU does with the links it keeps in a static).
+    fn restart_in_place(&mut self, node: u8, mode: SyncMode, boot: u64) {
+        let n = self.nodes.len() as u8;
+        let me = &mut self.nodes[node as usize];
+        me.tables = Tables::new(node);
+        let peers = (0..n).filter(|&p| p != node);
+        for (link, p) in me.links.iter_mut().zip(peers) {
+            link.reset(
+                link_config(node, p, n, mode),
+                &key(),
+                0x1000 * boot + u64::from(node) * 7 + 1,
+                0x9000 * boot + u64::from(p) * 13 + 3,
+            );
+        }
     }
 
     fn restart(&mut self, node: u8, mode: SyncMode, boot: u64) {
@@ -732,6 +752,32 @@ fn backup_equals_master_through_loss_reordering_duplication_and_a_rejoin() {
     assert_eq!(b.bad_tag + b.malformed, 0);
     // The backup never sent data of its own.
     assert_eq!(b.data_sent, 0);
+}
+
+#[test]
+fn a_link_set_up_again_in_place_rejoins_like_a_new_one() {
+    let mut net = Net::new(2, SyncMode::AllToAll, 0xbeef);
+    net.nodes[1].links[0].set_sending(0, false);
+    net.loss = 0.05;
+    net.delay = (1, 4);
+    net.run(2_000, &[0], 3);
+    assert!(net.nodes[1].links[0].stats().data_applied > 0);
+    net.restart_in_place(1, SyncMode::AllToAll, 2);
+    let backup = &net.nodes[1].links[0];
+    assert_eq!(*backup.stats(), LinkStats::ZERO);
+    assert_eq!(backup.lag(), (0, 0));
+    assert!(!backup.synced() && !backup.connected());
+    net.nodes[1].links[0].set_sending(net.now, false);
+    net.run(4_000, &[0], 3);
+    net.settle(5_000);
+    net.assert_replica(1, 0);
+    let b = net.nodes[1].links[0].stats();
+    assert!(net.nodes[1].links[0].synced());
+    assert!(
+        b.stale > 0,
+        "the old session's messages were refused after the reset"
+    );
+    assert_eq!(b.bad_tag + b.malformed + b.data_sent, 0);
 }
 
 #[test]

@@ -18,6 +18,7 @@ use fulcrum_mgmt::ha::HaRole;
 use fulcrum_mgmt::message::EventKind;
 use fulcrum_model::changelog::{self, ChangeRegisters};
 use fulcrum_model::flow::FlowEntry;
+use fulcrum_model::ha::SyncMode;
 use fulcrum_model::pipeline::{Action, OUT_HEADROOM, Pipeline, Port};
 use fulcrum_model::regmap::RegisterBus;
 use ha_common::{ADDRS, Connection, config, config_with, key, mapping, pipeline, tcp};
@@ -470,6 +471,35 @@ fn ha_settings_apply_at_once_and_what_cannot_change_live_is_refused() {
     }
     // Stable at the new interval: nobody took over, one master.
     assert_eq!(masters(&w.nodes[1].events).len(), m1.len());
+    assert_eq!(w.master(), Some(1));
+    for i in 0..w.connections.len() {
+        w.check(i);
+    }
+    assert_eq!(w.broken, Vec::<String>::new());
+
+    // A new sync mode sets the links up again (in place, as the MCU keeps them): both
+    // sides start over with a hello, and the backup holds the master's complete table
+    // again (only the master sends).
+    let pushed = w.now;
+    for (i, priority) in [(0, 200), (1, 250)] {
+        let mode = config_with(i, priority, |t| {
+            t.replace("\"10ms\"", "\"50ms\"")
+                .replace("peers = ", "sync = \"owner_backup\"\npeers = ")
+        });
+        w.nodes[i].ha.reconfigure(pushed, &mode).unwrap();
+        let link = &w.nodes[i].ha.links()[0].1;
+        assert_eq!(link.mode(), SyncMode::OwnerBackup);
+        assert!(!link.synced() && !link.connected());
+    }
+    while w.now < pushed + 1_000 {
+        w.step(true);
+    }
+    let (backup, master) = (&w.nodes[0].ha.links()[0].1, &w.nodes[1].ha.links()[0].1);
+    assert!(
+        backup.synced(),
+        "the backup holds the master's table after the rebuild"
+    );
+    assert!(master.peer_synced(), "and the master knows it");
     assert_eq!(w.master(), Some(1));
     for i in 0..w.connections.len() {
         w.check(i);

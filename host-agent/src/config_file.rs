@@ -389,6 +389,50 @@ name = \"b\"
         );
     }
 
+    /// The appliance holds 256 backends in all (one flat table): a file with more is
+    /// refused where the list that does not fit is, with file, line and path.
+    #[test]
+    fn too_many_backends_in_all_are_refused_with_their_place() {
+        let mut text = String::from(
+            "[appliance]\nname = \"big\"\nmac = \"02:00:00:00:00:01\"\naddress = \"10.0.0.2\"\nmaglev_ring_size = 67\n",
+        );
+        for s in 0..9 {
+            text += &format!(
+                "\n[[service]]\nname = \"svc-{s}\"\nvip = \"10.0.0.1\"\nprotocol = \"tcp\"\nport = {}\n",
+                1000 + s
+            );
+            for b in 0..32 {
+                text += &format!(
+                    "[[service.backend]]\nname = \"b-{b}\"\naddress = \"10.9.{s}.{}\"\n",
+                    b + 1
+                );
+            }
+        }
+        let invalid = parse("big.toml", &text).unwrap_err();
+        assert_eq!(invalid.diagnostics.len(), 1);
+        let d = &invalid.diagnostics[0];
+        println!("{d}");
+        assert!(
+            d.message.contains(
+                "too many backends: the appliance holds at most 256 in all services together"
+            ),
+            "{d}"
+        );
+        assert_eq!(d.file, "big.toml");
+        assert!(
+            d.path
+                .as_deref()
+                .is_some_and(|p| p.starts_with("service[8]")),
+            "{d}"
+        );
+        let ninth = text.find("name = \"svc-8\"").unwrap();
+        assert!(d.span.start >= ninth - "[[service]]\n".len(), "{d}");
+        // Eight services of 32 fill the table exactly and are fine.
+        let eight = &text[..text.find("\n[[service]]\nname = \"svc-8\"").unwrap()];
+        let config = parse("big.toml", eight).unwrap();
+        assert_eq!(config.backend_count(), 256);
+    }
+
     #[test]
     fn lines_and_columns_count_from_one_in_characters() {
         assert_eq!(line_and_column("ab\ncdé\nf", 0), (1, 1));

@@ -675,13 +675,8 @@ pub fn diff(running: Option<&Config>, new: &Config) -> ConfigDiff {
     let Some(old_json) = old_json else {
         d.services_added = new.services.iter().map(|s| s.name.to_string()).collect();
         d.backends_added = new
-            .services
-            .iter()
-            .flat_map(|s| {
-                s.backends
-                    .iter()
-                    .map(move |b| format!("{}/{}", s.name, b.name))
-            })
+            .all_backends()
+            .map(|(s, b)| format!("{}/{}", s.name, b.name))
             .collect();
         d.appliance.push(Change {
             path: "appliance".into(),
@@ -966,11 +961,12 @@ mod tests {
         let a = example();
         assert!(diff(Some(&a), &a).is_empty());
         let mut b = a.clone();
-        b.services[0].backends[0].weight = 7;
-        b.services[0].backends.pop();
+        b.backends_mut(0)[0].weight = 7;
+        let last = b.backends(&b.services[0]).len() - 1;
+        b.remove_backend(0, last).unwrap();
         b.services[1].port = 5353;
         b.appliance.maglev_ring_size = 4093;
-        b.services.remove(1);
+        b.remove_service(1).unwrap();
         b.l7[0].cookie = None;
         let d = diff(Some(&a), &b);
         assert_eq!(d.services_removed, vec!["dns".to_string()]);

@@ -228,7 +228,7 @@ fn live(s: &Snapshot<'_>, previous: &mut Vec<(u64, u64)>) {
         if let Some(config) = app.config()
             && let Some(c) = config.services.iter().find(|c| c.name.as_str() == svc.name)
         {
-            for be in &c.backends {
+            for be in config.backends(c) {
                 let n = svc.per_backend.get(be.name.as_str()).copied().unwrap_or(0);
                 let state = app
                     .control_plane()
@@ -307,8 +307,8 @@ fn run_tap(args: &Args, mut config: fulcrum_model::config::Config) -> Result<Exi
                 let app = board.app.borrow();
                 let fpga = board.fpga.borrow();
                 app.config().is_some_and(|c| {
-                    c.services.iter().all(|s| {
-                        s.backends.iter().all(|b| {
+                    c.services_with_backends().all(|(s, backends)| {
+                        backends.iter().all(|b| {
                             app.control_plane()
                                 .backend_slot(&s.name, &b.name)
                                 .and_then(|slot| fpga.pipeline().backend(slot))
@@ -543,10 +543,8 @@ fn default_ha(config: &fulcrum_model::config::Config) -> Result<fulcrum_model::h
         x == a
             || config.appliance.gateway == Some(x)
             || config.appliance.snat_pool.contains(&x)
-            || config
-                .services
-                .iter()
-                .any(|s| s.vip == x || s.backends.iter().any(|b| b.address == x))
+            || config.services.iter().any(|s| s.vip == x)
+            || config.all_backends().any(|(_, b)| b.address == x)
     };
     let o = a.octets();
     let peer = (2..=250u8)

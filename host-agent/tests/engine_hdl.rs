@@ -72,7 +72,7 @@ fn hdl_engine_refuses_l4_services() {
 /// IP-in-IP and GUE services (Maglev), and the NAT and DSR services switched to Maglev.
 fn served_fixture() -> Config {
     let mut config = config_file::load(&fixtures().join("fixtures.toml")).expect("fixtures.toml");
-    config.services.retain(|s| {
+    config.retain_services(|s, _| {
         matches!(
             s.mode,
             Mode::L7 | Mode::Nat | Mode::Dsr | Mode::Ipip | Mode::Gue
@@ -105,14 +105,15 @@ fn hdl_engine_refuses_what_is_not_in_hardware() {
         "the served subset runs"
     );
     let full = config_file::load(&fixtures().join("fixtures.toml")).expect("fixtures.toml");
-    let fullnat = full
-        .services
-        .iter()
-        .find(|s| s.mode == Mode::Fullnat)
-        .expect("a fullnat service")
-        .clone();
+    let (fullnat, fullnat_backends) = full
+        .services_with_backends()
+        .find(|(s, _)| s.mode == Mode::Fullnat)
+        .expect("a fullnat service");
     let mut c = base.clone();
-    c.services.push(fullnat).unwrap();
+    let index = c.push_service(fullnat.clone()).unwrap();
+    for b in fullnat_backends {
+        c.push_backend(index, b.clone()).unwrap();
+    }
     let t = refusal(&c);
     assert!(t.contains("service api") && t.contains("fullnat"), "{t}");
 
@@ -200,7 +201,7 @@ fn hdl_engine_forwards_as_the_model_on_the_fixture_capture() {
 )]
 fn hdl_engine_equals_the_model_on_the_fixture_capture() {
     let mut config = config_file::load(&fixtures().join("fixtures.toml")).expect("fixtures.toml");
-    config.services.retain(|s| s.mode == Mode::L7);
+    config.retain_services(|s, _| s.mode == Mode::L7);
     assert!(!config.services.is_empty(), "the fixture has an L7 service");
     let frames = capture();
     let model = replay(

@@ -175,8 +175,10 @@ static PROXY: ConstStaticCell<RefCell<L7Proxy<L7_SERVICES>>> =
     ConstStaticCell::new(RefCell::new(L7Proxy::new()));
 static L7_CONTEXT: StaticCell<L7Context> = StaticCell::new();
 static WAKE: StaticCell<Wake> = StaticCell::new();
+/// The HA state (its flow-sync links are tens of KiB): built at compile time and started
+/// in place, never on the stack.
 #[cfg(feature = "ha")]
-static HA: StaticCell<RefCell<BoardHa>> = StaticCell::new();
+static HA: ConstStaticCell<RefCell<BoardHa>> = ConstStaticCell::new(RefCell::new(BoardHa::IDLE));
 /// Sync socket buffers and staged messages of the HA loop: smaller than the simulated
 /// board's (RAM); a snapshot's window of 8 goes out over a few rounds.
 #[cfg(feature = "ha")]
@@ -549,8 +551,9 @@ fn start_ha(
         let mut r = rng.borrow_mut();
         (r.next_u64(), r.next_u64())
     };
-    match BoardHa::new(config, key, epoch, session) {
-        Ok(ha) => Some(HA.init(RefCell::new(ha))),
+    let ha: &'static RefCell<BoardHa> = HA.take();
+    match ha.borrow_mut().start(config, key, epoch, session) {
+        Ok(()) => Some(ha),
         Err(e) => {
             warn!(
                 "HA cannot start ({}): this image supports {} peer",

@@ -196,7 +196,7 @@ fn print_summary(board: &fulcrum_sim::Board) {
     );
     if let Some(config) = app.config() {
         for svc in &config.services {
-            for be in &svc.backends {
+            for be in config.backends(svc) {
                 let Some(slot) = app.control_plane().backend_slot(&svc.name, &be.name) else {
                     continue;
                 };
@@ -231,7 +231,7 @@ fn print_summary(board: &fulcrum_sim::Board) {
 fn spawn_backends(switch: &mut Switch, config: &Config) -> usize {
     let mut seen: Vec<Ipv4Addr> = Vec::new();
     for svc in &config.services {
-        for be in &svc.backends {
+        for be in config.backends(svc) {
             if seen.contains(&be.address) {
                 continue;
             }
@@ -271,10 +271,8 @@ fn operator_address(config: &Config) -> Ipv4Addr {
         .map(|last| Ipv4Addr::new(o[0], o[1], o[2], last))
         .find(|a| {
             *a != config.appliance.address
-                && !config
-                    .services
-                    .iter()
-                    .any(|s| s.vip == *a || s.backends.iter().any(|b| b.address == *a))
+                && !config.services.iter().any(|s| s.vip == *a)
+                && !config.all_backends().any(|(_, b)| b.address == *a)
         })
         .unwrap_or(Ipv4Addr::new(o[0], o[1], o[2], 254))
 }

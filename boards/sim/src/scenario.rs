@@ -243,10 +243,8 @@ fn free_address(config: &Config, base: Ipv4Addr, avoid: &[Ipv4Addr]) -> Ipv4Addr
         a == config.appliance.address
             || avoid.contains(&a)
             || config.appliance.snat_pool.contains(&a)
-            || config
-                .services
-                .iter()
-                .any(|s| s.vip == a || s.backends.iter().any(|b| b.address == a))
+            || config.services.iter().any(|s| s.vip == a)
+            || config.all_backends().any(|(_, b)| b.address == a)
     };
     let o = base.octets();
     (1..=254u8)
@@ -312,7 +310,7 @@ pub async fn run(
     let mut by_address: BTreeMap<Ipv4Addr, (HostSpec, Extras, Vec<String>)> = BTreeMap::new();
     for svc in &config.services {
         let direct = matches!(svc.mode, Mode::Dsr | Mode::Ipip | Mode::Gue);
-        for be in &svc.backends {
+        for be in config.backends(svc) {
             let o = be.address.octets();
             let entry = by_address.entry(be.address).or_insert_with(|| {
                 (
@@ -879,11 +877,14 @@ fn apply_drill(
         DrillAction::Revive(b) => host(b)?.set(Health::Up),
         DrillAction::Weight(s, b, w) => {
             let mut config = app.borrow().config().cloned().ok_or("no running config")?;
-            let be = config
-                .services
-                .iter_mut()
-                .find(|x| x.name.as_str() == s)
-                .and_then(|x| x.backends.iter_mut().find(|y| y.name.as_str() == b))
+            let index = config.services.iter().position(|x| x.name.as_str() == s);
+            let be = index
+                .and_then(|i| {
+                    config
+                        .backends_mut(i)
+                        .iter_mut()
+                        .find(|y| y.name.as_str() == b)
+                })
                 .ok_or_else(|| format!("no backend {s}/{b}"))?;
             be.weight = *w;
             app.borrow_mut()

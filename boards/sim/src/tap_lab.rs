@@ -106,10 +106,8 @@ impl TapLab {
             .find(|x| {
                 *x != a.address
                     && !a.snat_pool.contains(x)
-                    && !config
-                        .services
-                        .iter()
-                        .any(|s| s.vip == *x || s.backends.iter().any(|be| be.address == *x))
+                    && !config.services.iter().any(|s| s.vip == *x)
+                    && !config.all_backends().any(|(_, be)| be.address == *x)
             })
             .context("no free address for the router")?;
         lab.router = router;
@@ -140,7 +138,7 @@ impl TapLab {
         // Backends: one namespace per backend address (`-h0`, `-h1`, ...), as separate
         // machines, so every answer names the backend that really served it.
         let mut hosts: Vec<Ipv4Addr> = Vec::new();
-        for be in config.services.iter().flat_map(|s| s.backends.iter()) {
+        for (_, be) in config.all_backends() {
             if !hosts.contains(&be.address) {
                 hosts.push(be.address);
             }
@@ -169,9 +167,7 @@ impl TapLab {
             )?;
             ns_exec(&h, &["ip", "link", "set", "eth0", "up"])?;
             let served: Vec<_> = config
-                .services
-                .iter()
-                .flat_map(|s| s.backends.iter().map(move |be| (s, be)))
+                .all_backends()
                 .filter(|(_, be)| be.address == *host)
                 .collect();
             // DSR and tunnel backends hold their VIPs on loopback (without answering ARP

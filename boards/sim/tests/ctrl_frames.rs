@@ -234,7 +234,8 @@ fn the_appliance_programs_its_fpga_through_lossy_control_frames() {
             fulcrum_sim::MANAGEMENT_PORT,
         ));
         let mut smaller = config();
-        smaller.services[0].backends.pop();
+        let last = smaller.services[0].backends.len() - 1;
+        smaller.remove_backend(0, last).unwrap();
         let client = tokio::task::spawn_blocking(move || {
             let mut c = Client::connect_tcp(&addr.to_string(), key, Duration::from_secs(5))
                 .expect("management connects");

@@ -339,9 +339,10 @@ fn management_over_tcp_and_serial_with_persistence() {
         let lab = lab(&dir, Some(key.clone()), false);
         let app = lab.board.app.borrow();
         assert_eq!(app.generation(), applied);
-        assert_eq!(app.config().unwrap().services[0].backends.len(), 2);
+        let running = app.config().unwrap();
+        assert_eq!(running.services[0].backends.len(), 2);
         assert_eq!(
-            app.config().unwrap().services[0].backends[1].state,
+            running.backends(&running.services[0])[1].state,
             AdminState::Drain
         );
     });
@@ -379,7 +380,8 @@ fn run_mgmt(dir: &std::path::Path, key: Key) -> u32 {
             let Response::Config(Some(mut cfg)) = c.request(&Request::GetConfig).unwrap() else {
                 panic!()
             };
-            cfg.services[0].backends.pop();
+            let last = cfg.services[0].backends.len() - 1;
+            cfg.remove_backend(0, last).unwrap();
             let Response::Applied(r) = c
                 .request(&Request::Apply {
                     config: cfg.clone(),
@@ -403,7 +405,7 @@ fn run_mgmt(dir: &std::path::Path, key: Key) -> u32 {
             assert!(!r.changed, "the same config twice changes nothing");
             // A bad config is refused whole, with a reason.
             let mut bad = cfg.clone();
-            bad.services[0].backends[0].weight = 5000;
+            bad.backends_mut(0)[0].weight = 5000;
             match c.request(&Request::Apply {
                 config: bad,
                 dry_run: false,

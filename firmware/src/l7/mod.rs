@@ -361,14 +361,14 @@ impl<const N: usize> L7Proxy<N> {
                 }
                 // The default pool first, then pools in the order backends name them.
                 let _ = service.pools.push(Pool::new(None));
-                for b in &s.backends {
+                for b in config.backends(s) {
                     if let Some(p) = &b.pool
                         && !service.pools.iter().any(|q| q.name.as_ref() == Some(p))
                     {
                         let _ = service.pools.push(Pool::new(Some(p.clone())));
                     }
                 }
-                for b in &s.backends {
+                for b in config.backends(s) {
                     let Some(slot) = cp.backend_slot(&s.name, &b.name) else {
                         continue;
                     };

@@ -3,7 +3,7 @@
 //! keeps in static memory, one service at a time — never a whole config on its stack.
 //! The host keeps using [`Request`](crate::Request); a test checks both decodings agree.
 
-use fulcrum_model::config::{AdminState, Appliance, Config, MAX_SERVICES, Name, Service};
+use fulcrum_model::config::{AdminState, Appliance, Config, MAX_SERVICES, Name};
 use fulcrum_model::l7::{L7Settings, MAX_L7_SERVICES};
 use serde::Deserialize;
 
@@ -163,15 +163,18 @@ pub fn decode_config_into<'a>(
 ) -> Result<&'a [u8], DecodeError> {
     let (appliance, rest) = take::<Appliance>(bytes)?;
     config.appliance = appliance;
-    config.services.clear();
+    config.clear_services();
     let (count, mut rest) = take::<usize>(rest)?;
     if count > MAX_SERVICES {
         return Err(DecodeError);
     }
     for _ in 0..count {
-        let (service, r) = take::<Service>(rest)?;
-        config.services.push(service).map_err(|_| DecodeError)?;
-        rest = r;
+        // The service's backends go straight into the config's backend table.
+        let mut de = postcard::Deserializer::from_bytes(rest);
+        config
+            .deserialize_service(&mut de)
+            .map_err(|_| DecodeError)?;
+        rest = de.finalize().map_err(|_| DecodeError)?;
     }
     // The L7 tables one at a time too (each is a few KiB; the list would not fit the
     // MCU's stack).

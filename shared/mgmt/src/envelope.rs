@@ -177,6 +177,13 @@ impl core::fmt::Debug for Key {
 }
 
 impl Key {
+    /// A key of no bytes: only a placeholder, for holders built in a static at compile
+    /// time before their real key is known (the MCU's idle HA links); [`Key::new`] never
+    /// returns it, and nothing should authenticate with it.
+    pub const PLACEHOLDER: Key = Key {
+        bytes: heapless::Vec::new(),
+    };
+
     /// A key from raw bytes; `None` when empty or longer than [`MAX_KEY`].
     pub fn new(bytes: &[u8]) -> Option<Key> {
         if bytes.is_empty() {

@@ -163,7 +163,7 @@ impl ControlPlane {
         // Backend slots: keep by (service, backend) name, free the vanished.
         let mut keep = [false; BACKEND_SLOTS];
         for svc in config.services.iter() {
-            for be in svc.backends.iter() {
+            for be in config.backends(svc) {
                 if let Some(b) = self.find_backend(&svc.name, &be.name) {
                     keep[b] = true;
                 }
@@ -196,7 +196,7 @@ impl ControlPlane {
                 gue_port: svc.gue_port,
                 member_count: svc.backends.len() as u8,
             };
-            for (pos, be) in svc.backends.iter().enumerate() {
+            for (pos, be) in config.backends(svc).iter().enumerate() {
                 let b = match self.find_backend(&svc.name, &be.name) {
                     Some(b) => b,
                     None => {

@@ -35,17 +35,29 @@ pub const MAX_HTTP_TEXT: usize = 64;
 pub type Name = String<MAX_NAME>;
 
 /// The whole configuration of one appliance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+///
+/// In memory the backends of all services are one flat table of at most [`MAX_BACKENDS`]
+/// (the appliance's backend table), each service naming its range of it
+/// ([`Service::backends`]): a config takes the room of 256 backends, not of 16 × 32. The
+/// file and wire forms are unchanged — each service with its `backend` list inline (see
+/// the `Serialize`/`Deserialize` impls) — so paths like `service[1].backend[0].port` keep
+/// naming the same field. Read a service's backends with [`Config::backends`]; add,
+/// remove or reorder services and backends only through the methods of `Config`
+/// ([`Config::push_service`], [`Config::push_backend`], [`Config::remove_backend`],
+/// [`Config::retain_services`], ...), which keep the ranges consistent: a `Service`
+/// pushed onto `services` directly (say, from another config) would name backends that
+/// are not its own. Changing fields in place (`services[i].port`,
+/// `backends_mut(i)[j].weight`) is fine.
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Settings of the appliance itself.
     pub appliance: Appliance,
     /// The virtual services, in the order they were written.
-    #[serde(default, rename = "service", deserialize_with = "bounded_vec")]
     pub services: Vec<Service, MAX_SERVICES>,
+    /// The backends of all services, service after service.
+    backends: Vec<Backend, MAX_BACKENDS>,
     /// Settings of the L7 (HTTP) services, one table per service of mode `l7`
     /// (see [`crate::l7`]); a service of mode `l7` without one gets the defaults.
-    #[serde(default, rename = "l7", deserialize_with = "bounded_vec")]
     pub l7: Vec<L7Settings, MAX_L7_SERVICES>,
 }
 
@@ -185,8 +197,10 @@ impl Default for Timeouts {
 }
 
 /// One virtual service: a VIP, protocol and port, balanced over a pool of backends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+///
+/// Its backends are in its [`Config`]'s flat backend table ([`Config::backends`]); in the
+/// file they are written inline, as the service's `backend` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
     /// Unique name of the service.
     pub name: Name,
@@ -197,26 +211,20 @@ pub struct Service {
     /// The virtual port clients connect to.
     pub port: u16,
     /// How frames reach the backends.
-    #[serde(default)]
     pub mode: Mode,
     /// How a new flow picks its backend.
-    #[serde(default)]
     pub algorithm: Algorithm,
     /// Source-IP persistence: a client's new flows go to the backend of its last flow.
-    #[serde(default)]
     pub sticky: bool,
     /// How long a persistence entry lives without traffic (default: `appliance.timeouts.sticky`).
-    #[serde(default)]
     pub sticky_timeout: Option<Millis>,
     /// Destination UDP port of GUE encapsulation (mode `gue`).
-    #[serde(default = "default_gue_port")]
     pub gue_port: u16,
     /// Health checking of the backends.
-    #[serde(default)]
     pub health: HealthCheck,
-    /// The backends, in the order they were written.
-    #[serde(default, rename = "backend", deserialize_with = "bounded_vec")]
-    pub backends: Vec<Backend, MAX_BACKENDS_PER_SERVICE>,
+    /// Where the service's backends are in its config's backend table ([`Config::backends`]);
+    /// `backends.len()` is how many it has.
+    pub backends: BackendRange,
 }
 
 /// Default GUE destination port (the one Katran and Linux `fou` examples use).
@@ -695,23 +703,235 @@ impl Config {
                 ha: None,
             },
             services: Vec::new(),
+            backends: Vec::new(),
             l7: Vec::new(),
         }
     }
 
-    /// Makes `self` equal to `other`, reusing its memory (one service at a time on the
-    /// stack, never a whole config).
+    /// Makes `self` equal to `other`, reusing its memory (one service or backend at a time
+    /// on the stack, never a whole config).
     pub fn copy_from(&mut self, other: &Config) {
         self.appliance.clone_from(&other.appliance);
-        self.services.clear();
-        for service in &other.services {
-            let _ = self.services.push(service.clone());
+        self.clear_services();
+        for (service, backends) in other.services_with_backends() {
+            if let Some(index) = self.push_service(service.clone()) {
+                for backend in backends {
+                    let _ = self.push_backend(index, backend.clone());
+                }
+            }
         }
-        self.l7.clone_from(&other.l7);
+        self.l7.clear();
+        for settings in &other.l7 {
+            let _ = self.l7.push(settings.clone());
+        }
+    }
+
+    /// The backends of `service` (a service of this config), in the order they were written.
+    pub fn backends(&self, service: &Service) -> &[Backend] {
+        let r = service.backends;
+        let start = usize::from(r.start);
+        self.backends
+            .get(start..start + usize::from(r.len))
+            .unwrap_or(&[])
+    }
+
+    /// The backends of service `index`, mutably (empty if there is no such service).
+    pub fn backends_mut(&mut self, index: usize) -> &mut [Backend] {
+        let Some(r) = self.services.get(index).map(|s| s.backends) else {
+            return &mut [];
+        };
+        let start = usize::from(r.start);
+        self.backends
+            .get_mut(start..start + usize::from(r.len))
+            .unwrap_or(&mut [])
+    }
+
+    /// Every service with its backends, in the order they were written.
+    pub fn services_with_backends(
+        &self,
+    ) -> impl Iterator<Item = (&Service, &[Backend])> + Clone + '_ {
+        self.services.iter().map(|s| (s, self.backends(s)))
+    }
+
+    /// Every backend of every service with its service, in the order they were written.
+    pub fn all_backends(&self) -> impl Iterator<Item = (&Service, &Backend)> + Clone + '_ {
+        self.services_with_backends()
+            .flat_map(|(s, backends)| backends.iter().map(move |b| (s, b)))
+    }
+
+    /// Removes every service and backend.
+    pub fn clear_services(&mut self) {
+        self.services.clear();
+        self.backends.clear();
+    }
+
+    /// Appends `service` without backends (whatever its `backends` range said); returns its
+    /// index, or `None` when there are [`MAX_SERVICES`] already.
+    pub fn push_service(&mut self, mut service: Service) -> Option<usize> {
+        service.backends = BackendRange {
+            start: self.backends.len() as u16,
+            len: 0,
+        };
+        self.services.push(service).ok()?;
+        Some(self.services.len() - 1)
+    }
+
+    /// Appends `backend` to service `index`; gives it back when there is no such service,
+    /// the service has [`MAX_BACKENDS_PER_SERVICE`] or the appliance [`MAX_BACKENDS`].
+    pub fn push_backend(&mut self, index: usize, backend: Backend) -> Result<(), Backend> {
+        let Some(r) = self.services.get(index).map(|s| s.backends) else {
+            return Err(backend);
+        };
+        if usize::from(r.len) >= MAX_BACKENDS_PER_SERVICE {
+            return Err(backend);
+        }
+        let at = usize::from(r.start) + usize::from(r.len);
+        if at > self.backends.len() {
+            return Err(backend);
+        }
+        self.backends.insert(at, backend)?;
+        for (k, s) in self.services.iter_mut().enumerate() {
+            if k == index {
+                s.backends.len += 1;
+            } else if usize::from(s.backends.start) >= at {
+                s.backends.start += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes backend `b` of service `index`.
+    pub fn remove_backend(&mut self, index: usize, b: usize) -> Option<Backend> {
+        let r = self.services.get(index)?.backends;
+        if b >= usize::from(r.len) {
+            return None;
+        }
+        let at = usize::from(r.start) + b;
+        if at >= self.backends.len() {
+            return None;
+        }
+        let removed = self.backends.remove(at);
+        for (k, s) in self.services.iter_mut().enumerate() {
+            if k == index {
+                s.backends.len -= 1;
+            } else if usize::from(s.backends.start) > at {
+                s.backends.start -= 1;
+            }
+        }
+        Some(removed)
+    }
+
+    /// Removes every backend of service `index`.
+    pub fn clear_backends(&mut self, index: usize) {
+        let Some(r) = self.services.get(index).map(|s| s.backends) else {
+            return;
+        };
+        let (start, len) = (usize::from(r.start), usize::from(r.len));
+        if start + len > self.backends.len() {
+            return;
+        }
+        self.backends[start..].rotate_left(len);
+        self.backends.truncate(self.backends.len() - len);
+        for (k, s) in self.services.iter_mut().enumerate() {
+            if k == index {
+                s.backends.len = 0;
+            } else if usize::from(s.backends.start) >= start + len {
+                s.backends.start -= r.len;
+            }
+        }
+    }
+
+    /// Removes service `index` and its backends.
+    pub fn remove_service(&mut self, index: usize) -> Option<Service> {
+        if index >= self.services.len() {
+            return None;
+        }
+        self.clear_backends(index);
+        let mut service = self.services.remove(index);
+        service.backends = BackendRange::EMPTY;
+        Some(service)
+    }
+
+    /// Keeps only the services for which `keep` (given the service and its backends) says
+    /// so, with their backends.
+    pub fn retain_services(&mut self, mut keep: impl FnMut(&Service, &[Backend]) -> bool) {
+        let mut index = 0;
+        while index < self.services.len() {
+            if keep(&self.services[index], self.backends(&self.services[index])) {
+                index += 1;
+            } else {
+                self.remove_service(index);
+            }
+        }
+    }
+}
+
+impl PartialEq for Config {
+    /// Equal settings, services and backends (where the backends sit in the flat table
+    /// does not matter).
+    fn eq(&self, other: &Config) -> bool {
+        self.appliance == other.appliance
+            && self.l7 == other.l7
+            && self.services.len() == other.services.len()
+            && self
+                .services_with_backends()
+                .zip(other.services_with_backends())
+                .all(|((a, ab), (b, bb))| a.same_settings(b) && ab == bb)
+    }
+}
+
+impl Eq for Config {}
+
+/// Where a service's backends are in its config's flat backend table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackendRange {
+    start: u16,
+    len: u16,
+}
+
+impl BackendRange {
+    /// No backends (what a new [`Service`] gets; [`Config::push_service`] places it).
+    pub const EMPTY: BackendRange = BackendRange { start: 0, len: 0 };
+
+    /// How many backends the service has.
+    pub const fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether the service has no backends.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
 impl Service {
+    /// Whether every setting but the backends is equal.
+    pub fn same_settings(&self, other: &Service) -> bool {
+        let Service {
+            name,
+            vip,
+            protocol,
+            port,
+            mode,
+            algorithm,
+            sticky,
+            sticky_timeout,
+            gue_port,
+            health,
+            backends: _,
+        } = self;
+        *name == other.name
+            && *vip == other.vip
+            && *protocol == other.protocol
+            && *port == other.port
+            && *mode == other.mode
+            && *algorithm == other.algorithm
+            && *sticky == other.sticky
+            && *sticky_timeout == other.sticky_timeout
+            && *gue_port == other.gue_port
+            && *health == other.health
+    }
+
     /// The port a backend listens on (its own, or the service port).
     pub fn backend_port(&self, backend: &Backend) -> u16 {
         backend.port.unwrap_or(self.port)
@@ -734,6 +954,390 @@ impl Appliance {
         self.hash_key
             .map(|k| k.0)
             .unwrap_or(crate::hash::RSS_DEFAULT_KEY)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// File and wire form
+// ---------------------------------------------------------------------------------------
+
+/// The file (TOML, JSON) and wire (postcard) form of a [`Config`]: as if the struct were
+/// derived with each service's backends inline,
+///
+/// ```text
+/// Config  { appliance, service: [Service], l7: [L7Settings] }
+/// Service { name, vip, protocol, port, mode, algorithm, sticky, sticky_timeout,
+///           gue_port, health, backend: [Backend] }
+/// ```
+///
+/// with the same field names, defaults and errors (unknown and missing fields, "too many
+/// entries"). Deserializing writes the backends straight into the config's flat table, a
+/// backend at a time: no service-sized or config-sized value is built on the stack, which
+/// is what lets the MCU decode a pushed config with little stack
+/// ([`Config::deserialize_service`]).
+mod serde_form {
+    use core::fmt;
+
+    use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+    use serde::ser::{SerializeSeq, SerializeStruct};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::*;
+
+    const CONFIG_FIELDS: &[&str] = &["appliance", "service", "l7"];
+    const SERVICE_FIELDS: &[&str] = &[
+        "name",
+        "vip",
+        "protocol",
+        "port",
+        "mode",
+        "algorithm",
+        "sticky",
+        "sticky_timeout",
+        "gue_port",
+        "health",
+        "backend",
+    ];
+
+    impl Serialize for Config {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut st = s.serialize_struct("Config", CONFIG_FIELDS.len())?;
+            st.serialize_field("appliance", &self.appliance)?;
+            st.serialize_field("service", &ServiceList(self))?;
+            st.serialize_field("l7", &self.l7)?;
+            st.end()
+        }
+    }
+
+    struct ServiceList<'a>(&'a Config);
+
+    impl Serialize for ServiceList<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let mut seq = s.serialize_seq(Some(self.0.services.len()))?;
+            for (service, backends) in self.0.services_with_backends() {
+                seq.serialize_element(&ServiceForm { service, backends })?;
+            }
+            seq.end()
+        }
+    }
+
+    struct ServiceForm<'a> {
+        service: &'a Service,
+        backends: &'a [Backend],
+    }
+
+    impl Serialize for ServiceForm<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            let v = self.service;
+            let mut st = s.serialize_struct("Service", SERVICE_FIELDS.len())?;
+            st.serialize_field("name", &v.name)?;
+            st.serialize_field("vip", &v.vip)?;
+            st.serialize_field("protocol", &v.protocol)?;
+            st.serialize_field("port", &v.port)?;
+            st.serialize_field("mode", &v.mode)?;
+            st.serialize_field("algorithm", &v.algorithm)?;
+            st.serialize_field("sticky", &v.sticky)?;
+            st.serialize_field("sticky_timeout", &v.sticky_timeout)?;
+            st.serialize_field("gue_port", &v.gue_port)?;
+            st.serialize_field("health", &v.health)?;
+            st.serialize_field("backend", self.backends)?;
+            st.end()
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Config {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Config, D::Error> {
+            let mut config = Config::empty();
+            d.deserialize_struct("Config", CONFIG_FIELDS, ConfigVisitor(&mut config))?;
+            Ok(config)
+        }
+    }
+
+    impl Config {
+        /// Decodes one service in its file or wire form (its `backend` list inline) and
+        /// appends it, its backends going straight into the flat table: the MCU decodes a
+        /// pushed config this way, a service at a time.
+        pub fn deserialize_service<'de, D: Deserializer<'de>>(
+            &mut self,
+            d: D,
+        ) -> Result<(), D::Error> {
+            ServiceSeed(self).deserialize(d)
+        }
+    }
+
+    /// A field name (or, from formats that number fields, its index) as its index.
+    struct Field(&'static [&'static str]);
+
+    impl<'de> DeserializeSeed<'de> for Field {
+        type Value = usize;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+            d.deserialize_identifier(self)
+        }
+    }
+
+    impl Visitor<'_> for Field {
+        type Value = usize;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a field identifier")
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<usize, E> {
+            usize::try_from(v)
+                .ok()
+                .filter(|&i| i < self.0.len())
+                .ok_or_else(|| E::invalid_value(de::Unexpected::Unsigned(v), &self))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<usize, E> {
+            self.0
+                .iter()
+                .position(|f| *f == v)
+                .ok_or_else(|| E::unknown_field(v, self.0))
+        }
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<usize, E> {
+            match core::str::from_utf8(v) {
+                Ok(v) => self.visit_str(v),
+                Err(_) => Err(E::invalid_value(de::Unexpected::Bytes(v), &self)),
+            }
+        }
+    }
+
+    /// A list of at most `N`, with [`bounded_vec`]'s message when longer.
+    struct Bounded<T, const N: usize>(Vec<T, N>);
+
+    impl<'de, T: Deserialize<'de>, const N: usize> Deserialize<'de> for Bounded<T, N> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            bounded_vec(d).map(Bounded)
+        }
+    }
+
+    fn too_many<E: de::Error>(limit: usize) -> E {
+        E::custom(format_args!(
+            "too many entries: at most {limit} are allowed"
+        ))
+    }
+
+    struct ConfigVisitor<'a>(&'a mut Config);
+
+    impl<'de> Visitor<'de> for ConfigVisitor<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("struct Config")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let config = self.0;
+            config.appliance = seq
+                .next_element()?
+                .ok_or_else(|| de::Error::invalid_length(0, &"struct Config with 3 elements"))?;
+            seq.next_element_seed(ServicesSeed(config))?
+                .ok_or_else(|| de::Error::invalid_length(1, &"struct Config with 3 elements"))?;
+            let l7: Bounded<L7Settings, MAX_L7_SERVICES> = seq
+                .next_element()?
+                .ok_or_else(|| de::Error::invalid_length(2, &"struct Config with 3 elements"))?;
+            config.l7 = l7.0;
+            Ok(())
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let config = self.0;
+            let mut seen = [false; 3];
+            while let Some(field) = map.next_key_seed(Field(CONFIG_FIELDS))? {
+                if core::mem::replace(&mut seen[field], true) {
+                    return Err(de::Error::duplicate_field(CONFIG_FIELDS[field]));
+                }
+                match field {
+                    0 => config.appliance = map.next_value()?,
+                    1 => map.next_value_seed(ServicesSeed(&mut *config))?,
+                    _ => config.l7 = map.next_value::<Bounded<_, MAX_L7_SERVICES>>()?.0,
+                }
+            }
+            if !seen[0] {
+                return Err(de::Error::missing_field("appliance"));
+            }
+            Ok(())
+        }
+    }
+
+    /// The `service` list: replaces the config's services and backends.
+    struct ServicesSeed<'a>(&'a mut Config);
+
+    impl<'de> DeserializeSeed<'de> for ServicesSeed<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for ServicesSeed<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a list of at most {MAX_SERVICES} entries")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let config = self.0;
+            config.clear_services();
+            while seq.next_element_seed(ServiceSeed(&mut *config))?.is_some() {}
+            Ok(())
+        }
+    }
+
+    /// One service: appended to the config, its backends to the flat table.
+    struct ServiceSeed<'a>(&'a mut Config);
+
+    impl<'de> DeserializeSeed<'de> for ServiceSeed<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            if self.0.services.is_full() {
+                return Err(too_many(MAX_SERVICES));
+            }
+            d.deserialize_struct("Service", SERVICE_FIELDS, self)
+        }
+    }
+
+    /// The fields of a service as they are read; the defaults of the file form.
+    struct Fields {
+        name: Option<Name>,
+        vip: Option<Ipv4Addr>,
+        protocol: Option<Protocol>,
+        port: Option<u16>,
+        mode: Mode,
+        algorithm: Algorithm,
+        sticky: bool,
+        sticky_timeout: Option<Millis>,
+        gue_port: u16,
+        health: HealthCheck,
+        backends: BackendRange,
+    }
+
+    impl ServiceSeed<'_> {
+        fn finish<E: de::Error>(self, f: Fields) -> Result<(), E> {
+            let service = Service {
+                name: f.name.ok_or_else(|| E::missing_field("name"))?,
+                vip: f.vip.ok_or_else(|| E::missing_field("vip"))?,
+                protocol: f.protocol.ok_or_else(|| E::missing_field("protocol"))?,
+                port: f.port.ok_or_else(|| E::missing_field("port"))?,
+                mode: f.mode,
+                algorithm: f.algorithm,
+                sticky: f.sticky,
+                sticky_timeout: f.sticky_timeout,
+                gue_port: f.gue_port,
+                health: f.health,
+                backends: f.backends,
+            };
+            self.0
+                .services
+                .push(service)
+                .map_err(|_| too_many(MAX_SERVICES))
+        }
+    }
+
+    impl<'de> Visitor<'de> for ServiceSeed<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("struct Service")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            fn next<'de, T: Deserialize<'de>, A: SeqAccess<'de>>(
+                seq: &mut A,
+                index: usize,
+            ) -> Result<T, A::Error> {
+                seq.next_element()?.ok_or_else(|| {
+                    de::Error::invalid_length(index, &"struct Service with 11 elements")
+                })
+            }
+            let mut f = Fields {
+                name: Some(next(&mut seq, 0)?),
+                vip: Some(next(&mut seq, 1)?),
+                protocol: Some(next(&mut seq, 2)?),
+                port: Some(next(&mut seq, 3)?),
+                mode: next(&mut seq, 4)?,
+                algorithm: next(&mut seq, 5)?,
+                sticky: next(&mut seq, 6)?,
+                sticky_timeout: next(&mut seq, 7)?,
+                gue_port: next(&mut seq, 8)?,
+                health: next(&mut seq, 9)?,
+                backends: BackendRange::EMPTY,
+            };
+            f.backends = seq
+                .next_element_seed(BackendsSeed(&mut *self.0))?
+                .ok_or_else(|| de::Error::invalid_length(10, &"struct Service with 11 elements"))?;
+            self.finish(f)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut f = Fields {
+                name: None,
+                vip: None,
+                protocol: None,
+                port: None,
+                mode: Mode::default(),
+                algorithm: Algorithm::default(),
+                sticky: false,
+                sticky_timeout: None,
+                gue_port: default_gue_port(),
+                health: HealthCheck::default(),
+                backends: BackendRange::EMPTY,
+            };
+            let mut seen = [false; 11];
+            while let Some(field) = map.next_key_seed(Field(SERVICE_FIELDS))? {
+                if core::mem::replace(&mut seen[field], true) {
+                    return Err(de::Error::duplicate_field(SERVICE_FIELDS[field]));
+                }
+                match field {
+                    0 => f.name = Some(map.next_value()?),
+                    1 => f.vip = Some(map.next_value()?),
+                    2 => f.protocol = Some(map.next_value()?),
+                    3 => f.port = Some(map.next_value()?),
+                    4 => f.mode = map.next_value()?,
+                    5 => f.algorithm = map.next_value()?,
+                    6 => f.sticky = map.next_value()?,
+                    7 => f.sticky_timeout = map.next_value()?,
+                    8 => f.gue_port = map.next_value()?,
+                    9 => f.health = map.next_value()?,
+                    _ => f.backends = map.next_value_seed(BackendsSeed(&mut *self.0))?,
+                }
+            }
+            if !seen[10] {
+                // No `backend` list: an empty range at the end of the table.
+                f.backends.start = self.0.backends.len() as u16;
+            }
+            self.finish(f)
+        }
+    }
+
+    /// A service's `backend` list, appended to the flat table; its range there.
+    struct BackendsSeed<'a>(&'a mut Config);
+
+    impl<'de> DeserializeSeed<'de> for BackendsSeed<'_> {
+        type Value = BackendRange;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<BackendRange, D::Error> {
+            d.deserialize_seq(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for BackendsSeed<'_> {
+        type Value = BackendRange;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "a list of at most {MAX_BACKENDS_PER_SERVICE} entries")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<BackendRange, A::Error> {
+            let table = &mut self.0.backends;
+            let start = table.len();
+            while let Some(backend) = seq.next_element::<Backend>()? {
+                if table.len() - start == MAX_BACKENDS_PER_SERVICE {
+                    return Err(too_many(MAX_BACKENDS_PER_SERVICE));
+                }
+                if table.push(backend).is_err() {
+                    return Err(de::Error::custom(format_args!(
+                        "too many backends: the appliance holds at most {MAX_BACKENDS} in all services together; remove backends"
+                    )));
+                }
+            }
+            Ok(BackendRange {
+                start: start as u16,
+                len: (table.len() - start) as u16,
+            })
+        }
     }
 }
 
@@ -1146,7 +1750,7 @@ impl Config {
             );
         } else if let Some((owner, backend)) =
             self.services.iter().enumerate().find_map(|(i, s)| {
-                s.backends
+                self.backends(s)
                     .iter()
                     .find(|b| b.address == service.vip)
                     .map(|b| (i, b))
@@ -1203,18 +1807,10 @@ impl Config {
 
         validate_health(index, &service.health, errors);
 
-        let backends_before: usize = earlier.iter().map(|s| s.backends.len()).sum();
-        for (b, backend) in service.backends.iter().enumerate() {
+        // The flat backend table holds at most MAX_BACKENDS: a config with more does not
+        // even deserialize (see `serde_form`).
+        for (b, backend) in self.backends(service).iter().enumerate() {
             self.validate_backend(index, service, b, backend, errors);
-            if backends_before + b == MAX_BACKENDS {
-                errors.push(
-                    format_args!("service[{index}].backend[{b}]"),
-                    format_args!(
-                        "backend {} of the appliance is over the limit of {MAX_BACKENDS} in total; remove backends",
-                        MAX_BACKENDS + 1
-                    ),
-                );
-            }
         }
     }
 
@@ -1231,7 +1827,7 @@ impl Config {
                 format_args!("service[{index}].backend[{b}].name"),
                 format_args!("name is empty; give every backend of a service a unique name"),
             );
-        } else if let Some(first) = service.backends[..b]
+        } else if let Some(first) = self.backends(service)[..b]
             .iter()
             .position(|o| o.name == backend.name)
         {
@@ -1269,7 +1865,7 @@ impl Config {
                 .enumerate()
                 .filter(|(_, s)| s.mode.has_return_path() && s.protocol == service.protocol)
                 .find_map(|(i, s)| {
-                    s.backends
+                    self.backends(s)
                         .iter()
                         .find(|o| o.address == backend.address && s.backend_port(o) == port)
                         .map(|o| (i, o))
@@ -1434,7 +2030,7 @@ mod tests {
             sticky_timeout: None,
             gue_port: DEFAULT_GUE_PORT,
             health: HealthCheck::default(),
-            backends: Vec::new(),
+            backends: BackendRange::EMPTY,
         }
     }
 
@@ -1443,53 +2039,54 @@ mod tests {
         let mut web = service("web", "10.0.0.100", Protocol::Tcp, 80, Mode::Nat);
         web.health.kind = CheckKind::Http;
         web.health.path = String::try_from("/healthz").unwrap();
+        let mut web_backends = StdVec::new();
         for (n, address) in [
             ("web-1", "10.0.1.11"),
             ("web-2", "10.0.1.12"),
             ("web-3", "10.0.1.13"),
         ] {
-            web.backends.push(backend(n, address, Some(8080))).unwrap();
+            web_backends.push(backend(n, address, Some(8080)));
         }
-        web.backends[2].weight = 2;
-        web.backends[0].mac = Some(MacAddr([2, 0, 0, 0, 1, 11]));
+        web_backends[2].weight = 2;
+        web_backends[0].mac = Some(MacAddr([2, 0, 0, 0, 1, 11]));
 
         let mut dns = service("dns", "10.0.0.53", Protocol::Udp, 53, Mode::Dsr);
         dns.algorithm = Algorithm::IpHash;
-        dns.backends
-            .push(backend("dns-1", "10.0.2.21", None))
-            .unwrap();
-        dns.backends
-            .push(backend("dns-2", "10.0.2.22", Some(53)))
-            .unwrap();
+        let dns_backends = [
+            backend("dns-1", "10.0.2.21", None),
+            backend("dns-2", "10.0.2.22", Some(53)),
+        ];
 
-        let mut api = service("api", "10.0.0.101", Protocol::Tcp, 443, Mode::Fullnat);
-        api.backends
-            .push(backend("api-1", "10.0.3.31", None))
-            .unwrap();
+        let api = service("api", "10.0.0.101", Protocol::Tcp, 443, Mode::Fullnat);
+        let api_backends = [backend("api-1", "10.0.3.31", None)];
 
-        let mut services = Vec::new();
-        for s in [web, dns, api] {
-            services.push(s).unwrap();
+        let mut config = Config::empty();
+        config.appliance = Appliance {
+            name: name("edge-1"),
+            mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            address: ip("10.0.0.2"),
+            prefix: 16,
+            gateway: None,
+            tunnel_source: None,
+            snat_pool: Vec::from_slice(&[ip("10.0.0.200"), ip("10.0.0.201")]).unwrap(),
+            snat_port_base: 1024,
+            hash_key: None,
+            flow_table: FlowTableConfig::default(),
+            maglev_ring_size: DEFAULT_RING_SIZE,
+            timeouts: Timeouts::default(),
+            ha: None,
+        };
+        for (s, backends) in [
+            (web, &web_backends[..]),
+            (dns, &dns_backends[..]),
+            (api, &api_backends[..]),
+        ] {
+            let index = config.push_service(s).unwrap();
+            for b in backends {
+                config.push_backend(index, b.clone()).unwrap();
+            }
         }
-        Config {
-            appliance: Appliance {
-                name: name("edge-1"),
-                mac: MacAddr([2, 0, 0, 0, 0, 1]),
-                address: ip("10.0.0.2"),
-                prefix: 16,
-                gateway: None,
-                tunnel_source: None,
-                snat_pool: Vec::from_slice(&[ip("10.0.0.200"), ip("10.0.0.201")]).unwrap(),
-                snat_port_base: 1024,
-                hash_key: None,
-                flow_table: FlowTableConfig::default(),
-                maglev_ring_size: DEFAULT_RING_SIZE,
-                timeouts: Timeouts::default(),
-                ha: None,
-            },
-            services,
-            l7: Vec::new(),
-        }
+        config
     }
 
     fn problems(config: &Config) -> StdVec<(StdString, StdString)> {
@@ -1531,7 +2128,7 @@ mod tests {
     #[test]
     fn service_without_backends_is_valid() {
         let mut config = base();
-        config.services[1].backends.clear();
+        config.clear_backends(1);
         assert_eq!(problems(&config), []);
     }
 
@@ -1564,7 +2161,7 @@ mod tests {
     #[test]
     fn backend_names_are_unique_within_a_service() {
         let mut config = base();
-        config.services[0].backends[2].name = name("web-1");
+        config.backends_mut(0)[2].name = name("web-1");
         assert_problem(
             &config,
             "service[0].backend[2].name",
@@ -1572,16 +2169,16 @@ mod tests {
         );
         // Another service may reuse the name.
         let mut config = base();
-        config.services[1].backends[0].name = name("web-1");
+        config.backends_mut(1)[0].name = name("web-1");
         assert_eq!(problems(&config), []);
     }
 
     #[test]
     fn weight_is_at_most_the_maximum() {
         let mut config = base();
-        config.services[0].backends[1].weight = MAX_WEIGHT;
+        config.backends_mut(0)[1].weight = MAX_WEIGHT;
         assert_eq!(problems(&config), []);
-        config.services[0].backends[1].weight = 1200;
+        config.backends_mut(0)[1].weight = 1200;
         assert_problem(
             &config,
             "service[0].backend[1].weight",
@@ -1589,33 +2186,54 @@ mod tests {
         );
     }
 
+    /// A config file with `services` services of `per_service` backends each.
+    fn big_file(services: u8, per_service: u8) -> StdString {
+        let mut text = StdString::from(
+            "[appliance]\nname = \"big\"\nmac = \"02:00:00:00:00:01\"\naddress = \"10.0.0.2\"\n",
+        );
+        for s in 0..services {
+            text += &std::format!(
+                "[[service]]\nname = \"svc-{s}\"\nvip = \"10.0.0.1\"\nprotocol = \"tcp\"\nport = {}\n",
+                1000 + u16::from(s)
+            );
+            for b in 0..per_service {
+                text += &std::format!(
+                    "[[service.backend]]\nname = \"b-{b}\"\naddress = \"10.9.{s}.{}\"\n",
+                    u16::from(b) + 1
+                );
+            }
+        }
+        text
+    }
+
     #[test]
     fn backends_in_total_are_limited() {
-        let mut config = base();
-        config.services.clear();
-        for s in 0..9u8 {
-            let mut big = service(
-                "",
-                "10.0.0.1",
-                Protocol::Tcp,
-                1000 + u16::from(s),
-                Mode::Nat,
-            );
-            big.name = Name::new();
-            let _ = fmt::write(&mut big.name, format_args!("svc-{s}"));
-            for b in 0..32u8 {
-                let mut one = backend("", "10.9.0.0", None);
-                one.address = Ipv4Addr::new(10, 9, s, b + 1);
-                let _ = fmt::write(&mut one.name, format_args!("b-{b}"));
-                big.backends.push(one).unwrap();
-            }
-            config.services.push(big).unwrap();
-        }
-        assert_eq!(config.backend_count(), 288);
-        assert_problem(
-            &config,
-            "service[8].backend[0]",
-            "backend 257 of the appliance is over the limit of 256 in total; remove backends",
+        // 8 x 32 fill the appliance's 256 backends exactly.
+        let config: Config = toml::from_str(&big_file(8, 32)).unwrap();
+        assert_eq!(config.backend_count(), MAX_BACKENDS);
+        assert_eq!(problems(&config), []);
+        assert_eq!(config.backends(&config.services[7])[31].name, name("b-31"));
+        assert_eq!(
+            config.backends(&config.services[7])[31].address,
+            ip("10.9.7.32")
+        );
+        // One more service's backends do not fit: the file is refused where it says so.
+        let error = toml::from_str::<Config>(&big_file(9, 32))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(
+                "too many backends: the appliance holds at most 256 in all services together; remove backends"
+            ),
+            "{error}"
+        );
+        // And one service holds at most 32.
+        let error = toml::from_str::<Config>(&big_file(1, 33))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("too many entries: at most 32 are allowed"),
+            "{error}"
         );
     }
 
@@ -1692,8 +2310,8 @@ mod tests {
             "maglev_ring_size 5 is below twice the 3 backends of service[0] \"web\"; use a prime like 7",
         );
         // Without backends any prime will do.
-        for service in config.services.iter_mut() {
-            service.backends.clear();
+        for index in 0..config.services.len() {
+            config.clear_backends(index);
         }
         config.appliance.maglev_ring_size = 2;
         assert_eq!(problems(&config), []);
@@ -1749,7 +2367,7 @@ mod tests {
         for mode in [Mode::Dsr, Mode::Ipip, Mode::Gue] {
             let mut config = base();
             config.services[1].mode = mode;
-            config.services[1].backends[1].port = Some(5353);
+            config.backends_mut(1)[1].port = Some(5353);
             let message = std::format!(
                 "port 5353 differs from the service port 53, which mode {mode} cannot change; remove port"
             );
@@ -1758,25 +2376,25 @@ mod tests {
         // NAT translates ports.
         let mut config = base();
         config.services[1].mode = Mode::Nat;
-        config.services[1].backends[1].port = Some(5353);
+        config.backends_mut(1)[1].port = Some(5353);
         assert_eq!(problems(&config), []);
     }
 
     #[test]
     fn nat_backends_are_unique_across_services() {
         let mut config = base();
-        config.services[2].backends[0].address = ip("10.0.1.12");
-        config.services[2].backends[0].port = Some(8080);
+        config.backends_mut(2)[0].address = ip("10.0.1.12");
+        config.backends_mut(2)[0].port = Some(8080);
         assert_problem(
             &config,
             "service[2].backend[0].address",
             "tcp 10.0.1.12:8080 is also backend \"web-2\" of service[0]; NAT replies need a unique backend address and port",
         );
         // Another port is another socket.
-        config.services[2].backends[0].port = Some(8081);
+        config.backends_mut(2)[0].port = Some(8081);
         assert_eq!(problems(&config), []);
         // A DSR service never sees replies.
-        config.services[2].backends[0].port = Some(8080);
+        config.backends_mut(2)[0].port = Some(8080);
         config.services[2].mode = Mode::Dsr;
         config.services[2].port = 8080;
         assert_eq!(problems(&config), []);
@@ -1786,8 +2404,8 @@ mod tests {
     fn nat_backends_may_share_a_socket_over_another_protocol() {
         let mut config = base();
         config.services[1].mode = Mode::Nat;
-        config.services[1].backends[0].address = ip("10.0.1.11");
-        config.services[1].backends[0].port = Some(8080);
+        config.backends_mut(1)[0].address = ip("10.0.1.11");
+        config.backends_mut(1)[0].port = Some(8080);
         assert_eq!(problems(&config), []);
     }
 
@@ -1816,7 +2434,7 @@ mod tests {
     #[test]
     fn backend_is_not_the_appliance() {
         let mut config = base();
-        config.services[1].backends[0].address = ip("10.0.0.2");
+        config.backends_mut(1)[0].address = ip("10.0.0.2");
         assert_eq!(only_problem(&config).0, "service[1].backend[0].address");
     }
 
@@ -1927,7 +2545,7 @@ mod tests {
         config.appliance.mac = MacAddr([1, 0, 0x5e, 0, 0, 1]);
         config.appliance.address = ip("0.0.0.0");
         config.services[0].vip = ip("224.0.0.1");
-        config.services[0].backends[0].mac = Some(MacAddr([0xff; 6]));
+        config.backends_mut(0)[0].mac = Some(MacAddr([0xff; 6]));
         let paths: StdVec<_> = problems(&config)
             .into_iter()
             .map(|(path, _)| path)
@@ -1947,8 +2565,8 @@ mod tests {
     fn every_problem_is_reported_in_file_order() {
         let mut config = base();
         config.appliance.flow_table.ways = 0;
-        config.services[0].backends[0].weight = 1001;
-        config.services[1].backends[1].port = Some(54);
+        config.backends_mut(0)[0].weight = 1001;
+        config.backends_mut(1)[1].port = Some(54);
         config.services[2].name = name("dns");
         let paths: StdVec<_> = problems(&config)
             .into_iter()
@@ -1968,11 +2586,13 @@ mod tests {
     #[test]
     fn problems_beyond_the_limit_are_counted() {
         let mut config = base();
-        for service in config.services.iter_mut() {
-            for backend in service.backends.iter_mut() {
+        for index in 0..config.services.len() {
+            for backend in config.backends_mut(index) {
                 backend.weight = 5000;
                 backend.port = Some(0);
             }
+        }
+        for service in config.services.iter_mut() {
             service.health.rise = 0;
             service.health.fall = 0;
             service.health.inter = Millis(0);
@@ -1997,7 +2617,7 @@ mod tests {
     #[test]
     fn errors_display_as_path_and_message() {
         let mut config = base();
-        config.services[0].backends[1].weight = 1200;
+        config.backends_mut(0)[1].weight = 1200;
         config.appliance.flow_table.ways = 9;
         let errors = config.validate().unwrap_err();
         assert_eq!(
@@ -2022,6 +2642,163 @@ mod tests {
         assert_eq!(prime_at_or_above(64), 67);
         assert_eq!(prime_at_or_above(67), 67);
         assert_eq!(prime_at_or_above(65536), 65537);
+    }
+
+    /// The form the config had when services held their backends inline (derived).
+    #[derive(Serialize)]
+    struct NestedConfig<'a> {
+        appliance: &'a Appliance,
+        service: StdVec<NestedService<'a>>,
+        l7: &'a [L7Settings],
+    }
+
+    #[derive(Serialize)]
+    struct NestedService<'a> {
+        name: &'a Name,
+        vip: Ipv4Addr,
+        protocol: Protocol,
+        port: u16,
+        mode: Mode,
+        algorithm: Algorithm,
+        sticky: bool,
+        sticky_timeout: Option<Millis>,
+        gue_port: u16,
+        health: &'a HealthCheck,
+        backend: &'a [Backend],
+    }
+
+    fn nested(config: &Config) -> NestedConfig<'_> {
+        NestedConfig {
+            appliance: &config.appliance,
+            service: config
+                .services_with_backends()
+                .map(|(s, backend)| NestedService {
+                    name: &s.name,
+                    vip: s.vip,
+                    protocol: s.protocol,
+                    port: s.port,
+                    mode: s.mode,
+                    algorithm: s.algorithm,
+                    sticky: s.sticky,
+                    sticky_timeout: s.sticky_timeout,
+                    gue_port: s.gue_port,
+                    health: &s.health,
+                    backend,
+                })
+                .collect(),
+            l7: &config.l7,
+        }
+    }
+
+    #[test]
+    fn file_and_wire_forms_keep_backends_inline() {
+        let mut config = base();
+        config.backends_mut(1)[0].state = AdminState::Drain;
+        config.services[0].sticky_timeout = Some(Millis(60_000));
+        let text = toml::to_string(&config).unwrap();
+        assert_eq!(text, toml::to_string(&nested(&config)).unwrap());
+        assert!(text.contains("[[service.backend]]"), "{text}");
+        assert_eq!(toml::from_str::<Config>(&text).unwrap(), config);
+        assert_eq!(
+            postcard::to_allocvec(&config).unwrap(),
+            postcard::to_allocvec(&nested(&config)).unwrap()
+        );
+    }
+
+    #[test]
+    fn service_fields_keep_their_defaults_and_errors() {
+        let head =
+            "[appliance]\nname = \"a\"\nmac = \"02:00:00:00:00:01\"\naddress = \"10.0.0.2\"\n";
+        let config: Config = toml::from_str(&std::format!(
+            "{head}[[service]]\nname = \"s\"\nvip = \"10.0.0.1\"\nprotocol = \"udp\"\nport = 53\n"
+        ))
+        .unwrap();
+        let s = &config.services[0];
+        assert_eq!(
+            (s.mode, s.algorithm, s.sticky),
+            (Mode::Nat, Algorithm::Maglev, false)
+        );
+        assert_eq!((s.gue_port, s.sticky_timeout), (DEFAULT_GUE_PORT, None));
+        assert_eq!(s.health, HealthCheck::default());
+        assert!(config.backends(s).is_empty());
+        let error = toml::from_str::<Config>(&std::format!(
+            "{head}[[service]]\nname = \"s\"\nvip = \"10.0.0.1\"\nprotocol = \"udp\"\nport = 53\nweight = 2\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("unknown field `weight`, expected one of `name`, `vip`"),
+            "{error}"
+        );
+        let error = toml::from_str::<Config>(&std::format!(
+            "{head}[[service]]\nname = \"s\"\nprotocol = \"udp\"\nport = 53\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("missing field `vip`"), "{error}");
+        let error = toml::from_str::<Config>("l7 = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("missing field `appliance`"), "{error}");
+        let error = toml::from_str::<Config>(&std::format!("{head}[other]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unknown field `other`"), "{error}");
+    }
+
+    #[test]
+    fn backend_lists_change_in_place() {
+        let mut config = base();
+        let before = config.clone();
+        // Grow the first service: the later ones keep their backends.
+        config
+            .push_backend(0, backend("web-4", "10.0.1.14", Some(8080)))
+            .unwrap();
+        assert_eq!(config.backends(&config.services[0]).len(), 4);
+        assert_eq!(
+            config.backends(&config.services[1]),
+            before.backends(&before.services[1])
+        );
+        assert_eq!(
+            config.backends(&config.services[2]),
+            before.backends(&before.services[2])
+        );
+        assert_ne!(config, before);
+        assert_eq!(config.remove_backend(0, 3).unwrap().name, name("web-4"));
+        assert_eq!(config, before);
+        // A service removed takes its backends along.
+        config.remove_service(1).unwrap();
+        assert_eq!(config.backend_count(), 4);
+        assert_eq!(config.backends(&config.services[1])[0].name, name("api-1"));
+        // The same services and backends in another place of the table are equal.
+        let mut other = before.clone();
+        other.retain_services(|s, _| s.name != "dns");
+        other.clear_backends(0);
+        for b in before.backends(&before.services[0]) {
+            other.push_backend(0, b.clone()).unwrap();
+        }
+        assert_eq!(other, config);
+        let mut copy = Config::empty();
+        copy.copy_from(&other);
+        assert_eq!(copy, config);
+        // Limits: 32 per service, none for a missing service.
+        let mut full = base();
+        for b in 3..32u8 {
+            let mut one = backend("", "10.0.1.1", None);
+            let _ = fmt::write(&mut one.name, format_args!("web-x{b}"));
+            full.push_backend(0, one).unwrap();
+        }
+        assert!(
+            full.push_backend(0, backend("no", "10.0.1.1", None))
+                .is_err()
+        );
+        assert!(
+            full.push_backend(7, backend("no", "10.0.1.1", None))
+                .is_err()
+        );
+        assert!(full.remove_backend(7, 0).is_none());
+        assert!(full.remove_backend(1, 2).is_none());
+        assert!(full.backends_mut(7).is_empty());
     }
 
     #[test]

@@ -532,7 +532,7 @@ impl Config {
                     ),
                 );
             }
-            for (b, backend) in service.backends.iter().enumerate() {
+            for (b, backend) in self.backends(service).iter().enumerate() {
                 if let Some(pool) = &backend.pool {
                     if service.mode != Mode::L7 {
                         errors.push(
@@ -551,21 +551,24 @@ impl Config {
                 }
                 if service.mode == Mode::L7
                     && let Some((other, _)) =
-                        service.backends[..b].iter().enumerate().find(|(_, o)| {
-                            cookie_token(&service.name, &o.name)
-                                == cookie_token(&service.name, &backend.name)
-                        })
+                        self.backends(service)[..b]
+                            .iter()
+                            .enumerate()
+                            .find(|(_, o)| {
+                                cookie_token(&service.name, &o.name)
+                                    == cookie_token(&service.name, &backend.name)
+                            })
                 {
                     errors.push(
                         format_args!("service[{index}].backend[{b}].name"),
-                        format_args!("backend names \"{}\" and \"{}\" (backend[{other}]) give the same persistence cookie; rename one", backend.name, service.backends[other].name),
+                        format_args!("backend names \"{}\" and \"{}\" (backend[{other}]) give the same persistence cookie; rename one", backend.name, self.backends(service)[other].name),
                     );
                 }
             }
         }
         for (index, service) in self.services.iter().enumerate() {
             let mut named: Vec<&PoolName, { MAX_NAMED_POOLS + 1 }> = Vec::new();
-            for (b, backend) in service.backends.iter().enumerate() {
+            for (b, backend) in self.backends(service).iter().enumerate() {
                 if let Some(pool) = &backend.pool
                     && !named.contains(&pool)
                     && named.push(pool).is_err()
@@ -661,8 +664,8 @@ impl Config {
                         ),
                     ),
                     Some(pool)
-                        if !service
-                            .backends
+                        if !self
+                            .backends(service)
                             .iter()
                             .any(|b| b.pool.as_ref() == Some(pool)) =>
                     {

@@ -441,7 +441,7 @@ fn maglev_flows_survive_a_config_change_and_removal_moves_about_one_nth() {
 
     // Remove one backend from the config: established flows of the others stay put.
     let mut c2 = c.clone();
-    let removed = c2.services[0].backends.remove(3);
+    let removed = c2.remove_backend(0, 3).unwrap();
     cp.apply(&c2).unwrap();
     program(&mut p, &cp);
     let removed_slot = before

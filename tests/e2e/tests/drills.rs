@@ -67,13 +67,14 @@ fn config_and_weight_changes_mid_traffic_take_effect_and_break_nothing() {
     let config = one_service_checked("nat", "maglev", &[1, 1, 1], "", CALM_CHECKS);
     // At 2 s web-3 goes (removed from the config) and web-4 comes; at 4 s web-1 weighs 5.
     let mut next = config.clone();
-    let web3 = next.services[0].backends.pop().unwrap();
+    let last = next.services[0].backends.len() - 1;
+    let web3 = next.remove_backend(0, last).unwrap();
     let mut web4 = web3.clone();
     web4.name = "web-4".try_into().unwrap();
     web4.address = "10.0.1.14".parse().unwrap();
     // The virtual backends are built from the first config: web-4 reuses web-3's host.
     web4.address = web3.address;
-    next.services[0].backends.push(web4).unwrap();
+    next.push_backend(0, web4).unwrap();
     let drills = vec![
         Drill {
             at: Duration::from_secs(2),

@@ -48,7 +48,7 @@ fn main() -> anyhow::Result<()> {
         let mut switch = Switch::new();
         let (port, _) = switch.port();
         for svc in &config.services {
-            for b in &svc.backends {
+            for b in config.backends(svc) {
                 let o = b.address.octets();
                 spawn_host(
                     &mut switch,
