@@ -1,6 +1,7 @@
 //! `FastPath`'s generated Verilog in Verilator against the model: 100,000 seeded frames
 //! per run over every configuration `FastPath` serves (L7 punts with the full-NAT pool
-//! and settings changes; NAT, DSR, IP-in-IP and GUE services with Maglev, backends
+//! and settings changes; NAT, full-NAT, DSR, IP-in-IP and GUE services with Maglev and
+//! blind full-NAT replies to pool addresses (to slots with and without their flow), backends
 //! changing state and generation, rings rewritten, flows created, moved, expired and
 //! evicted; malformed and truncated frames; table writes and commits in the middle of
 //! traffic; back to back and with idle cycles and back-pressure), every verdict, output
@@ -22,7 +23,7 @@ use fulcrum_model::config::{Algorithm, Mode};
 
 /// Every forward mode `FastPath` has, with every algorithm it has.
 const EVERY_MODE: FwdConfig = FwdConfig {
-    modes: &[Mode::Nat, Mode::Dsr, Mode::Ipip, Mode::Gue],
+    modes: &[Mode::Nat, Mode::Fullnat, Mode::Dsr, Mode::Ipip, Mode::Gue],
     algorithms: &[Algorithm::Maglev],
     aim_all: true,
     returns: false,

@@ -20,7 +20,7 @@ use fulcrum_hdl::verilator::{LogItem, VerilatedFastPath};
 use fulcrum_model::config::{Algorithm, Mode, Protocol};
 use fulcrum_model::counters::{DropReason, PuntReason};
 use fulcrum_model::flow::{FlowEntry, StickyEntry};
-use fulcrum_model::pipeline::{Action, OUT_HEADROOM, Pipeline, Port, Storage};
+use fulcrum_model::pipeline::{Action, OUT_HEADROOM, Pipeline, Port, Storage, snat_endpoint};
 use fulcrum_model::regmap::{
     CounterSource, RegisterBus, RegisterFile, RegisterWriter, addr, counter,
 };
@@ -112,9 +112,12 @@ impl<'a> Reference<'a> {
                     "verdict {} differs; frame from {port:?}: {frame:02x?}",
                     self.verdicts
                 );
+                // Forwarded and returned frames by their service's mode.
+                let model: &Pipeline<'_> = self.regs.target();
+                let mode = |s: u8| model.service(usize::from(s)).map_or("?", |e| e.mode.name());
                 let class = match want.action {
-                    Action::ToBackend { .. } => "to_backend".to_string(),
-                    Action::ToClient { .. } => "to_client".to_string(),
+                    Action::ToBackend { service, .. } => format!("to_backend {}", mode(service)),
+                    Action::ToClient { service, .. } => format!("to_client {}", mode(service)),
                     Action::Punt(r) => format!("punt {}", r.name()),
                     Action::Drop(r) => format!("drop {}", r.name()),
                     other => format!("{other:?}"),
@@ -476,9 +479,10 @@ fn drive_forward<D: Dut>(
     dut.sync(reference);
     // Enough writes that backends, services and rings exist from the start.
     dut.write32(addr::RING_SIZE, 251);
+    let mut pool = Pool::default();
     for n in 0..3 {
         dut.wait_commit(200_000);
-        write_forward_config(dut, &mut rng, config, n == 0);
+        write_forward_config(dut, &mut rng, config, n == 0, &mut pool);
     }
     let flows: Vec<Flow> = (0..300).map(|_| random_flow(&mut rng)).collect();
     let mut now = 0u64;
@@ -497,7 +501,7 @@ fn drive_forward<D: Dut>(
             } else {
                 Port::Network
             };
-            let f = forward_frame(&mut rng, &flows, &replies, config);
+            let f = forward_frame(&mut rng, &flows, &replies, config, &pool);
             reference.push(port, &f);
             dut.push(port, &f);
         }
@@ -509,7 +513,7 @@ fn drive_forward<D: Dut>(
             // service valid): a long run would otherwise drift to few services. (No draw
             // from `rng` for it: short runs keep the sequence they had before.)
             changes += 1;
-            write_forward_config(dut, &mut rng, config, changes % 20 == 0);
+            write_forward_config(dut, &mut rng, config, changes % 20 == 0, &mut pool);
         }
         if rng.chance(150) {
             dut.run_until_idle(2_000_000);
@@ -612,16 +616,45 @@ pub fn traffic_frame(rng: &mut Rng) -> Vec<u8> {
 }
 
 /// Table and settings changes: the appliance address, the hash key, the full-NAT pool,
-/// A full-NAT pool of 0-10 addresses (ports from 1024) drawn from `POOL`.
-fn write_pool(sim: &mut impl RegisterBus, rng: &mut Rng) {
-    let count = rng.below(11) as u32;
-    sim.write32(addr::SNAT_CFG, (count << 16) | 1024);
+/// A full-NAT pool of 0-10 addresses (ports from 1024) drawn from `POOL`; with
+/// `fullnat` (a run with full-NAT services), 1-8 addresses and a port base that leaves
+/// 40-65,535 ports per address, so the flow table's slots span up to 7 addresses (the
+/// forward path divides, the return path multiplies) and some slots have none (4-8
+/// addresses of 40, 61 or 100 ports: 160-800 slots of the table's 256). The
+/// pool written is kept in `pool` (blind full-NAT replies aim at it).
+fn write_pool(sim: &mut impl RegisterBus, rng: &mut Rng, fullnat: bool, pool: &mut Pool) {
+    let (count, base) = if fullnat {
+        // Mostly enough addresses for the table's 256 slots (4-8 when an address has
+        // 40-100 ports), not always.
+        let bases = [1024u16, 1, 65_436, 65_496, 65_475, 60_000];
+        let base = bases[rng.below(6) as usize];
+        let count = if base > 65_000 {
+            4 + rng.below(5)
+        } else {
+            1 + rng.below(8)
+        };
+        (count as u32, base)
+    } else {
+        (rng.below(11) as u32, 1024)
+    };
+    sim.write32(addr::SNAT_CFG, (count << 16) | u32::from(base));
+    pool.count = count as usize;
+    pool.base = base;
     for i in 0..8 {
-        sim.write32(
-            addr::SNAT_POOL + i,
-            u32::from_be_bytes(POOL[rng.below(10) as usize]),
-        );
+        let a = POOL[rng.below(10) as usize];
+        pool.addrs[usize::from(i)] = a;
+        sim.write32(addr::SNAT_POOL + i, u32::from_be_bytes(a));
     }
+}
+
+/// The full-NAT pool and backends a generator last wrote (what its blind replies use).
+#[derive(Clone, Default)]
+pub struct Pool {
+    pub count: usize,
+    pub base: u16,
+    pub addrs: [[u8; 4]; 8],
+    /// (address, port) of the backends written.
+    pub backends: Vec<([u8; 4], u16)>,
 }
 
 /// L7 services (the only kind the hardware serves so far).
@@ -634,7 +667,7 @@ pub fn write_settings(sim: &mut impl RegisterBus, rng: &mut Rng) {
         }
     }
     if rng.chance(500) {
-        write_pool(sim, rng);
+        write_pool(sim, rng, false, &mut Pool::default());
     }
     let mut writer = RegisterWriter::new(&mut *sim);
     for _ in 0..rng.below(6) {
@@ -660,8 +693,8 @@ pub fn write_settings(sim: &mut impl RegisterBus, rng: &mut Rng) {
 }
 
 /// The modes one run configures, and whether every IPv4 frame is aimed at a known address
-/// (with a NAT service active, a TCP/UDP frame to any other address could be a backend's
-/// reply: the NAT return path is not in hardware, so the fast path refuses it).
+/// (kept from when the NAT return path was not in hardware: the runs that aim every
+/// frame keep their sequences).
 #[derive(Clone, Copy)]
 pub struct FwdConfig {
     /// Modes of the services written (L7 is mixed in at 15 %).
@@ -669,11 +702,13 @@ pub struct FwdConfig {
     /// Algorithms of the services written.
     pub algorithms: &'static [Algorithm],
     pub aim_all: bool,
-    /// Whether backends reply (NAT return path): frames from backends' addresses and
-    /// ports to the clients of the model's live flows, and to others. Each service then
-    /// gets member lists and a few backends of its own. Needs a design under test that
-    /// the model follows as it runs (the rust-hdl simulation: the replies are drawn from
-    /// the model's flow table).
+    /// Whether backends reply (NAT and full-NAT return paths): frames from backends'
+    /// addresses and ports to the clients of the model's live flows (full NAT: to the
+    /// pool endpoint of the flow's slot), and to others. Each service then gets member
+    /// lists and a few backends of its own. Needs a design under test that the model
+    /// follows as it runs (the rust-hdl simulation: the replies are drawn from the model's
+    /// flow table). Without it, a run with full-NAT services sends blind replies (see
+    /// `forward_frame`).
     pub returns: bool,
 }
 
@@ -776,7 +811,9 @@ pub fn write_forward_config(
     rng: &mut Rng,
     config: FwdConfig,
     initial: bool,
+    pool: &mut Pool,
 ) {
+    let fullnat = config.modes.contains(&Mode::Fullnat);
     let own = OWN[rng.below(2) as usize];
     sim.write32(addr::ADDRESS, u32::from_be_bytes(own));
     if rng.chance(300) {
@@ -802,8 +839,9 @@ pub fn write_forward_config(
             sim.write32(addr::HASH_KEY + i, rng.next_u64() as u32);
         }
     }
-    if rng.chance(200) {
-        write_pool(sim, rng);
+    // (A full-NAT run has a pool from the start.)
+    if rng.chance(200) || (fullnat && initial) {
+        write_pool(sim, rng, fullnat, pool);
     }
     let mut writer = RegisterWriter::new(&mut *sim);
     for n in 0..if initial { 8 } else { rng.below(5) } {
@@ -848,6 +886,9 @@ pub fn write_forward_config(
             BACKENDS[rng.below(8) as usize]
         };
         writer.write_backend(index, &entry);
+        if !pool.backends.contains(&(entry.address, entry.port)) {
+            pool.backends.push((entry.address, entry.port));
+        }
     }
     // At first every (VIP, port, protocol) the flows use gets a service; later a few
     // entries change at a time (slots 16 and 17 do not exist: ignored). With `aim_all`,
@@ -981,6 +1022,19 @@ pub fn reply_flows(rng: &mut Rng, model: &Pipeline<'_>) -> Vec<Flow> {
             mac,
             tagged: rng.chance(100),
         };
+        // A full-NAT flow's reply goes to its slot's pool address and port.
+        let fullnat = model
+            .service(usize::from(e.service) % SERVICE_SLOTS)
+            .is_some_and(|s| s.valid && s.mode == Mode::Fullnat);
+        if fullnat && let Some(to) = snat_endpoint(model.settings(), slot) {
+            flow.dst = to.addr;
+            flow.dst_port = to.port;
+            if rng.chance(100) {
+                // Below the port base, or another pool address.
+                flow.dst_port = model.settings().snat_port_base.wrapping_sub(1);
+                flow.dst = POOL[rng.below(10) as usize];
+            }
+        }
         match rng.below(12) {
             0 => flow.dst_port ^= 1,
             1 => flow.protocol ^= 6 ^ 17,
@@ -1003,9 +1057,35 @@ pub fn forward_frame(
     flows: &[Flow],
     replies: &[Flow],
     config: FwdConfig,
+    pool: &Pool,
 ) -> Vec<u8> {
     if config.returns && !replies.is_empty() && rng.chance(250) {
         let reply = replies[rng.below(replies.len() as u64) as usize];
+        return flow_frame(rng, &reply);
+    }
+    if !config.returns
+        && config.modes.contains(&Mode::Fullnat)
+        && !pool.backends.is_empty()
+        && rng.chance(150)
+    {
+        // A blind full-NAT reply (the generator does not see the flow table): from a
+        // backend written, to a pool address at a port naming slot 0-299 (the table has
+        // 256), sometimes below the base; it finds its flow only by chance.
+        let (src, src_port) = pool.backends[rng.below(pool.backends.len() as u64) as usize];
+        let slot = rng.below(300) as u16;
+        let reply = Flow {
+            protocol: if rng.chance(500) { 6 } else { 17 },
+            src,
+            src_port,
+            dst: pool.addrs[rng.below(pool.count.clamp(1, 8) as u64) as usize],
+            dst_port: if rng.chance(50) {
+                pool.base.wrapping_sub(1 + slot)
+            } else {
+                pool.base.wrapping_add(slot)
+            },
+            mac: [0x02, 0xbe, 0, 0, 9, 1 | rng.byte()],
+            tagged: rng.chance(100),
+        };
         return flow_frame(rng, &reply);
     }
     if rng.chance(650) {
