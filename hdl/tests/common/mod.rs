@@ -202,6 +202,61 @@ pub trait Dut: RegisterBus {
     fn check_counters(&mut self, reference: &mut Reference<'_>, all: bool);
     /// Runs what is left and replays it; the cycles run.
     fn finish(&mut self, reference: &mut Reference<'_>) -> u64;
+    /// A model that follows the generator (see [`Guide`]) when the reference does not
+    /// follow the hardware as the generator runs.
+    fn guide(&mut self) -> Option<&mut Pipeline<'static>> {
+        None
+    }
+}
+
+/// The model fed the frames, writes and times in the order the generator makes them,
+/// not in the hardware's interleaving of ports and commits: its flow table is close
+/// enough to the one the hardware builds that replies drawn from it mostly find their
+/// flow. It only steers the generator of a script run (Verilator); the checks replay the
+/// hardware's log against the [`Reference`].
+pub struct Guide {
+    regs: RegisterFile<Pipeline<'static>>,
+    now_ms: u64,
+    /// Replies the guide returned to their client.
+    returned: usize,
+}
+
+impl Default for Guide {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Guide {
+    pub fn new() -> Self {
+        fn leak<T: Clone>(value: T, n: usize) -> &'static mut [T] {
+            Box::leak(vec![value; n].into_boxed_slice())
+        }
+        let pipeline = Pipeline::new(Storage {
+            flows: leak(FlowEntry::default(), (1 << A) * WAYS),
+            flow_ways: WAYS,
+            sticky: leak(StickyEntry::default(), (1 << A) * WAYS),
+            sticky_ways: WAYS,
+            ring_active: leak(0u16, SERVICE_SLOTS * RING),
+            ring_shadow: leak(0u16, SERVICE_SLOTS * RING),
+        });
+        Guide {
+            regs: RegisterFile::new(pipeline),
+            now_ms: 0,
+            returned: 0,
+        }
+    }
+
+    fn push(&mut self, port: Port, frame: &[u8]) {
+        let mut out = vec![0u8; frame.len() + OUT_HEADROOM];
+        let v = self
+            .regs
+            .target()
+            .process(self.now_ms, frame, port, &mut out);
+        if let Action::ToClient { .. } = v.action {
+            self.returned += 1;
+        }
+    }
 }
 
 impl Dut for FastPathSim<A> {
@@ -258,6 +313,7 @@ impl Dut for FastPathSim<A> {
 /// `FastPath<A>` in Verilator: a script, run in a directory of its own at the end.
 pub struct Verilated {
     vl: VerilatedFastPath<A>,
+    guide: Guide,
     work: PathBuf,
     /// Frames pushed before each checkpoint.
     checkpoints: Vec<usize>,
@@ -267,6 +323,7 @@ impl Verilated {
     pub fn new(traffic: Traffic, seed: u64) -> Self {
         Verilated {
             vl: VerilatedFastPath::new(traffic, seed),
+            guide: Guide::new(),
             work: std::env::temp_dir()
                 .join(format!("fulcrum-verilator-{}-{seed:x}", std::process::id())),
             checkpoints: Vec::new(),
@@ -277,6 +334,7 @@ impl Verilated {
 impl RegisterBus for Verilated {
     fn write32(&mut self, addr: u16, value: u32) {
         self.vl.write32(addr, value);
+        self.guide.regs.write32(addr, value);
     }
     fn read32(&mut self, addr: u16) -> u32 {
         self.vl.read32(addr)
@@ -286,6 +344,7 @@ impl RegisterBus for Verilated {
 impl Dut for Verilated {
     fn push(&mut self, port: Port, frame: &[u8]) {
         self.vl.push(port, frame);
+        self.guide.push(port, frame);
     }
     fn run(&mut self, n: usize) {
         self.vl.run(n);
@@ -298,6 +357,7 @@ impl Dut for Verilated {
     }
     fn set_now(&mut self, now_ms: u64, _: &mut Reference<'_>) {
         self.vl.set_now(now_ms);
+        self.guide.now_ms = now_ms;
     }
     fn sync(&mut self, _: &mut Reference<'_>) {}
     fn drained(&mut self, _: &mut Reference<'_>) {
@@ -318,6 +378,7 @@ impl Dut for Verilated {
             .execute(&self.work)
             .unwrap_or_else(|e| panic!("{e}"));
         let items = log.items.len();
+        eprintln!("guide: {} replies returned", self.guide.returned);
         let mut pushed = self.checkpoints.iter().copied();
         for item in log.items {
             reference.apply(item, &mut pushed);
@@ -340,6 +401,9 @@ impl Dut for Verilated {
             std::fs::remove_dir_all(&self.work).ok();
         }
         log.cycles
+    }
+    fn guide(&mut self) -> Option<&mut Pipeline<'static>> {
+        Some(self.guide.regs.target())
     }
 }
 
@@ -384,6 +448,7 @@ pub fn run_workload<D: Dut>(dut: &mut D, workload: Workload, seed: u64, frames: 
         ring_shadow: &mut ring_s,
     });
     let mut reference = Reference::new(pipeline);
+    let guided = dut.guide().is_some();
     match workload {
         Workload::L7 => drive_l7(dut, &mut reference, seed, frames),
         Workload::Forward(config) => drive_forward(dut, &mut reference, seed, frames, config),
@@ -422,8 +487,13 @@ pub fn run_workload<D: Dut>(dut: &mut D, workload: Workload, seed: u64, frames: 
         assert!(summary.new_flows > 20, "too few flows created");
     }
     if let Workload::Forward(FwdConfig { returns: true, .. }) = workload {
+        // Replies drawn from a guide's table find their flow less often: the guide
+        // commits at the CONTROL write, the hardware after the frames queued before it,
+        // so flows created around commits differ (1 in 150 frames at 5,000 frames, where
+        // the guide itself returned 1 in 70; 1 in 12 in the 400-frame rust-hdl runs).
+        let least = if guided { frames / 400 } else { frames / 40 };
         assert!(
-            returned > frames / 40,
+            returned > least,
             "too few replies returned to clients ({returned})"
         );
     }
@@ -490,7 +560,10 @@ fn drive_forward<D: Dut>(
     let mut changes = 0;
     while sent < frames {
         let replies = if config.returns {
-            reply_flows(&mut rng, reference.regs.target())
+            match dut.guide() {
+                Some(guide) => reply_flows(&mut rng, guide),
+                None => reply_flows(&mut rng, reference.regs.target()),
+            }
         } else {
             Vec::new()
         };
@@ -653,8 +726,19 @@ pub struct Pool {
     pub count: usize,
     pub base: u16,
     pub addrs: [[u8; 4]; 8],
-    /// (address, port) of the backends written.
-    pub backends: Vec<([u8; 4], u16)>,
+    /// (address, port) of the backends written, by table index.
+    pub backends: BTreeMap<u16, ([u8; 4], u16)>,
+}
+
+impl Pool {
+    /// The pool endpoint of flow-table slot `slot` as the model's `snat_endpoint`, or a
+    /// pool address beyond the count when the slot has none.
+    fn endpoint(&self, slot: u16) -> ([u8; 4], u16) {
+        let per = 65_536 - u32::from(self.base);
+        let index = (u32::from(slot) / per) as usize;
+        let port = (u32::from(self.base) + u32::from(slot) % per) as u16;
+        (self.addrs[index.min(7)], port)
+    }
 }
 
 /// L7 services (the only kind the hardware serves so far).
@@ -705,10 +789,10 @@ pub struct FwdConfig {
     /// Whether backends reply (NAT and full-NAT return paths): frames from backends'
     /// addresses and ports to the clients of the model's live flows (full NAT: to the
     /// pool endpoint of the flow's slot), and to others. Each service then gets member
-    /// lists and a few backends of its own. Needs a design under test that the model
-    /// follows as it runs (the rust-hdl simulation: the replies are drawn from the model's
-    /// flow table). Without it, a run with full-NAT services sends blind replies (see
-    /// `forward_frame`).
+    /// lists and a few backends of its own. The replies are drawn from the flow table of
+    /// the reference (the rust-hdl simulation, which the model follows as it runs) or of
+    /// the design's [`Guide`] (Verilator). Without it, a run with full-NAT services sends
+    /// blind replies (see `forward_frame`).
     pub returns: bool,
 }
 
@@ -886,8 +970,8 @@ pub fn write_forward_config(
             BACKENDS[rng.below(8) as usize]
         };
         writer.write_backend(index, &entry);
-        if !pool.backends.contains(&(entry.address, entry.port)) {
-            pool.backends.push((entry.address, entry.port));
+        if usize::from(index) < BACKEND_SLOTS {
+            pool.backends.insert(index, (entry.address, entry.port));
         }
     }
     // At first every (VIP, port, protocol) the flows use gets a service; later a few
@@ -1069,20 +1153,25 @@ pub fn forward_frame(
         && rng.chance(150)
     {
         // A blind full-NAT reply (the generator does not see the flow table): from a
-        // backend written, to a pool address at a port naming slot 0-299 (the table has
-        // 256), sometimes below the base; it finds its flow only by chance.
-        let (src, src_port) = pool.backends[rng.below(pool.backends.len() as u64) as usize];
-        let slot = rng.below(300) as u16;
+        // backend of the table, to the pool endpoint of slot 0-279 (the table has 256),
+        // sometimes to another pool address or below the base; it finds its flow when
+        // the slot holds a full-NAT flow of that backend and protocol.
+        let backends: Vec<_> = pool.backends.values().copied().collect();
+        let (src, src_port) = backends[rng.below(backends.len() as u64) as usize];
+        let slot = rng.below(280) as u16;
+        let (mut dst, mut dst_port) = pool.endpoint(slot);
+        if rng.chance(100) {
+            dst = pool.addrs[rng.below(8) as usize];
+        }
+        if rng.chance(50) {
+            dst_port = pool.base.wrapping_sub(1 + slot);
+        }
         let reply = Flow {
             protocol: if rng.chance(500) { 6 } else { 17 },
             src,
             src_port,
-            dst: pool.addrs[rng.below(pool.count.clamp(1, 8) as u64) as usize],
-            dst_port: if rng.chance(50) {
-                pool.base.wrapping_sub(1 + slot)
-            } else {
-                pool.base.wrapping_add(slot)
-            },
+            dst,
+            dst_port,
             mac: [0x02, 0xbe, 0, 0, 9, 1 | rng.byte()],
             tagged: rng.chance(100),
         };
