@@ -126,7 +126,7 @@ fn forward_fullnat_with_replies_and_backpressure_equals_the_model() {
 #[test]
 fn forward_fullnat_with_blind_replies_equals_the_model() {
     let summary = run_forward(
-        seed(16),
+        seed(19),
         400,
         Traffic::SMOOTH,
         FwdConfig {
