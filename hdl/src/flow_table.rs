@@ -14,6 +14,9 @@
 //!   `SetAssociative::insert`; the displaced entry comes back.
 //! - **write** (`op = 2`): writes way `cmd_way` of the set (refresh `last_seen` and state
 //!   after a hit, or `cmd_entry_valid = 0` to remove), returning the previous content.
+//! - **read** (`op = 3`): reads way `cmd_way` of the set (a full-NAT reply names its
+//!   slot), writes nothing; the result kind says whether the entry is past its idle
+//!   timeout (`is_expired`, whether or not it is valid).
 //!
 //! Timeouts: an entry's idle timeout is chosen by its stored TCP state from the four
 //! `timeout_*` inputs (ms), time is 32-bit wrapping ms (`now - last_seen > timeout`).
@@ -64,13 +67,17 @@ pub mod op {
     pub const INSERT: u64 = 1;
     /// Write one way of a set.
     pub const WRITE: u64 = 2;
+    /// Read one way of a set.
+    pub const READ: u64 = 3;
 }
 
 /// Result kinds of `res_kind`.
 pub mod kind {
-    /// Lookup: no entry matches. Insert: a free way was used. Write: done.
+    /// Lookup: no entry matches. Insert: a free way was used. Write: done. Read: the
+    /// entry is within its idle timeout.
     pub const MISS_OR_FREE: u64 = 0;
-    /// Lookup: a live entry matches. Insert: an expired entry was reclaimed.
+    /// Lookup: a live entry matches. Insert: an expired entry was reclaimed. Read: the
+    /// entry is past its idle timeout (not freed).
     pub const HIT_OR_RECLAIMED: u64 = 1;
     /// Lookup: a matching entry had expired and was freed. Insert: a live entry was
     /// evicted.
@@ -607,8 +614,17 @@ impl<const A: usize> Logic for FlowTable<A> {
                 self.chosen.next = self.oldest.val();
                 self.chosen_kind.next = 2.into();
             }
-        } else {
+        } else if self.op.q.val() == 2 {
             self.write.next = true;
+        } else {
+            // Read: way `cmd_way` as it is, and whether it is past its timeout.
+            if ((self.way.q.val() == 0) & self.expired0.q.val())
+                | ((self.way.q.val() == 1) & self.expired1.q.val())
+                | ((self.way.q.val() == 2) & self.expired2.q.val())
+                | ((self.way.q.val() == 3) & self.expired3.q.val())
+            {
+                self.chosen_kind.next = 1.into();
+            }
         }
 
         self.way0.write_enable.next = self.wen0.q.val();
@@ -944,6 +960,7 @@ mod tests {
         let mut op_cycles = 0;
         // How often each (operation, result kind) happened: every case must be reached.
         let mut seen = [[0u32; 3]; 2];
+        let mut reads = 0;
         for n in 0..ops {
             let step = if rng.chance(20) { 700 } else { 6 };
             now = now.wrapping_add(rng.below(step) as u32);
@@ -1004,6 +1021,31 @@ mod tests {
                 if let Some(d) = ins.displaced {
                     assert_eq!(decode(got), d, "op {n}: displaced entry");
                 }
+            } else if roll == 7 && rng.chance(400) {
+                // Read one slot (a full-NAT reply): nothing changes.
+                let way = rng.below(WAYS as u64);
+                let slot = model.set_base(hash) + way as usize;
+                let before = *model.get(slot).unwrap();
+                let (kind, got_slot, got, cycles) = bench.run(&Cmd {
+                    op: op::READ,
+                    hash,
+                    way,
+                    entry,
+                    now,
+                });
+                op_cycles += cycles;
+                reads += 1;
+                let stale =
+                    fulcrum_model::flow::is_expired(now, before.last_seen, timeout(&before));
+                assert_eq!(got_slot, slot as u64, "op {n}: read slot");
+                let got = decode(got);
+                assert_eq!(got.valid, before.valid, "op {n}: read valid");
+                if before.valid {
+                    // (A freed way keeps old content in hardware: only a valid one is
+                    // compared.)
+                    assert_eq!(kind, u64::from(stale), "op {n}: read expiry");
+                    assert_eq!(got, before, "op {n}: read entry");
+                }
             } else {
                 // Refresh (as the pipeline does after a hit) or remove one slot.
                 let way = rng.below(WAYS as u64);
@@ -1051,6 +1093,7 @@ mod tests {
                 );
             }
         }
+        assert!(reads >= 100, "only {reads} slot reads");
         op_cycles
     }
 

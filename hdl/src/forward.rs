@@ -45,6 +45,21 @@
 //! MAC (`res_mac`). An expired match is freed, released and counted as expired, a miss and
 //! an expired match are `NO_BACKEND` too. About 25 cycles.
 //!
+//! ## A slot read (full-NAT reply, `req_read`)
+//! `req_slot` is the flow-table slot the reply's destination port names (`snat_slot`),
+//! `req_key` the reply's own key (protocol, source = the backend). As the model's
+//! `fullnat_return`: a slot beyond the table, a free slot, or a flow whose service is not
+//! full NAT (`fullnat_mask`, the active services of mode full NAT), whose protocol is
+//! not the reply's, or whose backend (`backends[backend % 256]`) has another generation,
+//! address or port than the reply's source is `NO_BACKEND` (`return_no_flow`),
+//! untouched. A matching flow past its idle timeout is freed, released and counted as
+//! expired (`NO_BACKEND` too); otherwise it is refreshed as a NAT reply's flow and the
+//! result carries its service, backend, client MAC (`res_mac`) and client endpoint
+//! (`res_address`, `res_port`: the flow key's source). About 30 cycles.
+//!
+//! A forward request's result carries the flow's slot (`res_slot`): a full-NAT service's
+//! source endpoint is the pool address and port of the slot (`snat_endpoint`).
+//!
 //! Latency: a hit takes about 25 cycles, a new flow about 45 (flow-table operations take
 //! 8 each, a ring selection 10, a backend read 3, an active-count update 3).
 
@@ -97,6 +112,10 @@ enum Req {
     LookupWait,
     HitRead,
     HitUse,
+    ReadSend,
+    ReadWait,
+    ReadBe,
+    ReadUse,
     WriteSend,
     WriteWait,
     GoneRead,
@@ -175,6 +194,13 @@ pub struct Forward<const A: usize> {
     pub req_backend: Signal<In, Bits<16>>,
     /// The frame's source MAC (a forward request stores it as the flow's client MAC).
     pub req_mac: Signal<In, Bits<48>>,
+    /// A full-NAT reply (`Pipeline::fullnat_return`): read slot `req_slot` directly;
+    /// `req_key` is the reply's key.
+    pub req_read: Signal<In, Bit>,
+    /// The flow-table slot of a slot read (set × 4 + way; beyond the table: no flow).
+    pub req_slot: Signal<In, Bits<20>>,
+    /// Bit k: active service k is valid and of mode full NAT (checked by a slot read).
+    pub fullnat_mask: Signal<In, Bits<16>>,
     /// A result is on the `res_*` outputs.
     pub res_valid: Signal<Out, Bit>,
     /// The receiver takes it.
@@ -197,6 +223,8 @@ pub struct Forward<const A: usize> {
     pub res_mac: Signal<Out, Bits<48>>,
     /// The flow's service slot (return requests: `entry.service % 16`).
     pub res_service: Signal<Out, Bits<4>>,
+    /// The flow's slot (forward requests: the hit or inserted slot).
+    pub res_slot: Signal<Out, Bits<16>>,
     /// Backend whose active-flow count to show on `af_value` (the cycle after).
     pub af_index: Signal<In, Bits<8>>,
     /// Active flows of backend `af_index`.
@@ -221,6 +249,9 @@ pub struct Forward<const A: usize> {
     cmac2: SinglePortRam<Bits<48>, A>,
     cmac3: SinglePortRam<Bits<48>, A>,
     ret: DFF<Bit>,
+    // A slot read; its entry past its timeout.
+    rd: DFF<Bit>,
+    stale: DFF<Bit>,
     smac: DFF<Bits<48>>,
     cm_we: DFF<Bit>,
     cm_data: Signal<Local, Bits<48>>,
@@ -279,6 +310,10 @@ pub struct Forward<const A: usize> {
     dirty_now: Signal<Local, Bits<16>>,
     ring_m: Signal<Local, Bits<16>>,
     ring_svc: Signal<Local, Bits<4>>,
+    slot_set: Signal<Local, Bits<A>>,
+    slot_in: Signal<Local, Bit>,
+    fn_mask: Signal<Local, Bits<16>>,
+    fn_match: Signal<Local, Bit>,
 }
 
 impl<const A: usize> Default for Forward<A> {
@@ -324,6 +359,16 @@ impl<const A: usize> Forward<A> {
             req_backend: Default::default(),
             req_mac: Default::default(),
             res_service: Default::default(),
+            req_read: Default::default(),
+            req_slot: Default::default(),
+            fullnat_mask: Default::default(),
+            res_slot: Default::default(),
+            rd: Default::default(),
+            stale: Default::default(),
+            slot_set: Default::default(),
+            slot_in: Default::default(),
+            fn_mask: Default::default(),
+            fn_match: Default::default(),
             cmac0: Default::default(),
             cmac1: Default::default(),
             cmac2: Default::default(),
@@ -412,7 +457,7 @@ impl<const A: usize> Logic for Forward<A> {
         dff_setup!(
             self, clock, cp, cp_idx, cp_phase, dirty, rv1, rv2, ri1, ri2, req, svc, key, hash, tcp,
             flags, stateless, rd_wait, entry, slot, remove, kind, backend, new_flow, ev_lookup,
-            ev_insert, be_word, be_addr, af_idx, af_inc, af_back, ret, smac, cm_we
+            ev_insert, be_word, be_addr, af_idx, af_inc, af_back, ret, smac, cm_we, rd, stale
         );
         clock!(
             self,
@@ -659,6 +704,23 @@ impl<const A: usize> Logic for Forward<A> {
         self.res_port.next = self.be_word.q.val().get_bits::<16>(48);
         self.res_mac.next = self.be_word.q.val().get_bits::<48>(0);
         self.res_service.next = self.entry.q.val().get_bits::<4>(24);
+        self.res_slot.next = self.slot.q.val().get_bits::<16>(0);
+        // A slot read: the slot is in the table if it survives the round trip through
+        // (set, way); the flow matches the reply (model `fullnat_return`) if its service
+        // is full NAT, its protocol the reply's, and its backend the reply's source with
+        // the flow's generation (the backend word read at the entry's backend).
+        self.slot_set.next = self.req_slot.val().get_bits::<A>(2);
+        self.slot_in.next = ((bit_cast::<20, A>(self.slot_set.val()) << 2)
+            | bit_cast::<20, 2>(self.req_slot.val().get_bits::<2>(0)))
+            == self.req_slot.val();
+        self.fn_mask.next = self.fullnat_mask.val() >> self.entry.q.val().get_bits::<4>(24);
+        self.fn_match.next = self.fn_mask.val().get_bit(0)
+            & (self.entry.q.val().get_bits::<8>(162) == self.key.q.val().get_bits::<8>(96))
+            & (self.be_gen.val() == self.flow_gen.val())
+            & (self.be_active.read_data.val().get_bits::<32>(64)
+                == self.key.q.val().get_bits::<32>(64))
+            & (self.be_active.read_data.val().get_bits::<16>(48)
+                == self.key.q.val().get_bits::<16>(16));
         // Client MACs: slot = set × 4 + way.
         self.cmac0.address.next = self.slot.q.val().get_bits::<A>(2);
         self.cmac1.address.next = self.slot.q.val().get_bits::<A>(2);
@@ -694,7 +756,8 @@ impl<const A: usize> Logic for Forward<A> {
                     self.tcp.d.next = self.req_tcp.val();
                     self.flags.d.next = self.req_flags.val();
                     self.stateless.d.next = self.req_stateless.val();
-                    self.ret.d.next = self.req_return.val();
+                    self.ret.d.next = self.req_return.val() | self.req_read.val();
+                    self.rd.d.next = self.req_read.val();
                     self.smac.d.next = self.req_mac.val();
                     self.backend.d.next = self.req_backend.val();
                     self.new_flow.d.next = false;
@@ -702,6 +765,16 @@ impl<const A: usize> Logic for Forward<A> {
                     self.ev_insert.d.next = 0.into();
                     self.kind.d.next = 0.into();
                     self.req.d.next = Req::LookupSend;
+                    if self.req_read.val() {
+                        // The set is the slot's (the table takes it from the hash).
+                        self.hash.d.next = bit_cast::<32, A>(self.slot_set.val());
+                        self.slot.d.next = bit_cast::<32, 20>(self.req_slot.val());
+                        self.req.d.next = Req::ReadSend;
+                        if !self.slot_in.val() {
+                            self.kind.d.next = 1.into();
+                            self.req.d.next = Req::Done;
+                        }
+                    }
                 }
             }
             Req::LookupSend => {
@@ -755,6 +828,48 @@ impl<const A: usize> Logic for Forward<A> {
                     }
                 }
             }
+            Req::ReadSend => {
+                self.flows.cmd_valid.next = true;
+                self.flows.cmd_op.next = 3.into();
+                if self.flows.cmd_ready.val() {
+                    self.req.d.next = Req::ReadWait;
+                }
+            }
+            Req::ReadWait => {
+                if self.flows.res_valid.val() {
+                    self.entry.d.next = self.flows.res_entry.val();
+                    self.stale.d.next = self.flows.res_kind.val() == 1;
+                    self.be_addr.d.next = self.flows.res_entry.val().get_bits::<8>(8);
+                    self.rd_wait.d.next = 0.into();
+                    self.req.d.next = Req::ReadBe;
+                    if !self.flows.res_entry.val().get_bit(170) {
+                        self.kind.d.next = 1.into();
+                        self.req.d.next = Req::Done;
+                    }
+                }
+            }
+            Req::ReadBe => {
+                self.rd_wait.d.next = self.rd_wait.q.val() + 1;
+                if self.rd_wait.q.val() == 1 {
+                    self.req.d.next = Req::ReadUse;
+                }
+            }
+            Req::ReadUse => {
+                // No match: untouched. A match past its timeout is freed and released
+                // (expired); else refreshed and its client MAC read (as a NAT reply's).
+                self.kind.d.next = 1.into();
+                self.req.d.next = Req::Done;
+                if self.fn_match.val() {
+                    self.kind.d.next = 0.into();
+                    self.backend.d.next = self.flow_backend.val();
+                    self.key.d.next = self.entry.q.val().get_bits::<104>(66);
+                    self.remove.d.next = self.stale.q.val();
+                    if self.stale.q.val() {
+                        self.ev_lookup.d.next = 2.into();
+                    }
+                    self.req.d.next = Req::WriteSend;
+                }
+            }
             Req::WriteSend => {
                 self.flows.cmd_valid.next = true;
                 self.flows.cmd_op.next = 2.into();
@@ -765,8 +880,11 @@ impl<const A: usize> Logic for Forward<A> {
             Req::WriteWait => {
                 if self.flows.res_valid.val() {
                     if self.remove.q.val() {
-                        // Moved: release the old backend (generation still the same).
-                        self.ev_lookup.d.next = 1.into();
+                        // Moved (or an expired full-NAT flow): release the old backend
+                        // (generation still the same).
+                        if !self.rd.q.val() {
+                            self.ev_lookup.d.next = 1.into();
+                        }
                         self.req.d.next = Req::Miss;
                         if (self.flow_backend.val().get_bits::<8>(8) == 0)
                             & (self.be_gen.val() == self.flow_gen.val())
@@ -812,7 +930,11 @@ impl<const A: usize> Logic for Forward<A> {
                 }
             }
             Req::CmUse => {
-                self.be_word.d.next = bit_cast::<128, 48>(self.cm_data.val());
+                // The client MAC, and the client endpoint (the flow key's source).
+                self.be_word.d.next = (bit_cast::<128, 32>(self.key.q.val().get_bits::<32>(64))
+                    << 64)
+                    | (bit_cast::<128, 16>(self.key.q.val().get_bits::<16>(16)) << 48)
+                    | bit_cast::<128, 48>(self.cm_data.val());
                 self.kind.d.next = 0.into();
                 self.req.d.next = Req::Done;
             }

@@ -36,10 +36,19 @@
 //! 2. to a VIP (any valid service entry's address, found by scanning the 16 active
 //!    entries): fragment → punt; the service of (VIP, protocol, port) in L7 mode → punt
 //!    (`l7_service`); no such service: ICMP → punt, else drop (`no_service`);
-//! 3. to a full-NAT pool address (the first `SNAT_CFG` count of `SNAT_POOL`): ICMP and
-//!    fragments → punt, other protocols → drop (`not_for_us`), TCP/UDP → drop
-//!    (`return_no_flow`: without a full-NAT service no flow can match in the model
-//!    either);
+//! 3. to a full-NAT pool address (the first `SNAT_CFG` count of `SNAT_POOL`, at most 8):
+//!    ICMP and fragments → punt, other protocols → drop (`not_for_us`), TCP/UDP → the
+//!    **full-NAT return path**: the destination port names the flow-table slot
+//!    (`snat_slot`: port − base + pool index × (65536 − base), by repeated addition; a port
+//!    below the base or a slot beyond the table is `return_no_flow`), which the forward
+//!    path reads directly ([`crate::forward`], a slot read): the flow must be valid, of a
+//!    full-NAT service, of the reply's protocol, and its backend (generation, address,
+//!    port) the reply's source, else `return_no_flow`; past its timeout it is freed,
+//!    released and counted as expired (`return_no_flow`); else it is refreshed and the
+//!    frame rewritten to the client: the flow's client MAC (kept per slot), our MAC, the
+//!    source set to the service's VIP and port, the destination to the client's address
+//!    and port (the flow key's source) (`Action::ToClient`, the service's return
+//!    counters);
 //! 4. TCP/UDP from a NAT service's member (address and port) → the **NAT return path**
 //!    ([`crate::nat_return`] finds the model's first (service, member) of the frame's
 //!    source, from a table rebuilt at every commit): the client flow (client, VIP, client
@@ -54,16 +63,19 @@
 //!    Maglev algorithm and no persistence → the **forward path** ([`crate::forward`]):
 //!    flow lookup, refresh or insert, the generation check, moved / expired / evicted
 //!    flows, the ring choice, `no_backend`, `neighbor_unresolved`, then the rewrite
-//!    towards the backend (NAT: MACs and destination; DSR: MACs; IP-in-IP / GUE:
-//!    encapsulation, `tunnel_mtu` above 1500 bytes) and the service and backend counters.
+//!    towards the backend (NAT: MACs and destination; full NAT: MACs, destination and
+//!    the source = the pool endpoint of the flow's slot, `snat_endpoint` by repeated
+//!    subtraction of the ports per address, `no_backend` when the slot has no pool
+//!    address; DSR: MACs; IP-in-IP / GUE: encapsulation, `tunnel_mtu` above 1500 bytes)
+//!    and the service and backend counters.
 //!
-//! **Not in hardware yet**: full NAT (forward and return), persistence, and the
-//! algorithms other than Maglev. A frame that would need them gets [`action::REFUSED`]
-//! (dropped, counted at counter RAM word 0x3FF, outside the model's index map): a frame
-//! for a full-NAT service, a sticky service or one with another algorithm; a TCP/UDP
-//! frame to a pool address while a full-NAT service is active. The host refuses such
-//! configurations for the `hdl` engine (`host-agent/src/engine.rs`, `hdl_support`).
-//! Member lists are kept by the NAT return path only.
+//! **Not in hardware yet**: persistence and the algorithms other than Maglev. A frame
+//! that would need them gets [`action::REFUSED`] (dropped, counted at counter RAM word
+//! 0x3FF, outside the model's index map): a frame for a sticky service or one with
+//! another algorithm. The host refuses such configurations for the `hdl` engine
+//! (`host-agent/src/engine.rs`, `hdl_support`). Member lists are kept by the NAT return
+//! path only. A `SNAT_CFG` count above 8 counts as 8 (the model's `snat_endpoint` would
+//! index past its 8 pool addresses and panic there: keep the count at most 8).
 //!
 //! ## Commit
 //! A write of 1 to `CONTROL` marks a commit pending (`STATUS.0`). The controller applies it
@@ -122,7 +134,7 @@ pub mod action {
     pub const PUNT: u64 = 3;
     /// `Action::Drop` (reason on `verdict_reason`).
     pub const DROP: u64 = 4;
-    /// Not in hardware yet (full NAT, persistence, other algorithms): the frame is
+    /// Not in hardware yet (persistence, other algorithms): the frame is
     /// dropped and counted outside the model's counters. The model has no such action;
     /// the host refuses configurations that could produce it.
     pub const REFUSED: u64 = 5;
@@ -159,6 +171,10 @@ enum Step {
     RFwdWait,
     RVip,
     RVipUse,
+    SnatDiv,
+    FnMul,
+    FnSend,
+    FnWait,
 }
 
 #[derive(Copy, Clone, PartialEq, Debug, LogicState)]
@@ -281,7 +297,15 @@ pub struct FastPath<const A: usize> {
     // dst_ip is stable from the cycle after Idle, the settings from the commit on).
     pool_match_q: DFF<Bit>,
     own_match_q: DFF<Bit>,
-    fullnat_services: DFF<Bit>,
+    // The first pool address the frame's destination matches (registered like
+    // `pool_match_q`).
+    pool_idx_q: DFF<Bits<3>>,
+    // Bit k: active service k is valid and of mode full NAT (set at a commit).
+    fullnat_mask: DFF<Bits<16>>,
+    // Full NAT: slot ↔ (pool index, port) by repeated subtraction / addition of the ports
+    // per address (`snat_endpoint`, `snat_slot`).
+    snat_acc: DFF<Bits<20>>,
+    snat_idx: DFF<Bits<4>>,
     protocol: DFF<Bits<8>>,
     from_mcu: DFF<Bit>,
     status: DFF<Bits<4>>,
@@ -304,6 +328,7 @@ pub struct FastPath<const A: usize> {
     // Active settings (the shadow ones are in the register block).
     own_address: DFF<Bits<32>>,
     snat_count: DFF<Bits<4>>,
+    snat_base: DFF<Bits<16>>,
     snat0: DFF<Bits<32>>,
     snat1: DFF<Bits<32>>,
     snat2: DFF<Bits<32>>,
@@ -367,6 +392,14 @@ pub struct FastPath<const A: usize> {
     wr_valid: Signal<Local, Bit>,
     wr_udp: Signal<Local, Bit>,
     latched_lo: Signal<Local, Bits<32>>,
+    pool_first: Signal<Local, Bits<3>>,
+    snat_per: Signal<Local, Bits<20>>,
+    snat_inv: Signal<Local, Bits<16>>,
+    snat_off: Signal<Local, Bits<16>>,
+    snat_eff: Signal<Local, Bits<4>>,
+    snat_addr: Signal<Local, Bits<32>>,
+    one16: Signal<Local, Bits<16>>,
+    fn_go: Signal<Local, Bit>,
 }
 
 impl<const A: usize> Default for FastPath<A> {
@@ -469,7 +502,19 @@ impl<const A: usize> FastPath<A> {
             pool_hit: Default::default(),
             pool_match_q: Default::default(),
             own_match_q: Default::default(),
-            fullnat_services: Default::default(),
+            pool_idx_q: Default::default(),
+            fullnat_mask: Default::default(),
+            snat_acc: Default::default(),
+            snat_idx: Default::default(),
+            snat_base: Default::default(),
+            pool_first: Default::default(),
+            snat_per: Default::default(),
+            snat_inv: Default::default(),
+            snat_off: Default::default(),
+            snat_eff: Default::default(),
+            snat_addr: Default::default(),
+            one16: Default::default(),
+            fn_go: Default::default(),
             protocol: Default::default(),
             services_shadow: Default::default(),
             services_active: Default::default(),
@@ -618,9 +663,13 @@ impl<const A: usize> Logic for FastPath<A> {
             pool_hit,
             pool_match_q,
             own_match_q,
-            fullnat_services,
+            pool_idx_q,
+            fullnat_mask,
+            snat_acc,
+            snat_idx,
             protocol,
             snat_count,
+            snat_base,
             snat0,
             snat1,
             snat2,
@@ -718,6 +767,53 @@ impl<const A: usize> Logic for FastPath<A> {
             | ((self.dst_ip.q.val() == self.snat6.q.val()) & (self.snat_count.q.val() > 6))
             | ((self.dst_ip.q.val() == self.snat7.q.val()) & (self.snat_count.q.val() > 7));
         self.pool_match_q.d.next = self.pool_match.val();
+        // The model's `position`: the first pool address that matches.
+        self.pool_first.next = 7.into();
+        if (self.dst_ip.q.val() == self.snat6.q.val()) & (self.snat_count.q.val() > 6) {
+            self.pool_first.next = 6.into();
+        }
+        if (self.dst_ip.q.val() == self.snat5.q.val()) & (self.snat_count.q.val() > 5) {
+            self.pool_first.next = 5.into();
+        }
+        if (self.dst_ip.q.val() == self.snat4.q.val()) & (self.snat_count.q.val() > 4) {
+            self.pool_first.next = 4.into();
+        }
+        if (self.dst_ip.q.val() == self.snat3.q.val()) & (self.snat_count.q.val() > 3) {
+            self.pool_first.next = 3.into();
+        }
+        if (self.dst_ip.q.val() == self.snat2.q.val()) & (self.snat_count.q.val() > 2) {
+            self.pool_first.next = 2.into();
+        }
+        if (self.dst_ip.q.val() == self.snat1.q.val()) & (self.snat_count.q.val() > 1) {
+            self.pool_first.next = 1.into();
+        }
+        if (self.dst_ip.q.val() == self.snat0.q.val()) & (self.snat_count.q.val() > 0) {
+            self.pool_first.next = 0.into();
+        }
+        self.pool_idx_q.d.next = self.pool_first.val();
+        // Full NAT: ports per pool address (65536 - base), the addresses that count
+        // (`snat_pool` has 8), the address of pool index `snat_idx`.
+        // (Locals, not expressions inside `bit_cast`: the Verilog widens an expression
+        // before it is evaluated.)
+        self.snat_inv.next = !self.snat_base.q.val();
+        self.snat_per.next = bit_cast::<20, 16>(self.snat_inv.val()) + 1;
+        self.snat_off.next = self.dst_port.q.val() - self.snat_base.q.val();
+        self.snat_eff.next = self.snat_count.q.val();
+        if self.snat_count.q.val() > 8 {
+            self.snat_eff.next = 8.into();
+        }
+        self.snat_addr.next = self.snat0.q.val();
+        match self.snat_idx.q.val().index() {
+            1 => self.snat_addr.next = self.snat1.q.val(),
+            2 => self.snat_addr.next = self.snat2.q.val(),
+            3 => self.snat_addr.next = self.snat3.q.val(),
+            4 => self.snat_addr.next = self.snat4.q.val(),
+            5 => self.snat_addr.next = self.snat5.q.val(),
+            6 => self.snat_addr.next = self.snat6.q.val(),
+            7 => self.snat_addr.next = self.snat7.q.val(),
+            _ => {}
+        }
+        self.one16.next = 1.into();
         self.own_match_q.d.next = self.dst_ip.q.val() == self.own_address.q.val();
 
         // ---- Registers.
@@ -858,11 +954,10 @@ impl<const A: usize> Logic for FastPath<A> {
         self.rewrite.s_cmd.gue_port.next = self.found_gue.q.val();
         self.rewrite.s_cmd.flow_hash.next = self.flow_hash.q.val();
 
-        // ---- The forward path: an L4 service of mode NAT (codes 0, 6, 7), DSR, IP-in-IP or
-        // GUE with Maglev (algorithm codes 3, 6, 7), not sticky. Full NAT, the other
+        // ---- The forward path: an L4 service of mode NAT (codes 0, 6, 7), full NAT, DSR,
+        // IP-in-IP or GUE with Maglev (algorithm codes 3, 6, 7), not sticky. The other
         // algorithms and persistence are refused (action 5).
-        self.fwd_ok.next = (self.found_mode.q.val() != 1)
-            & (self.found_mode.q.val() != 5)
+        self.fwd_ok.next = (self.found_mode.q.val() != 5)
             & (self.found_algo.q.val() != 0)
             & (self.found_algo.q.val() != 1)
             & (self.found_algo.q.val() != 2)
@@ -896,9 +991,13 @@ impl<const A: usize> Logic for FastPath<A> {
         self.fwd.timeout_closing.next = self.t_close.q.val();
         self.fwd.timeout_udp.next = self.t_udp.q.val();
         self.fwd.now.next = self.now_ms.val();
-        self.fwd.req_valid.next =
-            (self.step.q.val() == Step::FwdSend) | (self.step.q.val() == Step::RFwdSend);
+        self.fwd.req_valid.next = (self.step.q.val() == Step::FwdSend)
+            | (self.step.q.val() == Step::RFwdSend)
+            | (self.step.q.val() == Step::FnSend);
         self.fwd.req_return.next = self.step.q.val() == Step::RFwdSend;
+        self.fwd.req_read.next = self.step.q.val() == Step::FnSend;
+        self.fwd.req_slot.next = self.snat_acc.q.val();
+        self.fwd.fullnat_mask.next = self.fullnat_mask.q.val();
         self.fwd.req_backend.next = self.ret_backend.q.val();
         self.fwd.req_mac.next = self.src_mac.q.val();
         self.fwd.req_service.next = self.found_idx.q.val();
@@ -916,8 +1015,9 @@ impl<const A: usize> Logic for FastPath<A> {
         self.fwd.req_tcp.next = self.l4_kind.q.val() == 0;
         self.fwd.req_flags.next = self.tcp_flags.q.val();
         self.fwd.req_stateless.next = true;
-        self.fwd.res_ready.next =
-            (self.step.q.val() == Step::FwdWait) | (self.step.q.val() == Step::RFwdWait);
+        self.fwd.res_ready.next = (self.step.q.val() == Step::FwdWait)
+            | (self.step.q.val() == Step::RFwdWait)
+            | (self.step.q.val() == Step::FnWait);
 
         // ---- The NAT reply table: shadow copies from the table port, rebuilt at a commit
         // (with the forward path's copy), probed by a frame that reaches rule 5.
@@ -1131,6 +1231,14 @@ impl<const A: usize> Logic for FastPath<A> {
             & self.has_ports.val()
             & !self.is_multicast.val()
             & !self.own_match_q.q.val();
+        // Rule 4, the full-NAT return path, for TCP/UDP to a pool address at a port from
+        // the base on (below it: `return_no_flow`, set by Classify).
+        self.fn_go.next = self.pool_hit.q.val()
+            & !self.vip_any.q.val()
+            & self.has_ports.val()
+            & !self.is_multicast.val()
+            & !self.own_match_q.q.val()
+            & (self.dst_port.q.val() >= self.snat_base.q.val());
         self.fwd_go.next = self.vip_any.q.val()
             & self.found.q.val()
             & self.fwd_ok.val()
@@ -1147,6 +1255,7 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.commit_pending.d.next = false;
                     self.own_address.d.next = self.regs.own_address.val();
                     self.snat_count.d.next = self.regs.snat_count.val();
+                    self.snat_base.d.next = self.regs.snat_port.val();
                     self.snat0.d.next = self.regs.snat_pool0.val();
                     self.snat1.d.next = self.regs.snat_pool1.val();
                     self.snat2.d.next = self.regs.snat_pool2.val();
@@ -1163,7 +1272,7 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.t_est.d.next = self.regs.t_est.val();
                     self.t_close.d.next = self.regs.t_close.val();
                     self.t_udp.d.next = self.regs.t_udp.val();
-                    self.fullnat_services.d.next = false;
+                    self.fullnat_mask.d.next = 0.into();
                     self.key_idx.d.next = 0.into();
                     self.v_commit.d.next = true;
                     self.step.d.next = Step::KeyLoad;
@@ -1233,7 +1342,8 @@ impl<const A: usize> Logic for FastPath<A> {
                     & self.services_shadow.read_data.val().get_bit(63)
                     & (self.shadow_mode.val() == 1)
                 {
-                    self.fullnat_services.d.next = true;
+                    self.fullnat_mask.d.next = self.fullnat_mask.q.val()
+                        | (self.one16.val() << self.key_prev.val().get_bits::<4>(0));
                 }
                 if self.key_idx.q.val() == 16 {
                     // The forward path copies its tables (fwd.commit strobes now).
@@ -1296,13 +1406,9 @@ impl<const A: usize> Logic for FastPath<A> {
                 // (`ret_go` below: the NAT return path; not_for_us unless it matches), the
                 // full-NAT pool, a VIP.
                 if self.pool_hit.q.val() {
-                    // The full-NAT return path is not in hardware: without a full-NAT
-                    // service no flow can match a reply (`return_no_flow`), with one the
-                    // frame is refused.
+                    // TCP/UDP: the full-NAT return path (`fn_go`); `return_no_flow` unless
+                    // it finds the flow.
                     self.v_reason.d.next = 10.into();
-                    if self.fullnat_services.q.val() {
-                        self.v_action.d.next = 5.into();
-                    }
                     if !self.has_ports.val() {
                         self.v_action.d.next = 4.into();
                         self.v_reason.d.next = 12.into();
@@ -1371,6 +1477,64 @@ impl<const A: usize> Logic for FastPath<A> {
                 }
                 if self.ret_go.val() {
                     self.step.d.next = Step::NatSend;
+                }
+                if self.fn_go.val() {
+                    // `snat_slot`: (port - base) + pool index × ports per address.
+                    self.snat_acc.d.next = bit_cast::<20, 16>(self.snat_off.val());
+                    self.snat_idx.d.next = bit_cast::<4, 3>(self.pool_idx_q.q.val());
+                    self.step.d.next = Step::FnMul;
+                }
+            }
+            Step::FnMul => {
+                if self.snat_idx.q.val() == 0 {
+                    self.step.d.next = Step::FnSend;
+                } else {
+                    self.snat_acc.d.next = self.snat_acc.q.val() + self.snat_per.val();
+                    self.snat_idx.d.next = self.snat_idx.q.val() - 1;
+                }
+            }
+            Step::FnSend => {
+                if self.fwd.req_ready.val() {
+                    self.step.d.next = Step::FnWait;
+                }
+            }
+            Step::FnWait => {
+                // `fullnat_return`: the slot's flow (return_no_flow unless it matches),
+                // rewritten to its client: MACs, source = VIP, destination = client.
+                if self.fwd.res_valid.val() {
+                    self.ev_lookup.d.next = self.fwd.res_lookup_event.val();
+                    self.fwd_backend.d.next = self.fwd.res_backend.val();
+                    self.step.d.next = Step::Issue;
+                    if self.fwd.res_kind.val() == 0 {
+                        self.found_idx.d.next = self.fwd.res_service.val();
+                        self.fwd_mac.d.next = self.fwd.res_mac.val();
+                        self.fwd_addr.d.next = self.fwd.res_address.val();
+                        self.fwd_port.d.next = self.fwd.res_port.val();
+                        self.cmd_set_dst.d.next = true;
+                        self.scan_idx.d.next = bit_cast::<5, 4>(self.fwd.res_service.val());
+                        self.step.d.next = Step::RVip;
+                    }
+                }
+            }
+            Step::SnatDiv => {
+                // `snat_endpoint`: pool index = slot / ports per address (the first
+                // `snat_count` of the 8 addresses, else no_backend), port = base + rest.
+                if self.snat_idx.q.val() >= self.snat_eff.val() {
+                    self.v_action.d.next = 4.into();
+                    self.v_reason.d.next = 8.into();
+                    self.cmd_port.d.next = 0.into();
+                    self.cmd_op.d.next = 1.into();
+                    self.v_len.d.next = 0.into();
+                    self.step.d.next = Step::Issue;
+                } else if self.snat_acc.q.val() < self.snat_per.val() {
+                    self.ret_vip.d.next = self.snat_addr.val();
+                    self.ret_vport.d.next =
+                        self.snat_base.q.val() + self.snat_acc.q.val().get_bits::<16>(0);
+                    self.cmd_set_src.d.next = true;
+                    self.step.d.next = Step::Issue;
+                } else {
+                    self.snat_acc.d.next = self.snat_acc.q.val() - self.snat_per.val();
+                    self.snat_idx.d.next = self.snat_idx.q.val() + 1;
                 }
             }
             Step::NatSend => {
@@ -1443,7 +1607,6 @@ impl<const A: usize> Logic for FastPath<A> {
                 self.cmd_op.d.next = 2.into();
                 self.cmd_port.d.next = 1.into();
                 self.cmd_set_src.d.next = true;
-                self.cmd_set_dst.d.next = false;
                 self.v_len.d.next = self.frame_len.q.val();
                 self.step.d.next = Step::Issue;
             }
@@ -1487,6 +1650,12 @@ impl<const A: usize> Logic for FastPath<A> {
                                     self.cmd_op.d.next = 1.into();
                                     self.v_len.d.next = 0.into();
                                 }
+                            }
+                            if self.found_mode.q.val() == 1 {
+                                // Full NAT: the source is the slot's pool endpoint.
+                                self.snat_acc.d.next = bit_cast::<20, 16>(self.fwd.res_slot.val());
+                                self.snat_idx.d.next = 0.into();
+                                self.step.d.next = Step::SnatDiv;
                             }
                         }
                         1 => {

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{A, FwdConfig, Workload, run_workload};
+use common::{A, FwdConfig, Summary, Workload, run_workload};
 use fulcrum_hdl::fast_path_sim::FastPathSim;
 use fulcrum_hdl::sim::Traffic;
 use fulcrum_model::config::{Algorithm, Mode};
@@ -37,7 +37,7 @@ fn seed(default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn run_forward(seed: u64, frames: usize, traffic: Traffic, config: FwdConfig) {
+fn run_forward(seed: u64, frames: usize, traffic: Traffic, config: FwdConfig) -> Summary {
     // FULCRUM_FWD_FRAMES overrides the count (a quick local run, or a long one).
     let frames = std::env::var("FULCRUM_FWD_FRAMES")
         .ok()
@@ -45,8 +45,14 @@ fn run_forward(seed: u64, frames: usize, traffic: Traffic, config: FwdConfig) {
         .unwrap_or(frames);
     let start = std::time::Instant::now();
     let mut sim = FastPathSim::<A>::new(traffic, seed ^ 0x5eed);
-    run_workload(&mut sim, Workload::Forward(config), seed, frames);
+    let summary = run_workload(&mut sim, Workload::Forward(config), seed, frames);
     eprintln!("{:.1} s", start.elapsed().as_secs_f64());
+    summary
+}
+
+/// Frames of verdict class `class` in a run (`common::Reference` names them).
+fn class(summary: &Summary, class: &str) -> usize {
+    summary.classes.get(class).copied().unwrap_or(0)
 }
 
 #[test]
@@ -92,4 +98,44 @@ fn forward_nat_with_replies_and_backpressure_equals_the_model() {
             returns: true,
         },
     );
+}
+
+/// Full NAT both ways: clients' frames rewritten to the pool endpoint of their flow's
+/// slot, backends' replies to that endpoint (and to other slots, ports below the base,
+/// other pool addresses, from other backends, of the other protocol) back to the client.
+#[test]
+fn forward_fullnat_with_replies_and_backpressure_equals_the_model() {
+    let summary = run_forward(
+        seed(17),
+        400,
+        Traffic::BUMPY,
+        FwdConfig {
+            modes: &[Mode::Fullnat, Mode::Fullnat, Mode::Fullnat, Mode::Nat],
+            algorithms: &[Algorithm::Maglev],
+            aim_all: false,
+            returns: true,
+        },
+    );
+    assert!(class(&summary, "to_backend fullnat") >= 20);
+    assert!(class(&summary, "to_client fullnat") >= 10);
+    assert!(class(&summary, "drop return_no_flow") >= 10);
+}
+
+/// Full NAT with replies the generator aims without seeing the flow table (as the
+/// Verilator runs do): mostly to slots without their flow.
+#[test]
+fn forward_fullnat_with_blind_replies_equals_the_model() {
+    let summary = run_forward(
+        seed(19),
+        400,
+        Traffic::SMOOTH,
+        FwdConfig {
+            modes: &[Mode::Fullnat, Mode::Nat, Mode::Ipip],
+            algorithms: &[Algorithm::Maglev],
+            aim_all: false,
+            returns: false,
+        },
+    );
+    assert!(class(&summary, "to_backend fullnat") >= 10);
+    assert!(class(&summary, "drop return_no_flow") >= 10);
 }

@@ -57,34 +57,31 @@ const HDL_WAYS: u32 = fulcrum_hdl::flow_table::WAYS as u32;
 
 /// Whether the FPGA fast path (`--engine hdl`) can run `config`, and if not why: the
 /// first service it cannot serve, by name, with the reason. What the fast path has in
-/// hardware: L7 services (punted to the MCU) and L4 services of mode NAT (both ways), DSR,
-/// IP-in-IP or GUE with the Maglev algorithm, no persistence, a Maglev ring of at most
-/// `fulcrum_hdl::forward::RING_STRIDE` entries and a flow table of `2^HDL_SETS_LOG2`
-/// sets × 4 ways. Not in hardware yet: full NAT, persistence (`sticky`), and the
+/// hardware: L7 services (punted to the MCU) and L4 services of mode NAT or full NAT
+/// (both ways), DSR, IP-in-IP or GUE with the Maglev algorithm, no persistence, a Maglev
+/// ring of at most `fulcrum_hdl::forward::RING_STRIDE` entries and a flow table of
+/// `2^HDL_SETS_LOG2` sets × 4 ways. Not in hardware yet: persistence (`sticky`), and the
 /// algorithms round robin, weighted round robin, IP hash, least connections and least
 /// response time.
 pub fn hdl_support(config: &Config) -> Result<(), String> {
     let mut l4 = false;
     for s in &config.services {
-        let why = match s.mode {
-            Mode::L7 => continue,
-            Mode::Fullnat => Some("mode fullnat is not in hardware yet"),
-            Mode::Nat | Mode::Dsr | Mode::Ipip | Mode::Gue => None,
+        // Every mode is in hardware (L7 is punted to the MCU whatever its algorithm).
+        if s.mode == Mode::L7 {
+            continue;
         }
-        .map(String::from)
-        .or_else(|| {
-            (s.algorithm != Algorithm::Maglev).then(|| {
+        let why = (s.algorithm != Algorithm::Maglev)
+            .then(|| {
                 let name = serde_json::to_value(s.algorithm)
                     .ok()
                     .and_then(|v| v.as_str().map(String::from))
                     .unwrap_or_else(|| format!("{:?}", s.algorithm));
                 format!("algorithm {name} is not in hardware yet (only maglev is)")
             })
-        })
-        .or_else(|| {
-            s.sticky
-                .then(|| "persistence (sticky) is not in hardware yet".to_string())
-        });
+            .or_else(|| {
+                s.sticky
+                    .then(|| "persistence (sticky) is not in hardware yet".to_string())
+            });
         if let Some(why) = why {
             return Err(format!("service {} (mode {}): {why}", s.name, s.mode));
         }

@@ -1,6 +1,7 @@
 //! `fulcrum sim --engine hdl`: the simulated appliance with the rust-hdl simulation of the
 //! FPGA fast path as its data path gives the same per-backend counts as with the reference
-//! model, for the same seeded requests (`--requests`), with no failure.
+//! model, for the same seeded requests (`--requests`), with no failure: an L7 service,
+//! and a Maglev service in DSR, NAT and full-NAT mode.
 //!
 //! Every frame of the run (clients' SYNs and requests to the VIP, the MCU's proxied
 //! connections and health checks to the backends, the backends' answers) goes through
@@ -120,6 +121,50 @@ vip = "10.0.0.100"
 protocol = "tcp"
 port = 80
 mode = "nat"
+algorithm = "maglev"
+[service.health]
+kind = "none"
+
+[[service.backend]]
+name = "web-1"
+address = "10.0.1.11"
+port = 8080
+mac = "02:00:00:00:01:0b"
+[[service.backend]]
+name = "web-2"
+address = "10.0.1.12"
+port = 8080
+mac = "02:00:00:00:01:0c"
+[[service.backend]]
+name = "web-3"
+address = "10.0.1.13"
+port = 8080
+mac = "02:00:00:00:01:0d"
+"#;
+
+/// The same service in full-NAT mode: the fast path rewrites the clients' frames towards
+/// the backends with the source set to a pool address and the port of the flow's
+/// flow-table slot, and the backends' replies to that address and port back to the
+/// client from the VIP (the full-NAT return path).
+const FULLNAT_CONFIG: &str = r#"
+[appliance]
+name = "edge-hdl"
+mac = "02:00:00:00:00:01"
+address = "10.0.0.2"
+prefix = 16
+maglev_ring_size = 251
+snat_pool = ["10.0.0.250"]
+snat_port_base = 1024
+[appliance.flow_table]
+sets = 512
+ways = 4
+
+[[service]]
+name = "web"
+vip = "10.0.0.100"
+protocol = "tcp"
+port = 80
+mode = "fullnat"
 algorithm = "maglev"
 [service.health]
 kind = "none"
@@ -283,6 +328,30 @@ fn hdl_engine_forwards_nat_both_ways_like_the_model() {
         let web = &run["services"][0];
         assert_eq!(web["sent"], 18, "{name}: {web}");
         // A reply the fast path did not rewrite back to the VIP would fail the request.
+        assert_eq!(web["failed"], 0, "{name}: {web}");
+    }
+    same_split_over_backends(&model, &hdl);
+    // Both directions of every connection went through the fast path.
+    assert!(
+        hdl["hdl"]["frames_in"].as_u64().unwrap() >= 18 * 6,
+        "{}",
+        hdl["hdl"]
+    );
+    assert_eq!(hdl["hdl"]["backlog_drops"], 0);
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "release only: the rust-hdl simulation is ~30x slower in debug"
+)]
+fn hdl_engine_forwards_fullnat_both_ways_like_the_model() {
+    let (model, hdl) = both_engines("fullnat", FULLNAT_CONFIG);
+    for (name, run) in [("model", &model), ("hdl", &hdl)] {
+        let web = &run["services"][0];
+        assert_eq!(web["sent"], 18, "{name}: {web}");
+        // A reply the fast path did not take back from the pool address to the client
+        // would fail the request.
         assert_eq!(web["failed"], 0, "{name}: {web}");
     }
     same_split_over_backends(&model, &hdl);
