@@ -1137,8 +1137,13 @@ pub fn snat_ports_per_addr(settings: &Settings) -> usize {
 pub fn snat_endpoint(settings: &Settings, slot: usize) -> Option<Endpoint> {
     let per = snat_ports_per_addr(settings);
     let pool = slot / per;
-    (pool < usize::from(settings.snat_count)).then(|| Endpoint {
-        addr: settings.snat_pool[pool].octets(),
+    // A count above the pool's 8 addresses (raw register writes can set one) reads as 8.
+    let addr = settings
+        .snat_pool
+        .get(pool)
+        .filter(|_| pool < usize::from(settings.snat_count))?;
+    Some(Endpoint {
+        addr: addr.octets(),
         port: (usize::from(settings.snat_port_base) + slot % per) as u16,
     })
 }

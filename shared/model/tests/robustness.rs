@@ -980,3 +980,25 @@ fn a_frame_that_does_not_fit_out_is_counted_once() {
         );
     }
 }
+
+/// Raw register writes can set a full-NAT pool count above the pool's 8 addresses
+/// (`SNAT_CFG` carries 8 bits of count): the slot of a flow past the 8th address has no
+/// source endpoint (the data path drops such a frame as `no_backend`), and nothing panics.
+#[test]
+fn a_pool_count_above_the_pool_reads_as_the_pool() {
+    use fulcrum_model::pipeline::snat_endpoint;
+    use fulcrum_model::tables::Settings;
+    let mut settings = Settings::default();
+    settings.snat_port_base = 65_000;
+    settings.snat_count = 200;
+    for (i, a) in settings.snat_pool.iter_mut().enumerate() {
+        *a = Ipv4Addr::new(10, 0, 0, 200 + i as u8);
+    }
+    let per = 65_536 - 65_000;
+    let last = snat_endpoint(&settings, 8 * per - 1).expect("the 8th address");
+    assert_eq!(last.addr, [10, 0, 0, 207]);
+    assert_eq!(last.port, 65_535);
+    for slot in [8 * per, 9 * per + 3, 199 * per] {
+        assert_eq!(snat_endpoint(&settings, slot), None, "slot {slot}");
+    }
+}
