@@ -988,9 +988,11 @@ fn a_frame_that_does_not_fit_out_is_counted_once() {
 fn a_pool_count_above_the_pool_reads_as_the_pool() {
     use fulcrum_model::pipeline::snat_endpoint;
     use fulcrum_model::tables::Settings;
-    let mut settings = Settings::default();
-    settings.snat_port_base = 65_000;
-    settings.snat_count = 200;
+    let mut settings = Settings {
+        snat_port_base: 65_000,
+        snat_count: 200,
+        ..Settings::default()
+    };
     for (i, a) in settings.snat_pool.iter_mut().enumerate() {
         *a = Ipv4Addr::new(10, 0, 0, 200 + i as u8);
     }
