@@ -13,11 +13,20 @@
 //! *Eligible* = backend index < 256, state `Up` and weight > 0, kept as one bit per
 //! backend in a RAM written from the backend table's word 0.
 //!
-//! The tables are written through the register block's table write port (`regs`): ring
-//! entries (table 4, index `s << 20 | offset`, offsets below 512 kept, so `M ≤ 512`),
-//! member entries (table 3), backend word 0 (table 2). The RAMs have one address each, so
-//! table writes must not overlap a selection (`s_ready` is low while `table_write` is
-//! high; the shadow-bank commit gives that ordering in the full design).
+//! The ring and eligibility RAMs are written through a table write port in the register
+//! block's encoding (`regs`): ring entries (table 4, index `s << 20 | offset`, offsets
+//! below 512 kept, so `M ≤ 512`), backend word 0 (table 2). The RAMs have one address
+//! each, so table writes must not overlap a selection (`s_ready` is low while
+//! `table_write` is high; the shadow-bank commit gives that ordering in the full design).
+//!
+//! Member lists are banked as the model's: `mem_*` writes the shadow lists (512 × 16,
+//! `service << 5 | position`, both banks starting `NO_BACKEND`); a `commit` strobe copies
+//! them into the active lists (3 cycles per entry, 1,536 in all), comparing every entry,
+//! and then resets the round-robin cursor of every service whose 32-entry list changed or
+//! whose bit is set in `changed` (the controller's service-entry compare): the model's
+//! `SelectState::reset_service` in `Pipeline::commit_banks`. 1,553 cycles with `busy`
+//! high, no request taken. Block RAM: ring 4 `DP16KD`, each member bank 1; eligibility
+//! (256 × 1) and cursors (16 × 5) are distributed RAM.
 //!
 //! Latency, from the cycle a request is taken to the cycle `m_valid` rises: a ring
 //! selection 9 cycles (3 for an empty ring); round robin 4 plus 6 per member looked at
@@ -51,6 +60,14 @@ enum St {
     Done,
 }
 
+/// States of the commit machine (member-list bank copy, then cursor resets).
+#[derive(Copy, Clone, PartialEq, Debug, LogicState)]
+enum Cp {
+    Idle,
+    Copy,
+    Reset,
+}
+
 /// Backend selection for the ring algorithms and round robin.
 #[derive(LogicBlock, Default)]
 pub struct BackendSelect {
@@ -58,12 +75,27 @@ pub struct BackendSelect {
     pub clock: Signal<In, Clock>,
     /// Table write strobe (from `regs::RegisterBlock`).
     pub table_write: Signal<In, Bit>,
-    /// Table code: 2 backend, 3 member, 4 ring (others ignored).
+    /// Table code: 2 backend, 4 ring (others ignored; members come through `mem_*`).
     pub table_kind: Signal<In, Bits<4>>,
     /// Entry index (regmap encoding).
     pub table_index: Signal<In, Bits<28>>,
     /// Entry word 0.
     pub table_data0: Signal<In, Bits<32>>,
+    /// Write `mem_data` into the shadow member list at `mem_index` (`service << 5 |
+    /// position`).
+    pub mem_write: Signal<In, Bit>,
+    /// See `mem_write`.
+    pub mem_index: Signal<In, Bits<9>>,
+    /// See `mem_write`.
+    pub mem_data: Signal<In, Bits<16>>,
+    /// Strobe: copy the shadow member lists into the active ones, then reset the cursor of
+    /// every service whose list changed or whose bit is set in `changed`.
+    pub commit: Signal<In, Bit>,
+    /// Services whose service entry changed at this commit (read when the copy ends, so
+    /// it must be stable until `busy` falls).
+    pub changed: Signal<In, Bits<16>>,
+    /// The commit is in progress (no request is taken).
+    pub busy: Signal<Out, Bit>,
     /// A request is on the inputs below.
     pub s_valid: Signal<In, Bit>,
     /// The unit takes it this cycle.
@@ -89,7 +121,9 @@ pub struct BackendSelect {
     /// that is not a backend (`EMPTY` or ≥ 256), bits 0–7 the backend index. 9 bits fit
     /// the block RAM's 2048 × 9 shape (4 `DP16KD` per bank instead of 8 for 16 bits).
     ring: SinglePortRam<Bits<9>, 13>,
+    /// Active member lists (`service << 5 | position`), copied from `members_shadow`.
     members: SinglePortRam<Bits<16>, 9>,
+    members_shadow: SinglePortRam<Bits<16>, 9>,
     eligible: SinglePortRam<Bit, 8>,
     cursor: SinglePortRam<Bits<5>, 4>,
 
@@ -106,6 +140,11 @@ pub struct BackendSelect {
     pos: DFF<Bits<6>>,
     steps: DFF<Bits<6>>,
     result: DFF<Bits<16>>,
+    cp: DFF<Cp>,
+    cp_idx: DFF<Bits<9>>,
+    cp_phase: DFF<Bits<2>>,
+    chg: DFF<Bits<16>>,
+    rs_idx: DFF<Bits<4>>,
 
     sum: Signal<Local, Bits<32>>,
     pos_inc: Signal<Local, Bits<6>>,
@@ -119,17 +158,26 @@ pub struct BackendSelect {
     rem: Signal<Local, Bits<10>>,
     elig_word: Signal<Local, Bit>,
     ring_word: Signal<Local, Bits<9>>,
+    one16: Signal<Local, Bits<16>>,
+    chg_now: Signal<Local, Bits<16>>,
+    chg_sel: Signal<Local, Bits<16>>,
 }
 
 impl BackendSelect {
-    /// A unit with empty tables: nothing eligible, cursors 0; rings and member lists read
-    /// zero in simulation and must be written before use.
+    /// A unit with empty tables: nothing eligible, cursors 0, member lists `NO_BACKEND`
+    /// (as the model's); rings read zero in simulation and must be written before use.
     pub fn new() -> Self {
+        let no_backend = || {
+            (0..512u64)
+                .map(|a| (Bits::from(a), Bits::<16>::from(0xFFFFu64)))
+                .collect()
+        };
         BackendSelect {
-            // Large RAMs start empty (zero in simulation; a zero init of 16k words
-            // would make the Verilog slow to elaborate): the control plane writes them.
+            // The ring starts empty (zero in simulation; a zero init of 8k words would
+            // make the Verilog slow to elaborate): the forward path clears it.
             ring: SinglePortRam::default(),
-            members: SinglePortRam::default(),
+            members: SinglePortRam::new(no_backend()),
+            members_shadow: SinglePortRam::new(no_backend()),
             eligible: SinglePortRam::zeroed(),
             cursor: SinglePortRam::zeroed(),
             ..Default::default()
@@ -142,9 +190,9 @@ impl Logic for BackendSelect {
     fn update(&mut self) {
         dff_setup!(
             self, clock, state, rr, svc, count, hash_q, size_q, prod_hi, prod_lo, index, cand, pos,
-            steps, result
+            steps, result, cp, cp_idx, cp_phase, chg, rs_idx
         );
-        clock!(self, clock, ring, members, eligible, cursor);
+        clock!(self, clock, ring, members, members_shadow, eligible, cursor);
 
         // Table writes.
         self.ring.write_enable.next = false;
@@ -157,7 +205,13 @@ impl Logic for BackendSelect {
             self.ring_word.next = 0x1FF.into();
         }
         self.ring.write_data.next = self.ring_word.val();
-        self.members.write_data.next = self.table_data0.val().get_bits::<16>(0);
+        self.members.write_data.next = self.members_shadow.read_data.val();
+        self.members_shadow.write_enable.next = self.mem_write.val();
+        self.members_shadow.write_data.next = self.mem_data.val();
+        self.members_shadow.address.next = self.mem_index.val();
+        if !self.mem_write.val() {
+            self.members_shadow.address.next = self.cp_idx.q.val();
+        }
         self.eligible.write_data.next = (self.table_data0.val().get_bits::<3>(29) == 1)
             & (self.table_data0.val().get_bits::<16>(0) != 0);
         self.ring.address.next = (bit_cast::<13, 4>(self.svc.q.val()) << 9)
@@ -173,9 +227,6 @@ impl Logic for BackendSelect {
             self.ring.write_enable.next = (self.table_kind.val() == 4)
                 & (self.table_index.val().get_bits::<4>(24) == 0)
                 & (self.table_index.val().get_bits::<11>(9) == 0);
-            self.members.address.next = self.table_index.val().get_bits::<9>(0);
-            self.members.write_enable.next =
-                (self.table_kind.val() == 3) & (self.table_index.val().get_bits::<19>(9) == 0);
             self.eligible.address.next = self.table_index.val().get_bits::<8>(0);
             self.eligible.write_enable.next =
                 (self.table_kind.val() == 2) & (self.table_index.val().get_bits::<20>(8) == 0);
@@ -214,13 +265,63 @@ impl Logic for BackendSelect {
         }
         self.elig_word.next = self.eligible.read_data.val();
 
-        self.s_ready.next = (self.state.q.val() == St::Idle) & !self.table_write.val();
+        // ---- Commit: active member lists from the shadow ones (entry cp_idx addressed for
+        // three cycles, compared and copied in the third), then the model's
+        // `reset_service` of every service whose list or entry changed.
+        self.one16.next = 1.into();
+        self.chg_now.next = self.chg.q.val() | self.changed.val();
+        // (A local: rust-hdl's Verilog cannot slice an expression.)
+        self.chg_sel.next = self.chg_now.val() >> self.rs_idx.q.val();
+        self.busy.next = self.cp.q.val() != Cp::Idle;
+        match self.cp.q.val() {
+            Cp::Idle => {
+                if self.commit.val() {
+                    self.cp.d.next = Cp::Copy;
+                    self.cp_idx.d.next = 0.into();
+                    self.cp_phase.d.next = 0.into();
+                    self.chg.d.next = 0.into();
+                }
+            }
+            Cp::Copy => {
+                self.members.address.next = self.cp_idx.q.val();
+                self.cp_phase.d.next = self.cp_phase.q.val() + 1;
+                if self.cp_phase.q.val() == 2 {
+                    self.cp_phase.d.next = 0.into();
+                    self.members.write_enable.next = true;
+                    if self.members.read_data.val() != self.members_shadow.read_data.val() {
+                        self.chg.d.next = self.chg.q.val()
+                            | (self.one16.val() << self.cp_idx.q.val().get_bits::<4>(5));
+                    }
+                    self.cp_idx.d.next = self.cp_idx.q.val() + 1;
+                    if self.cp_idx.q.val() == 511 {
+                        self.rs_idx.d.next = 0.into();
+                        self.cp.d.next = Cp::Reset;
+                    }
+                }
+            }
+            Cp::Reset => {
+                self.cursor.address.next = self.rs_idx.q.val();
+                self.cursor.write_data.next = 0.into();
+                self.cursor.write_enable.next = self.chg_sel.val().get_bit(0);
+                self.rs_idx.d.next = self.rs_idx.q.val() + 1;
+                if self.rs_idx.q.val() == 15 {
+                    self.cp.d.next = Cp::Idle;
+                }
+            }
+            _ => {
+                self.cp.d.next = Cp::Idle;
+            }
+        }
+
+        self.s_ready.next = (self.state.q.val() == St::Idle)
+            & !self.table_write.val()
+            & (self.cp.q.val() == Cp::Idle);
         self.m_valid.next = self.state.q.val() == St::Done;
         self.backend.next = self.result.q.val();
 
         match self.state.q.val() {
             St::Idle => {
-                if self.s_valid.val() & !self.table_write.val() {
+                if self.s_valid.val() & !self.table_write.val() & (self.cp.q.val() == Cp::Idle) {
                     self.rr.d.next = self.round_robin.val();
                     self.svc.d.next = self.service.val();
                     self.count.d.next = self.member_count.val().get_bits::<6>(0);
@@ -428,6 +529,39 @@ mod tests {
         uut.table_write.next = false;
     }
 
+    /// Writes a shadow member-list entry for a cycle.
+    fn write_member(uut: &mut BackendSelect, index: usize, backend: u16) {
+        uut.mem_write.next = true;
+        uut.mem_index.next = (index as u64).into();
+        uut.mem_data.next = u64::from(backend).into();
+        uut.s_valid.next = false;
+        uut.m_ready.next = false;
+        settle(uut);
+        tick(uut, |u| &mut u.clock);
+        uut.mem_write.next = false;
+    }
+
+    /// Commits the member lists with `changed` services and waits for the unit; returns
+    /// the cycles it was busy.
+    fn commit(uut: &mut BackendSelect, changed: u16) -> u64 {
+        uut.commit.next = true;
+        uut.changed.next = u64::from(changed).into();
+        settle(uut);
+        tick(uut, |u| &mut u.clock);
+        uut.commit.next = false;
+        let mut cycles = 1;
+        loop {
+            settle(uut);
+            if !uut.busy.val() {
+                return cycles;
+            }
+            assert!(!uut.s_ready.val(), "a request taken during a commit");
+            tick(uut, |u| &mut u.clock);
+            cycles += 1;
+        }
+    }
+
+    /// Writes the tables (member lists into the shadow bank: `commit` makes them active).
     fn load(uut: &mut BackendSelect, t: &Tables, backends: bool) {
         if backends {
             for (i, b) in t.backends.iter().enumerate() {
@@ -436,7 +570,7 @@ mod tests {
         }
         for s in 0..SERVICES {
             for (p, &m) in t.members[s].iter().enumerate() {
-                write(uut, Table::Member, (s as u32) << 5 | p as u32, u32::from(m));
+                write_member(uut, s << 5 | p, m);
             }
             for (o, &e) in t.rings[s].iter().enumerate() {
                 write(uut, Table::Ring, (s as u32) << 20 | o as u32, u32::from(e));
@@ -576,12 +710,20 @@ mod tests {
             let mut model = SelectState::default();
             let mut t = random_tables(&mut rng);
             load(&mut uut, &t, true);
+            // Before the first commit the active lists are the reset ones (`NO_BACKEND`),
+            // as the model's: a member write alone changes nothing.
+            assert_eq!(commit(&mut uut, 0), 512 * 3 + 17);
             let mut total = (0, 0, 0);
             let mut stats = Stats([(0, 0, u64::MAX, 0); 2]);
+            let (mut resets, mut kept) = (0, 0);
+            let (mut old_members, mut old_counts) = (t.members, t.counts);
             for epoch in 0..3 {
                 if epoch > 0 {
-                    // New member lists and rings (cursors kept on both sides), and some
-                    // backends change state or weight.
+                    // New member lists (counts) for some services and rings, and some
+                    // backends change state or weight; at the commit the model's
+                    // `reset_service` (`Pipeline::commit_banks`) for every service whose
+                    // list changed or whose entry changed (the count, or a random bit
+                    // standing for another field), the other cursors kept.
                     let fresh = random_tables(&mut rng);
                     for _ in 0..40 {
                         let i = rng.below(256) as usize;
@@ -593,11 +735,31 @@ mod tests {
                             encode_backend(&t.backends[i])[0],
                         );
                     }
-                    t.members = fresh.members;
-                    t.counts = fresh.counts;
+                    let mut changed = 0u16;
+                    for s in 0..SERVICES {
+                        if rng.chance(300) {
+                            t.members[s] = fresh.members[s];
+                        }
+                        if rng.chance(200) {
+                            t.members[s][rng.below(32) as usize] = random_member(&mut rng);
+                        }
+                        if rng.chance(200) {
+                            t.counts[s] = fresh.counts[s];
+                        }
+                        let entry_changed = t.counts[s] != old_counts[s] || rng.chance(100);
+                        changed |= u16::from(entry_changed) << s;
+                        if entry_changed || t.members[s] != old_members[s] {
+                            model.reset_service(s);
+                            resets += 1;
+                        } else {
+                            kept += 1;
+                        }
+                    }
                     t.rings = fresh.rings;
                     load(&mut uut, &t, false);
+                    commit(&mut uut, changed);
                 }
+                (old_members, old_counts) = (t.members, t.counts);
                 let requests = random_requests(&mut rng, 1_500);
                 let (chosen, cycles) = run(
                     &mut uut, &mut model, &t, &requests, traffic, &mut rng, &mut stats,
@@ -611,6 +773,8 @@ mod tests {
             eprintln!(
                 "select round {round}: (requests, named, min latency, max latency) ring / round robin {stats:?}"
             );
+            eprintln!("select round {round}: {resets} services reset at commits, {kept} kept");
+            assert!(resets >= 8 && kept >= 5, "reset coverage");
             assert!(total.1 > total.0 / 3, "too few choices named a backend");
             for s in stats.0 {
                 assert!(

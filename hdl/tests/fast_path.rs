@@ -80,6 +80,21 @@ fn forward_every_mode_with_backpressure_equals_the_model() {
 }
 
 #[test]
+fn forward_round_robin_and_ip_hash_equal_the_model() {
+    run_forward(
+        seed(15),
+        400,
+        Traffic::BUMPY,
+        FwdConfig {
+            modes: &[Mode::Nat, Mode::Dsr, Mode::Ipip, Mode::Gue],
+            algorithms: &[Algorithm::RoundRobin, Algorithm::IpHash, Algorithm::Maglev],
+            aim_all: true,
+            returns: false,
+        },
+    );
+}
+
+#[test]
 fn forward_nat_with_replies_and_backpressure_equals_the_model() {
     run_forward(
         seed(14),

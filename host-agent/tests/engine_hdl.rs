@@ -55,21 +55,23 @@ fn replay(engine: &mut Engine, frames: &[(u64, Vec<u8>)]) -> Vec<Processed> {
 #[test]
 fn hdl_engine_refuses_l4_services() {
     let config = config_file::load(&fixtures().join("fixtures.toml")).expect("fixtures.toml");
-    // The first service, web (NAT), balances by round robin.
-    let err = Engine::new(EngineKind::Hdl, &config).expect_err("round robin is not in hardware");
+    // The first service the fast path cannot serve is api (full NAT); web (NAT, round
+    // robin) before it is served.
+    let err = Engine::new(EngineKind::Hdl, &config).expect_err("full NAT is not in hardware");
     assert!(matches!(err, EngineError::Unsupported(_)));
     let text = err.to_string();
     assert!(
         text.contains("--engine hdl")
-            && text.contains("service web")
-            && text.contains("round_robin")
+            && text.contains("service api")
+            && text.contains("fullnat")
             && text.contains("--engine model"),
         "{text}"
     );
 }
 
-/// The fixture configuration cut down to what the fast path serves: the L7 service, the
-/// IP-in-IP and GUE services (Maglev), and the NAT and DSR services switched to Maglev.
+/// The fixture configuration cut down to what the fast path serves: every service but
+/// the full-NAT one (NAT with round robin, DSR with IP hash, IP-in-IP and GUE with
+/// Maglev, L7).
 fn served_fixture() -> Config {
     let mut config = config_file::load(&fixtures().join("fixtures.toml")).expect("fixtures.toml");
     config.services.retain(|s| {
@@ -78,11 +80,6 @@ fn served_fixture() -> Config {
             Mode::L7 | Mode::Nat | Mode::Dsr | Mode::Ipip | Mode::Gue
         )
     });
-    for s in config.services.iter_mut() {
-        if s.mode != Mode::L7 {
-            s.algorithm = Algorithm::Maglev;
-        }
-    }
     config
 }
 
@@ -116,10 +113,18 @@ fn hdl_engine_refuses_what_is_not_in_hardware() {
     let t = refusal(&c);
     assert!(t.contains("service api") && t.contains("fullnat"), "{t}");
 
+    for algorithm in [Algorithm::RoundRobin, Algorithm::IpHash, Algorithm::Maglev] {
+        let mut c = base.clone();
+        for s in c.services.iter_mut().filter(|s| s.mode != Mode::L7) {
+            s.algorithm = algorithm;
+        }
+        assert!(
+            Engine::new(EngineKind::Hdl, &c).is_ok(),
+            "{algorithm:?} is in hardware"
+        );
+    }
     for (algorithm, name) in [
-        (Algorithm::RoundRobin, "round_robin"),
         (Algorithm::WeightedRoundRobin, "weighted_round_robin"),
-        (Algorithm::IpHash, "ip_hash"),
         (Algorithm::LeastConnections, "least_connections"),
         (Algorithm::LeastResponseTime, "least_response_time"),
     ] {

@@ -38,6 +38,8 @@ pub struct Reference<'a> {
     pub verdicts: usize,
     pub forwarded: usize,
     pub new_flows: usize,
+    /// New flows by the algorithm of their service (`Algorithm` debug name).
+    pub new_by_algorithm: BTreeMap<String, usize>,
     /// Replies from backends rewritten back to the client (NAT return path).
     pub returned: usize,
     pub frames_checked: usize,
@@ -65,6 +67,7 @@ impl<'a> Reference<'a> {
             verdicts: 0,
             forwarded: 0,
             new_flows: 0,
+            new_by_algorithm: Default::default(),
             returned: 0,
             frames_checked: 0,
             counters_checked: 0,
@@ -123,9 +126,21 @@ impl<'a> Reference<'a> {
                 if let Action::ToClient { .. } = want.action {
                     self.returned += 1;
                 }
-                if let Action::ToBackend { new_flow, .. } = want.action {
+                if let Action::ToBackend {
+                    new_flow, service, ..
+                } = want.action
+                {
                     self.forwarded += 1;
                     self.new_flows += usize::from(new_flow);
+                    if new_flow {
+                        let algorithm = self
+                            .regs
+                            .target()
+                            .service(usize::from(service))
+                            .map(|s| format!("{:?}", s.algorithm))
+                            .unwrap_or_default();
+                        *self.new_by_algorithm.entry(algorithm).or_default() += 1;
+                    }
                 }
                 if let Some(egress) = want.egress {
                     out.truncate(want.len);
@@ -402,6 +417,7 @@ pub fn run_workload<D: Dut>(dut: &mut D, workload: Workload, seed: u64, frames: 
         classes: reference.classes,
     };
     let returned = reference.returned;
+    let by_algorithm = reference.new_by_algorithm;
     eprintln!(
         "{frames} frames ({} to a backend, {} new flows, {} moved, {} expired, {} evicted; {} output frames and {} counter reads compared) in {cycles} cycles",
         summary.forwarded,
@@ -413,10 +429,19 @@ pub fn run_workload<D: Dut>(dut: &mut D, workload: Workload, seed: u64, frames: 
         summary.counters_checked,
     );
     eprintln!("verdicts: {:?}", summary.classes);
-    if let Workload::Forward(_) = workload {
-        // The run must exercise the forward path, not only its refusals.
+    eprintln!("new flows by algorithm: {by_algorithm:?}");
+    if let Workload::Forward(config) = workload {
+        // The run must exercise the forward path, not only its refusals, with every
+        // algorithm it configures.
         assert!(summary.forwarded > frames / 10, "too few frames forwarded");
         assert!(summary.new_flows > 20, "too few flows created");
+        for a in config.algorithms {
+            let n = by_algorithm.get(&format!("{a:?}")).copied().unwrap_or(0);
+            assert!(
+                n * config.algorithms.len() * 10 >= summary.new_flows,
+                "too few new flows with {a:?} ({n})"
+            );
+        }
     }
     if let Workload::Forward(FwdConfig { returns: true, .. }) = workload {
         assert!(
@@ -918,9 +943,10 @@ pub fn write_forward_config(
                 BACKENDS[rng.below(8) as usize]
             }
         };
-        if config.returns {
-            // The member list (the NAT return path scans it): mostly backends, sometimes
-            // NO_BACKEND or an index beyond the table, sometimes past the count.
+        if config.returns || config.algorithms.iter().any(|a| !a.is_stateless()) {
+            // The member list (the NAT return path and round robin scan it): mostly
+            // backends, sometimes NO_BACKEND or an index beyond the table, sometimes past
+            // the count.
             let members = u8::min(entry.member_count + rng.below(3) as u8, 32);
             for position in 0..members {
                 let member = match rng.below(20) {
