@@ -51,24 +51,26 @@
 //! 5. anything else → drop (`not_for_us`).
 //!
 //! 6. the service of (VIP, protocol, port) in mode NAT, DSR, IP-in-IP or GUE with the
-//!    Maglev, IP hash or round-robin algorithm and no persistence → the **forward path**
+//!    Maglev, IP hash, round-robin or weighted round-robin algorithm and no persistence
+//!    → the **forward path**
 //!    ([`crate::forward`]): flow lookup, refresh or insert, the generation check, moved /
 //!    expired / evicted flows, the choice (Maglev: the ring at the flow hash; IP hash: the
 //!    ring at the source hash, which the hash unit computes in the same pass; round robin:
-//!    the service's member list from its cursor), `no_backend`, `neighbor_unresolved`,
-//!    `tcp_no_flow` for round robin (not stateless), then the rewrite
+//!    the service's member list from its cursor; weighted: nginx's smooth WRR over the
+//!    list), `no_backend`, `neighbor_unresolved`, `tcp_no_flow` for the round robins (not
+//!    stateless), then the rewrite
 //!    towards the backend (NAT: MACs and destination; DSR: MACs; IP-in-IP / GUE:
 //!    encapsulation, `tunnel_mtu` above 1500 bytes) and the service and backend counters.
 //!
 //! **Not in hardware yet**: full NAT (forward and return), persistence, and the
-//! algorithms weighted round robin, least connections and least response time. A frame
+//! algorithms least connections and least response time. A frame
 //! that would need them gets [`action::REFUSED`] (dropped, counted at counter RAM word
 //! 0x3FF, outside the model's index map): a frame for a full-NAT service, a sticky
 //! service or one with such an algorithm; a TCP/UDP frame to a pool address while a
 //! full-NAT service is active. The host refuses such configurations for the `hdl`
 //! engine (`host-agent/src/engine.rs`, `hdl_support`). Member lists are kept twice: by
 //! the NAT return path (its own shadow copy) and by the selection unit (shadow and
-//! active banks, for round robin).
+//! active banks, for the round robins).
 //!
 //! ## Commit
 //! A write of 1 to `CONTROL` marks a commit pending (`STATUS.0`). The controller applies it
@@ -76,10 +78,11 @@
 //! become active, the hash key is loaded into the Toeplitz unit and the 16 service
 //! entries are copied from the shadow to the active table (17 cycles), each compared with
 //! the active entry it replaces (a service whose entry changed gets its round-robin
-//! cursor reset, the model's `SelectState::reset_service`); then the forward path copies
+//! cursor and weighted state reset, the model's `SelectState::reset_service`); then the
+//! forward path copies
 //! its backend table (768 cycles) and the rings written since the last commit (512
-//! cycles each) while the selection unit copies the member lists (1,553 cycles, cursors
-//! reset for changed lists too), and `STATUS.0` stays set until that is done (after reset it
+//! cycles each) while the selection unit copies the member lists written since the last
+//! commit (96 cycles per service; resets for changed lists too), and `STATUS.0` stays set until that is done (after reset it
 //! first clears the rings: about 8,200 cycles). **Unlike the
 //! model** (which commits at the `CONTROL` write), register writes made after the
 //! `CONTROL` write but before the commit is applied go into that commit: the writer must
@@ -910,11 +913,10 @@ impl<const A: usize> Logic for FastPath<A> {
         self.rewrite.s_cmd.flow_hash.next = self.flow_hash.q.val();
 
         // ---- The forward path: an L4 service of mode NAT, DSR, IP-in-IP or GUE with round
-        // robin (0), IP hash (2) or Maglev (3), not sticky. Full NAT, the other algorithms
-        // and persistence are refused (action 5).
+        // robin (0), weighted round robin (1), IP hash (2) or Maglev (3), not sticky. Full
+        // NAT, the other algorithms and persistence are refused (action 5).
         self.fwd_ok.next = (self.found_mode.q.val() != 1)
             & (self.found_mode.q.val() != 5)
-            & (self.found_algo.q.val() != 1)
             & (self.found_algo.q.val() != 4)
             & (self.found_algo.q.val() != 5)
             & !self.found_sticky.q.val();

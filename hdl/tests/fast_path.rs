@@ -80,14 +80,19 @@ fn forward_every_mode_with_backpressure_equals_the_model() {
 }
 
 #[test]
-fn forward_round_robin_and_ip_hash_equal_the_model() {
+fn forward_round_robin_ip_hash_and_weighted_equal_the_model() {
     run_forward(
         seed(15),
         400,
         Traffic::BUMPY,
         FwdConfig {
             modes: &[Mode::Nat, Mode::Dsr, Mode::Ipip, Mode::Gue],
-            algorithms: &[Algorithm::RoundRobin, Algorithm::IpHash, Algorithm::Maglev],
+            algorithms: &[
+                Algorithm::RoundRobin,
+                Algorithm::IpHash,
+                Algorithm::Maglev,
+                Algorithm::WeightedRoundRobin,
+            ],
             aim_all: true,
             returns: false,
         },

@@ -23,7 +23,12 @@ use fulcrum_model::config::{Algorithm, Mode};
 /// Every forward mode `FastPath` has, with every algorithm it has.
 const EVERY_MODE: FwdConfig = FwdConfig {
     modes: &[Mode::Nat, Mode::Dsr, Mode::Ipip, Mode::Gue],
-    algorithms: &[Algorithm::Maglev, Algorithm::IpHash, Algorithm::RoundRobin],
+    algorithms: &[
+        Algorithm::Maglev,
+        Algorithm::IpHash,
+        Algorithm::RoundRobin,
+        Algorithm::WeightedRoundRobin,
+    ],
     aim_all: true,
     returns: false,
 };
@@ -32,7 +37,12 @@ const EVERY_MODE: FwdConfig = FwdConfig {
 /// backend's reply).
 const STATELESS: FwdConfig = FwdConfig {
     modes: &[Mode::Dsr, Mode::Ipip, Mode::Gue],
-    algorithms: &[Algorithm::Maglev, Algorithm::IpHash, Algorithm::RoundRobin],
+    algorithms: &[
+        Algorithm::Maglev,
+        Algorithm::IpHash,
+        Algorithm::RoundRobin,
+        Algorithm::WeightedRoundRobin,
+    ],
     aim_all: false,
     returns: false,
 };

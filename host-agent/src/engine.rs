@@ -58,11 +58,11 @@ const HDL_WAYS: u32 = fulcrum_hdl::flow_table::WAYS as u32;
 /// Whether the FPGA fast path (`--engine hdl`) can run `config`, and if not why: the
 /// first service it cannot serve, by name, with the reason. What the fast path has in
 /// hardware: L7 services (punted to the MCU) and L4 services of mode NAT (both ways), DSR,
-/// IP-in-IP or GUE with the algorithms Maglev, IP hash or round robin, no persistence, a
-/// Maglev ring of at most `fulcrum_hdl::forward::RING_STRIDE` entries and a flow table of
-/// `2^HDL_SETS_LOG2` sets × 4 ways. Not in hardware yet: full NAT, persistence
-/// (`sticky`), and the algorithms weighted round robin, least connections and least
-/// response time.
+/// IP-in-IP or GUE with the algorithms Maglev, IP hash, round robin or weighted round
+/// robin, no persistence, a Maglev ring of at most `fulcrum_hdl::forward::RING_STRIDE`
+/// entries and a flow table of `2^HDL_SETS_LOG2` sets × 4 ways. Not in hardware yet: full
+/// NAT, persistence (`sticky`), and the algorithms least connections and least response
+/// time.
 pub fn hdl_support(config: &Config) -> Result<(), String> {
     let mut l4 = false;
     for s in &config.services {
@@ -75,7 +75,10 @@ pub fn hdl_support(config: &Config) -> Result<(), String> {
         .or_else(|| {
             let built = matches!(
                 s.algorithm,
-                Algorithm::Maglev | Algorithm::IpHash | Algorithm::RoundRobin
+                Algorithm::Maglev
+                    | Algorithm::IpHash
+                    | Algorithm::RoundRobin
+                    | Algorithm::WeightedRoundRobin
             );
             (!built).then(|| {
                 let name = serde_json::to_value(s.algorithm)
@@ -83,7 +86,8 @@ pub fn hdl_support(config: &Config) -> Result<(), String> {
                     .and_then(|v| v.as_str().map(String::from))
                     .unwrap_or_else(|| format!("{:?}", s.algorithm));
                 format!(
-                    "algorithm {name} is not in hardware yet (maglev, ip_hash and round_robin are)"
+                    "algorithm {name} is not in hardware yet (maglev, ip_hash, round_robin \
+                     and weighted_round_robin are)"
                 )
             })
         })

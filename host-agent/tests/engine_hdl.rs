@@ -113,7 +113,12 @@ fn hdl_engine_refuses_what_is_not_in_hardware() {
     let t = refusal(&c);
     assert!(t.contains("service api") && t.contains("fullnat"), "{t}");
 
-    for algorithm in [Algorithm::RoundRobin, Algorithm::IpHash, Algorithm::Maglev] {
+    for algorithm in [
+        Algorithm::RoundRobin,
+        Algorithm::WeightedRoundRobin,
+        Algorithm::IpHash,
+        Algorithm::Maglev,
+    ] {
         let mut c = base.clone();
         for s in c.services.iter_mut().filter(|s| s.mode != Mode::L7) {
             s.algorithm = algorithm;
@@ -124,7 +129,6 @@ fn hdl_engine_refuses_what_is_not_in_hardware() {
         );
     }
     for (algorithm, name) in [
-        (Algorithm::WeightedRoundRobin, "weighted_round_robin"),
         (Algorithm::LeastConnections, "least_connections"),
         (Algorithm::LeastResponseTime, "least_response_time"),
     ] {

@@ -105,6 +105,20 @@ fn round_robin_config() -> String {
     DSR_CONFIG.replace("algorithm = \"maglev\"", "algorithm = \"round_robin\"")
 }
 
+/// The DSR service balanced by weighted round robin, weights 3, 1, 1 (nginx's smooth
+/// sequence a a b a c).
+fn weighted_config() -> String {
+    DSR_CONFIG
+        .replace(
+            "algorithm = \"maglev\"",
+            "algorithm = \"weighted_round_robin\"",
+        )
+        .replace(
+            "address = \"10.0.1.11\"\n",
+            "address = \"10.0.1.11\"\nweight = 3\n",
+        )
+}
+
 /// The DSR service balanced by IP hash (the ring at the source-address hash).
 fn ip_hash_config() -> String {
     DSR_CONFIG.replace("algorithm = \"maglev\"", "algorithm = \"ip_hash\"")
@@ -310,8 +324,12 @@ fn hdl_engine_forwards_nat_both_ways_like_the_model() {
     debug_assertions,
     ignore = "release only: the rust-hdl simulation is ~30x slower in debug"
 )]
-fn hdl_engine_balances_round_robin_and_ip_hash_like_the_model() {
-    for (name, config) in [("rr", round_robin_config()), ("iphash", ip_hash_config())] {
+fn hdl_engine_balances_round_robin_weighted_and_ip_hash_like_the_model() {
+    for (name, config) in [
+        ("rr", round_robin_config()),
+        ("wrr", weighted_config()),
+        ("iphash", ip_hash_config()),
+    ] {
         assert!(
             !config.contains("\"maglev\""),
             "{name}: the algorithm was replaced"
@@ -327,9 +345,9 @@ fn hdl_engine_balances_round_robin_and_ip_hash_like_the_model() {
             hdl["services"][0]["per_backend"], model["services"][0]["per_backend"],
             "{name}: per-backend counts differ between the engines"
         );
-        if name == "rr" {
-            // Round robin spreads over more than one backend; IP hash may send all three
-            // clients' addresses to one.
+        if name != "iphash" {
+            // The round robins spread over more than one backend; IP hash may send all
+            // three clients' addresses to one.
             same_split_over_backends(&model, &hdl);
         }
         assert!(
