@@ -378,6 +378,12 @@ pub enum Workload {
     L7,
     /// Forward-path services (see [`FwdConfig`]), time passing between bursts.
     Forward(FwdConfig),
+    /// Directed: one round-robin DSR service over three backends, one new flow per commit;
+    /// between frames the service entry is rewritten, every other time changed (only its
+    /// persistence timeout, unused without persistence), so the model's `commit_banks`
+    /// resets the cursor (or keeps it when the entry is equal) although the member list
+    /// never changes.
+    EntryReset,
 }
 
 /// Runs `frames` seeded frames of `workload` through `dut` and checks every verdict,
@@ -399,6 +405,7 @@ pub fn run_workload<D: Dut>(dut: &mut D, workload: Workload, seed: u64, frames: 
     match workload {
         Workload::L7 => drive_l7(dut, &mut reference, seed, frames),
         Workload::Forward(config) => drive_forward(dut, &mut reference, seed, frames, config),
+        Workload::EntryReset => drive_entry_reset(dut, &mut reference, seed, frames),
     }
     let cycles = dut.finish(&mut reference);
     reference.assert_drained();
@@ -443,6 +450,9 @@ pub fn run_workload<D: Dut>(dut: &mut D, workload: Workload, seed: u64, frames: 
             );
         }
     }
+    if let Workload::EntryReset = workload {
+        assert_eq!(summary.new_flows, frames, "every frame a new flow");
+    }
     if let Workload::Forward(FwdConfig { returns: true, .. }) = workload {
         assert!(
             returned > frames / 40,
@@ -450,6 +460,66 @@ pub fn run_workload<D: Dut>(dut: &mut D, workload: Workload, seed: u64, frames: 
         );
     }
     summary
+}
+
+fn drive_entry_reset<D: Dut>(dut: &mut D, reference: &mut Reference<'_>, seed: u64, frames: usize) {
+    let mut rng = Rng::new(seed);
+    dut.sync(reference);
+    dut.wait_commit(200_000);
+    dut.write32(addr::ADDRESS, u32::from_be_bytes(OWN[0]));
+    let service = |timeout: u32| ServiceEntry {
+        valid: true,
+        vip: Ipv4Addr::from(VIPS[0]),
+        protocol: Protocol::Udp,
+        port: 53,
+        mode: Mode::Dsr,
+        algorithm: Algorithm::RoundRobin,
+        sticky: false,
+        sticky_timeout: timeout,
+        gue_port: 6080,
+        member_count: 3,
+    };
+    let mut writer = RegisterWriter::new(&mut *dut);
+    for b in 0..3u8 {
+        let entry = BackendEntry {
+            state: BackendState::Up,
+            generation: 0,
+            address: [10, 9, 0, b + 1],
+            port: 8000,
+            mac: [0x02, 0xbe, 0, 0, 1, b],
+            weight: 1,
+            rtt_us: 0,
+        };
+        writer.write_backend(u16::from(b), &entry);
+        writer.write_member(0, b, u16::from(b));
+    }
+    writer.write_service(0, &service(0));
+    dut.write32(addr::CONTROL, 1);
+    for n in 0..frames {
+        dut.wait_commit(200_000);
+        let flow = Flow {
+            protocol: 17,
+            src: [172, 16, 1, n as u8],
+            src_port: 2000 + n as u16,
+            dst: VIPS[0],
+            dst_port: 53,
+            mac: [0x02, 0, 0, 0, 7, 1],
+            tagged: false,
+        };
+        let f = flow_frame(&mut rng, &flow);
+        reference.push(Port::Network, &f);
+        dut.push(Port::Network, &f);
+        dut.run_until_idle(2_000_000);
+        dut.drained(reference);
+        // After frames 0 and 1 the same entry (cursor kept), then a new timeout every
+        // other frame (cursor reset).
+        let mut writer = RegisterWriter::new(&mut *dut);
+        writer.write_service(0, &service((n / 2) as u32));
+        dut.write32(addr::CONTROL, 1);
+    }
+    dut.run_until_idle(2_000_000);
+    dut.drained(reference);
+    dut.check_counters(reference, true);
 }
 
 fn drive_l7<D: Dut>(dut: &mut D, reference: &mut Reference<'_>, seed: u64, frames: usize) {
@@ -943,7 +1013,11 @@ pub fn write_forward_config(
                 BACKENDS[rng.below(8) as usize]
             }
         };
-        if config.returns || config.algorithms.iter().any(|a| !a.is_stateless()) {
+        // Round robin's member lists are rewritten with 70 % of the later service writes:
+        // the others change only the service entry, after which the model still resets the
+        // service's selection state (`commit_banks` compares the entries too).
+        let lists = config.algorithms.iter().any(|a| !a.is_stateless());
+        if config.returns || (lists && (initial || rng.chance(700))) {
             // The member list (the NAT return path and round robin scan it): mostly
             // backends, sometimes NO_BACKEND or an index beyond the table, sometimes past
             // the count.
