@@ -1,5 +1,5 @@
 //! The forward path of [`crate::pipeline::FastPath`] (`Pipeline::forward` of the model, for
-//! the ring algorithms): the backend table (shadow and active banks), the Maglev rings
+//! Maglev, IP hash, round robin and weighted round robin): the backend table (shadow and active banks), the Maglev rings
 //! (shadow bank here, active bank in [`BackendSelect`]), the flow table ([`FlowTable`]),
 //! backend selection and the active-flow count of every backend.
 //!
@@ -13,7 +13,11 @@
 //!   the selection unit's eligibility bit is rewritten, and the backend's active-flow count
 //!   is zeroed when its generation changes or the new state is `Free` (any code but 1–4);
 //! - then the ring of every service written since the last commit (1 cycle per entry,
-//!   [`RING_STRIDE`] per service) into the selection unit's ring RAM.
+//!   [`RING_STRIDE`] per service) into the selection unit's ring RAM;
+//! - at the same time the selection unit copies its member lists (table 3 writes go to
+//!   its shadow bank) and resets the round-robin cursors of changed services
+//!   and weighted `current`s of changed services (`svc_changed` from the controller, and
+//!   changed lists): 33 cycles when no list was written, at most 2,049.
 //!
 //! `busy` is high while copying; the controller holds its commit (and `STATUS.0`) until it
 //! falls, so the writer must not write tables while `STATUS.0` is set (the data path never
@@ -27,8 +31,10 @@
 //! on any other backend is removed (its backend loses an active flow if the generation
 //! still matches) and counted as moved; an expired match (freed by the table) is counted as
 //! expired and released the same way. On a miss: a TCP segment that is not a bare SYN is
-//! `tcp_no_flow` unless the algorithm is stateless (`req_stateless`); otherwise the ring
-//! at the flow hash gives the backend (`NO_BACKEND` → `no_backend`); a backend without a
+//! `tcp_no_flow` unless the algorithm is stateless (`req_stateless`); otherwise
+//! [`BackendSelect`] gives the backend (`req_algo`: Maglev the ring at the flow hash, IP
+//! hash the ring at `req_src_hash`, (weighted) round robin the member list; `NO_BACKEND` →
+//! `no_backend`); a backend without a
 //! MAC gives a punt (`neighbor_unresolved`) and no flow; else the flow is inserted (a
 //! displaced entry is released and counted as evicted or expired) and the backend's active
 //! count goes up (saturating, as the model's `u32`).
@@ -61,7 +67,9 @@
 //! source endpoint is the pool address and port of the slot (`snat_endpoint`).
 //!
 //! Latency: a hit takes about 25 cycles, a new flow about 45 (flow-table operations take
-//! 8 each, a ring selection 10, a backend read 3, an active-count update 3).
+//! 8 each, a ring selection 10, a backend read 3, an active-count update 3); round robin
+//! adds 4 + 6 per member looked at instead of the ring's 10 (at most 196 with 32 members),
+//! weighted round robin 2 + 6 per member of the list (at most 194).
 
 use rust_hdl::prelude::*;
 
@@ -143,7 +151,7 @@ pub struct Forward<const A: usize> {
     pub clock: Signal<In, Clock>,
     /// Table write strobe (from `regs::RegisterBlock`).
     pub table_write: Signal<In, Bit>,
-    /// Table code: 2 backend, 4 ring (others ignored here).
+    /// Table code: 2 backend, 3 member, 4 ring (others ignored here).
     pub table_kind: Signal<In, Bits<4>>,
     /// Entry index (regmap encoding).
     pub table_index: Signal<In, Bits<28>>,
@@ -187,6 +195,16 @@ pub struct Forward<const A: usize> {
     pub req_flags: Signal<In, Bits<8>>,
     /// The service's algorithm is stateless (Maglev, IP hash).
     pub req_stateless: Signal<In, Bit>,
+    /// The service's algorithm (`regmap` code, 6 and 7 given as 3): 0 round robin, 1
+    /// weighted round robin, 2 IP hash, 3 Maglev (the controller refuses the others).
+    pub req_algo: Signal<In, Bits<3>>,
+    /// The source-address hash (IP hash).
+    pub req_src_hash: Signal<In, Bits<32>>,
+    /// The service's member count (round robin).
+    pub req_members: Signal<In, Bits<8>>,
+    /// Services whose active entry changed at the commit in progress (round-robin cursors
+    /// reset, see [`BackendSelect`]); stable from `commit` until `busy` falls.
+    pub svc_changed: Signal<In, Bits<16>>,
     /// A NAT reply (`Pipeline::nat_return`): `req_key` / `req_hash` are the rebuilt client
     /// flow's, which must exist and point at `req_backend`.
     pub req_return: Signal<In, Bit>,
@@ -273,6 +291,9 @@ pub struct Forward<const A: usize> {
     tcp: DFF<Bit>,
     flags: DFF<Bits<8>>,
     stateless: DFF<Bit>,
+    algo: DFF<Bits<3>>,
+    src_hash: DFF<Bits<32>>,
+    members: DFF<Bits<8>>,
     rd_wait: DFF<Bits<2>>,
     entry: DFF<Bits<171>>,
     slot: DFF<Bits<32>>,
@@ -355,6 +376,10 @@ impl<const A: usize> Forward<A> {
             req_tcp: Default::default(),
             req_flags: Default::default(),
             req_stateless: Default::default(),
+            req_algo: Default::default(),
+            req_src_hash: Default::default(),
+            req_members: Default::default(),
+            svc_changed: Default::default(),
             req_return: Default::default(),
             req_backend: Default::default(),
             req_mac: Default::default(),
@@ -411,6 +436,9 @@ impl<const A: usize> Forward<A> {
             tcp: Default::default(),
             flags: Default::default(),
             stateless: Default::default(),
+            algo: Default::default(),
+            src_hash: Default::default(),
+            members: Default::default(),
             rd_wait: Default::default(),
             entry: Default::default(),
             slot: Default::default(),
@@ -456,8 +484,9 @@ impl<const A: usize> Logic for Forward<A> {
     fn update(&mut self) {
         dff_setup!(
             self, clock, cp, cp_idx, cp_phase, dirty, rv1, rv2, ri1, ri2, req, svc, key, hash, tcp,
-            flags, stateless, rd_wait, entry, slot, remove, kind, backend, new_flow, ev_lookup,
-            ev_insert, be_word, be_addr, af_idx, af_inc, af_back, ret, smac, cm_we, rd, stale
+            flags, stateless, algo, src_hash, members, rd_wait, entry, slot, remove, kind, backend,
+            new_flow, ev_lookup, ev_insert, be_word, be_addr, af_idx, af_inc, af_back, ret, smac,
+            cm_we, rd, stale
         );
         clock!(
             self,
@@ -527,6 +556,15 @@ impl<const A: usize> Logic for Forward<A> {
         self.select.table_kind.next = 4.into();
         self.select.table_index.next = 0.into();
         self.select.table_data0.next = 0.into();
+        // Member lists: the selection unit's shadow bank (model: `(index >> 5) as u8 < 16`),
+        // copied at the commit with the cursor resets.
+        self.select.mem_write.next = self.table_write.val()
+            & (self.table_kind.val() == 3)
+            & (self.table_index.val().get_bits::<4>(9) == 0);
+        self.select.mem_index.next = self.table_index.val().get_bits::<9>(0);
+        self.select.mem_data.next = self.table_data0.val().get_bits::<16>(0);
+        self.select.commit.next = self.commit.val() & (self.cp.q.val() == Cp::Idle);
+        self.select.changed.next = self.svc_changed.val();
 
         // ---- Clear after reset, copy at a commit.
         self.sh_state.next = self.be_shadow.read_data.val().get_bits::<3>(120);
@@ -537,7 +575,7 @@ impl<const A: usize> Logic for Forward<A> {
         self.rv1.d.next = false;
         self.rv2.d.next = self.rv1.q.val();
         self.ri2.d.next = self.ri1.q.val();
-        self.busy.next = self.cp.q.val() != Cp::Idle;
+        self.busy.next = (self.cp.q.val() != Cp::Idle) | self.select.busy.val();
         match self.cp.q.val() {
             Cp::Clear => {
                 self.ring_shadow.address.next = self.cp_idx.q.val().get_bits::<13>(0);
@@ -686,14 +724,21 @@ impl<const A: usize> Logic for Forward<A> {
         self.flows.cmd_now.next = self.now.val();
         self.flows.res_ready.next = true;
         self.select.s_valid.next = false;
-        self.select.round_robin.next = false;
+        self.select.round_robin.next = self.algo.q.val() == 0;
+        self.select.weighted.next = self.algo.q.val() == 1;
+        self.select.weight_data.next = self.be_active.read_data.val().get_bits::<16>(96);
         self.select.service.next = self.svc.q.val();
-        self.select.member_count.next = 0.into();
+        self.select.member_count.next = self.members.q.val();
         self.select.hash.next = self.hash.q.val();
+        if self.algo.q.val() == 2 {
+            self.select.hash.next = self.src_hash.q.val();
+        }
         self.select.ring_size.next = self.ring_m.val();
         self.select.m_ready.next = true;
 
-        self.req_ready.next = (self.req.q.val() == Req::Idle) & (self.cp.q.val() == Cp::Idle);
+        self.req_ready.next = (self.req.q.val() == Req::Idle)
+            & (self.cp.q.val() == Cp::Idle)
+            & !self.select.busy.val();
         self.res_valid.next = self.req.q.val() == Req::Done;
         self.res_kind.next = self.kind.q.val();
         self.res_backend.next = self.backend.q.val();
@@ -749,13 +794,16 @@ impl<const A: usize> Logic for Forward<A> {
 
         match self.req.q.val() {
             Req::Idle => {
-                if self.req_valid.val() & (self.cp.q.val() == Cp::Idle) {
+                if self.req_valid.val() & (self.cp.q.val() == Cp::Idle) & !self.select.busy.val() {
                     self.svc.d.next = self.req_service.val();
                     self.key.d.next = self.req_key.val();
                     self.hash.d.next = self.req_hash.val();
                     self.tcp.d.next = self.req_tcp.val();
                     self.flags.d.next = self.req_flags.val();
                     self.stateless.d.next = self.req_stateless.val();
+                    self.algo.d.next = self.req_algo.val();
+                    self.src_hash.d.next = self.req_src_hash.val();
+                    self.members.d.next = self.req_members.val();
                     self.ret.d.next = self.req_return.val() | self.req_read.val();
                     self.rd.d.next = self.req_read.val();
                     self.smac.d.next = self.req_mac.val();
@@ -958,6 +1006,8 @@ impl<const A: usize> Logic for Forward<A> {
                 }
             }
             Req::SelectWait => {
+                // Weighted round robin reads the weights of the active backend table.
+                self.be_active.address.next = self.select.weight_index.val();
                 if self.select.m_valid.val() {
                     self.backend.d.next = self.select.backend.val();
                     self.be_addr.d.next = self.select.backend.val().get_bits::<8>(0);

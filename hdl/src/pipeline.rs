@@ -60,30 +60,39 @@
 //! 5. anything else → drop (`not_for_us`).
 //!
 //! 6. the service of (VIP, protocol, port) in mode NAT, DSR, IP-in-IP or GUE with the
-//!    Maglev algorithm and no persistence → the **forward path** ([`crate::forward`]):
-//!    flow lookup, refresh or insert, the generation check, moved / expired / evicted
-//!    flows, the ring choice, `no_backend`, `neighbor_unresolved`, then the rewrite
-//!    towards the backend (NAT: MACs and destination; full NAT: MACs, destination and
-//!    the source = the pool endpoint of the flow's slot, `snat_endpoint` by repeated
-//!    subtraction of the ports per address, `no_backend` when the slot has no pool
-//!    address; DSR: MACs; IP-in-IP / GUE: encapsulation, `tunnel_mtu` above 1500 bytes)
-//!    and the service and backend counters.
+//!    Maglev, IP hash, round-robin or weighted round-robin algorithm and no persistence
+//!    → the **forward path** ([`crate::forward`]): flow lookup, refresh or insert, the
+//!    generation check, moved / expired / evicted flows, the choice (Maglev: the ring at
+//!    the flow hash; IP hash: the ring at the source hash, which the hash unit computes in
+//!    the same pass; round robin: the service's member list from its cursor; weighted:
+//!    nginx's smooth WRR over the list), `no_backend`, `neighbor_unresolved`,
+//!    `tcp_no_flow` for the round robins (not stateless), then the rewrite towards the
+//!    backend (NAT: MACs and destination; full NAT: MACs, destination and the source =
+//!    the pool endpoint of the flow's slot, `snat_endpoint` by repeated subtraction of the
+//!    ports per address, `no_backend` when the slot has no pool address; DSR: MACs;
+//!    IP-in-IP / GUE: encapsulation, `tunnel_mtu` above 1500 bytes) and the service and
+//!    backend counters.
 //!
-//! **Not in hardware yet**: persistence and the algorithms other than Maglev. A frame
-//! that would need them gets [`action::REFUSED`] (dropped, counted at counter RAM word
-//! 0x3FF, outside the model's index map): a frame for a sticky service or one with
-//! another algorithm. The host refuses such configurations for the `hdl` engine
-//! (`host-agent/src/engine.rs`, `hdl_support`). Member lists are kept by the NAT return
-//! path only. A `SNAT_CFG` count above 8 counts as 8 (the model's `snat_endpoint` would
-//! index past its 8 pool addresses and panic there: keep the count at most 8).
+//! **Not in hardware yet**: persistence and the algorithms least connections and least
+//! response time. A frame that would need them gets [`action::REFUSED`] (dropped,
+//! counted at counter RAM word 0x3FF, outside the model's index map): a frame for a
+//! sticky service or one with such an algorithm. The host refuses such configurations
+//! for the `hdl` engine (`host-agent/src/engine.rs`, `hdl_support`). Member lists are
+//! kept twice: by the NAT return path (its own shadow copy) and by the selection unit
+//! (shadow and active banks, for the round robins). A `SNAT_CFG` count above 8 counts
+//! as 8.
 //!
 //! ## Commit
 //! A write of 1 to `CONTROL` marks a commit pending (`STATUS.0`). The controller applies it
 //! between two frames, before it takes the next frame's header: the shadow settings
 //! become active, the hash key is loaded into the Toeplitz unit and the 16 service
-//! entries are copied from the shadow to the active table (17 cycles); then the forward
-//! path copies its backend table (768 cycles) and the rings written since the last commit
-//! (512 cycles each), and `STATUS.0` stays set until that is done (after reset it
+//! entries are copied from the shadow to the active table (17 cycles), each compared with
+//! the active entry it replaces (a service whose entry changed gets its round-robin
+//! cursor and weighted state reset, the model's `SelectState::reset_service`); then the
+//! forward path copies
+//! its backend table (768 cycles) and the rings written since the last commit (512
+//! cycles each) while the selection unit copies the member lists written since the last
+//! commit (96 cycles per service; resets for changed lists too), and `STATUS.0` stays set until that is done (after reset it
 //! first clears the rings: about 8,200 cycles). **Unlike the
 //! model** (which commits at the `CONTROL` write), register writes made after the
 //! `CONTROL` write but before the commit is applied go into that commit: the writer must
@@ -262,6 +271,10 @@ pub struct FastPath<const A: usize> {
     found_algo: DFF<Bits<3>>,
     found_sticky: DFF<Bit>,
     found_gue: DFF<Bits<16>>,
+    found_members: DFF<Bits<8>>,
+    src_hash: DFF<Bits<32>>,
+    // Services whose active entry changed at the last commit (round-robin resets).
+    svc_changed: DFF<Bits<16>>,
     l3_offset: DFF<Bits<8>>,
     l4_offset: DFF<Bits<8>>,
     ip_total_len: DFF<Bits<16>>,
@@ -338,10 +351,12 @@ pub struct FastPath<const A: usize> {
     snat6: DFF<Bits<32>>,
     snat7: DFF<Bits<32>>,
     // Service tables, shadow (written by the table port) and active (copied at a commit):
-    // bits 79:64 GUE port, 63 valid, 62:60 mode, 59 UDP, 58:56 algorithm, 55 sticky,
-    // 47:16 VIP, 15:0 port.
-    services_shadow: RAM<Bits<80>, 4>,
-    services_active: RAM<Bits<80>, 4>,
+    // bits 119:112 member count, 111:80 sticky timeout, 79:64 GUE port, 63 valid, 62:60
+    // mode, 59 UDP, 58:56 algorithm, 55 sticky, 47:16 VIP, 15:0 port: every field of the
+    // decoded `ServiceEntry` (mode and algorithm codes as decoded: 6 and 7 are stored as
+    // NAT 0 and Maglev 3), so two words are equal when the model's entries are.
+    services_shadow: RAM<Bits<120>, 4>,
+    services_active: RAM<Bits<120>, 4>,
 
     // Counter engine.
     eng: DFF<Engine>,
@@ -369,7 +384,9 @@ pub struct FastPath<const A: usize> {
     is_multicast: Signal<Local, Bit>,
     has_ports: Signal<Local, Bit>,
     latched_hi: Signal<Local, Bits<32>>,
-    svc_entry: Signal<Local, Bits<80>>,
+    svc_entry: Signal<Local, Bits<120>>,
+    wr_mode: Signal<Local, Bits<3>>,
+    wr_algo: Signal<Local, Bits<3>>,
     job_en: Signal<Local, Bit>,
     shadow_mode: Signal<Local, Bits<3>>,
     job_amount: Signal<Local, Bits<16>>,
@@ -388,6 +405,7 @@ pub struct FastPath<const A: usize> {
     svc_proto: Signal<Local, Bits<8>>,
     pool_match: Signal<Local, Bit>,
     key_prev: Signal<Local, Bits<5>>,
+    one16: Signal<Local, Bits<16>>,
     scan_prev: Signal<Local, Bits<5>>,
     wr_valid: Signal<Local, Bit>,
     wr_udp: Signal<Local, Bit>,
@@ -451,6 +469,9 @@ impl<const A: usize> FastPath<A> {
             found_algo: Default::default(),
             found_sticky: Default::default(),
             found_gue: Default::default(),
+            found_members: Default::default(),
+            src_hash: Default::default(),
+            svc_changed: Default::default(),
             l3_offset: Default::default(),
             l4_offset: Default::default(),
             ip_total_len: Default::default(),
@@ -477,6 +498,8 @@ impl<const A: usize> FastPath<A> {
             shadow_mode: Default::default(),
             job_amount: Default::default(),
             fwd_ok: Default::default(),
+            wr_mode: Default::default(),
+            wr_algo: Default::default(),
             fwd_go: Default::default(),
             encap: Default::default(),
             overhead: Default::default(),
@@ -516,8 +539,10 @@ impl<const A: usize> FastPath<A> {
             one16: Default::default(),
             fn_go: Default::default(),
             protocol: Default::default(),
-            services_shadow: Default::default(),
-            services_active: Default::default(),
+            // Both banks start as the model's `ServiceEntry::EMPTY` (GUE port 6080,
+            // Maglev) so that the commit's compare agrees with the model's.
+            services_shadow: RAM::new(empty_services()),
+            services_active: RAM::new(empty_services()),
             snat_count: Default::default(),
             snat0: Default::default(),
             snat1: Default::default(),
@@ -532,6 +557,7 @@ impl<const A: usize> FastPath<A> {
             svc_proto: Default::default(),
             pool_match: Default::default(),
             key_prev: Default::default(),
+            one16: Default::default(),
             scan_prev: Default::default(),
             wr_valid: Default::default(),
             wr_udp: Default::default(),
@@ -602,6 +628,13 @@ impl<const A: usize> FastPath<A> {
 }
 
 /// The Verilog of a [`FastPath`] with `2^A` flow-table sets, top module `top`.
+/// The 16 entries of a service table bank after reset: `ServiceEntry::EMPTY` in the
+/// layout of `services_shadow` (GUE port 6080 at 79:64, algorithm Maglev 3 at 58:56).
+fn empty_services() -> std::collections::BTreeMap<Bits<4>, Bits<120>> {
+    let empty = (Bits::<120>::from(6080u64) << 64u64) | (Bits::<120>::from(3u64) << 56u64);
+    (0..16u64).map(|a| (Bits::from(a), empty)).collect()
+}
+
 pub fn fast_path_verilog<const A: usize>() -> String {
     let mut uut = FastPath::<A>::new();
     uut.connect_inputs();
@@ -632,6 +665,9 @@ impl<const A: usize> Logic for FastPath<A> {
             found_algo,
             found_sticky,
             found_gue,
+            found_members,
+            src_hash,
+            svc_changed,
             l3_offset,
             l4_offset,
             ip_total_len,
@@ -730,19 +766,31 @@ impl<const A: usize> Logic for FastPath<A> {
         self.services_shadow.write_address.next = self.regs.table_index.val().get_bits::<4>(0);
         self.wr_valid.next = self.regs.table_data0.val().get_bit(31);
         self.wr_udp.next = self.regs.table_data0.val().get_bits::<8>(16) == 17;
+        // `regmap::mode_from` / `algorithm_from`: codes 6 and 7 are NAT and Maglev.
+        self.wr_mode.next = self.regs.table_data0.val().get_bits::<3>(27);
+        if self.wr_mode.val() > 5 {
+            self.wr_mode.next = 0.into();
+        }
+        self.wr_algo.next = self.regs.table_data0.val().get_bits::<3>(24);
+        if self.wr_algo.val() > 5 {
+            self.wr_algo.next = 3.into();
+        }
         self.services_shadow.write_data.next =
-            (bit_cast::<80, 16>(self.regs.table_data2.val().get_bits::<16>(0)) << 64)
-                | (bit_cast::<80, 1>(self.wr_valid.val().into()) << 63)
-                | (bit_cast::<80, 3>(self.regs.table_data0.val().get_bits::<3>(27)) << 60)
-                | (bit_cast::<80, 1>(self.wr_udp.val().into()) << 59)
-                | (bit_cast::<80, 3>(self.regs.table_data0.val().get_bits::<3>(24)) << 56)
-                | (bit_cast::<80, 1>(self.regs.table_data0.val().get_bit(30).into()) << 55)
-                | (bit_cast::<80, 32>(self.regs.table_data1.val()) << 16)
-                | bit_cast::<80, 16>(self.regs.table_data2.val().get_bits::<16>(16));
+            (bit_cast::<120, 8>(self.regs.table_data0.val().get_bits::<8>(0)) << 112)
+                | (bit_cast::<120, 32>(self.regs.table_data3.val()) << 80)
+                | (bit_cast::<120, 16>(self.regs.table_data2.val().get_bits::<16>(0)) << 64)
+                | (bit_cast::<120, 1>(self.wr_valid.val().into()) << 63)
+                | (bit_cast::<120, 3>(self.wr_mode.val()) << 60)
+                | (bit_cast::<120, 1>(self.wr_udp.val().into()) << 59)
+                | (bit_cast::<120, 3>(self.wr_algo.val()) << 56)
+                | (bit_cast::<120, 1>(self.regs.table_data0.val().get_bit(30).into()) << 55)
+                | (bit_cast::<120, 32>(self.regs.table_data1.val()) << 16)
+                | bit_cast::<120, 16>(self.regs.table_data2.val().get_bits::<16>(16));
         // The commit copies shadow entry k (read at key_idx k) into active entry k one
         // cycle later; the scan reads active entry k at scan_idx k.
         self.services_shadow.read_address.next = self.key_idx.q.val().get_bits::<4>(0);
         self.key_prev.next = self.key_idx.q.val() - 1;
+        self.one16.next = 1.into();
         self.scan_prev.next = self.scan_idx.q.val() - 1;
         self.services_active.write_address.next = self.key_prev.val().get_bits::<4>(0);
         self.services_active.write_data.next = self.services_shadow.read_data.val();
@@ -750,6 +798,10 @@ impl<const A: usize> Logic for FastPath<A> {
             & (self.key_idx.q.val() >= 1)
             & (self.key_idx.q.val() <= 16);
         self.services_active.read_address.next = self.scan_idx.q.val().get_bits::<4>(0);
+        if self.step.q.val() == Step::KeyLoad {
+            // The commit compares shadow and active entry k (both read at key_idx k).
+            self.services_active.read_address.next = self.key_idx.q.val().get_bits::<4>(0);
+        }
         self.svc_entry.next = self.services_active.read_data.val();
         self.svc_proto.next = 6.into();
         if self.svc_entry.val().get_bit(59) {
@@ -955,12 +1007,10 @@ impl<const A: usize> Logic for FastPath<A> {
         self.rewrite.s_cmd.flow_hash.next = self.flow_hash.q.val();
 
         // ---- The forward path: an L4 service of mode NAT (codes 0, 6, 7), full NAT, DSR,
-        // IP-in-IP or GUE with Maglev (algorithm codes 3, 6, 7), not sticky. The other
-        // algorithms and persistence are refused (action 5).
+        // IP-in-IP or GUE with round robin (0), weighted round robin (1), IP hash (2) or
+        // Maglev (3, 6, 7), not sticky. The other algorithms and persistence are refused
+        // (action 5).
         self.fwd_ok.next = (self.found_mode.q.val() != 5)
-            & (self.found_algo.q.val() != 0)
-            & (self.found_algo.q.val() != 1)
-            & (self.found_algo.q.val() != 2)
             & (self.found_algo.q.val() != 4)
             & (self.found_algo.q.val() != 5)
             & !self.found_sticky.q.val();
@@ -1014,7 +1064,13 @@ impl<const A: usize> Logic for FastPath<A> {
         }
         self.fwd.req_tcp.next = self.l4_kind.q.val() == 0;
         self.fwd.req_flags.next = self.tcp_flags.q.val();
-        self.fwd.req_stateless.next = true;
+        // `Algorithm::is_stateless`: IP hash and Maglev.
+        self.fwd.req_stateless.next =
+            (self.found_algo.q.val() == 2) | (self.found_algo.q.val() == 3);
+        self.fwd.req_algo.next = self.found_algo.q.val();
+        self.fwd.req_src_hash.next = self.src_hash.q.val();
+        self.fwd.req_members.next = self.found_members.q.val();
+        self.fwd.svc_changed.next = self.svc_changed.q.val();
         self.fwd.res_ready.next = (self.step.q.val() == Step::FwdWait)
             | (self.step.q.val() == Step::RFwdWait)
             | (self.step.q.val() == Step::FnWait);
@@ -1273,6 +1329,7 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.t_close.d.next = self.regs.t_close.val();
                     self.t_udp.d.next = self.regs.t_udp.val();
                     self.fullnat_mask.d.next = 0.into();
+                    self.svc_changed.d.next = 0.into();
                     self.key_idx.d.next = 0.into();
                     self.v_commit.d.next = true;
                     self.step.d.next = Step::KeyLoad;
@@ -1345,6 +1402,13 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.fullnat_mask.d.next = self.fullnat_mask.q.val()
                         | (self.one16.val() << self.key_prev.val().get_bits::<4>(0));
                 }
+                if (self.key_idx.q.val() >= 1)
+                    & (self.services_shadow.read_data.val() != self.services_active.read_data.val())
+                {
+                    // Model `commit_banks`: the entry changed, its selection state resets.
+                    self.svc_changed.d.next =
+                        self.svc_changed.q.val() | (self.one16.val() << self.key_prev.val());
+                }
                 if self.key_idx.q.val() == 16 {
                     // The forward path copies its tables (fwd.commit strobes now).
                     self.step.d.next = Step::TableWait;
@@ -1363,6 +1427,7 @@ impl<const A: usize> Logic for FastPath<A> {
             Step::HashWait => {
                 if self.hash.m_valid.val() {
                     self.flow_hash.d.next = self.hash.flow_hash.val();
+                    self.src_hash.d.next = self.hash.src_hash.val();
                     self.scan_idx.d.next = 0.into();
                     self.vip_any.d.next = false;
                     self.found.d.next = false;
@@ -1389,6 +1454,7 @@ impl<const A: usize> Logic for FastPath<A> {
                         self.found_algo.d.next = self.svc_entry.val().get_bits::<3>(56);
                         self.found_sticky.d.next = self.svc_entry.val().get_bit(55);
                         self.found_gue.d.next = self.svc_entry.val().get_bits::<16>(64);
+                        self.found_members.d.next = self.svc_entry.val().get_bits::<8>(112);
                     }
                 }
                 if self.scan_idx.q.val() == 16 {

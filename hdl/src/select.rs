@@ -1,5 +1,6 @@
 //! Stage 4, select (`fulcrum_model::select`): the backend of a new flow for the ring
-//! algorithms (Maglev: the flow hash; IP hash: the source hash) and round robin.
+//! algorithms (Maglev: the flow hash; IP hash: the source hash), round robin and weighted
+//! round robin.
 //!
 //! - **Ring**: index = `(hash × M) >> 32` (`maglev::lookup`), computed as two registered
 //!   16 × 16 products (`(hash_hi × M + (hash_lo × M) >> 16) >> 16`, exact) because rust-hdl
@@ -9,19 +10,43 @@
 //! - **Round robin**: the member list of the service (`n = min(member_count, 32)`), from
 //!   `cursor % n`, one member at a time: the first eligible member wins and the cursor
 //!   moves past it; no eligible member gives `NO_BACKEND` and keeps the cursor.
+//! - **Weighted round robin** (nginx's smooth WRR, `SelectState::smooth_weighted`): every
+//!   member of the list from position 0: an eligible one gets `current += weight` (32-bit
+//!   two's complement, the model's `i32`) and the first with the largest `current` (signed
+//!   compare) wins; an ineligible one (or an index ≥ 256) gets `current = 0`; the winner's
+//!   `current` then drops by the sum of the eligible weights. `current` lives in a
+//!   512 × 32 RAM (`service << 5 | position`), read with the member list; the weight
+//!   comes from the owner's backend table through `weight_index` / `weight_data` (read
+//!   beside the eligibility bit), so the unit keeps no weight copy.
 //!
 //! *Eligible* = backend index < 256, state `Up` and weight > 0, kept as one bit per
 //! backend in a RAM written from the backend table's word 0.
 //!
-//! The tables are written through the register block's table write port (`regs`): ring
-//! entries (table 4, index `s << 20 | offset`, offsets below 512 kept, so `M ≤ 512`),
-//! member entries (table 3), backend word 0 (table 2). The RAMs have one address each, so
-//! table writes must not overlap a selection (`s_ready` is low while `table_write` is
-//! high; the shadow-bank commit gives that ordering in the full design).
+//! The ring and eligibility RAMs are written through a table write port in the register
+//! block's encoding (`regs`): ring entries (table 4, index `s << 20 | offset`, offsets
+//! below 512 kept, so `M ≤ 512`), backend word 0 (table 2). The RAMs have one address
+//! each, so table writes must not overlap a selection (`s_ready` is low while
+//! `table_write` is high; the shadow-bank commit gives that ordering in the full design).
+//!
+//! Member lists are banked as the model's: `mem_*` writes the shadow lists (512 × 16,
+//! `service << 5 | position`, both banks starting `NO_BACKEND`); a `commit` strobe copies
+//! the lists of the services written since the last commit into the active bank (3 cycles
+//! per entry, 96 per service; an unwritten service is equal in both banks and takes 1
+//! cycle), comparing every entry, and then resets the round-robin cursor and the weighted
+//! `current`s of every service whose 32-entry list changed or whose bit is set in
+//! `changed` (the controller's service-entry compare): the model's
+//! `SelectState::reset_service` in `Pipeline::commit_banks` (32 cycles per reset service,
+//! 1 per other). From 33 cycles (nothing written) to 2,049 (every list written and
+//! changed) with `busy` high, no request taken. Block RAM: ring 4 `DP16KD`, each member
+//! bank 1, `current` 1; eligibility (256 × 1) and cursors (16 × 5) are distributed RAM.
 //!
 //! Latency, from the cycle a request is taken to the cycle `m_valid` rises: a ring
 //! selection 9 cycles (3 for an empty ring); round robin 4 plus 6 per member looked at
-//! (10 when the member at the cursor is eligible, at most 196). One selection at a time.
+//! (10 when the member at the cursor is eligible, at most 196); weighted round robin
+//! 2 + 6 per member of the list (every member is looked at: 8 to 194 cycles, 1 for an
+//! empty list). A new flow of a round-robin service with many ineligible members, or of
+//! any weighted service with a long list, takes longer than a minimum-size frame at line
+//! rate (about 84 cycles). One selection at a time.
 
 use rust_hdl::prelude::*;
 
@@ -48,7 +73,16 @@ enum St {
     El2Rd0,
     El2Rd1,
     El2Use,
+    WrrEnd,
     Done,
+}
+
+/// States of the commit machine (member-list bank copy, then cursor resets).
+#[derive(Copy, Clone, PartialEq, Debug, LogicState)]
+enum Cp {
+    Idle,
+    Copy,
+    Reset,
 }
 
 /// Backend selection for the ring algorithms and round robin.
@@ -58,18 +92,35 @@ pub struct BackendSelect {
     pub clock: Signal<In, Clock>,
     /// Table write strobe (from `regs::RegisterBlock`).
     pub table_write: Signal<In, Bit>,
-    /// Table code: 2 backend, 3 member, 4 ring (others ignored).
+    /// Table code: 2 backend, 4 ring (others ignored; members come through `mem_*`).
     pub table_kind: Signal<In, Bits<4>>,
     /// Entry index (regmap encoding).
     pub table_index: Signal<In, Bits<28>>,
     /// Entry word 0.
     pub table_data0: Signal<In, Bits<32>>,
+    /// Write `mem_data` into the shadow member list at `mem_index` (`service << 5 |
+    /// position`).
+    pub mem_write: Signal<In, Bit>,
+    /// See `mem_write`.
+    pub mem_index: Signal<In, Bits<9>>,
+    /// See `mem_write`.
+    pub mem_data: Signal<In, Bits<16>>,
+    /// Strobe: copy the shadow member lists into the active ones, then reset the cursor of
+    /// every service whose list changed or whose bit is set in `changed`.
+    pub commit: Signal<In, Bit>,
+    /// Services whose service entry changed at this commit (read when the copy ends, so
+    /// it must be stable until `busy` falls).
+    pub changed: Signal<In, Bits<16>>,
+    /// The commit is in progress (no request is taken).
+    pub busy: Signal<Out, Bit>,
     /// A request is on the inputs below.
     pub s_valid: Signal<In, Bit>,
     /// The unit takes it this cycle.
     pub s_ready: Signal<Out, Bit>,
-    /// Round robin (else a ring lookup).
+    /// Round robin (else a ring lookup, or weighted round robin).
     pub round_robin: Signal<In, Bit>,
+    /// Weighted round robin (when `round_robin` is low).
+    pub weighted: Signal<In, Bit>,
     /// Service slot, 0–15.
     pub service: Signal<In, Bits<4>>,
     /// The service's member count (values above 32 count as 32).
@@ -78,6 +129,11 @@ pub struct BackendSelect {
     pub hash: Signal<In, Bits<32>>,
     /// Ring size `M`, at most 512 (`forward::RING_STRIDE`).
     pub ring_size: Signal<In, Bits<16>>,
+    /// Backend whose weight to read (weighted round robin): the owner's active backend
+    /// table, read as a `SinglePortRam` (the word on `weight_data` two edges later).
+    pub weight_index: Signal<Out, Bits<8>>,
+    /// The weight of backend `weight_index` two edges ago.
+    pub weight_data: Signal<In, Bits<16>>,
     /// The result is valid.
     pub m_valid: Signal<Out, Bit>,
     /// The receiver takes it.
@@ -89,8 +145,13 @@ pub struct BackendSelect {
     /// that is not a backend (`EMPTY` or ≥ 256), bits 0–7 the backend index. 9 bits fit
     /// the block RAM's 2048 × 9 shape (4 `DP16KD` per bank instead of 8 for 16 bits).
     ring: SinglePortRam<Bits<9>, 13>,
+    /// Active member lists (`service << 5 | position`), copied from `members_shadow`.
     members: SinglePortRam<Bits<16>, 9>,
+    members_shadow: SinglePortRam<Bits<16>, 9>,
     eligible: SinglePortRam<Bit, 8>,
+    /// Smooth weighted round robin's `current` per (service, position), two's complement
+    /// (the model's `i32`).
+    current: SinglePortRam<Bits<32>, 9>,
     cursor: SinglePortRam<Bits<5>, 4>,
 
     state: DFF<St>,
@@ -106,6 +167,18 @@ pub struct BackendSelect {
     pos: DFF<Bits<6>>,
     steps: DFF<Bits<6>>,
     result: DFF<Bits<16>>,
+    cp: DFF<Cp>,
+    cp_idx: DFF<Bits<9>>,
+    cp_phase: DFF<Bits<2>>,
+    chg: DFF<Bits<16>>,
+    rs_idx: DFF<Bits<9>>,
+    // Services with a member write since the last commit.
+    mdirty: DFF<Bits<16>>,
+    wrr: DFF<Bit>,
+    total: DFF<Bits<32>>,
+    have_best: DFF<Bit>,
+    best_cur: DFF<Bits<32>>,
+    best_pos: DFF<Bits<6>>,
 
     sum: Signal<Local, Bits<32>>,
     pos_inc: Signal<Local, Bits<6>>,
@@ -119,19 +192,34 @@ pub struct BackendSelect {
     rem: Signal<Local, Bits<10>>,
     elig_word: Signal<Local, Bit>,
     ring_word: Signal<Local, Bits<9>>,
+    one16: Signal<Local, Bits<16>>,
+    chg_now: Signal<Local, Bits<16>>,
+    chg_sel: Signal<Local, Bits<16>>,
+    dirty_sel: Signal<Local, Bits<16>>,
+    weight: Signal<Local, Bits<32>>,
+    cur_new: Signal<Local, Bits<32>>,
+    better: Signal<Local, Bit>,
+    slot: Signal<Local, Bits<9>>,
 }
 
 impl BackendSelect {
-    /// A unit with empty tables: nothing eligible, cursors 0; rings and member lists read
-    /// zero in simulation and must be written before use.
+    /// A unit with empty tables: nothing eligible, cursors 0, member lists `NO_BACKEND`
+    /// (as the model's); rings read zero in simulation and must be written before use.
     pub fn new() -> Self {
+        let no_backend = || {
+            (0..512u64)
+                .map(|a| (Bits::from(a), Bits::<16>::from(0xFFFFu64)))
+                .collect()
+        };
         BackendSelect {
-            // Large RAMs start empty (zero in simulation; a zero init of 16k words
-            // would make the Verilog slow to elaborate): the control plane writes them.
+            // The ring starts empty (zero in simulation; a zero init of 8k words would
+            // make the Verilog slow to elaborate): the forward path clears it.
             ring: SinglePortRam::default(),
-            members: SinglePortRam::default(),
+            members: SinglePortRam::new(no_backend()),
+            members_shadow: SinglePortRam::new(no_backend()),
             eligible: SinglePortRam::zeroed(),
             cursor: SinglePortRam::zeroed(),
+            current: SinglePortRam::zeroed(),
             ..Default::default()
         }
     }
@@ -142,28 +230,48 @@ impl Logic for BackendSelect {
     fn update(&mut self) {
         dff_setup!(
             self, clock, state, rr, svc, count, hash_q, size_q, prod_hi, prod_lo, index, cand, pos,
-            steps, result
+            steps, result, cp, cp_idx, cp_phase, chg, rs_idx, wrr, total, have_best, best_cur,
+            best_pos, mdirty
         );
-        clock!(self, clock, ring, members, eligible, cursor);
+        clock!(
+            self,
+            clock,
+            ring,
+            members,
+            members_shadow,
+            eligible,
+            cursor,
+            current
+        );
 
         // Table writes.
         self.ring.write_enable.next = false;
         self.members.write_enable.next = false;
         self.eligible.write_enable.next = false;
         self.cursor.write_enable.next = false;
+        self.current.write_enable.next = false;
         // A ring entry ≥ 256 (`EMPTY` included) is stored as 0x1FF: not a backend.
         self.ring_word.next = bit_cast::<9, 8>(self.table_data0.val().get_bits::<8>(0));
         if self.table_data0.val().get_bits::<8>(8) != 0 {
             self.ring_word.next = 0x1FF.into();
         }
         self.ring.write_data.next = self.ring_word.val();
-        self.members.write_data.next = self.table_data0.val().get_bits::<16>(0);
+        self.members.write_data.next = self.members_shadow.read_data.val();
+        self.members_shadow.write_enable.next = self.mem_write.val();
+        self.members_shadow.write_data.next = self.mem_data.val();
+        self.members_shadow.address.next = self.mem_index.val();
+        if !self.mem_write.val() {
+            self.members_shadow.address.next = self.cp_idx.q.val();
+        }
         self.eligible.write_data.next = (self.table_data0.val().get_bits::<3>(29) == 1)
             & (self.table_data0.val().get_bits::<16>(0) != 0);
         self.ring.address.next = (bit_cast::<13, 4>(self.svc.q.val()) << 9)
             | bit_cast::<13, 9>(self.index.q.val().get_bits::<9>(0));
-        self.members.address.next =
+        self.slot.next =
             (bit_cast::<9, 4>(self.svc.q.val()) << 5) | bit_cast::<9, 6>(self.pos.q.val());
+        self.members.address.next = self.slot.val();
+        self.current.address.next = self.slot.val();
+        self.current.write_data.next = 0.into();
         self.eligible.address.next = self.cand.q.val().get_bits::<8>(0);
         self.cursor.address.next = self.svc.q.val();
         if self.table_write.val() {
@@ -173,9 +281,6 @@ impl Logic for BackendSelect {
             self.ring.write_enable.next = (self.table_kind.val() == 4)
                 & (self.table_index.val().get_bits::<4>(24) == 0)
                 & (self.table_index.val().get_bits::<11>(9) == 0);
-            self.members.address.next = self.table_index.val().get_bits::<9>(0);
-            self.members.write_enable.next =
-                (self.table_kind.val() == 3) & (self.table_index.val().get_bits::<19>(9) == 0);
             self.eligible.address.next = self.table_index.val().get_bits::<8>(0);
             self.eligible.write_enable.next =
                 (self.table_kind.val() == 2) & (self.table_index.val().get_bits::<20>(8) == 0);
@@ -213,15 +318,102 @@ impl Logic for BackendSelect {
             self.rem.next = self.r0.val() - self.n10.val();
         }
         self.elig_word.next = self.eligible.read_data.val();
+        self.weight_index.next = self.cand.q.val().get_bits::<8>(0);
+        // Weighted round robin: the member's `current + weight`, compared signed with the
+        // best so far (sign bits flipped, then unsigned).
+        self.weight.next = bit_cast::<32, 16>(self.weight_data.val());
+        self.cur_new.next = self.current.read_data.val() + self.weight.val();
+        self.better.next = !self.have_best.q.val()
+            | ((self.cur_new.val() ^ 0x8000_0000_u64) > (self.best_cur.q.val() ^ 0x8000_0000_u64));
 
-        self.s_ready.next = (self.state.q.val() == St::Idle) & !self.table_write.val();
+        // ---- Commit: active member lists from the shadow ones (entry cp_idx addressed for
+        // three cycles, compared and copied in the third), then the model's
+        // `reset_service` of every service whose list or entry changed.
+        self.one16.next = 1.into();
+        self.chg_now.next = self.chg.q.val() | self.changed.val();
+        // (A local: rust-hdl's Verilog cannot slice an expression.)
+        self.chg_sel.next = self.chg_now.val() >> self.rs_idx.q.val().get_bits::<4>(5);
+        self.dirty_sel.next = self.mdirty.q.val() >> self.cp_idx.q.val().get_bits::<4>(5);
+        if self.mem_write.val() {
+            self.mdirty.d.next =
+                self.mdirty.q.val() | (self.one16.val() << self.mem_index.val().get_bits::<4>(5));
+        }
+        self.busy.next = self.cp.q.val() != Cp::Idle;
+        match self.cp.q.val() {
+            Cp::Idle => {
+                if self.commit.val() {
+                    self.cp.d.next = Cp::Copy;
+                    self.cp_idx.d.next = 0.into();
+                    self.cp_phase.d.next = 0.into();
+                    self.chg.d.next = 0.into();
+                }
+            }
+            Cp::Copy => {
+                self.members.address.next = self.cp_idx.q.val();
+                self.cp_phase.d.next = self.cp_phase.q.val() + 1;
+                if !self.dirty_sel.val().get_bit(0) {
+                    // No member write to this service since the last commit: its banks are
+                    // equal already (1 cycle).
+                    self.cp_phase.d.next = 0.into();
+                    self.cp_idx.d.next = self.cp_idx.q.val() + 32;
+                    if self.cp_idx.q.val().get_bits::<4>(5) == 15 {
+                        self.rs_idx.d.next = 0.into();
+                        self.mdirty.d.next = 0.into();
+                        self.cp.d.next = Cp::Reset;
+                    }
+                } else if self.cp_phase.q.val() == 2 {
+                    self.cp_phase.d.next = 0.into();
+                    self.members.write_enable.next = true;
+                    if self.members.read_data.val() != self.members_shadow.read_data.val() {
+                        self.chg.d.next = self.chg.q.val()
+                            | (self.one16.val() << self.cp_idx.q.val().get_bits::<4>(5));
+                    }
+                    self.cp_idx.d.next = self.cp_idx.q.val() + 1;
+                    if self.cp_idx.q.val() == 511 {
+                        self.rs_idx.d.next = 0.into();
+                        self.mdirty.d.next = 0.into();
+                        self.cp.d.next = Cp::Reset;
+                    }
+                }
+            }
+            Cp::Reset => {
+                // Entry rs_idx = service << 5 | position: `current` zeroed, and the
+                // cursor at position 0.
+                self.current.address.next = self.rs_idx.q.val();
+                self.current.write_data.next = 0.into();
+                self.current.write_enable.next = self.chg_sel.val().get_bit(0);
+                self.cursor.address.next = self.rs_idx.q.val().get_bits::<4>(5);
+                self.cursor.write_data.next = 0.into();
+                self.cursor.write_enable.next =
+                    self.chg_sel.val().get_bit(0) & (self.rs_idx.q.val().get_bits::<5>(0) == 0);
+                self.rs_idx.d.next = self.rs_idx.q.val() + 1;
+                if self.rs_idx.q.val() == 511 {
+                    self.cp.d.next = Cp::Idle;
+                }
+                if !self.chg_sel.val().get_bit(0) {
+                    // Unchanged service: skipped (1 cycle).
+                    self.rs_idx.d.next = self.rs_idx.q.val() + 32;
+                    if self.rs_idx.q.val().get_bits::<4>(5) == 15 {
+                        self.cp.d.next = Cp::Idle;
+                    }
+                }
+            }
+            _ => {
+                self.cp.d.next = Cp::Idle;
+            }
+        }
+
+        self.s_ready.next = (self.state.q.val() == St::Idle)
+            & !self.table_write.val()
+            & (self.cp.q.val() == Cp::Idle);
         self.m_valid.next = self.state.q.val() == St::Done;
         self.backend.next = self.result.q.val();
 
         match self.state.q.val() {
             St::Idle => {
-                if self.s_valid.val() & !self.table_write.val() {
+                if self.s_valid.val() & !self.table_write.val() & (self.cp.q.val() == Cp::Idle) {
                     self.rr.d.next = self.round_robin.val();
+                    self.wrr.d.next = !self.round_robin.val() & self.weighted.val();
                     self.svc.d.next = self.service.val();
                     self.count.d.next = self.member_count.val().get_bits::<6>(0);
                     if self.member_count.val() > 32 {
@@ -232,6 +424,17 @@ impl Logic for BackendSelect {
                     self.state.d.next = St::Mul;
                     if self.round_robin.val() {
                         self.state.d.next = St::CurRd0;
+                    } else if self.weighted.val() {
+                        // Every member from position 0.
+                        self.pos.d.next = 0.into();
+                        self.steps.d.next = 0.into();
+                        self.total.d.next = 0.into();
+                        self.have_best.d.next = false;
+                        self.state.d.next = St::MemRd0;
+                        if self.member_count.val() == 0 {
+                            self.result.d.next = 0xFFFF.into();
+                            self.state.d.next = St::Done;
+                        }
                     }
                 }
             }
@@ -300,13 +503,18 @@ impl Logic for BackendSelect {
                 self.cand.d.next = self.members.read_data.val();
                 self.state.d.next = St::El2Rd0;
                 if self.members.read_data.val().get_bits::<8>(8) != 0 {
-                    // Not a backend: next member.
+                    // Not a backend: next member (weighted: its `current` is reset).
+                    self.current.write_enable.next = self.wrr.q.val();
                     self.steps.d.next = self.steps.q.val() + 1;
                     self.pos.d.next = self.pos_next.val();
                     self.state.d.next = St::MemRd0;
                     if self.steps.q.val() + 1 == self.count.q.val() {
-                        self.result.d.next = 0xFFFF.into();
-                        self.state.d.next = St::Done;
+                        if self.wrr.q.val() {
+                            self.state.d.next = St::WrrEnd;
+                        } else {
+                            self.result.d.next = 0xFFFF.into();
+                            self.state.d.next = St::Done;
+                        }
                     }
                 }
             }
@@ -317,7 +525,27 @@ impl Logic for BackendSelect {
                 self.state.d.next = St::El2Use;
             }
             St::El2Use => {
-                if self.elig_word.val() {
+                if self.wrr.q.val() {
+                    // model `smooth_weighted`: an eligible member's `current += weight`,
+                    // the first largest wins; an ineligible one's is reset.
+                    self.current.write_enable.next = true;
+                    if self.elig_word.val() {
+                        self.current.write_data.next = self.cur_new.val();
+                        self.total.d.next = self.total.q.val() + self.weight.val();
+                        if self.better.val() {
+                            self.have_best.d.next = true;
+                            self.best_cur.d.next = self.cur_new.val();
+                            self.best_pos.d.next = self.pos.q.val();
+                            self.result.d.next = self.cand.q.val();
+                        }
+                    }
+                    self.steps.d.next = self.steps.q.val() + 1;
+                    self.pos.d.next = self.pos_next.val();
+                    self.state.d.next = St::MemRd0;
+                    if self.steps.q.val() + 1 == self.count.q.val() {
+                        self.state.d.next = St::WrrEnd;
+                    }
+                } else if self.elig_word.val() {
                     self.result.d.next = self.cand.q.val();
                     self.cursor.write_enable.next = true;
                     self.state.d.next = St::Done;
@@ -330,6 +558,17 @@ impl Logic for BackendSelect {
                         self.state.d.next = St::Done;
                     }
                 }
+            }
+            St::WrrEnd => {
+                // The winner pays back the total.
+                self.current.address.next = (bit_cast::<9, 4>(self.svc.q.val()) << 5)
+                    | bit_cast::<9, 6>(self.best_pos.q.val());
+                self.current.write_data.next = self.best_cur.q.val() - self.total.q.val();
+                self.current.write_enable.next = self.have_best.q.val();
+                if !self.have_best.q.val() {
+                    self.result.d.next = 0xFFFF.into();
+                }
+                self.state.d.next = St::Done;
             }
             St::Done => {
                 if self.m_ready.val() {
@@ -428,6 +667,39 @@ mod tests {
         uut.table_write.next = false;
     }
 
+    /// Writes a shadow member-list entry for a cycle.
+    fn write_member(uut: &mut BackendSelect, index: usize, backend: u16) {
+        uut.mem_write.next = true;
+        uut.mem_index.next = (index as u64).into();
+        uut.mem_data.next = u64::from(backend).into();
+        uut.s_valid.next = false;
+        uut.m_ready.next = false;
+        settle(uut);
+        tick(uut, |u| &mut u.clock);
+        uut.mem_write.next = false;
+    }
+
+    /// Commits the member lists with `changed` services and waits for the unit; returns
+    /// the cycles it was busy.
+    fn commit(uut: &mut BackendSelect, changed: u16) -> u64 {
+        uut.commit.next = true;
+        uut.changed.next = u64::from(changed).into();
+        settle(uut);
+        tick(uut, |u| &mut u.clock);
+        uut.commit.next = false;
+        let mut cycles = 1;
+        loop {
+            settle(uut);
+            if !uut.busy.val() {
+                return cycles;
+            }
+            assert!(!uut.s_ready.val(), "a request taken during a commit");
+            tick(uut, |u| &mut u.clock);
+            cycles += 1;
+        }
+    }
+
+    /// Writes the tables (member lists into the shadow bank: `commit` makes them active).
     fn load(uut: &mut BackendSelect, t: &Tables, backends: bool) {
         if backends {
             for (i, b) in t.backends.iter().enumerate() {
@@ -436,7 +708,7 @@ mod tests {
         }
         for s in 0..SERVICES {
             for (p, &m) in t.members[s].iter().enumerate() {
-                write(uut, Table::Member, (s as u32) << 5 | p as u32, u32::from(m));
+                write_member(uut, s << 5 | p, m);
             }
             for (o, &e) in t.rings[s].iter().enumerate() {
                 write(uut, Table::Ring, (s as u32) << 20 | o as u32, u32::from(e));
@@ -469,12 +741,14 @@ mod tests {
         let mut chosen = 0;
         let active = [0u32; 256];
         let mut expected = std::collections::VecDeque::new();
+        let (mut weight_out, mut weight_stage) = (0u16, 0u16);
         while done < requests.len() {
             let offer = next < requests.len() && !rng.chance(traffic.idle_permille);
             uut.s_valid.next = offer;
             uut.table_write.next = false;
             let r = requests[next.min(requests.len() - 1)];
             uut.round_robin.next = r.algorithm == Algorithm::RoundRobin;
+            uut.weighted.next = r.algorithm == Algorithm::WeightedRoundRobin;
             uut.service.next = (r.service as u64).into();
             uut.member_count.next = u64::from(t.counts[r.service]).into();
             let hash = if r.algorithm == Algorithm::IpHash {
@@ -485,7 +759,12 @@ mod tests {
             uut.hash.next = u64::from(hash).into();
             uut.ring_size.next = (t.rings[r.service].len() as u64).into();
             uut.m_ready.next = traffic.ready(rng);
+            uut.weight_data.next = u64::from(weight_out).into();
             settle(uut);
+            // The owner's backend table as a `SinglePortRam`: the weight addressed at this
+            // edge is on `weight_data` after the next one.
+            let addr = uut.weight_index.val().to_u64() as usize;
+            (weight_out, weight_stage) = (weight_stage, t.backends[addr].weight);
             if offer && uut.s_ready.val() {
                 let n = usize::from(t.counts[r.service]).min(32);
                 let c = Candidates {
@@ -497,14 +776,18 @@ mod tests {
                 expected.push_back((
                     model.select(r.algorithm, r.service, &c, r.flow_hash, r.src_hash),
                     cycles,
-                    r.algorithm == Algorithm::RoundRobin,
+                    match r.algorithm {
+                        Algorithm::RoundRobin => 1,
+                        Algorithm::WeightedRoundRobin => 2,
+                        _ => 0,
+                    },
                 ));
                 next += 1;
             }
             if uut.m_valid.val() && uut.m_ready.val() {
-                let (want, start, rr) = expected.pop_front().expect("a result without a request");
+                let (want, start, path) = expected.pop_front().expect("a result without a request");
                 let latency = cycles - start;
-                let s = &mut stats.0[usize::from(rr)];
+                let s = &mut stats.0[path];
                 s.0 += 1;
                 s.1 += usize::from(want != NO_BACKEND);
                 s.2 = s.2.min(latency);
@@ -521,13 +804,25 @@ mod tests {
         (chosen, cycles)
     }
 
-    /// Per path (ring, round robin): requests, backends named, min and max latency.
+    /// Per path (ring, round robin, weighted round robin): requests, backends named, min
+    /// and max latency.
     #[derive(Debug)]
-    struct Stats([(usize, usize, u64, u64); 2]);
+    struct Stats([(usize, usize, u64, u64); 3]);
 
     fn random_tables(rng: &mut Rng) -> Tables {
         let backends = (0..256).map(|_| random_backend(rng)).collect();
-        let members = core::array::from_fn(|_| core::array::from_fn(|_| random_member(rng)));
+        // 15 % of the lists hold no backend at all (`NO_BACKEND` or indexes ≥ 256): no
+        // eligible member whatever the backends' states.
+        let members = core::array::from_fn(|_| {
+            let none = rng.chance(150);
+            core::array::from_fn(|_| {
+                if none {
+                    [NO_BACKEND, 256 + rng.below(1000) as u16][rng.below(2) as usize]
+                } else {
+                    random_member(rng)
+                }
+            })
+        });
         let counts = core::array::from_fn(|_| match rng.below(10) {
             0 => 0,
             1 => 33 + rng.below(20) as u8,
@@ -545,8 +840,12 @@ mod tests {
     fn random_requests(rng: &mut Rng, n: usize) -> Vec<Request> {
         (0..n)
             .map(|_| Request {
-                algorithm: [Algorithm::RoundRobin, Algorithm::Maglev, Algorithm::IpHash]
-                    [rng.below(3) as usize],
+                algorithm: [
+                    Algorithm::RoundRobin,
+                    Algorithm::Maglev,
+                    Algorithm::IpHash,
+                    Algorithm::WeightedRoundRobin,
+                ][rng.below(4) as usize],
                 // Few services, so round robin comes back to one often.
                 service: {
                     let span = if rng.chance(500) { 3 } else { 16 };
@@ -576,12 +875,26 @@ mod tests {
             let mut model = SelectState::default();
             let mut t = random_tables(&mut rng);
             load(&mut uut, &t, true);
+            // Before the first commit the active lists are the reset ones (`NO_BACKEND`),
+            // as the model's: a member write alone changes nothing.
+            assert_eq!(
+                commit(&mut uut, 0),
+                512 * 3 + 512 + 1,
+                "every list written, changed"
+            );
+            // A commit without member writes skips every service.
+            assert_eq!(commit(&mut uut, 0), 16 + 16 + 1);
             let mut total = (0, 0, 0);
-            let mut stats = Stats([(0, 0, u64::MAX, 0); 2]);
+            let mut stats = Stats([(0, 0, u64::MAX, 0); 3]);
+            let (mut resets, mut kept) = (0, 0);
+            let (mut old_members, mut old_counts) = (t.members, t.counts);
             for epoch in 0..3 {
                 if epoch > 0 {
-                    // New member lists and rings (cursors kept on both sides), and some
-                    // backends change state or weight.
+                    // New member lists (counts) for some services and rings, and some
+                    // backends change state or weight; at the commit the model's
+                    // `reset_service` (`Pipeline::commit_banks`) for every service whose
+                    // list changed or whose entry changed (the count, or a random bit
+                    // standing for another field), the other cursors kept.
                     let fresh = random_tables(&mut rng);
                     for _ in 0..40 {
                         let i = rng.below(256) as usize;
@@ -593,12 +906,32 @@ mod tests {
                             encode_backend(&t.backends[i])[0],
                         );
                     }
-                    t.members = fresh.members;
-                    t.counts = fresh.counts;
+                    let mut changed = 0u16;
+                    for s in 0..SERVICES {
+                        if rng.chance(300) {
+                            t.members[s] = fresh.members[s];
+                        }
+                        if rng.chance(200) {
+                            t.members[s][rng.below(32) as usize] = random_member(&mut rng);
+                        }
+                        if rng.chance(200) {
+                            t.counts[s] = fresh.counts[s];
+                        }
+                        let entry_changed = t.counts[s] != old_counts[s] || rng.chance(100);
+                        changed |= u16::from(entry_changed) << s;
+                        if entry_changed || t.members[s] != old_members[s] {
+                            model.reset_service(s);
+                            resets += 1;
+                        } else {
+                            kept += 1;
+                        }
+                    }
                     t.rings = fresh.rings;
                     load(&mut uut, &t, false);
+                    commit(&mut uut, changed);
                 }
-                let requests = random_requests(&mut rng, 1_500);
+                (old_members, old_counts) = (t.members, t.counts);
+                let requests = random_requests(&mut rng, 2_000);
                 let (chosen, cycles) = run(
                     &mut uut, &mut model, &t, &requests, traffic, &mut rng, &mut stats,
                 );
@@ -609,14 +942,13 @@ mod tests {
                 total.0, total.1, total.2
             );
             eprintln!(
-                "select round {round}: (requests, named, min latency, max latency) ring / round robin {stats:?}"
+                "select round {round}: (requests, named, min latency, max latency) ring / round robin / weighted {stats:?}"
             );
+            eprintln!("select round {round}: {resets} services reset at commits, {kept} kept");
+            assert!(resets >= 8 && kept >= 5, "reset coverage");
             assert!(total.1 > total.0 / 3, "too few choices named a backend");
             for s in stats.0 {
-                assert!(
-                    s.0 > 1_000 && s.1 > 500 && s.0 - s.1 > 100,
-                    "coverage {s:?}"
-                );
+                assert!(s.0 > 1_000 && s.1 > 500 && s.0 - s.1 > 50, "coverage {s:?}");
             }
         }
     }

@@ -24,7 +24,12 @@ use fulcrum_model::config::{Algorithm, Mode};
 /// Every forward mode `FastPath` has, with every algorithm it has.
 const EVERY_MODE: FwdConfig = FwdConfig {
     modes: &[Mode::Nat, Mode::Fullnat, Mode::Dsr, Mode::Ipip, Mode::Gue],
-    algorithms: &[Algorithm::Maglev],
+    algorithms: &[
+        Algorithm::Maglev,
+        Algorithm::IpHash,
+        Algorithm::RoundRobin,
+        Algorithm::WeightedRoundRobin,
+    ],
     aim_all: true,
     returns: false,
 };
@@ -43,7 +48,12 @@ const REPLIES: FwdConfig = FwdConfig {
 /// backend's reply).
 const STATELESS: FwdConfig = FwdConfig {
     modes: &[Mode::Dsr, Mode::Ipip, Mode::Gue],
-    algorithms: &[Algorithm::Maglev],
+    algorithms: &[
+        Algorithm::Maglev,
+        Algorithm::IpHash,
+        Algorithm::RoundRobin,
+        Algorithm::WeightedRoundRobin,
+    ],
     aim_all: false,
     returns: false,
 };

@@ -1,7 +1,8 @@
 //! `--engine hdl`: the rust-hdl simulation of the FPGA fast path gives the same verdicts
-//! and output frames as the model on the fixture capture, for the configurations it
-//! serves (L7 services; NAT, full NAT, DSR, IP-in-IP and GUE with Maglev), and refuses the others with a
-//! clear error naming the service and the reason.
+//! and output frames as the model on the fixture capture (`fulcrum pcap --engine hdl`
+//! writes the golden files), for the configurations it serves (L7 services; NAT, full
+//! NAT, DSR, IP-in-IP and GUE with Maglev, IP hash, round robin or weighted round robin),
+//! and refuses the others with a clear error naming the service and the reason.
 //!
 //! The equivalence test runs in release only (`scripts/test.sh`, HDL step: `cargo test
 //! -p fulcrum-host --release --test engine_hdl`): the rust-hdl simulator is ~30x slower
@@ -52,39 +53,64 @@ fn replay(engine: &mut Engine, frames: &[(u64, Vec<u8>)]) -> Vec<Processed> {
         .expect("the engine runs")
 }
 
+/// `fulcrum pcap --engine hdl` on the golden capture with the golden configuration (a
+/// service in every mode, round robin and IP hash among the algorithms) writes exactly
+/// the golden files `--engine model` writes: the frames to the network, the punts and
+/// every verdict line (only the summary's engine name differs).
 #[test]
-fn hdl_engine_refuses_l4_services() {
-    let config = config_file::load(&fixtures().join("fixtures.toml")).expect("fixtures.toml");
-    // The first service, web (NAT), balances by round robin.
-    let err = Engine::new(EngineKind::Hdl, &config).expect_err("round robin is not in hardware");
-    assert!(matches!(err, EngineError::Unsupported(_)));
-    let text = err.to_string();
+#[cfg_attr(
+    debug_assertions,
+    ignore = "rust-hdl simulation: run in release (scripts/test.sh HDL step)"
+)]
+fn pcap_engine_hdl_writes_the_golden_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, punt) = (dir.path().join("out.pcap"), dir.path().join("punt.pcap"));
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_fulcrum"))
+        .arg("pcap")
+        .arg("--engine")
+        .arg("hdl")
+        .arg("--config")
+        .arg(fixtures().join("fixtures.toml"))
+        .arg(fixtures().join("mixed.pcap"))
+        .arg(&out)
+        .arg("--punt")
+        .arg(&punt)
+        .arg("--json")
+        .output()
+        .expect("run fulcrum");
     assert!(
-        text.contains("--engine hdl")
-            && text.contains("service web")
-            && text.contains("round_robin")
-            && text.contains("--engine model"),
-        "{text}"
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
     );
-}
-
-/// The fixture configuration cut down to what the fast path serves: the L7 service, the
-/// IP-in-IP and GUE services (Maglev), and the NAT, full-NAT and DSR services switched to
-/// Maglev.
-fn served_fixture() -> Config {
-    let mut config = config_file::load(&fixtures().join("fixtures.toml")).expect("fixtures.toml");
-    config.retain_services(|s, _| {
-        matches!(
-            s.mode,
-            Mode::L7 | Mode::Nat | Mode::Fullnat | Mode::Dsr | Mode::Ipip | Mode::Gue
-        )
-    });
-    for s in config.services.iter_mut() {
-        if s.mode != Mode::L7 {
-            s.algorithm = Algorithm::Maglev;
+    let golden = |name: &str| std::fs::read(fixtures().join(name)).expect(name);
+    assert!(
+        std::fs::read(&out).unwrap() == golden("mixed.expected.pcap"),
+        "frames to the network differ from mixed.expected.pcap"
+    );
+    assert!(
+        std::fs::read(&punt).unwrap() == golden("mixed.expected.punt.pcap"),
+        "punts differ from mixed.expected.punt.pcap"
+    );
+    let got = String::from_utf8(run.stdout).unwrap();
+    let want = String::from_utf8(golden("mixed.expected.jsonl")).unwrap();
+    let (got_verdicts, got_summary) = got.trim_end().rsplit_once('\n').unwrap();
+    let (want_verdicts, want_summary) = want.trim_end().rsplit_once('\n').unwrap();
+    assert_eq!(got_verdicts, want_verdicts, "verdict lines");
+    let mut got_summary: serde_json::Value = serde_json::from_str(got_summary).unwrap();
+    let mut want_summary: serde_json::Value = serde_json::from_str(want_summary).unwrap();
+    for v in [&mut got_summary, &mut want_summary] {
+        if let Some(s) = v["summary"].as_object_mut() {
+            s.remove("engine");
         }
     }
-    config
+    assert_eq!(got_summary, want_summary, "summary");
+}
+
+/// The fixture configuration, every service of which the fast path serves (NAT and full
+/// NAT with round robin, DSR with IP hash, IP-in-IP and GUE with Maglev, L7).
+fn served_fixture() -> Config {
+    config_file::load(&fixtures().join("fixtures.toml")).expect("fixtures.toml")
 }
 
 fn refusal(config: &Config) -> String {
@@ -110,10 +136,22 @@ fn hdl_engine_refuses_what_is_not_in_hardware() {
         "full NAT is served"
     );
 
+    for algorithm in [
+        Algorithm::RoundRobin,
+        Algorithm::WeightedRoundRobin,
+        Algorithm::IpHash,
+        Algorithm::Maglev,
+    ] {
+        let mut c = base.clone();
+        for s in c.services.iter_mut().filter(|s| s.mode != Mode::L7) {
+            s.algorithm = algorithm;
+        }
+        assert!(
+            Engine::new(EngineKind::Hdl, &c).is_ok(),
+            "{algorithm:?} is in hardware"
+        );
+    }
     for (algorithm, name) in [
-        (Algorithm::RoundRobin, "round_robin"),
-        (Algorithm::WeightedRoundRobin, "weighted_round_robin"),
-        (Algorithm::IpHash, "ip_hash"),
         (Algorithm::LeastConnections, "least_connections"),
         (Algorithm::LeastResponseTime, "least_response_time"),
     ] {

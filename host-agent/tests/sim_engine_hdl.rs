@@ -101,6 +101,30 @@ address = "10.0.1.13"
 mac = "02:00:00:00:01:0d"
 "#;
 
+/// The DSR service balanced by round robin (the fast path's member lists and cursor).
+fn round_robin_config() -> String {
+    DSR_CONFIG.replace("algorithm = \"maglev\"", "algorithm = \"round_robin\"")
+}
+
+/// The DSR service balanced by weighted round robin, weights 3, 1, 1 (nginx's smooth
+/// sequence a a b a c).
+fn weighted_config() -> String {
+    DSR_CONFIG
+        .replace(
+            "algorithm = \"maglev\"",
+            "algorithm = \"weighted_round_robin\"",
+        )
+        .replace(
+            "address = \"10.0.1.11\"\n",
+            "address = \"10.0.1.11\"\nweight = 3\n",
+        )
+}
+
+/// The DSR service balanced by IP hash (the ring at the source-address hash).
+fn ip_hash_config() -> String {
+    DSR_CONFIG.replace("algorithm = \"maglev\"", "algorithm = \"ip_hash\"")
+}
+
 /// The same service in NAT mode: the fast path rewrites the clients' frames towards the
 /// backends and the backends' replies back to the VIP (the NAT return path), so every
 /// answer a client gets went through the fast path both ways.
@@ -362,4 +386,37 @@ fn hdl_engine_forwards_fullnat_both_ways_like_the_model() {
         hdl["hdl"]
     );
     assert_eq!(hdl["hdl"]["backlog_drops"], 0);
+fn hdl_engine_balances_round_robin_weighted_and_ip_hash_like_the_model() {
+    for (name, config) in [
+        ("rr", round_robin_config()),
+        ("wrr", weighted_config()),
+        ("iphash", ip_hash_config()),
+    ] {
+        assert!(
+            !config.contains("\"maglev\""),
+            "{name}: the algorithm was replaced"
+        );
+        let (model, hdl) = both_engines(name, &config);
+        for (engine, run) in [("model", &model), ("hdl", &hdl)] {
+            let web = &run["services"][0];
+            assert_eq!(web["sent"], 18, "{name} {engine}: {web}");
+            assert_eq!(web["failed"], 0, "{name} {engine}: {web}");
+        }
+        // The same connections, the same per-backend split.
+        assert_eq!(
+            hdl["services"][0]["per_backend"], model["services"][0]["per_backend"],
+            "{name}: per-backend counts differ between the engines"
+        );
+        if name != "iphash" {
+            // The round robins spread over more than one backend; IP hash may send all
+            // three clients' addresses to one.
+            same_split_over_backends(&model, &hdl);
+        }
+        assert!(
+            hdl["hdl"]["frames_in"].as_u64().unwrap() >= 18 * 3,
+            "{name}: {}",
+            hdl["hdl"]
+        );
+        assert_eq!(hdl["hdl"]["backlog_drops"], 0, "{name}");
+    }
 }

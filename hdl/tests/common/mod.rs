@@ -38,6 +38,8 @@ pub struct Reference<'a> {
     pub verdicts: usize,
     pub forwarded: usize,
     pub new_flows: usize,
+    /// New flows by the algorithm of their service (`Algorithm` debug name).
+    pub new_by_algorithm: BTreeMap<String, usize>,
     /// Replies from backends rewritten back to the client (NAT return path).
     pub returned: usize,
     pub frames_checked: usize,
@@ -65,6 +67,7 @@ impl<'a> Reference<'a> {
             verdicts: 0,
             forwarded: 0,
             new_flows: 0,
+            new_by_algorithm: Default::default(),
             returned: 0,
             frames_checked: 0,
             counters_checked: 0,
@@ -126,9 +129,21 @@ impl<'a> Reference<'a> {
                 if let Action::ToClient { .. } = want.action {
                     self.returned += 1;
                 }
-                if let Action::ToBackend { new_flow, .. } = want.action {
+                if let Action::ToBackend {
+                    new_flow, service, ..
+                } = want.action
+                {
                     self.forwarded += 1;
                     self.new_flows += usize::from(new_flow);
+                    if new_flow {
+                        let algorithm = self
+                            .regs
+                            .target()
+                            .service(usize::from(service))
+                            .map(|s| format!("{:?}", s.algorithm))
+                            .unwrap_or_default();
+                        *self.new_by_algorithm.entry(algorithm).or_default() += 1;
+                    }
                 }
                 if let Some(egress) = want.egress {
                     out.truncate(want.len);
@@ -430,6 +445,12 @@ pub enum Workload {
     L7,
     /// Forward-path services (see [`FwdConfig`]), time passing between bursts.
     Forward(FwdConfig),
+    /// Directed: one round-robin DSR service over three backends, one new flow per commit;
+    /// between frames the service entry is rewritten, every other time changed (only its
+    /// persistence timeout, unused without persistence), so the model's `commit_banks`
+    /// resets the cursor (or keeps it when the entry is equal) although the member list
+    /// never changes.
+    EntryReset,
 }
 
 /// Runs `frames` seeded frames of `workload` through `dut` and checks every verdict,
@@ -452,6 +473,7 @@ pub fn run_workload<D: Dut>(dut: &mut D, workload: Workload, seed: u64, frames: 
     match workload {
         Workload::L7 => drive_l7(dut, &mut reference, seed, frames),
         Workload::Forward(config) => drive_forward(dut, &mut reference, seed, frames, config),
+        Workload::EntryReset => drive_entry_reset(dut, &mut reference, seed, frames),
     }
     let cycles = dut.finish(&mut reference);
     reference.assert_drained();
@@ -470,6 +492,7 @@ pub fn run_workload<D: Dut>(dut: &mut D, workload: Workload, seed: u64, frames: 
         classes: reference.classes,
     };
     let returned = reference.returned;
+    let by_algorithm = reference.new_by_algorithm;
     eprintln!(
         "{frames} frames ({} to a backend, {} new flows, {} moved, {} expired, {} evicted; {} output frames and {} counter reads compared) in {cycles} cycles",
         summary.forwarded,
@@ -481,10 +504,22 @@ pub fn run_workload<D: Dut>(dut: &mut D, workload: Workload, seed: u64, frames: 
         summary.counters_checked,
     );
     eprintln!("verdicts: {:?}", summary.classes);
-    if let Workload::Forward(_) = workload {
-        // The run must exercise the forward path, not only its refusals.
+    eprintln!("new flows by algorithm: {by_algorithm:?}");
+    if let Workload::Forward(config) = workload {
+        // The run must exercise the forward path, not only its refusals, with every
+        // algorithm it configures.
         assert!(summary.forwarded > frames / 10, "too few frames forwarded");
         assert!(summary.new_flows > 20, "too few flows created");
+        for a in config.algorithms {
+            let n = by_algorithm.get(&format!("{a:?}")).copied().unwrap_or(0);
+            assert!(
+                n * config.algorithms.len() * 10 >= summary.new_flows,
+                "too few new flows with {a:?} ({n})"
+            );
+        }
+    }
+    if let Workload::EntryReset = workload {
+        assert_eq!(summary.new_flows, frames, "every frame a new flow");
     }
     if let Workload::Forward(FwdConfig { returns: true, .. }) = workload {
         // Replies drawn from a guide's table find their flow less often: the guide
@@ -498,6 +533,66 @@ pub fn run_workload<D: Dut>(dut: &mut D, workload: Workload, seed: u64, frames: 
         );
     }
     summary
+}
+
+fn drive_entry_reset<D: Dut>(dut: &mut D, reference: &mut Reference<'_>, seed: u64, frames: usize) {
+    let mut rng = Rng::new(seed);
+    dut.sync(reference);
+    dut.wait_commit(200_000);
+    dut.write32(addr::ADDRESS, u32::from_be_bytes(OWN[0]));
+    let service = |timeout: u32| ServiceEntry {
+        valid: true,
+        vip: Ipv4Addr::from(VIPS[0]),
+        protocol: Protocol::Udp,
+        port: 53,
+        mode: Mode::Dsr,
+        algorithm: Algorithm::RoundRobin,
+        sticky: false,
+        sticky_timeout: timeout,
+        gue_port: 6080,
+        member_count: 3,
+    };
+    let mut writer = RegisterWriter::new(&mut *dut);
+    for b in 0..3u8 {
+        let entry = BackendEntry {
+            state: BackendState::Up,
+            generation: 0,
+            address: [10, 9, 0, b + 1],
+            port: 8000,
+            mac: [0x02, 0xbe, 0, 0, 1, b],
+            weight: 1,
+            rtt_us: 0,
+        };
+        writer.write_backend(u16::from(b), &entry);
+        writer.write_member(0, b, u16::from(b));
+    }
+    writer.write_service(0, &service(0));
+    dut.write32(addr::CONTROL, 1);
+    for n in 0..frames {
+        dut.wait_commit(200_000);
+        let flow = Flow {
+            protocol: 17,
+            src: [172, 16, 1, n as u8],
+            src_port: 2000 + n as u16,
+            dst: VIPS[0],
+            dst_port: 53,
+            mac: [0x02, 0, 0, 0, 7, 1],
+            tagged: false,
+        };
+        let f = flow_frame(&mut rng, &flow);
+        reference.push(Port::Network, &f);
+        dut.push(Port::Network, &f);
+        dut.run_until_idle(2_000_000);
+        dut.drained(reference);
+        // After frames 0 and 1 the same entry (cursor kept), then a new timeout every
+        // other frame (cursor reset).
+        let mut writer = RegisterWriter::new(&mut *dut);
+        writer.write_service(0, &service((n / 2) as u32));
+        dut.write32(addr::CONTROL, 1);
+    }
+    dut.run_until_idle(2_000_000);
+    dut.drained(reference);
+    dut.check_counters(reference, true);
 }
 
 fn drive_l7<D: Dut>(dut: &mut D, reference: &mut Reference<'_>, seed: u64, frames: usize) {
@@ -1043,9 +1138,14 @@ pub fn write_forward_config(
                 BACKENDS[rng.below(8) as usize]
             }
         };
-        if config.returns {
-            // The member list (the NAT return path scans it): mostly backends, sometimes
-            // NO_BACKEND or an index beyond the table, sometimes past the count.
+        // Round robin's member lists are rewritten with 70 % of the later service writes:
+        // the others change only the service entry, after which the model still resets the
+        // service's selection state (`commit_banks` compares the entries too).
+        let lists = config.algorithms.iter().any(|a| !a.is_stateless());
+        if config.returns || (lists && (initial || rng.chance(700))) {
+            // The member list (the NAT return path and round robin scan it): mostly
+            // backends, sometimes NO_BACKEND or an index beyond the table, sometimes past
+            // the count.
             let members = u8::min(entry.member_count + rng.below(3) as u8, 32);
             for position in 0..members {
                 let member = match rng.below(20) {
