@@ -416,7 +416,6 @@ pub struct FastPath<const A: usize> {
     snat_off: Signal<Local, Bits<16>>,
     snat_eff: Signal<Local, Bits<4>>,
     snat_addr: Signal<Local, Bits<32>>,
-    one16: Signal<Local, Bits<16>>,
     fn_go: Signal<Local, Bit>,
 }
 
@@ -557,7 +556,6 @@ impl<const A: usize> FastPath<A> {
             svc_proto: Default::default(),
             pool_match: Default::default(),
             key_prev: Default::default(),
-            one16: Default::default(),
             scan_prev: Default::default(),
             wr_valid: Default::default(),
             wr_udp: Default::default(),
@@ -865,7 +863,6 @@ impl<const A: usize> Logic for FastPath<A> {
             7 => self.snat_addr.next = self.snat7.q.val(),
             _ => {}
         }
-        self.one16.next = 1.into();
         self.own_match_q.d.next = self.dst_ip.q.val() == self.own_address.q.val();
 
         // ---- Registers.

@@ -386,6 +386,13 @@ fn hdl_engine_forwards_fullnat_both_ways_like_the_model() {
         hdl["hdl"]
     );
     assert_eq!(hdl["hdl"]["backlog_drops"], 0);
+}
+
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "release only: the rust-hdl simulation is ~30x slower in debug"
+)]
 fn hdl_engine_balances_round_robin_weighted_and_ip_hash_like_the_model() {
     for (name, config) in [
         ("rr", round_robin_config()),
