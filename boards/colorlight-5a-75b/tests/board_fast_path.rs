@@ -2,12 +2,13 @@
 //! against `fulcrum_model::pipeline::Pipeline::process`.
 //!
 //! The MCU configures the fast path with control frames on port 2: a whole configuration
-//! (services in NAT, DSR, IP-in-IP and GUE mode with their backends and Maglev rings)
+//! (services in NAT, full NAT, DSR, IP-in-IP and GUE mode with Maglev, round robin,
+//! weighted round robin and IP hash, their backends, member lists and rings)
 //! compiled by `fulcrum_model::compile::ControlPlane` and written by
 //! `RegisterWriter::write_all`, as the firmware does; the same writes go into the model's
 //! `RegisterFile`. Then seeded frames arrive on both ports at line rate across the clock
 //! crossings: new and established connections to every service, NAT replies from the
-//! backends, random and malformed frames, frames to the appliance. Every frame that
+//! and full-NAT backends (to the right and the wrong backend), random and malformed frames, frames to the appliance. Every frame that
 //! leaves must be the model's output on the model's egress port (rewritten towards a
 //! backend or a client on port 1, punts on port 2, frames from the MCU on port 1), and a
 //! final control frame reads the counters (global, per service, per backend), which must
@@ -37,14 +38,17 @@ const WAYS: usize = 4;
 /// The configuration's `maglev_ring_size` (a prime, at most the hardware's 512).
 const RING: usize = 61;
 
-/// NAT, DSR, IP-in-IP and GUE services, each with a Maglev ring over backends whose MACs
-/// are known (no frame waits for ARP). Flow table as the board image's (512 × 4).
+/// A service in each mode (NAT and GUE with Maglev, DSR with IP hash, IP-in-IP with
+/// weighted round robin, full NAT with round robin) over backends whose MACs are known (no
+/// frame waits for ARP). Flow table as the board image's (512 × 4).
 const CONFIG: &str = r#"
 [appliance]
 name = "board"
 mac = "02:00:00:00:00:aa"
 address = "10.1.0.1"
 maglev_ring_size = 61
+snat_pool = ["10.1.0.250"]
+snat_port_base = 1024
 [appliance.flow_table]
 sets = 512
 ways = 4
@@ -69,7 +73,7 @@ vip = "10.1.0.53"
 protocol = "udp"
 port = 53
 mode = "dsr"
-algorithm = "maglev"
+algorithm = "ip_hash"
 health = { kind = "none" }
 backend = [
   { name = "dns-1", address = "10.1.3.31", mac = "02:00:00:00:03:1f" },
@@ -82,10 +86,10 @@ vip = "10.1.0.103"
 protocol = "tcp"
 port = 443
 mode = "ipip"
-algorithm = "maglev"
+algorithm = "weighted_round_robin"
 health = { kind = "none" }
 backend = [
-  { name = "tunnel-1", address = "10.1.4.41", mac = "02:00:00:00:04:29" },
+  { name = "tunnel-1", address = "10.1.4.41", mac = "02:00:00:00:04:29", weight = 2 },
   { name = "tunnel-2", address = "10.1.4.42", mac = "02:00:00:00:04:2a" },
 ]
 
@@ -101,7 +105,26 @@ backend = [
   { name = "media-1", address = "10.1.5.51", mac = "02:00:00:00:05:33" },
   { name = "media-2", address = "10.1.5.52", mac = "02:00:00:00:05:34" },
 ]
+
+[[service]]
+name = "api"
+vip = "10.1.0.101"
+protocol = "tcp"
+port = 443
+mode = "fullnat"
+algorithm = "round_robin"
+health = { kind = "none" }
+backend = [
+  { name = "api-1", address = "10.1.2.21", port = 8443, mac = "02:00:00:00:02:15" },
+  { name = "api-2", address = "10.1.2.22", port = 8443, mac = "02:00:00:00:02:16" },
+]
 "#;
+
+/// The full-NAT pool address of `CONFIG`.
+const POOL: [u8; 4] = [10, 1, 0, 250];
+/// Services of `CONFIG` (in order) and backends in all.
+const SERVICE_COUNT: usize = 5;
+const BACKEND_COUNT: u32 = 11;
 
 /// Cycles the fast path is assumed to spend on a frame to a service beyond its wire time.
 const SERVICE_COST: usize = 130;
@@ -121,11 +144,12 @@ impl RegisterBus for Recorder {
 
 /// (VIP, protocol, port) of the services in `CONFIG`, and a backend per service for
 /// replies: (address, port) of the NAT service's backends.
-const SERVICES: [([u8; 4], u8, u16); 4] = [
+const SERVICES: [([u8; 4], u8, u16); SERVICE_COUNT] = [
     ([10, 1, 0, 100], 6, 80),
     ([10, 1, 0, 53], 17, 53),
     ([10, 1, 0, 103], 6, 443),
     ([10, 1, 0, 104], 17, 5004),
+    ([10, 1, 0, 101], 6, 443),
 ];
 
 /// A client connection to one of the services.
@@ -137,6 +161,8 @@ struct Conn {
     mac: [u8; 6],
     /// The backend the model chose (backend-table slot), once it did.
     backend: Option<u16>,
+    /// Full NAT: the pool endpoint the model gave the connection's frames.
+    snat: Option<([u8; 4], u16)>,
 }
 
 /// An IPv4 TCP/UDP frame (IP checksum right, transport checksum arbitrary: the rewrite
@@ -295,12 +321,13 @@ fn board_with_fast_path_equals_the_model() {
     let mut byte_times = pauses * 2048;
     let mut conns: Vec<Conn> = Vec::new();
     let (mut forwarded, mut returned) = (0, 0);
+    let (mut fullnat, mut fullnat_returned) = (0, 0);
     let mut backlog = 0usize;
     for _ in 0..600 {
         let f = match rng.below(10) {
             // A new connection (TCP SYN or a first datagram).
             0..=2 => {
-                let service = rng.below(4) as usize;
+                let service = rng.below(SERVICE_COUNT as u64) as usize;
                 let mut mac = [0x02, rng.byte(), rng.byte(), rng.byte(), rng.byte(), 1];
                 mac[0] &= 0xfe;
                 let conn = Conn {
@@ -309,6 +336,7 @@ fn board_with_fast_path_equals_the_model() {
                     port: 1024 + rng.below(60_000) as u16,
                     mac,
                     backend: None,
+                    snat: None,
                 };
                 conns.push(conn);
                 let (vip, proto, port) = SERVICES[service];
@@ -371,6 +399,29 @@ fn board_with_fast_path_equals_the_model() {
                     len,
                 )
             }
+            // A reply from a full-NAT backend to its pool endpoint (or from the wrong
+            // backend).
+            8 if conns.iter().any(|c| c.snat.is_some()) => {
+                let open: Vec<Conn> = conns.iter().filter(|c| c.snat.is_some()).copied().collect();
+                let c = open[rng.below(open.len() as u64) as usize];
+                let slot = if rng.chance(50) {
+                    rng.below(u64::from(BACKEND_COUNT)) as u16
+                } else {
+                    c.backend.unwrap_or(0)
+                };
+                let b = backends[usize::from(slot)];
+                let len = rng.below(200) as usize;
+                ip_frame(
+                    &mut rng,
+                    [0x02, 0, 0, 0, 0, 0xaa],
+                    b.mac,
+                    6,
+                    (b.address, b.port),
+                    c.snat.unwrap_or((POOL, 0)),
+                    0x18,
+                    len,
+                )
+            }
             _ => network_frame(&mut rng),
         };
         let f = on_the_wire(f);
@@ -383,7 +434,14 @@ fn board_with_fast_path_equals_the_model() {
         // frame, its header and FCS less per frame) and pause 2048 byte times when the
         // backlog reaches half the FIFO: a frame lost anyway fails the test.
         backlog = backlog.saturating_sub(24);
-        if f.len() >= 38 && SERVICES.iter().any(|s| f[30..34] == s.0) {
+        let to_service = f.len() >= 38 && SERVICES.iter().any(|s| f[30..34] == s.0);
+        let reply = f.len() >= 38
+            && (f[30..34] == POOL
+                || backends
+                    .iter()
+                    .take(BACKEND_COUNT as usize)
+                    .any(|b| f[26..30] == b.address));
+        if to_service || reply {
             backlog += SERVICE_COST;
         }
         if backlog >= 1024 {
@@ -401,9 +459,18 @@ fn board_with_fast_path_equals_the_model() {
                     f.len() >= 38 && f[26..30] == c.client && f[34..36] == c.port.to_be_bytes()
                 }) {
                     c.backend = Some(backend);
+                    if c.service == 4 && out.len() >= 38 {
+                        // The frame leaves from the pool endpoint of the flow's slot.
+                        let addr = [out[26], out[27], out[28], out[29]];
+                        c.snat = Some((addr, u16::from_be_bytes([out[34], out[35]])));
+                        fullnat += 1;
+                    }
                 }
             }
-            Action::ToClient { .. } => returned += 1,
+            Action::ToClient { service, .. } => {
+                returned += 1;
+                fullnat_returned += usize::from(service == 4);
+            }
             _ => {}
         }
         match v.egress {
@@ -414,8 +481,9 @@ fn board_with_fast_path_equals_the_model() {
         into1.push(with_fcs(&f));
     }
     assert!(
-        forwarded >= 150 && returned >= 10,
-        "the traffic reaches the services ({forwarded} forwarded, {returned} returned)"
+        forwarded >= 150 && returned >= 20 && fullnat >= 20 && fullnat_returned >= 5,
+        "the traffic reaches the services ({forwarded} forwarded, {fullnat} by full NAT, \
+         {returned} returned, {fullnat_returned} by full NAT)"
     );
     into2.extend(std::iter::repeat_n(
         Vec::new(),
@@ -442,10 +510,10 @@ fn board_with_fast_path_equals_the_model() {
     ];
     indexes.extend((0..16).map(|i| counter::DROPS + i));
     indexes.extend((0..8).map(|i| counter::PUNTS + i));
-    for s in 0..4u32 {
+    for s in 0..SERVICE_COUNT as u32 {
         indexes.extend((0..5).map(|f| counter::SERVICE + s * 8 + f));
     }
-    for b in 0..9u32 {
+    for b in 0..BACKEND_COUNT {
         indexes.extend((0..4).map(|f| counter::BACKEND + b * 4 + f));
     }
     let mut reads = Vec::new();
@@ -509,8 +577,9 @@ fn board_with_fast_path_equals_the_model() {
         assert!(same(g, w), "reply {i}: {g:02x?} != {w:02x?}");
     }
     eprintln!(
-        "board with FastPath: {} frames in on port 1 ({forwarded} to backends, {returned} \
-         back to clients), {} out on port 1, {} punted on port 2, {} control replies",
+        "board with FastPath: {} frames in on port 1 ({forwarded} to backends, {fullnat} of \
+         them by full NAT; {returned} back to clients, {fullnat_returned} by full NAT), {} out \
+         on port 1, {} punted on port 2, {} control replies",
         into1.len() - pauses,
         on1.len(),
         punted.len(),
