@@ -45,9 +45,10 @@
 //! MAC (`res_mac`). An expired match is freed, released and counted as expired, a miss and
 //! an expired match are `NO_BACKEND` too. About 25 cycles.
 //!
-//! Latency: a hit takes about 25 cycles, a new flow about 47 (flow-table operations take
-//! 8 each, a ring selection 10, a backend read 3, an active-count update 5: the count RAM
-//! has a registered read and the saturating ±1 its own cycle, for timing).
+//! Latency: a hit takes about 26 cycles, a new flow about 48 (flow-table operations take
+//! 8 each, a ring selection 10, a backend read 4, an active-count update 5: for timing,
+//! the count RAM has a registered read and the saturating ±1 its own cycle, and the
+//! decisions on a backend word are registered before the state machine uses them).
 
 use rust_hdl::prelude::*;
 
@@ -222,6 +223,14 @@ pub struct Forward<const A: usize> {
     af: DualPortRam<Bits<32>, 8>,
     afq: DualPortRam<Bits<32>, 8>,
     af_sum: DFF<Bits<32>>,
+    // Decisions on the backend word, registered a cycle after the RAM's output (the
+    // `*Read` states wait three cycles): the flow keeps its backend (Up or Drain, same
+    // generation); its backend is in the table with the same generation (release); the
+    // backend has no MAC; the flow's backend is not `backend` (a reply's).
+    g_keep: DFF<Bit>,
+    g_same: DFF<Bit>,
+    g_nomac: DFF<Bit>,
+    g_other: DFF<Bit>,
     // Client MAC of every flow-table slot (slot = set × 4 + way; `4 << A` words behind a
     // 12-bit address, so A ≤ 10), written when a forward request inserts or refreshes
     // the flow, read by a reply.
@@ -348,6 +357,10 @@ impl<const A: usize> Forward<A> {
             af: DualPortRam::zeroed(),
             afq: DualPortRam::zeroed_distributed(),
             af_sum: Default::default(),
+            g_keep: Default::default(),
+            g_same: Default::default(),
+            g_nomac: Default::default(),
+            g_other: Default::default(),
             cp: Default::default(),
             cp_idx: Default::default(),
             cp_phase: Default::default(),
@@ -409,7 +422,8 @@ impl<const A: usize> Logic for Forward<A> {
         dff_setup!(
             self, clock, cp, cp_idx, cp_phase, dirty, rv1, rv2, ri1, ri2, req, svc, key, hash, tcp,
             flags, stateless, rd_wait, entry, slot, remove, kind, backend, new_flow, ev_lookup,
-            ev_insert, be_word, be_addr, af_idx, af_inc, af_back, ret, smac, cm_we, af_sum
+            ev_insert, be_word, be_addr, af_idx, af_inc, af_back, ret, smac, cm_we, af_sum, g_keep,
+            g_same, g_nomac, g_other
         );
         clock!(
             self,
@@ -608,6 +622,12 @@ impl<const A: usize> Logic for Forward<A> {
         } else if self.fin_rst.val() {
             self.new_state.next = 2.into();
         }
+        self.g_keep.d.next = ((self.be_state.val() == 1) | (self.be_state.val() == 3))
+            & (self.be_gen.val() == self.flow_gen.val());
+        self.g_same.d.next = (self.flow_backend.val().get_bits::<8>(8) == 0)
+            & (self.be_gen.val() == self.flow_gen.val());
+        self.g_nomac.d.next = self.be_active.read_data.val().get_bits::<48>(0) == 0;
+        self.g_other.d.next = self.flow_backend.val() != self.backend.q.val();
         self.af_cur.next = self.af.read_data.val();
         // The model's `saturating_add(1)` / `saturating_sub(1)`.
         self.af_new.next = self.af_cur.val();
@@ -706,7 +726,7 @@ impl<const A: usize> Logic for Forward<A> {
             }
             Req::HitRead => {
                 self.rd_wait.d.next = self.rd_wait.q.val() + 1;
-                if self.rd_wait.q.val() == 1 {
+                if self.rd_wait.q.val() == 2 {
                     self.req.d.next = Req::HitUse;
                 }
             }
@@ -715,9 +735,7 @@ impl<const A: usize> Logic for Forward<A> {
                 self.be_word.d.next = bit_cast::<128, 108>(self.be_active.read_data.val());
                 self.backend.d.next = self.flow_backend.val();
                 self.remove.d.next = true;
-                if ((self.be_state.val() == 1) | (self.be_state.val() == 3))
-                    & (self.be_gen.val() == self.flow_gen.val())
-                {
+                if self.g_keep.q.val() {
                     self.remove.d.next = false;
                 }
                 self.req.d.next = Req::WriteSend;
@@ -726,7 +744,7 @@ impl<const A: usize> Logic for Forward<A> {
                     // (no state check); it is refreshed, its client MAC read.
                     self.backend.d.next = self.backend.q.val();
                     self.remove.d.next = false;
-                    if self.flow_backend.val() != self.backend.q.val() {
+                    if self.g_other.q.val() {
                         self.kind.d.next = 1.into();
                         self.req.d.next = Req::Done;
                     }
@@ -745,9 +763,7 @@ impl<const A: usize> Logic for Forward<A> {
                         // Moved: release the old backend (generation still the same).
                         self.ev_lookup.d.next = 1.into();
                         self.req.d.next = Req::Miss;
-                        if (self.flow_backend.val().get_bits::<8>(8) == 0)
-                            & (self.be_gen.val() == self.flow_gen.val())
-                        {
+                        if self.g_same.q.val() {
                             self.af_idx.d.next = self.flow_backend.val().get_bits::<8>(0);
                             self.af_inc.d.next = false;
                             self.af_back.d.next = Req::Miss;
@@ -767,15 +783,13 @@ impl<const A: usize> Logic for Forward<A> {
             }
             Req::GoneRead => {
                 self.rd_wait.d.next = self.rd_wait.q.val() + 1;
-                if self.rd_wait.q.val() == 1 {
+                if self.rd_wait.q.val() == 2 {
                     self.req.d.next = Req::GoneUse;
                 }
             }
             Req::GoneUse => {
                 self.req.d.next = Req::Miss;
-                if (self.flow_backend.val().get_bits::<8>(8) == 0)
-                    & (self.be_gen.val() == self.flow_gen.val())
-                {
+                if self.g_same.q.val() {
                     self.af_idx.d.next = self.flow_backend.val().get_bits::<8>(0);
                     self.af_inc.d.next = false;
                     self.af_back.d.next = Req::Miss;
@@ -826,7 +840,7 @@ impl<const A: usize> Logic for Forward<A> {
             }
             Req::NewRead => {
                 self.rd_wait.d.next = self.rd_wait.q.val() + 1;
-                if self.rd_wait.q.val() == 1 {
+                if self.rd_wait.q.val() == 2 {
                     self.req.d.next = Req::NewUse;
                 }
             }
@@ -839,7 +853,7 @@ impl<const A: usize> Logic for Forward<A> {
                     | bit_cast::<171, 8>(self.be_gen.val());
                 self.remove.d.next = false;
                 self.req.d.next = Req::InsertSend;
-                if self.be_active.read_data.val().get_bits::<48>(0) == 0 {
+                if self.g_nomac.q.val() {
                     self.kind.d.next = 2.into();
                     self.req.d.next = Req::Done;
                 }
@@ -877,15 +891,13 @@ impl<const A: usize> Logic for Forward<A> {
             }
             Req::DispRead => {
                 self.rd_wait.d.next = self.rd_wait.q.val() + 1;
-                if self.rd_wait.q.val() == 1 {
+                if self.rd_wait.q.val() == 2 {
                     self.req.d.next = Req::DispUse;
                 }
             }
             Req::DispUse => {
                 // Release the displaced flow's backend, then count the new flow.
-                if (self.flow_backend.val().get_bits::<8>(8) == 0)
-                    & (self.be_gen.val() == self.flow_gen.val())
-                {
+                if self.g_same.q.val() {
                     self.af_idx.d.next = self.flow_backend.val().get_bits::<8>(0);
                     self.af_inc.d.next = false;
                     self.af_back.d.next = Req::AfRead;
