@@ -29,9 +29,8 @@
 //! then the key matches, the expiry
 //! flags and the six pairwise age comparisons (the oldest way is picked from those, not
 //! from a chain of compares: that chain limited the core to 42 MHz), then the decision
-//! is made and registered, then the chosen way's entry is picked (a cycle of its own:
-//! the chosen way fans out to a 171-bit mux), and the write back lands at the end of the
-//! first Result cycle: an operation takes 8 cycles plus the result hand-off. The next read is at
+//! is made and registered, and the write back lands at the end of the first Result
+//! cycle: an operation takes 7 cycles plus the result hand-off. The next read is at
 //! least two edges after the write, so there is no read-during-write hazard.
 
 use rust_hdl::prelude::*;
@@ -87,7 +86,6 @@ enum Phase {
     Compare,
     Rank,
     Decide,
-    Pick,
     Result,
 }
 
@@ -209,11 +207,6 @@ pub struct FlowTable<const A: usize> {
     res_kind_q: DFF<Bits<2>>,
     res_way_q: DFF<Bits<2>>,
     res_entry_q: DFF<Bits<171>>,
-    // The decision, registered before the way's entry is picked (timing: the chosen way
-    // drives a 171-bit 4:1 mux spread over the four RAMs' registers).
-    chosen_q: DFF<Bits<2>>,
-    chosen_kind_q: DFF<Bits<2>>,
-    write_q: DFF<Bit>,
 
     // Combinational helpers.
     new_entry: Signal<Local, Bits<171>>,
@@ -341,9 +334,6 @@ impl<const A: usize> FlowTable<A> {
             res_kind_q: Default::default(),
             res_way_q: Default::default(),
             res_entry_q: Default::default(),
-            chosen_q: Default::default(),
-            chosen_kind_q: Default::default(),
-            write_q: Default::default(),
             new_entry: Default::default(),
             age_now0: Default::default(),
             age_now1: Default::default(),
@@ -449,10 +439,7 @@ impl<const A: usize> Logic for FlowTable<A> {
             wdata,
             res_kind_q,
             res_way_q,
-            res_entry_q,
-            chosen_q,
-            chosen_kind_q,
-            write_q
+            res_entry_q
         );
         self.way0.clock.next = self.clock.val();
         self.way1.clock.next = self.clock.val();
@@ -743,36 +730,30 @@ impl<const A: usize> Logic for FlowTable<A> {
             }
             Phase::Decide => {
                 self.wdata.d.next = self.write_data.val();
-                self.chosen_q.d.next = self.chosen.val();
-                self.chosen_kind_q.d.next = self.chosen_kind.val();
-                self.write_q.d.next = self.write.val();
-                self.phase.d.next = Phase::Pick;
-            }
-            Phase::Pick => {
-                if self.write_q.q.val() {
-                    if self.chosen_q.q.val() == 0 {
+                if self.write.val() {
+                    if self.chosen.val() == 0 {
                         self.wen0.d.next = true;
                     }
-                    if self.chosen_q.q.val() == 1 {
+                    if self.chosen.val() == 1 {
                         self.wen1.d.next = true;
                     }
-                    if self.chosen_q.q.val() == 2 {
+                    if self.chosen.val() == 2 {
                         self.wen2.d.next = true;
                     }
-                    if self.chosen_q.q.val() == 3 {
+                    if self.chosen.val() == 3 {
                         self.wen3.d.next = true;
                     }
                 }
-                self.res_kind_q.d.next = self.chosen_kind_q.q.val();
-                self.res_way_q.d.next = self.chosen_q.q.val();
+                self.res_kind_q.d.next = self.chosen_kind.val();
+                self.res_way_q.d.next = self.chosen.val();
                 self.res_entry_q.d.next = self.data0.q.val();
-                if self.chosen_q.q.val() == 1 {
+                if self.chosen.val() == 1 {
                     self.res_entry_q.d.next = self.data1.q.val();
                 }
-                if self.chosen_q.q.val() == 2 {
+                if self.chosen.val() == 2 {
                     self.res_entry_q.d.next = self.data2.q.val();
                 }
-                if self.chosen_q.q.val() == 3 {
+                if self.chosen.val() == 3 {
                     self.res_entry_q.d.next = self.data3.q.val();
                 }
                 self.phase.d.next = Phase::Result;
@@ -1076,8 +1057,8 @@ mod tests {
     #[test]
     fn matches_set_associative_on_random_operations() {
         let cycles = random_operations(12_000, Traffic::SMOOTH, 11);
-        // Eight cycles per operation plus the result hand-off.
-        assert_eq!(cycles, 9 * 12_000);
+        // Seven cycles per operation plus the result hand-off.
+        assert_eq!(cycles, 8 * 12_000);
     }
 
     #[test]
