@@ -39,8 +39,8 @@
 //! displaced entry is released and counted as evicted or expired) and the backend's active
 //! count goes up (saturating, as the model's `u32`).
 //!
-//! The client MAC of every flow is kept per flow-table slot (four RAMs of `2^A × 48`, one
-//! per way): written when a forward request inserts or refreshes the flow (the model's
+//! The client MAC of every flow is kept per flow-table slot (one RAM of `4·2^A × 48`
+//! addressed by the slot: 6 DP16KD for `A = 9`, where a RAM per way took 8): written when a forward request inserts or refreshes the flow (the model's
 //! `client_mac = src_mac`).
 //!
 //! ## A return request (NAT reply, `req_return`)
@@ -66,15 +66,17 @@
 //! A forward request's result carries the flow's slot (`res_slot`): a full-NAT service's
 //! source endpoint is the pool address and port of the slot (`snat_endpoint`).
 //!
-//! Latency: a hit takes about 25 cycles, a new flow about 45 (flow-table operations take
-//! 8 each, a ring selection 10, a backend read 3, an active-count update 3); round robin
-//! adds 4 + 6 per member looked at instead of the ring's 10 (at most 196 with 32 members),
-//! weighted round robin 2 + 6 per member of the list (at most 194).
+//! Latency: a hit takes about 26 cycles, a new flow about 48 (flow-table operations take
+//! 8 each, a ring selection 10, a backend read 4, an active-count update 5: for timing,
+//! the count RAM has a registered read and the saturating ±1 its own cycle, and the
+//! decisions on a backend word are registered before the state machine uses them); round
+//! robin adds 4 + 6 per member looked at instead of the ring's 10 (at most 196 with 32
+//! members), weighted round robin 2 + 6 per member of the list (at most 194).
 
 use rust_hdl::prelude::*;
 
 use crate::flow_table::FlowTable;
-use crate::ram::SinglePortRam;
+use crate::ram::{DualPortRam, SinglePortRam};
 use crate::select::BackendSelect;
 
 /// Ring entries per service in hardware: the largest Maglev ring (`RING_SIZE`) the fast
@@ -138,6 +140,8 @@ enum Req {
     DispRead,
     DispUse,
     AfRead,
+    AfWait,
+    AfAdd,
     AfWrite,
     CmRd,
     CmUse,
@@ -243,7 +247,7 @@ pub struct Forward<const A: usize> {
     pub res_service: Signal<Out, Bits<4>>,
     /// The flow's slot (forward requests: the hit or inserted slot).
     pub res_slot: Signal<Out, Bits<16>>,
-    /// Backend whose active-flow count to show on `af_value` (the cycle after).
+    /// Backend whose active-flow count to show on `af_value` (two cycles after).
     pub af_index: Signal<In, Bits<8>>,
     /// Active flows of backend `af_index`.
     pub af_value: Signal<Out, Bits<32>>,
@@ -253,26 +257,36 @@ pub struct Forward<const A: usize> {
     // Backend words: 122:120 state, 119:112 generation, 111:96 weight, 95:64 address,
     // 63:48 port, 47:0 MAC.
     be_shadow: SinglePortRam<Bits<128>, 8>,
-    be_active: SinglePortRam<Bits<128>, 8>,
+    // The active bank: 123:108 weight (weighted round robin reads it), 106:104 state,
+    // 103:96 generation, 95:0 as above.
+    be_active: SinglePortRam<Bits<124>, 8>,
     /// 9-bit entries as in [`BackendSelect`]: bit 8 = not a backend (`EMPTY` or ≥ 256).
     ring_shadow: SinglePortRam<Bits<9>, 13>,
     // Active flows per backend, twice: one copy for the request machine, one for the
-    // counter reads (written together).
-    af: RAM<Bits<32>, 8>,
-    afq: RAM<Bits<32>, 8>,
-    // Client MAC of every flow-table slot (slot = set × 4 + way: one RAM per way),
-    // written when a forward request inserts or refreshes the flow, read by a reply.
-    cmac0: SinglePortRam<Bits<48>, A>,
-    cmac1: SinglePortRam<Bits<48>, A>,
-    cmac2: SinglePortRam<Bits<48>, A>,
-    cmac3: SinglePortRam<Bits<48>, A>,
+    // counter reads (written together; that one in distributed RAM: the LFE5U-25F has no
+    // block RAM to spare). Registered reads (two cycles): the update is read, wait, add
+    // into `af_sum`, write.
+    af: DualPortRam<Bits<32>, 8>,
+    afq: DualPortRam<Bits<32>, 8>,
+    af_sum: DFF<Bits<32>>,
+    // Decisions on the backend word, registered a cycle after the RAM's output (the
+    // `*Read` states wait three cycles): the flow keeps its backend (Up or Drain, same
+    // generation); its backend is in the table with the same generation (release); the
+    // backend has no MAC; the flow's backend is not `backend` (a reply's).
+    g_keep: DFF<Bit>,
+    g_same: DFF<Bit>,
+    g_nomac: DFF<Bit>,
+    g_other: DFF<Bit>,
+    // Client MAC of every flow-table slot (slot = set × 4 + way; `4 << A` words behind a
+    // 12-bit address, so A ≤ 10), written when a forward request inserts or refreshes
+    // the flow, read by a reply.
+    cmac: SinglePortRam<Bits<48>, 12>,
     ret: DFF<Bit>,
     // A slot read; its entry past its timeout.
     rd: DFF<Bit>,
     stale: DFF<Bit>,
     smac: DFF<Bits<48>>,
     cm_we: DFF<Bit>,
-    cm_data: Signal<Local, Bits<48>>,
 
     cp: DFF<Cp>,
     cp_idx: DFF<Bits<14>>,
@@ -346,11 +360,6 @@ impl<const A: usize> Default for Forward<A> {
 impl<const A: usize> Forward<A> {
     /// A forward path with empty tables (it clears the rings first, see the module doc).
     pub fn new() -> Self {
-        let zeros = || {
-            (0..256u64)
-                .map(|a| (Bits::from(a), Bits::<32>::default()))
-                .collect::<std::collections::BTreeMap<_, _>>()
-        };
         Forward {
             clock: Default::default(),
             table_write: Default::default(),
@@ -394,14 +403,10 @@ impl<const A: usize> Forward<A> {
             slot_in: Default::default(),
             fn_mask: Default::default(),
             fn_match: Default::default(),
-            cmac0: Default::default(),
-            cmac1: Default::default(),
-            cmac2: Default::default(),
-            cmac3: Default::default(),
+            cmac: SinglePortRam::with_depth(4 << A),
             ret: Default::default(),
             smac: Default::default(),
             cm_we: Default::default(),
-            cm_data: Default::default(),
             res_valid: Default::default(),
             res_ready: Default::default(),
             res_kind: Default::default(),
@@ -419,8 +424,13 @@ impl<const A: usize> Forward<A> {
             be_shadow: SinglePortRam::zeroed(),
             be_active: SinglePortRam::zeroed(),
             ring_shadow: SinglePortRam::default(),
-            af: RAM::new(zeros()),
-            afq: RAM::new(zeros()),
+            af: DualPortRam::zeroed(),
+            afq: DualPortRam::zeroed_distributed(),
+            af_sum: Default::default(),
+            g_keep: Default::default(),
+            g_same: Default::default(),
+            g_nomac: Default::default(),
+            g_other: Default::default(),
             cp: Default::default(),
             cp_idx: Default::default(),
             cp_phase: Default::default(),
@@ -486,7 +496,7 @@ impl<const A: usize> Logic for Forward<A> {
             self, clock, cp, cp_idx, cp_phase, dirty, rv1, rv2, ri1, ri2, req, svc, key, hash, tcp,
             flags, stateless, algo, src_hash, members, rd_wait, entry, slot, remove, kind, backend,
             new_flow, ev_lookup, ev_insert, be_word, be_addr, af_idx, af_inc, af_back, ret, smac,
-            cm_we, rd, stale
+            cm_we, rd, stale, af_sum, g_keep, g_same, g_nomac, g_other
         );
         clock!(
             self,
@@ -496,15 +506,10 @@ impl<const A: usize> Logic for Forward<A> {
             be_shadow,
             be_active,
             ring_shadow,
-            cmac0,
-            cmac1,
-            cmac2,
-            cmac3
+            cmac,
+            af,
+            afq
         );
-        self.af.read_clock.next = self.clock.val();
-        self.af.write_clock.next = self.clock.val();
-        self.afq.read_clock.next = self.clock.val();
-        self.afq.write_clock.next = self.clock.val();
 
         // ---- Shadow writes from the table port (model: backend `index as u16` < 256;
         // ring `index >> 20` < 16 and offset < RING_STRIDE).
@@ -542,7 +547,7 @@ impl<const A: usize> Logic for Forward<A> {
         // ---- Defaults of the request side.
         self.be_active.address.next = self.be_addr.q.val();
         self.be_active.write_enable.next = false;
-        self.be_active.write_data.next = self.be_shadow.read_data.val();
+        self.be_active.write_data.next = 0.into();
         self.af.read_address.next = self.af_idx.q.val();
         self.af.write_address.next = self.af_idx.q.val();
         self.af.write_enable.next = false;
@@ -608,6 +613,14 @@ impl<const A: usize> Logic for Forward<A> {
                 if self.cp_phase.q.val() == 2 {
                     self.cp_phase.d.next = 0.into();
                     self.be_active.write_enable.next = true;
+                    self.be_active.write_data.next =
+                        bit_cast::<124, 96>(self.be_shadow.read_data.val().get_bits::<96>(0))
+                            | (bit_cast::<124, 11>(
+                                self.be_shadow.read_data.val().get_bits::<11>(112),
+                            ) << 96)
+                            | (bit_cast::<124, 16>(
+                                self.be_shadow.read_data.val().get_bits::<16>(96),
+                            ) << 108);
                     self.select.table_write.next = true;
                     self.select.table_kind.next = 2.into();
                     self.select.table_index.next =
@@ -618,7 +631,7 @@ impl<const A: usize> Logic for Forward<A> {
                     self.af.write_address.next = self.cp_idx.q.val().get_bits::<8>(0);
                     if self.sh_free.val()
                         | (self.be_shadow.read_data.val().get_bits::<8>(112)
-                            != self.be_active.read_data.val().get_bits::<8>(112))
+                            != self.be_active.read_data.val().get_bits::<8>(96))
                     {
                         self.af.write_enable.next = true;
                         self.afq.write_enable.next = true;
@@ -672,8 +685,8 @@ impl<const A: usize> Logic for Forward<A> {
         self.flow_backend.next = self.entry.q.val().get_bits::<16>(8);
         self.flow_gen.next = self.entry.q.val().get_bits::<8>(0);
         self.flow_state.next = self.entry.q.val().get_bits::<2>(64);
-        self.be_state.next = self.be_active.read_data.val().get_bits::<3>(120);
-        self.be_gen.next = self.be_active.read_data.val().get_bits::<8>(112);
+        self.be_state.next = self.be_active.read_data.val().get_bits::<3>(104);
+        self.be_gen.next = self.be_active.read_data.val().get_bits::<8>(96);
         self.syn_only.next = (self.flags.q.val() & 0x17) == 0x02;
         self.fin_rst.next = (self.flags.q.val() & 0x05) != 0;
         // model `next_state(state, flags)` of the stored state.
@@ -694,6 +707,12 @@ impl<const A: usize> Logic for Forward<A> {
         } else if self.fin_rst.val() {
             self.new_state.next = 2.into();
         }
+        self.g_keep.d.next = ((self.be_state.val() == 1) | (self.be_state.val() == 3))
+            & (self.be_gen.val() == self.flow_gen.val());
+        self.g_same.d.next = (self.flow_backend.val().get_bits::<8>(8) == 0)
+            & (self.be_gen.val() == self.flow_gen.val());
+        self.g_nomac.d.next = self.be_active.read_data.val().get_bits::<48>(0) == 0;
+        self.g_other.d.next = self.flow_backend.val() != self.backend.q.val();
         self.af_cur.next = self.af.read_data.val();
         // The model's `saturating_add(1)` / `saturating_sub(1)`.
         self.af_new.next = self.af_cur.val();
@@ -726,7 +745,7 @@ impl<const A: usize> Logic for Forward<A> {
         self.select.s_valid.next = false;
         self.select.round_robin.next = self.algo.q.val() == 0;
         self.select.weighted.next = self.algo.q.val() == 1;
-        self.select.weight_data.next = self.be_active.read_data.val().get_bits::<16>(96);
+        self.select.weight_data.next = self.be_active.read_data.val().get_bits::<16>(108);
         self.select.service.next = self.svc.q.val();
         self.select.member_count.next = self.members.q.val();
         self.select.hash.next = self.hash.q.val();
@@ -767,30 +786,10 @@ impl<const A: usize> Logic for Forward<A> {
             & (self.be_active.read_data.val().get_bits::<16>(48)
                 == self.key.q.val().get_bits::<16>(16));
         // Client MACs: slot = set × 4 + way.
-        self.cmac0.address.next = self.slot.q.val().get_bits::<A>(2);
-        self.cmac1.address.next = self.slot.q.val().get_bits::<A>(2);
-        self.cmac2.address.next = self.slot.q.val().get_bits::<A>(2);
-        self.cmac3.address.next = self.slot.q.val().get_bits::<A>(2);
-        self.cmac0.write_data.next = self.smac.q.val();
-        self.cmac1.write_data.next = self.smac.q.val();
-        self.cmac2.write_data.next = self.smac.q.val();
-        self.cmac3.write_data.next = self.smac.q.val();
-        self.cmac0.write_enable.next =
-            self.cm_we.q.val() & (self.slot.q.val().get_bits::<2>(0) == 0);
-        self.cmac1.write_enable.next =
-            self.cm_we.q.val() & (self.slot.q.val().get_bits::<2>(0) == 1);
-        self.cmac2.write_enable.next =
-            self.cm_we.q.val() & (self.slot.q.val().get_bits::<2>(0) == 2);
-        self.cmac3.write_enable.next =
-            self.cm_we.q.val() & (self.slot.q.val().get_bits::<2>(0) == 3);
+        self.cmac.address.next = self.slot.q.val().get_bits::<12>(0);
+        self.cmac.write_data.next = self.smac.q.val();
+        self.cmac.write_enable.next = self.cm_we.q.val();
         self.cm_we.d.next = false;
-        self.cm_data.next = self.cmac0.read_data.val();
-        match self.slot.q.val().get_bits::<2>(0).index() {
-            1 => self.cm_data.next = self.cmac1.read_data.val(),
-            2 => self.cm_data.next = self.cmac2.read_data.val(),
-            3 => self.cm_data.next = self.cmac3.read_data.val(),
-            _ => {}
-        }
 
         match self.req.q.val() {
             Req::Idle => {
@@ -850,18 +849,16 @@ impl<const A: usize> Logic for Forward<A> {
             }
             Req::HitRead => {
                 self.rd_wait.d.next = self.rd_wait.q.val() + 1;
-                if self.rd_wait.q.val() == 1 {
+                if self.rd_wait.q.val() == 2 {
                     self.req.d.next = Req::HitUse;
                 }
             }
             Req::HitUse => {
                 // model: `backends[backend % 256]` keeps flows with the same generation.
-                self.be_word.d.next = self.be_active.read_data.val();
+                self.be_word.d.next = bit_cast::<128, 124>(self.be_active.read_data.val());
                 self.backend.d.next = self.flow_backend.val();
                 self.remove.d.next = true;
-                if ((self.be_state.val() == 1) | (self.be_state.val() == 3))
-                    & (self.be_gen.val() == self.flow_gen.val())
-                {
+                if self.g_keep.q.val() {
                     self.remove.d.next = false;
                 }
                 self.req.d.next = Req::WriteSend;
@@ -870,7 +867,7 @@ impl<const A: usize> Logic for Forward<A> {
                     // (no state check); it is refreshed, its client MAC read.
                     self.backend.d.next = self.backend.q.val();
                     self.remove.d.next = false;
-                    if self.flow_backend.val() != self.backend.q.val() {
+                    if self.g_other.q.val() {
                         self.kind.d.next = 1.into();
                         self.req.d.next = Req::Done;
                     }
@@ -934,9 +931,7 @@ impl<const A: usize> Logic for Forward<A> {
                             self.ev_lookup.d.next = 1.into();
                         }
                         self.req.d.next = Req::Miss;
-                        if (self.flow_backend.val().get_bits::<8>(8) == 0)
-                            & (self.be_gen.val() == self.flow_gen.val())
-                        {
+                        if self.g_same.q.val() {
                             self.af_idx.d.next = self.flow_backend.val().get_bits::<8>(0);
                             self.af_inc.d.next = false;
                             self.af_back.d.next = Req::Miss;
@@ -956,15 +951,13 @@ impl<const A: usize> Logic for Forward<A> {
             }
             Req::GoneRead => {
                 self.rd_wait.d.next = self.rd_wait.q.val() + 1;
-                if self.rd_wait.q.val() == 1 {
+                if self.rd_wait.q.val() == 2 {
                     self.req.d.next = Req::GoneUse;
                 }
             }
             Req::GoneUse => {
                 self.req.d.next = Req::Miss;
-                if (self.flow_backend.val().get_bits::<8>(8) == 0)
-                    & (self.be_gen.val() == self.flow_gen.val())
-                {
+                if self.g_same.q.val() {
                     self.af_idx.d.next = self.flow_backend.val().get_bits::<8>(0);
                     self.af_inc.d.next = false;
                     self.af_back.d.next = Req::Miss;
@@ -982,7 +975,7 @@ impl<const A: usize> Logic for Forward<A> {
                 self.be_word.d.next = (bit_cast::<128, 32>(self.key.q.val().get_bits::<32>(64))
                     << 64)
                     | (bit_cast::<128, 16>(self.key.q.val().get_bits::<16>(16)) << 48)
-                    | bit_cast::<128, 48>(self.cm_data.val());
+                    | bit_cast::<128, 48>(self.cmac.read_data.val());
                 self.kind.d.next = 0.into();
                 self.req.d.next = Req::Done;
             }
@@ -1021,12 +1014,12 @@ impl<const A: usize> Logic for Forward<A> {
             }
             Req::NewRead => {
                 self.rd_wait.d.next = self.rd_wait.q.val() + 1;
-                if self.rd_wait.q.val() == 1 {
+                if self.rd_wait.q.val() == 2 {
                     self.req.d.next = Req::NewUse;
                 }
             }
             Req::NewUse => {
-                self.be_word.d.next = self.be_active.read_data.val();
+                self.be_word.d.next = bit_cast::<128, 124>(self.be_active.read_data.val());
                 // The new entry: state, payload (service, backend, generation).
                 self.entry.d.next = (bit_cast::<171, 2>(self.new_state.val()) << 64)
                     | (bit_cast::<171, 4>(self.svc.q.val()) << 24)
@@ -1034,7 +1027,7 @@ impl<const A: usize> Logic for Forward<A> {
                     | bit_cast::<171, 8>(self.be_gen.val());
                 self.remove.d.next = false;
                 self.req.d.next = Req::InsertSend;
-                if self.be_active.read_data.val().get_bits::<48>(0) == 0 {
+                if self.g_nomac.q.val() {
                     self.kind.d.next = 2.into();
                     self.req.d.next = Req::Done;
                 }
@@ -1072,15 +1065,13 @@ impl<const A: usize> Logic for Forward<A> {
             }
             Req::DispRead => {
                 self.rd_wait.d.next = self.rd_wait.q.val() + 1;
-                if self.rd_wait.q.val() == 1 {
+                if self.rd_wait.q.val() == 2 {
                     self.req.d.next = Req::DispUse;
                 }
             }
             Req::DispUse => {
                 // Release the displaced flow's backend, then count the new flow.
-                if (self.flow_backend.val().get_bits::<8>(8) == 0)
-                    & (self.be_gen.val() == self.flow_gen.val())
-                {
+                if self.g_same.q.val() {
                     self.af_idx.d.next = self.flow_backend.val().get_bits::<8>(0);
                     self.af_inc.d.next = false;
                     self.af_back.d.next = Req::AfRead;
@@ -1088,13 +1079,20 @@ impl<const A: usize> Logic for Forward<A> {
                 self.req.d.next = Req::AfRead;
             }
             Req::AfRead => {
+                self.req.d.next = Req::AfWait;
+            }
+            Req::AfWait => {
+                self.req.d.next = Req::AfAdd;
+            }
+            Req::AfAdd => {
+                self.af_sum.d.next = self.af_new.val();
                 self.req.d.next = Req::AfWrite;
             }
             Req::AfWrite => {
                 self.af.write_enable.next = true;
                 self.afq.write_enable.next = true;
-                self.af.write_data.next = self.af_new.val();
-                self.afq.write_data.next = self.af_new.val();
+                self.af.write_data.next = self.af_sum.q.val();
+                self.afq.write_data.next = self.af_sum.q.val();
                 self.req.d.next = self.af_back.q.val();
                 if self.af_back.q.val() == Req::AfRead {
                     // The release of a displaced flow is done: now the new flow's count.

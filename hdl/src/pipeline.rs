@@ -104,7 +104,8 @@
 //! model must commit.
 //!
 //! ## Counters
-//! In one block RAM of 64-bit words (2048 × 64), updated by read-modify-write (4 cycles
+//! In one block RAM of 64-bit words (1024 × 64: backend fields 0–2 at field × 256 +
+//! slot, the other addresses at 0x300 + their low 8 bits), updated by read-modify-write (4 cycles
 //! per counter: the RAM's two-cycle read) after each verdict: `rx_frames` and the frame's class (`from_mcu`, the
 //! drop or punt reason). `COUNTER_SELECT` / `COUNTER_HI` / `COUNTER_LO` read them with
 //! the model's counter indexes ([`fulcrum_model::regmap::counter`]): a write to
@@ -243,7 +244,7 @@ pub struct FastPath<const A: usize> {
     fifo: FrameFifo<Bits<10>, 11>,
     hash: ToeplitzHash,
     rewrite: Rewrite,
-    counters: SinglePortRam<Bits<64>, 11>,
+    counters: SinglePortRam<Bits<64>, 10>,
     fwd: Forward<A>,
     nat: NatReply,
 
@@ -1215,7 +1216,8 @@ impl<const A: usize> Logic for FastPath<A> {
             self.csel_valid.next = true;
         }
         if (self.csel.q.val() >= 0x100) & (self.csel.q.val() < 0x180) {
-            self.csel_valid.next = true;
+            // Service fields 5..7 name nothing (their RAM words hold the refused count).
+            self.csel_valid.next = self.csel_low.val().get_bits::<3>(0) < 5;
             self.csel_addr.next = (self.csel_low.val() & 0x7F) | 0x80;
         }
         self.csel_af.next = false;
@@ -1227,7 +1229,16 @@ impl<const A: usize> Logic for FastPath<A> {
         }
         self.fwd.af_index.next = self.csel.q.val().get_bits::<8>(2);
         self.job_accept.next = false;
-        self.counters.address.next = self.eng_addr.q.val();
+        // RAM word (1,024, 4 DP16KD): a backend's packets / bytes / flows at field × 256 +
+        // slot (its active flows are the forward path's), any other address at 0x300 +
+        // its low 8 bits.
+        self.counters.address.next =
+            bit_cast::<10, 8>(bit_cast::<8, 11>(self.eng_addr.q.val())) | 0x300;
+        if self.eng_addr.q.val().get_bit(10) {
+            self.counters.address.next =
+                (bit_cast::<10, 2>(self.eng_addr.q.val().get_bits::<2>(0)) << 8)
+                    | bit_cast::<10, 8>(self.eng_addr.q.val().get_bits::<8>(2));
+        }
         self.counters.write_enable.next = false;
         self.counters.write_data.next =
             self.counters.read_data.val() + bit_cast::<64, 16>(self.eng_amount.q.val());

@@ -43,9 +43,23 @@ pub struct SinglePortRam<D: Synth, const N: usize> {
     pub write_enable: Signal<In, Bit>,
     _contents: BTreeMap<Bits<N>, D>,
     _stage: D,
+    // Words in the Verilog memory (0: all 2^N); see `with_depth`.
+    _depth: usize,
 }
 
 impl<D: Synth, const N: usize> SinglePortRam<D, N> {
+    /// An all-zero RAM of `depth` words (a power of two, at most `2^N`) behind an `N`-bit
+    /// address: for a depth that depends on a const generic (`4 << A`), which Rust cannot
+    /// put in the type. The Verilog memory has `depth` words, indexed by the address's
+    /// low bits; the address must stay below `depth`.
+    pub fn with_depth(depth: usize) -> Self {
+        assert!(depth.is_power_of_two() && depth <= 1 << N);
+        SinglePortRam {
+            _depth: depth,
+            ..Default::default()
+        }
+    }
+
     /// A RAM holding `contents` (missing words are zero).
     pub fn new(contents: BTreeMap<Bits<N>, D>) -> Self {
         SinglePortRam {
@@ -91,9 +105,20 @@ impl<D: Synth, const N: usize> Logic for SinglePortRam<D, N> {
         } else {
             format!("initial begin\n{}\nend\n", init.join("\n"))
         };
+        let depth = if self._depth == 0 {
+            1usize << N
+        } else {
+            self._depth
+        };
+        let bits = depth.trailing_zeros() as usize;
+        let index = if depth == 1 << N {
+            "address".to_string()
+        } else {
+            format!("address[{}:0]", bits.max(1) - 1)
+        };
         // Small RAMs (under 1 Kibit, e.g. 16 × 5 or 256 × 1) go to distributed RAM: a
         // DP16KD for each would spend a whole 18 Kibit block (the LFE5U-25F has 56).
-        let small = (1usize << N) * D::BITS < 1024;
+        let small = depth * D::BITS < 1024;
         let style = if small {
             "(* ram_style = \"distributed\" *) "
         } else {
@@ -107,22 +132,22 @@ reg [{top}:0] stage;
 {init}
 always @(posedge clock) begin
     if (write_enable) begin
-        mem[address] <= write_data;
+        mem[{index}] <= write_data;
     end
-    stage <= mem[address];
+    stage <= mem[{index}];
     read_data <= stage;
 end
 ",
             top = D::BITS - 1,
-            last = (1usize << N) - 1,
+            last = depth - 1,
         );
         // More than 512 words: behavioural only (yosys infers the block RAMs itself).
-        if N > 9 || small {
+        if bits > 9 || small {
             return Verilog::Custom(behavioural);
         }
         Verilog::Custom(format!(
             "`ifdef FULCRUM_ECP5_BRAM\n{}\n`else\n{behavioural}`endif\n",
-            ecp5_blocks(D::BITS, N),
+            ecp5_blocks(D::BITS, bits, "address", "address"),
         ))
     }
 
@@ -136,12 +161,142 @@ end
     }
 }
 
+/// A `2^N`-word RAM of `D` words with a write port and a read port on one clock, and a
+/// two-cycle registered read: at each rising edge the word at `read_address` is read into
+/// an internal register and the previous edge's word moves to `read_data`; then, if
+/// `write_enable`, the word at `write_address` becomes `write_data`. A read at the edge
+/// of a write to the same address returns the old word here but is **undefined** on the
+/// FPGA. Mapped as [`SinglePortRam`] (`DP16KD` with the output register under
+/// `FULCRUM_ECP5_BRAM`, at most 512 words).
+#[derive(LogicBlock, Default)]
+pub struct DualPortRam<D: Synth, const N: usize> {
+    /// The clock of both ports.
+    pub clock: Signal<In, Clock>,
+    /// The word to read.
+    pub read_address: Signal<In, Bits<N>>,
+    /// The word at `read_address` two edges ago.
+    pub read_data: Signal<Out, D>,
+    /// The word to write.
+    pub write_address: Signal<In, Bits<N>>,
+    /// Data to write.
+    pub write_data: Signal<In, D>,
+    /// Write `write_data` at this edge.
+    pub write_enable: Signal<In, Bit>,
+    _contents: BTreeMap<Bits<N>, D>,
+    _stage: D,
+    _distributed: bool,
+}
+
+impl<D: Synth, const N: usize> DualPortRam<D, N> {
+    /// As [`DualPortRam::zeroed`], but in distributed RAM (LUTs, `ram_style =
+    /// "distributed"`) instead of block RAM: for a table whose block RAM the device
+    /// cannot spare.
+    pub fn zeroed_distributed() -> Self {
+        DualPortRam {
+            _distributed: true,
+            ..Self::zeroed()
+        }
+    }
+
+    /// A RAM whose every word is zero, written out so the Verilog initialises it too.
+    pub fn zeroed() -> Self {
+        DualPortRam {
+            _contents: (0..1u64 << N)
+                .map(|a| (Bits::from(a), D::default()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+}
+
+impl<D: Synth, const N: usize> Logic for DualPortRam<D, N> {
+    fn update(&mut self) {
+        if self.clock.pos_edge() {
+            self.read_data.next = self._stage;
+            self._stage = self
+                ._contents
+                .get(&self.read_address.val())
+                .copied()
+                .unwrap_or_default();
+            if self.write_enable.val() {
+                self._contents
+                    .insert(self.write_address.val(), self.write_data.val());
+            }
+        }
+    }
+
+    fn connect(&mut self) {
+        self.read_data.connect();
+    }
+
+    fn hdl(&self) -> Verilog {
+        let init: Vec<String> = self
+            ._contents
+            .iter()
+            .map(|(a, d)| format!("    mem[{}] = {};", a.verilog(), d.verilog()))
+            .collect();
+        let init = if init.is_empty() {
+            String::new()
+        } else {
+            format!("initial begin\n{}\nend\n", init.join("\n"))
+        };
+        let style = if self._distributed {
+            "(* ram_style = \"distributed\" *) "
+        } else {
+            ""
+        };
+        let behavioural = format!(
+            "\
+{style}reg [{top}:0] mem[{last}:0];
+reg [{top}:0] stage;
+
+{init}
+always @(posedge clock) begin
+    if (write_enable) begin
+        mem[write_address] <= write_data;
+    end
+    stage <= mem[read_address];
+    read_data <= stage;
+end
+",
+            top = D::BITS - 1,
+            last = (1usize << N) - 1,
+        );
+        if N > 9 || self._distributed {
+            return Verilog::Custom(behavioural);
+        }
+        Verilog::Custom(format!(
+            "`ifdef FULCRUM_ECP5_BRAM\n{}\n`else\n{behavioural}`endif\n",
+            ecp5_blocks(D::BITS, N, "write_address", "read_address"),
+        ))
+    }
+
+    fn timing(&self) -> Vec<TimingInfo> {
+        vec![TimingInfo {
+            name: "dual_port_ram".into(),
+            clock: "clock".into(),
+            inputs: vec![
+                "read_address".into(),
+                "write_address".into(),
+                "write_data".into(),
+                "write_enable".into(),
+            ],
+            outputs: vec!["read_data".into()],
+        }]
+    }
+}
+
 /// `DP16KD` blocks in 512 × 36 pseudo-dual-port mode with the read port's output
 /// register, for `width` bits and `address_bits` (at most 9) address bits. The pins
 /// follow yosys's `$__PDPW16KD_` mapping: port A writes (ADA0..3 are the byte enables,
 /// the word address is on ADA5..13), port B reads (word address on ADB5..13); data bits
 /// 0..17 are on the A pins, 18..35 on the B pins. Contents start as zero.
-fn ecp5_blocks(width: usize, address_bits: usize) -> String {
+fn ecp5_blocks(
+    width: usize,
+    address_bits: usize,
+    write_address: &str,
+    read_address: &str,
+) -> String {
     if address_bits > 9 {
         return "`error \"FULCRUM_ECP5_BRAM: more than 512 words is not mapped\"".into();
     }
@@ -171,9 +326,10 @@ fn ecp5_blocks(width: usize, address_bits: usize) -> String {
             let (pa, pb) = match a {
                 0..=3 => ("1'b1".to_string(), "1'b0".to_string()),
                 4 => ("1'b0".to_string(), "1'b0".to_string()),
-                _ if a - 5 < address_bits => {
-                    (format!("address[{}]", a - 5), format!("address[{}]", a - 5))
-                }
+                _ if a - 5 < address_bits => (
+                    format!("{write_address}[{}]", a - 5),
+                    format!("{read_address}[{}]", a - 5),
+                ),
                 _ => ("1'b0".to_string(), "1'b0".to_string()),
             };
             pins.push(format!(".ADA{a}({pa})"));
@@ -194,4 +350,67 @@ fn ecp5_blocks(width: usize, address_bits: usize) -> String {
         );
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::{Rng, settle, tick};
+
+    /// Random writes and reads on both ports against an array with the documented
+    /// semantics: `read_data` is the word at the read address two edges ago, read before
+    /// that edge's write.
+    fn dual_port_matches_an_array(mut uut: DualPortRam<Bits<32>, 8>, seed: u64) {
+        uut.connect_all();
+        let mut rng = Rng::new(seed);
+        let mut array = [0u64; 256];
+        let mut pipe = [0u64; 2];
+        for cycle in 0..4000 {
+            let (ra, wa) = (rng.below(256), rng.below(256));
+            let we = rng.chance(400);
+            let wd = rng.next_u64() & 0xFFFF_FFFF;
+            uut.read_address.next = ra.into();
+            uut.write_address.next = wa.into();
+            uut.write_enable.next = we;
+            uut.write_data.next = wd.into();
+            settle(&mut uut);
+            tick(&mut uut, |u| &mut u.clock);
+            pipe = [array[ra as usize], pipe[0]];
+            if we {
+                array[wa as usize] = wd;
+            }
+            if cycle >= 2 {
+                assert_eq!(
+                    uut.read_data.val(),
+                    Bits::<32>::from(pipe[1]),
+                    "cycle {cycle}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn dual_port_ram_reads_two_edges_late() {
+        dual_port_matches_an_array(DualPortRam::zeroed(), 1);
+        dual_port_matches_an_array(DualPortRam::zeroed_distributed(), 2);
+    }
+
+    #[test]
+    fn verilog_follows_the_depth_and_the_style() {
+        let deep = SinglePortRam::<Bits<48>, 12>::with_depth(2048).hdl();
+        let Verilog::Custom(deep) = deep else {
+            panic!("custom Verilog expected");
+        };
+        assert!(deep.contains("mem[2047:0]") && deep.contains("mem[address[10:0]]"));
+        assert!(!deep.contains("DP16KD"), "2,048 words are left to yosys");
+        let Verilog::Custom(blocks) = DualPortRam::<Bits<32>, 8>::zeroed().hdl() else {
+            panic!("custom Verilog expected");
+        };
+        assert!(blocks.contains("DP16KD") && blocks.contains(".ADA5(write_address[0])"));
+        assert!(blocks.contains(".ADB5(read_address[0])"));
+        let Verilog::Custom(lut) = DualPortRam::<Bits<32>, 8>::zeroed_distributed().hdl() else {
+            panic!("custom Verilog expected");
+        };
+        assert!(lut.contains("ram_style = \"distributed\"") && !lut.contains("DP16KD"));
+    }
 }
