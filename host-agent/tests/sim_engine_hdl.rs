@@ -170,45 +170,16 @@ mac = "02:00:00:00:01:0d"
 /// the backends with the source set to a pool address and the port of the flow's
 /// flow-table slot, and the backends' replies to that address and port back to the
 /// client from the VIP (the full-NAT return path).
-const FULLNAT_CONFIG: &str = r#"
-[appliance]
-name = "edge-hdl"
-mac = "02:00:00:00:00:01"
-address = "10.0.0.2"
-prefix = 16
-maglev_ring_size = 251
-snat_pool = ["10.0.0.250"]
-snat_port_base = 1024
-[appliance.flow_table]
-sets = 512
-ways = 4
-
-[[service]]
-name = "web"
-vip = "10.0.0.100"
-protocol = "tcp"
-port = 80
-mode = "fullnat"
-algorithm = "maglev"
-[service.health]
-kind = "none"
-
-[[service.backend]]
-name = "web-1"
-address = "10.0.1.11"
-port = 8080
-mac = "02:00:00:00:01:0b"
-[[service.backend]]
-name = "web-2"
-address = "10.0.1.12"
-port = 8080
-mac = "02:00:00:00:01:0c"
-[[service.backend]]
-name = "web-3"
-address = "10.0.1.13"
-port = 8080
-mac = "02:00:00:00:01:0d"
-"#;
+fn fullnat_config() -> String {
+    let config = NAT_CONFIG
+        .replace("mode = \"nat\"", "mode = \"fullnat\"")
+        .replace(
+            "maglev_ring_size = 251\n",
+            "maglev_ring_size = 251\nsnat_pool = [\"10.0.0.250\"]\nsnat_port_base = 1024\n",
+        );
+    assert!(config.contains("\"fullnat\"") && config.contains("snat_pool"));
+    config
+}
 
 fn sim(config: &std::path::Path, engine: &str) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_fulcrum"))
@@ -370,7 +341,7 @@ fn hdl_engine_forwards_nat_both_ways_like_the_model() {
     ignore = "release only: the rust-hdl simulation is ~30x slower in debug"
 )]
 fn hdl_engine_forwards_fullnat_both_ways_like_the_model() {
-    let (model, hdl) = both_engines("fullnat", FULLNAT_CONFIG);
+    let (model, hdl) = both_engines("fullnat", &fullnat_config());
     for (name, run) in [("model", &model), ("hdl", &hdl)] {
         let web = &run["services"][0];
         assert_eq!(web["sent"], 18, "{name}: {web}");
