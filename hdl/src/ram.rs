@@ -95,16 +95,7 @@ impl<D: Synth, const N: usize> Logic for SinglePortRam<D, N> {
     }
 
     fn hdl(&self) -> Verilog {
-        let init: Vec<String> = self
-            ._contents
-            .iter()
-            .map(|(a, d)| format!("    mem[{}] = {};", a.verilog(), d.verilog()))
-            .collect();
-        let init = if init.is_empty() {
-            String::new()
-        } else {
-            format!("initial begin\n{}\nend\n", init.join("\n"))
-        };
+        let init = initial_block(&self._contents);
         let depth = if self._depth == 0 {
             1usize << N
         } else {
@@ -230,16 +221,7 @@ impl<D: Synth, const N: usize> Logic for DualPortRam<D, N> {
     }
 
     fn hdl(&self) -> Verilog {
-        let init: Vec<String> = self
-            ._contents
-            .iter()
-            .map(|(a, d)| format!("    mem[{}] = {};", a.verilog(), d.verilog()))
-            .collect();
-        let init = if init.is_empty() {
-            String::new()
-        } else {
-            format!("initial begin\n{}\nend\n", init.join("\n"))
-        };
+        let init = initial_block(&self._contents);
         let style = if self._distributed {
             "(* ram_style = \"distributed\" *) "
         } else {
@@ -291,6 +273,19 @@ end
 /// follow yosys's `$__PDPW16KD_` mapping: port A writes (ADA0..3 are the byte enables,
 /// the word address is on ADA5..13), port B reads (word address on ADB5..13); data bits
 /// 0..17 are on the A pins, 18..35 on the B pins. Contents start as zero.
+/// The `initial` block that loads a RAM's initial contents (empty when there are none).
+fn initial_block<const N: usize, D: Synth>(contents: &BTreeMap<Bits<N>, D>) -> String {
+    let init: Vec<String> = contents
+        .iter()
+        .map(|(a, d)| format!("    mem[{}] = {};", a.verilog(), d.verilog()))
+        .collect();
+    if init.is_empty() {
+        String::new()
+    } else {
+        format!("initial begin\n{}\nend\n", init.join("\n"))
+    }
+}
+
 fn ecp5_blocks(
     width: usize,
     address_bits: usize,
