@@ -9,7 +9,8 @@
 //! ring RAM; service entries (table 1) are the controller's. A `commit` strobe starts the
 //! copy of the shadow bank into the active one, as `Pipeline::commit_banks`:
 //!
-//! - every backend entry (3 cycles each, 768 in all): the active RAM gets the shadow word,
+//! - every backend entry (4 cycles each, 1,024 in all; both banks are one RAM with one
+//!   read port): the active bank gets the shadow word,
 //!   the selection unit's eligibility bit is rewritten, and the backend's active-flow count
 //!   is zeroed when its generation changes or the new state is `Free` (any code but 1–4);
 //! - then the ring of every service written since the last commit (1 cycle per entry,
@@ -17,7 +18,7 @@
 //! - at the same time the selection unit copies its member lists (table 3 writes go to
 //!   its shadow bank) and resets the round-robin cursors of changed services
 //!   and weighted `current`s of changed services (`svc_changed` from the controller, and
-//!   changed lists): 33 cycles when no list was written, at most 2,049.
+//!   changed lists): 33 cycles when no list was written, at most 2,561.
 //!
 //! `busy` is high while copying; the controller holds its commit (and `STATUS.0`) until it
 //! falls, so the writer must not write tables while `STATUS.0` is set (the data path never
@@ -251,15 +252,30 @@ pub struct Forward<const A: usize> {
     pub af_index: Signal<In, Bits<8>>,
     /// Active flows of backend `af_index`.
     pub af_value: Signal<Out, Bits<32>>,
+    /// The NAT return unit reads the active backend table and member lists (while it
+    /// rebuilds its reply table after a commit, when no request is in flight): the read
+    /// ports take `ext_be_addr` / `ext_mem_addr` instead of the request machine's.
+    pub ext_read: Signal<In, Bit>,
+    /// Backend to read (active bank) while `ext_read`.
+    pub ext_be_addr: Signal<In, Bits<8>>,
+    /// Its word (layout of the backend RAM, see `be`), two edges after the address.
+    pub ext_be_data: Signal<Out, Bits<128>>,
+    /// Member-list entry to read (active bank, `service << 5 | position`) while
+    /// `ext_read`.
+    pub ext_mem_addr: Signal<In, Bits<9>>,
+    /// Its entry, two edges after the address.
+    pub ext_mem_data: Signal<Out, Bits<16>>,
 
     flows: FlowTable<A>,
     select: BackendSelect,
-    // Backend words: 122:120 state, 119:112 generation, 111:96 weight, 95:64 address,
-    // 63:48 port, 47:0 MAC.
-    be_shadow: SinglePortRam<Bits<128>, 8>,
-    // The active bank: 123:108 weight (weighted round robin reads it), 106:104 state,
-    // 103:96 generation, 95:0 as above.
-    be_active: SinglePortRam<Bits<124>, 8>,
+    // Backend words, both banks in one RAM (address bit 8: 0 shadow, 1 active; a bank of
+    // 256 words alone would fill half of its 4 `DP16KD`): 122:120 state, 119:112
+    // generation, 111:96 weight, 95:64 address, 63:48 port, 47:0 MAC. The table port
+    // writes the shadow bank, the copy at a commit the active one; the read port serves
+    // the request machine, the copy and, while `ext_read`, the NAT return unit.
+    be: DualPortRam<Bits<128>, 9>,
+    // The shadow word of the entry being copied.
+    cp_sh: DFF<Bits<128>>,
     /// 9-bit entries as in [`BackendSelect`]: bit 8 = not a backend (`EMPTY` or ≥ 256).
     ring_shadow: SinglePortRam<Bits<9>, 13>,
     // Active flows per backend, twice: one copy for the request machine, one for the
@@ -329,6 +345,7 @@ pub struct Forward<const A: usize> {
     ring_word: Signal<Local, Bits<9>>,
     wr_word: Signal<Local, Bits<128>>,
     sh_state: Signal<Local, Bits<3>>,
+    bank1: Signal<Local, Bits<9>>,
     sh_free: Signal<Local, Bit>,
     flow_backend: Signal<Local, Bits<16>>,
     flow_gen: Signal<Local, Bits<8>>,
@@ -421,8 +438,14 @@ impl<const A: usize> Forward<A> {
             af_value: Default::default(),
             flows: FlowTable::new(),
             select: BackendSelect::new(),
-            be_shadow: SinglePortRam::zeroed(),
-            be_active: SinglePortRam::zeroed(),
+            be: DualPortRam::zeroed(),
+            cp_sh: Default::default(),
+            bank1: Default::default(),
+            ext_read: Default::default(),
+            ext_be_addr: Default::default(),
+            ext_be_data: Default::default(),
+            ext_mem_addr: Default::default(),
+            ext_mem_data: Default::default(),
             ring_shadow: SinglePortRam::default(),
             af: DualPortRam::zeroed(),
             afq: DualPortRam::zeroed_distributed(),
@@ -496,20 +519,9 @@ impl<const A: usize> Logic for Forward<A> {
             self, clock, cp, cp_idx, cp_phase, dirty, rv1, rv2, ri1, ri2, req, svc, key, hash, tcp,
             flags, stateless, algo, src_hash, members, rd_wait, entry, slot, remove, kind, backend,
             new_flow, ev_lookup, ev_insert, be_word, be_addr, af_idx, af_inc, af_back, ret, smac,
-            cm_we, rd, stale, af_sum, g_keep, g_same, g_nomac, g_other
+            cm_we, rd, stale, af_sum, g_keep, g_same, g_nomac, g_other, cp_sh
         );
-        clock!(
-            self,
-            clock,
-            flows,
-            select,
-            be_shadow,
-            be_active,
-            ring_shadow,
-            cmac,
-            af,
-            afq
-        );
+        clock!(self, clock, flows, select, be, ring_shadow, cmac, af, afq);
 
         // ---- Shadow writes from the table port (model: backend `index as u16` < 256;
         // ring `index >> 20` < 16 and offset < RING_STRIDE).
@@ -532,9 +544,10 @@ impl<const A: usize> Logic for Forward<A> {
             | (bit_cast::<128, 32>(self.table_data1.val()) << 64)
             | (bit_cast::<128, 32>(self.table_data2.val()) << 32)
             | bit_cast::<128, 32>(self.table_data3.val());
-        self.be_shadow.address.next = self.table_index.val().get_bits::<8>(0);
-        self.be_shadow.write_data.next = self.wr_word.val();
-        self.be_shadow.write_enable.next = self.table_be.val();
+        self.bank1.next = bit_cast::<9, 1>(true.into()) << 8;
+        self.be.write_address.next = bit_cast::<9, 8>(self.table_index.val().get_bits::<8>(0));
+        self.be.write_data.next = self.wr_word.val();
+        self.be.write_enable.next = self.table_be.val();
         self.ring_shadow.address.next = self.ring_addr.val();
         self.ring_shadow.write_data.next = self.ring_word.val();
         self.ring_shadow.write_enable.next = self.table_ring.val();
@@ -545,9 +558,18 @@ impl<const A: usize> Logic for Forward<A> {
         }
 
         // ---- Defaults of the request side.
-        self.be_active.address.next = self.be_addr.q.val();
-        self.be_active.write_enable.next = false;
-        self.be_active.write_data.next = 0.into();
+        // The request machine reads the active bank at `be_rd` (`be_addr`, or the
+        // weight of a member for weighted round robin); the NAT return unit, while it
+        // rebuilds its table after a commit (no request is in flight then), at its own
+        // address.
+        self.be.read_address.next = self.bank1.val() | bit_cast::<9, 8>(self.be_addr.q.val());
+        if self.ext_read.val() {
+            self.be.read_address.next = self.bank1.val() | bit_cast::<9, 8>(self.ext_be_addr.val());
+        }
+        self.ext_be_data.next = self.be.read_data.val();
+        self.select.ext_read.next = self.ext_read.val();
+        self.select.ext_mem_addr.next = self.ext_mem_addr.val();
+        self.ext_mem_data.next = self.select.ext_mem_data.val();
         self.af.read_address.next = self.af_idx.q.val();
         self.af.write_address.next = self.af_idx.q.val();
         self.af.write_enable.next = false;
@@ -572,7 +594,7 @@ impl<const A: usize> Logic for Forward<A> {
         self.select.changed.next = self.svc_changed.val();
 
         // ---- Clear after reset, copy at a commit.
-        self.sh_state.next = self.be_shadow.read_data.val().get_bits::<3>(120);
+        self.sh_state.next = self.cp_sh.q.val().get_bits::<3>(120);
         self.sh_free.next = (self.sh_state.val() == 0) | (self.sh_state.val() > 4);
         self.ring_svc.next = self.cp_idx.q.val().get_bits::<4>(9);
         // (A local: rust-hdl's Verilog cannot slice an expression.)
@@ -605,33 +627,37 @@ impl<const A: usize> Logic for Forward<A> {
                 }
             }
             Cp::Backend => {
-                // Entry cp_idx: addressed for three cycles, copied in the third.
-                self.be_shadow.address.next = self.cp_idx.q.val().get_bits::<8>(0);
-                self.be_shadow.write_enable.next = false;
-                self.be_active.address.next = self.cp_idx.q.val().get_bits::<8>(0);
-                self.cp_phase.d.next = self.cp_phase.q.val() + 1;
+                // Entry cp_idx in four cycles: read the shadow word (phase 0), then the
+                // active one (phase 1); keep the shadow word (phase 2); write it into the
+                // active bank (phase 3). Table writes wait (the writer waits for
+                // `STATUS.0` anyway).
+                self.be.write_enable.next = false;
+                self.be.read_address.next =
+                    self.bank1.val() | bit_cast::<9, 8>(self.cp_idx.q.val().get_bits::<8>(0));
+                if self.cp_phase.q.val() == 0 {
+                    self.be.read_address.next =
+                        bit_cast::<9, 8>(self.cp_idx.q.val().get_bits::<8>(0));
+                }
                 if self.cp_phase.q.val() == 2 {
-                    self.cp_phase.d.next = 0.into();
-                    self.be_active.write_enable.next = true;
-                    self.be_active.write_data.next =
-                        bit_cast::<124, 96>(self.be_shadow.read_data.val().get_bits::<96>(0))
-                            | (bit_cast::<124, 11>(
-                                self.be_shadow.read_data.val().get_bits::<11>(112),
-                            ) << 96)
-                            | (bit_cast::<124, 16>(
-                                self.be_shadow.read_data.val().get_bits::<16>(96),
-                            ) << 108);
+                    self.cp_sh.d.next = self.be.read_data.val();
+                }
+                self.cp_phase.d.next = self.cp_phase.q.val() + 1;
+                if self.cp_phase.q.val() == 3 {
+                    self.be.write_address.next =
+                        self.bank1.val() | bit_cast::<9, 8>(self.cp_idx.q.val().get_bits::<8>(0));
+                    self.be.write_data.next = self.cp_sh.q.val();
+                    self.be.write_enable.next = true;
                     self.select.table_write.next = true;
                     self.select.table_kind.next = 2.into();
                     self.select.table_index.next =
                         bit_cast::<28, 8>(self.cp_idx.q.val().get_bits::<8>(0));
                     self.select.table_data0.next = (bit_cast::<32, 3>(self.sh_state.val()) << 29)
-                        | bit_cast::<32, 16>(self.be_shadow.read_data.val().get_bits::<16>(96));
+                        | bit_cast::<32, 16>(self.cp_sh.q.val().get_bits::<16>(96));
                     self.afq.write_address.next = self.cp_idx.q.val().get_bits::<8>(0);
                     self.af.write_address.next = self.cp_idx.q.val().get_bits::<8>(0);
                     if self.sh_free.val()
-                        | (self.be_shadow.read_data.val().get_bits::<8>(112)
-                            != self.be_active.read_data.val().get_bits::<8>(96))
+                        | (self.cp_sh.q.val().get_bits::<8>(112)
+                            != self.be.read_data.val().get_bits::<8>(112))
                     {
                         self.af.write_enable.next = true;
                         self.afq.write_enable.next = true;
@@ -685,8 +711,8 @@ impl<const A: usize> Logic for Forward<A> {
         self.flow_backend.next = self.entry.q.val().get_bits::<16>(8);
         self.flow_gen.next = self.entry.q.val().get_bits::<8>(0);
         self.flow_state.next = self.entry.q.val().get_bits::<2>(64);
-        self.be_state.next = self.be_active.read_data.val().get_bits::<3>(104);
-        self.be_gen.next = self.be_active.read_data.val().get_bits::<8>(96);
+        self.be_state.next = self.be.read_data.val().get_bits::<3>(120);
+        self.be_gen.next = self.be.read_data.val().get_bits::<8>(112);
         self.syn_only.next = (self.flags.q.val() & 0x17) == 0x02;
         self.fin_rst.next = (self.flags.q.val() & 0x05) != 0;
         // model `next_state(state, flags)` of the stored state.
@@ -711,7 +737,7 @@ impl<const A: usize> Logic for Forward<A> {
             & (self.be_gen.val() == self.flow_gen.val());
         self.g_same.d.next = (self.flow_backend.val().get_bits::<8>(8) == 0)
             & (self.be_gen.val() == self.flow_gen.val());
-        self.g_nomac.d.next = self.be_active.read_data.val().get_bits::<48>(0) == 0;
+        self.g_nomac.d.next = self.be.read_data.val().get_bits::<48>(0) == 0;
         self.g_other.d.next = self.flow_backend.val() != self.backend.q.val();
         self.af_cur.next = self.af.read_data.val();
         // The model's `saturating_add(1)` / `saturating_sub(1)`.
@@ -745,7 +771,7 @@ impl<const A: usize> Logic for Forward<A> {
         self.select.s_valid.next = false;
         self.select.round_robin.next = self.algo.q.val() == 0;
         self.select.weighted.next = self.algo.q.val() == 1;
-        self.select.weight_data.next = self.be_active.read_data.val().get_bits::<16>(108);
+        self.select.weight_data.next = self.be.read_data.val().get_bits::<16>(96);
         self.select.service.next = self.svc.q.val();
         self.select.member_count.next = self.members.q.val();
         self.select.hash.next = self.hash.q.val();
@@ -781,10 +807,8 @@ impl<const A: usize> Logic for Forward<A> {
         self.fn_match.next = self.fn_mask.val().get_bit(0)
             & (self.entry.q.val().get_bits::<8>(162) == self.key.q.val().get_bits::<8>(96))
             & (self.be_gen.val() == self.flow_gen.val())
-            & (self.be_active.read_data.val().get_bits::<32>(64)
-                == self.key.q.val().get_bits::<32>(64))
-            & (self.be_active.read_data.val().get_bits::<16>(48)
-                == self.key.q.val().get_bits::<16>(16));
+            & (self.be.read_data.val().get_bits::<32>(64) == self.key.q.val().get_bits::<32>(64))
+            & (self.be.read_data.val().get_bits::<16>(48) == self.key.q.val().get_bits::<16>(16));
         // Client MACs: slot = set × 4 + way.
         self.cmac.address.next = self.slot.q.val().get_bits::<12>(0);
         self.cmac.write_data.next = self.smac.q.val();
@@ -855,7 +879,7 @@ impl<const A: usize> Logic for Forward<A> {
             }
             Req::HitUse => {
                 // model: `backends[backend % 256]` keeps flows with the same generation.
-                self.be_word.d.next = bit_cast::<128, 124>(self.be_active.read_data.val());
+                self.be_word.d.next = self.be.read_data.val();
                 self.backend.d.next = self.flow_backend.val();
                 self.remove.d.next = true;
                 if self.g_keep.q.val() {
@@ -1000,7 +1024,8 @@ impl<const A: usize> Logic for Forward<A> {
             }
             Req::SelectWait => {
                 // Weighted round robin reads the weights of the active backend table.
-                self.be_active.address.next = self.select.weight_index.val();
+                self.be.read_address.next =
+                    self.bank1.val() | bit_cast::<9, 8>(self.select.weight_index.val());
                 if self.select.m_valid.val() {
                     self.backend.d.next = self.select.backend.val();
                     self.be_addr.d.next = self.select.backend.val().get_bits::<8>(0);
@@ -1019,7 +1044,7 @@ impl<const A: usize> Logic for Forward<A> {
                 }
             }
             Req::NewUse => {
-                self.be_word.d.next = bit_cast::<128, 124>(self.be_active.read_data.val());
+                self.be_word.d.next = self.be.read_data.val();
                 // The new entry: state, payload (service, backend, generation).
                 self.entry.d.next = (bit_cast::<171, 2>(self.new_state.val()) << 64)
                     | (bit_cast::<171, 4>(self.svc.q.val()) << 24)

@@ -8,14 +8,15 @@
 //! active tables, which change only at a commit, so the scan is done **once per commit**
 //! here, and a frame only probes its result:
 //!
-//! - the unit keeps its own shadow copy of what the scan reads, written from the register
-//!   block's table port: per service (table 1) valid & NAT, UDP, member count; the member
-//!   lists (table 3, 16 × 32, reset to `NO_BACKEND` like the model's); per backend
-//!   (table 2) not-`Free`, address and port. At a commit the shadow bank becomes the
-//!   active one, so the scan of the shadow bank is the scan of the new active bank;
+//! - the unit keeps its own copy of the service fields the scan reads, written from the
+//!   register block's table port: per service (table 1) valid & NAT, UDP, member count
+//!   (16 × 8, distributed RAM). The member lists and the backends (not `Free`, address,
+//!   port) it reads from the owner's active banks ([`crate::forward::Forward`]'s `ext_*`
+//!   ports) after the owner has copied them at the commit (`tables_busy` low), so they
+//!   hold what the model's new active bank holds;
 //! - at a `commit` strobe the reply table (1,024 entries, open addressing with linear
 //!   probing, keyed by (UDP, address, port), 70 bits: valid, key, service, member) is
-//!   cleared (1,024 cycles), then the services and members are visited in the model's
+//!   cleared (1,024 cycles), then, once the owner's copy is done, the services and members are visited in the model's
 //!   order and each match is inserted unless its key is already there (the first in
 //!   scan order wins, as in the model). At most 16 × 32 = 512 keys go into 1,024 entries,
 //!   so a probe always ends at an empty entry. About 1,024 + 20 per member cycles;
@@ -25,8 +26,8 @@
 //! `busy` is high while clearing and building; the controller holds the commit
 //! (`STATUS.0`) until it falls, like the forward path's table copy.
 //!
-//! Block RAM: reply table 1,024 × 70 (4 DP16KD), member lists 512 × 16 (1), backend copy
-//! 256 × 49 (2, as 512 × 36).
+//! Block RAM: reply table 1,024 × 70 (4 DP16KD); the member lists and backend table are
+//! the owner's (before session 8 the unit kept copies of them: 3 `DP16KD` more).
 
 use rust_hdl::prelude::*;
 
@@ -36,6 +37,7 @@ use crate::ram::SinglePortRam;
 enum St {
     Idle,
     Clear,
+    Wait,
     Svc,
     SvcUse,
     MemRd,
@@ -91,12 +93,23 @@ pub struct NatReply {
     pub res_service: Signal<Out, Bits<4>>,
     /// That member (the backend index as the member list holds it).
     pub res_backend: Signal<Out, Bits<16>>,
+    /// The owner's table copy at the commit is in progress (the build waits for it).
+    pub tables_busy: Signal<In, Bit>,
+    /// The build reads the owner's active member lists and backend table (see
+    /// [`crate::forward::Forward`]'s `ext_*` ports): the address below is on their read
+    /// ports.
+    pub ext_read: Signal<Out, Bit>,
+    /// Member-list entry to read (`service << 5 | position`).
+    pub ext_mem_addr: Signal<Out, Bits<9>>,
+    /// The entry at `ext_mem_addr` two edges ago.
+    pub ext_mem_data: Signal<In, Bits<16>>,
+    /// Backend to read (`member % 256`).
+    pub ext_be_addr: Signal<Out, Bits<8>>,
+    /// Its word two edges ago (122:120 state, 95:64 address, 63:48 port).
+    pub ext_be_data: Signal<In, Bits<128>>,
 
     // Per service: 7 valid & NAT, 6 UDP, 5:0 min(member_count, 32).
     svc: RAM<Bits<8>, 4>,
-    members: SinglePortRam<Bits<16>, 9>,
-    // Per backend: 48 not Free, 47:16 address, 15:0 port.
-    backends: SinglePortRam<Bits<49>, 8>,
     // 69 valid, 68 UDP, 67:36 address, 35:20 port, 19:16 service, 15:0 member.
     replies: SinglePortRam<Bits<70>, 10>,
 
@@ -114,16 +127,16 @@ pub struct NatReply {
     found: DFF<Bit>,
     f_service: DFF<Bits<4>>,
     f_backend: DFF<Bits<16>>,
+    building: DFF<Bit>,
 
     wr_count: Signal<Local, Bits<6>>,
     wr_nat: Signal<Local, Bit>,
-    wr_free: Signal<Local, Bit>,
+    be_state: Signal<Local, Bits<3>>,
     wr_udp: Signal<Local, Bit>,
     key_hash: Signal<Local, Bits<10>>,
     key_now: Signal<Local, Bits<49>>,
     entry_key: Signal<Local, Bits<49>>,
     mode: Signal<Local, Bits<3>>,
-    state: Signal<Local, Bits<3>>,
 }
 
 impl Default for NatReply {
@@ -135,9 +148,6 @@ impl Default for NatReply {
 impl NatReply {
     /// A unit with empty tables (member lists `NO_BACKEND`, as the model's).
     pub fn new() -> Self {
-        let no_backend = (0..512u64)
-            .map(|a| (Bits::from(a), Bits::<16>::from(0xFFFFu64)))
-            .collect();
         NatReply {
             clock: Default::default(),
             table_write: Default::default(),
@@ -158,9 +168,15 @@ impl NatReply {
             res_found: Default::default(),
             res_service: Default::default(),
             res_backend: Default::default(),
+            tables_busy: Default::default(),
+            ext_read: Default::default(),
+            ext_mem_addr: Default::default(),
+            ext_mem_data: Default::default(),
+            ext_be_addr: Default::default(),
+            ext_be_data: Default::default(),
+            building: Default::default(),
+            be_state: Default::default(),
             svc: Default::default(),
-            members: SinglePortRam::new(no_backend),
-            backends: SinglePortRam::zeroed(),
             replies: Default::default(),
             st: Default::default(),
             lookup: Default::default(),
@@ -178,13 +194,11 @@ impl NatReply {
             f_backend: Default::default(),
             wr_count: Default::default(),
             wr_nat: Default::default(),
-            wr_free: Default::default(),
             wr_udp: Default::default(),
             key_hash: Default::default(),
             key_now: Default::default(),
             entry_key: Default::default(),
             mode: Default::default(),
-            state: Default::default(),
         }
     }
 }
@@ -194,9 +208,9 @@ impl Logic for NatReply {
     fn update(&mut self) {
         dff_setup!(
             self, clock, st, lookup, idx, s, j, n, udp, k_addr, k_port, member, rd_wait, found,
-            f_service, f_backend
+            f_service, f_backend, building
         );
-        clock!(self, clock, members, backends, replies);
+        clock!(self, clock, replies);
         self.svc.read_clock.next = self.clock.val();
         self.svc.write_clock.next = self.clock.val();
 
@@ -217,28 +231,13 @@ impl Logic for NatReply {
             | (bit_cast::<8, 1>(self.wr_udp.val().into()) << 6)
             | bit_cast::<8, 6>(self.wr_count.val());
         self.svc.read_address.next = self.s.q.val();
-        self.state.next = self.table_data0.val().get_bits::<3>(29);
-        self.wr_free.next = (self.state.val() == 0) | (self.state.val() > 4);
-        self.members.address.next = (bit_cast::<9, 4>(self.s.q.val()) << 5)
+        // The member lists and backends: the owner's active banks, read while building
+        // (equal to the shadow banks then: the owner has copied them).
+        self.ext_read.next = self.building.q.val();
+        self.ext_mem_addr.next = (bit_cast::<9, 4>(self.s.q.val()) << 5)
             | bit_cast::<9, 5>(self.j.q.val().get_bits::<5>(0));
-        self.members.write_enable.next = false;
-        self.members.write_data.next = self.table_data0.val().get_bits::<16>(0);
-        self.backends.address.next = self.member.q.val().get_bits::<8>(0);
-        self.backends.write_enable.next = false;
-        self.backends.write_data.next = (bit_cast::<49, 1>((!self.wr_free.val()).into()) << 48)
-            | (bit_cast::<49, 32>(self.table_data1.val()) << 16)
-            | bit_cast::<49, 16>(self.table_data2.val().get_bits::<16>(16));
-        if self.table_write.val() {
-            // model: member (index >> 5) as u8 < 16; backend index as u16 < 256.
-            if (self.table_kind.val() == 3) & (self.table_index.val().get_bits::<4>(9) == 0) {
-                self.members.address.next = self.table_index.val().get_bits::<9>(0);
-                self.members.write_enable.next = true;
-            }
-            if (self.table_kind.val() == 2) & (self.table_index.val().get_bits::<8>(8) == 0) {
-                self.backends.address.next = self.table_index.val().get_bits::<8>(0);
-                self.backends.write_enable.next = true;
-            }
-        }
+        self.ext_be_addr.next = self.member.q.val().get_bits::<8>(0);
+        self.be_state.next = self.ext_be_data.val().get_bits::<3>(120);
 
         // ---- The key, its hash (a fold of its 49 bits to 10) and the table entry's key.
         self.key_now.next = (bit_cast::<49, 1>(self.udp.q.val().into()) << 48)
@@ -287,6 +286,13 @@ impl Logic for NatReply {
                 self.idx.d.next = self.idx.q.val() + 1;
                 if self.idx.q.val() == 1023 {
                     self.s.d.next = 0.into();
+                    self.st.d.next = St::Wait;
+                }
+            }
+            St::Wait => {
+                // The owner copies its backend table and member lists first.
+                if !self.tables_busy.val() {
+                    self.building.d.next = true;
                     self.st.d.next = St::Svc;
                 }
             }
@@ -313,7 +319,7 @@ impl Logic for NatReply {
                 }
             }
             St::MemUse => {
-                self.member.d.next = self.members.read_data.val();
+                self.member.d.next = self.ext_mem_data.val();
                 self.rd_wait.d.next = false;
                 self.st.d.next = St::BeRd;
             }
@@ -324,10 +330,11 @@ impl Logic for NatReply {
                 }
             }
             St::BeUse => {
-                self.k_addr.d.next = self.backends.read_data.val().get_bits::<32>(16);
-                self.k_port.d.next = self.backends.read_data.val().get_bits::<16>(0);
+                // The model's `backends[m % 256]`, unless `Free` (state 0 or above 4).
+                self.k_addr.d.next = self.ext_be_data.val().get_bits::<32>(64);
+                self.k_port.d.next = self.ext_be_data.val().get_bits::<16>(48);
                 self.st.d.next = St::NextMember;
-                if self.backends.read_data.val().get_bit(48) {
+                if (self.be_state.val() != 0) & (self.be_state.val() <= 4) {
                     self.st.d.next = St::Hash;
                 }
             }
@@ -378,6 +385,7 @@ impl Logic for NatReply {
                 self.s.d.next = self.s.q.val() + 1;
                 self.st.d.next = St::Svc;
                 if self.s.q.val() == 15 {
+                    self.building.d.next = false;
                     self.st.d.next = St::Idle;
                 }
             }

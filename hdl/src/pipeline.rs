@@ -90,9 +90,9 @@
 //! the active entry it replaces (a service whose entry changed gets its round-robin
 //! cursor and weighted state reset, the model's `SelectState::reset_service`); then the
 //! forward path copies
-//! its backend table (768 cycles) and the rings written since the last commit (512
+//! its backend table (1,024 cycles) and the rings written since the last commit (512
 //! cycles each) while the selection unit copies the member lists written since the last
-//! commit (96 cycles per service; resets for changed lists too), and `STATUS.0` stays set until that is done (after reset it
+//! commit (128 cycles per service; resets for changed lists too), and `STATUS.0` stays set until that is done (after reset it
 //! first clears the rings: about 8,200 cycles). **Unlike the
 //! model** (which commits at the `CONTROL` write), register writes made after the
 //! `CONTROL` write but before the commit is applied go into that commit: the writer must
@@ -1087,6 +1087,14 @@ impl<const A: usize> Logic for FastPath<A> {
         self.nat.req_port.next = self.src_port.q.val();
         self.nat.req_udp.next = self.l4_kind.q.val() == 1;
         self.nat.res_ready.next = self.step.q.val() == Step::NatWait;
+        // The NAT return unit's build reads the forward path's active member lists and
+        // backend table, after its copy at the commit.
+        self.nat.tables_busy.next = self.fwd.busy.val();
+        self.fwd.ext_read.next = self.nat.ext_read.val();
+        self.fwd.ext_mem_addr.next = self.nat.ext_mem_addr.val();
+        self.fwd.ext_be_addr.next = self.nat.ext_be_addr.val();
+        self.nat.ext_mem_data.next = self.fwd.ext_mem_data.val();
+        self.nat.ext_be_data.next = self.fwd.ext_be_data.val();
 
         // ---- Hash unit: key words loaded at a commit; one flow per IPv4 frame.
         self.key_word.next = self.regs.hash_key0.val();

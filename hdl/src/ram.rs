@@ -189,6 +189,14 @@ impl<D: Synth, const N: usize> DualPortRam<D, N> {
         }
     }
 
+    /// A RAM holding `contents` (missing words are zero).
+    pub fn new(contents: BTreeMap<Bits<N>, D>) -> Self {
+        DualPortRam {
+            _contents: contents,
+            ..Default::default()
+        }
+    }
+
     /// A RAM whose every word is zero, written out so the Verilog initialises it too.
     pub fn zeroed() -> Self {
         DualPortRam {

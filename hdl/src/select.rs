@@ -30,15 +30,15 @@
 //!
 //! Member lists are banked as the model's: `mem_*` writes the shadow lists (512 × 16,
 //! `service << 5 | position`, both banks starting `NO_BACKEND`); a `commit` strobe copies
-//! the lists of the services written since the last commit into the active bank (3 cycles
-//! per entry, 96 per service; an unwritten service is equal in both banks and takes 1
+//! the lists of the services written since the last commit into the active bank (4 cycles
+//! per entry, 128 per service; an unwritten service is equal in both banks and takes 1
 //! cycle), comparing every entry, and then resets the round-robin cursor and the weighted
 //! `current`s of every service whose 32-entry list changed or whose bit is set in
 //! `changed` (the controller's service-entry compare): the model's
 //! `SelectState::reset_service` in `Pipeline::commit_banks` (32 cycles per reset service,
-//! 1 per other). From 33 cycles (nothing written) to 2,049 (every list written and
-//! changed) with `busy` high, no request taken. Block RAM: ring 4 `DP16KD`, each member
-//! bank 1, `current` 1; eligibility (256 × 1) and cursors (16 × 5) are distributed RAM.
+//! 1 per other). From 33 cycles (nothing written) to 2,561 (every list written and
+//! changed) with `busy` high, no request taken. Block RAM: ring 4 `DP16KD`, both member
+//! banks 1 (one 1,024 × 16 RAM), `current` 1; eligibility (256 × 1) and cursors (16 × 5) are distributed RAM.
 //!
 //! Latency, from the cycle a request is taken to the cycle `m_valid` rises: a ring
 //! selection 9 cycles (3 for an empty ring); round robin 4 plus 6 per member looked at
@@ -50,7 +50,7 @@
 
 use rust_hdl::prelude::*;
 
-use crate::ram::SinglePortRam;
+use crate::ram::{DualPortRam, SinglePortRam};
 
 /// States of the selection machine.
 #[derive(Copy, Clone, PartialEq, Debug, LogicState)]
@@ -134,6 +134,13 @@ pub struct BackendSelect {
     pub weight_index: Signal<Out, Bits<8>>,
     /// The weight of backend `weight_index` two edges ago.
     pub weight_data: Signal<In, Bits<16>>,
+    /// The owner's NAT return unit reads the active member lists (no selection or commit
+    /// is in progress then): the read port takes `ext_mem_addr`.
+    pub ext_read: Signal<In, Bit>,
+    /// Entry to read (`service << 5 | position`) while `ext_read`.
+    pub ext_mem_addr: Signal<In, Bits<9>>,
+    /// The entry at `ext_mem_addr` two edges ago.
+    pub ext_mem_data: Signal<Out, Bits<16>>,
     /// The result is valid.
     pub m_valid: Signal<Out, Bit>,
     /// The receiver takes it.
@@ -145,9 +152,13 @@ pub struct BackendSelect {
     /// that is not a backend (`EMPTY` or ≥ 256), bits 0–7 the backend index. 9 bits fit
     /// the block RAM's 2048 × 9 shape (4 `DP16KD` per bank instead of 8 for 16 bits).
     ring: SinglePortRam<Bits<9>, 13>,
-    /// Active member lists (`service << 5 | position`), copied from `members_shadow`.
-    members: SinglePortRam<Bits<16>, 9>,
-    members_shadow: SinglePortRam<Bits<16>, 9>,
+    /// Member lists, both banks in one RAM (`bank << 9 | service << 5 | position`, bank
+    /// 0 shadow, 1 active: 1,024 × 16 is one `DP16KD`, where a bank alone took one): the
+    /// write port takes the shadow writes (`mem_*`) and the copy into the active bank,
+    /// the read port serves selection, the copy and `ext_*`.
+    members: DualPortRam<Bits<16>, 10>,
+    /// The shadow entry being copied.
+    cp_sh: DFF<Bits<16>>,
     eligible: SinglePortRam<Bit, 8>,
     /// Smooth weighted round robin's `current` per (service, position), two's complement
     /// (the model's `i32`).
@@ -200,23 +211,21 @@ pub struct BackendSelect {
     cur_new: Signal<Local, Bits<32>>,
     better: Signal<Local, Bit>,
     slot: Signal<Local, Bits<9>>,
+    bank1: Signal<Local, Bits<10>>,
 }
 
 impl BackendSelect {
     /// A unit with empty tables: nothing eligible, cursors 0, member lists `NO_BACKEND`
     /// (as the model's); rings read zero in simulation and must be written before use.
     pub fn new() -> Self {
-        let no_backend = || {
-            (0..512u64)
-                .map(|a| (Bits::from(a), Bits::<16>::from(0xFFFFu64)))
-                .collect()
-        };
+        let no_backend = (0..1024u64)
+            .map(|a| (Bits::from(a), Bits::<16>::from(0xFFFFu64)))
+            .collect();
         BackendSelect {
             // The ring starts empty (zero in simulation; a zero init of 8k words would
             // make the Verilog slow to elaborate): the forward path clears it.
             ring: SinglePortRam::default(),
-            members: SinglePortRam::new(no_backend()),
-            members_shadow: SinglePortRam::new(no_backend()),
+            members: DualPortRam::new(no_backend),
             eligible: SinglePortRam::zeroed(),
             cursor: SinglePortRam::zeroed(),
             current: SinglePortRam::zeroed(),
@@ -231,22 +240,12 @@ impl Logic for BackendSelect {
         dff_setup!(
             self, clock, state, rr, svc, count, hash_q, size_q, prod_hi, prod_lo, index, cand, pos,
             steps, result, cp, cp_idx, cp_phase, chg, rs_idx, wrr, total, have_best, best_cur,
-            best_pos, mdirty
+            best_pos, mdirty, cp_sh
         );
-        clock!(
-            self,
-            clock,
-            ring,
-            members,
-            members_shadow,
-            eligible,
-            cursor,
-            current
-        );
+        clock!(self, clock, ring, members, eligible, cursor, current);
 
         // Table writes.
         self.ring.write_enable.next = false;
-        self.members.write_enable.next = false;
         self.eligible.write_enable.next = false;
         self.cursor.write_enable.next = false;
         self.current.write_enable.next = false;
@@ -256,20 +255,22 @@ impl Logic for BackendSelect {
             self.ring_word.next = 0x1FF.into();
         }
         self.ring.write_data.next = self.ring_word.val();
-        self.members.write_data.next = self.members_shadow.read_data.val();
-        self.members_shadow.write_enable.next = self.mem_write.val();
-        self.members_shadow.write_data.next = self.mem_data.val();
-        self.members_shadow.address.next = self.mem_index.val();
-        if !self.mem_write.val() {
-            self.members_shadow.address.next = self.cp_idx.q.val();
-        }
+        self.members.write_address.next = bit_cast::<10, 9>(self.mem_index.val());
+        self.members.write_data.next = self.mem_data.val();
+        self.members.write_enable.next = self.mem_write.val();
+        self.bank1.next = bit_cast::<10, 1>(true.into()) << 9;
         self.eligible.write_data.next = (self.table_data0.val().get_bits::<3>(29) == 1)
             & (self.table_data0.val().get_bits::<16>(0) != 0);
         self.ring.address.next = (bit_cast::<13, 4>(self.svc.q.val()) << 9)
             | bit_cast::<13, 9>(self.index.q.val().get_bits::<9>(0));
         self.slot.next =
             (bit_cast::<9, 4>(self.svc.q.val()) << 5) | bit_cast::<9, 6>(self.pos.q.val());
-        self.members.address.next = self.slot.val();
+        self.members.read_address.next = self.bank1.val() | bit_cast::<10, 9>(self.slot.val());
+        if self.ext_read.val() {
+            self.members.read_address.next =
+                self.bank1.val() | bit_cast::<10, 9>(self.ext_mem_addr.val());
+        }
+        self.ext_mem_data.next = self.members.read_data.val();
         self.current.address.next = self.slot.val();
         self.current.write_data.next = 0.into();
         self.eligible.address.next = self.cand.q.val().get_bits::<8>(0);
@@ -349,7 +350,17 @@ impl Logic for BackendSelect {
                 }
             }
             Cp::Copy => {
-                self.members.address.next = self.cp_idx.q.val();
+                // A written service's entry in four cycles: read the shadow entry (phase
+                // 0), then the active one (1); keep the shadow entry (2); compare and write
+                // it into the active bank (3).
+                self.members.read_address.next =
+                    self.bank1.val() | bit_cast::<10, 9>(self.cp_idx.q.val());
+                if self.cp_phase.q.val() == 0 {
+                    self.members.read_address.next = bit_cast::<10, 9>(self.cp_idx.q.val());
+                }
+                if self.cp_phase.q.val() == 2 {
+                    self.cp_sh.d.next = self.members.read_data.val();
+                }
                 self.cp_phase.d.next = self.cp_phase.q.val() + 1;
                 if !self.dirty_sel.val().get_bit(0) {
                     // No member write to this service since the last commit: its banks are
@@ -361,10 +372,12 @@ impl Logic for BackendSelect {
                         self.mdirty.d.next = 0.into();
                         self.cp.d.next = Cp::Reset;
                     }
-                } else if self.cp_phase.q.val() == 2 {
-                    self.cp_phase.d.next = 0.into();
+                } else if self.cp_phase.q.val() == 3 {
+                    self.members.write_address.next =
+                        self.bank1.val() | bit_cast::<10, 9>(self.cp_idx.q.val());
+                    self.members.write_data.next = self.cp_sh.q.val();
                     self.members.write_enable.next = true;
-                    if self.members.read_data.val() != self.members_shadow.read_data.val() {
+                    if self.members.read_data.val() != self.cp_sh.q.val() {
                         self.chg.d.next = self.chg.q.val()
                             | (self.one16.val() << self.cp_idx.q.val().get_bits::<4>(5));
                     }
@@ -879,7 +892,7 @@ mod tests {
             // as the model's: a member write alone changes nothing.
             assert_eq!(
                 commit(&mut uut, 0),
-                512 * 3 + 512 + 1,
+                512 * 4 + 512 + 1,
                 "every list written, changed"
             );
             // A commit without member writes skips every service.
