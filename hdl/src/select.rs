@@ -59,6 +59,7 @@ enum St {
     CurRd0,
     CurRd1,
     CurUse,
+    CurMod,
     MemRd0,
     Mul,
     Idx,
@@ -194,13 +195,6 @@ pub struct BackendSelect {
     sum: Signal<Local, Bits<32>>,
     pos_inc: Signal<Local, Bits<6>>,
     pos_next: Signal<Local, Bits<6>>,
-    n10: Signal<Local, Bits<10>>,
-    r4: Signal<Local, Bits<10>>,
-    r3: Signal<Local, Bits<10>>,
-    r2: Signal<Local, Bits<10>>,
-    r1: Signal<Local, Bits<10>>,
-    r0: Signal<Local, Bits<10>>,
-    rem: Signal<Local, Bits<10>>,
     elig_word: Signal<Local, Bit>,
     ring_word: Signal<Local, Bits<9>>,
     one16: Signal<Local, Bits<16>>,
@@ -296,28 +290,6 @@ impl Logic for BackendSelect {
             self.pos_next.next = 0.into();
         }
         self.cursor.write_data.next = self.pos_next.val().get_bits::<5>(0);
-        self.n10.next = bit_cast::<10, 6>(self.count.q.val());
-        self.r4.next = bit_cast::<10, 5>(self.cursor.read_data.val());
-        self.r3.next = self.r4.val();
-        if self.r4.val() >= (self.n10.val() << 4) {
-            self.r3.next = self.r4.val() - (self.n10.val() << 4);
-        }
-        self.r2.next = self.r3.val();
-        if self.r3.val() >= (self.n10.val() << 3) {
-            self.r2.next = self.r3.val() - (self.n10.val() << 3);
-        }
-        self.r1.next = self.r2.val();
-        if self.r2.val() >= (self.n10.val() << 2) {
-            self.r1.next = self.r2.val() - (self.n10.val() << 2);
-        }
-        self.r0.next = self.r1.val();
-        if self.r1.val() >= (self.n10.val() << 1) {
-            self.r0.next = self.r1.val() - (self.n10.val() << 1);
-        }
-        self.rem.next = self.r0.val();
-        if self.r0.val() >= self.n10.val() {
-            self.rem.next = self.r0.val() - self.n10.val();
-        }
         self.elig_word.next = self.eligible.read_data.val();
         self.weight_index.next = self.cand.q.val().get_bits::<8>(0);
         // Weighted round robin: the member's `current + weight`, compared signed with the
@@ -498,12 +470,25 @@ impl Logic for BackendSelect {
                 self.state.d.next = St::CurUse;
             }
             St::CurUse => {
-                self.pos.d.next = self.rem.val().get_bits::<6>(0);
+                // The start is `cursor % n`. The cursor is below `n` unless the list
+                // shrank without a reset, which the model's resets never leave; that
+                // case takes one subtraction per cycle in `CurMod` (a combinational
+                // remainder was the design's critical path).
+                self.pos.d.next = bit_cast::<6, 5>(self.cursor.read_data.val());
                 self.steps.d.next = 0.into();
                 self.state.d.next = St::MemRd0;
                 if self.count.q.val() == 0 {
                     self.result.d.next = 0xFFFF.into();
                     self.state.d.next = St::Done;
+                } else if bit_cast::<6, 5>(self.cursor.read_data.val()) >= self.count.q.val() {
+                    self.state.d.next = St::CurMod;
+                }
+            }
+            St::CurMod => {
+                if self.pos.q.val() >= self.count.q.val() {
+                    self.pos.d.next = self.pos.q.val() - self.count.q.val();
+                } else {
+                    self.state.d.next = St::MemRd0;
                 }
             }
             St::MemRd0 => {
