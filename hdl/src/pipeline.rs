@@ -129,8 +129,10 @@ use crate::toeplitz::ToeplitzHash;
 /// Bytes of the frame FIFO (the longest frame the fast path takes).
 pub const FIFO_BYTES: usize = 2048;
 
-/// Most cycles from a `COUNTER_SELECT` write to the latch of the counter.
-pub const COUNTER_LATCH_CYCLES: usize = 12;
+/// Most cycles from a `COUNTER_SELECT` write to the latch of the counter: the counter
+/// queue drains first (the jobs of one frame, at most 9 read-modify-writes of 4 cycles,
+/// and the end of one more), then the latch's own read (4 cycles).
+pub const COUNTER_LATCH_CYCLES: usize = 48;
 
 /// The actions on `verdict_action` (`fulcrum_model::pipeline::Action`).
 pub mod action {
@@ -162,12 +164,9 @@ pub mod action {
 enum Step {
     Idle,
     KeyLoad,
-    HashSend,
-    HashWait,
     Scan,
     Classify,
     Issue,
-    Count,
     TableWait,
     FwdSend,
     FwdWait,
@@ -337,7 +336,23 @@ pub struct FastPath<const A: usize> {
     v_commit: DFF<Bit>,
     cmd_op: DFF<Bits<2>>,
     cmd_port: DFF<Bits<2>>,
+    // Timing of the flow hash, computed while the service table is scanned: request
+    // taken, result captured.
+    hash_sent: DFF<Bit>,
+    hash_done: DFF<Bit>,
+    // The counter queue: the counter jobs of the last frame issued (its verdict, flow
+    // events, service, backend and length), walked by `count_idx` through the counter
+    // engine while the controller decides the next frame.
     count_idx: DFF<Bits<4>>,
+    c_busy: DFF<Bit>,
+    c_action: DFF<Bits<3>>,
+    c_reason: DFF<Bits<4>>,
+    c_ev_lookup: DFF<Bits<2>>,
+    c_ev_insert: DFF<Bits<2>>,
+    c_new: DFF<Bit>,
+    c_svc: DFF<Bits<4>>,
+    c_backend: DFF<Bits<8>>,
+    c_len: DFF<Bits<16>>,
 
     // Active settings (the shadow ones are in the register block).
     own_address: DFF<Bits<32>>,
@@ -577,6 +592,17 @@ impl<const A: usize> FastPath<A> {
             cmd_op: Default::default(),
             cmd_port: Default::default(),
             count_idx: Default::default(),
+            hash_sent: Default::default(),
+            hash_done: Default::default(),
+            c_busy: Default::default(),
+            c_action: Default::default(),
+            c_reason: Default::default(),
+            c_ev_lookup: Default::default(),
+            c_ev_insert: Default::default(),
+            c_new: Default::default(),
+            c_svc: Default::default(),
+            c_backend: Default::default(),
+            c_len: Default::default(),
             own_address: Default::default(),
             eng: Default::default(),
             eng_addr: Default::default(),
@@ -604,6 +630,13 @@ impl<const A: usize> FastPath<A> {
             latched_hi: Default::default(),
             latched_lo: Default::default(),
         }
+    }
+
+    /// Whether the counter selected by the last `COUNTER_SELECT` write is latched (for
+    /// testbenches: checks [`COUNTER_LATCH_CYCLES`]).
+    pub fn counter_latched(&self) -> bool {
+        let latching = self.eng.q.val() != Engine::Idle && self.eng_bus.q.val();
+        !(self.csel_pending.q.val() || latching)
     }
 
     /// Marks every top-level input as driven (needed before `generate_verilog`).
@@ -730,6 +763,17 @@ impl<const A: usize> Logic for FastPath<A> {
             cmd_op,
             cmd_port,
             count_idx,
+            hash_sent,
+            hash_done,
+            c_busy,
+            c_action,
+            c_reason,
+            c_ev_lookup,
+            c_ev_insert,
+            c_new,
+            c_svc,
+            c_backend,
+            c_len,
             own_address,
             eng,
             eng_addr,
@@ -975,8 +1019,13 @@ impl<const A: usize> Logic for FastPath<A> {
         }
 
         // ---- Rewrite command: pass, drop, or towards the backend (forward path).
+        // A frame is issued when the counter queue can take its jobs, and not while a
+        // counter latch waits for the queue to drain (the latch then counts every frame
+        // whose verdict came before it).
         self.rewrite.s_cmd.tvalid.next = (self.step.q.val() == Step::Issue)
-            & (!self.out_busy.q.val() | (self.cmd_op.q.val() == 1));
+            & (!self.out_busy.q.val() | (self.cmd_op.q.val() == 1))
+            & !self.c_busy.q.val()
+            & !self.csel_pending.q.val();
         self.rewrite.s_cmd.op.next = self.cmd_op.q.val();
         self.rewrite.s_cmd.dst_mac.next = self.fwd_mac.q.val();
         self.rewrite.s_cmd.src_mac.next = self.mac.q.val();
@@ -1107,8 +1156,8 @@ impl<const A: usize> Logic for FastPath<A> {
         self.hash.key_word.next = self.key_idx.q.val().get_bits::<4>(0);
         self.hash.key_data.next = self.key_word.val();
         self.has_ports.next = (self.l4_kind.q.val() == 0) | (self.l4_kind.q.val() == 1);
-        self.hash.s_valid.next =
-            (self.step.q.val() == Step::HashSend) | (self.step.q.val() == Step::RHashSend);
+        self.hash.s_valid.next = ((self.step.q.val() == Step::Scan) & !self.hash_sent.q.val())
+            | (self.step.q.val() == Step::RHashSend);
         self.hash.src_ip.next = self.src_ip.q.val();
         self.hash.dst_ip.next = self.dst_ip.q.val();
         self.hash.src_port.next = self.src_port.q.val();
@@ -1124,21 +1173,20 @@ impl<const A: usize> Logic for FastPath<A> {
         self.hash.m_ready.next = true;
 
         // ---- Counter engine: one read-modify-write or bus latch at a time.
-        self.reason_wide.next = bit_cast::<11, 4>(self.v_reason.q.val());
+        self.reason_wide.next = bit_cast::<11, 4>(self.c_reason.q.val());
         self.class_addr.next = 1.into();
-        if self.v_action.q.val() == 4 {
+        if self.c_action.q.val() == 4 {
             self.class_addr.next = self.reason_wide.val() + 0x20;
         }
-        if self.v_action.q.val() == 3 {
+        if self.c_action.q.val() == 3 {
             self.class_addr.next = self.reason_wide.val() + 0x40;
         }
         // Jobs of a frame, in count_idx order: rx_frames; its class (from the MCU, a drop
         // or punt reason); the flow-table events (moved or expired at the lookup, evicted or
         // expired at the insert); a new flow's service and backend counts; a forwarded
         // frame's service and backend packets and bytes. Jobs that do not apply are skipped.
-        self.svc_base.next = (bit_cast::<11, 4>(self.found_idx.q.val()) << 3) | 0x80;
-        self.be_base.next =
-            (bit_cast::<11, 8>(self.fwd_backend.q.val().get_bits::<8>(0)) << 2) | 0x400;
+        self.svc_base.next = (bit_cast::<11, 4>(self.c_svc.q.val()) << 3) | 0x80;
+        self.be_base.next = (bit_cast::<11, 8>(self.c_backend.q.val()) << 2) | 0x400;
         self.job_en.next = false;
         self.job_addr.next = 0.into();
         self.job_amount.next = 1.into();
@@ -1147,66 +1195,74 @@ impl<const A: usize> Logic for FastPath<A> {
                 self.job_en.next = true;
             }
             1 => {
-                self.job_en.next = self.v_action.q.val() >= 2;
+                self.job_en.next = self.c_action.q.val() >= 2;
                 self.job_addr.next = self.class_addr.val();
                 // A refused frame (action 5) is counted at 0x3FF, outside the model's
                 // index map.
-                if self.v_action.q.val() == 5 {
+                if self.c_action.q.val() == 5 {
                     self.job_addr.next = 0x3FF.into();
                 }
             }
             2 => {
-                self.job_en.next = self.ev_lookup.q.val() != 0;
+                self.job_en.next = self.c_ev_lookup.q.val() != 0;
                 self.job_addr.next = 4.into();
-                if self.ev_lookup.q.val() == 2 {
+                if self.c_ev_lookup.q.val() == 2 {
                     self.job_addr.next = 3.into();
                 }
             }
             3 => {
-                self.job_en.next = self.ev_insert.q.val() != 0;
+                self.job_en.next = self.c_ev_insert.q.val() != 0;
                 self.job_addr.next = 2.into();
-                if self.ev_insert.q.val() == 2 {
+                if self.c_ev_insert.q.val() == 2 {
                     self.job_addr.next = 3.into();
                 }
             }
             4 => {
-                self.job_en.next = self.fwd_new.q.val();
+                self.job_en.next = self.c_new.q.val();
                 self.job_addr.next = self.svc_base.val() | 4;
             }
             5 => {
-                self.job_en.next = self.fwd_new.q.val();
+                self.job_en.next = self.c_new.q.val();
                 self.job_addr.next = self.be_base.val() | 2;
             }
             6 => {
-                self.job_en.next = self.v_action.q.val() == 0;
+                self.job_en.next = self.c_action.q.val() == 0;
                 self.job_addr.next = self.svc_base.val();
             }
             7 => {
-                self.job_en.next = self.v_action.q.val() == 0;
+                self.job_en.next = self.c_action.q.val() == 0;
                 self.job_addr.next = self.svc_base.val() | 1;
-                self.job_amount.next = self.frame_len.q.val();
+                self.job_amount.next = self.c_len.q.val();
             }
             8 => {
-                self.job_en.next = self.v_action.q.val() == 0;
+                self.job_en.next = self.c_action.q.val() == 0;
                 self.job_addr.next = self.be_base.val();
             }
             9 => {
-                self.job_en.next = self.v_action.q.val() == 0;
+                self.job_en.next = self.c_action.q.val() == 0;
                 self.job_addr.next = self.be_base.val() | 1;
-                self.job_amount.next = self.frame_len.q.val();
+                self.job_amount.next = self.c_len.q.val();
             }
             10 => {
-                self.job_en.next = self.v_action.q.val() == 1;
+                self.job_en.next = self.c_action.q.val() == 1;
                 self.job_addr.next = self.svc_base.val() | 2;
             }
             11 => {
-                self.job_en.next = self.v_action.q.val() == 1;
+                self.job_en.next = self.c_action.q.val() == 1;
                 self.job_addr.next = self.svc_base.val() | 3;
-                self.job_amount.next = self.frame_len.q.val();
+                self.job_amount.next = self.c_len.q.val();
             }
             _ => {}
         }
-        self.job_valid.next = (self.step.q.val() == Step::Count) & self.job_en.val();
+        self.job_valid.next = self.c_busy.q.val() & self.job_en.val();
+        // The walk: a job taken by the engine, or one that does not apply, moves on; the
+        // descriptor is free after job 11.
+        if self.c_busy.q.val() & (self.job_accept.val() | !self.job_en.val()) {
+            self.count_idx.d.next = self.count_idx.q.val() + 1;
+            if self.count_idx.q.val() == 11 {
+                self.c_busy.d.next = false;
+            }
+        }
         // Model counter index → RAM address: 0..0x7F as is, services 0x100..0x17F at
         // 0x80, backends 0x1000..0x13FF at 0x400; anything else reads 0.
         self.csel_low.next = self.csel.q.val().get_bits::<11>(0);
@@ -1244,7 +1300,9 @@ impl<const A: usize> Logic for FastPath<A> {
             self.counters.read_data.val() + bit_cast::<64, 16>(self.eng_amount.q.val());
         match self.eng.q.val() {
             Engine::Idle => {
-                if self.csel_pending.q.val() & !(self.bus_we.val() & (self.bus_addr.val() == 0x050))
+                if self.csel_pending.q.val()
+                    & !self.c_busy.q.val()
+                    & !(self.bus_we.val() & (self.bus_addr.val() == 0x050))
                 {
                     self.csel_pending.d.next = false;
                     self.eng_addr.d.next = self.csel_addr.val();
@@ -1364,7 +1422,6 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.cmd_set_src.d.next = false;
                     self.src_mac.d.next = self.parser.m_hdr.src_mac.val();
                     self.flow_hash.d.next = 0.into();
-                    self.count_idx.d.next = 0.into();
                     if self.last_mcu.q.val() {
                         self.v_action.d.next = 2.into();
                         self.v_reason.d.next = 0.into();
@@ -1373,7 +1430,13 @@ impl<const A: usize> Logic for FastPath<A> {
                         self.v_len.d.next = self.parser.m_hdr.frame_len.val();
                         self.step.d.next = Step::Issue;
                     } else if self.parser.m_hdr.status.val() == 0 {
-                        self.step.d.next = Step::HashSend;
+                        // The service scan, with the flow hash beside it.
+                        self.scan_idx.d.next = 0.into();
+                        self.vip_any.d.next = false;
+                        self.found.d.next = false;
+                        self.hash_sent.d.next = false;
+                        self.hash_done.d.next = false;
+                        self.step.d.next = Step::Scan;
                     } else {
                         self.step.d.next = Step::Issue;
                         self.cmd_op.d.next = 1.into();
@@ -1427,25 +1490,21 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.step.d.next = Step::Idle;
                 }
             }
-            Step::HashSend => {
+            Step::Scan => {
+                // The flow hash (2 cycles), computed while the 16 entries are scanned.
                 if self.hash.s_ready.val() {
-                    self.step.d.next = Step::HashWait;
+                    self.hash_sent.d.next = true;
                 }
-            }
-            Step::HashWait => {
                 if self.hash.m_valid.val() {
                     self.flow_hash.d.next = self.hash.flow_hash.val();
                     self.src_hash.d.next = self.hash.src_hash.val();
-                    self.scan_idx.d.next = 0.into();
-                    self.vip_any.d.next = false;
-                    self.found.d.next = false;
-                    self.pool_hit.d.next = self.pool_match_q.q.val();
-                    self.step.d.next = Step::Scan;
+                    self.hash_done.d.next = true;
                 }
-            }
-            Step::Scan => {
-                // Active entry k is on read_data at scan_idx k + 1.
-                self.scan_idx.d.next = self.scan_idx.q.val() + 1;
+                // Active entry k is on read_data at scan_idx k + 1 (entry 15 is compared
+                // again while the scan waits at 16 for the hash: the same outcome).
+                if self.scan_idx.q.val() != 16 {
+                    self.scan_idx.d.next = self.scan_idx.q.val() + 1;
+                }
                 if self.scan_idx.q.val() >= 1 {
                     if self.svc_vip_hit.val() {
                         self.vip_any.d.next = true;
@@ -1465,7 +1524,8 @@ impl<const A: usize> Logic for FastPath<A> {
                         self.found_members.d.next = self.svc_entry.val().get_bits::<8>(112);
                     }
                 }
-                if self.scan_idx.q.val() == 16 {
+                if (self.scan_idx.q.val() == 16) & self.hash_done.q.val() {
+                    self.pool_hit.d.next = self.pool_match_q.q.val();
                     self.step.d.next = Step::Classify;
                 }
             }
@@ -1755,15 +1815,19 @@ impl<const A: usize> Logic for FastPath<A> {
                         self.out_busy.d.next = true;
                         self.out_port.d.next = self.cmd_port.q.val();
                     }
-                    self.step.d.next = Step::Count;
-                }
-            }
-            Step::Count => {
-                if self.job_accept.val() | !self.job_en.val() {
-                    self.count_idx.d.next = self.count_idx.q.val() + 1;
-                    if self.count_idx.q.val() == 11 {
-                        self.step.d.next = Step::Idle;
-                    }
+                    // The frame's counter jobs go to the queue; the next frame's header
+                    // is taken at once.
+                    self.c_busy.d.next = true;
+                    self.count_idx.d.next = 0.into();
+                    self.c_action.d.next = self.v_action.q.val();
+                    self.c_reason.d.next = self.v_reason.q.val();
+                    self.c_ev_lookup.d.next = self.ev_lookup.q.val();
+                    self.c_ev_insert.d.next = self.ev_insert.q.val();
+                    self.c_new.d.next = self.fwd_new.q.val();
+                    self.c_svc.d.next = self.found_idx.q.val();
+                    self.c_backend.d.next = self.fwd_backend.q.val().get_bits::<8>(0);
+                    self.c_len.d.next = self.frame_len.q.val();
+                    self.step.d.next = Step::Idle;
                 }
             }
             _ => {
