@@ -23,7 +23,10 @@
 //! Both receive ports share the pipeline: an arbiter takes whole frames, alternating when
 //! both have one waiting, so frames are processed one at a time in the order the
 //! arbiter took them, exactly as the model's sequence of `process` calls. A frame from the
-//! MCU leaves on `net_tx` unchanged (`Action::FromMcu`). The frame FIFO ([`FrameFifo`], block RAM read through its output register) holds
+//! MCU leaves on `net_tx` unchanged (`Action::FromMcu`). The parser's headers wait for
+//! the controller in a 16-entry header queue (distributed RAM), so the parser takes the
+//! next frames into the frame FIFO while the controller decides, or waits for the output
+//! of a long frame. The frame FIFO ([`FrameFifo`], block RAM read through its output register) holds
 //! [`FIFO_BYTES`] bytes: the verdict needs the whole frame (the parser checks lengths at
 //! `tlast`), so **a frame longer than `FIFO_BYTES` stalls the input for ever**; the MAC in
 //! front must cut frames at the Ethernet maximum (1522 bytes with a tag).
@@ -97,8 +100,9 @@
 //! model** (which commits at the `CONTROL` write), register writes made after the
 //! `CONTROL` write but before the commit is applied go into that commit: the writer must
 //! wait for `STATUS.0` to clear before writing the next batch (the commit waits for the
-//! decision in progress, under 40 cycles, unless the output it waits for is
-//! back-pressured). An SPI transaction takes at least 7 × 8 × 8 clocks, so in practice the
+//! decision in progress, tens of cycles, unless the output it waits for is
+//! back-pressured; headers already queued are decided after the commit, as the model
+//! commits between two frames). An SPI transaction takes at least 7 × 8 × 8 clocks, so in practice the
 //! MCU's next write comes after the commit; the firmware does not poll `STATUS.0` today.
 //! `verdict_commit` strobes when that happens, so a test knows after which frame the
 //! model must commit.
@@ -106,13 +110,21 @@
 //! ## Counters
 //! In one block RAM of 64-bit words (1024 × 64: backend fields 0–2 at field × 256 +
 //! slot, the other addresses at 0x300 + their low 8 bits), updated by read-modify-write (4 cycles
-//! per counter: the RAM's two-cycle read) after each verdict: `rx_frames` and the frame's class (`from_mcu`, the
-//! drop or punt reason). `COUNTER_SELECT` / `COUNTER_HI` / `COUNTER_LO` read them with
+//! per counter: the RAM's two-cycle read) after each verdict: `rx_frames`, the frame's class (`from_mcu`, the
+//! drop or punt reason), flow-table events, new-flow, service and backend counts. The
+//! counter jobs do not hold the controller: at the issue, the frame's verdict, events,
+//! service, backend and length go into a descriptor (a queue of one frame) that the
+//! counter engine walks while the next frame is classified and decided (at most 9 jobs,
+//! about 40 cycles; a frame is issued only when the descriptor is free, which every
+//! decision of at least that long leaves it). `COUNTER_SELECT` / `COUNTER_HI` / `COUNTER_LO` read them with
 //! the model's counter indexes ([`fulcrum_model::regmap::counter`]): a write to
-//! `COUNTER_SELECT` latches the counter at most [`COUNTER_LATCH_CYCLES`] cycles later
-//! (the latch waits for a read-modify-write in progress); reads of `COUNTER_HI`/`LO`
+//! `COUNTER_SELECT` latches the counter at most [`COUNTER_LATCH_CYCLES`] cycles later:
+//! the latch waits for the descriptor's jobs, and no frame is issued meanwhile, so the
+//! latched value counts every frame whose verdict strobed before the write (and the one
+//! strobing in the write's own cycle, issued before it). Reads of `COUNTER_HI`/`LO`
 //! before then see the previous latch. Over SPI (at least 8 clocks per bit) a read always
-//! sees the new latch.
+//! sees the new latch; the board's control-frame bridge waits after a `COUNTER_SELECT`
+//! write.
 
 use rust_hdl::prelude::*;
 
@@ -258,6 +270,24 @@ pub struct FastPath<const A: usize> {
     // last byte leaves.
     out_port: DFF<Bits<2>>,
     out_busy: DFF<Bit>,
+
+    // The header queue: the parser's headers (and whether the frame came from the MCU)
+    // wait here for the controller, so the parser goes on with the next frames (into the
+    // frame FIFO) while a frame waits for its output (behind a long one): 16 entries
+    // (distributed RAM), read one cycle after the address (`hq_valid`: the head is on
+    // `read_data`).
+    hq: RAM<Bits<248>, 4>,
+    hq_wr: DFF<Bits<5>>,
+    hq_rd: DFF<Bits<5>>,
+    hq_valid: DFF<Bit>,
+    hq_full: Signal<Local, Bit>,
+    hq_push: Signal<Local, Bit>,
+    hq_pop: Signal<Local, Bit>,
+    hq_used: Signal<Local, Bits<5>>,
+    h: Signal<Local, Bits<248>>,
+    h_status: Signal<Local, Bits<4>>,
+    h_frame_len: Signal<Local, Bits<16>>,
+    h_from_mcu: Signal<Local, Bit>,
 
     // The controller.
     step: DFF<Step>,
@@ -529,6 +559,18 @@ impl<const A: usize> FastPath<A> {
             last_mcu: Default::default(),
             out_port: Default::default(),
             out_busy: Default::default(),
+            hq: Default::default(),
+            hq_wr: Default::default(),
+            hq_rd: Default::default(),
+            hq_valid: Default::default(),
+            hq_full: Default::default(),
+            hq_push: Default::default(),
+            hq_pop: Default::default(),
+            hq_used: Default::default(),
+            h: Default::default(),
+            h_status: Default::default(),
+            h_frame_len: Default::default(),
+            h_from_mcu: Default::default(),
             step: Default::default(),
             commit_pending: DFFWithInit::new(true),
             key_idx: Default::default(),
@@ -686,6 +728,9 @@ impl<const A: usize> Logic for FastPath<A> {
             last_mcu,
             out_port,
             out_busy,
+            hq_wr,
+            hq_rd,
+            hq_valid,
             step,
             commit_pending,
             key_idx,
@@ -797,6 +842,8 @@ impl<const A: usize> Logic for FastPath<A> {
         self.counters.clock.next = self.clock.val();
         self.fwd.clock.next = self.clock.val();
         self.nat.clock.next = self.clock.val();
+        self.hq.read_clock.next = self.clock.val();
+        self.hq.write_clock.next = self.clock.val();
         self.services_shadow.read_clock.next = self.clock.val();
         self.services_shadow.write_clock.next = self.clock.val();
         self.services_active.read_clock.next = self.clock.val();
@@ -1366,8 +1413,46 @@ impl<const A: usize> Logic for FastPath<A> {
             & self.fwd_ok.val()
             & !self.is_multicast.val()
             & (self.dst_ip.q.val() != self.own_address.q.val());
-        self.parser.m_hdr.tready.next =
-            (self.step.q.val() == Step::Idle) & !self.commit_pending.q.val();
+        // ---- Header queue: parser → controller, in frame order.
+        self.hq_used.next = self.hq_wr.q.val() - self.hq_rd.q.val();
+        self.hq_full.next = self.hq_used.val() == 16;
+        self.parser.m_hdr.tready.next = !self.hq_full.val();
+        self.hq_push.next = self.parser.m_hdr.tvalid.val() & !self.hq_full.val();
+        self.hq.write_enable.next = self.hq_push.val();
+        self.hq.write_address.next = self.hq_wr.q.val().get_bits::<4>(0);
+        self.hq.write_data.next = bit_cast::<248, 48>(self.parser.m_hdr.src_mac.val())
+            | (bit_cast::<248, 32>(self.parser.m_hdr.src_ip.val()) << 48)
+            | (bit_cast::<248, 32>(self.parser.m_hdr.dst_ip.val()) << 80)
+            | (bit_cast::<248, 16>(self.parser.m_hdr.src_port.val()) << 112)
+            | (bit_cast::<248, 16>(self.parser.m_hdr.dst_port.val()) << 128)
+            | (bit_cast::<248, 16>(self.parser.m_hdr.frame_len.val()) << 144)
+            | (bit_cast::<248, 16>(self.parser.m_hdr.ip_total_len.val()) << 160)
+            | (bit_cast::<248, 16>(self.parser.m_hdr.ip_checksum.val()) << 176)
+            | (bit_cast::<248, 16>(self.parser.m_hdr.l4_checksum.val()) << 192)
+            | (bit_cast::<248, 8>(self.parser.m_hdr.l3_offset.val()) << 208)
+            | (bit_cast::<248, 8>(self.parser.m_hdr.l4_offset.val()) << 216)
+            | (bit_cast::<248, 8>(self.parser.m_hdr.protocol.val()) << 224)
+            | (bit_cast::<248, 8>(self.parser.m_hdr.tcp_flags.val()) << 232)
+            | (bit_cast::<248, 4>(self.parser.m_hdr.status.val()) << 240)
+            | (bit_cast::<248, 3>(self.parser.m_hdr.l4_kind.val()) << 244)
+            | (bit_cast::<248, 1>(self.last_mcu.q.val().into()) << 247);
+        if self.hq_push.val() {
+            self.hq_wr.d.next = self.hq_wr.q.val() + 1;
+        }
+        self.hq.read_address.next = self.hq_rd.q.val().get_bits::<4>(0);
+        self.h.next = self.hq.read_data.val();
+        self.h_status.next = self.h.val().get_bits::<4>(240);
+        self.h_frame_len.next = self.h.val().get_bits::<16>(144);
+        self.h_from_mcu.next = self.h.val().get_bit(247);
+        self.hq_pop.next = (self.step.q.val() == Step::Idle)
+            & !self.commit_pending.q.val()
+            & self.hq_valid.q.val();
+        if self.hq_pop.val() {
+            self.hq_rd.d.next = self.hq_rd.q.val() + 1;
+        }
+        // The head is on read_data the cycle after it was addressed and written (not right
+        // after a pop: the next entry's address is new then).
+        self.hq_valid.d.next = (self.hq_wr.q.val() != self.hq_rd.q.val()) & !self.hq_pop.val();
         self.v_valid.d.next = false;
         self.v_commit.d.next = false;
         match self.step.q.val() {
@@ -1399,37 +1484,38 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.key_idx.d.next = 0.into();
                     self.v_commit.d.next = true;
                     self.step.d.next = Step::KeyLoad;
-                } else if self.parser.m_hdr.tvalid.val() {
-                    self.from_mcu.d.next = self.last_mcu.q.val();
-                    self.status.d.next = self.parser.m_hdr.status.val();
-                    self.l4_kind.d.next = self.parser.m_hdr.l4_kind.val();
-                    self.src_ip.d.next = self.parser.m_hdr.src_ip.val();
-                    self.protocol.d.next = self.parser.m_hdr.protocol.val();
-                    self.dst_ip.d.next = self.parser.m_hdr.dst_ip.val();
-                    self.src_port.d.next = self.parser.m_hdr.src_port.val();
-                    self.dst_port.d.next = self.parser.m_hdr.dst_port.val();
-                    self.frame_len.d.next = self.parser.m_hdr.frame_len.val();
-                    self.l3_offset.d.next = self.parser.m_hdr.l3_offset.val();
-                    self.l4_offset.d.next = self.parser.m_hdr.l4_offset.val();
-                    self.ip_total_len.d.next = self.parser.m_hdr.ip_total_len.val();
-                    self.ip_checksum.d.next = self.parser.m_hdr.ip_checksum.val();
-                    self.l4_checksum.d.next = self.parser.m_hdr.l4_checksum.val();
-                    self.tcp_flags.d.next = self.parser.m_hdr.tcp_flags.val();
+                } else if self.hq_valid.q.val() {
+                    // The next frame's header, from the head of the queue.
+                    self.from_mcu.d.next = self.h_from_mcu.val();
+                    self.status.d.next = self.h_status.val();
+                    self.l4_kind.d.next = self.h.val().get_bits::<3>(244);
+                    self.src_ip.d.next = self.h.val().get_bits::<32>(48);
+                    self.protocol.d.next = self.h.val().get_bits::<8>(224);
+                    self.dst_ip.d.next = self.h.val().get_bits::<32>(80);
+                    self.src_port.d.next = self.h.val().get_bits::<16>(112);
+                    self.dst_port.d.next = self.h.val().get_bits::<16>(128);
+                    self.frame_len.d.next = self.h_frame_len.val();
+                    self.l3_offset.d.next = self.h.val().get_bits::<8>(208);
+                    self.l4_offset.d.next = self.h.val().get_bits::<8>(216);
+                    self.ip_total_len.d.next = self.h.val().get_bits::<16>(160);
+                    self.ip_checksum.d.next = self.h.val().get_bits::<16>(176);
+                    self.l4_checksum.d.next = self.h.val().get_bits::<16>(192);
+                    self.tcp_flags.d.next = self.h.val().get_bits::<8>(232);
                     self.fwd_new.d.next = false;
                     self.ev_lookup.d.next = 0.into();
                     self.ev_insert.d.next = 0.into();
                     self.cmd_set_dst.d.next = false;
                     self.cmd_set_src.d.next = false;
-                    self.src_mac.d.next = self.parser.m_hdr.src_mac.val();
+                    self.src_mac.d.next = self.h.val().get_bits::<48>(0);
                     self.flow_hash.d.next = 0.into();
-                    if self.last_mcu.q.val() {
+                    if self.h_from_mcu.val() {
                         self.v_action.d.next = 2.into();
                         self.v_reason.d.next = 0.into();
                         self.cmd_op.d.next = 0.into();
                         self.cmd_port.d.next = 1.into();
-                        self.v_len.d.next = self.parser.m_hdr.frame_len.val();
+                        self.v_len.d.next = self.h_frame_len.val();
                         self.step.d.next = Step::Issue;
-                    } else if self.parser.m_hdr.status.val() == 0 {
+                    } else if self.h_status.val() == 0 {
                         // The service scan, with the flow hash beside it.
                         self.scan_idx.d.next = 0.into();
                         self.vip_any.d.next = false;
@@ -1444,19 +1530,17 @@ impl<const A: usize> Logic for FastPath<A> {
                         self.v_len.d.next = 0.into();
                         self.v_action.d.next = 4.into();
                         // Parse errors: status 8.. map to drop reasons 0.. in order.
-                        self.v_reason.d.next = self.parser.m_hdr.status.val() - 8;
-                        if self.parser.m_hdr.status.val() == 3 {
+                        self.v_reason.d.next = self.h_status.val() - 8;
+                        if self.h_status.val() == 3 {
                             self.v_reason.d.next = 6.into();
                         }
-                        if (self.parser.m_hdr.status.val() == 1)
-                            | (self.parser.m_hdr.status.val() == 2)
-                        {
+                        if (self.h_status.val() == 1) | (self.h_status.val() == 2) {
                             self.v_action.d.next = 3.into();
                             self.cmd_op.d.next = 0.into();
                             self.cmd_port.d.next = 2.into();
-                            self.v_len.d.next = self.parser.m_hdr.frame_len.val();
+                            self.v_len.d.next = self.h_frame_len.val();
                             self.v_reason.d.next = 0.into();
-                            if self.parser.m_hdr.status.val() == 2 {
+                            if self.h_status.val() == 2 {
                                 self.v_reason.d.next = 1.into();
                             }
                         }
