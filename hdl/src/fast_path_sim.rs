@@ -323,6 +323,10 @@ impl<const A: usize> FastPathSim<A> {
     pub fn counter(&mut self, index: u32) -> u64 {
         self.write32(addr::COUNTER_SELECT, index);
         self.run(COUNTER_LATCH_CYCLES);
+        assert!(
+            self.uut.counter_latched(),
+            "counter {index:#x} not latched {COUNTER_LATCH_CYCLES} cycles after COUNTER_SELECT"
+        );
         let hi = self.read32(addr::COUNTER_HI);
         let lo = self.read32(addr::COUNTER_LO);
         (u64::from(hi) << 32) | u64::from(lo)

@@ -23,7 +23,10 @@
 //! Both receive ports share the pipeline: an arbiter takes whole frames, alternating when
 //! both have one waiting, so frames are processed one at a time in the order the
 //! arbiter took them, exactly as the model's sequence of `process` calls. A frame from the
-//! MCU leaves on `net_tx` unchanged (`Action::FromMcu`). The frame FIFO ([`FrameFifo`], block RAM read through its output register) holds
+//! MCU leaves on `net_tx` unchanged (`Action::FromMcu`). The parser's headers wait for
+//! the controller in a 16-entry header queue (distributed RAM), so the parser takes the
+//! next frames into the frame FIFO while the controller decides, or waits for the output
+//! of a long frame. The frame FIFO ([`FrameFifo`], block RAM read through its output register) holds
 //! [`FIFO_BYTES`] bytes: the verdict needs the whole frame (the parser checks lengths at
 //! `tlast`), so **a frame longer than `FIFO_BYTES` stalls the input for ever**; the MAC in
 //! front must cut frames at the Ethernet maximum (1522 bytes with a tag).
@@ -97,8 +100,9 @@
 //! model** (which commits at the `CONTROL` write), register writes made after the
 //! `CONTROL` write but before the commit is applied go into that commit: the writer must
 //! wait for `STATUS.0` to clear before writing the next batch (the commit waits for the
-//! decision in progress, under 40 cycles, unless the output it waits for is
-//! back-pressured). An SPI transaction takes at least 7 × 8 × 8 clocks, so in practice the
+//! decision in progress, tens of cycles, unless the output it waits for is
+//! back-pressured; headers already queued are decided after the commit, as the model
+//! commits between two frames). An SPI transaction takes at least 7 × 8 × 8 clocks, so in practice the
 //! MCU's next write comes after the commit; the firmware does not poll `STATUS.0` today.
 //! `verdict_commit` strobes when that happens, so a test knows after which frame the
 //! model must commit.
@@ -106,13 +110,21 @@
 //! ## Counters
 //! In one block RAM of 64-bit words (1024 × 64: backend fields 0–2 at field × 256 +
 //! slot, the other addresses at 0x300 + their low 8 bits), updated by read-modify-write (4 cycles
-//! per counter: the RAM's two-cycle read) after each verdict: `rx_frames` and the frame's class (`from_mcu`, the
-//! drop or punt reason). `COUNTER_SELECT` / `COUNTER_HI` / `COUNTER_LO` read them with
+//! per counter: the RAM's two-cycle read) after each verdict: `rx_frames`, the frame's class (`from_mcu`, the
+//! drop or punt reason), flow-table events, new-flow, service and backend counts. The
+//! counter jobs do not hold the controller: at the issue, the frame's verdict, events,
+//! service, backend and length go into a descriptor (a queue of one frame) that the
+//! counter engine walks while the next frame is classified and decided (at most 9 jobs,
+//! about 40 cycles; a frame is issued only when the descriptor is free, which every
+//! decision of at least that long leaves it). `COUNTER_SELECT` / `COUNTER_HI` / `COUNTER_LO` read them with
 //! the model's counter indexes ([`fulcrum_model::regmap::counter`]): a write to
-//! `COUNTER_SELECT` latches the counter at most [`COUNTER_LATCH_CYCLES`] cycles later
-//! (the latch waits for a read-modify-write in progress); reads of `COUNTER_HI`/`LO`
+//! `COUNTER_SELECT` latches the counter at most [`COUNTER_LATCH_CYCLES`] cycles later:
+//! the latch waits for the descriptor's jobs, and no frame is issued meanwhile, so the
+//! latched value counts every frame whose verdict strobed before the write (and the one
+//! strobing in the write's own cycle, issued before it). Reads of `COUNTER_HI`/`LO`
 //! before then see the previous latch. Over SPI (at least 8 clocks per bit) a read always
-//! sees the new latch.
+//! sees the new latch; the board's control-frame bridge waits after a `COUNTER_SELECT`
+//! write.
 
 use rust_hdl::prelude::*;
 
@@ -129,8 +141,10 @@ use crate::toeplitz::ToeplitzHash;
 /// Bytes of the frame FIFO (the longest frame the fast path takes).
 pub const FIFO_BYTES: usize = 2048;
 
-/// Most cycles from a `COUNTER_SELECT` write to the latch of the counter.
-pub const COUNTER_LATCH_CYCLES: usize = 12;
+/// Most cycles from a `COUNTER_SELECT` write to the latch of the counter: the counter
+/// queue drains first (the jobs of one frame, at most 9 read-modify-writes of 4 cycles,
+/// and the end of one more), then the latch's own read (4 cycles).
+pub const COUNTER_LATCH_CYCLES: usize = 48;
 
 /// The actions on `verdict_action` (`fulcrum_model::pipeline::Action`).
 pub mod action {
@@ -162,12 +176,9 @@ pub mod action {
 enum Step {
     Idle,
     KeyLoad,
-    HashSend,
-    HashWait,
     Scan,
     Classify,
     Issue,
-    Count,
     TableWait,
     FwdSend,
     FwdWait,
@@ -260,6 +271,24 @@ pub struct FastPath<const A: usize> {
     out_port: DFF<Bits<2>>,
     out_busy: DFF<Bit>,
 
+    // The header queue: the parser's headers (and whether the frame came from the MCU)
+    // wait here for the controller, so the parser goes on with the next frames (into the
+    // frame FIFO) while a frame waits for its output (behind a long one): 16 entries
+    // (distributed RAM), read one cycle after the address (`hq_valid`: the head is on
+    // `read_data`).
+    hq: RAM<Bits<248>, 4>,
+    hq_wr: DFF<Bits<5>>,
+    hq_rd: DFF<Bits<5>>,
+    hq_valid: DFF<Bit>,
+    hq_full: Signal<Local, Bit>,
+    hq_push: Signal<Local, Bit>,
+    hq_pop: Signal<Local, Bit>,
+    hq_used: Signal<Local, Bits<5>>,
+    h: Signal<Local, Bits<248>>,
+    h_status: Signal<Local, Bits<4>>,
+    h_frame_len: Signal<Local, Bits<16>>,
+    h_from_mcu: Signal<Local, Bit>,
+
     // The controller.
     step: DFF<Step>,
     commit_pending: DFFWithInit<Bit>,
@@ -337,7 +366,23 @@ pub struct FastPath<const A: usize> {
     v_commit: DFF<Bit>,
     cmd_op: DFF<Bits<2>>,
     cmd_port: DFF<Bits<2>>,
+    // Timing of the flow hash, computed while the service table is scanned: request
+    // taken, result captured.
+    hash_sent: DFF<Bit>,
+    hash_done: DFF<Bit>,
+    // The counter queue: the counter jobs of the last frame issued (its verdict, flow
+    // events, service, backend and length), walked by `count_idx` through the counter
+    // engine while the controller decides the next frame.
     count_idx: DFF<Bits<4>>,
+    c_busy: DFF<Bit>,
+    c_action: DFF<Bits<3>>,
+    c_reason: DFF<Bits<4>>,
+    c_ev_lookup: DFF<Bits<2>>,
+    c_ev_insert: DFF<Bits<2>>,
+    c_new: DFF<Bit>,
+    c_svc: DFF<Bits<4>>,
+    c_backend: DFF<Bits<8>>,
+    c_len: DFF<Bits<16>>,
 
     // Active settings (the shadow ones are in the register block).
     own_address: DFF<Bits<32>>,
@@ -514,6 +559,18 @@ impl<const A: usize> FastPath<A> {
             last_mcu: Default::default(),
             out_port: Default::default(),
             out_busy: Default::default(),
+            hq: Default::default(),
+            hq_wr: Default::default(),
+            hq_rd: Default::default(),
+            hq_valid: Default::default(),
+            hq_full: Default::default(),
+            hq_push: Default::default(),
+            hq_pop: Default::default(),
+            hq_used: Default::default(),
+            h: Default::default(),
+            h_status: Default::default(),
+            h_frame_len: Default::default(),
+            h_from_mcu: Default::default(),
             step: Default::default(),
             commit_pending: DFFWithInit::new(true),
             key_idx: Default::default(),
@@ -577,6 +634,17 @@ impl<const A: usize> FastPath<A> {
             cmd_op: Default::default(),
             cmd_port: Default::default(),
             count_idx: Default::default(),
+            hash_sent: Default::default(),
+            hash_done: Default::default(),
+            c_busy: Default::default(),
+            c_action: Default::default(),
+            c_reason: Default::default(),
+            c_ev_lookup: Default::default(),
+            c_ev_insert: Default::default(),
+            c_new: Default::default(),
+            c_svc: Default::default(),
+            c_backend: Default::default(),
+            c_len: Default::default(),
             own_address: Default::default(),
             eng: Default::default(),
             eng_addr: Default::default(),
@@ -604,6 +672,13 @@ impl<const A: usize> FastPath<A> {
             latched_hi: Default::default(),
             latched_lo: Default::default(),
         }
+    }
+
+    /// Whether the counter selected by the last `COUNTER_SELECT` write is latched (for
+    /// testbenches: checks [`COUNTER_LATCH_CYCLES`]).
+    pub fn counter_latched(&self) -> bool {
+        let latching = self.eng.q.val() != Engine::Idle && self.eng_bus.q.val();
+        !(self.csel_pending.q.val() || latching)
     }
 
     /// Marks every top-level input as driven (needed before `generate_verilog`).
@@ -653,6 +728,9 @@ impl<const A: usize> Logic for FastPath<A> {
             last_mcu,
             out_port,
             out_busy,
+            hq_wr,
+            hq_rd,
+            hq_valid,
             step,
             commit_pending,
             key_idx,
@@ -730,6 +808,17 @@ impl<const A: usize> Logic for FastPath<A> {
             cmd_op,
             cmd_port,
             count_idx,
+            hash_sent,
+            hash_done,
+            c_busy,
+            c_action,
+            c_reason,
+            c_ev_lookup,
+            c_ev_insert,
+            c_new,
+            c_svc,
+            c_backend,
+            c_len,
             own_address,
             eng,
             eng_addr,
@@ -753,6 +842,8 @@ impl<const A: usize> Logic for FastPath<A> {
         self.counters.clock.next = self.clock.val();
         self.fwd.clock.next = self.clock.val();
         self.nat.clock.next = self.clock.val();
+        self.hq.read_clock.next = self.clock.val();
+        self.hq.write_clock.next = self.clock.val();
         self.services_shadow.read_clock.next = self.clock.val();
         self.services_shadow.write_clock.next = self.clock.val();
         self.services_active.read_clock.next = self.clock.val();
@@ -975,8 +1066,13 @@ impl<const A: usize> Logic for FastPath<A> {
         }
 
         // ---- Rewrite command: pass, drop, or towards the backend (forward path).
+        // A frame is issued when the counter queue can take its jobs, and not while a
+        // counter latch waits for the queue to drain (the latch then counts every frame
+        // whose verdict came before it).
         self.rewrite.s_cmd.tvalid.next = (self.step.q.val() == Step::Issue)
-            & (!self.out_busy.q.val() | (self.cmd_op.q.val() == 1));
+            & (!self.out_busy.q.val() | (self.cmd_op.q.val() == 1))
+            & !self.c_busy.q.val()
+            & !self.csel_pending.q.val();
         self.rewrite.s_cmd.op.next = self.cmd_op.q.val();
         self.rewrite.s_cmd.dst_mac.next = self.fwd_mac.q.val();
         self.rewrite.s_cmd.src_mac.next = self.mac.q.val();
@@ -1115,8 +1211,8 @@ impl<const A: usize> Logic for FastPath<A> {
         self.hash.key_word.next = self.key_idx.q.val().get_bits::<4>(0);
         self.hash.key_data.next = self.key_word.val();
         self.has_ports.next = (self.l4_kind.q.val() == 0) | (self.l4_kind.q.val() == 1);
-        self.hash.s_valid.next =
-            (self.step.q.val() == Step::HashSend) | (self.step.q.val() == Step::RHashSend);
+        self.hash.s_valid.next = ((self.step.q.val() == Step::Scan) & !self.hash_sent.q.val())
+            | (self.step.q.val() == Step::RHashSend);
         self.hash.src_ip.next = self.src_ip.q.val();
         self.hash.dst_ip.next = self.dst_ip.q.val();
         self.hash.src_port.next = self.src_port.q.val();
@@ -1132,21 +1228,20 @@ impl<const A: usize> Logic for FastPath<A> {
         self.hash.m_ready.next = true;
 
         // ---- Counter engine: one read-modify-write or bus latch at a time.
-        self.reason_wide.next = bit_cast::<11, 4>(self.v_reason.q.val());
+        self.reason_wide.next = bit_cast::<11, 4>(self.c_reason.q.val());
         self.class_addr.next = 1.into();
-        if self.v_action.q.val() == 4 {
+        if self.c_action.q.val() == 4 {
             self.class_addr.next = self.reason_wide.val() + 0x20;
         }
-        if self.v_action.q.val() == 3 {
+        if self.c_action.q.val() == 3 {
             self.class_addr.next = self.reason_wide.val() + 0x40;
         }
         // Jobs of a frame, in count_idx order: rx_frames; its class (from the MCU, a drop
         // or punt reason); the flow-table events (moved or expired at the lookup, evicted or
         // expired at the insert); a new flow's service and backend counts; a forwarded
         // frame's service and backend packets and bytes. Jobs that do not apply are skipped.
-        self.svc_base.next = (bit_cast::<11, 4>(self.found_idx.q.val()) << 3) | 0x80;
-        self.be_base.next =
-            (bit_cast::<11, 8>(self.fwd_backend.q.val().get_bits::<8>(0)) << 2) | 0x400;
+        self.svc_base.next = (bit_cast::<11, 4>(self.c_svc.q.val()) << 3) | 0x80;
+        self.be_base.next = (bit_cast::<11, 8>(self.c_backend.q.val()) << 2) | 0x400;
         self.job_en.next = false;
         self.job_addr.next = 0.into();
         self.job_amount.next = 1.into();
@@ -1155,66 +1250,74 @@ impl<const A: usize> Logic for FastPath<A> {
                 self.job_en.next = true;
             }
             1 => {
-                self.job_en.next = self.v_action.q.val() >= 2;
+                self.job_en.next = self.c_action.q.val() >= 2;
                 self.job_addr.next = self.class_addr.val();
                 // A refused frame (action 5) is counted at 0x3FF, outside the model's
                 // index map.
-                if self.v_action.q.val() == 5 {
+                if self.c_action.q.val() == 5 {
                     self.job_addr.next = 0x3FF.into();
                 }
             }
             2 => {
-                self.job_en.next = self.ev_lookup.q.val() != 0;
+                self.job_en.next = self.c_ev_lookup.q.val() != 0;
                 self.job_addr.next = 4.into();
-                if self.ev_lookup.q.val() == 2 {
+                if self.c_ev_lookup.q.val() == 2 {
                     self.job_addr.next = 3.into();
                 }
             }
             3 => {
-                self.job_en.next = self.ev_insert.q.val() != 0;
+                self.job_en.next = self.c_ev_insert.q.val() != 0;
                 self.job_addr.next = 2.into();
-                if self.ev_insert.q.val() == 2 {
+                if self.c_ev_insert.q.val() == 2 {
                     self.job_addr.next = 3.into();
                 }
             }
             4 => {
-                self.job_en.next = self.fwd_new.q.val();
+                self.job_en.next = self.c_new.q.val();
                 self.job_addr.next = self.svc_base.val() | 4;
             }
             5 => {
-                self.job_en.next = self.fwd_new.q.val();
+                self.job_en.next = self.c_new.q.val();
                 self.job_addr.next = self.be_base.val() | 2;
             }
             6 => {
-                self.job_en.next = self.v_action.q.val() == 0;
+                self.job_en.next = self.c_action.q.val() == 0;
                 self.job_addr.next = self.svc_base.val();
             }
             7 => {
-                self.job_en.next = self.v_action.q.val() == 0;
+                self.job_en.next = self.c_action.q.val() == 0;
                 self.job_addr.next = self.svc_base.val() | 1;
-                self.job_amount.next = self.frame_len.q.val();
+                self.job_amount.next = self.c_len.q.val();
             }
             8 => {
-                self.job_en.next = self.v_action.q.val() == 0;
+                self.job_en.next = self.c_action.q.val() == 0;
                 self.job_addr.next = self.be_base.val();
             }
             9 => {
-                self.job_en.next = self.v_action.q.val() == 0;
+                self.job_en.next = self.c_action.q.val() == 0;
                 self.job_addr.next = self.be_base.val() | 1;
-                self.job_amount.next = self.frame_len.q.val();
+                self.job_amount.next = self.c_len.q.val();
             }
             10 => {
-                self.job_en.next = self.v_action.q.val() == 1;
+                self.job_en.next = self.c_action.q.val() == 1;
                 self.job_addr.next = self.svc_base.val() | 2;
             }
             11 => {
-                self.job_en.next = self.v_action.q.val() == 1;
+                self.job_en.next = self.c_action.q.val() == 1;
                 self.job_addr.next = self.svc_base.val() | 3;
-                self.job_amount.next = self.frame_len.q.val();
+                self.job_amount.next = self.c_len.q.val();
             }
             _ => {}
         }
-        self.job_valid.next = (self.step.q.val() == Step::Count) & self.job_en.val();
+        self.job_valid.next = self.c_busy.q.val() & self.job_en.val();
+        // The walk: a job taken by the engine, or one that does not apply, moves on; the
+        // descriptor is free after job 11.
+        if self.c_busy.q.val() & (self.job_accept.val() | !self.job_en.val()) {
+            self.count_idx.d.next = self.count_idx.q.val() + 1;
+            if self.count_idx.q.val() == 11 {
+                self.c_busy.d.next = false;
+            }
+        }
         // Model counter index → RAM address: 0..0x7F as is, services 0x100..0x17F at
         // 0x80, backends 0x1000..0x13FF at 0x400; anything else reads 0.
         self.csel_low.next = self.csel.q.val().get_bits::<11>(0);
@@ -1252,7 +1355,9 @@ impl<const A: usize> Logic for FastPath<A> {
             self.counters.read_data.val() + bit_cast::<64, 16>(self.eng_amount.q.val());
         match self.eng.q.val() {
             Engine::Idle => {
-                if self.csel_pending.q.val() & !(self.bus_we.val() & (self.bus_addr.val() == 0x050))
+                if self.csel_pending.q.val()
+                    & !self.c_busy.q.val()
+                    & !(self.bus_we.val() & (self.bus_addr.val() == 0x050))
                 {
                     self.csel_pending.d.next = false;
                     self.eng_addr.d.next = self.csel_addr.val();
@@ -1316,8 +1421,46 @@ impl<const A: usize> Logic for FastPath<A> {
             & self.fwd_ok.val()
             & !self.is_multicast.val()
             & (self.dst_ip.q.val() != self.own_address.q.val());
-        self.parser.m_hdr.tready.next =
-            (self.step.q.val() == Step::Idle) & !self.commit_pending.q.val();
+        // ---- Header queue: parser → controller, in frame order.
+        self.hq_used.next = self.hq_wr.q.val() - self.hq_rd.q.val();
+        self.hq_full.next = self.hq_used.val() == 16;
+        self.parser.m_hdr.tready.next = !self.hq_full.val();
+        self.hq_push.next = self.parser.m_hdr.tvalid.val() & !self.hq_full.val();
+        self.hq.write_enable.next = self.hq_push.val();
+        self.hq.write_address.next = self.hq_wr.q.val().get_bits::<4>(0);
+        self.hq.write_data.next = bit_cast::<248, 48>(self.parser.m_hdr.src_mac.val())
+            | (bit_cast::<248, 32>(self.parser.m_hdr.src_ip.val()) << 48)
+            | (bit_cast::<248, 32>(self.parser.m_hdr.dst_ip.val()) << 80)
+            | (bit_cast::<248, 16>(self.parser.m_hdr.src_port.val()) << 112)
+            | (bit_cast::<248, 16>(self.parser.m_hdr.dst_port.val()) << 128)
+            | (bit_cast::<248, 16>(self.parser.m_hdr.frame_len.val()) << 144)
+            | (bit_cast::<248, 16>(self.parser.m_hdr.ip_total_len.val()) << 160)
+            | (bit_cast::<248, 16>(self.parser.m_hdr.ip_checksum.val()) << 176)
+            | (bit_cast::<248, 16>(self.parser.m_hdr.l4_checksum.val()) << 192)
+            | (bit_cast::<248, 8>(self.parser.m_hdr.l3_offset.val()) << 208)
+            | (bit_cast::<248, 8>(self.parser.m_hdr.l4_offset.val()) << 216)
+            | (bit_cast::<248, 8>(self.parser.m_hdr.protocol.val()) << 224)
+            | (bit_cast::<248, 8>(self.parser.m_hdr.tcp_flags.val()) << 232)
+            | (bit_cast::<248, 4>(self.parser.m_hdr.status.val()) << 240)
+            | (bit_cast::<248, 3>(self.parser.m_hdr.l4_kind.val()) << 244)
+            | (bit_cast::<248, 1>(self.last_mcu.q.val().into()) << 247);
+        if self.hq_push.val() {
+            self.hq_wr.d.next = self.hq_wr.q.val() + 1;
+        }
+        self.hq.read_address.next = self.hq_rd.q.val().get_bits::<4>(0);
+        self.h.next = self.hq.read_data.val();
+        self.h_status.next = self.h.val().get_bits::<4>(240);
+        self.h_frame_len.next = self.h.val().get_bits::<16>(144);
+        self.h_from_mcu.next = self.h.val().get_bit(247);
+        self.hq_pop.next = (self.step.q.val() == Step::Idle)
+            & !self.commit_pending.q.val()
+            & self.hq_valid.q.val();
+        if self.hq_pop.val() {
+            self.hq_rd.d.next = self.hq_rd.q.val() + 1;
+        }
+        // The head is on read_data the cycle after it was addressed and written (not right
+        // after a pop: the next entry's address is new then).
+        self.hq_valid.d.next = (self.hq_wr.q.val() != self.hq_rd.q.val()) & !self.hq_pop.val();
         self.v_valid.d.next = false;
         self.v_commit.d.next = false;
         match self.step.q.val() {
@@ -1349,39 +1492,45 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.key_idx.d.next = 0.into();
                     self.v_commit.d.next = true;
                     self.step.d.next = Step::KeyLoad;
-                } else if self.parser.m_hdr.tvalid.val() {
-                    self.from_mcu.d.next = self.last_mcu.q.val();
-                    self.status.d.next = self.parser.m_hdr.status.val();
-                    self.l4_kind.d.next = self.parser.m_hdr.l4_kind.val();
-                    self.src_ip.d.next = self.parser.m_hdr.src_ip.val();
-                    self.protocol.d.next = self.parser.m_hdr.protocol.val();
-                    self.dst_ip.d.next = self.parser.m_hdr.dst_ip.val();
-                    self.src_port.d.next = self.parser.m_hdr.src_port.val();
-                    self.dst_port.d.next = self.parser.m_hdr.dst_port.val();
-                    self.frame_len.d.next = self.parser.m_hdr.frame_len.val();
-                    self.l3_offset.d.next = self.parser.m_hdr.l3_offset.val();
-                    self.l4_offset.d.next = self.parser.m_hdr.l4_offset.val();
-                    self.ip_total_len.d.next = self.parser.m_hdr.ip_total_len.val();
-                    self.ip_checksum.d.next = self.parser.m_hdr.ip_checksum.val();
-                    self.l4_checksum.d.next = self.parser.m_hdr.l4_checksum.val();
-                    self.tcp_flags.d.next = self.parser.m_hdr.tcp_flags.val();
+                } else if self.hq_valid.q.val() {
+                    // The next frame's header, from the head of the queue.
+                    self.from_mcu.d.next = self.h_from_mcu.val();
+                    self.status.d.next = self.h_status.val();
+                    self.l4_kind.d.next = self.h.val().get_bits::<3>(244);
+                    self.src_ip.d.next = self.h.val().get_bits::<32>(48);
+                    self.protocol.d.next = self.h.val().get_bits::<8>(224);
+                    self.dst_ip.d.next = self.h.val().get_bits::<32>(80);
+                    self.src_port.d.next = self.h.val().get_bits::<16>(112);
+                    self.dst_port.d.next = self.h.val().get_bits::<16>(128);
+                    self.frame_len.d.next = self.h_frame_len.val();
+                    self.l3_offset.d.next = self.h.val().get_bits::<8>(208);
+                    self.l4_offset.d.next = self.h.val().get_bits::<8>(216);
+                    self.ip_total_len.d.next = self.h.val().get_bits::<16>(160);
+                    self.ip_checksum.d.next = self.h.val().get_bits::<16>(176);
+                    self.l4_checksum.d.next = self.h.val().get_bits::<16>(192);
+                    self.tcp_flags.d.next = self.h.val().get_bits::<8>(232);
                     self.fwd_new.d.next = false;
                     self.ev_lookup.d.next = 0.into();
                     self.ev_insert.d.next = 0.into();
                     self.cmd_set_dst.d.next = false;
                     self.cmd_set_src.d.next = false;
-                    self.src_mac.d.next = self.parser.m_hdr.src_mac.val();
+                    self.src_mac.d.next = self.h.val().get_bits::<48>(0);
                     self.flow_hash.d.next = 0.into();
-                    self.count_idx.d.next = 0.into();
-                    if self.last_mcu.q.val() {
+                    if self.h_from_mcu.val() {
                         self.v_action.d.next = 2.into();
                         self.v_reason.d.next = 0.into();
                         self.cmd_op.d.next = 0.into();
                         self.cmd_port.d.next = 1.into();
-                        self.v_len.d.next = self.parser.m_hdr.frame_len.val();
+                        self.v_len.d.next = self.h_frame_len.val();
                         self.step.d.next = Step::Issue;
-                    } else if self.parser.m_hdr.status.val() == 0 {
-                        self.step.d.next = Step::HashSend;
+                    } else if self.h_status.val() == 0 {
+                        // The service scan, with the flow hash beside it.
+                        self.scan_idx.d.next = 0.into();
+                        self.vip_any.d.next = false;
+                        self.found.d.next = false;
+                        self.hash_sent.d.next = false;
+                        self.hash_done.d.next = false;
+                        self.step.d.next = Step::Scan;
                     } else {
                         self.step.d.next = Step::Issue;
                         self.cmd_op.d.next = 1.into();
@@ -1389,19 +1538,17 @@ impl<const A: usize> Logic for FastPath<A> {
                         self.v_len.d.next = 0.into();
                         self.v_action.d.next = 4.into();
                         // Parse errors: status 8.. map to drop reasons 0.. in order.
-                        self.v_reason.d.next = self.parser.m_hdr.status.val() - 8;
-                        if self.parser.m_hdr.status.val() == 3 {
+                        self.v_reason.d.next = self.h_status.val() - 8;
+                        if self.h_status.val() == 3 {
                             self.v_reason.d.next = 6.into();
                         }
-                        if (self.parser.m_hdr.status.val() == 1)
-                            | (self.parser.m_hdr.status.val() == 2)
-                        {
+                        if (self.h_status.val() == 1) | (self.h_status.val() == 2) {
                             self.v_action.d.next = 3.into();
                             self.cmd_op.d.next = 0.into();
                             self.cmd_port.d.next = 2.into();
-                            self.v_len.d.next = self.parser.m_hdr.frame_len.val();
+                            self.v_len.d.next = self.h_frame_len.val();
                             self.v_reason.d.next = 0.into();
-                            if self.parser.m_hdr.status.val() == 2 {
+                            if self.h_status.val() == 2 {
                                 self.v_reason.d.next = 1.into();
                             }
                         }
@@ -1435,25 +1582,21 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.step.d.next = Step::Idle;
                 }
             }
-            Step::HashSend => {
+            Step::Scan => {
+                // The flow hash (2 cycles), computed while the 16 entries are scanned.
                 if self.hash.s_ready.val() {
-                    self.step.d.next = Step::HashWait;
+                    self.hash_sent.d.next = true;
                 }
-            }
-            Step::HashWait => {
                 if self.hash.m_valid.val() {
                     self.flow_hash.d.next = self.hash.flow_hash.val();
                     self.src_hash.d.next = self.hash.src_hash.val();
-                    self.scan_idx.d.next = 0.into();
-                    self.vip_any.d.next = false;
-                    self.found.d.next = false;
-                    self.pool_hit.d.next = self.pool_match_q.q.val();
-                    self.step.d.next = Step::Scan;
+                    self.hash_done.d.next = true;
                 }
-            }
-            Step::Scan => {
-                // Active entry k is on read_data at scan_idx k + 1.
-                self.scan_idx.d.next = self.scan_idx.q.val() + 1;
+                // Active entry k is on read_data at scan_idx k + 1 (entry 15 is compared
+                // again while the scan waits at 16 for the hash: the same outcome).
+                if self.scan_idx.q.val() != 16 {
+                    self.scan_idx.d.next = self.scan_idx.q.val() + 1;
+                }
                 if self.scan_idx.q.val() >= 1 {
                     if self.svc_vip_hit.val() {
                         self.vip_any.d.next = true;
@@ -1473,7 +1616,8 @@ impl<const A: usize> Logic for FastPath<A> {
                         self.found_members.d.next = self.svc_entry.val().get_bits::<8>(112);
                     }
                 }
-                if self.scan_idx.q.val() == 16 {
+                if (self.scan_idx.q.val() == 16) & self.hash_done.q.val() {
+                    self.pool_hit.d.next = self.pool_match_q.q.val();
                     self.step.d.next = Step::Classify;
                 }
             }
@@ -1763,15 +1907,19 @@ impl<const A: usize> Logic for FastPath<A> {
                         self.out_busy.d.next = true;
                         self.out_port.d.next = self.cmd_port.q.val();
                     }
-                    self.step.d.next = Step::Count;
-                }
-            }
-            Step::Count => {
-                if self.job_accept.val() | !self.job_en.val() {
-                    self.count_idx.d.next = self.count_idx.q.val() + 1;
-                    if self.count_idx.q.val() == 11 {
-                        self.step.d.next = Step::Idle;
-                    }
+                    // The frame's counter jobs go to the queue; the next frame's header
+                    // is taken at once.
+                    self.c_busy.d.next = true;
+                    self.count_idx.d.next = 0.into();
+                    self.c_action.d.next = self.v_action.q.val();
+                    self.c_reason.d.next = self.v_reason.q.val();
+                    self.c_ev_lookup.d.next = self.ev_lookup.q.val();
+                    self.c_ev_insert.d.next = self.ev_insert.q.val();
+                    self.c_new.d.next = self.fwd_new.q.val();
+                    self.c_svc.d.next = self.found_idx.q.val();
+                    self.c_backend.d.next = self.fwd_backend.q.val().get_bits::<8>(0);
+                    self.c_len.d.next = self.frame_len.q.val();
+                    self.step.d.next = Step::Idle;
                 }
             }
             _ => {

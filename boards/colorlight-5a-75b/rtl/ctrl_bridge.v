@@ -21,7 +21,10 @@
 // whole and becomes the last one. After reset no request is a retransmission.
 //
 // The bus is the one of hdl/src/regs.rs RegisterBlock: bus_we or bus_re for one cycle,
-// read data on bus_rdata the cycle after bus_re.
+// read data on bus_rdata the cycle after bus_re. A write to COUNTER_SELECT (0x050) is
+// followed by LATCH_WAIT idle cycles before the next op: FastPath latches the counter up to
+// COUNTER_LATCH_CYCLES (hdl/src/pipeline.rs, 48) cycles after the write (its counter
+// queue drains first), and the next op's fetch alone takes 11.
 `default_nettype none
 module ctrl_bridge (
     input  wire        clk,
@@ -57,7 +60,8 @@ module ctrl_bridge (
     localparam S_HEAD = 4'd0, S_REPLAY = 4'd1, S_PASS = 4'd2, S_FLUSH = 4'd3, S_CTRL = 4'd4,
         S_EXEC_LOAD = 4'd5, S_EXEC_FETCH = 4'd6, S_EXEC_DO = 4'd7, S_EXEC_PUT = 4'd8,
         S_SEND = 4'd9, S_SEND_RD = 4'd10, S_SEND_OUT = 4'd11, S_SEND_HOLD = 4'd12,
-        S_SEND_RD2 = 4'd13;
+        S_SEND_RD2 = 4'd13, S_EXEC_WAIT = 4'd14;
+    localparam LATCH_WAIT = 6'd40;
     reg [3:0] state;
 
     // The first 14 bytes of the frame.
@@ -90,6 +94,7 @@ module ctrl_bridge (
     reg        bad;
     reg [5:0]  op_i;
     reg [3:0]  byte_i;
+    reg [5:0]  wait_n;
     reg [8:0]  op_base;
     reg [63:0] op;
     reg [31:0] rvalue;
@@ -236,6 +241,10 @@ module ctrl_bridge (
                         op_i <= op_i + 1'b1;
                         op_base <= op_base + 9'd8;
                         state <= S_EXEC_LOAD;
+                        if (op[47:32] == 16'h0050) begin
+                            wait_n <= LATCH_WAIT;
+                            state <= S_EXEC_WAIT;
+                        end
                     end else begin
                         bus_re <= 1'b1;
                         state <= S_EXEC_PUT;
@@ -256,6 +265,11 @@ module ctrl_bridge (
                         op_base <= op_base + 9'd8;
                         state <= S_EXEC_LOAD;
                     end
+                end
+                // After a COUNTER_SELECT write: the counter is latched meanwhile.
+                S_EXEC_WAIT: begin
+                    wait_n <= wait_n - 1'b1;
+                    if (wait_n == 6'd0) state <= S_EXEC_LOAD;
                 end
                 // The reply: reply_len bytes of the buffer, one per five cycles.
                 S_SEND: begin
