@@ -15,15 +15,14 @@ mod common;
 
 use std::net::Ipv4Addr;
 
-use common::{A, Dut, RING, Reference, WAYS};
+use common::{A, Dut, Reference};
 use fulcrum_hdl::fast_path_sim::{Event, FastPathSim};
 use fulcrum_hdl::sim::Traffic;
 use fulcrum_hdl::vectors::fix_ip_checksum;
 use fulcrum_model::config::{Algorithm, Mode, Protocol};
-use fulcrum_model::flow::{FlowEntry, StickyEntry};
-use fulcrum_model::pipeline::{Pipeline, Port, Storage};
+use fulcrum_model::pipeline::Port;
 use fulcrum_model::regmap::{RegisterBus, RegisterWriter, addr, counter};
-use fulcrum_model::tables::{BackendEntry, BackendState, SERVICE_SLOTS, ServiceEntry, TableWriter};
+use fulcrum_model::tables::{BackendEntry, BackendState, ServiceEntry, TableWriter};
 
 /// One 1 GbE wire slot of a 60-byte frame: 60 + FCS 4 + preamble 8 + gap 12 byte times.
 const LINE_RATE_CYCLES: f64 = 84.0;
@@ -208,19 +207,7 @@ fn client(n: u32) -> ([u8; 4], u16) {
 
 #[test]
 fn minimum_size_frames_at_line_rate() {
-    let mut flows_mem = vec![FlowEntry::default(); (1 << A) * WAYS];
-    let mut sticky = vec![StickyEntry::default(); (1 << A) * WAYS];
-    let mut ring_a = vec![0u16; SERVICE_SLOTS * RING];
-    let mut ring_s = vec![0u16; SERVICE_SLOTS * RING];
-    let pipeline = Pipeline::new(Storage {
-        flows: &mut flows_mem,
-        flow_ways: WAYS,
-        sticky: &mut sticky,
-        sticky_ways: WAYS,
-        ring_active: &mut ring_a,
-        ring_shadow: &mut ring_s,
-    });
-    let mut reference = Reference::new(pipeline);
+    let mut reference = Reference::new(common::model_pipeline());
     let mut sim = FastPathSim::<A>::new(Traffic::SMOOTH, 0x11e);
     Dut::sync(&mut sim, &mut reference);
     configure(&mut sim);

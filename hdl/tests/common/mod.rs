@@ -244,19 +244,8 @@ impl Default for Guide {
 
 impl Guide {
     pub fn new() -> Self {
-        fn leak<T: Clone>(value: T, n: usize) -> &'static mut [T] {
-            Box::leak(vec![value; n].into_boxed_slice())
-        }
-        let pipeline = Pipeline::new(Storage {
-            flows: leak(FlowEntry::default(), (1 << A) * WAYS),
-            flow_ways: WAYS,
-            sticky: leak(StickyEntry::default(), (1 << A) * WAYS),
-            sticky_ways: WAYS,
-            ring_active: leak(0u16, SERVICE_SLOTS * RING),
-            ring_shadow: leak(0u16, SERVICE_SLOTS * RING),
-        });
         Guide {
-            regs: RegisterFile::new(pipeline),
+            regs: RegisterFile::new(model_pipeline()),
             now_ms: 0,
             returned: 0,
         }
@@ -453,22 +442,26 @@ pub enum Workload {
     EntryReset,
 }
 
+/// The model pipeline with the hardware's flow-table geometry (`2^A` sets × `WAYS`) and
+/// ring stride, on storage leaked for the test's lifetime.
+pub fn model_pipeline() -> Pipeline<'static> {
+    fn leak<T: Clone>(value: T, n: usize) -> &'static mut [T] {
+        Box::leak(vec![value; n].into_boxed_slice())
+    }
+    Pipeline::new(Storage {
+        flows: leak(FlowEntry::default(), (1 << A) * WAYS),
+        flow_ways: WAYS,
+        sticky: leak(StickyEntry::default(), (1 << A) * WAYS),
+        sticky_ways: WAYS,
+        ring_active: leak(0u16, SERVICE_SLOTS * RING),
+        ring_shadow: leak(0u16, SERVICE_SLOTS * RING),
+    })
+}
+
 /// Runs `frames` seeded frames of `workload` through `dut` and checks every verdict,
 /// output frame and counter against the model.
 pub fn run_workload<D: Dut>(dut: &mut D, workload: Workload, seed: u64, frames: usize) -> Summary {
-    let mut flows_mem = vec![FlowEntry::default(); (1 << A) * WAYS];
-    let mut sticky = vec![StickyEntry::default(); (1 << A) * WAYS];
-    let mut ring_a = vec![0u16; SERVICE_SLOTS * RING];
-    let mut ring_s = vec![0u16; SERVICE_SLOTS * RING];
-    let pipeline = Pipeline::new(Storage {
-        flows: &mut flows_mem,
-        flow_ways: WAYS,
-        sticky: &mut sticky,
-        sticky_ways: WAYS,
-        ring_active: &mut ring_a,
-        ring_shadow: &mut ring_s,
-    });
-    let mut reference = Reference::new(pipeline);
+    let mut reference = Reference::new(model_pipeline());
     let guided = dut.guide().is_some();
     match workload {
         Workload::L7 => drive_l7(dut, &mut reference, seed, frames),
