@@ -72,7 +72,7 @@
 //! the count RAM has a registered read and the saturating ±1 its own cycle, and the
 //! decisions on a backend word are registered before the state machine uses them); round
 //! robin adds 4 + 6 per member looked at instead of the ring's 10 (at most 196 with 32
-//! members), weighted round robin 2 + 6 per member of the list (at most 194).
+//! members), weighted round robin 2 + 7 per member of the list (at most 226).
 
 use rust_hdl::prelude::*;
 
@@ -281,10 +281,16 @@ pub struct Forward<const A: usize> {
     // Active flows per backend, twice: one copy for the request machine, one for the
     // counter reads (written together; that one in distributed RAM: the LFE5U-25F has no
     // block RAM to spare). Registered reads (two cycles): the update is read, wait, add
-    // into `af_sum`, write.
+    // into the registered write port (`aw_*`), write.
     af: DualPortRam<Bits<32>, 8>,
     afq: DualPortRam<Bits<32>, 8>,
-    af_sum: DFF<Bits<32>>,
+    // Registered write ports (see the defaults in `update`).
+    bw_we: DFF<Bit>,
+    bw_addr: DFF<Bits<9>>,
+    bw_data: DFF<Bits<128>>,
+    aw_we: DFF<Bit>,
+    aw_addr: DFF<Bits<8>>,
+    aw_data: DFF<Bits<32>>,
     // Decisions on the backend word, registered a cycle after the RAM's output (the
     // `*Read` states wait three cycles): the flow keeps its backend (Up or Drain, same
     // generation); its backend is in the table with the same generation (release); the
@@ -314,7 +320,16 @@ pub struct Forward<const A: usize> {
     ri1: DFF<Bits<14>>,
     ri2: DFF<Bits<14>>,
 
+    // The selection unit's table port (registered).
+    st_write: DFF<Bit>,
+    st_kind: DFF<Bits<4>>,
+    st_index: DFF<Bits<28>>,
+    st_data: DFF<Bits<32>>,
     req: DFF<Req>,
+    // High from a take until the result is taken (the request machine is not idle).
+    req_busy: DFF<Bit>,
+    // Registered `fn_match` (a slot read waits a cycle more for it).
+    fn_match_q: DFF<Bit>,
     svc: DFF<Bits<4>>,
     key: DFF<Bits<104>>,
     hash: DFF<Bits<32>>,
@@ -366,6 +381,8 @@ pub struct Forward<const A: usize> {
     slot_in: Signal<Local, Bit>,
     fn_mask: Signal<Local, Bits<16>>,
     fn_match: Signal<Local, Bit>,
+    tables_idle: Signal<Local, Bit>,
+    take: Signal<Local, Bit>,
 }
 
 impl<const A: usize> Default for Forward<A> {
@@ -449,7 +466,12 @@ impl<const A: usize> Forward<A> {
             ring_shadow: SinglePortRam::default(),
             af: DualPortRam::zeroed(),
             afq: DualPortRam::zeroed_distributed(),
-            af_sum: Default::default(),
+            bw_we: Default::default(),
+            bw_addr: Default::default(),
+            bw_data: Default::default(),
+            aw_we: Default::default(),
+            aw_addr: Default::default(),
+            aw_data: Default::default(),
             g_keep: Default::default(),
             g_same: Default::default(),
             g_nomac: Default::default(),
@@ -463,6 +485,14 @@ impl<const A: usize> Forward<A> {
             ri1: Default::default(),
             ri2: Default::default(),
             req: Default::default(),
+            st_write: Default::default(),
+            st_kind: Default::default(),
+            st_index: Default::default(),
+            st_data: Default::default(),
+            req_busy: Default::default(),
+            fn_match_q: Default::default(),
+            tables_idle: Default::default(),
+            take: Default::default(),
             svc: Default::default(),
             key: Default::default(),
             hash: Default::default(),
@@ -519,7 +549,8 @@ impl<const A: usize> Logic for Forward<A> {
             self, clock, cp, cp_idx, cp_phase, dirty, rv1, rv2, ri1, ri2, req, svc, key, hash, tcp,
             flags, stateless, algo, src_hash, members, rd_wait, entry, slot, remove, kind, backend,
             new_flow, ev_lookup, ev_insert, be_word, be_addr, af_idx, af_inc, af_back, ret, smac,
-            cm_we, rd, stale, af_sum, g_keep, g_same, g_nomac, g_other, cp_sh
+            cm_we, rd, stale, bw_we, bw_addr, bw_data, aw_we, aw_addr, aw_data, g_keep, g_same,
+            g_nomac, g_other, cp_sh, req_busy, fn_match_q, st_write, st_kind, st_index, st_data
         );
         clock!(self, clock, flows, select, be, ring_shadow, cmac, af, afq);
 
@@ -545,9 +576,15 @@ impl<const A: usize> Logic for Forward<A> {
             | (bit_cast::<128, 32>(self.table_data2.val()) << 32)
             | bit_cast::<128, 32>(self.table_data3.val());
         self.bank1.next = bit_cast::<9, 1>(true.into()) << 8;
-        self.be.write_address.next = bit_cast::<9, 8>(self.table_index.val().get_bits::<8>(0));
-        self.be.write_data.next = self.wr_word.val();
-        self.be.write_enable.next = self.table_be.val();
+        // The write ports of the backend RAM and of both active-flow counts are driven
+        // by registers (the table port's and the copy's writes land a cycle later; the
+        // decode of the copy machine fanned out to every address and data bit).
+        self.be.write_address.next = self.bw_addr.q.val();
+        self.be.write_data.next = self.bw_data.q.val();
+        self.be.write_enable.next = self.bw_we.q.val();
+        self.bw_addr.d.next = bit_cast::<9, 8>(self.table_index.val().get_bits::<8>(0));
+        self.bw_data.d.next = self.wr_word.val();
+        self.bw_we.d.next = self.table_be.val();
         self.ring_shadow.address.next = self.ring_addr.val();
         self.ring_shadow.write_data.next = self.ring_word.val();
         self.ring_shadow.write_enable.next = self.table_ring.val();
@@ -571,18 +608,27 @@ impl<const A: usize> Logic for Forward<A> {
         self.select.ext_mem_addr.next = self.ext_mem_addr.val();
         self.ext_mem_data.next = self.select.ext_mem_data.val();
         self.af.read_address.next = self.af_idx.q.val();
-        self.af.write_address.next = self.af_idx.q.val();
-        self.af.write_enable.next = false;
-        self.af.write_data.next = 0.into();
+        self.af.write_address.next = self.aw_addr.q.val();
+        self.af.write_enable.next = self.aw_we.q.val();
+        self.af.write_data.next = self.aw_data.q.val();
+        self.aw_we.d.next = false;
+        self.aw_addr.d.next = self.af_idx.q.val();
+        self.aw_data.d.next = 0.into();
         self.afq.read_address.next = self.af_index.val();
-        self.afq.write_address.next = self.af_idx.q.val();
-        self.afq.write_enable.next = false;
-        self.afq.write_data.next = 0.into();
+        self.afq.write_address.next = self.aw_addr.q.val();
+        self.afq.write_enable.next = self.aw_we.q.val();
+        self.afq.write_data.next = self.aw_data.q.val();
         self.af_value.next = self.afq.read_data.val();
-        self.select.table_write.next = false;
-        self.select.table_kind.next = 4.into();
-        self.select.table_index.next = 0.into();
-        self.select.table_data0.next = 0.into();
+        // The selection unit's table port is registered here (the copy machine's decode
+        // fanned out to every RAM and state register of the unit within one cycle).
+        self.select.table_write.next = self.st_write.q.val();
+        self.select.table_kind.next = self.st_kind.q.val();
+        self.select.table_index.next = self.st_index.q.val();
+        self.select.table_data0.next = self.st_data.q.val();
+        self.st_write.d.next = false;
+        self.st_kind.d.next = 4.into();
+        self.st_index.d.next = 0.into();
+        self.st_data.d.next = 0.into();
         // Member lists: the selection unit's shadow bank (model: `(index >> 5) as u8 < 16`),
         // copied at the commit with the cursor resets.
         self.select.mem_write.next = self.table_write.val()
@@ -602,18 +648,19 @@ impl<const A: usize> Logic for Forward<A> {
         self.rv1.d.next = false;
         self.rv2.d.next = self.rv1.q.val();
         self.ri2.d.next = self.ri1.q.val();
-        self.busy.next = (self.cp.q.val() != Cp::Idle) | self.select.busy.val();
+        self.busy.next =
+            (self.cp.q.val() != Cp::Idle) | self.st_write.q.val() | self.select.busy.val();
         match self.cp.q.val() {
             Cp::Clear => {
                 self.ring_shadow.address.next = self.cp_idx.q.val().get_bits::<13>(0);
                 self.ring_shadow.write_data.next = 0x1FF.into();
                 self.ring_shadow.write_enable.next = true;
-                self.select.table_write.next = true;
-                self.select.table_kind.next = 4.into();
-                self.select.table_index.next =
-                    (bit_cast::<28, 4>(self.cp_idx.q.val().get_bits::<4>(9)) << 20)
-                        | bit_cast::<28, 9>(self.cp_idx.q.val().get_bits::<9>(0));
-                self.select.table_data0.next = 0xFFFF.into();
+                self.st_write.d.next = true;
+                self.st_kind.d.next = 4.into();
+                self.st_index.d.next = (bit_cast::<28, 4>(self.cp_idx.q.val().get_bits::<4>(9))
+                    << 20)
+                    | bit_cast::<28, 9>(self.cp_idx.q.val().get_bits::<9>(0));
+                self.st_data.d.next = 0xFFFF.into();
                 self.cp_idx.d.next = self.cp_idx.q.val() + 1;
                 if self.cp_idx.q.val() == 0x1FFF {
                     self.cp.d.next = Cp::Idle;
@@ -631,7 +678,7 @@ impl<const A: usize> Logic for Forward<A> {
                 // active one (phase 1); keep the shadow word (phase 2); write it into the
                 // active bank (phase 3). Table writes wait (the writer waits for
                 // `STATUS.0` anyway).
-                self.be.write_enable.next = false;
+                self.bw_we.d.next = false;
                 self.be.read_address.next =
                     self.bank1.val() | bit_cast::<9, 8>(self.cp_idx.q.val().get_bits::<8>(0));
                 if self.cp_phase.q.val() == 0 {
@@ -643,24 +690,21 @@ impl<const A: usize> Logic for Forward<A> {
                 }
                 self.cp_phase.d.next = self.cp_phase.q.val() + 1;
                 if self.cp_phase.q.val() == 3 {
-                    self.be.write_address.next =
+                    self.bw_addr.d.next =
                         self.bank1.val() | bit_cast::<9, 8>(self.cp_idx.q.val().get_bits::<8>(0));
-                    self.be.write_data.next = self.cp_sh.q.val();
-                    self.be.write_enable.next = true;
-                    self.select.table_write.next = true;
-                    self.select.table_kind.next = 2.into();
-                    self.select.table_index.next =
-                        bit_cast::<28, 8>(self.cp_idx.q.val().get_bits::<8>(0));
-                    self.select.table_data0.next = (bit_cast::<32, 3>(self.sh_state.val()) << 29)
+                    self.bw_data.d.next = self.cp_sh.q.val();
+                    self.bw_we.d.next = true;
+                    self.st_write.d.next = true;
+                    self.st_kind.d.next = 2.into();
+                    self.st_index.d.next = bit_cast::<28, 8>(self.cp_idx.q.val().get_bits::<8>(0));
+                    self.st_data.d.next = (bit_cast::<32, 3>(self.sh_state.val()) << 29)
                         | bit_cast::<32, 16>(self.cp_sh.q.val().get_bits::<16>(96));
-                    self.afq.write_address.next = self.cp_idx.q.val().get_bits::<8>(0);
-                    self.af.write_address.next = self.cp_idx.q.val().get_bits::<8>(0);
+                    self.aw_addr.d.next = self.cp_idx.q.val().get_bits::<8>(0);
                     if self.sh_free.val()
                         | (self.cp_sh.q.val().get_bits::<8>(112)
                             != self.be.read_data.val().get_bits::<8>(112))
                     {
-                        self.af.write_enable.next = true;
-                        self.afq.write_enable.next = true;
+                        self.aw_we.d.next = true;
                     }
                     self.cp_idx.d.next = self.cp_idx.q.val() + 1;
                     if self.cp_idx.q.val() == 255 {
@@ -675,13 +719,12 @@ impl<const A: usize> Logic for Forward<A> {
                 self.ring_shadow.address.next = self.cp_idx.q.val().get_bits::<13>(0);
                 self.ring_shadow.write_enable.next = false;
                 if self.rv2.q.val() {
-                    self.select.table_write.next = true;
-                    self.select.table_kind.next = 4.into();
-                    self.select.table_index.next =
-                        (bit_cast::<28, 4>(self.ri2.q.val().get_bits::<4>(9)) << 20)
-                            | bit_cast::<28, 9>(self.ri2.q.val().get_bits::<9>(0));
-                    self.select.table_data0.next =
-                        bit_cast::<32, 9>(self.ring_shadow.read_data.val());
+                    self.st_write.d.next = true;
+                    self.st_kind.d.next = 4.into();
+                    self.st_index.d.next = (bit_cast::<28, 4>(self.ri2.q.val().get_bits::<4>(9))
+                        << 20)
+                        | bit_cast::<28, 9>(self.ri2.q.val().get_bits::<9>(0));
+                    self.st_data.d.next = bit_cast::<32, 9>(self.ring_shadow.read_data.val());
                 }
                 if self.cp_phase.q.val() == 0 {
                     if self.dirty_now.val().get_bit(0) {
@@ -781,9 +824,6 @@ impl<const A: usize> Logic for Forward<A> {
         self.select.ring_size.next = self.ring_m.val();
         self.select.m_ready.next = true;
 
-        self.req_ready.next = (self.req.q.val() == Req::Idle)
-            & (self.cp.q.val() == Cp::Idle)
-            & !self.select.busy.val();
         self.res_valid.next = self.req.q.val() == Req::Done;
         self.res_kind.next = self.kind.q.val();
         self.res_backend.next = self.backend.q.val();
@@ -809,40 +849,58 @@ impl<const A: usize> Logic for Forward<A> {
             & (self.be_gen.val() == self.flow_gen.val())
             & (self.be.read_data.val().get_bits::<32>(64) == self.key.q.val().get_bits::<32>(64))
             & (self.be.read_data.val().get_bits::<16>(48) == self.key.q.val().get_bits::<16>(16));
+        self.fn_match_q.d.next = self.fn_match.val();
         // Client MACs: slot = set × 4 + way.
         self.cmac.address.next = self.slot.q.val().get_bits::<12>(0);
         self.cmac.write_data.next = self.smac.q.val();
         self.cmac.write_enable.next = self.cm_we.q.val();
         self.cm_we.d.next = false;
 
+        // A request is taken when the machine is idle (`req_busy` low: a register, so the
+        // wide loads below hang off one flip-flop, not off the take decision) and no
+        // table copy runs. While idle, the request registers follow the inputs; they hold
+        // from the take on.
+        self.tables_idle.next =
+            (self.cp.q.val() == Cp::Idle) & !self.st_write.q.val() & !self.select.busy.val();
+        self.take.next = self.req_valid.val() & !self.req_busy.q.val() & self.tables_idle.val();
+        self.req_ready.next = !self.req_busy.q.val() & self.tables_idle.val();
+        if !self.req_busy.q.val() {
+            self.svc.d.next = self.req_service.val();
+            self.key.d.next = self.req_key.val();
+            self.hash.d.next = self.req_hash.val();
+            self.tcp.d.next = self.req_tcp.val();
+            self.flags.d.next = self.req_flags.val();
+            self.stateless.d.next = self.req_stateless.val();
+            self.algo.d.next = self.req_algo.val();
+            self.src_hash.d.next = self.req_src_hash.val();
+            self.members.d.next = self.req_members.val();
+            self.ret.d.next = self.req_return.val() | self.req_read.val();
+            self.rd.d.next = self.req_read.val();
+            self.smac.d.next = self.req_mac.val();
+            self.backend.d.next = self.req_backend.val();
+            self.new_flow.d.next = false;
+            self.ev_lookup.d.next = 0.into();
+            self.ev_insert.d.next = 0.into();
+            self.kind.d.next = 0.into();
+            if self.req_read.val() {
+                // The set is the slot's (the table takes it from the hash).
+                self.hash.d.next = bit_cast::<32, A>(self.slot_set.val());
+                self.slot.d.next = bit_cast::<32, 20>(self.req_slot.val());
+                if !self.slot_in.val() {
+                    self.kind.d.next = 1.into();
+                }
+            }
+        }
         match self.req.q.val() {
             Req::Idle => {
-                if self.req_valid.val() & (self.cp.q.val() == Cp::Idle) & !self.select.busy.val() {
-                    self.svc.d.next = self.req_service.val();
-                    self.key.d.next = self.req_key.val();
-                    self.hash.d.next = self.req_hash.val();
-                    self.tcp.d.next = self.req_tcp.val();
-                    self.flags.d.next = self.req_flags.val();
-                    self.stateless.d.next = self.req_stateless.val();
-                    self.algo.d.next = self.req_algo.val();
-                    self.src_hash.d.next = self.req_src_hash.val();
-                    self.members.d.next = self.req_members.val();
-                    self.ret.d.next = self.req_return.val() | self.req_read.val();
-                    self.rd.d.next = self.req_read.val();
-                    self.smac.d.next = self.req_mac.val();
-                    self.backend.d.next = self.req_backend.val();
-                    self.new_flow.d.next = false;
-                    self.ev_lookup.d.next = 0.into();
-                    self.ev_insert.d.next = 0.into();
-                    self.kind.d.next = 0.into();
+                // The request registers load every idle cycle (above); only the state
+                // depends on the take.
+                if self.take.val() {
+                    self.req_busy.d.next = true;
                     self.req.d.next = Req::LookupSend;
                     if self.req_read.val() {
-                        // The set is the slot's (the table takes it from the hash).
-                        self.hash.d.next = bit_cast::<32, A>(self.slot_set.val());
-                        self.slot.d.next = bit_cast::<32, 20>(self.req_slot.val());
                         self.req.d.next = Req::ReadSend;
                         if !self.slot_in.val() {
-                            self.kind.d.next = 1.into();
                             self.req.d.next = Req::Done;
                         }
                     }
@@ -919,7 +977,7 @@ impl<const A: usize> Logic for Forward<A> {
             }
             Req::ReadBe => {
                 self.rd_wait.d.next = self.rd_wait.q.val() + 1;
-                if self.rd_wait.q.val() == 1 {
+                if self.rd_wait.q.val() == 2 {
                     self.req.d.next = Req::ReadUse;
                 }
             }
@@ -928,7 +986,7 @@ impl<const A: usize> Logic for Forward<A> {
                 // (expired); else refreshed and its client MAC read (as a NAT reply's).
                 self.kind.d.next = 1.into();
                 self.req.d.next = Req::Done;
-                if self.fn_match.val() {
+                if self.fn_match_q.q.val() {
                     self.kind.d.next = 0.into();
                     self.backend.d.next = self.flow_backend.val();
                     self.key.d.next = self.entry.q.val().get_bits::<104>(66);
@@ -1110,14 +1168,12 @@ impl<const A: usize> Logic for Forward<A> {
                 self.req.d.next = Req::AfAdd;
             }
             Req::AfAdd => {
-                self.af_sum.d.next = self.af_new.val();
+                // Written at the edge that ends `AfWrite`.
+                self.aw_we.d.next = true;
+                self.aw_data.d.next = self.af_new.val();
                 self.req.d.next = Req::AfWrite;
             }
             Req::AfWrite => {
-                self.af.write_enable.next = true;
-                self.afq.write_enable.next = true;
-                self.af.write_data.next = self.af_sum.q.val();
-                self.afq.write_data.next = self.af_sum.q.val();
                 self.req.d.next = self.af_back.q.val();
                 if self.af_back.q.val() == Req::AfRead {
                     // The release of a displaced flow is done: now the new flow's count.
@@ -1128,10 +1184,12 @@ impl<const A: usize> Logic for Forward<A> {
             }
             Req::Done => {
                 if self.res_ready.val() {
+                    self.req_busy.d.next = false;
                     self.req.d.next = Req::Idle;
                 }
             }
             _ => {
+                self.req_busy.d.next = false;
                 self.req.d.next = Req::Idle;
             }
         }

@@ -291,6 +291,8 @@ pub struct FastPath<const A: usize> {
 
     // The controller.
     step: DFF<Step>,
+    // The controller is not idle (`step != Idle`), as a register.
+    p_busy: DFF<Bit>,
     commit_pending: DFFWithInit<Bit>,
     key_idx: DFF<Bits<5>>,
     scan_idx: DFF<Bits<5>>,
@@ -343,6 +345,8 @@ pub struct FastPath<const A: usize> {
     // The first pool address the frame's destination matches (registered like
     // `pool_match_q`).
     pool_idx_q: DFF<Bits<3>>,
+    // Bit k: the frame's destination is SNAT pool address k (k < count).
+    pool_eq: DFF<Bits<8>>,
     // Bit k: active service k is valid and of mode full NAT (set at a commit).
     fullnat_mask: DFF<Bits<16>>,
     // Full NAT: slot ↔ (pool index, port) by repeated subtraction / addition of the ports
@@ -572,6 +576,7 @@ impl<const A: usize> FastPath<A> {
             h_frame_len: Default::default(),
             h_from_mcu: Default::default(),
             step: Default::default(),
+            p_busy: Default::default(),
             commit_pending: DFFWithInit::new(true),
             key_idx: Default::default(),
             scan_idx: Default::default(),
@@ -583,6 +588,7 @@ impl<const A: usize> FastPath<A> {
             pool_match_q: Default::default(),
             own_match_q: Default::default(),
             pool_idx_q: Default::default(),
+            pool_eq: Default::default(),
             fullnat_mask: Default::default(),
             snat_acc: Default::default(),
             snat_idx: Default::default(),
@@ -732,6 +738,7 @@ impl<const A: usize> Logic for FastPath<A> {
             hq_rd,
             hq_valid,
             step,
+            p_busy,
             commit_pending,
             key_idx,
             scan_idx,
@@ -777,6 +784,7 @@ impl<const A: usize> Logic for FastPath<A> {
             pool_match_q,
             own_match_q,
             pool_idx_q,
+            pool_eq,
             fullnat_mask,
             snat_acc,
             snat_idx,
@@ -899,37 +907,60 @@ impl<const A: usize> Logic for FastPath<A> {
         }
         self.svc_vip_hit.next = self.svc_entry.val().get_bit(63)
             & (self.svc_entry.val().get_bits::<32>(16) == self.dst_ip.q.val());
-        self.pool_match.next = ((self.dst_ip.q.val() == self.snat0.q.val())
-            & (self.snat_count.q.val() > 0))
-            | ((self.dst_ip.q.val() == self.snat1.q.val()) & (self.snat_count.q.val() > 1))
-            | ((self.dst_ip.q.val() == self.snat2.q.val()) & (self.snat_count.q.val() > 2))
-            | ((self.dst_ip.q.val() == self.snat3.q.val()) & (self.snat_count.q.val() > 3))
-            | ((self.dst_ip.q.val() == self.snat4.q.val()) & (self.snat_count.q.val() > 4))
-            | ((self.dst_ip.q.val() == self.snat5.q.val()) & (self.snat_count.q.val() > 5))
-            | ((self.dst_ip.q.val() == self.snat6.q.val()) & (self.snat_count.q.val() > 6))
-            | ((self.dst_ip.q.val() == self.snat7.q.val()) & (self.snat_count.q.val() > 7));
+        // SNAT pool hits, registered per address, combined a cycle later (the scan takes
+        // 17 cycles; the frame's `dst_ip` holds from the pop on).
+        self.pool_eq.d.next = (bit_cast::<8, 1>(
+            ((self.dst_ip.q.val() == self.snat0.q.val()) & (self.snat_count.q.val() > 0)).into(),
+        )) | (bit_cast::<8, 1>(
+            ((self.dst_ip.q.val() == self.snat1.q.val()) & (self.snat_count.q.val() > 1)).into(),
+        ) << 1)
+            | (bit_cast::<8, 1>(
+                ((self.dst_ip.q.val() == self.snat2.q.val()) & (self.snat_count.q.val() > 2))
+                    .into(),
+            ) << 2)
+            | (bit_cast::<8, 1>(
+                ((self.dst_ip.q.val() == self.snat3.q.val()) & (self.snat_count.q.val() > 3))
+                    .into(),
+            ) << 3)
+            | (bit_cast::<8, 1>(
+                ((self.dst_ip.q.val() == self.snat4.q.val()) & (self.snat_count.q.val() > 4))
+                    .into(),
+            ) << 4)
+            | (bit_cast::<8, 1>(
+                ((self.dst_ip.q.val() == self.snat5.q.val()) & (self.snat_count.q.val() > 5))
+                    .into(),
+            ) << 5)
+            | (bit_cast::<8, 1>(
+                ((self.dst_ip.q.val() == self.snat6.q.val()) & (self.snat_count.q.val() > 6))
+                    .into(),
+            ) << 6)
+            | (bit_cast::<8, 1>(
+                ((self.dst_ip.q.val() == self.snat7.q.val()) & (self.snat_count.q.val() > 7))
+                    .into(),
+            ) << 7);
+        self.pool_match.next = self.pool_eq.q.val() != 0;
         self.pool_match_q.d.next = self.pool_match.val();
         // The model's `position`: the first pool address that matches.
         self.pool_first.next = 7.into();
-        if (self.dst_ip.q.val() == self.snat6.q.val()) & (self.snat_count.q.val() > 6) {
+        if self.pool_eq.q.val().get_bit(6) {
             self.pool_first.next = 6.into();
         }
-        if (self.dst_ip.q.val() == self.snat5.q.val()) & (self.snat_count.q.val() > 5) {
+        if self.pool_eq.q.val().get_bit(5) {
             self.pool_first.next = 5.into();
         }
-        if (self.dst_ip.q.val() == self.snat4.q.val()) & (self.snat_count.q.val() > 4) {
+        if self.pool_eq.q.val().get_bit(4) {
             self.pool_first.next = 4.into();
         }
-        if (self.dst_ip.q.val() == self.snat3.q.val()) & (self.snat_count.q.val() > 3) {
+        if self.pool_eq.q.val().get_bit(3) {
             self.pool_first.next = 3.into();
         }
-        if (self.dst_ip.q.val() == self.snat2.q.val()) & (self.snat_count.q.val() > 2) {
+        if self.pool_eq.q.val().get_bit(2) {
             self.pool_first.next = 2.into();
         }
-        if (self.dst_ip.q.val() == self.snat1.q.val()) & (self.snat_count.q.val() > 1) {
+        if self.pool_eq.q.val().get_bit(1) {
             self.pool_first.next = 1.into();
         }
-        if (self.dst_ip.q.val() == self.snat0.q.val()) & (self.snat_count.q.val() > 0) {
+        if self.pool_eq.q.val().get_bit(0) {
             self.pool_first.next = 0.into();
         }
         self.pool_idx_q.d.next = self.pool_first.val();
@@ -1452,9 +1483,8 @@ impl<const A: usize> Logic for FastPath<A> {
         self.h_status.next = self.h.val().get_bits::<4>(240);
         self.h_frame_len.next = self.h.val().get_bits::<16>(144);
         self.h_from_mcu.next = self.h.val().get_bit(247);
-        self.hq_pop.next = (self.step.q.val() == Step::Idle)
-            & !self.commit_pending.q.val()
-            & self.hq_valid.q.val();
+        self.hq_pop.next =
+            !self.p_busy.q.val() & !self.commit_pending.q.val() & self.hq_valid.q.val();
         if self.hq_pop.val() {
             self.hq_rd.d.next = self.hq_rd.q.val() + 1;
         }
@@ -1463,6 +1493,33 @@ impl<const A: usize> Logic for FastPath<A> {
         self.hq_valid.d.next = (self.hq_wr.q.val() != self.hq_rd.q.val()) & !self.hq_pop.val();
         self.v_valid.d.next = false;
         self.v_commit.d.next = false;
+        // While idle (`p_busy` low, a register) the frame registers follow the head of the
+        // header queue, so their loads hang off one flip-flop rather than off the pop
+        // decision; they hold from the pop on.
+        if !self.p_busy.q.val() {
+            self.from_mcu.d.next = self.h_from_mcu.val();
+            self.status.d.next = self.h_status.val();
+            self.l4_kind.d.next = self.h.val().get_bits::<3>(244);
+            self.src_ip.d.next = self.h.val().get_bits::<32>(48);
+            self.protocol.d.next = self.h.val().get_bits::<8>(224);
+            self.dst_ip.d.next = self.h.val().get_bits::<32>(80);
+            self.src_port.d.next = self.h.val().get_bits::<16>(112);
+            self.dst_port.d.next = self.h.val().get_bits::<16>(128);
+            self.frame_len.d.next = self.h_frame_len.val();
+            self.l3_offset.d.next = self.h.val().get_bits::<8>(208);
+            self.l4_offset.d.next = self.h.val().get_bits::<8>(216);
+            self.ip_total_len.d.next = self.h.val().get_bits::<16>(160);
+            self.ip_checksum.d.next = self.h.val().get_bits::<16>(176);
+            self.l4_checksum.d.next = self.h.val().get_bits::<16>(192);
+            self.tcp_flags.d.next = self.h.val().get_bits::<8>(232);
+            self.fwd_new.d.next = false;
+            self.ev_lookup.d.next = 0.into();
+            self.ev_insert.d.next = 0.into();
+            self.cmd_set_dst.d.next = false;
+            self.cmd_set_src.d.next = false;
+            self.src_mac.d.next = self.h.val().get_bits::<48>(0);
+            self.flow_hash.d.next = 0.into();
+        }
         match self.step.q.val() {
             Step::Idle => {
                 if self.commit_pending.q.val() {
@@ -1491,31 +1548,11 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.svc_changed.d.next = 0.into();
                     self.key_idx.d.next = 0.into();
                     self.v_commit.d.next = true;
+                    self.p_busy.d.next = true;
                     self.step.d.next = Step::KeyLoad;
                 } else if self.hq_valid.q.val() {
                     // The next frame's header, from the head of the queue.
-                    self.from_mcu.d.next = self.h_from_mcu.val();
-                    self.status.d.next = self.h_status.val();
-                    self.l4_kind.d.next = self.h.val().get_bits::<3>(244);
-                    self.src_ip.d.next = self.h.val().get_bits::<32>(48);
-                    self.protocol.d.next = self.h.val().get_bits::<8>(224);
-                    self.dst_ip.d.next = self.h.val().get_bits::<32>(80);
-                    self.src_port.d.next = self.h.val().get_bits::<16>(112);
-                    self.dst_port.d.next = self.h.val().get_bits::<16>(128);
-                    self.frame_len.d.next = self.h_frame_len.val();
-                    self.l3_offset.d.next = self.h.val().get_bits::<8>(208);
-                    self.l4_offset.d.next = self.h.val().get_bits::<8>(216);
-                    self.ip_total_len.d.next = self.h.val().get_bits::<16>(160);
-                    self.ip_checksum.d.next = self.h.val().get_bits::<16>(176);
-                    self.l4_checksum.d.next = self.h.val().get_bits::<16>(192);
-                    self.tcp_flags.d.next = self.h.val().get_bits::<8>(232);
-                    self.fwd_new.d.next = false;
-                    self.ev_lookup.d.next = 0.into();
-                    self.ev_insert.d.next = 0.into();
-                    self.cmd_set_dst.d.next = false;
-                    self.cmd_set_src.d.next = false;
-                    self.src_mac.d.next = self.h.val().get_bits::<48>(0);
-                    self.flow_hash.d.next = 0.into();
+                    self.p_busy.d.next = true;
                     if self.h_from_mcu.val() {
                         self.v_action.d.next = 2.into();
                         self.v_reason.d.next = 0.into();
@@ -1579,6 +1616,7 @@ impl<const A: usize> Logic for FastPath<A> {
             }
             Step::TableWait => {
                 if !self.fwd.busy.val() & !self.nat.busy.val() {
+                    self.p_busy.d.next = false;
                     self.step.d.next = Step::Idle;
                 }
             }
@@ -1919,10 +1957,12 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.c_svc.d.next = self.found_idx.q.val();
                     self.c_backend.d.next = self.fwd_backend.q.val().get_bits::<8>(0);
                     self.c_len.d.next = self.frame_len.q.val();
+                    self.p_busy.d.next = false;
                     self.step.d.next = Step::Idle;
                 }
             }
             _ => {
+                self.p_busy.d.next = false;
                 self.step.d.next = Step::Idle;
             }
         }

@@ -143,10 +143,24 @@ pub struct Rewrite {
     is_udp: DFF<Bit>,
     is_tcp: DFF<Bit>,
     gue: DFF<Bit>,
-    dst_mac_hi: DFF<Bits<16>>,
-    dst_mac_lo: DFF<Bits<32>>,
-    src_mac_hi: DFF<Bits<16>>,
-    src_mac_lo: DFF<Bits<32>>,
+    // Destination then source MAC, shifted out a byte per input byte.
+    mac_sr: DFF<Bits<96>>,
+    // A command was accepted and its frame is not through yet.
+    r_busy: DFF<Bit>,
+    // Next-byte field flags (see the byte multiplexer).
+    f_mac: DFF<Bit>,
+    f_et0: DFF<Bit>,
+    f_et1: DFF<Bit>,
+    f_ipc0: DFF<Bit>,
+    f_ipc1: DFF<Bit>,
+    f_src: DFF<Bit>,
+    f_dst: DFF<Bit>,
+    f_p01: DFF<Bit>,
+    f_p23: DFF<Bit>,
+    f_c6: DFF<Bit>,
+    f_c7: DFF<Bit>,
+    f_c16: DFF<Bit>,
+    f_c17: DFF<Bit>,
     l3_offset: DFF<Bits<8>>,
     total_len: DFF<Bits<16>>,
     ip_checksum: DFF<Bits<16>>,
@@ -240,10 +254,21 @@ impl Rewrite {
             is_udp: Default::default(),
             is_tcp: Default::default(),
             gue: Default::default(),
-            dst_mac_hi: Default::default(),
-            dst_mac_lo: Default::default(),
-            src_mac_hi: Default::default(),
-            src_mac_lo: Default::default(),
+            mac_sr: Default::default(),
+            r_busy: Default::default(),
+            f_mac: Default::default(),
+            f_et0: Default::default(),
+            f_et1: Default::default(),
+            f_ipc0: Default::default(),
+            f_ipc1: Default::default(),
+            f_src: Default::default(),
+            f_dst: Default::default(),
+            f_p01: Default::default(),
+            f_p23: Default::default(),
+            f_c6: Default::default(),
+            f_c7: Default::default(),
+            f_c16: Default::default(),
+            f_c17: Default::default(),
             l3_offset: Default::default(),
             total_len: Default::default(),
             ip_checksum: Default::default(),
@@ -358,10 +383,21 @@ impl Logic for Rewrite {
             is_udp,
             is_tcp,
             gue,
-            dst_mac_hi,
-            dst_mac_lo,
-            src_mac_hi,
-            src_mac_lo,
+            mac_sr,
+            r_busy,
+            f_mac,
+            f_et0,
+            f_et1,
+            f_ipc0,
+            f_ipc1,
+            f_src,
+            f_dst,
+            f_p01,
+            f_p23,
+            f_c6,
+            f_c7,
+            f_c16,
+            f_c17,
             l3_offset,
             total_len,
             ip_checksum,
@@ -505,51 +541,20 @@ impl Logic for Rewrite {
             self.l4_new.d.next = self.l4c.updated.val();
         }
 
-        // The byte leaving for this input byte.
+        // The byte leaving for this input byte. Which field a byte belongs to is decided
+        // a cycle ahead: the `f_*` flags are registered from the counters' next values
+        // (they only load at the command or count up by one), so the multiplexer below
+        // selects on flip-flops (a comparator chain on the counters was 15 LUTs deep).
+        // The MACs leave from a shift register.
         self.byte_out.next = self.s_axis.tdata.val();
-        if self.macs.q.val() & (self.pos.q.val() < 12) {
-            if self.pos.q.val() == 0 {
-                self.byte_out.next = self.dst_mac_hi.q.val().get_bits::<8>(8);
-            }
-            if self.pos.q.val() == 1 {
-                self.byte_out.next = self.dst_mac_hi.q.val().get_bits::<8>(0);
-            }
-            if self.pos.q.val() == 2 {
-                self.byte_out.next = self.dst_mac_lo.q.val().get_bits::<8>(24);
-            }
-            if self.pos.q.val() == 3 {
-                self.byte_out.next = self.dst_mac_lo.q.val().get_bits::<8>(16);
-            }
-            if self.pos.q.val() == 4 {
-                self.byte_out.next = self.dst_mac_lo.q.val().get_bits::<8>(8);
-            }
-            if self.pos.q.val() == 5 {
-                self.byte_out.next = self.dst_mac_lo.q.val().get_bits::<8>(0);
-            }
-            if self.pos.q.val() == 6 {
-                self.byte_out.next = self.src_mac_hi.q.val().get_bits::<8>(8);
-            }
-            if self.pos.q.val() == 7 {
-                self.byte_out.next = self.src_mac_hi.q.val().get_bits::<8>(0);
-            }
-            if self.pos.q.val() == 8 {
-                self.byte_out.next = self.src_mac_lo.q.val().get_bits::<8>(24);
-            }
-            if self.pos.q.val() == 9 {
-                self.byte_out.next = self.src_mac_lo.q.val().get_bits::<8>(16);
-            }
-            if self.pos.q.val() == 10 {
-                self.byte_out.next = self.src_mac_lo.q.val().get_bits::<8>(8);
-            }
-            if self.pos.q.val() == 11 {
-                self.byte_out.next = self.src_mac_lo.q.val().get_bits::<8>(0);
-            }
+        if self.macs.q.val() & self.f_mac.q.val() {
+            self.byte_out.next = self.mac_sr.q.val().get_bits::<8>(88);
         }
         // The EtherType before the network header (0xFFFE, 0xFFFF relative to it).
-        if self.encap.q.val() & (self.rel3.q.val() == 0xfffe) {
+        if self.encap.q.val() & self.f_et0.q.val() {
             self.byte_out.next = 0x08.into();
         }
-        if self.encap.q.val() & (self.rel3.q.val() == 0xffff) {
+        if self.encap.q.val() & self.f_et1.q.val() {
             self.byte_out.next = 0x00.into();
         }
         // IPv4 header: checksum at 10, source at 12, destination at 16.
@@ -564,14 +569,14 @@ impl Logic for Rewrite {
             self.port_word.next = self.dst_port.q.val();
         }
         if self.rewrite.q.val() & (self.set_src.q.val() | self.set_dst.q.val()) {
-            if self.rel3.q.val() == 10 {
+            if self.f_ipc0.q.val() {
                 self.byte_out.next = self.ip_new.q.val().get_bits::<8>(8);
             }
-            if self.rel3.q.val() == 11 {
+            if self.f_ipc1.q.val() {
                 self.byte_out.next = self.ip_new.q.val().get_bits::<8>(0);
             }
-            if (self.set_src.q.val() & (self.rel3.q.val() >= 12) & (self.rel3.q.val() < 16))
-                | (self.set_dst.q.val() & (self.rel3.q.val() >= 16) & (self.rel3.q.val() < 20))
+            if (self.set_src.q.val() & self.f_src.q.val())
+                | (self.set_dst.q.val() & self.f_dst.q.val())
             {
                 if self.rel3_low.val() == 0 {
                     self.byte_out.next = self.ip_word.val().get_bits::<8>(24);
@@ -588,8 +593,8 @@ impl Logic for Rewrite {
             }
             // Transport header: ports at 0 and 2, checksum at 6 (UDP) or 16 (TCP).
             if self.has_ports.q.val() {
-                if (self.set_src.q.val() & (self.rel4.q.val() < 2))
-                    | (self.set_dst.q.val() & (self.rel4.q.val() >= 2) & (self.rel4.q.val() < 4))
+                if (self.set_src.q.val() & self.f_p01.q.val())
+                    | (self.set_dst.q.val() & self.f_p23.q.val())
                 {
                     if self.rel4.q.val().get_bit(0) {
                         self.byte_out.next = self.port_word.val().get_bits::<8>(0);
@@ -597,13 +602,13 @@ impl Logic for Rewrite {
                         self.byte_out.next = self.port_word.val().get_bits::<8>(8);
                     }
                 }
-                if (self.is_udp.q.val() & (self.rel4.q.val() == 6))
-                    | (self.is_tcp.q.val() & (self.rel4.q.val() == 16))
+                if (self.is_udp.q.val() & self.f_c6.q.val())
+                    | (self.is_tcp.q.val() & self.f_c16.q.val())
                 {
                     self.byte_out.next = self.l4_new.q.val().get_bits::<8>(8);
                 }
-                if (self.is_udp.q.val() & (self.rel4.q.val() == 7))
-                    | (self.is_tcp.q.val() & (self.rel4.q.val() == 17))
+                if (self.is_udp.q.val() & self.f_c7.q.val())
+                    | (self.is_tcp.q.val() & self.f_c17.q.val())
                 {
                     self.byte_out.next = self.l4_new.q.val().get_bits::<8>(0);
                 }
@@ -656,64 +661,95 @@ impl Logic for Rewrite {
             self.pos.d.next = self.pos.q.val() + 1;
             self.rel3.d.next = self.rel3.q.val() + 1;
             self.rel4.d.next = self.rel4.q.val() + 1;
+            // The flags of the next byte: position p next is p - 1 now.
+            self.mac_sr.d.next = self.mac_sr.q.val() << 8;
+            self.f_mac.d.next = self.pos.q.val() < 11;
+            self.f_et0.d.next = self.rel3.q.val() == 0xfffd;
+            self.f_et1.d.next = self.rel3.q.val() == 0xfffe;
+            self.f_ipc0.d.next = self.rel3.q.val() == 9;
+            self.f_ipc1.d.next = self.rel3.q.val() == 10;
+            self.f_src.d.next = (self.rel3.q.val() >= 11) & (self.rel3.q.val() < 15);
+            self.f_dst.d.next = (self.rel3.q.val() >= 15) & (self.rel3.q.val() < 19);
+            self.f_p01.d.next = (self.rel4.q.val() == 0xffff) | (self.rel4.q.val() == 0);
+            self.f_p23.d.next = (self.rel4.q.val() == 1) | (self.rel4.q.val() == 2);
+            self.f_c6.d.next = self.rel4.q.val() == 5;
+            self.f_c7.d.next = self.rel4.q.val() == 6;
+            self.f_c16.d.next = self.rel4.q.val() == 15;
+            self.f_c17.d.next = self.rel4.q.val() == 16;
+        }
+
+        // Between frames (`r_busy` low, a register) the frame registers follow the
+        // command, so their loads hang off one flip-flop rather than off the accept
+        // decision; they hold from the accept on.
+        if !self.r_busy.q.val() {
+            self.macs.d.next = (self.s_cmd.op.val() == 2) | (self.s_cmd.op.val() == 3);
+            self.rewrite.d.next = self.s_cmd.op.val() == 2;
+            self.encap.d.next = self.s_cmd.op.val() == 3;
+            self.set_src.d.next = self.s_cmd.set_src.val();
+            self.set_dst.d.next = self.s_cmd.set_dst.val();
+            // l4_kind: TCP 0, UDP 1.
+            self.has_ports.d.next =
+                (self.s_cmd.l4_kind.val() == 0) | (self.s_cmd.l4_kind.val() == 1);
+            self.is_tcp.d.next = self.s_cmd.l4_kind.val() == 0;
+            self.is_udp.d.next = self.s_cmd.l4_kind.val() == 1;
+            self.gue.d.next = self.s_cmd.gue.val();
+            self.l3_offset.d.next = self.s_cmd.l3_offset.val();
+            self.total_len.d.next = self.s_cmd.ip_total_len.val();
+            self.ip_checksum.d.next = self.s_cmd.ip_checksum.val();
+            self.l4_checksum.d.next = self.s_cmd.l4_checksum.val();
+            self.old_src_ip.d.next = self.s_cmd.old_src_ip.val();
+            self.old_dst_ip.d.next = self.s_cmd.old_dst_ip.val();
+            self.old_ports.d.next = (bit_cast::<32, 16>(self.s_cmd.old_src_port.val()) << 16)
+                | bit_cast::<32, 16>(self.s_cmd.old_dst_port.val());
+            self.src_ip.d.next = self.s_cmd.src_ip.val();
+            self.dst_ip.d.next = self.s_cmd.dst_ip.val();
+            self.src_port.d.next = self.s_cmd.src_port.val();
+            self.dst_port.d.next = self.s_cmd.dst_port.val();
+            self.pos.d.next = 0.into();
+            // The flags of byte 0 (`rel3` = -l3, `rel4` = -l4 with 8-bit offsets: a
+            // field at a positive offset cannot be at byte 0).
+            self.mac_sr.d.next = (bit_cast::<96, 48>(self.s_cmd.dst_mac.val()) << 48)
+                | bit_cast::<96, 48>(self.s_cmd.src_mac.val());
+            self.f_mac.d.next = true;
+            self.f_et0.d.next = self.s_cmd.l3_offset.val() == 2;
+            self.f_et1.d.next = self.s_cmd.l3_offset.val() == 1;
+            self.f_ipc0.d.next = false;
+            self.f_ipc1.d.next = false;
+            self.f_src.d.next = false;
+            self.f_dst.d.next = false;
+            self.f_p01.d.next = self.s_cmd.l4_offset.val() == 0;
+            self.f_p23.d.next = false;
+            self.f_c6.d.next = false;
+            self.f_c7.d.next = false;
+            self.f_c16.d.next = false;
+            self.f_c17.d.next = false;
+            // 0 - offset: the header starts when the counter wraps to 0.
+            self.rel3.d.next = !self.l3_wide.val() + 1;
+            self.rel4.d.next = !self.l4_wide.val() + 1;
+            self.hdr_word_idx.d.next = 0.into();
+            self.hdr_byte_idx.d.next = 0.into();
+            self.chain_src_ip.d.next = self.new_src_ip.val();
+            self.chain_dst_ip.d.next = self.new_dst_ip.val();
+            self.chain_ports.d.next = (bit_cast::<32, 16>(self.new_sport.val()) << 16)
+                | bit_cast::<32, 16>(self.new_dport.val());
+            self.end_pos.d.next = self.l3_wide.val() + self.s_cmd.ip_total_len.val() - 1;
+            self.outer_word0.d.next = 0x4500_0000 | bit_cast::<32, 16>(self.outer_len_in.val());
+            // TTL 64, protocol 4 (IP-in-IP) or 17 (UDP); the checksum comes later.
+            self.outer_word2.d.next = 0x4004_0000.into();
+            self.ip3_new.d.next = (bit_cast::<32, 16>(self.outer_len_in.val()) << 16) | 0x4004;
+            if self.s_cmd.gue.val() {
+                self.outer_word2.d.next = 0x4011_0000.into();
+                self.ip3_new.d.next = (bit_cast::<32, 16>(self.outer_len_in.val()) << 16) | 0x4011;
+            }
+            self.udp_ports.d.next = (bit_cast::<32, 16>(self.gue_sport_in.val()) << 16)
+                | bit_cast::<32, 16>(self.s_cmd.gue_port.val());
+            self.udp_word.d.next = bit_cast::<32, 16>(self.udp_len_in.val()) << 16;
         }
 
         match self.phase.q.val() {
             Phase::Idle => {
                 if self.accept.val() {
-                    self.macs.d.next = (self.s_cmd.op.val() == 2) | (self.s_cmd.op.val() == 3);
-                    self.rewrite.d.next = self.s_cmd.op.val() == 2;
-                    self.encap.d.next = self.s_cmd.op.val() == 3;
-                    self.set_src.d.next = self.s_cmd.set_src.val();
-                    self.set_dst.d.next = self.s_cmd.set_dst.val();
-                    // l4_kind: TCP 0, UDP 1.
-                    self.has_ports.d.next =
-                        (self.s_cmd.l4_kind.val() == 0) | (self.s_cmd.l4_kind.val() == 1);
-                    self.is_tcp.d.next = self.s_cmd.l4_kind.val() == 0;
-                    self.is_udp.d.next = self.s_cmd.l4_kind.val() == 1;
-                    self.gue.d.next = self.s_cmd.gue.val();
-                    self.dst_mac_hi.d.next = self.s_cmd.dst_mac.val().get_bits::<16>(32);
-                    self.dst_mac_lo.d.next = self.s_cmd.dst_mac.val().get_bits::<32>(0);
-                    self.src_mac_hi.d.next = self.s_cmd.src_mac.val().get_bits::<16>(32);
-                    self.src_mac_lo.d.next = self.s_cmd.src_mac.val().get_bits::<32>(0);
-                    self.l3_offset.d.next = self.s_cmd.l3_offset.val();
-                    self.total_len.d.next = self.s_cmd.ip_total_len.val();
-                    self.ip_checksum.d.next = self.s_cmd.ip_checksum.val();
-                    self.l4_checksum.d.next = self.s_cmd.l4_checksum.val();
-                    self.old_src_ip.d.next = self.s_cmd.old_src_ip.val();
-                    self.old_dst_ip.d.next = self.s_cmd.old_dst_ip.val();
-                    self.old_ports.d.next = (bit_cast::<32, 16>(self.s_cmd.old_src_port.val())
-                        << 16)
-                        | bit_cast::<32, 16>(self.s_cmd.old_dst_port.val());
-                    self.src_ip.d.next = self.s_cmd.src_ip.val();
-                    self.dst_ip.d.next = self.s_cmd.dst_ip.val();
-                    self.src_port.d.next = self.s_cmd.src_port.val();
-                    self.dst_port.d.next = self.s_cmd.dst_port.val();
-                    self.pos.d.next = 0.into();
-                    // 0 - offset: the header starts when the counter wraps to 0.
-                    self.rel3.d.next = !self.l3_wide.val() + 1;
-                    self.rel4.d.next = !self.l4_wide.val() + 1;
-                    self.hdr_word_idx.d.next = 0.into();
-                    self.hdr_byte_idx.d.next = 0.into();
-                    self.chain_src_ip.d.next = self.new_src_ip.val();
-                    self.chain_dst_ip.d.next = self.new_dst_ip.val();
-                    self.chain_ports.d.next = (bit_cast::<32, 16>(self.new_sport.val()) << 16)
-                        | bit_cast::<32, 16>(self.new_dport.val());
-                    self.end_pos.d.next = self.l3_wide.val() + self.s_cmd.ip_total_len.val() - 1;
-                    self.outer_word0.d.next =
-                        0x4500_0000 | bit_cast::<32, 16>(self.outer_len_in.val());
-                    // TTL 64, protocol 4 (IP-in-IP) or 17 (UDP); the checksum comes later.
-                    self.outer_word2.d.next = 0x4004_0000.into();
-                    self.ip3_new.d.next =
-                        (bit_cast::<32, 16>(self.outer_len_in.val()) << 16) | 0x4004;
-                    if self.s_cmd.gue.val() {
-                        self.outer_word2.d.next = 0x4011_0000.into();
-                        self.ip3_new.d.next =
-                            (bit_cast::<32, 16>(self.outer_len_in.val()) << 16) | 0x4011;
-                    }
-                    self.udp_ports.d.next = (bit_cast::<32, 16>(self.gue_sport_in.val()) << 16)
-                        | bit_cast::<32, 16>(self.s_cmd.gue_port.val());
-                    self.udp_word.d.next = bit_cast::<32, 16>(self.udp_len_in.val()) << 16;
+                    self.r_busy.d.next = true;
                     self.phase.d.next = Phase::Copy;
                     if self.s_cmd.op.val() == 1 {
                         self.phase.d.next = Phase::Discard;
@@ -731,6 +767,7 @@ impl Logic for Rewrite {
                     self.out_last.d.next = self.s_axis.tlast.val() | self.body_end.val();
                     self.out_user.d.next = self.s_axis.tuser.val();
                     if self.s_axis.tlast.val() {
+                        self.r_busy.d.next = false;
                         self.phase.d.next = Phase::Idle;
                     } else if self.body_end.val() {
                         self.phase.d.next = Phase::Discard;
@@ -759,10 +796,12 @@ impl Logic for Rewrite {
             }
             Phase::Discard => {
                 if self.take.val() & self.s_axis.tlast.val() {
+                    self.r_busy.d.next = false;
                     self.phase.d.next = Phase::Idle;
                 }
             }
             _ => {
+                self.r_busy.d.next = false;
                 self.phase.d.next = Phase::Idle;
             }
         }

@@ -43,8 +43,9 @@
 //! Latency, from the cycle a request is taken to the cycle `m_valid` rises: a ring
 //! selection 9 cycles (3 for an empty ring); round robin 4 plus 6 per member looked at
 //! (10 when the member at the cursor is eligible, at most 196); weighted round robin
-//! 2 + 6 per member of the list (every member is looked at: 8 to 194 cycles, 1 for an
-//! empty list). A new flow of a round-robin service with many ineligible members, or of
+//! 2 + 7 per member of the list, 3 for an entry that is not a backend (every member is
+//! looked at: 9 to 226 cycles, 1 for an empty list; `current + weight` is registered
+//! before it is compared). A new flow of a round-robin service with many ineligible members, or of
 //! any weighted service with a long list, takes longer than a minimum-size frame at line
 //! rate (about 84 cycles). One selection at a time.
 
@@ -73,6 +74,7 @@ enum St {
     MemUse,
     El2Rd0,
     El2Rd1,
+    El2Sum,
     El2Use,
     WrrEnd,
     Done,
@@ -167,6 +169,8 @@ pub struct BackendSelect {
     cursor: SinglePortRam<Bits<5>, 4>,
 
     state: DFF<St>,
+    // From a take until the result is taken.
+    sbusy: DFF<Bit>,
     rr: DFF<Bit>,
     svc: DFF<Bits<4>>,
     count: DFF<Bits<6>>,
@@ -191,6 +195,8 @@ pub struct BackendSelect {
     have_best: DFF<Bit>,
     best_cur: DFF<Bits<32>>,
     best_pos: DFF<Bits<6>>,
+    // Weighted: this member's `current + weight`.
+    cur_q: DFF<Bits<32>>,
 
     sum: Signal<Local, Bits<32>>,
     pos_inc: Signal<Local, Bits<6>>,
@@ -234,7 +240,7 @@ impl Logic for BackendSelect {
         dff_setup!(
             self, clock, state, rr, svc, count, hash_q, size_q, prod_hi, prod_lo, index, cand, pos,
             steps, result, cp, cp_idx, cp_phase, chg, rs_idx, wrr, total, have_best, best_cur,
-            best_pos, mdirty, cp_sh
+            best_pos, mdirty, cp_sh, sbusy, cur_q
         );
         clock!(self, clock, ring, members, eligible, cursor, current);
 
@@ -297,7 +303,7 @@ impl Logic for BackendSelect {
         self.weight.next = bit_cast::<32, 16>(self.weight_data.val());
         self.cur_new.next = self.current.read_data.val() + self.weight.val();
         self.better.next = !self.have_best.q.val()
-            | ((self.cur_new.val() ^ 0x8000_0000_u64) > (self.best_cur.q.val() ^ 0x8000_0000_u64));
+            | ((self.cur_q.q.val() ^ 0x8000_0000_u64) > (self.best_cur.q.val() ^ 0x8000_0000_u64));
 
         // ---- Commit: active member lists from the shadow ones (entry cp_idx addressed for
         // three cycles, compared and copied in the third), then the model's
@@ -388,33 +394,37 @@ impl Logic for BackendSelect {
             }
         }
 
-        self.s_ready.next = (self.state.q.val() == St::Idle)
-            & !self.table_write.val()
-            & (self.cp.q.val() == Cp::Idle);
+        // Idle (`sbusy` low, a register): the request registers follow the inputs, so
+        // their loads hang off one flip-flop; a take only moves the state.
+        self.s_ready.next =
+            !self.sbusy.q.val() & !self.table_write.val() & (self.cp.q.val() == Cp::Idle);
         self.m_valid.next = self.state.q.val() == St::Done;
         self.backend.next = self.result.q.val();
+        if !self.sbusy.q.val() {
+            self.rr.d.next = self.round_robin.val();
+            self.wrr.d.next = !self.round_robin.val() & self.weighted.val();
+            self.svc.d.next = self.service.val();
+            self.count.d.next = self.member_count.val().get_bits::<6>(0);
+            if self.member_count.val() > 32 {
+                self.count.d.next = 32.into();
+            }
+            self.hash_q.d.next = self.hash.val();
+            self.size_q.d.next = self.ring_size.val();
+            // Weighted round robin: every member from position 0.
+            self.pos.d.next = 0.into();
+            self.steps.d.next = 0.into();
+            self.total.d.next = 0.into();
+            self.have_best.d.next = false;
+        }
 
         match self.state.q.val() {
             St::Idle => {
-                if self.s_valid.val() & !self.table_write.val() & (self.cp.q.val() == Cp::Idle) {
-                    self.rr.d.next = self.round_robin.val();
-                    self.wrr.d.next = !self.round_robin.val() & self.weighted.val();
-                    self.svc.d.next = self.service.val();
-                    self.count.d.next = self.member_count.val().get_bits::<6>(0);
-                    if self.member_count.val() > 32 {
-                        self.count.d.next = 32.into();
-                    }
-                    self.hash_q.d.next = self.hash.val();
-                    self.size_q.d.next = self.ring_size.val();
+                if self.s_valid.val() & self.s_ready.val() {
+                    self.sbusy.d.next = true;
                     self.state.d.next = St::Mul;
                     if self.round_robin.val() {
                         self.state.d.next = St::CurRd0;
                     } else if self.weighted.val() {
-                        // Every member from position 0.
-                        self.pos.d.next = 0.into();
-                        self.steps.d.next = 0.into();
-                        self.total.d.next = 0.into();
-                        self.have_best.d.next = false;
                         self.state.d.next = St::MemRd0;
                         if self.member_count.val() == 0 {
                             self.result.d.next = 0xFFFF.into();
@@ -521,6 +531,15 @@ impl Logic for BackendSelect {
             }
             St::El2Rd1 => {
                 self.state.d.next = St::El2Use;
+                if self.wrr.q.val() {
+                    self.state.d.next = St::El2Sum;
+                }
+            }
+            St::El2Sum => {
+                // Weighted: `current + weight` registered before it is compared (the
+                // addition and the comparison in one cycle were a critical path).
+                self.cur_q.d.next = self.cur_new.val();
+                self.state.d.next = St::El2Use;
             }
             St::El2Use => {
                 if self.wrr.q.val() {
@@ -528,11 +547,11 @@ impl Logic for BackendSelect {
                     // the first largest wins; an ineligible one's is reset.
                     self.current.write_enable.next = true;
                     if self.elig_word.val() {
-                        self.current.write_data.next = self.cur_new.val();
+                        self.current.write_data.next = self.cur_q.q.val();
                         self.total.d.next = self.total.q.val() + self.weight.val();
                         if self.better.val() {
                             self.have_best.d.next = true;
-                            self.best_cur.d.next = self.cur_new.val();
+                            self.best_cur.d.next = self.cur_q.q.val();
                             self.best_pos.d.next = self.pos.q.val();
                             self.result.d.next = self.cand.q.val();
                         }
@@ -570,6 +589,7 @@ impl Logic for BackendSelect {
             }
             St::Done => {
                 if self.m_ready.val() {
+                    self.sbusy.d.next = false;
                     self.state.d.next = St::Idle;
                 }
             }
