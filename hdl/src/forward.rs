@@ -67,8 +67,8 @@
 //! A forward request's result carries the flow's slot (`res_slot`): a full-NAT service's
 //! source endpoint is the pool address and port of the slot (`snat_endpoint`).
 //!
-//! Latency: a hit takes about 26 cycles, a new flow about 48 (flow-table operations take
-//! 8 each, a ring selection 10, a backend read 4, an active-count update 5: for timing,
+//! Latency: a hit takes about 27 cycles, a new flow about 50 (flow-table operations take
+//! 9 each, a ring selection 10, a backend read 4, an active-count update 5: for timing,
 //! the count RAM has a registered read and the saturating ±1 its own cycle, and the
 //! decisions on a backend word are registered before the state machine uses them); round
 //! robin adds 4 + 6 per member looked at instead of the ring's 10 (at most 196 with 32

@@ -293,6 +293,8 @@ pub struct FastPath<const A: usize> {
     step: DFF<Step>,
     // The controller is not idle (`step != Idle`), as a register.
     p_busy: DFF<Bit>,
+    // The tables' commit strobe (see `fwd.commit`).
+    commit_q: DFF<Bit>,
     commit_pending: DFFWithInit<Bit>,
     key_idx: DFF<Bits<5>>,
     scan_idx: DFF<Bits<5>>,
@@ -347,6 +349,9 @@ pub struct FastPath<const A: usize> {
     pool_idx_q: DFF<Bits<3>>,
     // Bit k: the frame's destination is SNAT pool address k (k < count).
     pool_eq: DFF<Bits<8>>,
+    // Full NAT: ports per pool address and the reply's port - base, registered.
+    snat_per_q: DFF<Bits<20>>,
+    snat_off_q: DFF<Bits<16>>,
     // Bit k: active service k is valid and of mode full NAT (set at a commit).
     fullnat_mask: DFF<Bits<16>>,
     // Full NAT: slot ↔ (pool index, port) by repeated subtraction / addition of the ports
@@ -577,6 +582,7 @@ impl<const A: usize> FastPath<A> {
             h_from_mcu: Default::default(),
             step: Default::default(),
             p_busy: Default::default(),
+            commit_q: Default::default(),
             commit_pending: DFFWithInit::new(true),
             key_idx: Default::default(),
             scan_idx: Default::default(),
@@ -589,6 +595,8 @@ impl<const A: usize> FastPath<A> {
             own_match_q: Default::default(),
             pool_idx_q: Default::default(),
             pool_eq: Default::default(),
+            snat_per_q: Default::default(),
+            snat_off_q: Default::default(),
             fullnat_mask: Default::default(),
             snat_acc: Default::default(),
             snat_idx: Default::default(),
@@ -739,6 +747,7 @@ impl<const A: usize> Logic for FastPath<A> {
             hq_valid,
             step,
             p_busy,
+            commit_q,
             commit_pending,
             key_idx,
             scan_idx,
@@ -785,6 +794,8 @@ impl<const A: usize> Logic for FastPath<A> {
             own_match_q,
             pool_idx_q,
             pool_eq,
+            snat_per_q,
+            snat_off_q,
             fullnat_mask,
             snat_acc,
             snat_idx,
@@ -971,6 +982,11 @@ impl<const A: usize> Logic for FastPath<A> {
         self.snat_inv.next = !self.snat_base.q.val();
         self.snat_per.next = bit_cast::<20, 16>(self.snat_inv.val()) + 1;
         self.snat_off.next = self.dst_port.q.val() - self.snat_base.q.val();
+        // Registered for the slot arithmetic (two additions in a row were a critical
+        // path): the base changes at a commit, the port at a pop, both many cycles before
+        // a full-NAT reply gets to `FnMul`.
+        self.snat_per_q.d.next = self.snat_per.val();
+        self.snat_off_q.d.next = self.snat_off.val();
         self.snat_eff.next = self.snat_count.q.val();
         if self.snat_count.q.val() > 8 {
             self.snat_eff.next = 8.into();
@@ -1159,7 +1175,10 @@ impl<const A: usize> Logic for FastPath<A> {
         self.fwd.table_data1.next = self.regs.table_data1.val();
         self.fwd.table_data2.next = self.regs.table_data2.val();
         self.fwd.table_data3.next = self.regs.table_data3.val();
-        self.fwd.commit.next = (self.step.q.val() == Step::KeyLoad) & (self.key_idx.q.val() == 16);
+        // The commit strobe is a register, high in the KeyLoad cycle of key 16 (set at key
+        // 15: KeyLoad counts one key per cycle).
+        self.fwd.commit.next = self.commit_q.q.val();
+        self.commit_q.d.next = (self.step.q.val() == Step::KeyLoad) & (self.key_idx.q.val() == 15);
         self.fwd.ring_size.next = self.ring_size.q.val();
         self.fwd.timeout_syn.next = self.t_syn.q.val();
         self.fwd.timeout_established.next = self.t_est.q.val();
@@ -1744,7 +1763,7 @@ impl<const A: usize> Logic for FastPath<A> {
                 }
                 if self.fn_go.val() {
                     // `snat_slot`: (port - base) + pool index × ports per address.
-                    self.snat_acc.d.next = bit_cast::<20, 16>(self.snat_off.val());
+                    self.snat_acc.d.next = bit_cast::<20, 16>(self.snat_off_q.q.val());
                     self.snat_idx.d.next = bit_cast::<4, 3>(self.pool_idx_q.q.val());
                     self.step.d.next = Step::FnMul;
                 }
@@ -1753,7 +1772,7 @@ impl<const A: usize> Logic for FastPath<A> {
                 if self.snat_idx.q.val() == 0 {
                     self.step.d.next = Step::FnSend;
                 } else {
-                    self.snat_acc.d.next = self.snat_acc.q.val() + self.snat_per.val();
+                    self.snat_acc.d.next = self.snat_acc.q.val() + self.snat_per_q.q.val();
                     self.snat_idx.d.next = self.snat_idx.q.val() - 1;
                 }
             }
@@ -1790,14 +1809,14 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.cmd_op.d.next = 1.into();
                     self.v_len.d.next = 0.into();
                     self.step.d.next = Step::Issue;
-                } else if self.snat_acc.q.val() < self.snat_per.val() {
+                } else if self.snat_acc.q.val() < self.snat_per_q.q.val() {
                     self.ret_vip.d.next = self.snat_addr.val();
                     self.ret_vport.d.next =
                         self.snat_base.q.val() + self.snat_acc.q.val().get_bits::<16>(0);
                     self.cmd_set_src.d.next = true;
                     self.step.d.next = Step::Issue;
                 } else {
-                    self.snat_acc.d.next = self.snat_acc.q.val() - self.snat_per.val();
+                    self.snat_acc.d.next = self.snat_acc.q.val() - self.snat_per_q.q.val();
                     self.snat_idx.d.next = self.snat_idx.q.val() + 1;
                 }
             }

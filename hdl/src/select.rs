@@ -197,6 +197,8 @@ pub struct BackendSelect {
     best_pos: DFF<Bits<6>>,
     // Weighted: this member's `current + weight`.
     cur_q: DFF<Bits<32>>,
+    // The cycle is a weighted `El2Use`.
+    use_w: DFF<Bit>,
 
     sum: Signal<Local, Bits<32>>,
     pos_inc: Signal<Local, Bits<6>>,
@@ -240,7 +242,7 @@ impl Logic for BackendSelect {
         dff_setup!(
             self, clock, state, rr, svc, count, hash_q, size_q, prod_hi, prod_lo, index, cand, pos,
             steps, result, cp, cp_idx, cp_phase, chg, rs_idx, wrr, total, have_best, best_cur,
-            best_pos, mdirty, cp_sh, sbusy, cur_q
+            best_pos, mdirty, cp_sh, sbusy, cur_q, use_w
         );
         clock!(self, clock, ring, members, eligible, cursor, current);
 
@@ -396,6 +398,7 @@ impl Logic for BackendSelect {
 
         // Idle (`sbusy` low, a register): the request registers follow the inputs, so
         // their loads hang off one flip-flop; a take only moves the state.
+        self.use_w.d.next = false;
         self.s_ready.next =
             !self.sbusy.q.val() & !self.table_write.val() & (self.cp.q.val() == Cp::Idle);
         self.m_valid.next = self.state.q.val() == St::Done;
@@ -539,23 +542,12 @@ impl Logic for BackendSelect {
                 // Weighted: `current + weight` registered before it is compared (the
                 // addition and the comparison in one cycle were a critical path).
                 self.cur_q.d.next = self.cur_new.val();
+                self.use_w.d.next = true;
                 self.state.d.next = St::El2Use;
             }
             St::El2Use => {
                 if self.wrr.q.val() {
-                    // model `smooth_weighted`: an eligible member's `current += weight`,
-                    // the first largest wins; an ineligible one's is reset.
-                    self.current.write_enable.next = true;
-                    if self.elig_word.val() {
-                        self.current.write_data.next = self.cur_q.q.val();
-                        self.total.d.next = self.total.q.val() + self.weight.val();
-                        if self.better.val() {
-                            self.have_best.d.next = true;
-                            self.best_cur.d.next = self.cur_q.q.val();
-                            self.best_pos.d.next = self.pos.q.val();
-                            self.result.d.next = self.cand.q.val();
-                        }
-                    }
+                    // (The member's update is below, on `use_w`.)
                     self.steps.d.next = self.steps.q.val() + 1;
                     self.pos.d.next = self.pos_next.val();
                     self.state.d.next = St::MemRd0;
@@ -591,6 +583,22 @@ impl Logic for BackendSelect {
                 if self.m_ready.val() {
                     self.sbusy.d.next = false;
                     self.state.d.next = St::Idle;
+                }
+            }
+        }
+        // Weighted, state `El2Use` (`use_w`: a register, so the wide updates below do not
+        // wait for the state decode): model `smooth_weighted`, an eligible member's
+        // `current += weight`, the first largest wins; an ineligible one's is reset.
+        if self.use_w.q.val() {
+            self.current.write_enable.next = true;
+            if self.elig_word.val() {
+                self.current.write_data.next = self.cur_q.q.val();
+                self.total.d.next = self.total.q.val() + self.weight.val();
+                if self.better.val() {
+                    self.have_best.d.next = true;
+                    self.best_cur.d.next = self.cur_q.q.val();
+                    self.best_pos.d.next = self.pos.q.val();
+                    self.result.d.next = self.cand.q.val();
                 }
             }
         }
