@@ -27,7 +27,6 @@ for name, n in mod["netnames"].items():
 
 drivers = {}
 sinks = collections.defaultdict(list)
-SEQ = {"TRELLIS_FF", "DP16KD", "TRELLIS_DPR16X4_WR"}
 for cname, c in cells.items():
     dirs = c["port_directions"]
     for port, bits in c["connections"].items():
@@ -66,14 +65,9 @@ arrival = {}
 pred = {}
 
 def start_delay(c, port):
-    t = c["type"]
-    if t == "TRELLIS_FF":
-        return 0.5
-    if t == "DP16KD":
-        return 1.0 if c["parameters"].get("REGMODE_B", "") == "OUTREG" or True else 4.3
-    if t == "TRELLIS_DPR16X4" and port.startswith("DO"):
-        return None  # combinational from RAD
-    return 0.5
+    # Flip-flops; block RAMs read through their output register (ram.rs instantiates
+    # every DP16KD with REGMODE_B = "OUTREG").
+    return 0.5 if c["type"] == "TRELLIS_FF" else 1.0
 
 def arr(b):
     if b in arrival:
