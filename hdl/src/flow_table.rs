@@ -149,6 +149,10 @@ pub struct FlowTable<const A: usize> {
     way2: SinglePortRam<Bits<171>, A>,
     way3: SinglePortRam<Bits<171>, A>,
     phase: DFF<Phase>,
+    // A command is in progress (`phase != Idle`), as a register: while it is low the
+    // command registers follow the inputs, so their loads hang off one flip-flop rather
+    // than off `cmd_valid`.
+    fbusy: DFF<Bit>,
     op: DFF<Bits<2>>,
     set: DFF<Bits<A>>,
     way: DFF<Bits<2>>,
@@ -284,6 +288,7 @@ impl<const A: usize> FlowTable<A> {
             way2: zeros(),
             way3: zeros(),
             phase: Default::default(),
+            fbusy: Default::default(),
             op: Default::default(),
             set: Default::default(),
             way: Default::default(),
@@ -391,6 +396,7 @@ impl<const A: usize> Logic for FlowTable<A> {
             self,
             clock,
             phase,
+            fbusy,
             op,
             set,
             way,
@@ -647,17 +653,21 @@ impl<const A: usize> Logic for FlowTable<A> {
         self.way2.write_data.next = self.wdata.q.val();
         self.way3.write_data.next = self.wdata.q.val();
 
+        if !self.fbusy.q.val() {
+            self.op.d.next = self.cmd_op.val();
+            self.set.d.next = self.cmd_hash.val().get_bits::<A>(0);
+            self.way.d.next = self.cmd_way.val();
+            self.key.d.next = self.cmd_key.val();
+            self.state.d.next = self.cmd_state.val();
+            self.payload.d.next = self.cmd_payload.val();
+            self.entry_valid.d.next = self.cmd_entry_valid.val();
+            self.now.d.next = self.cmd_now.val();
+        }
         match self.phase.q.val() {
             Phase::Idle => {
+                // (The command registers load every idle cycle, above.)
                 if self.cmd_valid.val() {
-                    self.op.d.next = self.cmd_op.val();
-                    self.set.d.next = self.cmd_hash.val().get_bits::<A>(0);
-                    self.way.d.next = self.cmd_way.val();
-                    self.key.d.next = self.cmd_key.val();
-                    self.state.d.next = self.cmd_state.val();
-                    self.payload.d.next = self.cmd_payload.val();
-                    self.entry_valid.d.next = self.cmd_entry_valid.val();
-                    self.now.d.next = self.cmd_now.val();
+                    self.fbusy.d.next = true;
                     self.phase.d.next = Phase::Read;
                 }
             }
@@ -789,10 +799,12 @@ impl<const A: usize> Logic for FlowTable<A> {
             }
             Phase::Result => {
                 if self.res_ready.val() {
+                    self.fbusy.d.next = false;
                     self.phase.d.next = Phase::Idle;
                 }
             }
             _ => {
+                self.fbusy.d.next = false;
                 self.phase.d.next = Phase::Idle;
             }
         }

@@ -18,7 +18,7 @@
 //! - at the same time the selection unit copies its member lists (table 3 writes go to
 //!   its shadow bank) and resets the round-robin cursors of changed services
 //!   and weighted `current`s of changed services (`svc_changed` from the controller, and
-//!   changed lists): 33 cycles when no list was written, at most 2,561.
+//!   changed lists): 19 cycles when no list was written, at most 2,563.
 //!
 //! `busy` is high while copying; the controller holds its commit (and `STATUS.0`) until it
 //! falls, so the writer must not write tables while `STATUS.0` is set (the data path never
@@ -340,6 +340,14 @@ pub struct Forward<const A: usize> {
     src_hash: DFF<Bits<32>>,
     members: DFF<Bits<8>>,
     rd_wait: DFF<Bits<2>>,
+    // The request machine is in `HitUse` (a register set on the way in, so the wide
+    // loads there hang off a flip-flop, not off the state decode).
+    at_hit: DFF<Bit>,
+    // No table copy runs (see `tables_idle`).
+    tidle: DFF<Bit>,
+    sel_commit: DFF<Bit>,
+    // ... in `NewUse`.
+    at_new: DFF<Bit>,
     entry: DFF<Bits<171>>,
     slot: DFF<Bits<32>>,
     remove: DFF<Bit>,
@@ -503,6 +511,10 @@ impl<const A: usize> Forward<A> {
             src_hash: Default::default(),
             members: Default::default(),
             rd_wait: Default::default(),
+            at_hit: Default::default(),
+            tidle: Default::default(),
+            sel_commit: Default::default(),
+            at_new: Default::default(),
             entry: Default::default(),
             slot: Default::default(),
             remove: Default::default(),
@@ -550,7 +562,8 @@ impl<const A: usize> Logic for Forward<A> {
             flags, stateless, algo, src_hash, members, rd_wait, entry, slot, remove, kind, backend,
             new_flow, ev_lookup, ev_insert, be_word, be_addr, af_idx, af_inc, af_back, ret, smac,
             cm_we, rd, stale, bw_we, bw_addr, bw_data, aw_we, aw_addr, aw_data, g_keep, g_same,
-            g_nomac, g_other, cp_sh, req_busy, fn_match_q, st_write, st_kind, st_index, st_data
+            g_nomac, g_other, cp_sh, req_busy, fn_match_q, st_write, st_kind, st_index, st_data,
+            at_hit, at_new, tidle, sel_commit
         );
         clock!(self, clock, flows, select, be, ring_shadow, cmac, af, afq);
 
@@ -636,7 +649,10 @@ impl<const A: usize> Logic for Forward<A> {
             & (self.table_index.val().get_bits::<4>(9) == 0);
         self.select.mem_index.next = self.table_index.val().get_bits::<9>(0);
         self.select.mem_data.next = self.table_data0.val().get_bits::<16>(0);
-        self.select.commit.next = self.commit.val() & (self.cp.q.val() == Cp::Idle);
+        // (Registered: the unit starts its copy a cycle after ours; `tidle` stays low
+        // from the strobe on, and our copy outlasts that cycle.)
+        self.sel_commit.d.next = self.commit.val() & (self.cp.q.val() == Cp::Idle);
+        self.select.commit.next = self.sel_commit.q.val();
         self.select.changed.next = self.svc_changed.val();
 
         // ---- Clear after reset, copy at a commit.
@@ -860,8 +876,15 @@ impl<const A: usize> Logic for Forward<A> {
         // wide loads below hang off one flip-flop, not off the take decision) and no
         // table copy runs. While idle, the request registers follow the inputs; they hold
         // from the take on.
-        self.tables_idle.next =
-            (self.cp.q.val() == Cp::Idle) & !self.st_write.q.val() & !self.select.busy.val();
+        // `tables_idle` is a register (the copy machine's state decode in front of the
+        // take was a critical path): low from the cycle after a commit strobe (the only
+        // way out of `Cp::Idle`; `st_write` and the selection unit's `busy` rise only
+        // after one), high one cycle after the copies are done.
+        self.tidle.d.next = (self.cp.q.val() == Cp::Idle)
+            & !self.commit.val()
+            & !self.st_write.q.val()
+            & !self.select.busy.val();
+        self.tables_idle.next = self.tidle.q.val();
         self.take.next = self.req_valid.val() & !self.req_busy.q.val() & self.tables_idle.val();
         self.req_ready.next = !self.req_busy.q.val() & self.tables_idle.val();
         if !self.req_busy.q.val() {
@@ -891,6 +914,8 @@ impl<const A: usize> Logic for Forward<A> {
                 }
             }
         }
+        self.at_hit.d.next = false;
+        self.at_new.d.next = false;
         match self.req.q.val() {
             Req::Idle => {
                 // The request registers load every idle cycle (above); only the state
@@ -932,28 +957,12 @@ impl<const A: usize> Logic for Forward<A> {
             Req::HitRead => {
                 self.rd_wait.d.next = self.rd_wait.q.val() + 1;
                 if self.rd_wait.q.val() == 2 {
+                    self.at_hit.d.next = true;
                     self.req.d.next = Req::HitUse;
                 }
             }
             Req::HitUse => {
-                // model: `backends[backend % 256]` keeps flows with the same generation.
-                self.be_word.d.next = self.be.read_data.val();
-                self.backend.d.next = self.flow_backend.val();
-                self.remove.d.next = true;
-                if self.g_keep.q.val() {
-                    self.remove.d.next = false;
-                }
-                self.req.d.next = Req::WriteSend;
-                if self.ret.q.val() {
-                    // model `return_to_client`: the flow must point at the reply's backend
-                    // (no state check); it is refreshed, its client MAC read.
-                    self.backend.d.next = self.backend.q.val();
-                    self.remove.d.next = false;
-                    if self.g_other.q.val() {
-                        self.kind.d.next = 1.into();
-                        self.req.d.next = Req::Done;
-                    }
-                }
+                // (On `at_hit`, below the match.)
             }
             Req::ReadSend => {
                 self.flows.cmd_valid.next = true;
@@ -1089,7 +1098,7 @@ impl<const A: usize> Logic for Forward<A> {
                     self.be_addr.d.next = self.select.backend.val().get_bits::<8>(0);
                     self.rd_wait.d.next = 0.into();
                     self.req.d.next = Req::NewRead;
-                    if self.select.backend.val() == 0xFFFF {
+                    if self.select.m_none.val() {
                         self.kind.d.next = 1.into();
                         self.req.d.next = Req::Done;
                     }
@@ -1098,22 +1107,12 @@ impl<const A: usize> Logic for Forward<A> {
             Req::NewRead => {
                 self.rd_wait.d.next = self.rd_wait.q.val() + 1;
                 if self.rd_wait.q.val() == 2 {
+                    self.at_new.d.next = true;
                     self.req.d.next = Req::NewUse;
                 }
             }
             Req::NewUse => {
-                self.be_word.d.next = self.be.read_data.val();
-                // The new entry: state, payload (service, backend, generation).
-                self.entry.d.next = (bit_cast::<171, 2>(self.new_state.val()) << 64)
-                    | (bit_cast::<171, 4>(self.svc.q.val()) << 24)
-                    | (bit_cast::<171, 16>(self.backend.q.val()) << 8)
-                    | bit_cast::<171, 8>(self.be_gen.val());
-                self.remove.d.next = false;
-                self.req.d.next = Req::InsertSend;
-                if self.g_nomac.q.val() {
-                    self.kind.d.next = 2.into();
-                    self.req.d.next = Req::Done;
-                }
+                // (On `at_new`, below the match.)
             }
             Req::InsertSend => {
                 self.flows.cmd_valid.next = true;
@@ -1191,6 +1190,42 @@ impl<const A: usize> Logic for Forward<A> {
             _ => {
                 self.req_busy.d.next = false;
                 self.req.d.next = Req::Idle;
+            }
+        }
+        // `NewUse` (`at_new`).
+        if self.at_new.q.val() {
+            self.be_word.d.next = self.be.read_data.val();
+            // The new entry: state, payload (service, backend, generation).
+            self.entry.d.next = (bit_cast::<171, 2>(self.new_state.val()) << 64)
+                | (bit_cast::<171, 4>(self.svc.q.val()) << 24)
+                | (bit_cast::<171, 16>(self.backend.q.val()) << 8)
+                | bit_cast::<171, 8>(self.be_gen.val());
+            self.remove.d.next = false;
+            self.req.d.next = Req::InsertSend;
+            if self.g_nomac.q.val() {
+                self.kind.d.next = 2.into();
+                self.req.d.next = Req::Done;
+            }
+        }
+        // `HitUse` (`at_hit`): model `backends[backend % 256]` keeps flows with the same
+        // generation.
+        if self.at_hit.q.val() {
+            self.be_word.d.next = self.be.read_data.val();
+            self.backend.d.next = self.flow_backend.val();
+            self.remove.d.next = true;
+            if self.g_keep.q.val() {
+                self.remove.d.next = false;
+            }
+            self.req.d.next = Req::WriteSend;
+            if self.ret.q.val() {
+                // model `return_to_client`: the flow must point at the reply's backend
+                // (no state check); it is refreshed, its client MAC read.
+                self.backend.d.next = self.backend.q.val();
+                self.remove.d.next = false;
+                if self.g_other.q.val() {
+                    self.kind.d.next = 1.into();
+                    self.req.d.next = Req::Done;
+                }
             }
         }
     }

@@ -21,7 +21,7 @@
 //!   scan order wins, as in the model). At most 16 × 32 = 512 keys go into 1,024 entries,
 //!   so a probe always ends at an empty entry. About 1,024 + 20 per member cycles;
 //! - a request (`req_*`: the frame's source address, source port, UDP or TCP) probes
-//!   from the key's hash: 4 cycles per entry looked at, the first empty entry is a miss.
+//!   from the key's hash: 5 cycles per entry looked at, the first empty entry is a miss.
 //!
 //! `busy` is high while clearing and building; the controller holds the commit
 //! (`STATUS.0`) until it falls, like the forward path's table copy.
@@ -46,6 +46,7 @@ enum St {
     BeUse,
     Hash,
     ProbeRd,
+    ProbeCmp,
     ProbeUse,
     NextMember,
     NextSvc,
@@ -125,6 +126,11 @@ pub struct NatReply {
     member: DFF<Bits<16>>,
     rd_wait: DFF<Bit>,
     found: DFF<Bit>,
+    // The entry's key equals the key (registered: the 49-bit compare and the decision
+    // in one cycle were a critical path).
+    key_eq: DFF<Bit>,
+    // Not idle (`st != Idle`), as a register.
+    nbusy: DFF<Bit>,
     f_service: DFF<Bits<4>>,
     f_backend: DFF<Bits<16>>,
     building: DFF<Bit>,
@@ -190,6 +196,8 @@ impl NatReply {
             member: Default::default(),
             rd_wait: Default::default(),
             found: Default::default(),
+            key_eq: Default::default(),
+            nbusy: Default::default(),
             f_service: Default::default(),
             f_backend: Default::default(),
             wr_count: Default::default(),
@@ -208,7 +216,7 @@ impl Logic for NatReply {
     fn update(&mut self) {
         dff_setup!(
             self, clock, st, lookup, idx, s, j, n, udp, k_addr, k_port, member, rd_wait, found,
-            f_service, f_backend, building
+            f_service, f_backend, building, key_eq, nbusy
         );
         clock!(self, clock, replies);
         self.svc.read_clock.next = self.clock.val();
@@ -251,6 +259,7 @@ impl Logic for NatReply {
             ^ (bit_cast::<10, 6>(self.k_port.q.val().get_bits::<6>(10)) << 4)
             ^ (bit_cast::<10, 1>(self.udp.q.val().into()) << 9);
         self.entry_key.next = self.replies.read_data.val().get_bits::<49>(20);
+        self.key_eq.d.next = self.entry_key.val() == self.key_now.val();
         self.replies.address.next = self.idx.q.val();
         self.replies.write_enable.next = false;
         self.replies.write_data.next = (bit_cast::<70, 1>(true.into()) << 69)
@@ -265,18 +274,25 @@ impl Logic for NatReply {
         self.res_service.next = self.f_service.q.val();
         self.res_backend.next = self.f_backend.q.val();
 
+        // Idle (`nbusy` low, a register): the request registers follow the inputs, so
+        // their loads hang off one flip-flop; a request or a commit only moves the state.
+        if !self.nbusy.q.val() {
+            self.lookup.d.next = false;
+            self.idx.d.next = 0.into();
+            self.udp.d.next = self.req_udp.val();
+            self.k_addr.d.next = self.req_addr.val();
+            self.k_port.d.next = self.req_port.val();
+            self.found.d.next = false;
+        }
         match self.st.q.val() {
             St::Idle => {
-                self.lookup.d.next = false;
+                // (The request registers load every idle cycle, above.)
                 if self.commit.val() {
-                    self.idx.d.next = 0.into();
+                    self.nbusy.d.next = true;
                     self.st.d.next = St::Clear;
                 } else if self.req_valid.val() {
                     self.lookup.d.next = true;
-                    self.udp.d.next = self.req_udp.val();
-                    self.k_addr.d.next = self.req_addr.val();
-                    self.k_port.d.next = self.req_port.val();
-                    self.found.d.next = false;
+                    self.nbusy.d.next = true;
                     self.st.d.next = St::Hash;
                 }
             }
@@ -346,8 +362,12 @@ impl Logic for NatReply {
             St::ProbeRd => {
                 self.rd_wait.d.next = true;
                 if self.rd_wait.q.val() {
-                    self.st.d.next = St::ProbeUse;
+                    self.st.d.next = St::ProbeCmp;
                 }
+            }
+            St::ProbeCmp => {
+                // The entry is on read_data: `key_eq` registers its compare.
+                self.st.d.next = St::ProbeUse;
             }
             St::ProbeUse => {
                 self.rd_wait.d.next = false;
@@ -359,7 +379,7 @@ impl Logic for NatReply {
                         self.replies.write_enable.next = true;
                         self.st.d.next = St::NextMember;
                     }
-                } else if self.entry_key.val() == self.key_now.val() {
+                } else if self.key_eq.q.val() {
                     // The key's first match in scan order (build: keep it).
                     self.found.d.next = true;
                     self.f_service.d.next = self.replies.read_data.val().get_bits::<4>(16);
@@ -386,15 +406,18 @@ impl Logic for NatReply {
                 self.st.d.next = St::Svc;
                 if self.s.q.val() == 15 {
                     self.building.d.next = false;
+                    self.nbusy.d.next = false;
                     self.st.d.next = St::Idle;
                 }
             }
             St::Done => {
                 if self.res_ready.val() {
+                    self.nbusy.d.next = false;
                     self.st.d.next = St::Idle;
                 }
             }
             _ => {
+                self.nbusy.d.next = false;
                 self.st.d.next = St::Idle;
             }
         }

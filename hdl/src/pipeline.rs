@@ -89,7 +89,7 @@
 //! A write of 1 to `CONTROL` marks a commit pending (`STATUS.0`). The controller applies it
 //! between two frames, before it takes the next frame's header: the shadow settings
 //! become active, the hash key is loaded into the Toeplitz unit and the 16 service
-//! entries are copied from the shadow to the active table (17 cycles), each compared with
+//! entries are copied from the shadow to the active table (19 cycles), each compared with
 //! the active entry it replaces (a service whose entry changed gets its round-robin
 //! cursor and weighted state reset, the model's `SelectState::reset_service`); then the
 //! forward path copies
@@ -177,6 +177,7 @@ enum Step {
     Idle,
     KeyLoad,
     Scan,
+    Rules,
     Classify,
     Issue,
     TableWait,
@@ -296,6 +297,20 @@ pub struct FastPath<const A: usize> {
     // The tables' commit strobe (see `fwd.commit`).
     commit_q: DFF<Bit>,
     commit_pending: DFFWithInit<Bit>,
+    // The commit was taken last cycle: the shadow settings load now (a register, so the
+    // ~600 loads do not hang off the idle decision).
+    load_cfg: DFF<Bit>,
+    // `step == KeyLoad`, as a register.
+    kl: DFF<Bit>,
+    // The forward path's / NAT return unit's result shows (see `fwd.res_ready`).
+    fr_seen: DFF<Bit>,
+    nr_seen: DFF<Bit>,
+    over_mtu_q: DFF<Bit>,
+    key_wr_q: DFF<Bit>,
+    key_widx_q: DFF<Bits<4>>,
+    key_word_q: DFF<Bits<32>>,
+    // Shadow and active service entry differ (the entry read two cycles ago).
+    svc_diff: DFF<Bit>,
     key_idx: DFF<Bits<5>>,
     scan_idx: DFF<Bits<5>>,
     vip_any: DFF<Bit>,
@@ -369,6 +384,16 @@ pub struct FastPath<const A: usize> {
     frame_len: DFF<Bits<16>>,
     flow_hash: DFF<Bits<32>>,
     v_action: DFF<Bits<3>>,
+    // The classification rules' outcome, registered every cycle from the frame's flags
+    // (final in `Rules`) and applied in `Classify`.
+    cls_action: DFF<Bits<3>>,
+    cls_reason: DFF<Bits<4>>,
+    cls_op: DFF<Bits<2>>,
+    cls_port: DFF<Bits<2>>,
+    cls_len: DFF<Bit>,
+    cls_fwd: DFF<Bit>,
+    cls_ret: DFF<Bit>,
+    cls_fn: DFF<Bit>,
     v_reason: DFF<Bits<4>>,
     v_len: DFF<Bits<16>>,
     v_valid: DFF<Bit>,
@@ -460,6 +485,7 @@ pub struct FastPath<const A: usize> {
     svc_proto: Signal<Local, Bits<8>>,
     pool_match: Signal<Local, Bit>,
     key_prev: Signal<Local, Bits<5>>,
+    key_prev2: Signal<Local, Bits<5>>,
     one16: Signal<Local, Bits<16>>,
     scan_prev: Signal<Local, Bits<5>>,
     wr_valid: Signal<Local, Bit>,
@@ -584,6 +610,15 @@ impl<const A: usize> FastPath<A> {
             p_busy: Default::default(),
             commit_q: Default::default(),
             commit_pending: DFFWithInit::new(true),
+            load_cfg: Default::default(),
+            kl: Default::default(),
+            fr_seen: Default::default(),
+            nr_seen: Default::default(),
+            over_mtu_q: Default::default(),
+            key_wr_q: Default::default(),
+            key_widx_q: Default::default(),
+            key_word_q: Default::default(),
+            svc_diff: Default::default(),
             key_idx: Default::default(),
             scan_idx: Default::default(),
             vip_any: Default::default(),
@@ -628,6 +663,7 @@ impl<const A: usize> FastPath<A> {
             svc_proto: Default::default(),
             pool_match: Default::default(),
             key_prev: Default::default(),
+            key_prev2: Default::default(),
             scan_prev: Default::default(),
             wr_valid: Default::default(),
             wr_udp: Default::default(),
@@ -641,6 +677,14 @@ impl<const A: usize> FastPath<A> {
             frame_len: Default::default(),
             flow_hash: Default::default(),
             v_action: Default::default(),
+            cls_action: Default::default(),
+            cls_reason: Default::default(),
+            cls_op: Default::default(),
+            cls_port: Default::default(),
+            cls_len: Default::default(),
+            cls_fwd: Default::default(),
+            cls_ret: Default::default(),
+            cls_fn: Default::default(),
             v_reason: Default::default(),
             v_len: Default::default(),
             v_valid: Default::default(),
@@ -749,6 +793,15 @@ impl<const A: usize> Logic for FastPath<A> {
             p_busy,
             commit_q,
             commit_pending,
+            load_cfg,
+            kl,
+            fr_seen,
+            nr_seen,
+            over_mtu_q,
+            key_wr_q,
+            key_widx_q,
+            key_word_q,
+            svc_diff,
             key_idx,
             scan_idx,
             vip_any,
@@ -820,6 +873,14 @@ impl<const A: usize> Logic for FastPath<A> {
             frame_len,
             flow_hash,
             v_action,
+            cls_action,
+            cls_reason,
+            cls_op,
+            cls_port,
+            cls_len,
+            cls_fwd,
+            cls_ret,
+            cls_fn,
             v_reason,
             v_len,
             v_valid,
@@ -903,11 +964,10 @@ impl<const A: usize> Logic for FastPath<A> {
         self.scan_prev.next = self.scan_idx.q.val() - 1;
         self.services_active.write_address.next = self.key_prev.val().get_bits::<4>(0);
         self.services_active.write_data.next = self.services_shadow.read_data.val();
-        self.services_active.write_enable.next = (self.step.q.val() == Step::KeyLoad)
-            & (self.key_idx.q.val() >= 1)
-            & (self.key_idx.q.val() <= 16);
+        self.services_active.write_enable.next =
+            self.kl.q.val() & (self.key_idx.q.val() >= 1) & (self.key_idx.q.val() <= 16);
         self.services_active.read_address.next = self.scan_idx.q.val().get_bits::<4>(0);
-        if self.step.q.val() == Step::KeyLoad {
+        if self.kl.q.val() {
             // The commit compares shadow and active entry k (both read at key_idx k).
             self.services_active.read_address.next = self.key_idx.q.val().get_bits::<4>(0);
         }
@@ -1010,9 +1070,8 @@ impl<const A: usize> Logic for FastPath<A> {
         self.regs.bus_we.next = self.bus_we.val();
         self.regs.bus_re.next = self.bus_re.val();
         // STATUS.0 stays set until the forward path's tables are copied.
-        self.regs.commit_pending.next = self.commit_pending.q.val()
-            | (self.step.q.val() == Step::KeyLoad)
-            | (self.step.q.val() == Step::TableWait);
+        self.regs.commit_pending.next =
+            self.commit_pending.q.val() | self.kl.q.val() | (self.step.q.val() == Step::TableWait);
         self.regs.counter_hi.next = 0.into();
         self.regs.counter_lo.next = 0.into();
         self.latched_hi.next = self.latched.q.val().get_bits::<32>(32);
@@ -1178,7 +1237,7 @@ impl<const A: usize> Logic for FastPath<A> {
         // The commit strobe is a register, high in the KeyLoad cycle of key 16 (set at key
         // 15: KeyLoad counts one key per cycle).
         self.fwd.commit.next = self.commit_q.q.val();
-        self.commit_q.d.next = (self.step.q.val() == Step::KeyLoad) & (self.key_idx.q.val() == 15);
+        self.commit_q.d.next = self.kl.q.val() & (self.key_idx.q.val() == 15);
         self.fwd.ring_size.next = self.ring_size.q.val();
         self.fwd.timeout_syn.next = self.t_syn.q.val();
         self.fwd.timeout_established.next = self.t_est.q.val();
@@ -1215,9 +1274,15 @@ impl<const A: usize> Logic for FastPath<A> {
         self.fwd.req_src_hash.next = self.src_hash.q.val();
         self.fwd.req_members.next = self.found_members.q.val();
         self.fwd.svc_changed.next = self.svc_changed.q.val();
-        self.fwd.res_ready.next = (self.step.q.val() == Step::FwdWait)
-            | (self.step.q.val() == Step::RFwdWait)
-            | (self.step.q.val() == Step::FnWait);
+        // A result is acted on the cycle after it shows (`fr_seen`, a register, so the
+        // wide loads of the wait states hang off a flip-flop): the unit holds it until
+        // then, and `res_ready` takes it in that cycle.
+        self.fr_seen.d.next = self.fwd.res_valid.val()
+            & !self.fr_seen.q.val()
+            & ((self.step.q.val() == Step::FwdWait)
+                | (self.step.q.val() == Step::RFwdWait)
+                | (self.step.q.val() == Step::FnWait));
+        self.fwd.res_ready.next = self.fr_seen.q.val();
 
         // ---- The NAT reply table: shadow copies from the table port, rebuilt at a commit
         // (with the forward path's copy), probed by a frame that reaches rule 5.
@@ -1232,7 +1297,12 @@ impl<const A: usize> Logic for FastPath<A> {
         self.nat.req_addr.next = self.src_ip.q.val();
         self.nat.req_port.next = self.src_port.q.val();
         self.nat.req_udp.next = self.l4_kind.q.val() == 1;
-        self.nat.res_ready.next = self.step.q.val() == Step::NatWait;
+        self.nr_seen.d.next =
+            self.nat.res_valid.val() & !self.nr_seen.q.val() & (self.step.q.val() == Step::NatWait);
+        self.nat.res_ready.next = self.nr_seen.q.val();
+        // A tunnelled frame over the tunnel MTU (registered: the service's mode and the
+        // frame's length hold from the scan on).
+        self.over_mtu_q.d.next = (self.ip_total_len.q.val() + self.overhead.val()) > 1500;
         // The NAT return unit's build reads the forward path's active member lists and
         // backend table, after its copy at the commit.
         self.nat.tables_busy.next = self.fwd.busy.val();
@@ -1256,10 +1326,15 @@ impl<const A: usize> Logic for FastPath<A> {
             9 => self.key_word.next = self.regs.hash_key9.val(),
             _ => {}
         }
-        self.hash.key_write.next =
-            (self.step.q.val() == Step::KeyLoad) & (self.key_idx.q.val() < 10);
-        self.hash.key_word.next = self.key_idx.q.val().get_bits::<4>(0);
-        self.hash.key_data.next = self.key_word.val();
+        // Registered on the way to the hash unit (the 10-way word selection and the
+        // unit's key shift in one cycle were a critical path): word k is written at key
+        // index k + 1.
+        self.key_wr_q.d.next = self.kl.q.val() & (self.key_idx.q.val() < 10);
+        self.key_widx_q.d.next = self.key_idx.q.val().get_bits::<4>(0);
+        self.key_word_q.d.next = self.key_word.val();
+        self.hash.key_write.next = self.key_wr_q.q.val();
+        self.hash.key_word.next = self.key_widx_q.q.val();
+        self.hash.key_data.next = self.key_word_q.q.val();
         self.has_ports.next = (self.l4_kind.q.val() == 0) | (self.l4_kind.q.val() == 1);
         self.hash.s_valid.next = ((self.step.q.val() == Step::Scan) & !self.hash_sent.q.val())
             | (self.step.q.val() == Step::RHashSend);
@@ -1470,7 +1545,7 @@ impl<const A: usize> Logic for FastPath<A> {
             & self.found.q.val()
             & self.fwd_ok.val()
             & !self.is_multicast.val()
-            & (self.dst_ip.q.val() != self.own_address.q.val());
+            & !self.own_match_q.q.val();
         // ---- Header queue: parser → controller, in frame order.
         self.hq_used.next = self.hq_wr.q.val() - self.hq_rd.q.val();
         self.hq_full.next = self.hq_used.val() == 16;
@@ -1538,100 +1613,94 @@ impl<const A: usize> Logic for FastPath<A> {
             self.cmd_set_src.d.next = false;
             self.src_mac.d.next = self.h.val().get_bits::<48>(0);
             self.flow_hash.d.next = 0.into();
+            // A commit's starting state (`svc_changed` is read by the selection unit
+            // during the commit only).
+            self.key_idx.d.next = 0.into();
+            self.svc_changed.d.next = 0.into();
+            // The scan's starting state.
+            self.scan_idx.d.next = 0.into();
+            self.vip_any.d.next = false;
+            self.found.d.next = false;
+            self.hash_sent.d.next = false;
+            self.hash_done.d.next = false;
+            // The verdict of a frame decided at the head: from the MCU → forwarded to
+            // port 1; a parse error → dropped (status 8.. map to drop reasons 0.. in
+            // order, 3 → reason 6) or punted (status 1, 2). A frame that is scanned
+            // overwrites these.
+            self.v_action.d.next = 4.into();
+            self.v_reason.d.next = self.h_status.val() - 8;
+            self.cmd_op.d.next = 1.into();
+            self.cmd_port.d.next = 0.into();
+            self.v_len.d.next = 0.into();
+            if self.h_status.val() == 3 {
+                self.v_reason.d.next = 6.into();
+            }
+            if (self.h_status.val() == 1) | (self.h_status.val() == 2) {
+                self.v_action.d.next = 3.into();
+                self.cmd_op.d.next = 0.into();
+                self.cmd_port.d.next = 2.into();
+                self.v_len.d.next = self.h_frame_len.val();
+                self.v_reason.d.next = 0.into();
+                if self.h_status.val() == 2 {
+                    self.v_reason.d.next = 1.into();
+                }
+            }
+            if self.h_from_mcu.val() {
+                self.v_action.d.next = 2.into();
+                self.v_reason.d.next = 0.into();
+                self.cmd_op.d.next = 0.into();
+                self.cmd_port.d.next = 1.into();
+                self.v_len.d.next = self.h_frame_len.val();
+            }
+        }
+        self.load_cfg.d.next = false;
+        if self.load_cfg.q.val() {
+            // (Rebuilt from the shadow entries while `kl`, from key index 1 on.)
+            self.fullnat_mask.d.next = 0.into();
+            self.own_address.d.next = self.regs.own_address.val();
+            self.snat_count.d.next = self.regs.snat_count.val();
+            self.snat_base.d.next = self.regs.snat_port.val();
+            self.snat0.d.next = self.regs.snat_pool0.val();
+            self.snat1.d.next = self.regs.snat_pool1.val();
+            self.snat2.d.next = self.regs.snat_pool2.val();
+            self.snat3.d.next = self.regs.snat_pool3.val();
+            self.snat4.d.next = self.regs.snat_pool4.val();
+            self.snat5.d.next = self.regs.snat_pool5.val();
+            self.snat6.d.next = self.regs.snat_pool6.val();
+            self.snat7.d.next = self.regs.snat_pool7.val();
+            self.mac.d.next = (bit_cast::<48, 16>(self.regs.mac_hi.val()) << 32)
+                | bit_cast::<48, 32>(self.regs.mac_lo.val());
+            self.tunnel_src.d.next = self.regs.tunnel_src.val();
+            self.ring_size.d.next = self.regs.ring_size.val();
+            self.t_syn.d.next = self.regs.t_syn.val();
+            self.t_est.d.next = self.regs.t_est.val();
+            self.t_close.d.next = self.regs.t_close.val();
+            self.t_udp.d.next = self.regs.t_udp.val();
         }
         match self.step.q.val() {
             Step::Idle => {
                 if self.commit_pending.q.val() {
-                    // The shadow settings become active between two frames.
+                    // The shadow settings become active between two frames (loaded on
+                    // `load_cfg`, next cycle).
                     self.commit_pending.d.next = false;
-                    self.own_address.d.next = self.regs.own_address.val();
-                    self.snat_count.d.next = self.regs.snat_count.val();
-                    self.snat_base.d.next = self.regs.snat_port.val();
-                    self.snat0.d.next = self.regs.snat_pool0.val();
-                    self.snat1.d.next = self.regs.snat_pool1.val();
-                    self.snat2.d.next = self.regs.snat_pool2.val();
-                    self.snat3.d.next = self.regs.snat_pool3.val();
-                    self.snat4.d.next = self.regs.snat_pool4.val();
-                    self.snat5.d.next = self.regs.snat_pool5.val();
-                    self.snat6.d.next = self.regs.snat_pool6.val();
-                    self.snat7.d.next = self.regs.snat_pool7.val();
-                    self.mac.d.next = (bit_cast::<48, 16>(self.regs.mac_hi.val()) << 32)
-                        | bit_cast::<48, 32>(self.regs.mac_lo.val());
-                    self.tunnel_src.d.next = self.regs.tunnel_src.val();
-                    self.ring_size.d.next = self.regs.ring_size.val();
-                    self.t_syn.d.next = self.regs.t_syn.val();
-                    self.t_est.d.next = self.regs.t_est.val();
-                    self.t_close.d.next = self.regs.t_close.val();
-                    self.t_udp.d.next = self.regs.t_udp.val();
-                    self.fullnat_mask.d.next = 0.into();
-                    self.svc_changed.d.next = 0.into();
-                    self.key_idx.d.next = 0.into();
+                    self.load_cfg.d.next = true;
+                    self.kl.d.next = true;
                     self.v_commit.d.next = true;
                     self.p_busy.d.next = true;
                     self.step.d.next = Step::KeyLoad;
                 } else if self.hq_valid.q.val() {
-                    // The next frame's header, from the head of the queue.
+                    // The next frame's header, from the head of the queue (its verdict
+                    // registers were loaded while idle, above).
                     self.p_busy.d.next = true;
-                    if self.h_from_mcu.val() {
-                        self.v_action.d.next = 2.into();
-                        self.v_reason.d.next = 0.into();
-                        self.cmd_op.d.next = 0.into();
-                        self.cmd_port.d.next = 1.into();
-                        self.v_len.d.next = self.h_frame_len.val();
-                        self.step.d.next = Step::Issue;
-                    } else if self.h_status.val() == 0 {
+                    self.step.d.next = Step::Issue;
+                    if !self.h_from_mcu.val() & (self.h_status.val() == 0) {
                         // The service scan, with the flow hash beside it.
-                        self.scan_idx.d.next = 0.into();
-                        self.vip_any.d.next = false;
-                        self.found.d.next = false;
-                        self.hash_sent.d.next = false;
-                        self.hash_done.d.next = false;
                         self.step.d.next = Step::Scan;
-                    } else {
-                        self.step.d.next = Step::Issue;
-                        self.cmd_op.d.next = 1.into();
-                        self.cmd_port.d.next = 0.into();
-                        self.v_len.d.next = 0.into();
-                        self.v_action.d.next = 4.into();
-                        // Parse errors: status 8.. map to drop reasons 0.. in order.
-                        self.v_reason.d.next = self.h_status.val() - 8;
-                        if self.h_status.val() == 3 {
-                            self.v_reason.d.next = 6.into();
-                        }
-                        if (self.h_status.val() == 1) | (self.h_status.val() == 2) {
-                            self.v_action.d.next = 3.into();
-                            self.cmd_op.d.next = 0.into();
-                            self.cmd_port.d.next = 2.into();
-                            self.v_len.d.next = self.h_frame_len.val();
-                            self.v_reason.d.next = 0.into();
-                            if self.h_status.val() == 2 {
-                                self.v_reason.d.next = 1.into();
-                            }
-                        }
                     }
                 }
             }
             Step::KeyLoad => {
-                // Key words 0-9 and service entries 0-15 (one cycle behind).
-                self.key_idx.d.next = self.key_idx.q.val() + 1;
-                if (self.key_idx.q.val() >= 1)
-                    & self.services_shadow.read_data.val().get_bit(63)
-                    & (self.shadow_mode.val() == 1)
-                {
-                    self.fullnat_mask.d.next = self.fullnat_mask.q.val()
-                        | (self.one16.val() << self.key_prev.val().get_bits::<4>(0));
-                }
-                if (self.key_idx.q.val() >= 1)
-                    & (self.services_shadow.read_data.val() != self.services_active.read_data.val())
-                {
-                    // Model `commit_banks`: the entry changed, its selection state resets.
-                    self.svc_changed.d.next =
-                        self.svc_changed.q.val() | (self.one16.val() << self.key_prev.val());
-                }
-                if self.key_idx.q.val() == 16 {
-                    // The forward path copies its tables (fwd.commit strobes now).
-                    self.step.d.next = Step::TableWait;
-                }
+                // (On `kl`, below the match.)
             }
             Step::TableWait => {
                 if !self.fwd.busy.val() & !self.nat.busy.val() {
@@ -1675,96 +1744,34 @@ impl<const A: usize> Logic for FastPath<A> {
                 }
                 if (self.scan_idx.q.val() == 16) & self.hash_done.q.val() {
                     self.pool_hit.d.next = self.pool_match_q.q.val();
-                    self.step.d.next = Step::Classify;
+                    self.step.d.next = Step::Rules;
                 }
             }
+            Step::Rules => {
+                // The flags are final: the rules' outcome registers at this edge.
+                self.step.d.next = Step::Classify;
+            }
             Step::Classify => {
-                self.step.d.next = Step::Issue;
-                self.v_action.d.next = 4.into();
-                self.v_reason.d.next = 12.into();
-                self.cmd_op.d.next = 1.into();
-                self.cmd_port.d.next = 0.into();
+                self.v_action.d.next = self.cls_action.q.val();
+                self.v_reason.d.next = self.cls_reason.q.val();
+                self.cmd_op.d.next = self.cls_op.q.val();
+                self.cmd_port.d.next = self.cls_port.q.val();
                 self.v_len.d.next = 0.into();
-                // Rules 4-6 (last to first, so the earlier rule wins): a NAT backend's reply
-                // (`ret_go` below: the NAT return path; not_for_us unless it matches), the
-                // full-NAT pool, a VIP.
-                if self.pool_hit.q.val() {
-                    // TCP/UDP: the full-NAT return path (`fn_go`); `return_no_flow` unless
-                    // it finds the flow.
-                    self.v_reason.d.next = 10.into();
-                    if !self.has_ports.val() {
-                        self.v_action.d.next = 4.into();
-                        self.v_reason.d.next = 12.into();
-                    }
-                    if (self.l4_kind.q.val() == 2) | (self.l4_kind.q.val() == 3) {
-                        self.v_action.d.next = 3.into();
-                        self.cmd_op.d.next = 0.into();
-                        self.cmd_port.d.next = 2.into();
-                        self.v_len.d.next = self.frame_len.q.val();
-                        // ICMP 6, fragment 5.
-                        self.v_reason.d.next = 6.into();
-                        if self.l4_kind.q.val() == 3 {
-                            self.v_reason.d.next = 5.into();
-                        }
-                    }
-                }
-                if self.vip_any.q.val() {
-                    self.v_action.d.next = 4.into();
-                    self.v_reason.d.next = 7.into();
-                    if self.l4_kind.q.val() == 2 {
-                        self.v_action.d.next = 3.into();
-                        self.cmd_op.d.next = 0.into();
-                        self.cmd_port.d.next = 2.into();
-                        self.v_len.d.next = self.frame_len.q.val();
-                        self.v_reason.d.next = 6.into();
-                    }
-                    if self.found.q.val() {
-                        // Refused unless the forward path below takes it (`fwd_ok`).
-                        self.v_action.d.next = 5.into();
-                        self.v_reason.d.next = 0.into();
-                        self.cmd_op.d.next = 1.into();
-                        self.cmd_port.d.next = 0.into();
-                        self.v_len.d.next = 0.into();
-                        if self.found_mode.q.val() == 5 {
-                            self.v_action.d.next = 3.into();
-                            self.cmd_op.d.next = 0.into();
-                            self.cmd_port.d.next = 2.into();
-                            self.v_len.d.next = self.frame_len.q.val();
-                            self.v_reason.d.next = 4.into();
-                        }
-                    }
-                    if self.l4_kind.q.val() == 3 {
-                        self.v_action.d.next = 3.into();
-                        self.cmd_op.d.next = 0.into();
-                        self.cmd_port.d.next = 2.into();
-                        self.v_len.d.next = self.frame_len.q.val();
-                        self.v_reason.d.next = 5.into();
-                    }
-                }
-                if self.is_multicast.val() {
-                    self.v_action.d.next = 3.into();
-                    self.v_reason.d.next = 3.into();
-                    self.cmd_op.d.next = 0.into();
-                    self.cmd_port.d.next = 2.into();
+                if self.cls_len.q.val() {
                     self.v_len.d.next = self.frame_len.q.val();
                 }
-                if self.own_match_q.q.val() {
-                    self.v_action.d.next = 3.into();
-                    self.v_reason.d.next = 2.into();
-                    self.cmd_op.d.next = 0.into();
-                    self.cmd_port.d.next = 2.into();
-                    self.v_len.d.next = self.frame_len.q.val();
-                }
-                if self.fwd_go.val() {
+                // `snat_slot` (full-NAT return path): (port - base) + pool index × ports
+                // per address.
+                self.snat_acc.d.next = bit_cast::<20, 16>(self.snat_off_q.q.val());
+                self.snat_idx.d.next = bit_cast::<4, 3>(self.pool_idx_q.q.val());
+                self.step.d.next = Step::Issue;
+                if self.cls_fwd.q.val() {
                     self.step.d.next = Step::FwdSend;
                 }
-                if self.ret_go.val() {
+                if self.cls_ret.q.val() {
                     self.step.d.next = Step::NatSend;
                 }
-                if self.fn_go.val() {
-                    // `snat_slot`: (port - base) + pool index × ports per address.
-                    self.snat_acc.d.next = bit_cast::<20, 16>(self.snat_off_q.q.val());
-                    self.snat_idx.d.next = bit_cast::<4, 3>(self.pool_idx_q.q.val());
+                if self.cls_fn.q.val() {
                     self.step.d.next = Step::FnMul;
                 }
             }
@@ -1784,7 +1791,7 @@ impl<const A: usize> Logic for FastPath<A> {
             Step::FnWait => {
                 // `fullnat_return`: the slot's flow (return_no_flow unless it matches),
                 // rewritten to its client: MACs, source = VIP, destination = client.
-                if self.fwd.res_valid.val() {
+                if self.fr_seen.q.val() {
                     self.ev_lookup.d.next = self.fwd.res_lookup_event.val();
                     self.fwd_backend.d.next = self.fwd.res_backend.val();
                     self.step.d.next = Step::Issue;
@@ -1827,7 +1834,7 @@ impl<const A: usize> Logic for FastPath<A> {
             }
             Step::NatWait => {
                 // No NAT member sent it: not_for_us (set by Classify).
-                if self.nat.res_valid.val() {
+                if self.nr_seen.q.val() {
                     self.step.d.next = Step::Issue;
                     if self.nat.res_found.val() {
                         self.ret_backend.d.next = self.nat.res_backend.val();
@@ -1863,7 +1870,7 @@ impl<const A: usize> Logic for FastPath<A> {
                 }
             }
             Step::RFwdWait => {
-                if self.fwd.res_valid.val() {
+                if self.fr_seen.q.val() {
                     self.ev_lookup.d.next = self.fwd.res_lookup_event.val();
                     self.fwd_backend.d.next = self.fwd.res_backend.val();
                     self.v_action.d.next = 4.into();
@@ -1899,7 +1906,7 @@ impl<const A: usize> Logic for FastPath<A> {
                 }
             }
             Step::FwdWait => {
-                if self.fwd.res_valid.val() {
+                if self.fr_seen.q.val() {
                     self.fwd_backend.d.next = self.fwd.res_backend.val();
                     self.fwd_new.d.next = self.fwd.res_new_flow.val();
                     self.ev_lookup.d.next = self.fwd.res_lookup_event.val();
@@ -1926,7 +1933,7 @@ impl<const A: usize> Logic for FastPath<A> {
                                 self.cmd_op.d.next = 3.into();
                                 self.cmd_set_dst.d.next = false;
                                 self.v_len.d.next = self.encap_len.val();
-                                if (self.ip_total_len.q.val() + self.overhead.val()) > 1500 {
+                                if self.over_mtu_q.q.val() {
                                     self.v_action.d.next = 4.into();
                                     self.v_reason.d.next = 11.into();
                                     self.cmd_port.d.next = 0.into();
@@ -1983,6 +1990,113 @@ impl<const A: usize> Logic for FastPath<A> {
             _ => {
                 self.p_busy.d.next = false;
                 self.step.d.next = Step::Idle;
+            }
+        }
+
+        // The classification rules, every cycle (used in `Classify`, the cycle after
+        // `Rules`, when the flags have been final for a cycle).
+        self.cls_action.d.next = 4.into();
+        self.cls_reason.d.next = 12.into();
+        self.cls_op.d.next = 1.into();
+        self.cls_port.d.next = 0.into();
+        self.cls_len.d.next = false;
+        // Rules 4-6 (last to first, so the earlier rule wins): a NAT backend's reply
+        // (`ret_go` below: the NAT return path; not_for_us unless it matches), the
+        // full-NAT pool, a VIP.
+        if self.pool_hit.q.val() {
+            // TCP/UDP: the full-NAT return path (`fn_go`); `return_no_flow` unless
+            // it finds the flow.
+            self.cls_reason.d.next = 10.into();
+            if !self.has_ports.val() {
+                self.cls_action.d.next = 4.into();
+                self.cls_reason.d.next = 12.into();
+            }
+            if (self.l4_kind.q.val() == 2) | (self.l4_kind.q.val() == 3) {
+                self.cls_action.d.next = 3.into();
+                self.cls_op.d.next = 0.into();
+                self.cls_port.d.next = 2.into();
+                self.cls_len.d.next = true;
+                // ICMP 6, fragment 5.
+                self.cls_reason.d.next = 6.into();
+                if self.l4_kind.q.val() == 3 {
+                    self.cls_reason.d.next = 5.into();
+                }
+            }
+        }
+        if self.vip_any.q.val() {
+            self.cls_action.d.next = 4.into();
+            self.cls_reason.d.next = 7.into();
+            if self.l4_kind.q.val() == 2 {
+                self.cls_action.d.next = 3.into();
+                self.cls_op.d.next = 0.into();
+                self.cls_port.d.next = 2.into();
+                self.cls_len.d.next = true;
+                self.cls_reason.d.next = 6.into();
+            }
+            if self.found.q.val() {
+                // Refused unless the forward path below takes it (`fwd_ok`).
+                self.cls_action.d.next = 5.into();
+                self.cls_reason.d.next = 0.into();
+                self.cls_op.d.next = 1.into();
+                self.cls_port.d.next = 0.into();
+                self.cls_len.d.next = false;
+                if self.found_mode.q.val() == 5 {
+                    self.cls_action.d.next = 3.into();
+                    self.cls_op.d.next = 0.into();
+                    self.cls_port.d.next = 2.into();
+                    self.cls_len.d.next = true;
+                    self.cls_reason.d.next = 4.into();
+                }
+            }
+            if self.l4_kind.q.val() == 3 {
+                self.cls_action.d.next = 3.into();
+                self.cls_op.d.next = 0.into();
+                self.cls_port.d.next = 2.into();
+                self.cls_len.d.next = true;
+                self.cls_reason.d.next = 5.into();
+            }
+        }
+        if self.is_multicast.val() {
+            self.cls_action.d.next = 3.into();
+            self.cls_reason.d.next = 3.into();
+            self.cls_op.d.next = 0.into();
+            self.cls_port.d.next = 2.into();
+            self.cls_len.d.next = true;
+        }
+        if self.own_match_q.q.val() {
+            self.cls_action.d.next = 3.into();
+            self.cls_reason.d.next = 2.into();
+            self.cls_op.d.next = 0.into();
+            self.cls_port.d.next = 2.into();
+            self.cls_len.d.next = true;
+        }
+        self.cls_fwd.d.next = self.fwd_go.val();
+        self.cls_ret.d.next = self.ret_go.val();
+        self.cls_fn.d.next = self.fn_go.val();
+
+        // `step == KeyLoad` (`kl`, a register): key words 0-9 and service entries 0-15
+        // (copied one cycle behind the key index, compared two behind).
+        self.svc_diff.d.next =
+            self.services_shadow.read_data.val() != self.services_active.read_data.val();
+        self.key_prev2.next = self.key_idx.q.val() - 2;
+        if self.kl.q.val() {
+            self.key_idx.d.next = self.key_idx.q.val() + 1;
+            if (self.key_idx.q.val() >= 1)
+                & self.services_shadow.read_data.val().get_bit(63)
+                & (self.shadow_mode.val() == 1)
+            {
+                self.fullnat_mask.d.next = self.fullnat_mask.q.val()
+                    | (self.one16.val() << self.key_prev.val().get_bits::<4>(0));
+            }
+            if (self.key_idx.q.val() >= 2) & self.svc_diff.q.val() {
+                // Model `commit_banks`: the entry changed, its selection state resets.
+                self.svc_changed.d.next = self.svc_changed.q.val()
+                    | (self.one16.val() << self.key_prev2.val().get_bits::<4>(0));
+            }
+            if self.key_idx.q.val() == 17 {
+                // The forward path copies its tables (fwd.commit strobed at 16).
+                self.kl.d.next = false;
+                self.step.d.next = Step::TableWait;
             }
         }
 

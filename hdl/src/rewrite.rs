@@ -178,12 +178,15 @@ pub struct Rewrite {
     chain_src_ip: DFF<Bits<32>>,
     chain_dst_ip: DFF<Bits<32>>,
     chain_ports: DFF<Bits<32>>,
-    outer_word0: DFF<Bits<32>>,
     outer_word2: DFF<Bits<32>>,
     ip3_new: DFF<Bits<32>>,
     udp_ports: DFF<Bits<32>>,
     udp_word: DFF<Bits<32>>,
     hdr_word_idx: DFF<Bits<3>>,
+    // The outer-header word at `hdr_word_idx`.
+    hdr_word_q: DFF<Bits<32>>,
+    // The word after it.
+    hdr_word_nx: DFF<Bits<32>>,
     hdr_byte_idx: DFF<Bits<2>>,
     ip_new: DFF<Bits<16>>,
     l4_new: DFF<Bits<16>>,
@@ -217,7 +220,7 @@ pub struct Rewrite {
     byte_out: Signal<Local, Bits<8>>,
     ip_word: Signal<Local, Bits<32>>,
     port_word: Signal<Local, Bits<16>>,
-    hdr_word: Signal<Local, Bits<32>>,
+    hdr_word_next: Signal<Local, Bits<3>>,
     hdr_byte: Signal<Local, Bits<8>>,
     body_end: Signal<Local, Bit>,
     l3_wide: Signal<Local, Bits<16>>,
@@ -285,12 +288,13 @@ impl Rewrite {
             chain_src_ip: Default::default(),
             chain_dst_ip: Default::default(),
             chain_ports: Default::default(),
-            outer_word0: Default::default(),
             outer_word2: Default::default(),
             ip3_new: Default::default(),
             udp_ports: Default::default(),
             udp_word: Default::default(),
             hdr_word_idx: Default::default(),
+            hdr_word_q: Default::default(),
+            hdr_word_nx: Default::default(),
             hdr_byte_idx: Default::default(),
             ip_new: Default::default(),
             l4_new: Default::default(),
@@ -319,7 +323,7 @@ impl Rewrite {
             byte_out: Default::default(),
             ip_word: Default::default(),
             port_word: Default::default(),
-            hdr_word: Default::default(),
+            hdr_word_next: Default::default(),
             hdr_byte: Default::default(),
             body_end: Default::default(),
             l3_wide: Default::default(),
@@ -414,7 +418,6 @@ impl Logic for Rewrite {
             chain_src_ip,
             chain_dst_ip,
             chain_ports,
-            outer_word0,
             outer_word2,
             ip3_new,
             udp_ports,
@@ -426,6 +429,8 @@ impl Logic for Rewrite {
             rel3,
             rel4,
             hdr_word_idx,
+            hdr_word_q,
+            hdr_word_nx,
             hdr_byte_idx,
             out_valid,
             out_data,
@@ -618,38 +623,19 @@ impl Logic for Rewrite {
 
         // The inserted outer header: 45 00 len | 0000 4000 | 40 proto csum | src | dst
         // [| sport dport | len 0000], as words (index `hdr_idx / 4`) of bytes.
-        self.hdr_word.next = 0.into();
+        // (`hdr_word_q` is the word at `hdr_word_idx`, a register: a 7-way word selection
+        // in front of the output byte was a critical path.)
         self.hdr_byte.next = 0.into();
         if self.phase.q.val() == Phase::Insert {
-            self.hdr_word.next = self.outer_word0.q.val();
-            if self.hdr_word_idx.q.val() == 1 {
-                self.hdr_word.next = 0x0000_4000.into();
-            }
-            if self.hdr_word_idx.q.val() == 2 {
-                self.hdr_word.next =
-                    self.outer_word2.q.val() | bit_cast::<32, 16>(self.ip_new.q.val());
-            }
-            if self.hdr_word_idx.q.val() == 3 {
-                self.hdr_word.next = self.src_ip.q.val();
-            }
-            if self.hdr_word_idx.q.val() == 4 {
-                self.hdr_word.next = self.dst_ip.q.val();
-            }
-            if self.hdr_word_idx.q.val() == 5 {
-                self.hdr_word.next = self.udp_ports.q.val();
-            }
-            if self.hdr_word_idx.q.val() == 6 {
-                self.hdr_word.next = self.udp_word.q.val();
-            }
-            self.hdr_byte.next = self.hdr_word.val().get_bits::<8>(24);
+            self.hdr_byte.next = self.hdr_word_q.q.val().get_bits::<8>(24);
             if self.hdr_byte_idx.q.val() == 1 {
-                self.hdr_byte.next = self.hdr_word.val().get_bits::<8>(16);
+                self.hdr_byte.next = self.hdr_word_q.q.val().get_bits::<8>(16);
             }
             if self.hdr_byte_idx.q.val() == 2 {
-                self.hdr_byte.next = self.hdr_word.val().get_bits::<8>(8);
+                self.hdr_byte.next = self.hdr_word_q.q.val().get_bits::<8>(8);
             }
             if self.hdr_byte_idx.q.val() == 3 {
-                self.hdr_byte.next = self.hdr_word.val().get_bits::<8>(0);
+                self.hdr_byte.next = self.hdr_word_q.q.val().get_bits::<8>(0);
             }
         }
 
@@ -733,7 +719,7 @@ impl Logic for Rewrite {
             self.chain_ports.d.next = (bit_cast::<32, 16>(self.new_sport.val()) << 16)
                 | bit_cast::<32, 16>(self.new_dport.val());
             self.end_pos.d.next = self.l3_wide.val() + self.s_cmd.ip_total_len.val() - 1;
-            self.outer_word0.d.next = 0x4500_0000 | bit_cast::<32, 16>(self.outer_len_in.val());
+            self.hdr_word_q.d.next = 0x4500_0000 | bit_cast::<32, 16>(self.outer_len_in.val());
             // TTL 64, protocol 4 (IP-in-IP) or 17 (UDP); the checksum comes later.
             self.outer_word2.d.next = 0x4004_0000.into();
             self.ip3_new.d.next = (bit_cast::<32, 16>(self.outer_len_in.val()) << 16) | 0x4004;
@@ -785,6 +771,7 @@ impl Logic for Rewrite {
                     self.hdr_byte_idx.d.next = self.hdr_byte_idx.q.val() + 1;
                     if self.hdr_byte_idx.q.val() == 3 {
                         self.hdr_word_idx.d.next = self.hdr_word_idx.q.val() + 1;
+                        self.hdr_word_q.d.next = self.hdr_word_nx.q.val();
                         // 5 words (IP-in-IP) or 7 (GUE).
                         if (!self.gue.q.val() & (self.hdr_word_idx.q.val() == 4))
                             | (self.hdr_word_idx.q.val() == 6)
@@ -804,6 +791,31 @@ impl Logic for Rewrite {
                 self.r_busy.d.next = false;
                 self.phase.d.next = Phase::Idle;
             }
+        }
+
+        // The inserted outer header: 45 00 len | 0000 4000 | 40 proto csum | src | dst
+        // [| sport dport | len 0000], as words of bytes. `hdr_word_nx` is the word after
+        // the one at `hdr_word_idx` (registered; the index holds for four bytes), and
+        // `hdr_word_q` takes it when the index moves on. The sources are loaded at the
+        // command or computed (`ip_new`) long before the insert, which starts after the
+        // 14-byte Ethernet header.
+        self.hdr_word_next.next = self.hdr_word_idx.q.val() + 1;
+        self.hdr_word_nx.d.next = 0x0000_4000.into();
+        if self.hdr_word_next.val() == 2 {
+            self.hdr_word_nx.d.next =
+                self.outer_word2.q.val() | bit_cast::<32, 16>(self.ip_new.q.val());
+        }
+        if self.hdr_word_next.val() == 3 {
+            self.hdr_word_nx.d.next = self.src_ip.q.val();
+        }
+        if self.hdr_word_next.val() == 4 {
+            self.hdr_word_nx.d.next = self.dst_ip.q.val();
+        }
+        if self.hdr_word_next.val() == 5 {
+            self.hdr_word_nx.d.next = self.udp_ports.q.val();
+        }
+        if self.hdr_word_next.val() == 6 {
+            self.hdr_word_nx.d.next = self.udp_word.q.val();
         }
     }
 }

@@ -2,9 +2,10 @@
 //! algorithms (Maglev: the flow hash; IP hash: the source hash), round robin and weighted
 //! round robin.
 //!
-//! - **Ring**: index = `(hash × M) >> 32` (`maglev::lookup`), computed as two registered
-//!   16 × 16 products (`(hash_hi × M + (hash_lo × M) >> 16) >> 16`, exact) because rust-hdl
-//!   only synthesizes 16 × 16 multipliers; then the ring RAM at `service << 9 | index`.
+//! - **Ring**: index = `(hash × M) >> 32` (`maglev::lookup`), computed exactly by
+//!   Horner's rule over the bits of `M`, two per cycle (8 cycles: a 42-bit addition per
+//!   cycle, where the ECP5 multiplier without its internal registers took more than 8 ns);
+//!   then the ring RAM at `service << 9 | index`.
 //!   `M = 0` (empty ring), an entry of `EMPTY` (`0xFFFF`) or any entry ≥ 256 gives
 //!   `NO_BACKEND` (`0xFFFF`), and so does an entry whose backend is not eligible.
 //! - **Round robin**: the member list of the service (`n = min(member_count, 32)`), from
@@ -35,16 +36,18 @@
 //! cycle), comparing every entry, and then resets the round-robin cursor and the weighted
 //! `current`s of every service whose 32-entry list changed or whose bit is set in
 //! `changed` (the controller's service-entry compare): the model's
-//! `SelectState::reset_service` in `Pipeline::commit_banks` (32 cycles per reset service,
-//! 1 per other). From 33 cycles (nothing written) to 2,561 (every list written and
-//! changed) with `busy` high, no request taken. Block RAM: ring 4 `DP16KD`, both member
+//! `SelectState::reset_service` in `Pipeline::commit_banks` (one cycle to take the set of
+//! services to reset, then 32 cycles per reset service and 1 per other up to the last
+//! reset one, and 1 to end). From 19 cycles (nothing written) to 2,563 (every list
+//! written and changed) with `busy` high, no request taken. A member write during a
+//! commit goes into the next one. Block RAM: ring 4 `DP16KD`, both member
 //! banks 1 (one 1,024 × 16 RAM), `current` 1; eligibility (256 × 1) and cursors (16 × 5) are distributed RAM.
 //!
 //! Latency, from the cycle a request is taken to the cycle `m_valid` rises: a ring
-//! selection 9 cycles (3 for an empty ring); round robin 4 plus 6 per member looked at
+//! selection 17 cycles (11 for an empty ring); round robin 4 plus 6 per member looked at
 //! (10 when the member at the cursor is eligible, at most 196); weighted round robin
 //! 2 + 7 per member of the list, 3 for an entry that is not a backend (every member is
-//! looked at: 9 to 226 cycles, 1 for an empty list; `current + weight` is registered
+//! looked at: 9 to 226 cycles, 3 for an empty list; `current + weight` is registered
 //! before it is compared). A new flow of a round-robin service with many ineligible members, or of
 //! any weighted service with a long list, takes longer than a minimum-size frame at line
 //! rate (about 84 cycles). One selection at a time.
@@ -63,6 +66,7 @@ enum St {
     CurMod,
     MemRd0,
     Mul,
+    MulStep,
     Idx,
     RingRd0,
     RingRd1,
@@ -85,6 +89,7 @@ enum St {
 enum Cp {
     Idle,
     Copy,
+    Snap,
     Reset,
 }
 
@@ -150,6 +155,8 @@ pub struct BackendSelect {
     pub m_ready: Signal<In, Bit>,
     /// Backend-table index, or `0xFFFF` (`NO_BACKEND`).
     pub backend: Signal<Out, Bits<16>>,
+    /// The answer is `NO_BACKEND` (`backend == 0xFFFF`), from a flip-flop.
+    pub m_none: Signal<Out, Bit>,
 
     /// `16 × RING_STRIDE` 9-bit words (`forward::RING_STRIDE` = 512): bit 8 marks an entry
     /// that is not a backend (`EMPTY` or ≥ 256), bits 0–7 the backend index. 9 bits fit
@@ -176,8 +183,12 @@ pub struct BackendSelect {
     count: DFF<Bits<6>>,
     hash_q: DFF<Bits<32>>,
     size_q: DFF<Bits<16>>,
-    prod_hi: DFF<Bits<32>>,
-    prod_lo: DFF<Bits<32>>,
+    // Ring index: `hash × M` (mod 2^42, enough for bits 32..41) by Horner's rule, two
+    // bits of `M` per cycle from the top (`msh`), with `3 × hash` (`h3`) precomputed.
+    acc: DFF<Bits<42>>,
+    h3: DFF<Bits<42>>,
+    msh: DFF<Bits<16>>,
+    mstep: DFF<Bits<3>>,
     index: DFF<Bits<10>>,
     cand: DFF<Bits<16>>,
     pos: DFF<Bits<6>>,
@@ -190,6 +201,12 @@ pub struct BackendSelect {
     rs_idx: DFF<Bits<9>>,
     // Services with a member write since the last commit.
     mdirty: DFF<Bits<16>>,
+    // The copy's services still to walk (bit 0: the one at hand), from `mdirty`.
+    dsh: DFF<Bits<16>>,
+    // The service at hand differs between the banks so far.
+    cp_diff: DFF<Bit>,
+    // The reset's services still to walk (bit 0: the one at hand).
+    rsh: DFF<Bits<16>>,
     wrr: DFF<Bit>,
     total: DFF<Bits<32>>,
     have_best: DFF<Bit>,
@@ -199,20 +216,25 @@ pub struct BackendSelect {
     cur_q: DFF<Bits<32>>,
     // The cycle is a weighted `El2Use`.
     use_w: DFF<Bit>,
+    // `steps + 1 == count`, a cycle late (`steps` changes at least two cycles before a
+    // `MemUse` or `El2Use` reads it).
+    last: DFF<Bit>,
+    // `result` holds the choice (else the answer is `NO_BACKEND`).
+    chosen: DFF<Bit>,
 
-    sum: Signal<Local, Bits<32>>,
+    h42: Signal<Local, Bits<42>>,
+    addend: Signal<Local, Bits<42>>,
     pos_inc: Signal<Local, Bits<6>>,
     pos_next: Signal<Local, Bits<6>>,
     elig_word: Signal<Local, Bit>,
     ring_word: Signal<Local, Bits<9>>,
     one16: Signal<Local, Bits<16>>,
-    chg_now: Signal<Local, Bits<16>>,
-    chg_sel: Signal<Local, Bits<16>>,
-    dirty_sel: Signal<Local, Bits<16>>,
+    svc_end: Signal<Local, Bit>,
     weight: Signal<Local, Bits<32>>,
     cur_new: Signal<Local, Bits<32>>,
     better: Signal<Local, Bit>,
     slot: Signal<Local, Bits<9>>,
+    none_mask: Signal<Local, Bits<16>>,
     bank1: Signal<Local, Bits<10>>,
 }
 
@@ -240,9 +262,9 @@ impl Logic for BackendSelect {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, state, rr, svc, count, hash_q, size_q, prod_hi, prod_lo, index, cand, pos,
-            steps, result, cp, cp_idx, cp_phase, chg, rs_idx, wrr, total, have_best, best_cur,
-            best_pos, mdirty, cp_sh, sbusy, cur_q, use_w
+            self, clock, state, rr, svc, count, hash_q, size_q, acc, h3, msh, mstep, index, cand,
+            pos, steps, result, cp, cp_idx, cp_phase, chg, rs_idx, wrr, total, have_best, best_cur,
+            best_pos, mdirty, cp_sh, sbusy, cur_q, use_w, dsh, cp_diff, rsh, last, chosen
         );
         clock!(self, clock, ring, members, eligible, cursor, current);
 
@@ -290,10 +312,21 @@ impl Logic for BackendSelect {
         }
 
         // Ring index: (hash × M) >> 32.
-        self.sum.next = self.prod_hi.q.val() + (self.prod_lo.q.val() >> 16);
+        self.h42.next = bit_cast::<42, 32>(self.hash_q.q.val());
+        self.addend.next = 0.into();
+        if self.msh.q.val().get_bits::<2>(14) == 1 {
+            self.addend.next = self.h42.val();
+        }
+        if self.msh.q.val().get_bits::<2>(14) == 2 {
+            self.addend.next = self.h42.val() << 1;
+        }
+        if self.msh.q.val().get_bits::<2>(14) == 3 {
+            self.addend.next = self.h3.q.val();
+        }
         // Round robin: pos + 1 wrapping at n, and cursor % n (restoring remainder, cursor < 32).
         self.pos_inc.next = self.pos.q.val() + 1;
         self.pos_next.next = self.pos_inc.val();
+        self.last.d.next = self.steps.q.val() + 1 == self.count.q.val();
         if self.pos_inc.val() == self.count.q.val() {
             self.pos_next.next = 0.into();
         }
@@ -310,11 +343,11 @@ impl Logic for BackendSelect {
         // ---- Commit: active member lists from the shadow ones (entry cp_idx addressed for
         // three cycles, compared and copied in the third), then the model's
         // `reset_service` of every service whose list or entry changed.
+        // The per-service bits walk through shift registers (bit 0 is the service at
+        // hand) rather than a 16-to-1 selection by the entry index (that selection sat in
+        // front of every copy decision).
         self.one16.next = 1.into();
-        self.chg_now.next = self.chg.q.val() | self.changed.val();
-        // (A local: rust-hdl's Verilog cannot slice an expression.)
-        self.chg_sel.next = self.chg_now.val() >> self.rs_idx.q.val().get_bits::<4>(5);
-        self.dirty_sel.next = self.mdirty.q.val() >> self.cp_idx.q.val().get_bits::<4>(5);
+        self.svc_end.next = false;
         if self.mem_write.val() {
             self.mdirty.d.next =
                 self.mdirty.q.val() | (self.one16.val() << self.mem_index.val().get_bits::<4>(5));
@@ -326,7 +359,15 @@ impl Logic for BackendSelect {
                     self.cp.d.next = Cp::Copy;
                     self.cp_idx.d.next = 0.into();
                     self.cp_phase.d.next = 0.into();
-                    self.chg.d.next = 0.into();
+                    self.cp_diff.d.next = false;
+                    // The services written so far are copied now; a member write from
+                    // here on marks its service for the next commit.
+                    self.dsh.d.next = self.mdirty.q.val();
+                    self.mdirty.d.next = 0.into();
+                    if self.mem_write.val() {
+                        self.dsh.d.next = self.mdirty.q.val()
+                            | (self.one16.val() << self.mem_index.val().get_bits::<4>(5));
+                    }
                 }
             }
             Cp::Copy => {
@@ -342,57 +383,71 @@ impl Logic for BackendSelect {
                     self.cp_sh.d.next = self.members.read_data.val();
                 }
                 self.cp_phase.d.next = self.cp_phase.q.val() + 1;
-                if !self.dirty_sel.val().get_bit(0) {
+                if !self.dsh.q.val().get_bit(0) {
                     // No member write to this service since the last commit: its banks are
                     // equal already (1 cycle).
                     self.cp_phase.d.next = 0.into();
                     self.cp_idx.d.next = self.cp_idx.q.val() + 32;
-                    if self.cp_idx.q.val().get_bits::<4>(5) == 15 {
-                        self.rs_idx.d.next = 0.into();
-                        self.mdirty.d.next = 0.into();
-                        self.cp.d.next = Cp::Reset;
-                    }
+                    self.svc_end.next = true;
                 } else if self.cp_phase.q.val() == 3 {
                     self.members.write_address.next =
                         self.bank1.val() | bit_cast::<10, 9>(self.cp_idx.q.val());
                     self.members.write_data.next = self.cp_sh.q.val();
                     self.members.write_enable.next = true;
                     if self.members.read_data.val() != self.cp_sh.q.val() {
-                        self.chg.d.next = self.chg.q.val()
-                            | (self.one16.val() << self.cp_idx.q.val().get_bits::<4>(5));
+                        self.cp_diff.d.next = true;
                     }
                     self.cp_idx.d.next = self.cp_idx.q.val() + 1;
-                    if self.cp_idx.q.val() == 511 {
-                        self.rs_idx.d.next = 0.into();
-                        self.mdirty.d.next = 0.into();
-                        self.cp.d.next = Cp::Reset;
+                    if self.cp_idx.q.val().get_bits::<5>(0) == 31 {
+                        self.svc_end.next = true;
                     }
                 }
+                if self.svc_end.val() {
+                    // The service's bit shifts into `chg` from the top (16 shifts put
+                    // service k at bit k).
+                    self.dsh.d.next = self.dsh.q.val() >> 1;
+                    self.cp_diff.d.next = false;
+                    self.chg.d.next = self.chg.q.val() >> 1;
+                    if self.cp_diff.q.val()
+                        | (self.dsh.q.val().get_bit(0)
+                            & (self.members.read_data.val() != self.cp_sh.q.val()))
+                    {
+                        self.chg.d.next = (self.chg.q.val() >> 1) | (self.one16.val() << 15);
+                    }
+                    if self.cp_idx.q.val().get_bits::<4>(5) == 15 {
+                        self.cp.d.next = Cp::Snap;
+                    }
+                }
+            }
+            Cp::Snap => {
+                // The services to reset: changed lists, and changed entries (`changed`).
+                self.rsh.d.next = self.chg.q.val() | self.changed.val();
+                self.rs_idx.d.next = 0.into();
+                self.cp.d.next = Cp::Reset;
             }
             Cp::Reset => {
                 // Entry rs_idx = service << 5 | position: `current` zeroed, and the
                 // cursor at position 0.
                 self.current.address.next = self.rs_idx.q.val();
                 self.current.write_data.next = 0.into();
-                self.current.write_enable.next = self.chg_sel.val().get_bit(0);
+                self.current.write_enable.next = self.rsh.q.val().get_bit(0);
                 self.cursor.address.next = self.rs_idx.q.val().get_bits::<4>(5);
                 self.cursor.write_data.next = 0.into();
                 self.cursor.write_enable.next =
-                    self.chg_sel.val().get_bit(0) & (self.rs_idx.q.val().get_bits::<5>(0) == 0);
+                    self.rsh.q.val().get_bit(0) & (self.rs_idx.q.val().get_bits::<5>(0) == 0);
                 self.rs_idx.d.next = self.rs_idx.q.val() + 1;
-                if self.rs_idx.q.val() == 511 {
-                    self.cp.d.next = Cp::Idle;
+                if self.rs_idx.q.val().get_bits::<5>(0) == 31 {
+                    self.rsh.d.next = self.rsh.q.val() >> 1;
                 }
-                if !self.chg_sel.val().get_bit(0) {
+                if !self.rsh.q.val().get_bit(0) {
                     // Unchanged service: skipped (1 cycle).
                     self.rs_idx.d.next = self.rs_idx.q.val() + 32;
-                    if self.rs_idx.q.val().get_bits::<4>(5) == 15 {
-                        self.cp.d.next = Cp::Idle;
-                    }
+                    self.rsh.d.next = self.rsh.q.val() >> 1;
                 }
-            }
-            _ => {
-                self.cp.d.next = Cp::Idle;
+                if self.rsh.q.val() == 0 {
+                    // No service left to reset.
+                    self.cp.d.next = Cp::Idle;
+                }
             }
         }
 
@@ -402,7 +457,15 @@ impl Logic for BackendSelect {
         self.s_ready.next =
             !self.sbusy.q.val() & !self.table_write.val() & (self.cp.q.val() == Cp::Idle);
         self.m_valid.next = self.state.q.val() == St::Done;
-        self.backend.next = self.result.q.val();
+        // `result` holds a choice only if `chosen` (set with it; low from the take on):
+        // every "no backend" outcome leaves it low instead of writing `NO_BACKEND`, so
+        // the result register has one source.
+        self.none_mask.next = 0.into();
+        if !self.chosen.q.val() {
+            self.none_mask.next = 0xFFFF.into();
+        }
+        self.backend.next = self.result.q.val() | self.none_mask.val();
+        self.m_none.next = !self.chosen.q.val();
         if !self.sbusy.q.val() {
             self.rr.d.next = self.round_robin.val();
             self.wrr.d.next = !self.round_robin.val() & self.weighted.val();
@@ -418,6 +481,7 @@ impl Logic for BackendSelect {
             self.steps.d.next = 0.into();
             self.total.d.next = 0.into();
             self.have_best.d.next = false;
+            self.chosen.d.next = false;
         }
 
         match self.state.q.val() {
@@ -428,24 +492,31 @@ impl Logic for BackendSelect {
                     if self.round_robin.val() {
                         self.state.d.next = St::CurRd0;
                     } else if self.weighted.val() {
+                        // (An empty list ends in `MemRd0`.)
                         self.state.d.next = St::MemRd0;
-                        if self.member_count.val() == 0 {
-                            self.result.d.next = 0xFFFF.into();
-                            self.state.d.next = St::Done;
-                        }
                     }
                 }
             }
             St::Mul => {
-                self.prod_hi.d.next = self.hash_q.q.val().get_bits::<16>(16) * self.size_q.q.val();
-                self.prod_lo.d.next = self.hash_q.q.val().get_bits::<16>(0) * self.size_q.q.val();
-                self.state.d.next = St::Idx;
+                self.h3.d.next = self.h42.val() + (self.h42.val() << 1);
+                self.acc.d.next = 0.into();
+                self.msh.d.next = self.size_q.q.val();
+                self.mstep.d.next = 0.into();
+                self.state.d.next = St::MulStep;
+            }
+            St::MulStep => {
+                // acc = 4 × acc + (two bits of M) × hash, 8 cycles.
+                self.acc.d.next = (self.acc.q.val() << 2) + self.addend.val();
+                self.msh.d.next = self.msh.q.val() << 2;
+                self.mstep.d.next = self.mstep.q.val() + 1;
+                if self.mstep.q.val() == 7 {
+                    self.state.d.next = St::Idx;
+                }
             }
             St::Idx => {
-                self.index.d.next = self.sum.val().get_bits::<10>(16);
+                self.index.d.next = self.acc.q.val().get_bits::<10>(32);
                 self.state.d.next = St::RingRd0;
                 if self.size_q.q.val() == 0 {
-                    self.result.d.next = 0xFFFF.into();
                     self.state.d.next = St::Done;
                 }
             }
@@ -459,7 +530,6 @@ impl Logic for BackendSelect {
                 self.cand.d.next = bit_cast::<16, 8>(self.ring.read_data.val().get_bits::<8>(0));
                 self.state.d.next = St::ElRd0;
                 if self.ring.read_data.val().get_bit(8) {
-                    self.result.d.next = 0xFFFF.into();
                     self.state.d.next = St::Done;
                 }
             }
@@ -470,9 +540,9 @@ impl Logic for BackendSelect {
                 self.state.d.next = St::ElUse;
             }
             St::ElUse => {
-                self.result.d.next = 0xFFFF.into();
                 if self.elig_word.val() {
                     self.result.d.next = self.cand.q.val();
+                    self.chosen.d.next = true;
                 }
                 self.state.d.next = St::Done;
             }
@@ -491,7 +561,6 @@ impl Logic for BackendSelect {
                 self.steps.d.next = 0.into();
                 self.state.d.next = St::MemRd0;
                 if self.count.q.val() == 0 {
-                    self.result.d.next = 0xFFFF.into();
                     self.state.d.next = St::Done;
                 } else if bit_cast::<6, 5>(self.cursor.read_data.val()) >= self.count.q.val() {
                     self.state.d.next = St::CurMod;
@@ -506,6 +575,11 @@ impl Logic for BackendSelect {
             }
             St::MemRd0 => {
                 self.state.d.next = St::MemRd1;
+                if self.count.q.val() == 0 {
+                    // Weighted round robin with an empty list (round robin checks in
+                    // `CurUse`): no winner (`have_best` is low).
+                    self.state.d.next = St::WrrEnd;
+                }
             }
             St::MemRd1 => {
                 self.state.d.next = St::MemUse;
@@ -519,11 +593,10 @@ impl Logic for BackendSelect {
                     self.steps.d.next = self.steps.q.val() + 1;
                     self.pos.d.next = self.pos_next.val();
                     self.state.d.next = St::MemRd0;
-                    if self.steps.q.val() + 1 == self.count.q.val() {
+                    if self.last.q.val() {
                         if self.wrr.q.val() {
                             self.state.d.next = St::WrrEnd;
                         } else {
-                            self.result.d.next = 0xFFFF.into();
                             self.state.d.next = St::Done;
                         }
                     }
@@ -551,19 +624,19 @@ impl Logic for BackendSelect {
                     self.steps.d.next = self.steps.q.val() + 1;
                     self.pos.d.next = self.pos_next.val();
                     self.state.d.next = St::MemRd0;
-                    if self.steps.q.val() + 1 == self.count.q.val() {
+                    if self.last.q.val() {
                         self.state.d.next = St::WrrEnd;
                     }
                 } else if self.elig_word.val() {
                     self.result.d.next = self.cand.q.val();
+                    self.chosen.d.next = true;
                     self.cursor.write_enable.next = true;
                     self.state.d.next = St::Done;
                 } else {
                     self.steps.d.next = self.steps.q.val() + 1;
                     self.pos.d.next = self.pos_next.val();
                     self.state.d.next = St::MemRd0;
-                    if self.steps.q.val() + 1 == self.count.q.val() {
-                        self.result.d.next = 0xFFFF.into();
+                    if self.last.q.val() {
                         self.state.d.next = St::Done;
                     }
                 }
@@ -574,9 +647,6 @@ impl Logic for BackendSelect {
                     | bit_cast::<9, 6>(self.best_pos.q.val());
                 self.current.write_data.next = self.best_cur.q.val() - self.total.q.val();
                 self.current.write_enable.next = self.have_best.q.val();
-                if !self.have_best.q.val() {
-                    self.result.d.next = 0xFFFF.into();
-                }
                 self.state.d.next = St::Done;
             }
             St::Done => {
@@ -599,6 +669,7 @@ impl Logic for BackendSelect {
                     self.best_cur.d.next = self.cur_q.q.val();
                     self.best_pos.d.next = self.pos.q.val();
                     self.result.d.next = self.cand.q.val();
+                    self.chosen.d.next = true;
                 }
             }
         }
@@ -905,11 +976,12 @@ mod tests {
             // as the model's: a member write alone changes nothing.
             assert_eq!(
                 commit(&mut uut, 0),
-                512 * 4 + 512 + 1,
+                512 * 4 + 1 + 512 + 2,
                 "every list written, changed"
             );
-            // A commit without member writes skips every service.
-            assert_eq!(commit(&mut uut, 0), 16 + 16 + 1);
+            // A commit without member writes skips every service: 16 copy cycles, the
+            // snapshot, one reset cycle that finds nothing to reset, the strobe.
+            assert_eq!(commit(&mut uut, 0), 16 + 1 + 1 + 1);
             let mut total = (0, 0, 0);
             let mut stats = Stats([(0, 0, u64::MAX, 0); 3]);
             let (mut resets, mut kept) = (0, 0);
