@@ -962,7 +962,11 @@ impl<const A: usize> Logic for Forward<A> {
                 }
             }
             Req::HitUse => {
-                // (On `at_hit`, below the match.)
+                // (The loads are on `at_hit`, below the match.)
+                self.req.d.next = Req::WriteSend;
+                if self.ret.q.val() & self.g_other.q.val() {
+                    self.req.d.next = Req::Done;
+                }
             }
             Req::ReadSend => {
                 self.flows.cmd_valid.next = true;
@@ -1112,7 +1116,11 @@ impl<const A: usize> Logic for Forward<A> {
                 }
             }
             Req::NewUse => {
-                // (On `at_new`, below the match.)
+                // (The loads are on `at_new`, below the match.)
+                self.req.d.next = Req::InsertSend;
+                if self.g_nomac.q.val() {
+                    self.req.d.next = Req::Done;
+                }
             }
             Req::InsertSend => {
                 self.flows.cmd_valid.next = true;
@@ -1201,10 +1209,8 @@ impl<const A: usize> Logic for Forward<A> {
                 | (bit_cast::<171, 16>(self.backend.q.val()) << 8)
                 | bit_cast::<171, 8>(self.be_gen.val());
             self.remove.d.next = false;
-            self.req.d.next = Req::InsertSend;
             if self.g_nomac.q.val() {
                 self.kind.d.next = 2.into();
-                self.req.d.next = Req::Done;
             }
         }
         // `HitUse` (`at_hit`): model `backends[backend % 256]` keeps flows with the same
@@ -1216,7 +1222,6 @@ impl<const A: usize> Logic for Forward<A> {
             if self.g_keep.q.val() {
                 self.remove.d.next = false;
             }
-            self.req.d.next = Req::WriteSend;
             if self.ret.q.val() {
                 // model `return_to_client`: the flow must point at the reply's backend
                 // (no state check); it is refreshed, its client MAC read.
@@ -1224,7 +1229,6 @@ impl<const A: usize> Logic for Forward<A> {
                 self.remove.d.next = false;
                 if self.g_other.q.val() {
                     self.kind.d.next = 1.into();
-                    self.req.d.next = Req::Done;
                 }
             }
         }

@@ -194,6 +194,7 @@ enum Step {
     RVip,
     RVipUse,
     SnatDiv,
+    SnatDec,
     FnMul,
     FnSend,
     FnWait,
@@ -304,8 +305,22 @@ pub struct FastPath<const A: usize> {
     kl: DFF<Bit>,
     // The forward path's / NAT return unit's result shows (see `fwd.res_ready`).
     fr_seen: DFF<Bit>,
+    // `step` is `FwdSend`, `RFwdSend`, `FnSend`.
+    s_fwd: DFF<Bit>,
+    s_rfwd: DFF<Bit>,
+    s_fn: DFF<Bit>,
+    // The scanned entry's compare (see the scan).
+    sc_hit: DFF<Bit>,
+    sc_match: DFF<Bit>,
+    sc_mode: DFF<Bits<3>>,
+    sc_algo: DFF<Bits<3>>,
+    sc_sticky: DFF<Bit>,
+    sc_gue: DFF<Bits<16>>,
+    sc_members: DFF<Bits<8>>,
     nr_seen: DFF<Bit>,
     over_mtu_q: DFF<Bit>,
+    sd_over: DFF<Bit>,
+    sd_lt: DFF<Bit>,
     key_wr_q: DFF<Bit>,
     key_widx_q: DFF<Bits<4>>,
     key_word_q: DFF<Bits<32>>,
@@ -395,7 +410,9 @@ pub struct FastPath<const A: usize> {
     cls_ret: DFF<Bit>,
     cls_fn: DFF<Bit>,
     v_reason: DFF<Bits<4>>,
-    v_len: DFF<Bits<16>>,
+    // The verdict's length: 0 (none), 1 (the frame's) or 2 (the frame's with the tunnel
+    // header), a selector rather than the value (fewer, constant sources).
+    v_len: DFF<Bits<2>>,
     v_valid: DFF<Bit>,
     v_commit: DFF<Bit>,
     cmd_op: DFF<Bits<2>>,
@@ -487,7 +504,7 @@ pub struct FastPath<const A: usize> {
     key_prev: Signal<Local, Bits<5>>,
     key_prev2: Signal<Local, Bits<5>>,
     one16: Signal<Local, Bits<16>>,
-    scan_prev: Signal<Local, Bits<5>>,
+    scan_prev2: Signal<Local, Bits<5>>,
     wr_valid: Signal<Local, Bit>,
     wr_udp: Signal<Local, Bit>,
     latched_lo: Signal<Local, Bits<32>>,
@@ -613,8 +630,20 @@ impl<const A: usize> FastPath<A> {
             load_cfg: Default::default(),
             kl: Default::default(),
             fr_seen: Default::default(),
+            s_fwd: Default::default(),
+            s_rfwd: Default::default(),
+            s_fn: Default::default(),
+            sc_hit: Default::default(),
+            sc_match: Default::default(),
+            sc_mode: Default::default(),
+            sc_algo: Default::default(),
+            sc_sticky: Default::default(),
+            sc_gue: Default::default(),
+            sc_members: Default::default(),
             nr_seen: Default::default(),
             over_mtu_q: Default::default(),
+            sd_over: Default::default(),
+            sd_lt: Default::default(),
             key_wr_q: Default::default(),
             key_widx_q: Default::default(),
             key_word_q: Default::default(),
@@ -664,7 +693,7 @@ impl<const A: usize> FastPath<A> {
             pool_match: Default::default(),
             key_prev: Default::default(),
             key_prev2: Default::default(),
-            scan_prev: Default::default(),
+            scan_prev2: Default::default(),
             wr_valid: Default::default(),
             wr_udp: Default::default(),
             from_mcu: Default::default(),
@@ -796,8 +825,20 @@ impl<const A: usize> Logic for FastPath<A> {
             load_cfg,
             kl,
             fr_seen,
+            s_fwd,
+            s_rfwd,
+            s_fn,
+            sc_hit,
+            sc_match,
+            sc_mode,
+            sc_algo,
+            sc_sticky,
+            sc_gue,
+            sc_members,
             nr_seen,
             over_mtu_q,
+            sd_over,
+            sd_lt,
             key_wr_q,
             key_widx_q,
             key_word_q,
@@ -961,12 +1002,16 @@ impl<const A: usize> Logic for FastPath<A> {
         self.services_shadow.read_address.next = self.key_idx.q.val().get_bits::<4>(0);
         self.key_prev.next = self.key_idx.q.val() - 1;
         self.one16.next = 1.into();
-        self.scan_prev.next = self.scan_idx.q.val() - 1;
+        self.scan_prev2.next = self.scan_idx.q.val() - 2;
         self.services_active.write_address.next = self.key_prev.val().get_bits::<4>(0);
         self.services_active.write_data.next = self.services_shadow.read_data.val();
         self.services_active.write_enable.next =
             self.kl.q.val() & (self.key_idx.q.val() >= 1) & (self.key_idx.q.val() <= 16);
         self.services_active.read_address.next = self.scan_idx.q.val().get_bits::<4>(0);
+        if self.scan_idx.q.val().get_bit(4) {
+            // The scan's end (16, 17) stays at entry 15.
+            self.services_active.read_address.next = 15.into();
+        }
         if self.kl.q.val() {
             // The commit compares shadow and active entry k (both read at key_idx k).
             self.services_active.read_address.next = self.key_idx.q.val().get_bits::<4>(0);
@@ -978,6 +1023,18 @@ impl<const A: usize> Logic for FastPath<A> {
         }
         self.svc_vip_hit.next = self.svc_entry.val().get_bit(63)
             & (self.svc_entry.val().get_bits::<32>(16) == self.dst_ip.q.val());
+        // The scan's compare of the entry on read_data, registered (the compares and the
+        // `found` decision in one cycle were a critical path).
+        self.sc_hit.d.next = self.svc_vip_hit.val();
+        self.sc_match.d.next = self.svc_vip_hit.val()
+            & ((self.l4_kind.q.val() == 0) | (self.l4_kind.q.val() == 1))
+            & (self.svc_proto.val() == self.protocol.q.val())
+            & (self.svc_entry.val().get_bits::<16>(0) == self.dst_port.q.val());
+        self.sc_mode.d.next = self.svc_entry.val().get_bits::<3>(60);
+        self.sc_algo.d.next = self.svc_entry.val().get_bits::<3>(56);
+        self.sc_sticky.d.next = self.svc_entry.val().get_bit(55);
+        self.sc_gue.d.next = self.svc_entry.val().get_bits::<16>(64);
+        self.sc_members.d.next = self.svc_entry.val().get_bits::<8>(112);
         // SNAT pool hits, registered per address, combined a cycle later (the scan takes
         // 17 cycles; the frame's `dst_ip` holds from the pop on).
         self.pool_eq.d.next = (bit_cast::<8, 1>(
@@ -1244,11 +1301,11 @@ impl<const A: usize> Logic for FastPath<A> {
         self.fwd.timeout_closing.next = self.t_close.q.val();
         self.fwd.timeout_udp.next = self.t_udp.q.val();
         self.fwd.now.next = self.now_ms.val();
-        self.fwd.req_valid.next = (self.step.q.val() == Step::FwdSend)
-            | (self.step.q.val() == Step::RFwdSend)
-            | (self.step.q.val() == Step::FnSend);
-        self.fwd.req_return.next = self.step.q.val() == Step::RFwdSend;
-        self.fwd.req_read.next = self.step.q.val() == Step::FnSend;
+        // (`s_*`: the send states as registers, so the forward path's request
+        // registers load on flip-flops, not on the state decode.)
+        self.fwd.req_valid.next = self.s_fwd.q.val() | self.s_rfwd.q.val() | self.s_fn.q.val();
+        self.fwd.req_return.next = self.s_rfwd.q.val();
+        self.fwd.req_read.next = self.s_fn.q.val();
         self.fwd.req_slot.next = self.snat_acc.q.val();
         self.fwd.fullnat_mask.next = self.fullnat_mask.q.val();
         self.fwd.req_backend.next = self.ret_backend.q.val();
@@ -1261,7 +1318,7 @@ impl<const A: usize> Logic for FastPath<A> {
             | bit_cast::<104, 16>(self.ret_vport.q.val());
         self.fwd.req_key.next = self.flow_key.val();
         self.fwd.req_hash.next = self.flow_hash.q.val();
-        if self.step.q.val() == Step::RFwdSend {
+        if self.s_rfwd.q.val() {
             self.fwd.req_key.next = self.ret_key.val();
             self.fwd.req_hash.next = self.ret_hash.q.val();
         }
@@ -1303,6 +1360,10 @@ impl<const A: usize> Logic for FastPath<A> {
         // A tunnelled frame over the tunnel MTU (registered: the service's mode and the
         // frame's length hold from the scan on).
         self.over_mtu_q.d.next = (self.ip_total_len.q.val() + self.overhead.val()) > 1500;
+        // Full NAT's `snat_endpoint` division, one subtraction per two cycles: the
+        // compares of the current step, registered.
+        self.sd_over.d.next = self.snat_idx.q.val() >= self.snat_eff.val();
+        self.sd_lt.d.next = self.snat_acc.q.val() < self.snat_per_q.q.val();
         // The NAT return unit's build reads the forward path's active member lists and
         // backend table, after its copy at the commit.
         self.nat.tables_busy.next = self.fwd.busy.val();
@@ -1639,7 +1700,7 @@ impl<const A: usize> Logic for FastPath<A> {
                 self.v_action.d.next = 3.into();
                 self.cmd_op.d.next = 0.into();
                 self.cmd_port.d.next = 2.into();
-                self.v_len.d.next = self.h_frame_len.val();
+                self.v_len.d.next = 1.into();
                 self.v_reason.d.next = 0.into();
                 if self.h_status.val() == 2 {
                     self.v_reason.d.next = 1.into();
@@ -1650,7 +1711,7 @@ impl<const A: usize> Logic for FastPath<A> {
                 self.v_reason.d.next = 0.into();
                 self.cmd_op.d.next = 0.into();
                 self.cmd_port.d.next = 1.into();
-                self.v_len.d.next = self.h_frame_len.val();
+                self.v_len.d.next = 1.into();
             }
         }
         self.load_cfg.d.next = false;
@@ -1718,31 +1779,26 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.src_hash.d.next = self.hash.src_hash.val();
                     self.hash_done.d.next = true;
                 }
-                // Active entry k is on read_data at scan_idx k + 1 (entry 15 is compared
-                // again while the scan waits at 16 for the hash: the same outcome).
-                if self.scan_idx.q.val() != 16 {
+                // Active entry k is on read_data at scan_idx k + 1 and its compare in the
+                // `sc_*` registers at k + 2 (the index stops at 17, reading entry 15).
+                if self.scan_idx.q.val() != 17 {
                     self.scan_idx.d.next = self.scan_idx.q.val() + 1;
                 }
-                if self.scan_idx.q.val() >= 1 {
-                    if self.svc_vip_hit.val() {
+                if self.scan_idx.q.val() >= 2 {
+                    if self.sc_hit.q.val() {
                         self.vip_any.d.next = true;
                     }
-                    if self.svc_vip_hit.val()
-                        & !self.found.q.val()
-                        & self.has_ports.val()
-                        & (self.svc_proto.val() == self.protocol.q.val())
-                        & (self.svc_entry.val().get_bits::<16>(0) == self.dst_port.q.val())
-                    {
+                    if self.sc_match.q.val() & !self.found.q.val() {
                         self.found.d.next = true;
-                        self.found_idx.d.next = self.scan_prev.val().get_bits::<4>(0);
-                        self.found_mode.d.next = self.svc_entry.val().get_bits::<3>(60);
-                        self.found_algo.d.next = self.svc_entry.val().get_bits::<3>(56);
-                        self.found_sticky.d.next = self.svc_entry.val().get_bit(55);
-                        self.found_gue.d.next = self.svc_entry.val().get_bits::<16>(64);
-                        self.found_members.d.next = self.svc_entry.val().get_bits::<8>(112);
+                        self.found_idx.d.next = self.scan_prev2.val().get_bits::<4>(0);
+                        self.found_mode.d.next = self.sc_mode.q.val();
+                        self.found_algo.d.next = self.sc_algo.q.val();
+                        self.found_sticky.d.next = self.sc_sticky.q.val();
+                        self.found_gue.d.next = self.sc_gue.q.val();
+                        self.found_members.d.next = self.sc_members.q.val();
                     }
                 }
-                if (self.scan_idx.q.val() == 16) & self.hash_done.q.val() {
+                if (self.scan_idx.q.val() == 17) & self.hash_done.q.val() {
                     self.pool_hit.d.next = self.pool_match_q.q.val();
                     self.step.d.next = Step::Rules;
                 }
@@ -1758,7 +1814,7 @@ impl<const A: usize> Logic for FastPath<A> {
                 self.cmd_port.d.next = self.cls_port.q.val();
                 self.v_len.d.next = 0.into();
                 if self.cls_len.q.val() {
-                    self.v_len.d.next = self.frame_len.q.val();
+                    self.v_len.d.next = 1.into();
                 }
                 // `snat_slot` (full-NAT return path): (port - base) + pool index × ports
                 // per address.
@@ -1766,6 +1822,7 @@ impl<const A: usize> Logic for FastPath<A> {
                 self.snat_idx.d.next = bit_cast::<4, 3>(self.pool_idx_q.q.val());
                 self.step.d.next = Step::Issue;
                 if self.cls_fwd.q.val() {
+                    self.s_fwd.d.next = true;
                     self.step.d.next = Step::FwdSend;
                 }
                 if self.cls_ret.q.val() {
@@ -1777,6 +1834,7 @@ impl<const A: usize> Logic for FastPath<A> {
             }
             Step::FnMul => {
                 if self.snat_idx.q.val() == 0 {
+                    self.s_fn.d.next = true;
                     self.step.d.next = Step::FnSend;
                 } else {
                     self.snat_acc.d.next = self.snat_acc.q.val() + self.snat_per_q.q.val();
@@ -1785,6 +1843,7 @@ impl<const A: usize> Logic for FastPath<A> {
             }
             Step::FnSend => {
                 if self.fwd.req_ready.val() {
+                    self.s_fn.d.next = false;
                     self.step.d.next = Step::FnWait;
                 }
             }
@@ -1807,16 +1866,21 @@ impl<const A: usize> Logic for FastPath<A> {
                 }
             }
             Step::SnatDiv => {
+                // (`sd_over`, `sd_lt` register the compares of this step's values.)
+                self.step.d.next = Step::SnatDec;
+            }
+            Step::SnatDec => {
                 // `snat_endpoint`: pool index = slot / ports per address (the first
                 // `snat_count` of the 8 addresses, else no_backend), port = base + rest.
-                if self.snat_idx.q.val() >= self.snat_eff.val() {
+                self.step.d.next = Step::SnatDiv;
+                if self.sd_over.q.val() {
                     self.v_action.d.next = 4.into();
                     self.v_reason.d.next = 8.into();
                     self.cmd_port.d.next = 0.into();
                     self.cmd_op.d.next = 1.into();
                     self.v_len.d.next = 0.into();
                     self.step.d.next = Step::Issue;
-                } else if self.snat_acc.q.val() < self.snat_per_q.q.val() {
+                } else if self.sd_lt.q.val() {
                     self.ret_vip.d.next = self.snat_addr.val();
                     self.ret_vport.d.next =
                         self.snat_base.q.val() + self.snat_acc.q.val().get_bits::<16>(0);
@@ -1861,11 +1925,13 @@ impl<const A: usize> Logic for FastPath<A> {
             Step::RHashWait => {
                 if self.hash.m_valid.val() {
                     self.ret_hash.d.next = self.hash.flow_hash.val();
+                    self.s_rfwd.d.next = true;
                     self.step.d.next = Step::RFwdSend;
                 }
             }
             Step::RFwdSend => {
                 if self.fwd.req_ready.val() {
+                    self.s_rfwd.d.next = false;
                     self.step.d.next = Step::RFwdWait;
                 }
             }
@@ -1897,11 +1963,12 @@ impl<const A: usize> Logic for FastPath<A> {
                 self.cmd_op.d.next = 2.into();
                 self.cmd_port.d.next = 1.into();
                 self.cmd_set_src.d.next = true;
-                self.v_len.d.next = self.frame_len.q.val();
+                self.v_len.d.next = 1.into();
                 self.step.d.next = Step::Issue;
             }
             Step::FwdSend => {
                 if self.fwd.req_ready.val() {
+                    self.s_fwd.d.next = false;
                     self.step.d.next = Step::FwdWait;
                 }
             }
@@ -1927,12 +1994,12 @@ impl<const A: usize> Logic for FastPath<A> {
                             self.v_action.d.next = 0.into();
                             self.cmd_port.d.next = 1.into();
                             self.cmd_op.d.next = 2.into();
-                            self.v_len.d.next = self.frame_len.q.val();
+                            self.v_len.d.next = 1.into();
                             self.cmd_set_dst.d.next = self.found_mode.q.val() != 2;
                             if self.encap.val() {
                                 self.cmd_op.d.next = 3.into();
                                 self.cmd_set_dst.d.next = false;
-                                self.v_len.d.next = self.encap_len.val();
+                                self.v_len.d.next = 2.into();
                                 if self.over_mtu_q.q.val() {
                                     self.v_action.d.next = 4.into();
                                     self.v_reason.d.next = 11.into();
@@ -1956,7 +2023,7 @@ impl<const A: usize> Logic for FastPath<A> {
                             self.v_reason.d.next = 7.into();
                             self.cmd_port.d.next = 2.into();
                             self.cmd_op.d.next = 0.into();
-                            self.v_len.d.next = self.frame_len.q.val();
+                            self.v_len.d.next = 1.into();
                         }
                         _ => {
                             self.v_reason.d.next = 9.into();
@@ -2108,7 +2175,13 @@ impl<const A: usize> Logic for FastPath<A> {
         self.verdict_backend.next = self.fwd_backend.q.val();
         self.verdict_new_flow.next = self.fwd_new.q.val();
         self.verdict_hash.next = self.flow_hash.q.val();
-        self.verdict_len.next = self.v_len.q.val();
+        self.verdict_len.next = 0.into();
+        if self.v_len.q.val() == 1 {
+            self.verdict_len.next = self.frame_len.q.val();
+        }
+        if self.v_len.q.val() == 2 {
+            self.verdict_len.next = self.encap_len.val();
+        }
         self.verdict_commit.next = self.v_commit.q.val();
     }
 }

@@ -46,9 +46,9 @@
 //! Latency, from the cycle a request is taken to the cycle `m_valid` rises: a ring
 //! selection 17 cycles (11 for an empty ring); round robin 4 plus 6 per member looked at
 //! (10 when the member at the cursor is eligible, at most 196); weighted round robin
-//! 2 + 7 per member of the list, 3 for an entry that is not a backend (every member is
-//! looked at: 9 to 226 cycles, 3 for an empty list; `current + weight` is registered
-//! before it is compared). A new flow of a round-robin service with many ineligible members, or of
+//! 2 + 8 per member of the list, 3 for an entry that is not a backend (every member is
+//! looked at: 10 to 258 cycles, 3 for an empty list; `current + weight` and its comparison are registered
+//! before they are used). A new flow of a round-robin service with many ineligible members, or of
 //! any weighted service with a long list, takes longer than a minimum-size frame at line
 //! rate (about 84 cycles). One selection at a time.
 
@@ -79,6 +79,7 @@ enum St {
     El2Rd0,
     El2Rd1,
     El2Sum,
+    El2Cmp,
     El2Use,
     WrrEnd,
     Done,
@@ -161,7 +162,13 @@ pub struct BackendSelect {
     /// `16 × RING_STRIDE` 9-bit words (`forward::RING_STRIDE` = 512): bit 8 marks an entry
     /// that is not a backend (`EMPTY` or ≥ 256), bits 0–7 the backend index. 9 bits fit
     /// the block RAM's 2048 × 9 shape (4 `DP16KD` per bank instead of 8 for 16 bits).
-    ring: SinglePortRam<Bits<9>, 13>,
+    // (Four RAMs of 2,048 words, one `DP16KD` each, by address bits 11-12: one RAM of
+    // 8,192 words put a four-way selection between the block RAMs' slow outputs and the
+    // read register, a critical path; now the selection follows the registers.)
+    ring0: SinglePortRam<Bits<9>, 11>,
+    ring1: SinglePortRam<Bits<9>, 11>,
+    ring2: SinglePortRam<Bits<9>, 11>,
+    ring3: SinglePortRam<Bits<9>, 11>,
     /// Member lists, both banks in one RAM (`bank << 9 | service << 5 | position`, bank
     /// 0 shadow, 1 active: 1,024 × 16 is one `DP16KD`, where a bank alone took one): the
     /// write port takes the shadow writes (`mem_*`) and the copy into the active bank,
@@ -221,8 +228,15 @@ pub struct BackendSelect {
     last: DFF<Bit>,
     // `result` holds the choice (else the answer is `NO_BACKEND`).
     chosen: DFF<Bit>,
+    // Weighted: this member beats the best so far (registered in `El2Cmp`).
+    better_q: DFF<Bit>,
 
     h42: Signal<Local, Bits<42>>,
+    ring_addr: Signal<Local, Bits<13>>,
+    ring_we: Signal<Local, Bit>,
+    ring_low: Signal<Local, Bits<11>>,
+    ring_bank: Signal<Local, Bits<2>>,
+    ring_rd: Signal<Local, Bits<9>>,
     addend: Signal<Local, Bits<42>>,
     pos_inc: Signal<Local, Bits<6>>,
     pos_next: Signal<Local, Bits<6>>,
@@ -248,7 +262,10 @@ impl BackendSelect {
         BackendSelect {
             // The ring starts empty (zero in simulation; a zero init of 8k words would
             // make the Verilog slow to elaborate): the forward path clears it.
-            ring: SinglePortRam::default(),
+            ring0: SinglePortRam::default(),
+            ring1: SinglePortRam::default(),
+            ring2: SinglePortRam::default(),
+            ring3: SinglePortRam::default(),
             members: DualPortRam::new(no_backend),
             eligible: SinglePortRam::zeroed(),
             cursor: SinglePortRam::zeroed(),
@@ -264,12 +281,15 @@ impl Logic for BackendSelect {
         dff_setup!(
             self, clock, state, rr, svc, count, hash_q, size_q, acc, h3, msh, mstep, index, cand,
             pos, steps, result, cp, cp_idx, cp_phase, chg, rs_idx, wrr, total, have_best, best_cur,
-            best_pos, mdirty, cp_sh, sbusy, cur_q, use_w, dsh, cp_diff, rsh, last, chosen
+            best_pos, mdirty, cp_sh, sbusy, cur_q, use_w, dsh, cp_diff, rsh, last, chosen,
+            better_q
         );
-        clock!(self, clock, ring, members, eligible, cursor, current);
+        clock!(
+            self, clock, ring0, ring1, ring2, ring3, members, eligible, cursor, current
+        );
 
         // Table writes.
-        self.ring.write_enable.next = false;
+        self.ring_we.next = false;
         self.eligible.write_enable.next = false;
         self.cursor.write_enable.next = false;
         self.current.write_enable.next = false;
@@ -278,14 +298,13 @@ impl Logic for BackendSelect {
         if self.table_data0.val().get_bits::<8>(8) != 0 {
             self.ring_word.next = 0x1FF.into();
         }
-        self.ring.write_data.next = self.ring_word.val();
         self.members.write_address.next = bit_cast::<10, 9>(self.mem_index.val());
         self.members.write_data.next = self.mem_data.val();
         self.members.write_enable.next = self.mem_write.val();
         self.bank1.next = bit_cast::<10, 1>(true.into()) << 9;
         self.eligible.write_data.next = (self.table_data0.val().get_bits::<3>(29) == 1)
             & (self.table_data0.val().get_bits::<16>(0) != 0);
-        self.ring.address.next = (bit_cast::<13, 4>(self.svc.q.val()) << 9)
+        self.ring_addr.next = (bit_cast::<13, 4>(self.svc.q.val()) << 9)
             | bit_cast::<13, 9>(self.index.q.val().get_bits::<9>(0));
         self.slot.next =
             (bit_cast::<9, 4>(self.svc.q.val()) << 5) | bit_cast::<9, 6>(self.pos.q.val());
@@ -300,10 +319,10 @@ impl Logic for BackendSelect {
         self.eligible.address.next = self.cand.q.val().get_bits::<8>(0);
         self.cursor.address.next = self.svc.q.val();
         if self.table_write.val() {
-            self.ring.address.next = (bit_cast::<13, 4>(self.table_index.val().get_bits::<4>(20))
+            self.ring_addr.next = (bit_cast::<13, 4>(self.table_index.val().get_bits::<4>(20))
                 << 9)
                 | bit_cast::<13, 9>(self.table_index.val().get_bits::<9>(0));
-            self.ring.write_enable.next = (self.table_kind.val() == 4)
+            self.ring_we.next = (self.table_kind.val() == 4)
                 & (self.table_index.val().get_bits::<4>(24) == 0)
                 & (self.table_index.val().get_bits::<11>(9) == 0);
             self.eligible.address.next = self.table_index.val().get_bits::<8>(0);
@@ -312,6 +331,31 @@ impl Logic for BackendSelect {
         }
 
         // Ring index: (hash × M) >> 32.
+        // The ring banks (the address holds while a ring entry is read).
+        self.ring_low.next = self.ring_addr.val().get_bits::<11>(0);
+        self.ring_bank.next = self.ring_addr.val().get_bits::<2>(11);
+        self.ring0.address.next = self.ring_low.val();
+        self.ring1.address.next = self.ring_low.val();
+        self.ring2.address.next = self.ring_low.val();
+        self.ring3.address.next = self.ring_low.val();
+        self.ring0.write_data.next = self.ring_word.val();
+        self.ring1.write_data.next = self.ring_word.val();
+        self.ring2.write_data.next = self.ring_word.val();
+        self.ring3.write_data.next = self.ring_word.val();
+        self.ring0.write_enable.next = self.ring_we.val() & (self.ring_bank.val() == 0);
+        self.ring1.write_enable.next = self.ring_we.val() & (self.ring_bank.val() == 1);
+        self.ring2.write_enable.next = self.ring_we.val() & (self.ring_bank.val() == 2);
+        self.ring3.write_enable.next = self.ring_we.val() & (self.ring_bank.val() == 3);
+        self.ring_rd.next = self.ring0.read_data.val();
+        if self.ring_bank.val() == 1 {
+            self.ring_rd.next = self.ring1.read_data.val();
+        }
+        if self.ring_bank.val() == 2 {
+            self.ring_rd.next = self.ring2.read_data.val();
+        }
+        if self.ring_bank.val() == 3 {
+            self.ring_rd.next = self.ring3.read_data.val();
+        }
         self.h42.next = bit_cast::<42, 32>(self.hash_q.q.val());
         self.addend.next = 0.into();
         if self.msh.q.val().get_bits::<2>(14) == 1 {
@@ -527,9 +571,9 @@ impl Logic for BackendSelect {
                 self.state.d.next = St::RingUse;
             }
             St::RingUse => {
-                self.cand.d.next = bit_cast::<16, 8>(self.ring.read_data.val().get_bits::<8>(0));
+                self.cand.d.next = bit_cast::<16, 8>(self.ring_rd.val().get_bits::<8>(0));
                 self.state.d.next = St::ElRd0;
-                if self.ring.read_data.val().get_bit(8) {
+                if self.ring_rd.val().get_bit(8) {
                     self.state.d.next = St::Done;
                 }
             }
@@ -615,6 +659,11 @@ impl Logic for BackendSelect {
                 // Weighted: `current + weight` registered before it is compared (the
                 // addition and the comparison in one cycle were a critical path).
                 self.cur_q.d.next = self.cur_new.val();
+                self.state.d.next = St::El2Cmp;
+            }
+            St::El2Cmp => {
+                // ... and its comparison with the best registered before it is used.
+                self.better_q.d.next = self.better.val();
                 self.use_w.d.next = true;
                 self.state.d.next = St::El2Use;
             }
@@ -664,7 +713,7 @@ impl Logic for BackendSelect {
             if self.elig_word.val() {
                 self.current.write_data.next = self.cur_q.q.val();
                 self.total.d.next = self.total.q.val() + self.weight.val();
-                if self.better.val() {
+                if self.better_q.q.val() {
                     self.have_best.d.next = true;
                     self.best_cur.d.next = self.cur_q.q.val();
                     self.best_pos.d.next = self.pos.q.val();
