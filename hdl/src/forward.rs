@@ -277,7 +277,16 @@ pub struct Forward<const A: usize> {
     // The shadow word of the entry being copied.
     cp_sh: DFF<Bits<128>>,
     /// 9-bit entries as in [`BackendSelect`]: bit 8 = not a backend (`EMPTY` or ≥ 256).
-    ring_shadow: SinglePortRam<Bits<9>, 13>,
+    // (In four RAMs of 2,048 words, one `DP16KD` each, by index bits 11-12, with the
+    // bank selection after their read registers: see `select.rs`'s ring.)
+    rs0: SinglePortRam<Bits<9>, 11>,
+    rs1: SinglePortRam<Bits<9>, 11>,
+    rs2: SinglePortRam<Bits<9>, 11>,
+    rs3: SinglePortRam<Bits<9>, 11>,
+    rs_addr: Signal<Local, Bits<13>>,
+    rs_wdata: Signal<Local, Bits<9>>,
+    rs_we: Signal<Local, Bit>,
+    rs_rd: Signal<Local, Bits<9>>,
     // Active flows per backend, twice: one copy for the request machine, one for the
     // counter reads (written together; that one in distributed RAM: the LFE5U-25F has no
     // block RAM to spare). Registered reads (two cycles): the update is read, wait, add
@@ -471,7 +480,14 @@ impl<const A: usize> Forward<A> {
             ext_be_data: Default::default(),
             ext_mem_addr: Default::default(),
             ext_mem_data: Default::default(),
-            ring_shadow: SinglePortRam::default(),
+            rs0: SinglePortRam::default(),
+            rs1: SinglePortRam::default(),
+            rs2: SinglePortRam::default(),
+            rs3: SinglePortRam::default(),
+            rs_addr: Default::default(),
+            rs_wdata: Default::default(),
+            rs_we: Default::default(),
+            rs_rd: Default::default(),
             af: DualPortRam::zeroed(),
             afq: DualPortRam::zeroed_distributed(),
             bw_we: Default::default(),
@@ -565,7 +581,9 @@ impl<const A: usize> Logic for Forward<A> {
             g_nomac, g_other, cp_sh, req_busy, fn_match_q, st_write, st_kind, st_index, st_data,
             at_hit, at_new, tidle, sel_commit
         );
-        clock!(self, clock, flows, select, be, ring_shadow, cmac, af, afq);
+        clock!(
+            self, clock, flows, select, be, rs0, rs1, rs2, rs3, cmac, af, afq
+        );
 
         // ---- Shadow writes from the table port (model: backend `index as u16` < 256;
         // ring `index >> 20` < 16 and offset < RING_STRIDE).
@@ -598,9 +616,19 @@ impl<const A: usize> Logic for Forward<A> {
         self.bw_addr.d.next = bit_cast::<9, 8>(self.table_index.val().get_bits::<8>(0));
         self.bw_data.d.next = self.wr_word.val();
         self.bw_we.d.next = self.table_be.val();
-        self.ring_shadow.address.next = self.ring_addr.val();
-        self.ring_shadow.write_data.next = self.ring_word.val();
-        self.ring_shadow.write_enable.next = self.table_ring.val();
+        self.rs_addr.next = self.ring_addr.val();
+        self.rs_wdata.next = self.ring_word.val();
+        self.rs_we.next = self.table_ring.val();
+        self.rs_rd.next = self.rs0.read_data.val();
+        if self.ri2.q.val().get_bits::<2>(11) == 1 {
+            self.rs_rd.next = self.rs1.read_data.val();
+        }
+        if self.ri2.q.val().get_bits::<2>(11) == 2 {
+            self.rs_rd.next = self.rs2.read_data.val();
+        }
+        if self.ri2.q.val().get_bits::<2>(11) == 3 {
+            self.rs_rd.next = self.rs3.read_data.val();
+        }
         self.one16.next = 1.into();
         if self.table_ring.val() {
             self.dirty.d.next =
@@ -668,9 +696,9 @@ impl<const A: usize> Logic for Forward<A> {
             (self.cp.q.val() != Cp::Idle) | self.st_write.q.val() | self.select.busy.val();
         match self.cp.q.val() {
             Cp::Clear => {
-                self.ring_shadow.address.next = self.cp_idx.q.val().get_bits::<13>(0);
-                self.ring_shadow.write_data.next = 0x1FF.into();
-                self.ring_shadow.write_enable.next = true;
+                self.rs_addr.next = self.cp_idx.q.val().get_bits::<13>(0);
+                self.rs_wdata.next = 0x1FF.into();
+                self.rs_we.next = true;
                 self.st_write.d.next = true;
                 self.st_kind.d.next = 4.into();
                 self.st_index.d.next = (bit_cast::<28, 4>(self.cp_idx.q.val().get_bits::<4>(9))
@@ -732,15 +760,15 @@ impl<const A: usize> Logic for Forward<A> {
             Cp::Ring => {
                 // Services not written since the last commit are skipped; the others are
                 // streamed one entry per cycle (read two edges before the write).
-                self.ring_shadow.address.next = self.cp_idx.q.val().get_bits::<13>(0);
-                self.ring_shadow.write_enable.next = false;
+                self.rs_addr.next = self.cp_idx.q.val().get_bits::<13>(0);
+                self.rs_we.next = false;
                 if self.rv2.q.val() {
                     self.st_write.d.next = true;
                     self.st_kind.d.next = 4.into();
                     self.st_index.d.next = (bit_cast::<28, 4>(self.ri2.q.val().get_bits::<4>(9))
                         << 20)
                         | bit_cast::<28, 9>(self.ri2.q.val().get_bits::<9>(0));
-                    self.st_data.d.next = bit_cast::<32, 9>(self.ring_shadow.read_data.val());
+                    self.st_data.d.next = bit_cast::<32, 9>(self.rs_rd.val());
                 }
                 if self.cp_phase.q.val() == 0 {
                     if self.dirty_now.val().get_bit(0) {
@@ -1200,6 +1228,20 @@ impl<const A: usize> Logic for Forward<A> {
                 self.req.d.next = Req::Idle;
             }
         }
+        // The shadow ring's banks; a read's bank is its index two edges ago (`ri2`, the
+        // copy's read pipeline).
+        self.rs0.address.next = self.rs_addr.val().get_bits::<11>(0);
+        self.rs1.address.next = self.rs_addr.val().get_bits::<11>(0);
+        self.rs2.address.next = self.rs_addr.val().get_bits::<11>(0);
+        self.rs3.address.next = self.rs_addr.val().get_bits::<11>(0);
+        self.rs0.write_data.next = self.rs_wdata.val();
+        self.rs1.write_data.next = self.rs_wdata.val();
+        self.rs2.write_data.next = self.rs_wdata.val();
+        self.rs3.write_data.next = self.rs_wdata.val();
+        self.rs0.write_enable.next = self.rs_we.val() & (self.rs_addr.val().get_bits::<2>(11) == 0);
+        self.rs1.write_enable.next = self.rs_we.val() & (self.rs_addr.val().get_bits::<2>(11) == 1);
+        self.rs2.write_enable.next = self.rs_we.val() & (self.rs_addr.val().get_bits::<2>(11) == 2);
+        self.rs3.write_enable.next = self.rs_we.val() & (self.rs_addr.val().get_bits::<2>(11) == 3);
         // `NewUse` (`at_new`).
         if self.at_new.q.val() {
             self.be_word.d.next = self.be.read_data.val();

@@ -1036,7 +1036,7 @@ impl<const A: usize> Logic for FastPath<A> {
         self.sc_gue.d.next = self.svc_entry.val().get_bits::<16>(64);
         self.sc_members.d.next = self.svc_entry.val().get_bits::<8>(112);
         // SNAT pool hits, registered per address, combined a cycle later (the scan takes
-        // 17 cycles; the frame's `dst_ip` holds from the pop on).
+        // 18 cycles; the frame's `dst_ip` holds from the pop on).
         self.pool_eq.d.next = (bit_cast::<8, 1>(
             ((self.dst_ip.q.val() == self.snat0.q.val()) & (self.snat_count.q.val() > 0)).into(),
         )) | (bit_cast::<8, 1>(
