@@ -77,7 +77,7 @@
 use rust_hdl::prelude::*;
 
 use crate::flow_table::FlowTable;
-use crate::ram::{DualPortRam, SinglePortRam};
+use crate::ram::{BankedRam9, DualPortRam, SinglePortRam};
 use crate::select::BackendSelect;
 
 /// Ring entries per service in hardware: the largest Maglev ring (`RING_SIZE`) the fast
@@ -277,12 +277,8 @@ pub struct Forward<const A: usize> {
     // The shadow word of the entry being copied.
     cp_sh: DFF<Bits<128>>,
     /// 9-bit entries as in [`BackendSelect`]: bit 8 = not a backend (`EMPTY` or ≥ 256).
-    // (In four RAMs of 2,048 words, one `DP16KD` each, by index bits 11-12, with the
-    // bank selection after their read registers: see `select.rs`'s ring.)
-    rs0: SinglePortRam<Bits<9>, 11>,
-    rs1: SinglePortRam<Bits<9>, 11>,
-    rs2: SinglePortRam<Bits<9>, 11>,
-    rs3: SinglePortRam<Bits<9>, 11>,
+    // (Four block RAMs, their bank chosen after the read registers: `BankedRam9`.)
+    ring_shadow: BankedRam9,
     rs_addr: Signal<Local, Bits<13>>,
     rs_wdata: Signal<Local, Bits<9>>,
     rs_we: Signal<Local, Bit>,
@@ -480,10 +476,7 @@ impl<const A: usize> Forward<A> {
             ext_be_data: Default::default(),
             ext_mem_addr: Default::default(),
             ext_mem_data: Default::default(),
-            rs0: SinglePortRam::default(),
-            rs1: SinglePortRam::default(),
-            rs2: SinglePortRam::default(),
-            rs3: SinglePortRam::default(),
+            ring_shadow: BankedRam9::default(),
             rs_addr: Default::default(),
             rs_wdata: Default::default(),
             rs_we: Default::default(),
@@ -581,9 +574,7 @@ impl<const A: usize> Logic for Forward<A> {
             g_nomac, g_other, cp_sh, req_busy, fn_match_q, st_write, st_kind, st_index, st_data,
             at_hit, at_new, tidle, sel_commit
         );
-        clock!(
-            self, clock, flows, select, be, rs0, rs1, rs2, rs3, cmac, af, afq
-        );
+        clock!(self, clock, flows, select, be, ring_shadow, cmac, af, afq);
 
         // ---- Shadow writes from the table port (model: backend `index as u16` < 256;
         // ring `index >> 20` < 16 and offset < RING_STRIDE).
@@ -619,16 +610,9 @@ impl<const A: usize> Logic for Forward<A> {
         self.rs_addr.next = self.ring_addr.val();
         self.rs_wdata.next = self.ring_word.val();
         self.rs_we.next = self.table_ring.val();
-        self.rs_rd.next = self.rs0.read_data.val();
-        if self.ri2.q.val().get_bits::<2>(11) == 1 {
-            self.rs_rd.next = self.rs1.read_data.val();
-        }
-        if self.ri2.q.val().get_bits::<2>(11) == 2 {
-            self.rs_rd.next = self.rs2.read_data.val();
-        }
-        if self.ri2.q.val().get_bits::<2>(11) == 3 {
-            self.rs_rd.next = self.rs3.read_data.val();
-        }
+        // A read's bank is its index two edges ago (`ri2`, the copy's read pipeline).
+        self.ring_shadow.read_bank.next = self.ri2.q.val().get_bits::<2>(11);
+        self.rs_rd.next = self.ring_shadow.read_data.val();
         self.one16.next = 1.into();
         if self.table_ring.val() {
             self.dirty.d.next =
@@ -1228,20 +1212,9 @@ impl<const A: usize> Logic for Forward<A> {
                 self.req.d.next = Req::Idle;
             }
         }
-        // The shadow ring's banks; a read's bank is its index two edges ago (`ri2`, the
-        // copy's read pipeline).
-        self.rs0.address.next = self.rs_addr.val().get_bits::<11>(0);
-        self.rs1.address.next = self.rs_addr.val().get_bits::<11>(0);
-        self.rs2.address.next = self.rs_addr.val().get_bits::<11>(0);
-        self.rs3.address.next = self.rs_addr.val().get_bits::<11>(0);
-        self.rs0.write_data.next = self.rs_wdata.val();
-        self.rs1.write_data.next = self.rs_wdata.val();
-        self.rs2.write_data.next = self.rs_wdata.val();
-        self.rs3.write_data.next = self.rs_wdata.val();
-        self.rs0.write_enable.next = self.rs_we.val() & (self.rs_addr.val().get_bits::<2>(11) == 0);
-        self.rs1.write_enable.next = self.rs_we.val() & (self.rs_addr.val().get_bits::<2>(11) == 1);
-        self.rs2.write_enable.next = self.rs_we.val() & (self.rs_addr.val().get_bits::<2>(11) == 2);
-        self.rs3.write_enable.next = self.rs_we.val() & (self.rs_addr.val().get_bits::<2>(11) == 3);
+        self.ring_shadow.address.next = self.rs_addr.val();
+        self.ring_shadow.write_data.next = self.rs_wdata.val();
+        self.ring_shadow.write_enable.next = self.rs_we.val();
         // `NewUse` (`at_new`).
         if self.at_new.q.val() {
             self.be_word.d.next = self.be.read_data.val();

@@ -54,7 +54,7 @@
 
 use rust_hdl::prelude::*;
 
-use crate::ram::{DualPortRam, SinglePortRam};
+use crate::ram::{BankedRam9, DualPortRam, SinglePortRam};
 
 /// States of the selection machine.
 #[derive(Copy, Clone, PartialEq, Debug, LogicState)]
@@ -162,13 +162,8 @@ pub struct BackendSelect {
     /// `16 × RING_STRIDE` 9-bit words (`forward::RING_STRIDE` = 512): bit 8 marks an entry
     /// that is not a backend (`EMPTY` or ≥ 256), bits 0–7 the backend index. 9 bits fit
     /// the block RAM's 2048 × 9 shape (4 `DP16KD` per bank instead of 8 for 16 bits).
-    // (Four RAMs of 2,048 words, one `DP16KD` each, by address bits 11-12: one RAM of
-    // 8,192 words put a four-way selection between the block RAMs' slow outputs and the
-    // read register, a critical path; now the selection follows the registers.)
-    ring0: SinglePortRam<Bits<9>, 11>,
-    ring1: SinglePortRam<Bits<9>, 11>,
-    ring2: SinglePortRam<Bits<9>, 11>,
-    ring3: SinglePortRam<Bits<9>, 11>,
+    // (Four block RAMs, their bank chosen after the read registers: `BankedRam9`.)
+    ring: BankedRam9,
     /// Member lists, both banks in one RAM (`bank << 9 | service << 5 | position`, bank
     /// 0 shadow, 1 active: 1,024 × 16 is one `DP16KD`, where a bank alone took one): the
     /// write port takes the shadow writes (`mem_*`) and the copy into the active bank,
@@ -234,8 +229,6 @@ pub struct BackendSelect {
     h42: Signal<Local, Bits<42>>,
     ring_addr: Signal<Local, Bits<13>>,
     ring_we: Signal<Local, Bit>,
-    ring_low: Signal<Local, Bits<11>>,
-    ring_bank: Signal<Local, Bits<2>>,
     ring_rd: Signal<Local, Bits<9>>,
     addend: Signal<Local, Bits<42>>,
     pos_inc: Signal<Local, Bits<6>>,
@@ -262,10 +255,7 @@ impl BackendSelect {
         BackendSelect {
             // The ring starts empty (zero in simulation; a zero init of 8k words would
             // make the Verilog slow to elaborate): the forward path clears it.
-            ring0: SinglePortRam::default(),
-            ring1: SinglePortRam::default(),
-            ring2: SinglePortRam::default(),
-            ring3: SinglePortRam::default(),
+            ring: BankedRam9::default(),
             members: DualPortRam::new(no_backend),
             eligible: SinglePortRam::zeroed(),
             cursor: SinglePortRam::zeroed(),
@@ -284,9 +274,7 @@ impl Logic for BackendSelect {
             best_pos, mdirty, cp_sh, sbusy, cur_q, use_w, dsh, cp_diff, rsh, last, chosen,
             better_q
         );
-        clock!(
-            self, clock, ring0, ring1, ring2, ring3, members, eligible, cursor, current
-        );
+        clock!(self, clock, ring, members, eligible, cursor, current);
 
         // Table writes.
         self.ring_we.next = false;
@@ -331,31 +319,12 @@ impl Logic for BackendSelect {
         }
 
         // Ring index: (hash × M) >> 32.
-        // The ring banks (the address holds while a ring entry is read).
-        self.ring_low.next = self.ring_addr.val().get_bits::<11>(0);
-        self.ring_bank.next = self.ring_addr.val().get_bits::<2>(11);
-        self.ring0.address.next = self.ring_low.val();
-        self.ring1.address.next = self.ring_low.val();
-        self.ring2.address.next = self.ring_low.val();
-        self.ring3.address.next = self.ring_low.val();
-        self.ring0.write_data.next = self.ring_word.val();
-        self.ring1.write_data.next = self.ring_word.val();
-        self.ring2.write_data.next = self.ring_word.val();
-        self.ring3.write_data.next = self.ring_word.val();
-        self.ring0.write_enable.next = self.ring_we.val() & (self.ring_bank.val() == 0);
-        self.ring1.write_enable.next = self.ring_we.val() & (self.ring_bank.val() == 1);
-        self.ring2.write_enable.next = self.ring_we.val() & (self.ring_bank.val() == 2);
-        self.ring3.write_enable.next = self.ring_we.val() & (self.ring_bank.val() == 3);
-        self.ring_rd.next = self.ring0.read_data.val();
-        if self.ring_bank.val() == 1 {
-            self.ring_rd.next = self.ring1.read_data.val();
-        }
-        if self.ring_bank.val() == 2 {
-            self.ring_rd.next = self.ring2.read_data.val();
-        }
-        if self.ring_bank.val() == 3 {
-            self.ring_rd.next = self.ring3.read_data.val();
-        }
+        // (The address holds while a ring entry is read.)
+        self.ring.address.next = self.ring_addr.val();
+        self.ring.read_bank.next = self.ring_addr.val().get_bits::<2>(11);
+        self.ring.write_data.next = self.ring_word.val();
+        self.ring.write_enable.next = self.ring_we.val();
+        self.ring_rd.next = self.ring.read_data.val();
         self.h42.next = bit_cast::<42, 32>(self.hash_q.q.val());
         self.addend.next = 0.into();
         if self.msh.q.val().get_bits::<2>(14) == 1 {
