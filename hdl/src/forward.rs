@@ -1,5 +1,5 @@
 //! The forward path of [`crate::pipeline::FastPath`] (`Pipeline::forward` of the model, for
-//! Maglev, IP hash, round robin and weighted round robin): the backend table (shadow and active banks), the Maglev rings
+//! every algorithm): the backend table (shadow and active banks), the Maglev rings
 //! (shadow bank here, active bank in [`BackendSelect`]), the flow table ([`FlowTable`]),
 //! backend selection and the active-flow count of every backend.
 //!
@@ -34,7 +34,9 @@
 //! expired and released the same way. On a miss: a TCP segment that is not a bare SYN is
 //! `tcp_no_flow` unless the algorithm is stateless (`req_stateless`); otherwise
 //! [`BackendSelect`] gives the backend (`req_algo`: Maglev the ring at the flow hash, IP
-//! hash the ring at `req_src_hash`, (weighted) round robin the member list; `NO_BACKEND` →
+//! hash the ring at `req_src_hash`, (weighted) round robin and the least algorithms the
+//! member list, reading each member's weight, response time and active-flow count here
+//! (the backend RAM, `rt` and the count RAM); `NO_BACKEND` →
 //! `no_backend`); a backend without a
 //! MAC gives a punt (`neighbor_unresolved`) and no flow; else the flow is inserted (a
 //! displaced entry is released and counted as evicted or expired) and the backend's active
@@ -72,7 +74,9 @@
 //! the count RAM has a registered read and the saturating ±1 its own cycle, and the
 //! decisions on a backend word are registered before the state machine uses them); round
 //! robin adds 4 + 6 per member looked at instead of the ring's 10 (at most 196 with 32
-//! members), weighted round robin 2 + 7 per member of the list (at most 226).
+//! members), weighted round robin 2 + 7 per member of the list (at most 226), least
+//! connections and least response time up to 25 and 46 per eligible member
+//! (see [`BackendSelect`]).
 
 use rust_hdl::prelude::*;
 
@@ -168,6 +172,8 @@ pub struct Forward<const A: usize> {
     pub table_data2: Signal<In, Bits<32>>,
     /// Entry word 3.
     pub table_data3: Signal<In, Bits<32>>,
+    /// Entry word 4 (a backend's response time, µs).
+    pub table_data4: Signal<In, Bits<32>>,
     /// Strobe: copy the shadow bank to the active bank.
     pub commit: Signal<In, Bit>,
     /// Clearing or copying tables (no request is taken).
@@ -276,6 +282,18 @@ pub struct Forward<const A: usize> {
     be: DualPortRam<Bits<128>, 9>,
     // The shadow word of the entry being copied.
     cp_sh: DFF<Bits<128>>,
+    // Response time of every backend (µs, clamped to 1..=2^24 - 1 on write as the model's
+    // least-response-time comparison clamps it), both banks as `be` (same addresses and
+    // write strobe; a 512 × 24 RAM is one `DP16KD` beside `be`'s four, which have no
+    // 24 spare bits): read with the weight for least response time.
+    rt: DualPortRam<Bits<24>, 9>,
+    // Its registered write data (the table port's clamped word, or the copy's).
+    rw_data: DFF<Bits<24>>,
+    // The shadow response time of the entry being copied.
+    cp_rt: DFF<Bits<24>>,
+    // The read address of `be` and `rt`.
+    be_rd: Signal<Local, Bits<9>>,
+    rtt_clamped: Signal<Local, Bits<24>>,
     /// 9-bit entries as in [`BackendSelect`]: bit 8 = not a backend (`EMPTY` or ≥ 256).
     // (Four block RAMs, their bank chosen after the read registers: `BankedRam9`.)
     ring_shadow: BankedRam9,
@@ -416,6 +434,7 @@ impl<const A: usize> Forward<A> {
             table_data1: Default::default(),
             table_data2: Default::default(),
             table_data3: Default::default(),
+            table_data4: Default::default(),
             commit: Default::default(),
             busy: Default::default(),
             ring_size: Default::default(),
@@ -470,6 +489,11 @@ impl<const A: usize> Forward<A> {
             select: BackendSelect::new(),
             be: DualPortRam::zeroed(),
             cp_sh: Default::default(),
+            rt: DualPortRam::zeroed(),
+            rw_data: Default::default(),
+            cp_rt: Default::default(),
+            be_rd: Default::default(),
+            rtt_clamped: Default::default(),
             bank1: Default::default(),
             ext_read: Default::default(),
             ext_be_addr: Default::default(),
@@ -572,9 +596,20 @@ impl<const A: usize> Logic for Forward<A> {
             new_flow, ev_lookup, ev_insert, be_word, be_addr, af_idx, af_inc, af_back, ret, smac,
             cm_we, rd, stale, bw_we, bw_addr, bw_data, aw_we, aw_addr, aw_data, g_keep, g_same,
             g_nomac, g_other, cp_sh, req_busy, fn_match_q, st_write, st_kind, st_index, st_data,
-            at_hit, at_new, tidle, sel_commit
+            at_hit, at_new, tidle, sel_commit, rw_data, cp_rt
         );
-        clock!(self, clock, flows, select, be, ring_shadow, cmac, af, afq);
+        clock!(
+            self,
+            clock,
+            flows,
+            select,
+            be,
+            rt,
+            ring_shadow,
+            cmac,
+            af,
+            afq
+        );
 
         // ---- Shadow writes from the table port (model: backend `index as u16` < 256;
         // ring `index >> 20` < 16 and offset < RING_STRIDE).
@@ -607,6 +642,18 @@ impl<const A: usize> Logic for Forward<A> {
         self.bw_addr.d.next = bit_cast::<9, 8>(self.table_index.val().get_bits::<8>(0));
         self.bw_data.d.next = self.wr_word.val();
         self.bw_we.d.next = self.table_be.val();
+        // The model's `rtt_us.clamp(1, RTT_SATURATION)`.
+        self.rtt_clamped.next = self.table_data4.val().get_bits::<24>(0);
+        if self.table_data4.val() == 0 {
+            self.rtt_clamped.next = 1.into();
+        }
+        if self.table_data4.val().get_bits::<8>(24) != 0 {
+            self.rtt_clamped.next = 0xFF_FFFF.into();
+        }
+        self.rt.write_address.next = self.bw_addr.q.val();
+        self.rt.write_data.next = self.rw_data.q.val();
+        self.rt.write_enable.next = self.bw_we.q.val();
+        self.rw_data.d.next = self.rtt_clamped.val();
         self.rs_addr.next = self.ring_addr.val();
         self.rs_wdata.next = self.ring_word.val();
         self.rs_we.next = self.table_ring.val();
@@ -624,9 +671,9 @@ impl<const A: usize> Logic for Forward<A> {
         // weight of a member for weighted round robin); the NAT return unit, while it
         // rebuilds its table after a commit (no request is in flight then), at its own
         // address.
-        self.be.read_address.next = self.bank1.val() | bit_cast::<9, 8>(self.be_addr.q.val());
+        self.be_rd.next = self.bank1.val() | bit_cast::<9, 8>(self.be_addr.q.val());
         if self.ext_read.val() {
-            self.be.read_address.next = self.bank1.val() | bit_cast::<9, 8>(self.ext_be_addr.val());
+            self.be_rd.next = self.bank1.val() | bit_cast::<9, 8>(self.ext_be_addr.val());
         }
         self.ext_be_data.next = self.be.read_data.val();
         self.select.ext_read.next = self.ext_read.val();
@@ -707,20 +754,21 @@ impl<const A: usize> Logic for Forward<A> {
                 // active bank (phase 3). Table writes wait (the writer waits for
                 // `STATUS.0` anyway).
                 self.bw_we.d.next = false;
-                self.be.read_address.next =
+                self.be_rd.next =
                     self.bank1.val() | bit_cast::<9, 8>(self.cp_idx.q.val().get_bits::<8>(0));
                 if self.cp_phase.q.val() == 0 {
-                    self.be.read_address.next =
-                        bit_cast::<9, 8>(self.cp_idx.q.val().get_bits::<8>(0));
+                    self.be_rd.next = bit_cast::<9, 8>(self.cp_idx.q.val().get_bits::<8>(0));
                 }
                 if self.cp_phase.q.val() == 2 {
                     self.cp_sh.d.next = self.be.read_data.val();
+                    self.cp_rt.d.next = self.rt.read_data.val();
                 }
                 self.cp_phase.d.next = self.cp_phase.q.val() + 1;
                 if self.cp_phase.q.val() == 3 {
                     self.bw_addr.d.next =
                         self.bank1.val() | bit_cast::<9, 8>(self.cp_idx.q.val().get_bits::<8>(0));
                     self.bw_data.d.next = self.cp_sh.q.val();
+                    self.rw_data.d.next = self.cp_rt.q.val();
                     self.bw_we.d.next = true;
                     self.st_write.d.next = true;
                     self.st_kind.d.next = 2.into();
@@ -842,7 +890,11 @@ impl<const A: usize> Logic for Forward<A> {
         self.select.s_valid.next = false;
         self.select.round_robin.next = self.algo.q.val() == 0;
         self.select.weighted.next = self.algo.q.val() == 1;
+        self.select.least.next = (self.algo.q.val() == 4) | (self.algo.q.val() == 5);
+        self.select.response_time.next = self.algo.q.val() == 5;
         self.select.weight_data.next = self.be.read_data.val().get_bits::<16>(96);
+        self.select.rtt_data.next = self.rt.read_data.val();
+        self.select.active_data.next = self.af.read_data.val();
         self.select.service.next = self.svc.q.val();
         self.select.member_count.next = self.members.q.val();
         self.select.hash.next = self.hash.q.val();
@@ -1106,9 +1158,11 @@ impl<const A: usize> Logic for Forward<A> {
                 }
             }
             Req::SelectWait => {
-                // Weighted round robin reads the weights of the active backend table.
-                self.be.read_address.next =
+                // Weighted round robin reads the weights of the active backend table; the
+                // least algorithms the weight, response time and active-flow count.
+                self.be_rd.next =
                     self.bank1.val() | bit_cast::<9, 8>(self.select.weight_index.val());
+                self.af.read_address.next = self.select.weight_index.val();
                 if self.select.m_valid.val() {
                     self.backend.d.next = self.select.backend.val();
                     self.be_addr.d.next = self.select.backend.val().get_bits::<8>(0);
@@ -1247,5 +1301,7 @@ impl<const A: usize> Logic for Forward<A> {
                 }
             }
         }
+        self.be.read_address.next = self.be_rd.val();
+        self.rt.read_address.next = self.be_rd.val();
     }
 }

@@ -63,26 +63,26 @@
 //! 5. anything else → drop (`not_for_us`).
 //!
 //! 6. the service of (VIP, protocol, port) in mode NAT, DSR, IP-in-IP or GUE with the
-//!    Maglev, IP hash, round-robin or weighted round-robin algorithm and no persistence
-//!    → the **forward path** ([`crate::forward`]): flow lookup, refresh or insert, the
+//!    any algorithm and no persistence → the **forward path** ([`crate::forward`]): flow lookup, refresh or insert, the
 //!    generation check, moved / expired / evicted flows, the choice (Maglev: the ring at
 //!    the flow hash; IP hash: the ring at the source hash, which the hash unit computes in
 //!    the same pass; round robin: the service's member list from its cursor; weighted:
-//!    nginx's smooth WRR over the list), `no_backend`, `neighbor_unresolved`,
-//!    `tcp_no_flow` for the round robins (not stateless), then the rewrite towards the
+//!    nginx's smooth WRR over the list; least connections / least response time: the
+//!    list's eligible member with the smallest `active / weight` or
+//!    `rtt × (active + 1) / weight`, by exact cross products), `no_backend`,
+//!    `neighbor_unresolved`, `tcp_no_flow` for the stateful algorithms, then the rewrite towards the
 //!    backend (NAT: MACs and destination; full NAT: MACs, destination and the source =
 //!    the pool endpoint of the flow's slot, `snat_endpoint` by repeated subtraction of the
 //!    ports per address, `no_backend` when the slot has no pool address; DSR: MACs;
 //!    IP-in-IP / GUE: encapsulation, `tunnel_mtu` above 1500 bytes) and the service and
 //!    backend counters.
 //!
-//! **Not in hardware yet**: persistence and the algorithms least connections and least
-//! response time. A frame that would need them gets [`action::REFUSED`] (dropped,
-//! counted at counter RAM word 0x3FF, outside the model's index map): a frame for a
-//! sticky service or one with such an algorithm. The host refuses such configurations
+//! **Not in hardware yet**: persistence (source-IP stickiness). A frame that would need
+//! it gets [`action::REFUSED`] (dropped, counted at counter RAM word 0x3FF, outside the
+//! model's index map): a frame for a sticky service. The host refuses such configurations
 //! for the `hdl` engine (`host-agent/src/engine.rs`, `hdl_support`). Member lists are
 //! kept twice: by the NAT return path (its own shadow copy) and by the selection unit
-//! (shadow and active banks, for the round robins). A `SNAT_CFG` count above 8 counts
+//! (shadow and active banks, for the list algorithms). A `SNAT_CFG` count above 8 counts
 //! as 8.
 //!
 //! ## Commit
@@ -1264,13 +1264,10 @@ impl<const A: usize> Logic for FastPath<A> {
         self.rewrite.s_cmd.flow_hash.next = self.flow_hash.q.val();
 
         // ---- The forward path: an L4 service of mode NAT (codes 0, 6, 7), full NAT, DSR,
-        // IP-in-IP or GUE with round robin (0), weighted round robin (1), IP hash (2) or
-        // Maglev (3, 6, 7), not sticky. The other algorithms and persistence are refused
-        // (action 5).
-        self.fwd_ok.next = (self.found_mode.q.val() != 5)
-            & (self.found_algo.q.val() != 4)
-            & (self.found_algo.q.val() != 5)
-            & !self.found_sticky.q.val();
+        // IP-in-IP or GUE with any algorithm (round robin 0, weighted round robin 1, IP
+        // hash 2, Maglev 3, 6, 7, least connections 4, least response time 5), not
+        // sticky. Persistence is refused (action 5).
+        self.fwd_ok.next = (self.found_mode.q.val() != 5) & !self.found_sticky.q.val();
         self.encap.next = (self.found_mode.q.val() == 3) | (self.found_mode.q.val() == 4);
         self.overhead.next = 20.into();
         if self.found_mode.q.val() == 4 {
@@ -1291,6 +1288,7 @@ impl<const A: usize> Logic for FastPath<A> {
         self.fwd.table_data1.next = self.regs.table_data1.val();
         self.fwd.table_data2.next = self.regs.table_data2.val();
         self.fwd.table_data3.next = self.regs.table_data3.val();
+        self.fwd.table_data4.next = self.regs.table_data4.val();
         // The commit strobe is a register, high in the KeyLoad cycle of key 16 (set at key
         // 15: KeyLoad counts one key per cycle).
         self.fwd.commit.next = self.commit_q.q.val();

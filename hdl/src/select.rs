@@ -1,6 +1,6 @@
-//! Stage 4, select (`fulcrum_model::select`): the backend of a new flow for the ring
-//! algorithms (Maglev: the flow hash; IP hash: the source hash), round robin and weighted
-//! round robin.
+//! Stage 4, select (`fulcrum_model::select`): the backend of a new flow for every
+//! algorithm: the ring algorithms (Maglev: the flow hash; IP hash: the source hash), round
+//! robin, weighted round robin, least connections and least response time.
 //!
 //! - **Ring**: index = `(hash × M) >> 32` (`maglev::lookup`), computed exactly by
 //!   Horner's rule over the bits of `M`, two per cycle (8 cycles: a 42-bit addition per
@@ -19,6 +19,17 @@
 //!   512 × 32 RAM (`service << 5 | position`), read with the member list; the weight
 //!   comes from the owner's backend table through `weight_index` / `weight_data` (read
 //!   beside the eligibility bit), so the unit keeps no weight copy.
+//!
+//! - **Least connections / least response time** (`least_by`): every member of the list
+//!   from position 0; an eligible one's cost is its active-flow count (least
+//!   connections) or `rtt × load` with `rtt` clamped to `1..=2^24 - 1` (by the owner, as
+//!   it stores the word) and `load = min(active + 1, 2^20)` (least response time; the
+//!   product by shift and add over the load's 21 bits, one per cycle, at most 44 bits);
+//!   the first eligible member is the best so far, any later one replaces it when
+//!   `cost × best_weight < best_cost × weight`, both products exact (60 bits, by shift
+//!   and add over the weights' 16 bits, one per cycle, registered, then compared). The
+//!   weight, response time and active count come from the owner through `weight_index`
+//!   (`weight_data`, `rtt_data`, `active_data`, two edges later): the unit keeps no copy.
 //!
 //! *Eligible* = backend index < 256, state `Up` and weight > 0, kept as one bit per
 //! backend in a RAM written from the backend table's word 0.
@@ -48,7 +59,10 @@
 //! (10 when the member at the cursor is eligible, at most 196); weighted round robin
 //! 2 + 8 per member of the list, 3 for an entry that is not a backend (every member is
 //! looked at: 10 to 258 cycles, 3 for an empty list; `current + weight` and its comparison are registered
-//! before they are used). A new flow of a round-robin service with many ineligible members, or of
+//! before they are used); least connections 3 + 3 per entry that is not a backend, 7 per
+//! ineligible member, 8 for the first eligible one and 25 for every later one; least
+//! response time 21 more per eligible member (at most 592 and 1,054 cycles measured over
+//! lists of up to 32 in `selections_match_the_model`). A new flow of a round-robin service with many ineligible members, or of
 //! any weighted service with a long list, takes longer than a minimum-size frame at line
 //! rate (about 84 cycles). One selection at a time.
 
@@ -82,6 +96,12 @@ enum St {
     El2Cmp,
     El2Use,
     WrrEnd,
+    LcLoad,
+    LcMul,
+    LcPre,
+    LcProd,
+    LcCmp,
+    LcNext,
     Done,
 }
 
@@ -130,6 +150,11 @@ pub struct BackendSelect {
     pub round_robin: Signal<In, Bit>,
     /// Weighted round robin (when `round_robin` is low).
     pub weighted: Signal<In, Bit>,
+    /// Least connections or least response time (when `round_robin` and `weighted` are
+    /// low).
+    pub least: Signal<In, Bit>,
+    /// With `least`: least response time (else least connections).
+    pub response_time: Signal<In, Bit>,
     /// Service slot, 0–15.
     pub service: Signal<In, Bits<4>>,
     /// The service's member count (values above 32 count as 32).
@@ -143,6 +168,10 @@ pub struct BackendSelect {
     pub weight_index: Signal<Out, Bits<8>>,
     /// The weight of backend `weight_index` two edges ago.
     pub weight_data: Signal<In, Bits<16>>,
+    /// Its response time (µs, clamped to `1..=2^24 - 1`), read beside the weight.
+    pub rtt_data: Signal<In, Bits<24>>,
+    /// Its active-flow count, read beside the weight.
+    pub active_data: Signal<In, Bits<32>>,
     /// The owner's NAT return unit reads the active member lists (no selection or commit
     /// is in progress then): the read port takes `ext_mem_addr`.
     pub ext_read: Signal<In, Bit>,
@@ -225,6 +254,30 @@ pub struct BackendSelect {
     chosen: DFF<Bit>,
     // Weighted: this member beats the best so far (registered in `El2Cmp`).
     better_q: DFF<Bit>,
+    // Least connections / least response time: the member's cost (`active`, or
+    // `rtt × load`, at most 44 bits) and weight, the best's, the cross products
+    // `cost × best_w` (`pa`) and `best_cost × w` (`pb`) by shift and add over the weights'
+    // bits (`sa`, `sb`, top first), the response time and the load (`lsh`, top first)
+    // for `rtt × load`, and a step count.
+    lc: DFF<Bit>,
+    lrt: DFF<Bit>,
+    cost: DFF<Bits<44>>,
+    cw: DFF<Bits<16>>,
+    best_cost: DFF<Bits<44>>,
+    best_w: DFF<Bits<16>>,
+    pa: DFF<Bits<60>>,
+    pb: DFF<Bits<60>>,
+    sa: DFF<Bits<16>>,
+    sb: DFF<Bits<16>>,
+    rtq: DFF<Bits<24>>,
+    lsh: DFF<Bits<21>>,
+    k: DFF<Bits<5>>,
+    load: Signal<Local, Bits<21>>,
+    rt_add: Signal<Local, Bits<44>>,
+    pa_add: Signal<Local, Bits<60>>,
+    pb_add: Signal<Local, Bits<60>>,
+    // `LcNext` takes the member as the best so far (set in `LcPre` or `LcCmp`).
+    lc_take: DFF<Bit>,
 
     h42: Signal<Local, Bits<42>>,
     ring_addr: Signal<Local, Bits<13>>,
@@ -272,7 +325,7 @@ impl Logic for BackendSelect {
             self, clock, state, rr, svc, count, hash_q, size_q, acc, h3, msh, mstep, index, cand,
             pos, steps, result, cp, cp_idx, cp_phase, chg, rs_idx, wrr, total, have_best, best_cur,
             best_pos, mdirty, cp_sh, sbusy, cur_q, use_w, dsh, cp_diff, rsh, last, chosen,
-            better_q
+            better_q, lc_take, lc, lrt, cost, cw, best_cost, best_w, pa, pb, sa, sb, rtq, lsh, k
         );
         clock!(self, clock, ring, members, eligible, cursor, current);
 
@@ -467,6 +520,24 @@ impl Logic for BackendSelect {
         // Idle (`sbusy` low, a register): the request registers follow the inputs, so
         // their loads hang off one flip-flop; a take only moves the state.
         self.use_w.d.next = false;
+        self.lc_take.d.next = false;
+        // Least response time's load: the model's `min(active + 1 saturating, 2^20)`.
+        self.load.next = bit_cast::<21, 20>(self.active_data.val().get_bits::<20>(0)) + 1;
+        if self.active_data.val() >= 0xF_FFFF {
+            self.load.next = 0x10_0000.into();
+        }
+        self.rt_add.next = 0.into();
+        if self.lsh.q.val().get_bit(20) {
+            self.rt_add.next = bit_cast::<44, 24>(self.rtq.q.val());
+        }
+        self.pa_add.next = 0.into();
+        if self.sa.q.val().get_bit(15) {
+            self.pa_add.next = bit_cast::<60, 44>(self.cost.q.val());
+        }
+        self.pb_add.next = 0.into();
+        if self.sb.q.val().get_bit(15) {
+            self.pb_add.next = bit_cast::<60, 44>(self.best_cost.q.val());
+        }
         self.s_ready.next =
             !self.sbusy.q.val() & !self.table_write.val() & (self.cp.q.val() == Cp::Idle);
         self.m_valid.next = self.state.q.val() == St::Done;
@@ -482,6 +553,8 @@ impl Logic for BackendSelect {
         if !self.sbusy.q.val() {
             self.rr.d.next = self.round_robin.val();
             self.wrr.d.next = !self.round_robin.val() & self.weighted.val();
+            self.lc.d.next = !self.round_robin.val() & !self.weighted.val() & self.least.val();
+            self.lrt.d.next = self.response_time.val();
             self.svc.d.next = self.service.val();
             self.count.d.next = self.member_count.val().get_bits::<6>(0);
             if self.member_count.val() > 32 {
@@ -504,7 +577,7 @@ impl Logic for BackendSelect {
                     self.state.d.next = St::Mul;
                     if self.round_robin.val() {
                         self.state.d.next = St::CurRd0;
-                    } else if self.weighted.val() {
+                    } else if self.weighted.val() | self.least.val() {
                         // (An empty list ends in `MemRd0`.)
                         self.state.d.next = St::MemRd0;
                     }
@@ -622,6 +695,8 @@ impl Logic for BackendSelect {
                 self.state.d.next = St::El2Use;
                 if self.wrr.q.val() {
                     self.state.d.next = St::El2Sum;
+                } else if self.lc.q.val() {
+                    self.state.d.next = St::LcLoad;
                 }
             }
             St::El2Sum => {
@@ -667,12 +742,87 @@ impl Logic for BackendSelect {
                 self.current.write_enable.next = self.have_best.q.val();
                 self.state.d.next = St::Done;
             }
+            St::LcLoad => {
+                // Least: the member's weight, active flows and response time are on
+                // the read ports. An ineligible member is skipped; least connections'
+                // cost is `active`, least response time's `rtt × load` (next state).
+                self.cw.d.next = self.weight_data.val();
+                self.cost.d.next = bit_cast::<44, 32>(self.active_data.val());
+                self.rtq.d.next = self.rtt_data.val();
+                self.lsh.d.next = self.load.val();
+                self.k.d.next = 0.into();
+                if !self.elig_word.val() {
+                    self.state.d.next = St::LcNext;
+                } else if self.lrt.q.val() {
+                    self.cost.d.next = 0.into();
+                    self.state.d.next = St::LcMul;
+                } else {
+                    self.state.d.next = St::LcPre;
+                }
+            }
+            St::LcMul => {
+                // cost = rtt × load, one bit of the load per cycle from the top (21).
+                self.cost.d.next = (self.cost.q.val() << 1) + self.rt_add.val();
+                self.lsh.d.next = self.lsh.q.val() << 1;
+                self.k.d.next = self.k.q.val() + 1;
+                if self.k.q.val() == 20 {
+                    self.state.d.next = St::LcPre;
+                }
+            }
+            St::LcPre => {
+                // The first eligible member is the best so far; any other is compared.
+                self.pa.d.next = 0.into();
+                self.pb.d.next = 0.into();
+                self.sa.d.next = self.best_w.q.val();
+                self.sb.d.next = self.cw.q.val();
+                self.k.d.next = 0.into();
+                self.state.d.next = St::LcProd;
+                if !self.have_best.q.val() {
+                    self.lc_take.d.next = true;
+                    self.state.d.next = St::LcNext;
+                }
+            }
+            St::LcProd => {
+                // pa = cost × best_w, pb = best_cost × w, one bit per cycle (16).
+                self.pa.d.next = (self.pa.q.val() << 1) + self.pa_add.val();
+                self.pb.d.next = (self.pb.q.val() << 1) + self.pb_add.val();
+                self.sa.d.next = self.sa.q.val() << 1;
+                self.sb.d.next = self.sb.q.val() << 1;
+                self.k.d.next = self.k.q.val() + 1;
+                if self.k.q.val() == 15 {
+                    self.state.d.next = St::LcCmp;
+                }
+            }
+            St::LcCmp => {
+                // The model's `cost × best_weight < best_cost × weight`: strictly
+                // better, so ties stay with the earlier member.
+                self.lc_take.d.next = self.pa.q.val() < self.pb.q.val();
+                self.state.d.next = St::LcNext;
+            }
+            St::LcNext => {
+                // (The take is below, on `lc_take`.)
+                self.steps.d.next = self.steps.q.val() + 1;
+                self.pos.d.next = self.pos_next.val();
+                self.state.d.next = St::MemRd0;
+                if self.last.q.val() {
+                    self.state.d.next = St::Done;
+                }
+            }
             St::Done => {
                 if self.m_ready.val() {
                     self.sbusy.d.next = false;
                     self.state.d.next = St::Idle;
                 }
             }
+        }
+        // Least, state `LcNext` (`lc_take`: a register): take the member as the best so
+        // far.
+        if self.lc_take.q.val() {
+            self.have_best.d.next = true;
+            self.best_cost.d.next = self.cost.q.val();
+            self.best_w.d.next = self.cw.q.val();
+            self.result.d.next = self.cand.q.val();
+            self.chosen.d.next = true;
         }
         // Weighted, state `El2Use` (`use_w`: a register, so the wide updates below do not
         // wait for the state decode): model `smooth_weighted`, an eligible member's
@@ -713,6 +863,7 @@ mod tests {
         members: [[u16; 32]; SERVICES],
         counts: [u8; SERVICES],
         rings: Vec<Vec<u16>>,
+        active: [u32; 256],
     }
 
     fn random_backend(rng: &mut Rng) -> BackendEntry {
@@ -729,8 +880,28 @@ mod tests {
             },
             generation: rng.byte(),
             address: [10, 0, rng.byte(), rng.byte()],
+            // Both clamps of least response time: 0 (→ 1) and above 2^24 - 1.
+            rtt_us: match rng.below(8) {
+                0 => 0,
+                1 => u32::MAX - rng.below(2) as u32,
+                2 => (1 << 24) - 1 + rng.below(3) as u32,
+                3 => rng.next_u64() as u32,
+                _ => 1 + rng.below(5_000) as u32,
+            },
             ..Default::default()
         }
+    }
+
+    /// Active flows per backend: mostly small (ties), some at and past least response
+    /// time's saturation of `active + 1` at 2^20, some at `u32::MAX`.
+    fn random_active(rng: &mut Rng) -> [u32; 256] {
+        core::array::from_fn(|_| match rng.below(10) {
+            0 => 0,
+            1 => (1 << 20) - 2 + rng.below(4) as u32,
+            2 => u32::MAX - rng.below(2) as u32,
+            3 => rng.next_u64() as u32,
+            _ => rng.below(8) as u32,
+        })
     }
 
     fn random_member(rng: &mut Rng) -> u16 {
@@ -854,9 +1025,11 @@ mod tests {
         let mut done = 0;
         let mut cycles = 0u64;
         let mut chosen = 0;
-        let active = [0u32; 256];
         let mut expected = std::collections::VecDeque::new();
-        let (mut weight_out, mut weight_stage) = (0u16, 0u16);
+        // The owner's RAMs read at `weight_index`: weight, clamped response time, active
+        // flows (output, stage).
+        let mut out = (0u16, 0u32, 0u32);
+        let mut stage = out;
         while done < requests.len() {
             let offer = next < requests.len() && !rng.chance(traffic.idle_permille);
             uut.s_valid.next = offer;
@@ -864,6 +1037,11 @@ mod tests {
             let r = requests[next.min(requests.len() - 1)];
             uut.round_robin.next = r.algorithm == Algorithm::RoundRobin;
             uut.weighted.next = r.algorithm == Algorithm::WeightedRoundRobin;
+            uut.least.next = matches!(
+                r.algorithm,
+                Algorithm::LeastConnections | Algorithm::LeastResponseTime
+            );
+            uut.response_time.next = r.algorithm == Algorithm::LeastResponseTime;
             uut.service.next = (r.service as u64).into();
             uut.member_count.next = u64::from(t.counts[r.service]).into();
             let hash = if r.algorithm == Algorithm::IpHash {
@@ -874,18 +1052,29 @@ mod tests {
             uut.hash.next = u64::from(hash).into();
             uut.ring_size.next = (t.rings[r.service].len() as u64).into();
             uut.m_ready.next = traffic.ready(rng);
-            uut.weight_data.next = u64::from(weight_out).into();
+            uut.weight_data.next = u64::from(out.0).into();
+            uut.rtt_data.next = u64::from(out.1).into();
+            uut.active_data.next = u64::from(out.2).into();
             settle(uut);
             // The owner's backend table as a `SinglePortRam`: the weight addressed at this
-            // edge is on `weight_data` after the next one.
+            // edge is on `weight_data` after the next one (the response time, clamped as
+            // the owner stores it, and the active count alike).
             let addr = uut.weight_index.val().to_u64() as usize;
-            (weight_out, weight_stage) = (weight_stage, t.backends[addr].weight);
+            let b = &t.backends[addr];
+            (out, stage) = (
+                stage,
+                (
+                    b.weight,
+                    b.rtt_us.clamp(1, fulcrum_model::select::RTT_SATURATION),
+                    t.active[addr],
+                ),
+            );
             if offer && uut.s_ready.val() {
                 let n = usize::from(t.counts[r.service]).min(32);
                 let c = Candidates {
                     members: &t.members[r.service][..n],
                     backends: &t.backends,
-                    active: &active,
+                    active: &t.active,
                     ring: &t.rings[r.service],
                 };
                 expected.push_back((
@@ -894,6 +1083,8 @@ mod tests {
                     match r.algorithm {
                         Algorithm::RoundRobin => 1,
                         Algorithm::WeightedRoundRobin => 2,
+                        Algorithm::LeastConnections => 3,
+                        Algorithm::LeastResponseTime => 4,
                         _ => 0,
                     },
                 ));
@@ -914,15 +1105,15 @@ mod tests {
             }
             tick(uut, |u| &mut u.clock);
             cycles += 1;
-            assert!(cycles < 400 * requests.len() as u64 + 1000, "stuck");
+            assert!(cycles < 2_000 * requests.len() as u64 + 1000, "stuck");
         }
         (chosen, cycles)
     }
 
-    /// Per path (ring, round robin, weighted round robin): requests, backends named, min
-    /// and max latency.
+    /// Per path (ring, round robin, weighted round robin, least connections, least
+    /// response time): requests, backends named, min and max latency.
     #[derive(Debug)]
-    struct Stats([(usize, usize, u64, u64); 3]);
+    struct Stats([(usize, usize, u64, u64); 5]);
 
     fn random_tables(rng: &mut Rng) -> Tables {
         let backends = (0..256).map(|_| random_backend(rng)).collect();
@@ -949,6 +1140,7 @@ mod tests {
             members,
             counts,
             rings,
+            active: random_active(rng),
         }
     }
 
@@ -960,7 +1152,9 @@ mod tests {
                     Algorithm::Maglev,
                     Algorithm::IpHash,
                     Algorithm::WeightedRoundRobin,
-                ][rng.below(4) as usize],
+                    Algorithm::LeastConnections,
+                    Algorithm::LeastResponseTime,
+                ][rng.below(6) as usize],
                 // Few services, so round robin comes back to one often.
                 service: {
                     let span = if rng.chance(500) { 3 } else { 16 };
@@ -1001,7 +1195,7 @@ mod tests {
             // snapshot, one reset cycle that finds nothing to reset, the strobe.
             assert_eq!(commit(&mut uut, 0), 16 + 1 + 1 + 1);
             let mut total = (0, 0, 0);
-            let mut stats = Stats([(0, 0, u64::MAX, 0); 3]);
+            let mut stats = Stats([(0, 0, u64::MAX, 0); 5]);
             let (mut resets, mut kept) = (0, 0);
             let (mut old_members, mut old_counts) = (t.members, t.counts);
             for epoch in 0..3 {
@@ -1043,11 +1237,13 @@ mod tests {
                         }
                     }
                     t.rings = fresh.rings;
+                    // The active counts move with traffic (the owner's, not committed).
+                    t.active = fresh.active;
                     load(&mut uut, &t, false);
                     commit(&mut uut, changed);
                 }
                 (old_members, old_counts) = (t.members, t.counts);
-                let requests = random_requests(&mut rng, 2_000);
+                let requests = random_requests(&mut rng, 3_000);
                 let (chosen, cycles) = run(
                     &mut uut, &mut model, &t, &requests, traffic, &mut rng, &mut stats,
                 );
@@ -1058,7 +1254,7 @@ mod tests {
                 total.0, total.1, total.2
             );
             eprintln!(
-                "select round {round}: (requests, named, min latency, max latency) ring / round robin / weighted {stats:?}"
+                "select round {round}: (requests, named, min latency, max latency) ring / round robin / weighted / least connections / least response time {stats:?}"
             );
             eprintln!("select round {round}: {resets} services reset at commits, {kept} kept");
             assert!(resets >= 8 && kept >= 5, "reset coverage");

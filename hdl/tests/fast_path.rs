@@ -107,6 +107,26 @@ fn forward_round_robin_ip_hash_and_weighted_equal_the_model() {
     );
 }
 
+#[test]
+fn forward_least_connections_and_least_response_time_equal_the_model() {
+    let summary = run_forward(
+        seed(31),
+        400,
+        Traffic::BUMPY,
+        FwdConfig {
+            modes: &[Mode::Nat, Mode::Dsr, Mode::Ipip, Mode::Gue],
+            algorithms: &[
+                Algorithm::LeastConnections,
+                Algorithm::LeastResponseTime,
+                Algorithm::Maglev,
+            ],
+            aim_all: true,
+            returns: false,
+        },
+    );
+    eprintln!("least: {summary:?}");
+}
+
 /// The round-robin cursor is reset when only the service entry changes (the controller's
 /// entry compare at the commit), and kept when an equal entry is written again.
 #[test]

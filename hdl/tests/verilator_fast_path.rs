@@ -1,6 +1,6 @@
 //! `FastPath`'s generated Verilog in Verilator against the model: 100,000 seeded frames
 //! per run over every configuration `FastPath` serves (L7 punts with the full-NAT pool
-//! and settings changes; NAT, full-NAT, DSR, IP-in-IP and GUE services with Maglev and
+//! and settings changes; NAT, full-NAT, DSR, IP-in-IP and GUE services with every algorithm and
 //! blind full-NAT replies to pool addresses (to slots with and without their flow), backends
 //! changing state and generation, rings rewritten, flows created, moved, expired and
 //! evicted; malformed and truncated frames; table writes and commits in the middle of
@@ -29,6 +29,8 @@ const EVERY_MODE: FwdConfig = FwdConfig {
         Algorithm::IpHash,
         Algorithm::RoundRobin,
         Algorithm::WeightedRoundRobin,
+        Algorithm::LeastConnections,
+        Algorithm::LeastResponseTime,
     ],
     aim_all: true,
     returns: false,
@@ -53,6 +55,8 @@ const STATELESS: FwdConfig = FwdConfig {
         Algorithm::IpHash,
         Algorithm::RoundRobin,
         Algorithm::WeightedRoundRobin,
+        Algorithm::LeastConnections,
+        Algorithm::LeastResponseTime,
     ],
     aim_all: false,
     returns: false,

@@ -58,11 +58,9 @@ const HDL_WAYS: u32 = fulcrum_hdl::flow_table::WAYS as u32;
 /// Whether the FPGA fast path (`--engine hdl`) can run `config`, and if not why: the
 /// first service it cannot serve, by name, with the reason. What the fast path has in
 /// hardware: L7 services (punted to the MCU) and L4 services of mode NAT or full NAT
-/// (both ways), DSR, IP-in-IP or GUE with the algorithms Maglev, IP hash, round robin or
-/// weighted round robin, no persistence, a Maglev ring of at most
-/// `fulcrum_hdl::forward::RING_STRIDE` entries and a flow table of `2^HDL_SETS_LOG2`
-/// sets × 4 ways. Not in hardware yet: persistence (`sticky`), and the algorithms least
-/// connections and least response time.
+/// (both ways), DSR, IP-in-IP or GUE with every algorithm, no persistence, a Maglev ring
+/// of at most `fulcrum_hdl::forward::RING_STRIDE` entries and a flow table of
+/// `2^HDL_SETS_LOG2` sets × 4 ways. Not in hardware yet: persistence (`sticky`).
 pub fn hdl_support(config: &Config) -> Result<(), String> {
     let mut l4 = false;
     for s in &config.services {
@@ -70,28 +68,10 @@ pub fn hdl_support(config: &Config) -> Result<(), String> {
         if s.mode == Mode::L7 {
             continue;
         }
-        let built = matches!(
-            s.algorithm,
-            Algorithm::Maglev
-                | Algorithm::IpHash
-                | Algorithm::RoundRobin
-                | Algorithm::WeightedRoundRobin
-        );
-        let why = (!built)
-            .then(|| {
-                let name = serde_json::to_value(s.algorithm)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_else(|| format!("{:?}", s.algorithm));
-                format!(
-                    "algorithm {name} is not in hardware yet (maglev, ip_hash, round_robin \
-                     and weighted_round_robin are)"
-                )
-            })
-            .or_else(|| {
-                s.sticky
-                    .then(|| "persistence (sticky) is not in hardware yet".to_string())
-            });
+        // Every algorithm is in hardware.
+        let why = s
+            .sticky
+            .then(|| "persistence (sticky) is not in hardware yet".to_string());
         if let Some(why) = why {
             return Err(format!("service {} (mode {}): {why}", s.name, s.mode));
         }

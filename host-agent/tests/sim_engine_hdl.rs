@@ -125,6 +125,24 @@ fn ip_hash_config() -> String {
     DSR_CONFIG.replace("algorithm = \"maglev\"", "algorithm = \"ip_hash\"")
 }
 
+/// The DSR service balanced by least connections (each member's active flows in the
+/// fast path's count RAM, per unit of weight; weights 3, 1, 1).
+fn least_connections_config() -> String {
+    weighted_config().replace(
+        "algorithm = \"weighted_round_robin\"",
+        "algorithm = \"least_connections\"",
+    )
+}
+
+/// The DSR service balanced by least response time (no health checks here, so every
+/// response time is 0, counted as 1: the choice follows `(active + 1) / weight`).
+fn least_response_time_config() -> String {
+    weighted_config().replace(
+        "algorithm = \"weighted_round_robin\"",
+        "algorithm = \"least_response_time\"",
+    )
+}
+
 /// The same service in NAT mode: the fast path rewrites the clients' frames towards the
 /// backends and the backends' replies back to the VIP (the NAT return path), so every
 /// answer a client gets went through the fast path both ways.
@@ -364,14 +382,16 @@ fn hdl_engine_forwards_fullnat_both_ways_like_the_model() {
     debug_assertions,
     ignore = "release only: the rust-hdl simulation is ~30x slower in debug"
 )]
-fn hdl_engine_balances_round_robin_weighted_and_ip_hash_like_the_model() {
-    for (name, config) in [
-        ("rr", round_robin_config()),
-        ("wrr", weighted_config()),
-        ("iphash", ip_hash_config()),
+fn hdl_engine_balances_every_algorithm_like_the_model() {
+    for (name, algorithm, config) in [
+        ("rr", "round_robin", round_robin_config()),
+        ("wrr", "weighted_round_robin", weighted_config()),
+        ("iphash", "ip_hash", ip_hash_config()),
+        ("lc", "least_connections", least_connections_config()),
+        ("lrt", "least_response_time", least_response_time_config()),
     ] {
         assert!(
-            !config.contains("\"maglev\""),
+            config.contains(&format!("algorithm = \"{algorithm}\"")),
             "{name}: the algorithm was replaced"
         );
         let (model, hdl) = both_engines(name, &config);
@@ -386,8 +406,9 @@ fn hdl_engine_balances_round_robin_weighted_and_ip_hash_like_the_model() {
             "{name}: per-backend counts differ between the engines"
         );
         if name != "iphash" {
-            // The round robins spread over more than one backend; IP hash may send all
-            // three clients' addresses to one.
+            // The round robins and the least algorithms (flows stay in the table until
+            // they expire, so active counts grow) spread over more than one backend; IP
+            // hash may send all three clients' addresses to one.
             same_split_over_backends(&model, &hdl);
         }
         assert!(

@@ -1048,7 +1048,16 @@ pub fn write_forward_config(
             } else {
                 1 + rng.below(9) as u16
             },
-            rtt_us: rng.next_u64() as u32,
+            // One draw (the sequence stays as it was): mostly below least response
+            // time's saturation at 2^24 - 1, some 0 (counts as 1) and some above.
+            rtt_us: {
+                let r = rng.next_u64();
+                match r >> 61 {
+                    0 => 0,
+                    1 => r as u32,
+                    _ => 1 + (r as u32) % 4_000,
+                }
+            },
         };
         let index = if initial {
             BACKENDS[n as usize]
