@@ -70,7 +70,7 @@ bin="$venv/bin"
 
 rtl="$here/rtl"
 sources=(fulcrum_board.v eth_port.v frame_fifo.v eth_mac_rx.v eth_mac_tx.v rgmii_phy_if.v
-         board_pll.v core_loopthrough.v ctrl_bridge.v frame_arbiter.v mdio_ctrl.v)
+         board_pll.v core_loopthrough.v ctrl_bridge.v frame_arbiter.v mdio_ctrl.v axis_skid.v)
 srcs=()
 for s in "${sources[@]}"; do srcs+=("$rtl/$s"); done
 if [ "$core" = fastpath ]; then srcs+=("$rtl/core_fast_path.v" "$out/fulcrum_fast_path.v"); fi

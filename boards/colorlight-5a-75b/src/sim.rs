@@ -100,6 +100,7 @@ pub const RTL_SOURCES: &[&str] = &[
     "ctrl_bridge.v",
     "frame_arbiter.v",
     "mdio_ctrl.v",
+    "axis_skid.v",
 ];
 
 /// The core the simulated board carries.
