@@ -129,6 +129,11 @@ pub struct NatReply {
     // The entry's key equals the key (registered: the 49-bit compare and the decision
     // in one cycle were a critical path).
     key_eq: DFF<Bit>,
+    // The state is `SvcUse`, `BeUse`, `ProbeUse` (flags set with the transition into it:
+    // the wide loads there hang off one flip-flop, not the state decode).
+    at_svc_use: DFF<Bit>,
+    at_be_use: DFF<Bit>,
+    at_probe_use: DFF<Bit>,
     // Not idle (`st != Idle`), as a register.
     nbusy: DFF<Bit>,
     f_service: DFF<Bits<4>>,
@@ -195,6 +200,9 @@ impl NatReply {
             k_port: Default::default(),
             member: Default::default(),
             rd_wait: Default::default(),
+            at_svc_use: Default::default(),
+            at_be_use: Default::default(),
+            at_probe_use: Default::default(),
             found: Default::default(),
             key_eq: Default::default(),
             nbusy: Default::default(),
@@ -215,8 +223,28 @@ impl Logic for NatReply {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, st, lookup, idx, s, j, n, udp, k_addr, k_port, member, rd_wait, found,
-            f_service, f_backend, building, key_eq, nbusy
+            self,
+            clock,
+            st,
+            lookup,
+            idx,
+            s,
+            j,
+            n,
+            udp,
+            k_addr,
+            k_port,
+            member,
+            rd_wait,
+            found,
+            f_service,
+            f_backend,
+            building,
+            key_eq,
+            nbusy,
+            at_svc_use,
+            at_be_use,
+            at_probe_use
         );
         clock!(self, clock, replies);
         self.svc.read_clock.next = self.clock.val();
@@ -284,6 +312,28 @@ impl Logic for NatReply {
             self.k_port.d.next = self.req_port.val();
             self.found.d.next = false;
         }
+        self.at_svc_use.d.next = false;
+        self.at_be_use.d.next = false;
+        self.at_probe_use.d.next = false;
+        if self.at_svc_use.q.val() {
+            self.udp.d.next = self.svc.read_data.val().get_bit(6);
+            self.n.d.next = self.svc.read_data.val().get_bits::<6>(0);
+            self.j.d.next = 0.into();
+        }
+        if self.at_be_use.q.val() {
+            // The model's `backends[m % 256]` (used unless `Free`, below).
+            self.k_addr.d.next = self.ext_be_data.val().get_bits::<32>(64);
+            self.k_port.d.next = self.ext_be_data.val().get_bits::<16>(48);
+        }
+        if self.at_probe_use.q.val()
+            & self.replies.read_data.val().get_bit(69)
+            & self.key_eq.q.val()
+        {
+            // The key's first match in scan order (build: keep it).
+            self.found.d.next = true;
+            self.f_service.d.next = self.replies.read_data.val().get_bits::<4>(16);
+            self.f_backend.d.next = self.replies.read_data.val().get_bits::<16>(0);
+        }
         match self.st.q.val() {
             St::Idle => {
                 // (The request registers load every idle cycle, above.)
@@ -315,12 +365,11 @@ impl Logic for NatReply {
             St::Svc => {
                 // svc.read_address is s: its entry is on read_data next cycle.
                 self.st.d.next = St::SvcUse;
+                self.at_svc_use.d.next = true;
             }
             St::SvcUse => {
+                // (udp, n and j load on `at_svc_use`, above.)
                 self.st.d.next = St::NextSvc;
-                self.udp.d.next = self.svc.read_data.val().get_bit(6);
-                self.n.d.next = self.svc.read_data.val().get_bits::<6>(0);
-                self.j.d.next = 0.into();
                 self.rd_wait.d.next = false;
                 if self.svc.read_data.val().get_bit(7)
                     & (self.svc.read_data.val().get_bits::<6>(0) != 0)
@@ -343,12 +392,12 @@ impl Logic for NatReply {
                 self.rd_wait.d.next = true;
                 if self.rd_wait.q.val() {
                     self.st.d.next = St::BeUse;
+                    self.at_be_use.d.next = true;
                 }
             }
             St::BeUse => {
-                // The model's `backends[m % 256]`, unless `Free` (state 0 or above 4).
-                self.k_addr.d.next = self.ext_be_data.val().get_bits::<32>(64);
-                self.k_port.d.next = self.ext_be_data.val().get_bits::<16>(48);
+                // The model's `backends[m % 256]` (loaded on `at_be_use`), unless `Free`
+                // (state 0 or above 4).
                 self.st.d.next = St::NextMember;
                 if (self.be_state.val() != 0) & (self.be_state.val() <= 4) {
                     self.st.d.next = St::Hash;
@@ -368,6 +417,7 @@ impl Logic for NatReply {
             St::ProbeCmp => {
                 // The entry is on read_data: `key_eq` registers its compare.
                 self.st.d.next = St::ProbeUse;
+                self.at_probe_use.d.next = true;
             }
             St::ProbeUse => {
                 self.rd_wait.d.next = false;
@@ -380,10 +430,8 @@ impl Logic for NatReply {
                         self.st.d.next = St::NextMember;
                     }
                 } else if self.key_eq.q.val() {
-                    // The key's first match in scan order (build: keep it).
-                    self.found.d.next = true;
-                    self.f_service.d.next = self.replies.read_data.val().get_bits::<4>(16);
-                    self.f_backend.d.next = self.replies.read_data.val().get_bits::<16>(0);
+                    // The key's first match in scan order (build: keep it; `found` and
+                    // the result load on `at_probe_use`, above).
                     self.st.d.next = St::NextMember;
                     if self.lookup.q.val() {
                         self.st.d.next = St::Done;

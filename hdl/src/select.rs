@@ -538,6 +538,13 @@ impl Logic for BackendSelect {
         if self.sb.q.val().get_bit(15) {
             self.pb_add.next = bit_cast::<60, 44>(self.best_cost.q.val());
         }
+        // The step count and the cross products run every cycle (their values matter only
+        // from their start state to the compare): no state decode on their enables.
+        self.k.d.next = self.k.q.val() + 1;
+        self.pa.d.next = (self.pa.q.val() << 1) + self.pa_add.val();
+        self.pb.d.next = (self.pb.q.val() << 1) + self.pb_add.val();
+        self.sa.d.next = self.sa.q.val() << 1;
+        self.sb.d.next = self.sb.q.val() << 1;
         self.s_ready.next =
             !self.sbusy.q.val() & !self.table_write.val() & (self.cp.q.val() == Cp::Idle);
         self.m_valid.next = self.state.q.val() == St::Done;
@@ -764,7 +771,6 @@ impl Logic for BackendSelect {
                 // cost = rtt × load, one bit of the load per cycle from the top (21).
                 self.cost.d.next = (self.cost.q.val() << 1) + self.rt_add.val();
                 self.lsh.d.next = self.lsh.q.val() << 1;
-                self.k.d.next = self.k.q.val() + 1;
                 if self.k.q.val() == 20 {
                     self.state.d.next = St::LcPre;
                 }
@@ -783,12 +789,8 @@ impl Logic for BackendSelect {
                 }
             }
             St::LcProd => {
-                // pa = cost × best_w, pb = best_cost × w, one bit per cycle (16).
-                self.pa.d.next = (self.pa.q.val() << 1) + self.pa_add.val();
-                self.pb.d.next = (self.pb.q.val() << 1) + self.pb_add.val();
-                self.sa.d.next = self.sa.q.val() << 1;
-                self.sb.d.next = self.sb.q.val() << 1;
-                self.k.d.next = self.k.q.val() + 1;
+                // pa = cost × best_w, pb = best_cost × w, one bit per cycle (16; the
+                // shifts and sums are above).
                 if self.k.q.val() == 15 {
                     self.state.d.next = St::LcCmp;
                 }
