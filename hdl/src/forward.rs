@@ -381,7 +381,10 @@ pub struct Forward<const A: usize> {
     ev_insert: DFF<Bits<2>>,
     be_word: DFF<Bits<128>>,
     be_addr: DFF<Bits<8>>,
-    af_idx: DFF<Bits<8>>,
+    // The backend whose count an update reads and writes: the new flow's (`backend`) when
+    // it goes up, the released flow's (`entry`'s) when it goes down. Every update sets
+    // `af_inc` and holds both registers until it is written.
+    af_idx: Signal<Local, Bits<8>>,
     af_inc: DFF<Bit>,
     af_back: DFF<Req>,
 
@@ -593,10 +596,10 @@ impl<const A: usize> Logic for Forward<A> {
         dff_setup!(
             self, clock, cp, cp_idx, cp_phase, dirty, rv1, rv2, ri1, ri2, req, svc, key, hash, tcp,
             flags, stateless, algo, src_hash, members, rd_wait, entry, slot, remove, kind, backend,
-            new_flow, ev_lookup, ev_insert, be_word, be_addr, af_idx, af_inc, af_back, ret, smac,
-            cm_we, rd, stale, bw_we, bw_addr, bw_data, aw_we, aw_addr, aw_data, g_keep, g_same,
-            g_nomac, g_other, cp_sh, req_busy, fn_match_q, st_write, st_kind, st_index, st_data,
-            at_hit, at_new, tidle, sel_commit, rw_data, cp_rt
+            new_flow, ev_lookup, ev_insert, be_word, be_addr, af_inc, af_back, ret, smac, cm_we,
+            rd, stale, bw_we, bw_addr, bw_data, aw_we, aw_addr, aw_data, g_keep, g_same, g_nomac,
+            g_other, cp_sh, req_busy, fn_match_q, st_write, st_kind, st_index, st_data, at_hit,
+            at_new, tidle, sel_commit, rw_data, cp_rt
         );
         clock!(
             self,
@@ -679,12 +682,17 @@ impl<const A: usize> Logic for Forward<A> {
         self.select.ext_read.next = self.ext_read.val();
         self.select.ext_mem_addr.next = self.ext_mem_addr.val();
         self.ext_mem_data.next = self.select.ext_mem_data.val();
-        self.af.read_address.next = self.af_idx.q.val();
+        self.flow_backend.next = self.entry.q.val().get_bits::<16>(8);
+        self.af_idx.next = self.flow_backend.val().get_bits::<8>(0);
+        if self.af_inc.q.val() {
+            self.af_idx.next = self.backend.q.val().get_bits::<8>(0);
+        }
+        self.af.read_address.next = self.af_idx.val();
         self.af.write_address.next = self.aw_addr.q.val();
         self.af.write_enable.next = self.aw_we.q.val();
         self.af.write_data.next = self.aw_data.q.val();
         self.aw_we.d.next = false;
-        self.aw_addr.d.next = self.af_idx.q.val();
+        self.aw_addr.d.next = self.af_idx.val();
         self.aw_data.d.next = 0.into();
         self.afq.read_address.next = self.af_index.val();
         self.afq.write_address.next = self.aw_addr.q.val();
@@ -827,7 +835,6 @@ impl<const A: usize> Logic for Forward<A> {
         }
 
         // ---- The request machine.
-        self.flow_backend.next = self.entry.q.val().get_bits::<16>(8);
         self.flow_gen.next = self.entry.q.val().get_bits::<8>(0);
         self.flow_state.next = self.entry.q.val().get_bits::<2>(64);
         self.be_state.next = self.be.read_data.val().get_bits::<3>(120);
@@ -1091,7 +1098,6 @@ impl<const A: usize> Logic for Forward<A> {
                         }
                         self.req.d.next = Req::Miss;
                         if self.g_same.q.val() {
-                            self.af_idx.d.next = self.flow_backend.val().get_bits::<8>(0);
                             self.af_inc.d.next = false;
                             self.af_back.d.next = Req::Miss;
                             self.req.d.next = Req::AfRead;
@@ -1117,7 +1123,6 @@ impl<const A: usize> Logic for Forward<A> {
             Req::GoneUse => {
                 self.req.d.next = Req::Miss;
                 if self.g_same.q.val() {
-                    self.af_idx.d.next = self.flow_backend.val().get_bits::<8>(0);
                     self.af_inc.d.next = false;
                     self.af_back.d.next = Req::Miss;
                     self.req.d.next = Req::AfRead;
@@ -1206,7 +1211,6 @@ impl<const A: usize> Logic for Forward<A> {
                     self.entry.d.next = self.flows.res_entry.val();
                     self.be_addr.d.next = self.flows.res_entry.val().get_bits::<8>(8);
                     self.rd_wait.d.next = 0.into();
-                    self.af_idx.d.next = self.backend.q.val().get_bits::<8>(0);
                     self.af_inc.d.next = true;
                     self.af_back.d.next = Req::Done;
                     self.req.d.next = Req::AfRead;
@@ -1228,7 +1232,6 @@ impl<const A: usize> Logic for Forward<A> {
             Req::DispUse => {
                 // Release the displaced flow's backend, then count the new flow.
                 if self.g_same.q.val() {
-                    self.af_idx.d.next = self.flow_backend.val().get_bits::<8>(0);
                     self.af_inc.d.next = false;
                     self.af_back.d.next = Req::AfRead;
                 }
@@ -1250,7 +1253,6 @@ impl<const A: usize> Logic for Forward<A> {
                 self.req.d.next = self.af_back.q.val();
                 if self.af_back.q.val() == Req::AfRead {
                     // The release of a displaced flow is done: now the new flow's count.
-                    self.af_idx.d.next = self.backend.q.val().get_bits::<8>(0);
                     self.af_inc.d.next = true;
                     self.af_back.d.next = Req::Done;
                 }

@@ -20,7 +20,9 @@
 //! - if `write` and not `full`, `data_in` is stored;
 //! - if `read` and `valid`, the word on `data_out` is taken;
 //! - `full` is high when the FIFO holds `2^N` words (RAM, reads in flight and buffer
-//!   together, so the capacity is exactly `2^N`), `valid` when the buffer holds a word,
+//!   together, so the capacity is exactly `2^N`), and in the cycle after a word was taken
+//!   from a full FIFO (the count drops a cycle after the take, so that the consumer's
+//!   `read` drives no carry chain); `valid` when the buffer holds a word,
 //!   `data_out` is the oldest buffered word. All three depend on registers only.
 //!
 //! A word written at edge `t` is on `data_out` from edge `t + 4` when the FIFO was empty
@@ -65,6 +67,7 @@ pub struct FrameFifo<D: Synth, const N: usize> {
     _wptr: usize,
     _rptr: usize,
     _total: usize,
+    _pop_q: bool,
     _v1: bool,
     _v2: bool,
     _stage: D,
@@ -89,6 +92,7 @@ impl<D: Synth, const N: usize> Default for FrameFifo<D, N> {
             _wptr: 0,
             _rptr: 0,
             _total: 0,
+            _pop_q: false,
             _v1: false,
             _v2: false,
             _stage: D::default(),
@@ -137,7 +141,11 @@ impl<D: Synth, const N: usize> Logic for FrameFifo<D, N> {
             self._head = (self._head + 1) % BUFFER;
         }
         self._occupied = self._occupied + usize::from(self._v2) - usize::from(pop);
-        self._total = self._total + usize::from(write) - usize::from(pop);
+        // The count takes a word off a cycle after it is taken (`pop_q`): `read` (the
+        // consumer's ready, late in the cycle) reaches only the buffer's pointer and
+        // count, not the wide count's carry chain.
+        self._total = self._total + usize::from(write) - usize::from(self._pop_q);
+        self._pop_q = pop;
         self._v2 = self._v1;
         self._v1 = issue;
         if issue {
@@ -160,6 +168,7 @@ impl<D: Synth, const N: usize> Logic for FrameFifo<D, N> {
 reg [{n}:0] wptr = 0;
 reg [{n}:0] rptr = 0;
 reg [{n}:0] total = 0;
+reg pop_q = 0;
 reg v1 = 0;
 reg v2 = 0;
 reg [{top}:0] buffer0 = 0;
@@ -187,7 +196,8 @@ always @(posedge clock) begin
     end
     if (pop) head <= head + 1'b1;
     occupied <= occupied + {{2'b0, v2}} - {{2'b0, pop}};
-    total <= total + {{{n}'b0, store}} - {{{n}'b0, pop}};
+    total <= total + {{{n}'b0, store}} - {{{n}'b0, pop_q}};
+    pop_q <= pop;
     v2 <= v1;
     v1 <= issue;
     if (issue) rptr <= rptr + 1'b1;
@@ -371,8 +381,15 @@ mod tests {
     fn check_against_queue(capacity: usize, inputs: &[Inputs], trace: &[Outputs]) -> usize {
         let mut queue: VecDeque<u16> = VecDeque::new();
         let mut taken = 0;
+        // A word taken at the last edge still counts towards `full` for this cycle.
+        let mut popped = false;
         for (cycle, (i, o)) in inputs.iter().zip(trace).enumerate() {
-            assert_eq!(o.full, queue.len() == capacity, "cycle {cycle}: full");
+            assert_eq!(
+                o.full,
+                queue.len() + usize::from(popped) == capacity,
+                "cycle {cycle}: full"
+            );
+            popped = false;
             assert!(
                 !o.valid || !queue.is_empty(),
                 "cycle {cycle}: valid on empty"
@@ -383,6 +400,7 @@ mod tests {
             if i.read && o.valid {
                 queue.pop_front();
                 taken += 1;
+                popped = true;
             }
             if i.write && !o.full {
                 queue.push_back(i.data);
