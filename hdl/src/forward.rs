@@ -387,6 +387,9 @@ pub struct Forward<const A: usize> {
     af_idx: Signal<Local, Bits<8>>,
     af_inc: DFF<Bit>,
     af_back: DFF<Req>,
+    // A lookup, slot read or insert is in flight: its result's entry loads `entry` and
+    // `be_addr` (on this flag and `res_valid`, not on the state decode).
+    take_res: DFF<Bit>,
 
     table_be: Signal<Local, Bit>,
     table_ring: Signal<Local, Bit>,
@@ -564,6 +567,7 @@ impl<const A: usize> Forward<A> {
             af_idx: Default::default(),
             af_inc: Default::default(),
             af_back: Default::default(),
+            take_res: Default::default(),
             table_be: Default::default(),
             table_ring: Default::default(),
             ring_addr: Default::default(),
@@ -596,10 +600,10 @@ impl<const A: usize> Logic for Forward<A> {
         dff_setup!(
             self, clock, cp, cp_idx, cp_phase, dirty, rv1, rv2, ri1, ri2, req, svc, key, hash, tcp,
             flags, stateless, algo, src_hash, members, rd_wait, entry, slot, remove, kind, backend,
-            new_flow, ev_lookup, ev_insert, be_word, be_addr, af_inc, af_back, ret, smac, cm_we,
-            rd, stale, bw_we, bw_addr, bw_data, aw_we, aw_addr, aw_data, g_keep, g_same, g_nomac,
-            g_other, cp_sh, req_busy, fn_match_q, st_write, st_kind, st_index, st_data, at_hit,
-            at_new, tidle, sel_commit, rw_data, cp_rt
+            new_flow, ev_lookup, ev_insert, be_word, be_addr, af_inc, af_back, take_res, ret, smac,
+            cm_we, rd, stale, bw_we, bw_addr, bw_data, aw_we, aw_addr, aw_data, g_keep, g_same,
+            g_nomac, g_other, cp_sh, req_busy, fn_match_q, st_write, st_kind, st_index, st_data,
+            at_hit, at_new, tidle, sel_commit, rw_data, cp_rt
         );
         clock!(
             self,
@@ -1006,14 +1010,14 @@ impl<const A: usize> Logic for Forward<A> {
                 self.flows.cmd_valid.next = true;
                 self.flows.cmd_op.next = 0.into();
                 if self.flows.cmd_ready.val() {
+                    self.take_res.d.next = true;
                     self.req.d.next = Req::LookupWait;
                 }
             }
             Req::LookupWait => {
                 if self.flows.res_valid.val() {
-                    self.entry.d.next = self.flows.res_entry.val();
+                    // (`entry`, `be_addr` load on `take_res`, below the match.)
                     self.slot.d.next = self.flows.res_slot.val();
-                    self.be_addr.d.next = self.flows.res_entry.val().get_bits::<8>(8);
                     self.rd_wait.d.next = 0.into();
                     self.req.d.next = Req::Miss;
                     if self.flows.res_kind.val() == 1 {
@@ -1043,14 +1047,13 @@ impl<const A: usize> Logic for Forward<A> {
                 self.flows.cmd_valid.next = true;
                 self.flows.cmd_op.next = 3.into();
                 if self.flows.cmd_ready.val() {
+                    self.take_res.d.next = true;
                     self.req.d.next = Req::ReadWait;
                 }
             }
             Req::ReadWait => {
                 if self.flows.res_valid.val() {
-                    self.entry.d.next = self.flows.res_entry.val();
-                    self.stale.d.next = self.flows.res_kind.val() == 1;
-                    self.be_addr.d.next = self.flows.res_entry.val().get_bits::<8>(8);
+                    // (`entry`, `be_addr`, `stale` load on `take_res`, below the match.)
                     self.rd_wait.d.next = 0.into();
                     self.req.d.next = Req::ReadBe;
                     if !self.flows.res_entry.val().get_bit(170) {
@@ -1199,6 +1202,7 @@ impl<const A: usize> Logic for Forward<A> {
                 self.flows.cmd_state.next = self.flow_state.val();
                 if self.flows.cmd_ready.val() {
                     self.new_flow.d.next = true;
+                    self.take_res.d.next = true;
                     self.req.d.next = Req::InsertWait;
                 }
             }
@@ -1208,8 +1212,6 @@ impl<const A: usize> Logic for Forward<A> {
                     // flow's slot gets the client MAC.
                     self.slot.d.next = self.flows.res_slot.val();
                     self.cm_we.d.next = true;
-                    self.entry.d.next = self.flows.res_entry.val();
-                    self.be_addr.d.next = self.flows.res_entry.val().get_bits::<8>(8);
                     self.rd_wait.d.next = 0.into();
                     self.af_inc.d.next = true;
                     self.af_back.d.next = Req::Done;
@@ -1271,6 +1273,14 @@ impl<const A: usize> Logic for Forward<A> {
         self.ring_shadow.address.next = self.rs_addr.val();
         self.ring_shadow.write_data.next = self.rs_wdata.val();
         self.ring_shadow.write_enable.next = self.rs_we.val();
+        // The result of a lookup, slot read or insert (`take_res`): its entry (a slot
+        // read's staleness beside it; the other results ignore `stale`).
+        if self.take_res.q.val() & self.flows.res_valid.val() {
+            self.take_res.d.next = false;
+            self.entry.d.next = self.flows.res_entry.val();
+            self.be_addr.d.next = self.flows.res_entry.val().get_bits::<8>(8);
+            self.stale.d.next = self.flows.res_kind.val() == 1;
+        }
         // `NewUse` (`at_new`).
         if self.at_new.q.val() {
             self.be_word.d.next = self.be.read_data.val();

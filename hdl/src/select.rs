@@ -286,6 +286,9 @@ pub struct BackendSelect {
     addend: Signal<Local, Bits<42>>,
     pos_inc: Signal<Local, Bits<6>>,
     pos_next: Signal<Local, Bits<6>>,
+    // `pos_next` a cycle later (`pos` holds for at least two cycles before every move, so
+    // the moves take this register instead of the increment and its wrap compare).
+    pos_nx: DFF<Bits<6>>,
     elig_word: Signal<Local, Bit>,
     ring_word: Signal<Local, Bits<9>>,
     one16: Signal<Local, Bits<16>>,
@@ -325,7 +328,8 @@ impl Logic for BackendSelect {
             self, clock, state, rr, svc, count, hash_q, size_q, acc, h3, msh, mstep, index, cand,
             pos, steps, result, cp, cp_idx, cp_phase, chg, rs_idx, wrr, total, have_best, best_cur,
             best_pos, mdirty, cp_sh, sbusy, cur_q, use_w, dsh, cp_diff, rsh, last, chosen,
-            better_q, lc_take, lc, lrt, cost, cw, best_cost, best_w, pa, pb, sa, sb, rtq, lsh, k
+            better_q, pos_nx, lc_take, lc, lrt, cost, cw, best_cost, best_w, pa, pb, sa, sb, rtq,
+            lsh, k
         );
         clock!(self, clock, ring, members, eligible, cursor, current);
 
@@ -396,7 +400,8 @@ impl Logic for BackendSelect {
         if self.pos_inc.val() == self.count.q.val() {
             self.pos_next.next = 0.into();
         }
-        self.cursor.write_data.next = self.pos_next.val().get_bits::<5>(0);
+        self.pos_nx.d.next = self.pos_next.val();
+        self.cursor.write_data.next = self.pos_nx.q.val().get_bits::<5>(0);
         self.elig_word.next = self.eligible.read_data.val();
         self.weight_index.next = self.cand.q.val().get_bits::<8>(0);
         // Weighted round robin: the member's `current + weight`, compared signed with the
@@ -684,7 +689,7 @@ impl Logic for BackendSelect {
                     // Not a backend: next member (weighted: its `current` is reset).
                     self.current.write_enable.next = self.wrr.q.val();
                     self.steps.d.next = self.steps.q.val() + 1;
-                    self.pos.d.next = self.pos_next.val();
+                    self.pos.d.next = self.pos_nx.q.val();
                     self.state.d.next = St::MemRd0;
                     if self.last.q.val() {
                         if self.wrr.q.val() {
@@ -722,7 +727,7 @@ impl Logic for BackendSelect {
                 if self.wrr.q.val() {
                     // (The member's update is below, on `use_w`.)
                     self.steps.d.next = self.steps.q.val() + 1;
-                    self.pos.d.next = self.pos_next.val();
+                    self.pos.d.next = self.pos_nx.q.val();
                     self.state.d.next = St::MemRd0;
                     if self.last.q.val() {
                         self.state.d.next = St::WrrEnd;
@@ -734,7 +739,7 @@ impl Logic for BackendSelect {
                     self.state.d.next = St::Done;
                 } else {
                     self.steps.d.next = self.steps.q.val() + 1;
-                    self.pos.d.next = self.pos_next.val();
+                    self.pos.d.next = self.pos_nx.q.val();
                     self.state.d.next = St::MemRd0;
                     if self.last.q.val() {
                         self.state.d.next = St::Done;
@@ -804,7 +809,7 @@ impl Logic for BackendSelect {
             St::LcNext => {
                 // (The take is below, on `lc_take`.)
                 self.steps.d.next = self.steps.q.val() + 1;
-                self.pos.d.next = self.pos_next.val();
+                self.pos.d.next = self.pos_nx.q.val();
                 self.state.d.next = St::MemRd0;
                 if self.last.q.val() {
                     self.state.d.next = St::Done;
