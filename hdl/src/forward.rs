@@ -386,7 +386,11 @@ pub struct Forward<const A: usize> {
     // `af_inc` and holds both registers until it is written.
     af_idx: Signal<Local, Bits<8>>,
     af_inc: DFF<Bit>,
-    af_back: DFF<Req>,
+    // Where an active-count update goes when written: `Miss` (`af_miss`, after a release
+    // on lookup), the new flow's increment (`af_more`, after a displaced flow's release),
+    // else `Done` (two flags rather than a state register loaded with three values).
+    af_miss: DFF<Bit>,
+    af_more: DFF<Bit>,
     // A lookup, slot read or insert is in flight: its result's entry loads `entry` and
     // `be_addr` (on this flag and `res_valid`, not on the state decode).
     take_res: DFF<Bit>,
@@ -566,7 +570,8 @@ impl<const A: usize> Forward<A> {
             be_addr: Default::default(),
             af_idx: Default::default(),
             af_inc: Default::default(),
-            af_back: Default::default(),
+            af_miss: Default::default(),
+            af_more: Default::default(),
             take_res: Default::default(),
             table_be: Default::default(),
             table_ring: Default::default(),
@@ -600,10 +605,10 @@ impl<const A: usize> Logic for Forward<A> {
         dff_setup!(
             self, clock, cp, cp_idx, cp_phase, dirty, rv1, rv2, ri1, ri2, req, svc, key, hash, tcp,
             flags, stateless, algo, src_hash, members, rd_wait, entry, slot, remove, kind, backend,
-            new_flow, ev_lookup, ev_insert, be_word, be_addr, af_inc, af_back, take_res, ret, smac,
-            cm_we, rd, stale, bw_we, bw_addr, bw_data, aw_we, aw_addr, aw_data, g_keep, g_same,
-            g_nomac, g_other, cp_sh, req_busy, fn_match_q, st_write, st_kind, st_index, st_data,
-            at_hit, at_new, tidle, sel_commit, rw_data, cp_rt
+            new_flow, ev_lookup, ev_insert, be_word, be_addr, af_inc, af_miss, af_more, take_res,
+            ret, smac, cm_we, rd, stale, bw_we, bw_addr, bw_data, aw_we, aw_addr, aw_data, g_keep,
+            g_same, g_nomac, g_other, cp_sh, req_busy, fn_match_q, st_write, st_kind, st_index,
+            st_data, at_hit, at_new, tidle, sel_commit, rw_data, cp_rt
         );
         clock!(
             self,
@@ -1102,7 +1107,8 @@ impl<const A: usize> Logic for Forward<A> {
                         self.req.d.next = Req::Miss;
                         if self.g_same.q.val() {
                             self.af_inc.d.next = false;
-                            self.af_back.d.next = Req::Miss;
+                            self.af_miss.d.next = true;
+                            self.af_more.d.next = false;
                             self.req.d.next = Req::AfRead;
                         }
                     } else {
@@ -1127,7 +1133,8 @@ impl<const A: usize> Logic for Forward<A> {
                 self.req.d.next = Req::Miss;
                 if self.g_same.q.val() {
                     self.af_inc.d.next = false;
-                    self.af_back.d.next = Req::Miss;
+                    self.af_miss.d.next = true;
+                    self.af_more.d.next = false;
                     self.req.d.next = Req::AfRead;
                 }
             }
@@ -1214,7 +1221,8 @@ impl<const A: usize> Logic for Forward<A> {
                     self.cm_we.d.next = true;
                     self.rd_wait.d.next = 0.into();
                     self.af_inc.d.next = true;
-                    self.af_back.d.next = Req::Done;
+                    self.af_miss.d.next = false;
+                    self.af_more.d.next = false;
                     self.req.d.next = Req::AfRead;
                     if self.flows.res_entry.val().get_bit(170) {
                         self.ev_insert.d.next = 2.into();
@@ -1235,7 +1243,7 @@ impl<const A: usize> Logic for Forward<A> {
                 // Release the displaced flow's backend, then count the new flow.
                 if self.g_same.q.val() {
                     self.af_inc.d.next = false;
-                    self.af_back.d.next = Req::AfRead;
+                    self.af_more.d.next = true;
                 }
                 self.req.d.next = Req::AfRead;
             }
@@ -1252,11 +1260,15 @@ impl<const A: usize> Logic for Forward<A> {
                 self.req.d.next = Req::AfWrite;
             }
             Req::AfWrite => {
-                self.req.d.next = self.af_back.q.val();
-                if self.af_back.q.val() == Req::AfRead {
+                self.req.d.next = Req::Done;
+                if self.af_miss.q.val() {
+                    self.req.d.next = Req::Miss;
+                }
+                if self.af_more.q.val() {
                     // The release of a displaced flow is done: now the new flow's count.
                     self.af_inc.d.next = true;
-                    self.af_back.d.next = Req::Done;
+                    self.af_more.d.next = false;
+                    self.req.d.next = Req::AfRead;
                 }
             }
             Req::Done => {
