@@ -394,6 +394,10 @@ pub struct Forward<const A: usize> {
     // A lookup, slot read or insert is in flight: its result's entry loads `entry` and
     // `be_addr` (on this flag and `res_valid`, not on the state decode).
     take_res: DFF<Bit>,
+    // The selection unit's `m_valid`, registered: its decode of the unit's state no
+    // longer reaches the request machine (the unit's result registers hold through the
+    // idle cycle after `Done`, when this flag is read).
+    sel_done: DFF<Bit>,
 
     table_be: Signal<Local, Bit>,
     table_ring: Signal<Local, Bit>,
@@ -573,6 +577,7 @@ impl<const A: usize> Forward<A> {
             af_miss: Default::default(),
             af_more: Default::default(),
             take_res: Default::default(),
+            sel_done: Default::default(),
             table_be: Default::default(),
             table_ring: Default::default(),
             ring_addr: Default::default(),
@@ -606,9 +611,9 @@ impl<const A: usize> Logic for Forward<A> {
             self, clock, cp, cp_idx, cp_phase, dirty, rv1, rv2, ri1, ri2, req, svc, key, hash, tcp,
             flags, stateless, algo, src_hash, members, rd_wait, entry, slot, remove, kind, backend,
             new_flow, ev_lookup, ev_insert, be_word, be_addr, af_inc, af_miss, af_more, take_res,
-            ret, smac, cm_we, rd, stale, bw_we, bw_addr, bw_data, aw_we, aw_addr, aw_data, g_keep,
-            g_same, g_nomac, g_other, cp_sh, req_busy, fn_match_q, st_write, st_kind, st_index,
-            st_data, at_hit, at_new, tidle, sel_commit, rw_data, cp_rt
+            sel_done, ret, smac, cm_we, rd, stale, bw_we, bw_addr, bw_data, aw_we, aw_addr,
+            aw_data, g_keep, g_same, g_nomac, g_other, cp_sh, req_busy, fn_match_q, st_write,
+            st_kind, st_index, st_data, at_hit, at_new, tidle, sel_commit, rw_data, cp_rt
         );
         clock!(
             self,
@@ -919,6 +924,7 @@ impl<const A: usize> Logic for Forward<A> {
         }
         self.select.ring_size.next = self.ring_m.val();
         self.select.m_ready.next = true;
+        self.sel_done.d.next = self.select.m_valid.val();
 
         self.res_valid.next = self.req.q.val() == Req::Done;
         self.res_kind.next = self.kind.q.val();
@@ -1178,7 +1184,7 @@ impl<const A: usize> Logic for Forward<A> {
                 self.be_rd.next =
                     self.bank1.val() | bit_cast::<9, 8>(self.select.weight_index.val());
                 self.af.read_address.next = self.select.weight_index.val();
-                if self.select.m_valid.val() {
+                if self.sel_done.q.val() {
                     self.backend.d.next = self.select.backend.val();
                     self.be_addr.d.next = self.select.backend.val().get_bits::<8>(0);
                     self.rd_wait.d.next = 0.into();
