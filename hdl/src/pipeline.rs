@@ -62,15 +62,16 @@
 //!    service's VIP and port (`Action::ToClient`, the service's return counters);
 //! 5. anything else → drop (`not_for_us`).
 //!
-//! 6. the service of (VIP, protocol, port) in mode NAT, DSR, IP-in-IP or GUE with the
-//!    any algorithm and no persistence → the **forward path** ([`crate::forward`]): flow lookup, refresh or insert, the
-//!    generation check, moved / expired / evicted flows, the choice (Maglev: the ring at
-//!    the flow hash; IP hash: the ring at the source hash, which the hash unit computes in
-//!    the same pass; round robin: the service's member list from its cursor; weighted:
-//!    nginx's smooth WRR over the list; least connections / least response time: the
-//!    list's eligible member with the smallest `active / weight` or
-//!    `rtt × (active + 1) / weight`, by exact cross products), `no_backend`,
-//!    `neighbor_unresolved`, `tcp_no_flow` for the stateful algorithms, then the rewrite towards the
+//! 6. the service of (VIP, protocol, port) in mode NAT, DSR, IP-in-IP or GUE with any
+//!    algorithm and no persistence → the **forward path** ([`crate::forward`]): flow
+//!    lookup, refresh or insert, the generation check, moved / expired / evicted flows,
+//!    the choice (Maglev: the ring at the flow hash; IP hash: the ring at the source
+//!    hash, which the hash unit computes in the same pass; round robin: the service's
+//!    member list from its cursor; weighted: nginx's smooth WRR over the list; least
+//!    connections / least response time: the list's eligible member with the smallest
+//!    `active / weight` or `rtt × (active + 1) / weight`, by exact cross products),
+//!    `no_backend`, `neighbor_unresolved`, `tcp_no_flow` for the stateful algorithms,
+//!    then the rewrite towards the
 //!    backend (NAT: MACs and destination; full NAT: MACs, destination and the source =
 //!    the pool endpoint of the flow's slot, `snat_endpoint` by repeated subtraction of the
 //!    ports per address, `no_backend` when the slot has no pool address; DSR: MACs;

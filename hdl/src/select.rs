@@ -522,9 +522,7 @@ impl Logic for BackendSelect {
             }
         }
 
-        // Idle (`sbusy` low, a register): the request registers follow the inputs, so
-        // their loads hang off one flip-flop; a take only moves the state.
-        self.use_w.d.next = false;
+        // Least connections / least response time: defaults and the shift-and-add steps.
         self.lc_take.d.next = false;
         // Least response time's load: the model's `min(active + 1 saturating, 2^20)`.
         self.load.next = bit_cast::<21, 20>(self.active_data.val().get_bits::<20>(0)) + 1;
@@ -550,6 +548,10 @@ impl Logic for BackendSelect {
         self.pb.d.next = (self.pb.q.val() << 1) + self.pb_add.val();
         self.sa.d.next = self.sa.q.val() << 1;
         self.sb.d.next = self.sb.q.val() << 1;
+
+        // Idle (`sbusy` low, a register): the request registers follow the inputs, so
+        // their loads hang off one flip-flop; a take only moves the state.
+        self.use_w.d.next = false;
         self.s_ready.next =
             !self.sbusy.q.val() & !self.table_write.val() & (self.cp.q.val() == Cp::Idle);
         self.m_valid.next = self.state.q.val() == St::Done;
