@@ -120,39 +120,6 @@ enum Cp {
     Ring,
 }
 
-#[derive(Copy, Clone, PartialEq, Debug, LogicState)]
-enum Req {
-    Idle,
-    LookupSend,
-    LookupWait,
-    HitRead,
-    HitUse,
-    ReadSend,
-    ReadWait,
-    ReadBe,
-    ReadUse,
-    WriteSend,
-    WriteWait,
-    GoneRead,
-    GoneUse,
-    Miss,
-    SelectSend,
-    SelectWait,
-    NewRead,
-    NewUse,
-    InsertSend,
-    InsertWait,
-    DispRead,
-    DispUse,
-    AfRead,
-    AfWait,
-    AfAdd,
-    AfWrite,
-    CmRd,
-    CmUse,
-    Done,
-}
-
 /// The forward path with `2^A` flow-table sets.
 #[derive(LogicBlock)]
 pub struct Forward<const A: usize> {
@@ -348,9 +315,37 @@ pub struct Forward<const A: usize> {
     st_kind: DFF<Bits<4>>,
     st_index: DFF<Bits<28>>,
     st_data: DFF<Bits<32>>,
-    req: DFF<Req>,
     // High from a take until the result is taken (the request machine is not idle).
     req_busy: DFF<Bit>,
+    // The request machine's other states, one-hot (see `update`).
+    s_lsend: DFF<Bit>,
+    s_lwait: DFF<Bit>,
+    s_hread: DFF<Bit>,
+    s_rsend: DFF<Bit>,
+    s_rwait: DFF<Bit>,
+    s_rbe: DFF<Bit>,
+    s_ruse: DFF<Bit>,
+    s_wsend: DFF<Bit>,
+    s_wwait: DFF<Bit>,
+    s_gread: DFF<Bit>,
+    s_guse: DFF<Bit>,
+    s_cmrd: DFF<Bit>,
+    s_cmuse: DFF<Bit>,
+    s_miss: DFF<Bit>,
+    s_ssend: DFF<Bit>,
+    s_swait: DFF<Bit>,
+    s_nread: DFF<Bit>,
+    s_isend: DFF<Bit>,
+    s_iwait: DFF<Bit>,
+    s_dread: DFF<Bit>,
+    s_duse: DFF<Bit>,
+    s_afread: DFF<Bit>,
+    s_afwait: DFF<Bit>,
+    s_afadd: DFF<Bit>,
+    s_afwrite: DFF<Bit>,
+    s_done: DFF<Bit>,
+    // The backend RAM's output, registered next to the request machine.
+    bq: DFF<Bits<128>>,
     // Registered `fn_match` (a slot read waits a cycle more for it).
     fn_match_q: DFF<Bit>,
     svc: DFF<Bits<4>>,
@@ -483,6 +478,7 @@ impl<const A: usize> Forward<A> {
             slot_in: Default::default(),
             fn_mask: Default::default(),
             fn_match: Default::default(),
+            bq: Default::default(),
             cmac: SinglePortRam::with_depth(4 << A),
             ret: Default::default(),
             smac: Default::default(),
@@ -539,7 +535,32 @@ impl<const A: usize> Forward<A> {
             rv2: Default::default(),
             ri1: Default::default(),
             ri2: Default::default(),
-            req: Default::default(),
+            s_lsend: Default::default(),
+            s_lwait: Default::default(),
+            s_hread: Default::default(),
+            s_rsend: Default::default(),
+            s_rwait: Default::default(),
+            s_rbe: Default::default(),
+            s_ruse: Default::default(),
+            s_wsend: Default::default(),
+            s_wwait: Default::default(),
+            s_gread: Default::default(),
+            s_guse: Default::default(),
+            s_cmrd: Default::default(),
+            s_cmuse: Default::default(),
+            s_miss: Default::default(),
+            s_ssend: Default::default(),
+            s_swait: Default::default(),
+            s_nread: Default::default(),
+            s_isend: Default::default(),
+            s_iwait: Default::default(),
+            s_dread: Default::default(),
+            s_duse: Default::default(),
+            s_afread: Default::default(),
+            s_afwait: Default::default(),
+            s_afadd: Default::default(),
+            s_afwrite: Default::default(),
+            s_done: Default::default(),
             st_write: Default::default(),
             st_kind: Default::default(),
             st_index: Default::default(),
@@ -608,12 +629,15 @@ impl<const A: usize> Logic for Forward<A> {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, cp, cp_idx, cp_phase, dirty, rv1, rv2, ri1, ri2, req, svc, key, hash, tcp,
+            self, clock, cp, cp_idx, cp_phase, dirty, rv1, rv2, ri1, ri2, svc, key, hash, tcp,
             flags, stateless, algo, src_hash, members, rd_wait, entry, slot, remove, kind, backend,
             new_flow, ev_lookup, ev_insert, be_word, be_addr, af_inc, af_miss, af_more, take_res,
             sel_done, ret, smac, cm_we, rd, stale, bw_we, bw_addr, bw_data, aw_we, aw_addr,
             aw_data, g_keep, g_same, g_nomac, g_other, cp_sh, req_busy, fn_match_q, st_write,
-            st_kind, st_index, st_data, at_hit, at_new, tidle, sel_commit, rw_data, cp_rt
+            st_kind, st_index, st_data, at_hit, at_new, tidle, sel_commit, rw_data, cp_rt, s_lsend,
+            s_lwait, s_hread, s_rsend, s_rwait, s_rbe, s_ruse, s_wsend, s_wwait, s_gread, s_guse,
+            s_cmrd, s_cmuse, s_miss, s_ssend, s_swait, s_nread, s_isend, s_iwait, s_dread, s_duse,
+            s_afread, s_afwait, s_afadd, s_afwrite, s_done, bq
         );
         clock!(
             self,
@@ -851,8 +875,11 @@ impl<const A: usize> Logic for Forward<A> {
         // ---- The request machine.
         self.flow_gen.next = self.entry.q.val().get_bits::<8>(0);
         self.flow_state.next = self.entry.q.val().get_bits::<2>(64);
-        self.be_state.next = self.be.read_data.val().get_bits::<3>(120);
-        self.be_gen.next = self.be.read_data.val().get_bits::<8>(112);
+        // The backend word, registered again next to the request machine's logic (the
+        // block RAM's outputs fan out across the chip: routes of 3 ns and more).
+        self.bq.d.next = self.be.read_data.val();
+        self.be_state.next = self.bq.q.val().get_bits::<3>(120);
+        self.be_gen.next = self.bq.q.val().get_bits::<8>(112);
         self.syn_only.next = (self.flags.q.val() & 0x17) == 0x02;
         self.fin_rst.next = (self.flags.q.val() & 0x05) != 0;
         // model `next_state(state, flags)` of the stored state.
@@ -877,7 +904,7 @@ impl<const A: usize> Logic for Forward<A> {
             & (self.be_gen.val() == self.flow_gen.val());
         self.g_same.d.next = (self.flow_backend.val().get_bits::<8>(8) == 0)
             & (self.be_gen.val() == self.flow_gen.val());
-        self.g_nomac.d.next = self.be.read_data.val().get_bits::<48>(0) == 0;
+        self.g_nomac.d.next = self.bq.q.val().get_bits::<48>(0) == 0;
         self.g_other.d.next = self.flow_backend.val() != self.backend.q.val();
         self.af_cur.next = self.af.read_data.val();
         // The model's `saturating_add(1)` / `saturating_sub(1)`.
@@ -926,7 +953,7 @@ impl<const A: usize> Logic for Forward<A> {
         self.select.m_ready.next = true;
         self.sel_done.d.next = self.select.m_valid.val();
 
-        self.res_valid.next = self.req.q.val() == Req::Done;
+        self.res_valid.next = self.s_done.q.val();
         self.res_kind.next = self.kind.q.val();
         self.res_backend.next = self.backend.q.val();
         self.res_new_flow.next = self.new_flow.q.val();
@@ -949,8 +976,8 @@ impl<const A: usize> Logic for Forward<A> {
         self.fn_match.next = self.fn_mask.val().get_bit(0)
             & (self.entry.q.val().get_bits::<8>(162) == self.key.q.val().get_bits::<8>(96))
             & (self.be_gen.val() == self.flow_gen.val())
-            & (self.be.read_data.val().get_bits::<32>(64) == self.key.q.val().get_bits::<32>(64))
-            & (self.be.read_data.val().get_bits::<16>(48) == self.key.q.val().get_bits::<16>(16));
+            & (self.bq.q.val().get_bits::<32>(64) == self.key.q.val().get_bits::<32>(64))
+            & (self.bq.q.val().get_bits::<16>(48) == self.key.q.val().get_bits::<16>(16));
         self.fn_match_q.d.next = self.fn_match.val();
         // Client MACs: slot = set × 4 + way.
         self.cmac.address.next = self.slot.q.val().get_bits::<12>(0);
@@ -1002,291 +1029,303 @@ impl<const A: usize> Logic for Forward<A> {
         }
         self.at_hit.d.next = false;
         self.at_new.d.next = false;
-        match self.req.q.val() {
-            Req::Idle => {
-                // The request registers load every idle cycle (above); only the state
-                // depends on the take.
-                if self.take.val() {
-                    self.req_busy.d.next = true;
-                    self.req.d.next = Req::LookupSend;
-                    if self.req_read.val() {
-                        self.req.d.next = Req::ReadSend;
-                        if !self.slot_in.val() {
-                            self.req.d.next = Req::Done;
-                        }
-                    }
+        // The request machine, one-hot: `req_busy` low is `Idle`, every other state is
+        // a flip-flop of its own (`at_hit` is `HitUse`, `at_new` is `NewUse`), so each
+        // state's decode is one flip-flop and each flag's next value depends only on the
+        // states that lead into it. A transition clears its own flag and sets the next.
+        if !self.req_busy.q.val() & self.take.val() {
+            // The request registers load every idle cycle (above); only the state
+            // depends on the take.
+            self.req_busy.d.next = true;
+            if self.req_read.val() {
+                if self.slot_in.val() {
+                    self.s_rsend.d.next = true;
+                } else {
+                    self.s_done.d.next = true;
                 }
+            } else {
+                self.s_lsend.d.next = true;
             }
-            Req::LookupSend => {
-                self.flows.cmd_valid.next = true;
-                self.flows.cmd_op.next = 0.into();
-                if self.flows.cmd_ready.val() {
-                    self.take_res.d.next = true;
-                    self.req.d.next = Req::LookupWait;
-                }
+        }
+        if self.s_lsend.q.val() {
+            self.flows.cmd_valid.next = true;
+            self.flows.cmd_op.next = 0.into();
+            if self.flows.cmd_ready.val() {
+                self.take_res.d.next = true;
+                self.s_lsend.d.next = false;
+                self.s_lwait.d.next = true;
             }
-            Req::LookupWait => {
-                if self.flows.res_valid.val() {
-                    // (`entry`, `be_addr` load on `take_res`, below the match.)
-                    self.slot.d.next = self.flows.res_slot.val();
-                    self.rd_wait.d.next = 0.into();
-                    self.req.d.next = Req::Miss;
-                    if self.flows.res_kind.val() == 1 {
-                        self.req.d.next = Req::HitRead;
-                    }
-                    if self.flows.res_kind.val() == 2 {
-                        self.ev_lookup.d.next = 2.into();
-                        self.req.d.next = Req::GoneRead;
-                    }
-                }
+        }
+        if self.s_lwait.q.val() & self.flows.res_valid.val() {
+            // (`entry`, `be_addr` load on `take_res`, below.)
+            self.slot.d.next = self.flows.res_slot.val();
+            self.rd_wait.d.next = 0.into();
+            self.s_lwait.d.next = false;
+            if self.flows.res_kind.val() == 2 {
+                self.ev_lookup.d.next = 2.into();
+                self.s_gread.d.next = true;
+            } else if self.flows.res_kind.val() == 1 {
+                self.s_hread.d.next = true;
+            } else {
+                self.s_miss.d.next = true;
             }
-            Req::HitRead => {
-                self.rd_wait.d.next = self.rd_wait.q.val() + 1;
-                if self.rd_wait.q.val() == 2 {
-                    self.at_hit.d.next = true;
-                    self.req.d.next = Req::HitUse;
-                }
+        }
+        if self.s_hread.q.val() {
+            self.rd_wait.d.next = self.rd_wait.q.val() + 1;
+            if self.rd_wait.q.val() == 3 {
+                self.s_hread.d.next = false;
+                self.at_hit.d.next = true;
             }
-            Req::HitUse => {
-                // (The loads are on `at_hit`, below the match.)
-                self.req.d.next = Req::WriteSend;
-                if self.ret.q.val() & self.g_other.q.val() {
-                    self.req.d.next = Req::Done;
-                }
+        }
+        if self.at_hit.q.val() {
+            // `HitUse` (its loads are on `at_hit`, below).
+            if self.ret.q.val() & self.g_other.q.val() {
+                self.s_done.d.next = true;
+            } else {
+                self.s_wsend.d.next = true;
             }
-            Req::ReadSend => {
-                self.flows.cmd_valid.next = true;
-                self.flows.cmd_op.next = 3.into();
-                if self.flows.cmd_ready.val() {
-                    self.take_res.d.next = true;
-                    self.req.d.next = Req::ReadWait;
-                }
+        }
+        if self.s_rsend.q.val() {
+            self.flows.cmd_valid.next = true;
+            self.flows.cmd_op.next = 3.into();
+            if self.flows.cmd_ready.val() {
+                self.take_res.d.next = true;
+                self.s_rsend.d.next = false;
+                self.s_rwait.d.next = true;
             }
-            Req::ReadWait => {
-                if self.flows.res_valid.val() {
-                    // (`entry`, `be_addr`, `stale` load on `take_res`, below the match.)
-                    self.rd_wait.d.next = 0.into();
-                    self.req.d.next = Req::ReadBe;
-                    if !self.flows.res_entry.val().get_bit(170) {
-                        self.kind.d.next = 1.into();
-                        self.req.d.next = Req::Done;
-                    }
-                }
-            }
-            Req::ReadBe => {
-                self.rd_wait.d.next = self.rd_wait.q.val() + 1;
-                if self.rd_wait.q.val() == 2 {
-                    self.req.d.next = Req::ReadUse;
-                }
-            }
-            Req::ReadUse => {
-                // No match: untouched. A match past its timeout is freed and released
-                // (expired); else refreshed and its client MAC read (as a NAT reply's).
+        }
+        if self.s_rwait.q.val() & self.flows.res_valid.val() {
+            // (`entry`, `be_addr`, `stale` load on `take_res`, below.)
+            self.rd_wait.d.next = 0.into();
+            self.s_rwait.d.next = false;
+            if self.flows.res_entry.val().get_bit(170) {
+                self.s_rbe.d.next = true;
+            } else {
                 self.kind.d.next = 1.into();
-                self.req.d.next = Req::Done;
-                if self.fn_match_q.q.val() {
-                    self.kind.d.next = 0.into();
-                    self.backend.d.next = self.flow_backend.val();
-                    self.key.d.next = self.entry.q.val().get_bits::<104>(66);
-                    self.remove.d.next = self.stale.q.val();
-                    if self.stale.q.val() {
-                        self.ev_lookup.d.next = 2.into();
-                    }
-                    self.req.d.next = Req::WriteSend;
-                }
+                self.s_done.d.next = true;
             }
-            Req::WriteSend => {
-                self.flows.cmd_valid.next = true;
-                self.flows.cmd_op.next = 2.into();
-                if self.flows.cmd_ready.val() {
-                    self.req.d.next = Req::WriteWait;
-                }
+        }
+        if self.s_rbe.q.val() {
+            self.rd_wait.d.next = self.rd_wait.q.val() + 1;
+            if self.rd_wait.q.val() == 3 {
+                self.s_rbe.d.next = false;
+                self.s_ruse.d.next = true;
             }
-            Req::WriteWait => {
-                if self.flows.res_valid.val() {
-                    if self.remove.q.val() {
-                        // Moved (or an expired full-NAT flow): release the old backend
-                        // (generation still the same).
-                        if !self.rd.q.val() {
-                            self.ev_lookup.d.next = 1.into();
-                        }
-                        self.req.d.next = Req::Miss;
-                        if self.g_same.q.val() {
-                            self.af_inc.d.next = false;
-                            self.af_miss.d.next = true;
-                            self.af_more.d.next = false;
-                            self.req.d.next = Req::AfRead;
-                        }
-                    } else {
-                        self.kind.d.next = 0.into();
-                        self.req.d.next = Req::Done;
-                        self.cm_we.d.next = true;
-                        if self.ret.q.val() {
-                            self.cm_we.d.next = false;
-                            self.rd_wait.d.next = 0.into();
-                            self.req.d.next = Req::CmRd;
-                        }
-                    }
+        }
+        if self.s_ruse.q.val() {
+            // No match: untouched. A match past its timeout is freed and released
+            // (expired); else refreshed and its client MAC read (as a NAT reply's).
+            self.s_ruse.d.next = false;
+            if self.fn_match_q.q.val() {
+                self.kind.d.next = 0.into();
+                self.backend.d.next = self.flow_backend.val();
+                self.key.d.next = self.entry.q.val().get_bits::<104>(66);
+                self.remove.d.next = self.stale.q.val();
+                if self.stale.q.val() {
+                    self.ev_lookup.d.next = 2.into();
                 }
+                self.s_wsend.d.next = true;
+            } else {
+                self.kind.d.next = 1.into();
+                self.s_done.d.next = true;
             }
-            Req::GoneRead => {
-                self.rd_wait.d.next = self.rd_wait.q.val() + 1;
-                if self.rd_wait.q.val() == 2 {
-                    self.req.d.next = Req::GoneUse;
+        }
+        if self.s_wsend.q.val() {
+            self.flows.cmd_valid.next = true;
+            self.flows.cmd_op.next = 2.into();
+            if self.flows.cmd_ready.val() {
+                self.s_wsend.d.next = false;
+                self.s_wwait.d.next = true;
+            }
+        }
+        if self.s_wwait.q.val() & self.flows.res_valid.val() {
+            self.s_wwait.d.next = false;
+            if self.remove.q.val() {
+                // Moved (or an expired full-NAT flow): release the old backend
+                // (generation still the same).
+                if !self.rd.q.val() {
+                    self.ev_lookup.d.next = 1.into();
                 }
-            }
-            Req::GoneUse => {
-                self.req.d.next = Req::Miss;
                 if self.g_same.q.val() {
                     self.af_inc.d.next = false;
                     self.af_miss.d.next = true;
                     self.af_more.d.next = false;
-                    self.req.d.next = Req::AfRead;
-                }
-            }
-            Req::CmRd => {
-                self.rd_wait.d.next = self.rd_wait.q.val() + 1;
-                if self.rd_wait.q.val() == 1 {
-                    self.req.d.next = Req::CmUse;
-                }
-            }
-            Req::CmUse => {
-                // The client MAC, and the client endpoint (the flow key's source).
-                self.be_word.d.next = (bit_cast::<128, 32>(self.key.q.val().get_bits::<32>(64))
-                    << 64)
-                    | (bit_cast::<128, 16>(self.key.q.val().get_bits::<16>(16)) << 48)
-                    | bit_cast::<128, 48>(self.cmac.read_data.val());
-                self.kind.d.next = 0.into();
-                self.req.d.next = Req::Done;
-            }
-            Req::Miss => {
-                if self.ret.q.val() {
-                    // A reply without its flow: `return_no_flow`.
-                    self.kind.d.next = 1.into();
-                    self.req.d.next = Req::Done;
+                    self.s_afread.d.next = true;
                 } else {
-                    self.req.d.next = Req::SelectSend;
-                    if self.tcp.q.val() & !self.syn_only.val() & !self.stateless.q.val() {
-                        self.kind.d.next = 3.into();
-                        self.req.d.next = Req::Done;
-                    }
+                    self.s_miss.d.next = true;
                 }
-            }
-            Req::SelectSend => {
-                self.select.s_valid.next = true;
-                if self.select.s_ready.val() {
-                    self.req.d.next = Req::SelectWait;
-                }
-            }
-            Req::SelectWait => {
-                // Weighted round robin reads the weights of the active backend table; the
-                // least algorithms the weight, response time and active-flow count.
-                self.be_rd.next =
-                    self.bank1.val() | bit_cast::<9, 8>(self.select.weight_index.val());
-                self.af.read_address.next = self.select.weight_index.val();
-                if self.sel_done.q.val() {
-                    self.backend.d.next = self.select.backend.val();
-                    self.be_addr.d.next = self.select.backend.val().get_bits::<8>(0);
+            } else {
+                self.kind.d.next = 0.into();
+                if self.ret.q.val() {
                     self.rd_wait.d.next = 0.into();
-                    self.req.d.next = Req::NewRead;
-                    if self.select.m_none.val() {
-                        self.kind.d.next = 1.into();
-                        self.req.d.next = Req::Done;
-                    }
-                }
-            }
-            Req::NewRead => {
-                self.rd_wait.d.next = self.rd_wait.q.val() + 1;
-                if self.rd_wait.q.val() == 2 {
-                    self.at_new.d.next = true;
-                    self.req.d.next = Req::NewUse;
-                }
-            }
-            Req::NewUse => {
-                // (The loads are on `at_new`, below the match.)
-                self.req.d.next = Req::InsertSend;
-                if self.g_nomac.q.val() {
-                    self.req.d.next = Req::Done;
-                }
-            }
-            Req::InsertSend => {
-                self.flows.cmd_valid.next = true;
-                self.flows.cmd_op.next = 1.into();
-                self.flows.cmd_state.next = self.flow_state.val();
-                if self.flows.cmd_ready.val() {
-                    self.new_flow.d.next = true;
-                    self.take_res.d.next = true;
-                    self.req.d.next = Req::InsertWait;
-                }
-            }
-            Req::InsertWait => {
-                if self.flows.res_valid.val() {
-                    // The displaced entry (its valid bit), its backend read next; the new
-                    // flow's slot gets the client MAC.
-                    self.slot.d.next = self.flows.res_slot.val();
+                    self.s_cmrd.d.next = true;
+                } else {
                     self.cm_we.d.next = true;
-                    self.rd_wait.d.next = 0.into();
-                    self.af_inc.d.next = true;
-                    self.af_miss.d.next = false;
-                    self.af_more.d.next = false;
-                    self.req.d.next = Req::AfRead;
-                    if self.flows.res_entry.val().get_bit(170) {
-                        self.ev_insert.d.next = 2.into();
-                        if self.flows.res_kind.val() == 2 {
-                            self.ev_insert.d.next = 1.into();
-                        }
-                        self.req.d.next = Req::DispRead;
-                    }
+                    self.s_done.d.next = true;
                 }
             }
-            Req::DispRead => {
-                self.rd_wait.d.next = self.rd_wait.q.val() + 1;
-                if self.rd_wait.q.val() == 2 {
-                    self.req.d.next = Req::DispUse;
+        }
+        if self.s_gread.q.val() {
+            self.rd_wait.d.next = self.rd_wait.q.val() + 1;
+            if self.rd_wait.q.val() == 3 {
+                self.s_gread.d.next = false;
+                self.s_guse.d.next = true;
+            }
+        }
+        if self.s_guse.q.val() {
+            self.s_guse.d.next = false;
+            if self.g_same.q.val() {
+                self.af_inc.d.next = false;
+                self.af_miss.d.next = true;
+                self.af_more.d.next = false;
+                self.s_afread.d.next = true;
+            } else {
+                self.s_miss.d.next = true;
+            }
+        }
+        if self.s_cmrd.q.val() {
+            self.rd_wait.d.next = self.rd_wait.q.val() + 1;
+            if self.rd_wait.q.val() == 1 {
+                self.s_cmrd.d.next = false;
+                self.s_cmuse.d.next = true;
+            }
+        }
+        if self.s_cmuse.q.val() {
+            // The client MAC, and the client endpoint (the flow key's source).
+            self.be_word.d.next = (bit_cast::<128, 32>(self.key.q.val().get_bits::<32>(64)) << 64)
+                | (bit_cast::<128, 16>(self.key.q.val().get_bits::<16>(16)) << 48)
+                | bit_cast::<128, 48>(self.cmac.read_data.val());
+            self.kind.d.next = 0.into();
+            self.s_cmuse.d.next = false;
+            self.s_done.d.next = true;
+        }
+        if self.s_miss.q.val() {
+            self.s_miss.d.next = false;
+            if self.ret.q.val() {
+                // A reply without its flow: `return_no_flow`.
+                self.kind.d.next = 1.into();
+                self.s_done.d.next = true;
+            } else if self.tcp.q.val() & !self.syn_only.val() & !self.stateless.q.val() {
+                self.kind.d.next = 3.into();
+                self.s_done.d.next = true;
+            } else {
+                self.s_ssend.d.next = true;
+            }
+        }
+        if self.s_ssend.q.val() {
+            self.select.s_valid.next = true;
+            if self.select.s_ready.val() {
+                self.s_ssend.d.next = false;
+                self.s_swait.d.next = true;
+            }
+        }
+        if self.s_swait.q.val() {
+            // Weighted round robin reads the weights of the active backend table; the
+            // least algorithms the weight, response time and active-flow count.
+            self.be_rd.next = self.bank1.val() | bit_cast::<9, 8>(self.select.weight_index.val());
+            self.af.read_address.next = self.select.weight_index.val();
+            if self.sel_done.q.val() {
+                self.backend.d.next = self.select.backend.val();
+                self.be_addr.d.next = self.select.backend.val().get_bits::<8>(0);
+                self.rd_wait.d.next = 0.into();
+                self.s_swait.d.next = false;
+                if self.select.m_none.val() {
+                    self.kind.d.next = 1.into();
+                    self.s_done.d.next = true;
+                } else {
+                    self.s_nread.d.next = true;
                 }
             }
-            Req::DispUse => {
-                // Release the displaced flow's backend, then count the new flow.
-                if self.g_same.q.val() {
-                    self.af_inc.d.next = false;
-                    self.af_more.d.next = true;
+        }
+        if self.s_nread.q.val() {
+            self.rd_wait.d.next = self.rd_wait.q.val() + 1;
+            if self.rd_wait.q.val() == 3 {
+                self.s_nread.d.next = false;
+                self.at_new.d.next = true;
+            }
+        }
+        if self.at_new.q.val() {
+            // `NewUse` (its loads are on `at_new`, below).
+            if self.g_nomac.q.val() {
+                self.s_done.d.next = true;
+            } else {
+                self.s_isend.d.next = true;
+            }
+        }
+        if self.s_isend.q.val() {
+            self.flows.cmd_valid.next = true;
+            self.flows.cmd_op.next = 1.into();
+            self.flows.cmd_state.next = self.flow_state.val();
+            if self.flows.cmd_ready.val() {
+                self.new_flow.d.next = true;
+                self.take_res.d.next = true;
+                self.s_isend.d.next = false;
+                self.s_iwait.d.next = true;
+            }
+        }
+        if self.s_iwait.q.val() & self.flows.res_valid.val() {
+            // The displaced entry (its valid bit), its backend read next; the new
+            // flow's slot gets the client MAC.
+            self.slot.d.next = self.flows.res_slot.val();
+            self.cm_we.d.next = true;
+            self.rd_wait.d.next = 0.into();
+            self.af_inc.d.next = true;
+            self.af_miss.d.next = false;
+            self.af_more.d.next = false;
+            self.s_iwait.d.next = false;
+            if self.flows.res_entry.val().get_bit(170) {
+                self.ev_insert.d.next = 2.into();
+                if self.flows.res_kind.val() == 2 {
+                    self.ev_insert.d.next = 1.into();
                 }
-                self.req.d.next = Req::AfRead;
+                self.s_dread.d.next = true;
+            } else {
+                self.s_afread.d.next = true;
             }
-            Req::AfRead => {
-                self.req.d.next = Req::AfWait;
+        }
+        if self.s_dread.q.val() {
+            self.rd_wait.d.next = self.rd_wait.q.val() + 1;
+            if self.rd_wait.q.val() == 3 {
+                self.s_dread.d.next = false;
+                self.s_duse.d.next = true;
             }
-            Req::AfWait => {
-                self.req.d.next = Req::AfAdd;
+        }
+        if self.s_duse.q.val() {
+            // Release the displaced flow's backend, then count the new flow.
+            if self.g_same.q.val() {
+                self.af_inc.d.next = false;
+                self.af_more.d.next = true;
             }
-            Req::AfAdd => {
-                // Written at the edge that ends `AfWrite`.
-                self.aw_we.d.next = true;
-                self.aw_data.d.next = self.af_new.val();
-                self.req.d.next = Req::AfWrite;
+            self.s_duse.d.next = false;
+            self.s_afread.d.next = true;
+        }
+        // `AfRead` → `AfWait` → `AfAdd` → `AfWrite`, one cycle each.
+        self.s_afwait.d.next = self.s_afread.q.val();
+        self.s_afadd.d.next = self.s_afwait.q.val();
+        self.s_afwrite.d.next = self.s_afadd.q.val();
+        if self.s_afread.q.val() {
+            self.s_afread.d.next = false;
+        }
+        if self.s_afadd.q.val() {
+            // Written at the edge that ends `AfWrite`.
+            self.aw_we.d.next = true;
+            self.aw_data.d.next = self.af_new.val();
+        }
+        if self.s_afwrite.q.val() {
+            if self.af_more.q.val() {
+                // The release of a displaced flow is done: now the new flow's count.
+                self.af_inc.d.next = true;
+                self.af_more.d.next = false;
+                self.s_afread.d.next = true;
+            } else if self.af_miss.q.val() {
+                self.s_miss.d.next = true;
+            } else {
+                self.s_done.d.next = true;
             }
-            Req::AfWrite => {
-                self.req.d.next = Req::Done;
-                if self.af_miss.q.val() {
-                    self.req.d.next = Req::Miss;
-                }
-                if self.af_more.q.val() {
-                    // The release of a displaced flow is done: now the new flow's count.
-                    self.af_inc.d.next = true;
-                    self.af_more.d.next = false;
-                    self.req.d.next = Req::AfRead;
-                }
-            }
-            Req::Done => {
-                if self.res_ready.val() {
-                    self.req_busy.d.next = false;
-                    self.req.d.next = Req::Idle;
-                }
-            }
-            _ => {
-                self.req_busy.d.next = false;
-                self.req.d.next = Req::Idle;
-            }
+        }
+        if self.s_done.q.val() & self.res_ready.val() {
+            self.req_busy.d.next = false;
+            self.s_done.d.next = false;
         }
         self.ring_shadow.address.next = self.rs_addr.val();
         self.ring_shadow.write_data.next = self.rs_wdata.val();
@@ -1301,7 +1340,7 @@ impl<const A: usize> Logic for Forward<A> {
         }
         // `NewUse` (`at_new`).
         if self.at_new.q.val() {
-            self.be_word.d.next = self.be.read_data.val();
+            self.be_word.d.next = self.bq.q.val();
             // The new entry: state, payload (service, backend, generation).
             self.entry.d.next = (bit_cast::<171, 2>(self.new_state.val()) << 64)
                 | (bit_cast::<171, 4>(self.svc.q.val()) << 24)
@@ -1315,7 +1354,7 @@ impl<const A: usize> Logic for Forward<A> {
         // `HitUse` (`at_hit`): model `backends[backend % 256]` keeps flows with the same
         // generation.
         if self.at_hit.q.val() {
-            self.be_word.d.next = self.be.read_data.val();
+            self.be_word.d.next = self.bq.q.val();
             self.backend.d.next = self.flow_backend.val();
             self.remove.d.next = true;
             if self.g_keep.q.val() {

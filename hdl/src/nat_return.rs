@@ -140,6 +140,10 @@ pub struct NatReply {
     f_backend: DFF<Bits<16>>,
     building: DFF<Bit>,
 
+    // The service write, registered.
+    sw_we: DFF<Bit>,
+    sw_addr: DFF<Bits<4>>,
+    sw_data: DFF<Bits<8>>,
     wr_count: Signal<Local, Bits<6>>,
     wr_nat: Signal<Local, Bit>,
     be_state: Signal<Local, Bits<3>>,
@@ -208,6 +212,9 @@ impl NatReply {
             nbusy: Default::default(),
             f_service: Default::default(),
             f_backend: Default::default(),
+            sw_we: Default::default(),
+            sw_addr: Default::default(),
+            sw_data: Default::default(),
             wr_count: Default::default(),
             wr_nat: Default::default(),
             wr_udp: Default::default(),
@@ -244,7 +251,10 @@ impl Logic for NatReply {
             nbusy,
             at_svc_use,
             at_be_use,
-            at_probe_use
+            at_probe_use,
+            sw_we,
+            sw_addr,
+            sw_data
         );
         clock!(self, clock, replies);
         self.svc.read_clock.next = self.clock.val();
@@ -259,13 +269,18 @@ impl Logic for NatReply {
             self.wr_count.next = 32.into();
         }
         self.wr_udp.next = self.table_data0.val().get_bits::<8>(16) == 17;
-        self.svc.write_address.next = self.table_index.val().get_bits::<4>(0);
-        self.svc.write_enable.next = self.table_write.val()
+        // Registered on the way in (the index decode in front of the LUT RAM's write
+        // enable was a critical path); a commit comes bus cycles after its writes.
+        self.sw_addr.d.next = self.table_index.val().get_bits::<4>(0);
+        self.sw_we.d.next = self.table_write.val()
             & (self.table_kind.val() == 1)
             & (self.table_index.val().get_bits::<24>(4) == 0);
-        self.svc.write_data.next = (bit_cast::<8, 1>(self.wr_nat.val().into()) << 7)
+        self.sw_data.d.next = (bit_cast::<8, 1>(self.wr_nat.val().into()) << 7)
             | (bit_cast::<8, 1>(self.wr_udp.val().into()) << 6)
             | bit_cast::<8, 6>(self.wr_count.val());
+        self.svc.write_address.next = self.sw_addr.q.val();
+        self.svc.write_enable.next = self.sw_we.q.val();
+        self.svc.write_data.next = self.sw_data.q.val();
         self.svc.read_address.next = self.s.q.val();
         // The member lists and backends: the owner's active banks, read while building
         // (equal to the shadow banks then: the owner has copied them).

@@ -174,34 +174,6 @@ pub mod action {
 // `parser::status` and `parser::l4_kind`.
 
 #[derive(Copy, Clone, PartialEq, Debug, LogicState)]
-enum Step {
-    Idle,
-    KeyLoad,
-    Scan,
-    Rules,
-    Classify,
-    Issue,
-    TableWait,
-    FwdSend,
-    FwdWait,
-    NatSend,
-    NatWait,
-    RSvc,
-    RSvcUse,
-    RHashSend,
-    RHashWait,
-    RFwdSend,
-    RFwdWait,
-    RVip,
-    RVipUse,
-    SnatDiv,
-    SnatDec,
-    FnMul,
-    FnSend,
-    FnWait,
-}
-
-#[derive(Copy, Clone, PartialEq, Debug, LogicState)]
 enum Engine {
     Idle,
     Wait1,
@@ -293,7 +265,26 @@ pub struct FastPath<const A: usize> {
     h_from_mcu: Signal<Local, Bit>,
 
     // The controller.
-    step: DFF<Step>,
+    // The controller's steps, one-hot (see `update`).
+    t_tw: DFF<Bit>,
+    t_scan: DFF<Bit>,
+    t_rules: DFF<Bit>,
+    t_cls: DFF<Bit>,
+    t_fnmul: DFF<Bit>,
+    t_fnwait: DFF<Bit>,
+    t_sdiv: DFF<Bit>,
+    t_sdec: DFF<Bit>,
+    t_natsend: DFF<Bit>,
+    t_natwait: DFF<Bit>,
+    t_rsvc: DFF<Bit>,
+    t_rsvcuse: DFF<Bit>,
+    t_rhsend: DFF<Bit>,
+    t_rhwait: DFF<Bit>,
+    t_rfwait: DFF<Bit>,
+    t_rvip: DFF<Bit>,
+    t_rvipuse: DFF<Bit>,
+    t_fwait: DFF<Bit>,
+    t_issue: DFF<Bit>,
     // The controller is not idle (`step != Idle`), as a register.
     p_busy: DFF<Bit>,
     // The tables' commit strobe (see `fwd.commit`).
@@ -427,6 +418,11 @@ pub struct FastPath<const A: usize> {
     // engine while the controller decides the next frame.
     count_idx: DFF<Bits<4>>,
     c_busy: DFF<Bit>,
+    // The job at the queue's head, registered (the 12-way job choice in front of the
+    // engine's take was a critical path): valid, counter address and amount.
+    jq_valid: DFF<Bit>,
+    jq_addr: DFF<Bits<11>>,
+    jq_amount: DFF<Bits<16>>,
     c_action: DFF<Bits<3>>,
     c_reason: DFF<Bits<4>>,
     c_ev_lookup: DFF<Bits<2>>,
@@ -624,7 +620,25 @@ impl<const A: usize> FastPath<A> {
             h_status: Default::default(),
             h_frame_len: Default::default(),
             h_from_mcu: Default::default(),
-            step: Default::default(),
+            t_tw: Default::default(),
+            t_scan: Default::default(),
+            t_rules: Default::default(),
+            t_cls: Default::default(),
+            t_fnmul: Default::default(),
+            t_fnwait: Default::default(),
+            t_sdiv: Default::default(),
+            t_sdec: Default::default(),
+            t_natsend: Default::default(),
+            t_natwait: Default::default(),
+            t_rsvc: Default::default(),
+            t_rsvcuse: Default::default(),
+            t_rhsend: Default::default(),
+            t_rhwait: Default::default(),
+            t_rfwait: Default::default(),
+            t_rvip: Default::default(),
+            t_rvipuse: Default::default(),
+            t_fwait: Default::default(),
+            t_issue: Default::default(),
             p_busy: Default::default(),
             commit_q: Default::default(),
             commit_pending: DFFWithInit::new(true),
@@ -722,6 +736,9 @@ impl<const A: usize> FastPath<A> {
             cmd_op: Default::default(),
             cmd_port: Default::default(),
             count_idx: Default::default(),
+            jq_valid: Default::default(),
+            jq_addr: Default::default(),
+            jq_amount: Default::default(),
             hash_sent: Default::default(),
             hash_done: Default::default(),
             c_busy: Default::default(),
@@ -819,7 +836,25 @@ impl<const A: usize> Logic for FastPath<A> {
             hq_wr,
             hq_rd,
             hq_valid,
-            step,
+            t_tw,
+            t_scan,
+            t_rules,
+            t_cls,
+            t_fnmul,
+            t_fnwait,
+            t_sdiv,
+            t_sdec,
+            t_natsend,
+            t_natwait,
+            t_rsvc,
+            t_rsvcuse,
+            t_rhsend,
+            t_rhwait,
+            t_rfwait,
+            t_rvip,
+            t_rvipuse,
+            t_fwait,
+            t_issue,
             p_busy,
             commit_q,
             commit_pending,
@@ -930,6 +965,9 @@ impl<const A: usize> Logic for FastPath<A> {
             cmd_op,
             cmd_port,
             count_idx,
+            jq_valid,
+            jq_addr,
+            jq_amount,
             hash_sent,
             hash_done,
             c_busy,
@@ -1129,7 +1167,7 @@ impl<const A: usize> Logic for FastPath<A> {
         self.regs.bus_re.next = self.bus_re.val();
         // STATUS.0 stays set until the forward path's tables are copied.
         self.regs.commit_pending.next =
-            self.commit_pending.q.val() | self.kl.q.val() | (self.step.q.val() == Step::TableWait);
+            self.commit_pending.q.val() | self.kl.q.val() | self.t_tw.q.val();
         self.regs.counter_hi.next = 0.into();
         self.regs.counter_lo.next = 0.into();
         self.latched_hi.next = self.latched.q.val().get_bits::<32>(32);
@@ -1233,7 +1271,7 @@ impl<const A: usize> Logic for FastPath<A> {
         // A frame is issued when the counter queue can take its jobs, and not while a
         // counter latch waits for the queue to drain (the latch then counts every frame
         // whose verdict came before it).
-        self.rewrite.s_cmd.tvalid.next = (self.step.q.val() == Step::Issue)
+        self.rewrite.s_cmd.tvalid.next = self.t_issue.q.val()
             & (!self.out_busy.q.val() | (self.cmd_op.q.val() == 1))
             & !self.c_busy.q.val()
             & !self.csel_pending.q.val();
@@ -1335,9 +1373,7 @@ impl<const A: usize> Logic for FastPath<A> {
         // then, and `res_ready` takes it in that cycle.
         self.fr_seen.d.next = self.fwd.res_valid.val()
             & !self.fr_seen.q.val()
-            & ((self.step.q.val() == Step::FwdWait)
-                | (self.step.q.val() == Step::RFwdWait)
-                | (self.step.q.val() == Step::FnWait));
+            & (self.t_fwait.q.val() | self.t_rfwait.q.val() | self.t_fnwait.q.val());
         self.fwd.res_ready.next = self.fr_seen.q.val();
 
         // ---- The NAT reply table: shadow copies from the table port, rebuilt at a commit
@@ -1349,12 +1385,12 @@ impl<const A: usize> Logic for FastPath<A> {
         self.nat.table_data1.next = self.regs.table_data1.val();
         self.nat.table_data2.next = self.regs.table_data2.val();
         self.nat.commit.next = self.fwd.commit.val();
-        self.nat.req_valid.next = self.step.q.val() == Step::NatSend;
+        self.nat.req_valid.next = self.t_natsend.q.val();
         self.nat.req_addr.next = self.src_ip.q.val();
         self.nat.req_port.next = self.src_port.q.val();
         self.nat.req_udp.next = self.l4_kind.q.val() == 1;
         self.nr_seen.d.next =
-            self.nat.res_valid.val() & !self.nr_seen.q.val() & (self.step.q.val() == Step::NatWait);
+            self.nat.res_valid.val() & !self.nr_seen.q.val() & self.t_natwait.q.val();
         self.nat.res_ready.next = self.nr_seen.q.val();
         // A tunnelled frame over the tunnel MTU (registered: the service's mode and the
         // frame's length hold from the scan on).
@@ -1396,14 +1432,14 @@ impl<const A: usize> Logic for FastPath<A> {
         self.hash.key_word.next = self.key_widx_q.q.val();
         self.hash.key_data.next = self.key_word_q.q.val();
         self.has_ports.next = (self.l4_kind.q.val() == 0) | (self.l4_kind.q.val() == 1);
-        self.hash.s_valid.next = ((self.step.q.val() == Step::Scan) & !self.hash_sent.q.val())
-            | (self.step.q.val() == Step::RHashSend);
+        self.hash.s_valid.next =
+            (self.t_scan.q.val() & !self.hash_sent.q.val()) | self.t_rhsend.q.val();
         self.hash.src_ip.next = self.src_ip.q.val();
         self.hash.dst_ip.next = self.dst_ip.q.val();
         self.hash.src_port.next = self.src_port.q.val();
         self.hash.dst_port.next = self.dst_port.q.val();
         self.hash.has_ports.next = self.has_ports.val();
-        if self.step.q.val() == Step::RHashSend {
+        if self.t_rhsend.q.val() {
             // The NAT return path's client flow (client, VIP, client port, port).
             self.hash.src_ip.next = self.dst_ip.q.val();
             self.hash.dst_ip.next = self.ret_vip.q.val();
@@ -1494,15 +1530,7 @@ impl<const A: usize> Logic for FastPath<A> {
             }
             _ => {}
         }
-        self.job_valid.next = self.c_busy.q.val() & self.job_en.val();
-        // The walk: a job taken by the engine, or one that does not apply, moves on; the
-        // descriptor is free after job 11.
-        if self.c_busy.q.val() & (self.job_accept.val() | !self.job_en.val()) {
-            self.count_idx.d.next = self.count_idx.q.val() + 1;
-            if self.count_idx.q.val() == 11 {
-                self.c_busy.d.next = false;
-            }
-        }
+        self.job_valid.next = self.jq_valid.q.val();
         // Model counter index → RAM address: 0..0x7F as is, services 0x100..0x17F at
         // 0x80, backends 0x1000..0x13FF at 0x400; anything else reads 0.
         self.csel_low.next = self.csel.q.val().get_bits::<11>(0);
@@ -1542,6 +1570,7 @@ impl<const A: usize> Logic for FastPath<A> {
             Engine::Idle => {
                 if self.csel_pending.q.val()
                     & !self.c_busy.q.val()
+                    & !self.jq_valid.q.val()
                     & !(self.bus_we.val() & (self.bus_addr.val() == 0x050))
                 {
                     self.csel_pending.d.next = false;
@@ -1552,8 +1581,8 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.eng.d.next = Engine::Wait1;
                 } else if self.job_valid.val() {
                     self.job_accept.next = true;
-                    self.eng_addr.d.next = self.job_addr.val();
-                    self.eng_amount.d.next = self.job_amount.val();
+                    self.eng_addr.d.next = self.jq_addr.q.val();
+                    self.eng_amount.d.next = self.jq_amount.q.val();
                     self.eng_bus.d.next = false;
                     self.eng.d.next = Engine::Wait1;
                 }
@@ -1581,6 +1610,21 @@ impl<const A: usize> Logic for FastPath<A> {
             }
             _ => {
                 self.eng.d.next = Engine::Idle;
+            }
+        }
+        // The walk: each job moves into the job register when that is free (empty, or
+        // its job taken by the engine this cycle), a job that does not apply as an empty
+        // one; the descriptor is free once job 11 has moved.
+        if !self.jq_valid.q.val() | self.job_accept.val() {
+            self.jq_valid.d.next = false;
+            if self.c_busy.q.val() {
+                self.jq_valid.d.next = self.job_en.val();
+                self.jq_addr.d.next = self.job_addr.val();
+                self.jq_amount.d.next = self.job_amount.val();
+                self.count_idx.d.next = self.count_idx.q.val() + 1;
+                if self.count_idx.q.val() == 11 {
+                    self.c_busy.d.next = false;
+                }
             }
         }
 
@@ -1737,326 +1781,315 @@ impl<const A: usize> Logic for FastPath<A> {
             self.t_close.d.next = self.regs.t_close.val();
             self.t_udp.d.next = self.regs.t_udp.val();
         }
-        match self.step.q.val() {
-            Step::Idle => {
-                if self.commit_pending.q.val() {
-                    // The shadow settings become active between two frames (loaded on
-                    // `load_cfg`, next cycle).
-                    self.commit_pending.d.next = false;
-                    self.load_cfg.d.next = true;
-                    self.kl.d.next = true;
-                    self.v_commit.d.next = true;
-                    self.p_busy.d.next = true;
-                    self.step.d.next = Step::KeyLoad;
-                } else if self.hq_valid.q.val() {
-                    // The next frame's header, from the head of the queue (its verdict
-                    // registers were loaded while idle, above).
-                    self.p_busy.d.next = true;
-                    self.step.d.next = Step::Issue;
-                    if !self.h_from_mcu.val() & (self.h_status.val() == 0) {
-                        // The service scan, with the flow hash beside it.
-                        self.step.d.next = Step::Scan;
-                    }
+        // The controller, one-hot: `p_busy` low is `Idle`, `kl` is `KeyLoad`, `s_fwd`,
+        // `s_fn`, `s_rfwd` are the three forward-path sends, every other step is a
+        // flip-flop of its own (`t_*`): each step's decode is one flip-flop, and each
+        // flag's next value depends only on the steps that lead into it. A transition
+        // clears its own flag and sets the next.
+        if !self.p_busy.q.val() {
+            if self.commit_pending.q.val() {
+                // The shadow settings become active between two frames (loaded on
+                // `load_cfg`, next cycle).
+                self.commit_pending.d.next = false;
+                self.load_cfg.d.next = true;
+                self.kl.d.next = true;
+                self.v_commit.d.next = true;
+                self.p_busy.d.next = true;
+            } else if self.hq_valid.q.val() {
+                // The next frame's header, from the head of the queue (its verdict
+                // registers were loaded while idle, above).
+                self.p_busy.d.next = true;
+                if !self.h_from_mcu.val() & (self.h_status.val() == 0) {
+                    // The service scan, with the flow hash beside it.
+                    self.t_scan.d.next = true;
+                } else {
+                    self.t_issue.d.next = true;
                 }
             }
-            Step::KeyLoad => {
-                // (On `kl`, below the match.)
+        }
+        // `KeyLoad` is on `kl`, below.
+        if self.t_tw.q.val() & !self.fwd.busy.val() & !self.nat.busy.val() {
+            self.p_busy.d.next = false;
+            self.t_tw.d.next = false;
+        }
+        if self.t_scan.q.val() {
+            // The flow hash (3 cycles), computed while the 16 entries are scanned.
+            if self.hash.s_ready.val() {
+                self.hash_sent.d.next = true;
             }
-            Step::TableWait => {
-                if !self.fwd.busy.val() & !self.nat.busy.val() {
-                    self.p_busy.d.next = false;
-                    self.step.d.next = Step::Idle;
-                }
+            if self.hash.m_valid.val() {
+                self.flow_hash.d.next = self.hash.flow_hash.val();
+                self.src_hash.d.next = self.hash.src_hash.val();
+                self.hash_done.d.next = true;
             }
-            Step::Scan => {
-                // The flow hash (2 cycles), computed while the 16 entries are scanned.
-                if self.hash.s_ready.val() {
-                    self.hash_sent.d.next = true;
+            // Active entry k is on read_data at scan_idx k + 1 and its compare in the
+            // `sc_*` registers at k + 2 (the index stops at 17, reading entry 15).
+            if self.scan_idx.q.val() != 17 {
+                self.scan_idx.d.next = self.scan_idx.q.val() + 1;
+            }
+            if self.scan_idx.q.val() >= 2 {
+                if self.sc_hit.q.val() {
+                    self.vip_any.d.next = true;
                 }
-                if self.hash.m_valid.val() {
-                    self.flow_hash.d.next = self.hash.flow_hash.val();
-                    self.src_hash.d.next = self.hash.src_hash.val();
-                    self.hash_done.d.next = true;
-                }
-                // Active entry k is on read_data at scan_idx k + 1 and its compare in the
-                // `sc_*` registers at k + 2 (the index stops at 17, reading entry 15).
-                if self.scan_idx.q.val() != 17 {
-                    self.scan_idx.d.next = self.scan_idx.q.val() + 1;
-                }
-                if self.scan_idx.q.val() >= 2 {
-                    if self.sc_hit.q.val() {
-                        self.vip_any.d.next = true;
-                    }
-                    if self.sc_match.q.val() & !self.found.q.val() {
-                        self.found.d.next = true;
-                        self.found_idx.d.next = self.scan_prev2.val().get_bits::<4>(0);
-                        self.found_mode.d.next = self.sc_mode.q.val();
-                        self.found_algo.d.next = self.sc_algo.q.val();
-                        self.found_sticky.d.next = self.sc_sticky.q.val();
-                        self.found_gue.d.next = self.sc_gue.q.val();
-                        self.found_members.d.next = self.sc_members.q.val();
-                    }
-                }
-                if (self.scan_idx.q.val() == 17) & self.hash_done.q.val() {
-                    self.pool_hit.d.next = self.pool_match_q.q.val();
-                    self.step.d.next = Step::Rules;
+                if self.sc_match.q.val() & !self.found.q.val() {
+                    self.found.d.next = true;
+                    self.found_idx.d.next = self.scan_prev2.val().get_bits::<4>(0);
+                    self.found_mode.d.next = self.sc_mode.q.val();
+                    self.found_algo.d.next = self.sc_algo.q.val();
+                    self.found_sticky.d.next = self.sc_sticky.q.val();
+                    self.found_gue.d.next = self.sc_gue.q.val();
+                    self.found_members.d.next = self.sc_members.q.val();
                 }
             }
-            Step::Rules => {
-                // The flags are final: the rules' outcome registers at this edge.
-                self.step.d.next = Step::Classify;
+            if (self.scan_idx.q.val() == 17) & self.hash_done.q.val() {
+                self.pool_hit.d.next = self.pool_match_q.q.val();
+                self.t_scan.d.next = false;
+                self.t_rules.d.next = true;
             }
-            Step::Classify => {
-                self.v_action.d.next = self.cls_action.q.val();
-                self.v_reason.d.next = self.cls_reason.q.val();
-                self.cmd_op.d.next = self.cls_op.q.val();
-                self.cmd_port.d.next = self.cls_port.q.val();
+        }
+        // `Rules`: the flags are final, the rules' outcome registers at this edge.
+        self.t_cls.d.next = self.t_rules.q.val();
+        if self.t_rules.q.val() {
+            self.t_rules.d.next = false;
+        }
+        if self.t_cls.q.val() {
+            self.v_action.d.next = self.cls_action.q.val();
+            self.v_reason.d.next = self.cls_reason.q.val();
+            self.cmd_op.d.next = self.cls_op.q.val();
+            self.cmd_port.d.next = self.cls_port.q.val();
+            self.v_len.d.next = 0.into();
+            if self.cls_len.q.val() {
+                self.v_len.d.next = 1.into();
+            }
+            // `snat_slot` (full-NAT return path): (port - base) + pool index × ports
+            // per address.
+            self.snat_acc.d.next = bit_cast::<20, 16>(self.snat_off_q.q.val());
+            self.snat_idx.d.next = bit_cast::<4, 3>(self.pool_idx_q.q.val());
+            // (The three classes exclude each other.)
+            if self.cls_fn.q.val() {
+                self.t_fnmul.d.next = true;
+            } else if self.cls_ret.q.val() {
+                self.t_natsend.d.next = true;
+            } else if self.cls_fwd.q.val() {
+                self.s_fwd.d.next = true;
+            } else {
+                self.t_issue.d.next = true;
+            }
+        }
+        if self.t_fnmul.q.val() {
+            if self.snat_idx.q.val() == 0 {
+                self.t_fnmul.d.next = false;
+                self.s_fn.d.next = true;
+            } else {
+                self.snat_acc.d.next = self.snat_acc.q.val() + self.snat_per_q.q.val();
+                self.snat_idx.d.next = self.snat_idx.q.val() - 1;
+            }
+        }
+        if self.s_fn.q.val() & self.fwd.req_ready.val() {
+            self.s_fn.d.next = false;
+            self.t_fnwait.d.next = true;
+        }
+        if self.t_fnwait.q.val() & self.fr_seen.q.val() {
+            // `fullnat_return`: the slot's flow (return_no_flow unless it matches),
+            // rewritten to its client: MACs, source = VIP, destination = client.
+            self.ev_lookup.d.next = self.fwd.res_lookup_event.val();
+            self.fwd_backend.d.next = self.fwd.res_backend.val();
+            self.t_fnwait.d.next = false;
+            if self.fwd.res_kind.val() == 0 {
+                self.found_idx.d.next = self.fwd.res_service.val();
+                self.fwd_mac.d.next = self.fwd.res_mac.val();
+                self.fwd_addr.d.next = self.fwd.res_address.val();
+                self.fwd_port.d.next = self.fwd.res_port.val();
+                self.cmd_set_dst.d.next = true;
+                self.scan_idx.d.next = bit_cast::<5, 4>(self.fwd.res_service.val());
+                self.t_rvip.d.next = true;
+            } else {
+                self.t_issue.d.next = true;
+            }
+        }
+        // `SnatDiv`: `sd_over`, `sd_lt` register the compares of this step's values.
+        self.t_sdec.d.next = self.t_sdiv.q.val();
+        if self.t_sdiv.q.val() {
+            self.t_sdiv.d.next = false;
+        }
+        if self.t_sdec.q.val() {
+            // `snat_endpoint`: pool index = slot / ports per address (the first
+            // `snat_count` of the 8 addresses, else no_backend), port = base + rest.
+            if self.sd_over.q.val() {
+                self.v_action.d.next = 4.into();
+                self.v_reason.d.next = 8.into();
+                self.cmd_port.d.next = 0.into();
+                self.cmd_op.d.next = 1.into();
                 self.v_len.d.next = 0.into();
-                if self.cls_len.q.val() {
+                self.t_issue.d.next = true;
+            } else if self.sd_lt.q.val() {
+                self.ret_vip.d.next = self.snat_addr.val();
+                self.ret_vport.d.next =
+                    self.snat_base.q.val() + self.snat_acc.q.val().get_bits::<16>(0);
+                self.cmd_set_src.d.next = true;
+                self.t_issue.d.next = true;
+            } else {
+                self.snat_acc.d.next = self.snat_acc.q.val() - self.snat_per_q.q.val();
+                self.snat_idx.d.next = self.snat_idx.q.val() + 1;
+                self.t_sdiv.d.next = true;
+            }
+        }
+        if self.t_natsend.q.val() & self.nat.req_ready.val() {
+            self.t_natsend.d.next = false;
+            self.t_natwait.d.next = true;
+        }
+        if self.t_natwait.q.val() & self.nr_seen.q.val() {
+            // No NAT member sent it: not_for_us (set by Classify).
+            self.t_natwait.d.next = false;
+            if self.nat.res_found.val() {
+                self.ret_backend.d.next = self.nat.res_backend.val();
+                self.scan_idx.d.next = bit_cast::<5, 4>(self.nat.res_service.val());
+                self.t_rsvc.d.next = true;
+            } else {
+                self.t_issue.d.next = true;
+            }
+        }
+        // `RSvc`: the service's active entry is on read_data next cycle.
+        self.t_rsvcuse.d.next = self.t_rsvc.q.val();
+        if self.t_rsvc.q.val() {
+            self.t_rsvc.d.next = false;
+        }
+        if self.t_rsvcuse.q.val() {
+            // model `nat_return`: the client flow is (client, VIP, client port, port).
+            self.ret_vip.d.next = self.svc_entry.val().get_bits::<32>(16);
+            self.ret_vport.d.next = self.svc_entry.val().get_bits::<16>(0);
+            self.t_rhsend.d.next = true;
+        }
+        if self.t_rhsend.q.val() & self.hash.s_ready.val() {
+            self.t_rhsend.d.next = false;
+            self.t_rhwait.d.next = true;
+        }
+        if self.t_rhwait.q.val() & self.hash.m_valid.val() {
+            self.ret_hash.d.next = self.hash.flow_hash.val();
+            self.t_rhwait.d.next = false;
+            self.s_rfwd.d.next = true;
+        }
+        if self.s_rfwd.q.val() & self.fwd.req_ready.val() {
+            self.s_rfwd.d.next = false;
+            self.t_rfwait.d.next = true;
+        }
+        if self.t_rfwait.q.val() & self.fr_seen.q.val() {
+            self.ev_lookup.d.next = self.fwd.res_lookup_event.val();
+            self.fwd_backend.d.next = self.fwd.res_backend.val();
+            self.v_action.d.next = 4.into();
+            self.v_reason.d.next = 10.into();
+            self.t_rfwait.d.next = false;
+            if self.fwd.res_kind.val() == 0 {
+                // The flow's service gives the VIP endpoint of the rewrite.
+                self.found_idx.d.next = self.fwd.res_service.val();
+                self.fwd_mac.d.next = self.fwd.res_mac.val();
+                self.scan_idx.d.next = bit_cast::<5, 4>(self.fwd.res_service.val());
+                self.t_rvip.d.next = true;
+            } else {
+                self.t_issue.d.next = true;
+            }
+        }
+        // `RVip` → `RVipUse`.
+        self.t_rvipuse.d.next = self.t_rvip.q.val();
+        if self.t_rvip.q.val() {
+            self.t_rvip.d.next = false;
+        }
+        if self.t_rvipuse.q.val() {
+            // `return_to_client`: MACs (client's, ours) and the source = the VIP.
+            self.ret_vip.d.next = self.svc_entry.val().get_bits::<32>(16);
+            self.ret_vport.d.next = self.svc_entry.val().get_bits::<16>(0);
+            self.v_action.d.next = 1.into();
+            self.v_reason.d.next = 0.into();
+            self.cmd_op.d.next = 2.into();
+            self.cmd_port.d.next = 1.into();
+            self.cmd_set_src.d.next = true;
+            self.v_len.d.next = 1.into();
+            self.t_issue.d.next = true;
+        }
+        if self.s_fwd.q.val() & self.fwd.req_ready.val() {
+            self.s_fwd.d.next = false;
+            self.t_fwait.d.next = true;
+        }
+        if self.t_fwait.q.val() & self.fr_seen.q.val() {
+            self.fwd_backend.d.next = self.fwd.res_backend.val();
+            self.fwd_new.d.next = self.fwd.res_new_flow.val();
+            self.ev_lookup.d.next = self.fwd.res_lookup_event.val();
+            self.ev_insert.d.next = self.fwd.res_insert_event.val();
+            self.fwd_addr.d.next = self.fwd.res_address.val();
+            self.fwd_port.d.next = self.fwd.res_port.val();
+            self.fwd_mac.d.next = self.fwd.res_mac.val();
+            self.t_fwait.d.next = false;
+            self.t_issue.d.next = true;
+            self.v_reason.d.next = 0.into();
+            self.cmd_port.d.next = 0.into();
+            self.cmd_op.d.next = 1.into();
+            self.v_len.d.next = 0.into();
+            self.v_action.d.next = 4.into();
+            match self.fwd.res_kind.val().index() {
+                0 => {
+                    // `rewrite_forward`: NAT (MACs, destination), DSR (MACs),
+                    // IP-in-IP / GUE (refused over the tunnel MTU).
+                    self.v_action.d.next = 0.into();
+                    self.cmd_port.d.next = 1.into();
+                    self.cmd_op.d.next = 2.into();
+                    self.v_len.d.next = 1.into();
+                    self.cmd_set_dst.d.next = self.found_mode.q.val() != 2;
+                    if self.encap.val() {
+                        self.cmd_op.d.next = 3.into();
+                        self.cmd_set_dst.d.next = false;
+                        self.v_len.d.next = 2.into();
+                        if self.over_mtu_q.q.val() {
+                            self.v_action.d.next = 4.into();
+                            self.v_reason.d.next = 11.into();
+                            self.cmd_port.d.next = 0.into();
+                            self.cmd_op.d.next = 1.into();
+                            self.v_len.d.next = 0.into();
+                        }
+                    }
+                    if self.found_mode.q.val() == 1 {
+                        // Full NAT: the source is the slot's pool endpoint.
+                        self.snat_acc.d.next = bit_cast::<20, 16>(self.fwd.res_slot.val());
+                        self.snat_idx.d.next = 0.into();
+                        self.t_issue.d.next = false;
+                        self.t_sdiv.d.next = true;
+                    }
+                }
+                1 => {
+                    self.v_reason.d.next = 8.into();
+                }
+                2 => {
+                    self.v_action.d.next = 3.into();
+                    self.v_reason.d.next = 7.into();
+                    self.cmd_port.d.next = 2.into();
+                    self.cmd_op.d.next = 0.into();
                     self.v_len.d.next = 1.into();
                 }
-                // `snat_slot` (full-NAT return path): (port - base) + pool index × ports
-                // per address.
-                self.snat_acc.d.next = bit_cast::<20, 16>(self.snat_off_q.q.val());
-                self.snat_idx.d.next = bit_cast::<4, 3>(self.pool_idx_q.q.val());
-                self.step.d.next = Step::Issue;
-                if self.cls_fwd.q.val() {
-                    self.s_fwd.d.next = true;
-                    self.step.d.next = Step::FwdSend;
-                }
-                if self.cls_ret.q.val() {
-                    self.step.d.next = Step::NatSend;
-                }
-                if self.cls_fn.q.val() {
-                    self.step.d.next = Step::FnMul;
+                _ => {
+                    self.v_reason.d.next = 9.into();
                 }
             }
-            Step::FnMul => {
-                if self.snat_idx.q.val() == 0 {
-                    self.s_fn.d.next = true;
-                    self.step.d.next = Step::FnSend;
-                } else {
-                    self.snat_acc.d.next = self.snat_acc.q.val() + self.snat_per_q.q.val();
-                    self.snat_idx.d.next = self.snat_idx.q.val() - 1;
-                }
+        }
+        if self.t_issue.q.val() & self.rewrite.s_cmd.tvalid.val() & self.rewrite.s_cmd.tready.val()
+        {
+            self.v_valid.d.next = true;
+            if self.cmd_op.q.val() != 1 {
+                self.out_busy.d.next = true;
+                self.out_port.d.next = self.cmd_port.q.val();
             }
-            Step::FnSend => {
-                if self.fwd.req_ready.val() {
-                    self.s_fn.d.next = false;
-                    self.step.d.next = Step::FnWait;
-                }
-            }
-            Step::FnWait => {
-                // `fullnat_return`: the slot's flow (return_no_flow unless it matches),
-                // rewritten to its client: MACs, source = VIP, destination = client.
-                if self.fr_seen.q.val() {
-                    self.ev_lookup.d.next = self.fwd.res_lookup_event.val();
-                    self.fwd_backend.d.next = self.fwd.res_backend.val();
-                    self.step.d.next = Step::Issue;
-                    if self.fwd.res_kind.val() == 0 {
-                        self.found_idx.d.next = self.fwd.res_service.val();
-                        self.fwd_mac.d.next = self.fwd.res_mac.val();
-                        self.fwd_addr.d.next = self.fwd.res_address.val();
-                        self.fwd_port.d.next = self.fwd.res_port.val();
-                        self.cmd_set_dst.d.next = true;
-                        self.scan_idx.d.next = bit_cast::<5, 4>(self.fwd.res_service.val());
-                        self.step.d.next = Step::RVip;
-                    }
-                }
-            }
-            Step::SnatDiv => {
-                // (`sd_over`, `sd_lt` register the compares of this step's values.)
-                self.step.d.next = Step::SnatDec;
-            }
-            Step::SnatDec => {
-                // `snat_endpoint`: pool index = slot / ports per address (the first
-                // `snat_count` of the 8 addresses, else no_backend), port = base + rest.
-                self.step.d.next = Step::SnatDiv;
-                if self.sd_over.q.val() {
-                    self.v_action.d.next = 4.into();
-                    self.v_reason.d.next = 8.into();
-                    self.cmd_port.d.next = 0.into();
-                    self.cmd_op.d.next = 1.into();
-                    self.v_len.d.next = 0.into();
-                    self.step.d.next = Step::Issue;
-                } else if self.sd_lt.q.val() {
-                    self.ret_vip.d.next = self.snat_addr.val();
-                    self.ret_vport.d.next =
-                        self.snat_base.q.val() + self.snat_acc.q.val().get_bits::<16>(0);
-                    self.cmd_set_src.d.next = true;
-                    self.step.d.next = Step::Issue;
-                } else {
-                    self.snat_acc.d.next = self.snat_acc.q.val() - self.snat_per_q.q.val();
-                    self.snat_idx.d.next = self.snat_idx.q.val() + 1;
-                }
-            }
-            Step::NatSend => {
-                if self.nat.req_ready.val() {
-                    self.step.d.next = Step::NatWait;
-                }
-            }
-            Step::NatWait => {
-                // No NAT member sent it: not_for_us (set by Classify).
-                if self.nr_seen.q.val() {
-                    self.step.d.next = Step::Issue;
-                    if self.nat.res_found.val() {
-                        self.ret_backend.d.next = self.nat.res_backend.val();
-                        self.scan_idx.d.next = bit_cast::<5, 4>(self.nat.res_service.val());
-                        self.step.d.next = Step::RSvc;
-                    }
-                }
-            }
-            Step::RSvc => {
-                // The service's active entry is on read_data next cycle.
-                self.step.d.next = Step::RSvcUse;
-            }
-            Step::RSvcUse => {
-                // model `nat_return`: the client flow is (client, VIP, client port, port).
-                self.ret_vip.d.next = self.svc_entry.val().get_bits::<32>(16);
-                self.ret_vport.d.next = self.svc_entry.val().get_bits::<16>(0);
-                self.step.d.next = Step::RHashSend;
-            }
-            Step::RHashSend => {
-                if self.hash.s_ready.val() {
-                    self.step.d.next = Step::RHashWait;
-                }
-            }
-            Step::RHashWait => {
-                if self.hash.m_valid.val() {
-                    self.ret_hash.d.next = self.hash.flow_hash.val();
-                    self.s_rfwd.d.next = true;
-                    self.step.d.next = Step::RFwdSend;
-                }
-            }
-            Step::RFwdSend => {
-                if self.fwd.req_ready.val() {
-                    self.s_rfwd.d.next = false;
-                    self.step.d.next = Step::RFwdWait;
-                }
-            }
-            Step::RFwdWait => {
-                if self.fr_seen.q.val() {
-                    self.ev_lookup.d.next = self.fwd.res_lookup_event.val();
-                    self.fwd_backend.d.next = self.fwd.res_backend.val();
-                    self.v_action.d.next = 4.into();
-                    self.v_reason.d.next = 10.into();
-                    self.step.d.next = Step::Issue;
-                    if self.fwd.res_kind.val() == 0 {
-                        // The flow's service gives the VIP endpoint of the rewrite.
-                        self.found_idx.d.next = self.fwd.res_service.val();
-                        self.fwd_mac.d.next = self.fwd.res_mac.val();
-                        self.scan_idx.d.next = bit_cast::<5, 4>(self.fwd.res_service.val());
-                        self.step.d.next = Step::RVip;
-                    }
-                }
-            }
-            Step::RVip => {
-                self.step.d.next = Step::RVipUse;
-            }
-            Step::RVipUse => {
-                // `return_to_client`: MACs (client's, ours) and the source = the VIP.
-                self.ret_vip.d.next = self.svc_entry.val().get_bits::<32>(16);
-                self.ret_vport.d.next = self.svc_entry.val().get_bits::<16>(0);
-                self.v_action.d.next = 1.into();
-                self.v_reason.d.next = 0.into();
-                self.cmd_op.d.next = 2.into();
-                self.cmd_port.d.next = 1.into();
-                self.cmd_set_src.d.next = true;
-                self.v_len.d.next = 1.into();
-                self.step.d.next = Step::Issue;
-            }
-            Step::FwdSend => {
-                if self.fwd.req_ready.val() {
-                    self.s_fwd.d.next = false;
-                    self.step.d.next = Step::FwdWait;
-                }
-            }
-            Step::FwdWait => {
-                if self.fr_seen.q.val() {
-                    self.fwd_backend.d.next = self.fwd.res_backend.val();
-                    self.fwd_new.d.next = self.fwd.res_new_flow.val();
-                    self.ev_lookup.d.next = self.fwd.res_lookup_event.val();
-                    self.ev_insert.d.next = self.fwd.res_insert_event.val();
-                    self.fwd_addr.d.next = self.fwd.res_address.val();
-                    self.fwd_port.d.next = self.fwd.res_port.val();
-                    self.fwd_mac.d.next = self.fwd.res_mac.val();
-                    self.step.d.next = Step::Issue;
-                    self.v_reason.d.next = 0.into();
-                    self.cmd_port.d.next = 0.into();
-                    self.cmd_op.d.next = 1.into();
-                    self.v_len.d.next = 0.into();
-                    self.v_action.d.next = 4.into();
-                    match self.fwd.res_kind.val().index() {
-                        0 => {
-                            // `rewrite_forward`: NAT (MACs, destination), DSR (MACs),
-                            // IP-in-IP / GUE (refused over the tunnel MTU).
-                            self.v_action.d.next = 0.into();
-                            self.cmd_port.d.next = 1.into();
-                            self.cmd_op.d.next = 2.into();
-                            self.v_len.d.next = 1.into();
-                            self.cmd_set_dst.d.next = self.found_mode.q.val() != 2;
-                            if self.encap.val() {
-                                self.cmd_op.d.next = 3.into();
-                                self.cmd_set_dst.d.next = false;
-                                self.v_len.d.next = 2.into();
-                                if self.over_mtu_q.q.val() {
-                                    self.v_action.d.next = 4.into();
-                                    self.v_reason.d.next = 11.into();
-                                    self.cmd_port.d.next = 0.into();
-                                    self.cmd_op.d.next = 1.into();
-                                    self.v_len.d.next = 0.into();
-                                }
-                            }
-                            if self.found_mode.q.val() == 1 {
-                                // Full NAT: the source is the slot's pool endpoint.
-                                self.snat_acc.d.next = bit_cast::<20, 16>(self.fwd.res_slot.val());
-                                self.snat_idx.d.next = 0.into();
-                                self.step.d.next = Step::SnatDiv;
-                            }
-                        }
-                        1 => {
-                            self.v_reason.d.next = 8.into();
-                        }
-                        2 => {
-                            self.v_action.d.next = 3.into();
-                            self.v_reason.d.next = 7.into();
-                            self.cmd_port.d.next = 2.into();
-                            self.cmd_op.d.next = 0.into();
-                            self.v_len.d.next = 1.into();
-                        }
-                        _ => {
-                            self.v_reason.d.next = 9.into();
-                        }
-                    }
-                }
-            }
-            Step::Issue => {
-                if self.rewrite.s_cmd.tvalid.val() & self.rewrite.s_cmd.tready.val() {
-                    self.v_valid.d.next = true;
-                    if self.cmd_op.q.val() != 1 {
-                        self.out_busy.d.next = true;
-                        self.out_port.d.next = self.cmd_port.q.val();
-                    }
-                    // The frame's counter jobs go to the queue; the next frame's header
-                    // is taken at once.
-                    self.c_busy.d.next = true;
-                    self.count_idx.d.next = 0.into();
-                    self.c_action.d.next = self.v_action.q.val();
-                    self.c_reason.d.next = self.v_reason.q.val();
-                    self.c_ev_lookup.d.next = self.ev_lookup.q.val();
-                    self.c_ev_insert.d.next = self.ev_insert.q.val();
-                    self.c_new.d.next = self.fwd_new.q.val();
-                    self.c_svc.d.next = self.found_idx.q.val();
-                    self.c_backend.d.next = self.fwd_backend.q.val().get_bits::<8>(0);
-                    self.c_len.d.next = self.frame_len.q.val();
-                    self.p_busy.d.next = false;
-                    self.step.d.next = Step::Idle;
-                }
-            }
-            _ => {
-                self.p_busy.d.next = false;
-                self.step.d.next = Step::Idle;
-            }
+            // The frame's counter jobs go to the queue; the next frame's header
+            // is taken at once.
+            self.c_busy.d.next = true;
+            self.count_idx.d.next = 0.into();
+            self.c_action.d.next = self.v_action.q.val();
+            self.c_reason.d.next = self.v_reason.q.val();
+            self.c_ev_lookup.d.next = self.ev_lookup.q.val();
+            self.c_ev_insert.d.next = self.ev_insert.q.val();
+            self.c_new.d.next = self.fwd_new.q.val();
+            self.c_svc.d.next = self.found_idx.q.val();
+            self.c_backend.d.next = self.fwd_backend.q.val().get_bits::<8>(0);
+            self.c_len.d.next = self.frame_len.q.val();
+            self.p_busy.d.next = false;
+            self.t_issue.d.next = false;
         }
 
         // The classification rules, every cycle (used in `Classify`, the cycle after
@@ -2162,7 +2195,7 @@ impl<const A: usize> Logic for FastPath<A> {
             if self.key_idx.q.val() == 17 {
                 // The forward path copies its tables (fwd.commit strobed at 16).
                 self.kl.d.next = false;
-                self.step.d.next = Step::TableWait;
+                self.t_tw.d.next = true;
             }
         }
 

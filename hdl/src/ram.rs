@@ -15,10 +15,13 @@
 //! [`SinglePortRam::new`] (unset words are zero).
 //!
 //! With the Verilog macro `FULCRUM_ECP5_BRAM` defined (`fulcrum-synth` defines it) and at
-//! most 512 words and at least 1 Kibit (larger RAMs stay behavioural and yosys maps them;
-//! smaller ones are behavioural with `ram_style = "distributed"`), the module instantiates ECP5 `DP16KD` blocks directly in 512 × 36
-//! pseudo-dual-port mode (write port A, read port B, pin mapping as yosys's own
-//! `brams_map_16kd.v`) with `REGMODE_B = "OUTREG"`. That path is **not simulated**:
+//! most 16,384 words, at least 1 Kibit (smaller ones are behavioural with `ram_style =
+//! "distributed"`) and all-zero initial contents (others stay behavioural and yosys maps
+//! them), the module instantiates ECP5 `DP16KD` blocks directly: 512 × 36
+//! pseudo-dual-port mode up to 512 words, 1,024 × 18, 2,048 × 9 … beyond (write port A,
+//! read port B, pin mapping as yosys's own `brams_map_16kd.v`), with `REGMODE_B =
+//! "OUTREG"`: every read path starts at the output register's ~1 ns clock-to-out instead
+//! of the array's 5.8 ns. That path is **not simulated**:
 //! yosys ships no behavioural `DP16KD` model (its `cells_sim` entry is a parameter-only
 //! stub), so it rests on mirroring yosys's own, proven pin mapping; the tests and the
 //! iverilog co-simulation run the behavioural path.
@@ -132,8 +135,9 @@ end
             top = D::BITS - 1,
             last = depth - 1,
         );
-        // More than 512 words: behavioural only (yosys infers the block RAMs itself).
-        if bits > 9 || small {
+        // Initial contents other than zero: behavioural (yosys infers the block RAMs and
+        // loads them; `ecp5_blocks` starts from zero).
+        if bits > 14 || small || !all_zero(&self._contents) {
             return Verilog::Custom(behavioural);
         }
         Verilog::Custom(format!(
@@ -311,7 +315,7 @@ end
             top = D::BITS - 1,
             last = (1usize << N) - 1,
         );
-        if N > 9 || self._distributed {
+        if N > 14 || self._distributed || !all_zero(&self._contents) {
             return Verilog::Custom(behavioural);
         }
         Verilog::Custom(format!(
@@ -335,11 +339,11 @@ end
     }
 }
 
-/// `DP16KD` blocks in 512 × 36 pseudo-dual-port mode with the read port's output
-/// register, for `width` bits and `address_bits` (at most 9) address bits. The pins
-/// follow yosys's `$__PDPW16KD_` mapping: port A writes (ADA0..3 are the byte enables,
-/// the word address is on ADA5..13), port B reads (word address on ADB5..13); data bits
-/// 0..17 are on the A pins, 18..35 on the B pins. Contents start as zero.
+/// Whether every word given is zero (what the `DP16KD` path starts with).
+fn all_zero<const N: usize, D: Synth>(contents: &BTreeMap<Bits<N>, D>) -> bool {
+    contents.values().all(|d| *d == D::default())
+}
+
 /// The `initial` block that loads a RAM's initial contents (empty when there are none).
 fn initial_block<const N: usize, D: Synth>(contents: &BTreeMap<Bits<N>, D>) -> String {
     let init: Vec<String> = contents
@@ -353,19 +357,38 @@ fn initial_block<const N: usize, D: Synth>(contents: &BTreeMap<Bits<N>, D>) -> S
     }
 }
 
+/// `DP16KD` blocks with the read port's output register for `width` bits and
+/// `address_bits` address bits (at most 14). Up to 512 words: 512 × 36 pseudo-dual-port
+/// mode as yosys's `$__PDPW16KD_` mapping (port A writes, ADA0..3 the byte enables, the
+/// word address on ADA5..13; port B reads, word address on ADB5..13; data bits 0..17 on
+/// the A pins, 18..35 on the B pins). Deeper: 1,024 × 18 (byte enables ADA0..1, word
+/// address on AD*4..13), 2,048 × 9 (AD*3..13), down to 16,384 × 1, as yosys's
+/// `$__DP16KD_` mapping, port A writing on `DIA`, port B reading on `DOB`. Contents start
+/// as zero.
 fn ecp5_blocks(
     width: usize,
     address_bits: usize,
     write_address: &str,
     read_address: &str,
 ) -> String {
-    if address_bits > 9 {
-        return "`error \"FULCRUM_ECP5_BRAM: more than 512 words is not mapped\"".into();
-    }
-    let blocks = width.div_ceil(36);
+    // The block's data width for this depth: 512 × 36 (pseudo-dual-port, data on both
+    // ports' pins), 1,024 × 18, 2,048 × 9, 4,096 × 4, 8,192 × 2, 16,384 × 1.
+    let (per_block, lsb) = match address_bits {
+        0..=9 => (36, 5),
+        10 => (18, 4),
+        11 => (9, 3),
+        12 => (4, 2),
+        13 => (2, 1),
+        14 => (1, 0),
+        _ => return "`error \"FULCRUM_ECP5_BRAM: more than 16,384 words is not mapped\"".into(),
+    };
+    let blocks = width.div_ceil(per_block);
     let mut v = String::new();
-    v += &format!("wire [{}:0] wide_in = write_data;\n", blocks * 36 - 1);
-    v += &format!("wire [{}:0] wide_out;\n", blocks * 36 - 1);
+    v += &format!(
+        "wire [{}:0] wide_in = write_data;\n",
+        blocks * per_block - 1
+    );
+    v += &format!("wire [{}:0] wide_out;\n", blocks * per_block - 1);
     v += &format!("always @(*) read_data = wide_out[{}:0];\n", width - 1);
     for b in 0..blocks {
         let mut pins = vec![
@@ -384,27 +407,43 @@ fn ecp5_blocks(
             pins.push(format!(".CSA{cs}(1'b0)"));
             pins.push(format!(".CSB{cs}(1'b0)"));
         }
+        // Address pins below the word address: byte enables in the ×36 (ADA0..3) and
+        // ×18 (ADA0..1) modes, all set on the write port; zero otherwise.
+        let byte_enables = match per_block {
+            36 => 4,
+            18 => 2,
+            _ => 0,
+        };
         for a in 0..14 {
-            let (pa, pb) = match a {
-                0..=3 => ("1'b1".to_string(), "1'b0".to_string()),
-                4 => ("1'b0".to_string(), "1'b0".to_string()),
-                _ if a - 5 < address_bits => (
-                    format!("{write_address}[{}]", a - 5),
-                    format!("{read_address}[{}]", a - 5),
-                ),
-                _ => ("1'b0".to_string(), "1'b0".to_string()),
+            let (pa, pb) = if a < byte_enables {
+                ("1'b1".to_string(), "1'b0".to_string())
+            } else if a >= lsb && a - lsb < address_bits {
+                (
+                    format!("{write_address}[{}]", a - lsb),
+                    format!("{read_address}[{}]", a - lsb),
+                )
+            } else {
+                ("1'b0".to_string(), "1'b0".to_string())
             };
             pins.push(format!(".ADA{a}({pa})"));
             pins.push(format!(".ADB{a}({pb})"));
         }
-        for i in 0..18 {
-            pins.push(format!(".DIA{i}(wide_in[{}])", b * 36 + i));
-            pins.push(format!(".DIB{i}(wide_in[{}])", b * 36 + 18 + i));
-            pins.push(format!(".DOA{i}(wide_out[{}])", b * 36 + i));
-            pins.push(format!(".DOB{i}(wide_out[{}])", b * 36 + 18 + i));
+        if per_block == 36 {
+            for i in 0..18 {
+                pins.push(format!(".DIA{i}(wide_in[{}])", b * 36 + i));
+                pins.push(format!(".DIB{i}(wide_in[{}])", b * 36 + 18 + i));
+                pins.push(format!(".DOA{i}(wide_out[{}])", b * 36 + i));
+                pins.push(format!(".DOB{i}(wide_out[{}])", b * 36 + 18 + i));
+            }
+        } else {
+            // True dual port at this width: A writes on DIA, B reads on DOB.
+            for i in 0..per_block {
+                pins.push(format!(".DIA{i}(wide_in[{}])", b * per_block + i));
+                pins.push(format!(".DOB{i}(wide_out[{}])", b * per_block + i));
+            }
         }
         v += &format!(
-            "DP16KD #(.DATA_WIDTH_A(36), .DATA_WIDTH_B(36), .REGMODE_A(\"OUTREG\"), \
+            "DP16KD #(.DATA_WIDTH_A({per_block}), .DATA_WIDTH_B({per_block}), .REGMODE_A(\"OUTREG\"), \
              .REGMODE_B(\"OUTREG\"), .RESETMODE(\"SYNC\"), .ASYNC_RESET_RELEASE(\"SYNC\"), \
              .CSDECODE_A(\"0b000\"), .CSDECODE_B(\"0b000\"), .CLKAMUX(\"CLKA\"), \
              .CLKBMUX(\"CLKB\"), .GSR(\"AUTO\")) block{b} ({});\n",
@@ -464,7 +503,26 @@ mod tests {
             panic!("custom Verilog expected");
         };
         assert!(deep.contains("mem[2047:0]") && deep.contains("mem[address[10:0]]"));
-        assert!(!deep.contains("DP16KD"), "2,048 words are left to yosys");
+        // 2,048 × 48 bits: six 2,048 × 9 blocks, the word address on AD*3..13.
+        assert!(deep.contains("DATA_WIDTH_B(9)") && deep.contains("block5 ("));
+        assert!(!deep.contains("block6 ("));
+        assert!(deep.contains(".ADA3(address[0])") && deep.contains(".ADB13(address[10])"));
+        assert!(deep.contains(".ADA0(1'b0)") && deep.contains(".DOB8(wide_out[53])"));
+        // 1,024 × 70 bits: four 1,024 × 18 blocks, byte enables on ADA0..1.
+        let Verilog::Custom(x18) = SinglePortRam::<Bits<70>, 10>::zeroed().hdl() else {
+            panic!("custom Verilog expected");
+        };
+        assert!(x18.contains("DATA_WIDTH_A(18)") && x18.contains("block3 ("));
+        assert!(!x18.contains("block4 ("));
+        assert!(x18.contains(".ADA0(1'b1)") && x18.contains(".ADA1(1'b1)"));
+        assert!(x18.contains(".ADA2(1'b0)") && x18.contains(".ADA4(address[0])"));
+        assert!(x18.contains(".ADB13(address[9])") && x18.contains(".ADB1(1'b0)"));
+        // Contents other than zero stay behavioural (the blocks start from zero).
+        let ones: BTreeMap<Bits<10>, Bits<16>> = [(Bits::from(3u64), Bits::from(0xFFFFu64))].into();
+        let Verilog::Custom(init) = DualPortRam::<Bits<16>, 10>::new(ones).hdl() else {
+            panic!("custom Verilog expected");
+        };
+        assert!(!init.contains("DP16KD") && init.contains("initial begin"));
         let Verilog::Custom(blocks) = DualPortRam::<Bits<32>, 8>::zeroed().hdl() else {
             panic!("custom Verilog expected");
         };

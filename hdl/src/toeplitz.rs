@@ -1,6 +1,6 @@
 //! Stage 2, hash: the Toeplitz (RSS) hash of an IPv4 flow (`fulcrum_model::hash`).
 //!
-//! One request in, two hashes out, one request per cycle, two cycles of latency:
+//! One request in, two hashes out, one request per cycle, three cycles of latency:
 //!
 //! - `flow_hash` = `ToeplitzKey::hash_v4(src, dst, ports)` (ports left out when
 //!   `has_ports` is low: Toeplitz XORs a window only for set input bits, so leaving the
@@ -9,9 +9,10 @@
 //!   the IP-hash algorithm, which is the first 32 terms of the flow hash.
 //!
 //! Hardware shape: input bit `i` (MSB of `src` first) selects the 32-bit window of the
-//! key starting at key bit `i`. The first cycle ANDs and XORs the windows of each 32-bit
-//! input word (src, dst, ports) into three registered partial hashes, three LUT levels
-//! deep; the second XORs the three. The key is ten 32-bit words written through
+//! key starting at key bit `i`. The first cycle ANDs and XORs the windows of each 16-bit
+//! half of the input words (src, dst, ports) into six registered partial hashes, three
+//! LUT levels deep (32 windows per partial were five levels: a critical path at
+//! 125 MHz); the second XORs the six into the registered outputs. The key is ten 32-bit words written through
 //! `key_write` / `key_word` / `key_data`, word `i` holding key bytes `4i..4i+3` big-endian
 //! exactly as register `HASH_KEY + i` of `regmap.rs` (the shadow-bank commit belongs to the
 //! register block, which drives these ports).
@@ -67,17 +68,27 @@ pub struct ToeplitzHash {
     src1: DFF<Bits<32>>,
     dst1: DFF<Bits<32>>,
     ports1: DFF<Bits<32>>,
-    // Stage 2: the three partial hashes.
+    // Stage 2: the six partial hashes (`_a`: the word's first 16 bits, `_b`: the rest).
     valid2: DFF<Bit>,
-    part_src: DFF<Bits<32>>,
-    part_dst: DFF<Bits<32>>,
-    part_ports: DFF<Bits<32>>,
+    part_src_a: DFF<Bits<32>>,
+    part_src_b: DFF<Bits<32>>,
+    part_dst_a: DFF<Bits<32>>,
+    part_dst_b: DFF<Bits<32>>,
+    part_ports_a: DFF<Bits<32>>,
+    part_ports_b: DFF<Bits<32>>,
+    // Stage 3: the hashes.
+    valid3: DFF<Bit>,
+    out_flow: DFF<Bits<32>>,
+    out_src: DFF<Bits<32>>,
 
     advance: Signal<Local, Bit>,
     key: Signal<Local, Bits<320>>,
-    acc_src: Signal<Local, Bits<32>>,
-    acc_dst: Signal<Local, Bits<32>>,
-    acc_ports: Signal<Local, Bits<32>>,
+    acc_src_a: Signal<Local, Bits<32>>,
+    acc_src_b: Signal<Local, Bits<32>>,
+    acc_dst_a: Signal<Local, Bits<32>>,
+    acc_dst_b: Signal<Local, Bits<32>>,
+    acc_ports_a: Signal<Local, Bits<32>>,
+    acc_ports_b: Signal<Local, Bits<32>>,
     ports: Signal<Local, Bits<32>>,
 }
 
@@ -92,8 +103,32 @@ impl Logic for ToeplitzHash {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, key0, key1, key2, key3, key4, key5, key6, key7, key8, key9, valid1, src1,
-            dst1, ports1, valid2, part_src, part_dst, part_ports
+            self,
+            clock,
+            key0,
+            key1,
+            key2,
+            key3,
+            key4,
+            key5,
+            key6,
+            key7,
+            key8,
+            key9,
+            valid1,
+            src1,
+            dst1,
+            ports1,
+            valid2,
+            part_src_a,
+            part_src_b,
+            part_dst_a,
+            part_dst_b,
+            part_ports_a,
+            part_ports_b,
+            valid3,
+            out_flow,
+            out_src
         );
         if self.key_write.val() {
             if self.key_word.val() == 0 {
@@ -127,8 +162,8 @@ impl Logic for ToeplitzHash {
                 self.key9.d.next = self.key_data.val();
             }
         }
-        // A two-stage pipeline that stalls as a whole when the output is not taken.
-        self.advance.next = !self.valid2.q.val() | self.m_ready.val();
+        // A three-stage pipeline that stalls as a whole when the output is not taken.
+        self.advance.next = !self.valid3.q.val() | self.m_ready.val();
         self.s_ready.next = self.advance.val();
         self.ports.next = (bit_cast::<32, 16>(self.src_port.val()) << 16)
             | bit_cast::<32, 16>(self.dst_port.val());
@@ -146,9 +181,12 @@ impl Logic for ToeplitzHash {
         // otherwise); the condition costs a few gates in hardware and keeps the 320-bit key
         // out of the simulator's idle cycles.
         self.key.next = 0.into();
-        self.acc_src.next = 0.into();
-        self.acc_dst.next = 0.into();
-        self.acc_ports.next = 0.into();
+        self.acc_src_a.next = 0.into();
+        self.acc_src_b.next = 0.into();
+        self.acc_dst_a.next = 0.into();
+        self.acc_dst_b.next = 0.into();
+        self.acc_ports_a.next = 0.into();
+        self.acc_ports_b.next = 0.into();
         if self.valid1.q.val() {
             // Key bit 0 (MSB of key byte 0) is bit 319.
             self.key.next = (bit_cast::<320, 32>(self.key0.q.val()) << 288)
@@ -164,30 +202,56 @@ impl Logic for ToeplitzHash {
 
             // Input bit i (MSB first) XORs in the key window starting at key bit i, which is
             // key[319 - i : 288 - i]. src is input bits 0..32, dst 32..64, ports 64..96.
-            for i in 0..32 {
+            for i in 0..16 {
                 if self.src1.q.val().get_bit(31 - i) {
-                    self.acc_src.next = self.acc_src.val() ^ self.key.val().get_bits::<32>(288 - i);
+                    self.acc_src_a.next =
+                        self.acc_src_a.val() ^ self.key.val().get_bits::<32>(288 - i);
                 }
                 if self.dst1.q.val().get_bit(31 - i) {
-                    self.acc_dst.next = self.acc_dst.val() ^ self.key.val().get_bits::<32>(256 - i);
+                    self.acc_dst_a.next =
+                        self.acc_dst_a.val() ^ self.key.val().get_bits::<32>(256 - i);
                 }
                 if self.ports1.q.val().get_bit(31 - i) {
-                    self.acc_ports.next =
-                        self.acc_ports.val() ^ self.key.val().get_bits::<32>(224 - i);
+                    self.acc_ports_a.next =
+                        self.acc_ports_a.val() ^ self.key.val().get_bits::<32>(224 - i);
+                }
+            }
+            for i in 16..32 {
+                if self.src1.q.val().get_bit(31 - i) {
+                    self.acc_src_b.next =
+                        self.acc_src_b.val() ^ self.key.val().get_bits::<32>(288 - i);
+                }
+                if self.dst1.q.val().get_bit(31 - i) {
+                    self.acc_dst_b.next =
+                        self.acc_dst_b.val() ^ self.key.val().get_bits::<32>(256 - i);
+                }
+                if self.ports1.q.val().get_bit(31 - i) {
+                    self.acc_ports_b.next =
+                        self.acc_ports_b.val() ^ self.key.val().get_bits::<32>(224 - i);
                 }
             }
         }
         if self.advance.val() {
             self.valid2.d.next = self.valid1.q.val();
-            self.part_src.d.next = self.acc_src.val();
-            self.part_dst.d.next = self.acc_dst.val();
-            self.part_ports.d.next = self.acc_ports.val();
+            self.part_src_a.d.next = self.acc_src_a.val();
+            self.part_src_b.d.next = self.acc_src_b.val();
+            self.part_dst_a.d.next = self.acc_dst_a.val();
+            self.part_dst_b.d.next = self.acc_dst_b.val();
+            self.part_ports_a.d.next = self.acc_ports_a.val();
+            self.part_ports_b.d.next = self.acc_ports_b.val();
+            self.valid3.d.next = self.valid2.q.val();
+            self.out_src.d.next = self.part_src_a.q.val() ^ self.part_src_b.q.val();
+            self.out_flow.d.next = self.part_src_a.q.val()
+                ^ self.part_src_b.q.val()
+                ^ self.part_dst_a.q.val()
+                ^ self.part_dst_b.q.val()
+                ^ self.part_ports_a.q.val()
+                ^ self.part_ports_b.q.val();
         }
 
-        self.m_valid.next = self.valid2.q.val();
-        self.flow_hash.next =
-            self.part_src.q.val() ^ self.part_dst.q.val() ^ self.part_ports.q.val();
-        self.src_hash.next = self.part_src.q.val();
+        self.m_valid.next = self.valid3.q.val();
+        self.flow_hash.next = self.out_flow.q.val();
+        self.src_hash.next = self.out_src.q.val();
     }
 }
 
@@ -327,8 +391,8 @@ mod tests {
             flows.push((src, dst, Some((sp, dp))));
         }
         let cycles = run(RSS_DEFAULT_KEY, &flows, Traffic::SMOOTH, 1);
-        // One flow per cycle after two cycles of latency.
-        assert_eq!(cycles, flows.len() as u64 + 2);
+        // One flow per cycle after three cycles of latency.
+        assert_eq!(cycles, flows.len() as u64 + 3);
         run(RSS_DEFAULT_KEY, &flows, Traffic::BUMPY, 2);
     }
 

@@ -174,6 +174,10 @@ fn main() -> Result<(), Error> {
                     "fulcrum_core.json",
                     "--report",
                     &report,
+                    // Every path's delays after routing, for `scripts/sdf-sta.py` (nextpnr
+                    // prints only the worst path).
+                    "--sdf",
+                    &format!("nextpnr-seed{seed}.sdf"),
                     "--log",
                     &format!("nextpnr-seed{seed}.log"),
                     "--quiet",
