@@ -346,6 +346,8 @@ pub struct Forward<const A: usize> {
     s_done: DFF<Bit>,
     // The backend RAM's output, registered next to the request machine.
     bq: DFF<Bits<128>>,
+    // `HitUse` of a lookup (not a reply): the flow's backend loads.
+    ld_hit: DFF<Bit>,
     // Registered `fn_match` (a slot read waits a cycle more for it).
     fn_match_q: DFF<Bit>,
     svc: DFF<Bits<4>>,
@@ -421,6 +423,7 @@ pub struct Forward<const A: usize> {
     slot_in: Signal<Local, Bit>,
     fn_mask: Signal<Local, Bits<16>>,
     fn_match: Signal<Local, Bit>,
+    ld_flow: Signal<Local, Bit>,
     tables_idle: Signal<Local, Bit>,
     take: Signal<Local, Bit>,
 }
@@ -479,6 +482,8 @@ impl<const A: usize> Forward<A> {
             fn_mask: Default::default(),
             fn_match: Default::default(),
             bq: Default::default(),
+            ld_hit: Default::default(),
+            ld_flow: Default::default(),
             cmac: SinglePortRam::with_depth(4 << A),
             ret: Default::default(),
             smac: Default::default(),
@@ -637,7 +642,7 @@ impl<const A: usize> Logic for Forward<A> {
             st_kind, st_index, st_data, at_hit, at_new, tidle, sel_commit, rw_data, cp_rt, s_lsend,
             s_lwait, s_hread, s_rsend, s_rwait, s_rbe, s_ruse, s_wsend, s_wwait, s_gread, s_guse,
             s_cmrd, s_cmuse, s_miss, s_ssend, s_swait, s_nread, s_isend, s_iwait, s_dread, s_duse,
-            s_afread, s_afwait, s_afadd, s_afwrite, s_done, bq
+            s_afread, s_afwait, s_afadd, s_afwrite, s_done, bq, ld_hit
         );
         clock!(
             self,
@@ -1029,6 +1034,7 @@ impl<const A: usize> Logic for Forward<A> {
         }
         self.at_hit.d.next = false;
         self.at_new.d.next = false;
+        self.ld_hit.d.next = false;
         // The request machine, one-hot: `req_busy` low is `Idle`, every other state is
         // a flip-flop of its own (`at_hit` is `HitUse`, `at_new` is `NewUse`), so each
         // state's decode is one flip-flop and each flag's next value depends only on the
@@ -1075,6 +1081,7 @@ impl<const A: usize> Logic for Forward<A> {
             if self.rd_wait.q.val() == 3 {
                 self.s_hread.d.next = false;
                 self.at_hit.d.next = true;
+                self.ld_hit.d.next = !self.ret.q.val();
             }
         }
         if self.at_hit.q.val() {
@@ -1117,8 +1124,8 @@ impl<const A: usize> Logic for Forward<A> {
             // (expired); else refreshed and its client MAC read (as a NAT reply's).
             self.s_ruse.d.next = false;
             if self.fn_match_q.q.val() {
+                // (`backend` loads on `ld_flow`, below.)
                 self.kind.d.next = 0.into();
-                self.backend.d.next = self.flow_backend.val();
                 self.key.d.next = self.entry.q.val().get_bits::<104>(66);
                 self.remove.d.next = self.stale.q.val();
                 if self.stale.q.val() {
@@ -1355,20 +1362,26 @@ impl<const A: usize> Logic for Forward<A> {
         // generation.
         if self.at_hit.q.val() {
             self.be_word.d.next = self.bq.q.val();
-            self.backend.d.next = self.flow_backend.val();
             self.remove.d.next = true;
             if self.g_keep.q.val() {
                 self.remove.d.next = false;
             }
             if self.ret.q.val() {
                 // model `return_to_client`: the flow must point at the reply's backend
-                // (no state check); it is refreshed, its client MAC read.
-                self.backend.d.next = self.backend.q.val();
+                // (no state check, `backend` kept: no `ld_hit`); it is refreshed, its
+                // client MAC read.
                 self.remove.d.next = false;
                 if self.g_other.q.val() {
                     self.kind.d.next = 1.into();
                 }
             }
+        }
+        // The flow's backend: at a hit (`ld_hit`, registered on the way into `HitUse`,
+        // not for a reply) or a matching slot read (one source, one enable: the loads in
+        // both states behind the state decode were a critical path).
+        self.ld_flow.next = self.ld_hit.q.val() | (self.s_ruse.q.val() & self.fn_match_q.q.val());
+        if self.ld_flow.val() {
+            self.backend.d.next = self.flow_backend.val();
         }
         self.be.read_address.next = self.be_rd.val();
         self.rt.read_address.next = self.be_rd.val();

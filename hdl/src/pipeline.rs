@@ -241,6 +241,14 @@ pub struct FastPath<const A: usize> {
     sel_net: DFF<Bit>,
     sel_mcu: DFF<Bit>,
     last_mcu: DFF<Bit>,
+    // The register stage between the arbiter and the parser.
+    pv: DFF<Bit>,
+    pdata: DFF<Bits<8>>,
+    pkeep: DFF<Bits<1>>,
+    plast: DFF<Bit>,
+    puser: DFF<Bit>,
+    pm: DFF<Bit>,
+    hdr_mcu: DFF<Bit>,
     // Egress of the frame in the rewrite stage's output: 1 network, 2 MCU; busy until its
     // last byte leaves.
     out_port: DFF<Bits<2>>,
@@ -253,9 +261,11 @@ pub struct FastPath<const A: usize> {
     // `read_data`).
     hq: RAM<Bits<248>, 4>,
     hq_wr: DFF<Bits<5>>,
+    hq_room: DFF<Bit>,
+    // `is_multicast`, registered.
+    mc_q: DFF<Bit>,
     hq_rd: DFF<Bits<5>>,
     hq_valid: DFF<Bit>,
-    hq_full: Signal<Local, Bit>,
     hq_push: Signal<Local, Bit>,
     hq_pop: Signal<Local, Bit>,
     hq_used: Signal<Local, Bits<5>>,
@@ -313,6 +323,10 @@ pub struct FastPath<const A: usize> {
     over_mtu_q: DFF<Bit>,
     sd_over: DFF<Bit>,
     sd_lt: DFF<Bit>,
+    kw_lo: DFF<Bits<32>>,
+    kw_hi: DFF<Bits<32>>,
+    kw_wr: DFF<Bit>,
+    kw_idx: DFF<Bits<4>>,
     key_wr_q: DFF<Bit>,
     key_widx_q: DFF<Bits<4>>,
     key_word_q: DFF<Bits<32>>,
@@ -465,6 +479,9 @@ pub struct FastPath<const A: usize> {
     rd_value: DFF<Bits<32>>,
 
     in_take: Signal<Local, Bit>,
+    stage_free: Signal<Local, Bit>,
+    a_valid: Signal<Local, Bit>,
+    a_last: Signal<Local, Bit>,
     out_take: Signal<Local, Bit>,
     job_valid: Signal<Local, Bit>,
     job_addr: Signal<Local, Bits<11>>,
@@ -475,6 +492,7 @@ pub struct FastPath<const A: usize> {
     class_addr: Signal<Local, Bits<11>>,
     reason_wide: Signal<Local, Bits<11>>,
     key_word: Signal<Local, Bits<32>>,
+    key_word_hi: Signal<Local, Bits<32>>,
     is_multicast: Signal<Local, Bit>,
     has_ports: Signal<Local, Bit>,
     latched_hi: Signal<Local, Bits<32>>,
@@ -606,13 +624,21 @@ impl<const A: usize> FastPath<A> {
             sel_net: Default::default(),
             sel_mcu: Default::default(),
             last_mcu: Default::default(),
+            pv: Default::default(),
+            pdata: Default::default(),
+            pkeep: Default::default(),
+            plast: Default::default(),
+            puser: Default::default(),
+            pm: Default::default(),
+            hdr_mcu: Default::default(),
             out_port: Default::default(),
             out_busy: Default::default(),
             hq: Default::default(),
             hq_wr: Default::default(),
+            hq_room: Default::default(),
+            mc_q: Default::default(),
             hq_rd: Default::default(),
             hq_valid: Default::default(),
-            hq_full: Default::default(),
             hq_push: Default::default(),
             hq_pop: Default::default(),
             hq_used: Default::default(),
@@ -659,6 +685,10 @@ impl<const A: usize> FastPath<A> {
             over_mtu_q: Default::default(),
             sd_over: Default::default(),
             sd_lt: Default::default(),
+            kw_lo: Default::default(),
+            kw_hi: Default::default(),
+            kw_wr: Default::default(),
+            kw_idx: Default::default(),
             key_wr_q: Default::default(),
             key_widx_q: Default::default(),
             key_word_q: Default::default(),
@@ -762,6 +792,9 @@ impl<const A: usize> FastPath<A> {
             rd_mine: Default::default(),
             rd_value: Default::default(),
             in_take: Default::default(),
+            stage_free: Default::default(),
+            a_valid: Default::default(),
+            a_last: Default::default(),
             out_take: Default::default(),
             job_valid: Default::default(),
             job_addr: Default::default(),
@@ -772,6 +805,7 @@ impl<const A: usize> FastPath<A> {
             class_addr: Default::default(),
             reason_wide: Default::default(),
             key_word: Default::default(),
+            key_word_hi: Default::default(),
             is_multicast: Default::default(),
             has_ports: Default::default(),
             latched_hi: Default::default(),
@@ -831,9 +865,18 @@ impl<const A: usize> Logic for FastPath<A> {
             sel_net,
             sel_mcu,
             last_mcu,
+            pv,
+            pdata,
+            pkeep,
+            plast,
+            puser,
+            pm,
+            hdr_mcu,
             out_port,
             out_busy,
             hq_wr,
+            hq_room,
+            mc_q,
             hq_rd,
             hq_valid,
             t_tw,
@@ -875,6 +918,10 @@ impl<const A: usize> Logic for FastPath<A> {
             over_mtu_q,
             sd_over,
             sd_lt,
+            kw_lo,
+            kw_hi,
+            kw_wr,
+            kw_idx,
             key_wr_q,
             key_widx_q,
             key_word_q,
@@ -1196,27 +1243,44 @@ impl<const A: usize> Logic for FastPath<A> {
             self.commit_pending.d.next = true;
         }
 
-        // ---- Ingress arbiter: whole frames, alternating when both wait.
+        // ---- Ingress arbiter: whole frames, alternating when both wait; the chosen beat
+        // goes through a register stage to the parser (the data multiplexer in front of
+        // the parser's checksum adders was a critical path). The stage takes a beat when
+        // it is empty or the parser takes its beat; `pm` marks a beat from the MCU.
         self.net_rx.tready.next = false;
         self.mcu_rx.tready.next = false;
-        self.parser.s_axis.tdata.next = self.net_rx.tdata.val();
-        self.parser.s_axis.tkeep.next = self.net_rx.tkeep.val();
-        self.parser.s_axis.tvalid.next = false;
-        self.parser.s_axis.tlast.next = self.net_rx.tlast.val();
-        self.parser.s_axis.tuser.next = self.net_rx.tuser.val();
+        self.stage_free.next = !self.pv.q.val() | self.parser.s_axis.tready.val();
+        self.a_valid.next = false;
+        self.a_last.next = self.net_rx.tlast.val();
         if self.sel_net.q.val() {
-            self.parser.s_axis.tvalid.next = self.net_rx.tvalid.val();
-            self.net_rx.tready.next = self.parser.s_axis.tready.val();
+            self.a_valid.next = self.net_rx.tvalid.val();
+            self.net_rx.tready.next = self.stage_free.val();
         }
         if self.sel_mcu.q.val() {
-            self.parser.s_axis.tdata.next = self.mcu_rx.tdata.val();
-            self.parser.s_axis.tkeep.next = self.mcu_rx.tkeep.val();
-            self.parser.s_axis.tvalid.next = self.mcu_rx.tvalid.val();
-            self.parser.s_axis.tlast.next = self.mcu_rx.tlast.val();
-            self.parser.s_axis.tuser.next = self.mcu_rx.tuser.val();
-            self.mcu_rx.tready.next = self.parser.s_axis.tready.val();
+            self.a_valid.next = self.mcu_rx.tvalid.val();
+            self.a_last.next = self.mcu_rx.tlast.val();
+            self.mcu_rx.tready.next = self.stage_free.val();
         }
-        self.in_take.next = self.parser.s_axis.tvalid.val() & self.parser.s_axis.tready.val();
+        if self.stage_free.val() {
+            self.pv.d.next = self.a_valid.val();
+            self.pdata.d.next = self.net_rx.tdata.val();
+            self.pkeep.d.next = self.net_rx.tkeep.val();
+            self.plast.d.next = self.net_rx.tlast.val();
+            self.puser.d.next = self.net_rx.tuser.val();
+            self.pm.d.next = self.sel_mcu.q.val();
+            if self.sel_mcu.q.val() {
+                self.pdata.d.next = self.mcu_rx.tdata.val();
+                self.pkeep.d.next = self.mcu_rx.tkeep.val();
+                self.plast.d.next = self.mcu_rx.tlast.val();
+                self.puser.d.next = self.mcu_rx.tuser.val();
+            }
+        }
+        self.parser.s_axis.tvalid.next = self.pv.q.val();
+        self.parser.s_axis.tdata.next = self.pdata.q.val();
+        self.parser.s_axis.tkeep.next = self.pkeep.q.val();
+        self.parser.s_axis.tlast.next = self.plast.q.val();
+        self.parser.s_axis.tuser.next = self.puser.q.val();
+        self.in_take.next = self.a_valid.val() & self.stage_free.val();
         if self.in_sel.q.val() == 0 {
             if self.mcu_rx.tvalid.val() & (!self.net_rx.tvalid.val() | !self.last_mcu.q.val()) {
                 self.in_sel.d.next = 2.into();
@@ -1226,11 +1290,15 @@ impl<const A: usize> Logic for FastPath<A> {
                 self.sel_net.d.next = true;
             }
         }
-        if self.in_take.val() & self.parser.s_axis.tlast.val() {
+        if self.in_take.val() & self.a_last.val() {
             self.in_sel.d.next = 0.into();
             self.sel_net.d.next = false;
             self.sel_mcu.d.next = false;
-            self.last_mcu.d.next = self.in_sel.q.val() == 2;
+            self.last_mcu.d.next = self.sel_mcu.q.val();
+        }
+        // Whether the frame the parser finished came from the MCU (its header records it).
+        if self.pv.q.val() & self.parser.s_axis.tready.val() & self.plast.q.val() {
+            self.hdr_mcu.d.next = self.pm.q.val();
         }
 
         // ---- Parser → frame FIFO ({tuser, tlast, tdata}).
@@ -1409,25 +1477,35 @@ impl<const A: usize> Logic for FastPath<A> {
         self.nat.ext_be_data.next = self.fwd.ext_be_data.val();
 
         // ---- Hash unit: key words loaded at a commit; one flow per IPv4 frame.
+        // Two registered stages on the way to the hash unit (one 10-way word selection
+        // in a cycle was a critical path): the index's word among 0..4 and among 5..9,
+        // then the choice between them; word k is written at key index k + 2.
         self.key_word.next = self.regs.hash_key0.val();
         match self.key_idx.q.val().index() {
             1 => self.key_word.next = self.regs.hash_key1.val(),
             2 => self.key_word.next = self.regs.hash_key2.val(),
             3 => self.key_word.next = self.regs.hash_key3.val(),
             4 => self.key_word.next = self.regs.hash_key4.val(),
-            5 => self.key_word.next = self.regs.hash_key5.val(),
-            6 => self.key_word.next = self.regs.hash_key6.val(),
-            7 => self.key_word.next = self.regs.hash_key7.val(),
-            8 => self.key_word.next = self.regs.hash_key8.val(),
-            9 => self.key_word.next = self.regs.hash_key9.val(),
             _ => {}
         }
-        // Registered on the way to the hash unit (the 10-way word selection and the
-        // unit's key shift in one cycle were a critical path): word k is written at key
-        // index k + 1.
-        self.key_wr_q.d.next = self.kl.q.val() & (self.key_idx.q.val() < 10);
-        self.key_widx_q.d.next = self.key_idx.q.val().get_bits::<4>(0);
-        self.key_word_q.d.next = self.key_word.val();
+        self.key_word_hi.next = self.regs.hash_key5.val();
+        match self.key_idx.q.val().index() {
+            6 => self.key_word_hi.next = self.regs.hash_key6.val(),
+            7 => self.key_word_hi.next = self.regs.hash_key7.val(),
+            8 => self.key_word_hi.next = self.regs.hash_key8.val(),
+            9 => self.key_word_hi.next = self.regs.hash_key9.val(),
+            _ => {}
+        }
+        self.kw_lo.d.next = self.key_word.val();
+        self.kw_hi.d.next = self.key_word_hi.val();
+        self.kw_wr.d.next = self.kl.q.val() & (self.key_idx.q.val() < 10);
+        self.kw_idx.d.next = self.key_idx.q.val().get_bits::<4>(0);
+        self.key_wr_q.d.next = self.kw_wr.q.val();
+        self.key_widx_q.d.next = self.kw_idx.q.val();
+        self.key_word_q.d.next = self.kw_lo.q.val();
+        if self.kw_idx.q.val() >= 5 {
+            self.key_word_q.d.next = self.kw_hi.q.val();
+        }
         self.hash.key_write.next = self.key_wr_q.q.val();
         self.hash.key_word.next = self.key_widx_q.q.val();
         self.hash.key_data.next = self.key_word_q.q.val();
@@ -1631,30 +1709,37 @@ impl<const A: usize> Logic for FastPath<A> {
         // ---- The controller.
         self.is_multicast.next = (self.dst_ip.q.val() == 0xFFFF_FFFF_u64)
             | (self.dst_ip.q.val().get_bits::<4>(28) == 0xE);
+        // Registered (the 32-bit compare in front of the rules was a critical path): the
+        // rules are read at least the scan's 17 cycles after `dst_ip` loads.
+        self.mc_q.d.next = self.is_multicast.val();
         // Rule 5 (a NAT backend's reply) for TCP/UDP to no VIP, pool or own address.
         self.ret_go.next = !self.vip_any.q.val()
             & !self.pool_hit.q.val()
             & self.has_ports.val()
-            & !self.is_multicast.val()
+            & !self.mc_q.q.val()
             & !self.own_match_q.q.val();
         // Rule 4, the full-NAT return path, for TCP/UDP to a pool address at a port from
         // the base on (below it: `return_no_flow`, set by Classify).
         self.fn_go.next = self.pool_hit.q.val()
             & !self.vip_any.q.val()
             & self.has_ports.val()
-            & !self.is_multicast.val()
+            & !self.mc_q.q.val()
             & !self.own_match_q.q.val()
             & (self.dst_port.q.val() >= self.snat_base.q.val());
         self.fwd_go.next = self.vip_any.q.val()
             & self.found.q.val()
             & self.fwd_ok.val()
-            & !self.is_multicast.val()
+            & !self.mc_q.q.val()
             & !self.own_match_q.q.val();
         // ---- Header queue: parser → controller, in frame order.
         self.hq_used.next = self.hq_wr.q.val() - self.hq_rd.q.val();
-        self.hq_full.next = self.hq_used.val() == 16;
-        self.parser.m_hdr.tready.next = !self.hq_full.val();
-        self.hq_push.next = self.parser.m_hdr.tvalid.val() & !self.hq_full.val();
+        // Room for a header, registered (the count's subtraction in front of the
+        // parser's 248 header flip-flops and the queue's write enable was a critical
+        // path): fewer than 15 entries at the last edge leaves room now, whatever the
+        // last cycle pushed. (The queue holds at most 15 headers then, not 16.)
+        self.hq_room.d.next = self.hq_used.val() < 15;
+        self.parser.m_hdr.tready.next = self.hq_room.q.val();
+        self.hq_push.next = self.parser.m_hdr.tvalid.val() & self.hq_room.q.val();
         self.hq.write_enable.next = self.hq_push.val();
         self.hq.write_address.next = self.hq_wr.q.val().get_bits::<4>(0);
         self.hq.write_data.next = bit_cast::<248, 48>(self.parser.m_hdr.src_mac.val())
@@ -1672,7 +1757,7 @@ impl<const A: usize> Logic for FastPath<A> {
             | (bit_cast::<248, 8>(self.parser.m_hdr.tcp_flags.val()) << 232)
             | (bit_cast::<248, 4>(self.parser.m_hdr.status.val()) << 240)
             | (bit_cast::<248, 3>(self.parser.m_hdr.l4_kind.val()) << 244)
-            | (bit_cast::<248, 1>(self.last_mcu.q.val().into()) << 247);
+            | (bit_cast::<248, 1>(self.hdr_mcu.q.val().into()) << 247);
         if self.hq_push.val() {
             self.hq_wr.d.next = self.hq_wr.q.val() + 1;
         }
@@ -2155,7 +2240,7 @@ impl<const A: usize> Logic for FastPath<A> {
                 self.cls_reason.d.next = 5.into();
             }
         }
-        if self.is_multicast.val() {
+        if self.mc_q.q.val() {
             self.cls_action.d.next = 3.into();
             self.cls_reason.d.next = 3.into();
             self.cls_op.d.next = 0.into();

@@ -27,7 +27,7 @@
 //! `udp_fixup` at the end. The outer header checksum of a tunnel is the same chain
 //! started from the checksum of the constant words (`0x4500`, `0x4000`: `!0x8500 =
 //! 0x7AFF`) adding source, destination and (length, TTL/protocol) as fields that were 0.
-//! The chain takes 9 cycles; the first checksum byte is at frame offset 24 or later.
+//! The chain takes 12 cycles; the first checksum byte is at frame offset 24 or later.
 //!
 //! Timing: a frame of `n` bytes takes `n + 1` cycles (command, then one byte per cycle;
 //! `n + 1 + 20` or `n + 1 + 28` when encapsulated), plus any cycles the output is not
