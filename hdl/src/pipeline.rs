@@ -144,7 +144,8 @@ pub const FIFO_BYTES: usize = 2048;
 
 /// Most cycles from a `COUNTER_SELECT` write to the latch of the counter: the counter
 /// queue drains first (the jobs of one frame, at most 9 read-modify-writes of 4 cycles,
-/// and the end of one more), then the latch's own read (4 cycles).
+/// the job register's cycle and the end of one more), then the latch's own read (4
+/// cycles).
 pub const COUNTER_LATCH_CYCLES: usize = 48;
 
 /// The actions on `verdict_action` (`fulcrum_model::pipeline::Action`).
