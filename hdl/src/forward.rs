@@ -424,6 +424,7 @@ pub struct Forward<const A: usize> {
     fn_mask: Signal<Local, Bits<16>>,
     fn_match: Signal<Local, Bit>,
     ld_flow: Signal<Local, Bit>,
+    rd_last: Signal<Local, Bit>,
     tables_idle: Signal<Local, Bit>,
     take: Signal<Local, Bit>,
 }
@@ -484,6 +485,7 @@ impl<const A: usize> Forward<A> {
             bq: Default::default(),
             ld_hit: Default::default(),
             ld_flow: Default::default(),
+            rd_last: Default::default(),
             cmac: SinglePortRam::with_depth(4 << A),
             ret: Default::default(),
             smac: Default::default(),
@@ -1035,6 +1037,17 @@ impl<const A: usize> Logic for Forward<A> {
         self.at_hit.d.next = false;
         self.at_new.d.next = false;
         self.ld_hit.d.next = false;
+        // The reads of the backend word (`HitRead`, `ReadBe`, `GoneRead`, `NewRead`,
+        // `DispRead`) wait three edges: two for the RAM, one for `bq`.
+        self.rd_last.next = self.rd_wait.q.val() == 3;
+        if self.s_hread.q.val()
+            | self.s_rbe.q.val()
+            | self.s_gread.q.val()
+            | self.s_nread.q.val()
+            | self.s_dread.q.val()
+        {
+            self.rd_wait.d.next = self.rd_wait.q.val() + 1;
+        }
         // The request machine, one-hot: `req_busy` low is `Idle`, every other state is
         // a flip-flop of its own (`at_hit` is `HitUse`, `at_new` is `NewUse`), so each
         // state's decode is one flip-flop and each flag's next value depends only on the
@@ -1076,13 +1089,10 @@ impl<const A: usize> Logic for Forward<A> {
                 self.s_miss.d.next = true;
             }
         }
-        if self.s_hread.q.val() {
-            self.rd_wait.d.next = self.rd_wait.q.val() + 1;
-            if self.rd_wait.q.val() == 3 {
-                self.s_hread.d.next = false;
-                self.at_hit.d.next = true;
-                self.ld_hit.d.next = !self.ret.q.val();
-            }
+        if self.s_hread.q.val() & self.rd_last.val() {
+            self.s_hread.d.next = false;
+            self.at_hit.d.next = true;
+            self.ld_hit.d.next = !self.ret.q.val();
         }
         if self.at_hit.q.val() {
             // `HitUse` (its loads are on `at_hit`, below).
@@ -1112,12 +1122,9 @@ impl<const A: usize> Logic for Forward<A> {
                 self.s_done.d.next = true;
             }
         }
-        if self.s_rbe.q.val() {
-            self.rd_wait.d.next = self.rd_wait.q.val() + 1;
-            if self.rd_wait.q.val() == 3 {
-                self.s_rbe.d.next = false;
-                self.s_ruse.d.next = true;
-            }
+        if self.s_rbe.q.val() & self.rd_last.val() {
+            self.s_rbe.d.next = false;
+            self.s_ruse.d.next = true;
         }
         if self.s_ruse.q.val() {
             // No match: untouched. A match past its timeout is freed and released
@@ -1172,12 +1179,9 @@ impl<const A: usize> Logic for Forward<A> {
                 }
             }
         }
-        if self.s_gread.q.val() {
-            self.rd_wait.d.next = self.rd_wait.q.val() + 1;
-            if self.rd_wait.q.val() == 3 {
-                self.s_gread.d.next = false;
-                self.s_guse.d.next = true;
-            }
+        if self.s_gread.q.val() & self.rd_last.val() {
+            self.s_gread.d.next = false;
+            self.s_guse.d.next = true;
         }
         if self.s_guse.q.val() {
             self.s_guse.d.next = false;
@@ -1244,12 +1248,9 @@ impl<const A: usize> Logic for Forward<A> {
                 }
             }
         }
-        if self.s_nread.q.val() {
-            self.rd_wait.d.next = self.rd_wait.q.val() + 1;
-            if self.rd_wait.q.val() == 3 {
-                self.s_nread.d.next = false;
-                self.at_new.d.next = true;
-            }
+        if self.s_nread.q.val() & self.rd_last.val() {
+            self.s_nread.d.next = false;
+            self.at_new.d.next = true;
         }
         if self.at_new.q.val() {
             // `NewUse` (its loads are on `at_new`, below).
@@ -1290,12 +1291,9 @@ impl<const A: usize> Logic for Forward<A> {
                 self.s_afread.d.next = true;
             }
         }
-        if self.s_dread.q.val() {
-            self.rd_wait.d.next = self.rd_wait.q.val() + 1;
-            if self.rd_wait.q.val() == 3 {
-                self.s_dread.d.next = false;
-                self.s_duse.d.next = true;
-            }
+        if self.s_dread.q.val() & self.rd_last.val() {
+            self.s_dread.d.next = false;
+            self.s_duse.d.next = true;
         }
         if self.s_duse.q.val() {
             // Release the displaced flow's backend, then count the new flow.
