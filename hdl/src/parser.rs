@@ -188,6 +188,16 @@ pub struct HeaderParser {
     // Bytes of the frame from the network header on, and from the transport header on.
     l3_count: DFF<Bits<16>>,
     l4_count: DFF<Bits<16>>,
+    // The counters have passed 31 (every field is captured below 32: the captures
+    // compare five bits and this flag, not sixteen bits).
+    c_far: DFF<Bit>,
+    l3_far: DFF<Bit>,
+    l4_far: DFF<Bit>,
+    // The next network-header byte is past the IPv4 header, and the header bytes left
+    // after this one (a count down from the IHL: no 16-bit compare of the position with
+    // the header length in front of every transport capture).
+    past_hdr: DFF<Bit>,
+    hdr_rem: DFF<Bits<6>>,
     tagged_q: DFF<Bit>,
     in_l3_q: DFF<Bit>,
     done: DFF<Bit>,
@@ -238,11 +248,12 @@ pub struct HeaderParser {
     tagged: Signal<Local, Bit>,
     l3_off: Signal<Local, Bits<16>>,
     in_l3: Signal<Local, Bit>,
-    l3_idx: Signal<Local, Bits<16>>,
+    c_idx: Signal<Local, Bits<5>>,
+    l3_idx: Signal<Local, Bits<5>>,
     hdr_len: Signal<Local, Bits<16>>,
     in_ip_header: Signal<Local, Bit>,
     in_l4: Signal<Local, Bit>,
-    l4_idx: Signal<Local, Bits<16>>,
+    l4_idx: Signal<Local, Bits<5>>,
     csum_word: Signal<Local, Bits<17>>,
     csum_sum: Signal<Local, Bits<17>>,
     ethertype: Signal<Local, Bits<16>>,
@@ -264,6 +275,11 @@ impl HeaderParser {
             count: Default::default(),
             l3_count: Default::default(),
             l4_count: Default::default(),
+            c_far: Default::default(),
+            l3_far: Default::default(),
+            l4_far: Default::default(),
+            past_hdr: Default::default(),
+            hdr_rem: Default::default(),
             tagged_q: Default::default(),
             in_l3_q: Default::default(),
             done: Default::default(),
@@ -309,6 +325,7 @@ impl HeaderParser {
             tagged: Default::default(),
             l3_off: Default::default(),
             in_l3: Default::default(),
+            c_idx: Default::default(),
             l3_idx: Default::default(),
             hdr_len: Default::default(),
             in_ip_header: Default::default(),
@@ -341,6 +358,11 @@ impl Logic for HeaderParser {
             count,
             l3_count,
             l4_count,
+            c_far,
+            l3_far,
+            l4_far,
+            past_hdr,
+            hdr_rem,
             tagged_q,
             in_l3_q,
             done,
@@ -404,13 +426,15 @@ impl Logic for HeaderParser {
         self.in_l3.next = self.in_l3_q.q.val();
         // Positions inside the IPv4 and transport headers are counters, not differences
         // of the frame position: no subtractor in the per-byte path.
-        self.l3_idx.next = self.l3_count.q.val();
+        // (Their low five bits: the captures below 32 also check the `_far` flags.)
+        self.c_idx.next = self.count.q.val().get_bits::<5>(0);
+        self.l3_idx.next = self.l3_count.q.val().get_bits::<5>(0);
         self.hdr_len.next = bit_cast::<16, 8>(self.ver_ihl.q.val() & 0x0f) << 2;
-        // At IPv4 byte 0 the IHL is being captured; byte 0 is in the header whatever it is.
-        self.in_ip_header.next = self.in_l3.val()
-            & ((self.l3_idx.val() == 0) | (self.l3_idx.val() < self.hdr_len.val()));
+        // At IPv4 byte 0 the IHL is being captured; byte 0 is in the header whatever it
+        // is; byte k > 0 is when k < IHL × 4 (`past_hdr`, below).
+        self.in_ip_header.next = self.in_l3.val() & !self.past_hdr.q.val();
         self.in_l4.next = self.in_l3.val() & !self.in_ip_header.val();
-        self.l4_idx.next = self.l4_count.q.val();
+        self.l4_idx.next = self.l4_count.q.val().get_bits::<5>(0);
         self.csum_word.next = (bit_cast::<17, 8>(self.csum_high.q.val()) << 8)
             | bit_cast::<17, 8>(self.s_axis.tdata.val());
         self.csum_sum.next = bit_cast::<17, 16>(self.csum.q.val()) + self.csum_word.val();
@@ -419,21 +443,51 @@ impl Logic for HeaderParser {
             if self.count.q.val() != 0xffff {
                 self.count.d.next = self.count.q.val() + 1;
             }
+            if self.c_idx.val() == 31 {
+                self.c_far.d.next = true;
+            }
             if self.in_l3.val() & (self.l3_count.q.val() != 0xffff) {
                 self.l3_count.d.next = self.l3_count.q.val() + 1;
+                if self.l3_idx.val() == 31 {
+                    self.l3_far.d.next = true;
+                }
+            }
+            if self.in_l3.val() {
+                if !self.l3_far.q.val() & (self.l3_idx.val() == 0) {
+                    // IHL × 4 - 1 header bytes after this one (none for IHL 0).
+                    self.hdr_rem.d.next =
+                        (bit_cast::<6, 4>(self.s_axis.tdata.val().get_bits::<4>(0)) << 2) - 1;
+                    if self.s_axis.tdata.val().get_bits::<4>(0) == 0 {
+                        self.hdr_rem.d.next = 0.into();
+                        self.past_hdr.d.next = true;
+                    }
+                } else if self.hdr_rem.q.val() != 0 {
+                    self.hdr_rem.d.next = self.hdr_rem.q.val() - 1;
+                    if self.hdr_rem.q.val() == 1 {
+                        self.past_hdr.d.next = true;
+                    }
+                } else {
+                    self.past_hdr.d.next = true;
+                }
             }
             if self.in_l4.val() & (self.l4_count.q.val() != 0xffff) {
                 self.l4_count.d.next = self.l4_count.q.val() + 1;
+                if self.l4_idx.val() == 31 {
+                    self.l4_far.d.next = true;
+                }
             }
-            if self.count.q.val() < 6 {
+        }
+        // The captures: every field lies below byte 32 of its counter.
+        if self.beat.val() & !self.c_far.q.val() {
+            if self.c_idx.val() < 6 {
                 self.dst_mac.d.next =
                     (self.dst_mac.q.val() << 8) | bit_cast::<48, 8>(self.s_axis.tdata.val());
             }
-            if (self.count.q.val() >= 6) & (self.count.q.val() < 12) {
+            if (self.c_idx.val() >= 6) & (self.c_idx.val() < 12) {
                 self.src_mac.d.next =
                     (self.src_mac.q.val() << 8) | bit_cast::<48, 8>(self.s_axis.tdata.val());
             }
-            if self.count.q.val() == 13 {
+            if self.c_idx.val() == 13 {
                 // The EtherType is complete with this byte: 0x8100 tags, else L3 follows.
                 if (self.outer_type.q.val().get_bits::<8>(0) == 0x81)
                     & (self.s_axis.tdata.val() == 0x00)
@@ -443,19 +497,21 @@ impl Logic for HeaderParser {
                     self.in_l3_q.d.next = true;
                 }
             }
-            if (self.count.q.val() == 17) & self.tagged_q.q.val() {
+            if (self.c_idx.val() == 17) & self.tagged_q.q.val() {
                 self.in_l3_q.d.next = true;
             }
-            if (self.count.q.val() == 12) | (self.count.q.val() == 13) {
+            if (self.c_idx.val() == 12) | (self.c_idx.val() == 13) {
                 self.outer_type.d.next = (self.outer_type.q.val() << 8) | self.byte16.val();
             }
-            if (self.count.q.val() == 14) | (self.count.q.val() == 15) {
+            if (self.c_idx.val() == 14) | (self.c_idx.val() == 15) {
                 self.tci.d.next = (self.tci.q.val() << 8) | self.byte16.val();
             }
-            if (self.count.q.val() == 16) | (self.count.q.val() == 17) {
+            if (self.c_idx.val() == 16) | (self.c_idx.val() == 17) {
                 self.inner_type.d.next = (self.inner_type.q.val() << 8) | self.byte16.val();
             }
-            if self.in_l3.val() {
+        }
+        if self.beat.val() {
+            if self.in_l3.val() & !self.l3_far.q.val() {
                 if self.l3_idx.val() == 0 {
                     self.ver_ihl.d.next = self.s_axis.tdata.val();
                 }
@@ -489,7 +545,7 @@ impl Logic for HeaderParser {
                     self.csum_high.d.next = self.s_axis.tdata.val();
                 }
             }
-            if self.in_l4.val() {
+            if self.in_l4.val() & !self.l4_far.q.val() {
                 if self.l4_idx.val() < 2 {
                     self.src_port.d.next = (self.src_port.q.val() << 8) | self.byte16.val();
                 }
@@ -628,6 +684,11 @@ impl Logic for HeaderParser {
             self.count.d.next = 0.into();
             self.l3_count.d.next = 0.into();
             self.l4_count.d.next = 0.into();
+            self.c_far.d.next = false;
+            self.l3_far.d.next = false;
+            self.l4_far.d.next = false;
+            self.past_hdr.d.next = false;
+            self.hdr_rem.d.next = 0.into();
             self.tagged_q.d.next = false;
             self.in_l3_q.d.next = false;
             self.dst_mac.d.next = 0.into();

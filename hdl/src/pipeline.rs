@@ -395,6 +395,8 @@ pub struct FastPath<const A: usize> {
     // per address (`snat_endpoint`, `snat_slot`).
     snat_acc: DFF<Bits<20>>,
     snat_idx: DFF<Bits<4>>,
+    // `snat_idx` is 0 (registered beside it: `FnMul`'s end test is one flip-flop).
+    fn_zero: DFF<Bit>,
     protocol: DFF<Bits<8>>,
     from_mcu: DFF<Bit>,
     status: DFF<Bits<4>>,
@@ -710,6 +712,7 @@ impl<const A: usize> FastPath<A> {
             fullnat_mask: Default::default(),
             snat_acc: Default::default(),
             snat_idx: Default::default(),
+            fn_zero: Default::default(),
             snat_base: Default::default(),
             pool_first: Default::default(),
             snat_per: Default::default(),
@@ -977,6 +980,7 @@ impl<const A: usize> Logic for FastPath<A> {
             fullnat_mask,
             snat_acc,
             snat_idx,
+            fn_zero,
             protocol,
             snat_count,
             snat_base,
@@ -1951,6 +1955,7 @@ impl<const A: usize> Logic for FastPath<A> {
             // per address.
             self.snat_acc.d.next = bit_cast::<20, 16>(self.snat_off_q.q.val());
             self.snat_idx.d.next = bit_cast::<4, 3>(self.pool_idx_q.q.val());
+            self.fn_zero.d.next = self.pool_idx_q.q.val() == 0;
             // (The three classes exclude each other.)
             if self.cls_fn.q.val() {
                 self.t_fnmul.d.next = true;
@@ -1963,12 +1968,13 @@ impl<const A: usize> Logic for FastPath<A> {
             }
         }
         if self.t_fnmul.q.val() {
-            if self.snat_idx.q.val() == 0 {
+            if self.fn_zero.q.val() {
                 self.t_fnmul.d.next = false;
                 self.s_fn.d.next = true;
             } else {
                 self.snat_acc.d.next = self.snat_acc.q.val() + self.snat_per_q.q.val();
                 self.snat_idx.d.next = self.snat_idx.q.val() - 1;
+                self.fn_zero.d.next = self.snat_idx.q.val() == 1;
             }
         }
         if self.s_fn.q.val() & self.fwd.req_ready.val() {

@@ -70,50 +70,6 @@ use rust_hdl::prelude::*;
 
 use crate::ram::{BankedRam9, DualPortRam, SinglePortRam};
 
-/// States of the selection machine.
-#[derive(Copy, Clone, PartialEq, Debug, LogicState)]
-enum St {
-    Idle,
-    CurRd0,
-    CurRd1,
-    CurUse,
-    CurMod,
-    MemRd0,
-    Mul,
-    MulStep,
-    Idx,
-    RingRd0,
-    RingRd1,
-    RingUse,
-    ElRd0,
-    ElRd1,
-    ElUse,
-    MemRd1,
-    MemUse,
-    El2Rd0,
-    El2Rd1,
-    El2Sum,
-    El2Cmp,
-    El2Use,
-    WrrEnd,
-    LcLoad,
-    LcMul,
-    LcPre,
-    LcProd,
-    LcCmp,
-    LcNext,
-    Done,
-}
-
-/// States of the commit machine (member-list bank copy, then cursor resets).
-#[derive(Copy, Clone, PartialEq, Debug, LogicState)]
-enum Cp {
-    Idle,
-    Copy,
-    Snap,
-    Reset,
-}
-
 /// Backend selection for the ring algorithms and round robin.
 #[derive(LogicBlock, Default)]
 pub struct BackendSelect {
@@ -206,7 +162,36 @@ pub struct BackendSelect {
     current: SinglePortRam<Bits<32>, 9>,
     cursor: SinglePortRam<Bits<5>, 4>,
 
-    state: DFF<St>,
+    // The selection machine's states, one flip-flop each (`Idle` is `sbusy` low).
+    s_cur_rd0: DFF<Bit>,
+    s_cur_rd1: DFF<Bit>,
+    s_cur_use: DFF<Bit>,
+    s_cur_mod: DFF<Bit>,
+    s_mem_rd0: DFF<Bit>,
+    s_mul: DFF<Bit>,
+    s_mul_step: DFF<Bit>,
+    s_idx: DFF<Bit>,
+    s_ring_rd0: DFF<Bit>,
+    s_ring_rd1: DFF<Bit>,
+    s_ring_use: DFF<Bit>,
+    s_el_rd0: DFF<Bit>,
+    s_el_rd1: DFF<Bit>,
+    s_el_use: DFF<Bit>,
+    s_mem_rd1: DFF<Bit>,
+    s_mem_use: DFF<Bit>,
+    s_el2_rd0: DFF<Bit>,
+    s_el2_rd1: DFF<Bit>,
+    s_el2_sum: DFF<Bit>,
+    s_el2_cmp: DFF<Bit>,
+    s_el2_use: DFF<Bit>,
+    s_wrr_end: DFF<Bit>,
+    s_lc_load: DFF<Bit>,
+    s_lc_mul: DFF<Bit>,
+    s_lc_pre: DFF<Bit>,
+    s_lc_prod: DFF<Bit>,
+    s_lc_cmp: DFF<Bit>,
+    s_lc_next: DFF<Bit>,
+    s_done: DFF<Bit>,
     // From a take until the result is taken.
     sbusy: DFF<Bit>,
     rr: DFF<Bit>,
@@ -225,7 +210,11 @@ pub struct BackendSelect {
     pos: DFF<Bits<6>>,
     steps: DFF<Bits<6>>,
     result: DFF<Bits<16>>,
-    cp: DFF<Cp>,
+    // The commit machine, one-hot: `cp_busy` low is idle; copy, snapshot, reset.
+    cp_busy: DFF<Bit>,
+    c_copy: DFF<Bit>,
+    c_snap: DFF<Bit>,
+    c_reset: DFF<Bit>,
     cp_idx: DFF<Bits<9>>,
     cp_phase: DFF<Bits<2>>,
     chg: DFF<Bits<16>>,
@@ -325,11 +314,14 @@ impl Logic for BackendSelect {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, state, rr, svc, count, hash_q, size_q, acc, h3, msh, mstep, index, cand,
-            pos, steps, result, cp, cp_idx, cp_phase, chg, rs_idx, wrr, total, have_best, best_cur,
-            best_pos, mdirty, cp_sh, sbusy, cur_q, use_w, dsh, cp_diff, rsh, last, chosen,
-            better_q, pos_nx, lc_take, lc, lrt, cost, cw, best_cost, best_w, pa, pb, sa, sb, rtq,
-            lsh, k
+            self, clock, s_cur_rd0, s_cur_rd1, s_cur_use, s_cur_mod, s_mem_rd0, s_mul, s_mul_step,
+            s_idx, s_ring_rd0, s_ring_rd1, s_ring_use, s_el_rd0, s_el_rd1, s_el_use, s_mem_rd1,
+            s_mem_use, s_el2_rd0, s_el2_rd1, s_el2_sum, s_el2_cmp, s_el2_use, s_wrr_end, s_lc_load,
+            s_lc_mul, s_lc_pre, s_lc_prod, s_lc_cmp, s_lc_next, s_done, rr, svc, count, hash_q,
+            size_q, acc, h3, msh, mstep, index, cand, pos, steps, result, cp_busy, c_copy, c_snap,
+            c_reset, cp_idx, cp_phase, chg, rs_idx, wrr, total, have_best, best_cur, best_pos,
+            mdirty, cp_sh, sbusy, cur_q, use_w, dsh, cp_diff, rsh, last, chosen, better_q, pos_nx,
+            lc_take, lc, lrt, cost, cw, best_cost, best_w, pa, pb, sa, sb, rtq, lsh, k
         );
         clock!(self, clock, ring, members, eligible, cursor, current);
 
@@ -423,102 +415,102 @@ impl Logic for BackendSelect {
             self.mdirty.d.next =
                 self.mdirty.q.val() | (self.one16.val() << self.mem_index.val().get_bits::<4>(5));
         }
-        self.busy.next = self.cp.q.val() != Cp::Idle;
-        match self.cp.q.val() {
-            Cp::Idle => {
-                if self.commit.val() {
-                    self.cp.d.next = Cp::Copy;
-                    self.cp_idx.d.next = 0.into();
-                    self.cp_phase.d.next = 0.into();
-                    self.cp_diff.d.next = false;
-                    // The services written so far are copied now; a member write from
-                    // here on marks its service for the next commit.
-                    self.dsh.d.next = self.mdirty.q.val();
-                    self.mdirty.d.next = 0.into();
-                    if self.mem_write.val() {
-                        self.dsh.d.next = self.mdirty.q.val()
-                            | (self.one16.val() << self.mem_index.val().get_bits::<4>(5));
-                    }
-                }
+        self.busy.next = self.cp_busy.q.val();
+        if !self.cp_busy.q.val() & self.commit.val() {
+            self.cp_busy.d.next = true;
+            self.c_copy.d.next = true;
+            self.cp_idx.d.next = 0.into();
+            self.cp_phase.d.next = 0.into();
+            self.cp_diff.d.next = false;
+            // The services written so far are copied now; a member write from
+            // here on marks its service for the next commit.
+            self.dsh.d.next = self.mdirty.q.val();
+            self.mdirty.d.next = 0.into();
+            if self.mem_write.val() {
+                self.dsh.d.next = self.mdirty.q.val()
+                    | (self.one16.val() << self.mem_index.val().get_bits::<4>(5));
             }
-            Cp::Copy => {
-                // A written service's entry in four cycles: read the shadow entry (phase
-                // 0), then the active one (1); keep the shadow entry (2); compare and write
-                // it into the active bank (3).
-                self.members.read_address.next =
+        }
+        if self.c_copy.q.val() {
+            // A written service's entry in four cycles: read the shadow entry (phase
+            // 0), then the active one (1); keep the shadow entry (2); compare and write
+            // it into the active bank (3).
+            self.members.read_address.next =
+                self.bank1.val() | bit_cast::<10, 9>(self.cp_idx.q.val());
+            if self.cp_phase.q.val() == 0 {
+                self.members.read_address.next = bit_cast::<10, 9>(self.cp_idx.q.val());
+            }
+            if self.cp_phase.q.val() == 2 {
+                self.cp_sh.d.next = self.members.read_data.val();
+            }
+            self.cp_phase.d.next = self.cp_phase.q.val() + 1;
+            if !self.dsh.q.val().get_bit(0) {
+                // No member write to this service since the last commit: its banks are
+                // equal already (1 cycle).
+                self.cp_phase.d.next = 0.into();
+                self.cp_idx.d.next = self.cp_idx.q.val() + 32;
+                self.svc_end.next = true;
+            } else if self.cp_phase.q.val() == 3 {
+                self.members.write_address.next =
                     self.bank1.val() | bit_cast::<10, 9>(self.cp_idx.q.val());
-                if self.cp_phase.q.val() == 0 {
-                    self.members.read_address.next = bit_cast::<10, 9>(self.cp_idx.q.val());
+                self.members.write_data.next = self.cp_sh.q.val();
+                self.members.write_enable.next = true;
+                if self.members.read_data.val() != self.cp_sh.q.val() {
+                    self.cp_diff.d.next = true;
                 }
-                if self.cp_phase.q.val() == 2 {
-                    self.cp_sh.d.next = self.members.read_data.val();
-                }
-                self.cp_phase.d.next = self.cp_phase.q.val() + 1;
-                if !self.dsh.q.val().get_bit(0) {
-                    // No member write to this service since the last commit: its banks are
-                    // equal already (1 cycle).
-                    self.cp_phase.d.next = 0.into();
-                    self.cp_idx.d.next = self.cp_idx.q.val() + 32;
+                self.cp_idx.d.next = self.cp_idx.q.val() + 1;
+                if self.cp_idx.q.val().get_bits::<5>(0) == 31 {
                     self.svc_end.next = true;
-                } else if self.cp_phase.q.val() == 3 {
-                    self.members.write_address.next =
-                        self.bank1.val() | bit_cast::<10, 9>(self.cp_idx.q.val());
-                    self.members.write_data.next = self.cp_sh.q.val();
-                    self.members.write_enable.next = true;
-                    if self.members.read_data.val() != self.cp_sh.q.val() {
-                        self.cp_diff.d.next = true;
-                    }
-                    self.cp_idx.d.next = self.cp_idx.q.val() + 1;
-                    if self.cp_idx.q.val().get_bits::<5>(0) == 31 {
-                        self.svc_end.next = true;
-                    }
-                }
-                if self.svc_end.val() {
-                    // The service's bit shifts into `chg` from the top (16 shifts put
-                    // service k at bit k).
-                    self.dsh.d.next = self.dsh.q.val() >> 1;
-                    self.cp_diff.d.next = false;
-                    self.chg.d.next = self.chg.q.val() >> 1;
-                    if self.cp_diff.q.val()
-                        | (self.dsh.q.val().get_bit(0)
-                            & (self.members.read_data.val() != self.cp_sh.q.val()))
-                    {
-                        self.chg.d.next = (self.chg.q.val() >> 1) | (self.one16.val() << 15);
-                    }
-                    if self.cp_idx.q.val().get_bits::<4>(5) == 15 {
-                        self.cp.d.next = Cp::Snap;
-                    }
                 }
             }
-            Cp::Snap => {
-                // The services to reset: changed lists, and changed entries (`changed`).
-                self.rsh.d.next = self.chg.q.val() | self.changed.val();
-                self.rs_idx.d.next = 0.into();
-                self.cp.d.next = Cp::Reset;
+            if self.svc_end.val() {
+                // The service's bit shifts into `chg` from the top (16 shifts put
+                // service k at bit k).
+                self.dsh.d.next = self.dsh.q.val() >> 1;
+                self.cp_diff.d.next = false;
+                self.chg.d.next = self.chg.q.val() >> 1;
+                if self.cp_diff.q.val()
+                    | (self.dsh.q.val().get_bit(0)
+                        & (self.members.read_data.val() != self.cp_sh.q.val()))
+                {
+                    self.chg.d.next = (self.chg.q.val() >> 1) | (self.one16.val() << 15);
+                }
+                if self.cp_idx.q.val().get_bits::<4>(5) == 15 {
+                    self.c_copy.d.next = false;
+                    self.c_snap.d.next = true;
+                }
             }
-            Cp::Reset => {
-                // Entry rs_idx = service << 5 | position: `current` zeroed, and the
-                // cursor at position 0.
-                self.current.address.next = self.rs_idx.q.val();
-                self.current.write_data.next = 0.into();
-                self.current.write_enable.next = self.rsh.q.val().get_bit(0);
-                self.cursor.address.next = self.rs_idx.q.val().get_bits::<4>(5);
-                self.cursor.write_data.next = 0.into();
-                self.cursor.write_enable.next =
-                    self.rsh.q.val().get_bit(0) & (self.rs_idx.q.val().get_bits::<5>(0) == 0);
-                self.rs_idx.d.next = self.rs_idx.q.val() + 1;
-                if self.rs_idx.q.val().get_bits::<5>(0) == 31 {
-                    self.rsh.d.next = self.rsh.q.val() >> 1;
-                }
-                if !self.rsh.q.val().get_bit(0) {
-                    // Unchanged service: skipped (1 cycle).
-                    self.rs_idx.d.next = self.rs_idx.q.val() + 32;
-                    self.rsh.d.next = self.rsh.q.val() >> 1;
-                }
-                if self.rsh.q.val() == 0 {
-                    // No service left to reset.
-                    self.cp.d.next = Cp::Idle;
-                }
+        }
+        if self.c_snap.q.val() {
+            // The services to reset: changed lists, and changed entries (`changed`).
+            self.rsh.d.next = self.chg.q.val() | self.changed.val();
+            self.rs_idx.d.next = 0.into();
+            self.c_snap.d.next = false;
+            self.c_reset.d.next = true;
+        }
+        if self.c_reset.q.val() {
+            // Entry rs_idx = service << 5 | position: `current` zeroed, and the
+            // cursor at position 0.
+            self.current.address.next = self.rs_idx.q.val();
+            self.current.write_data.next = 0.into();
+            self.current.write_enable.next = self.rsh.q.val().get_bit(0);
+            self.cursor.address.next = self.rs_idx.q.val().get_bits::<4>(5);
+            self.cursor.write_data.next = 0.into();
+            self.cursor.write_enable.next =
+                self.rsh.q.val().get_bit(0) & (self.rs_idx.q.val().get_bits::<5>(0) == 0);
+            self.rs_idx.d.next = self.rs_idx.q.val() + 1;
+            if self.rs_idx.q.val().get_bits::<5>(0) == 31 {
+                self.rsh.d.next = self.rsh.q.val() >> 1;
+            }
+            if !self.rsh.q.val().get_bit(0) {
+                // Unchanged service: skipped (1 cycle).
+                self.rs_idx.d.next = self.rs_idx.q.val() + 32;
+                self.rsh.d.next = self.rsh.q.val() >> 1;
+            }
+            if self.rsh.q.val() == 0 {
+                // No service left to reset.
+                self.c_reset.d.next = false;
+                self.cp_busy.d.next = false;
             }
         }
 
@@ -552,9 +544,8 @@ impl Logic for BackendSelect {
         // Idle (`sbusy` low, a register): the request registers follow the inputs, so
         // their loads hang off one flip-flop; a take only moves the state.
         self.use_w.d.next = false;
-        self.s_ready.next =
-            !self.sbusy.q.val() & !self.table_write.val() & (self.cp.q.val() == Cp::Idle);
-        self.m_valid.next = self.state.q.val() == St::Done;
+        self.s_ready.next = !self.sbusy.q.val() & !self.table_write.val() & !self.cp_busy.q.val();
+        self.m_valid.next = self.s_done.q.val();
         // `result` holds a choice only if `chosen` (set with it; low from the take on):
         // every "no backend" outcome leaves it low instead of writing `NO_BACKEND`, so
         // the result register has one source.
@@ -584,245 +575,281 @@ impl Logic for BackendSelect {
             self.chosen.d.next = false;
         }
 
-        match self.state.q.val() {
-            St::Idle => {
-                if self.s_valid.val() & self.s_ready.val() {
-                    self.sbusy.d.next = true;
-                    self.state.d.next = St::Mul;
-                    if self.round_robin.val() {
-                        self.state.d.next = St::CurRd0;
-                    } else if self.weighted.val() | self.least.val() {
-                        // (An empty list ends in `MemRd0`.)
-                        self.state.d.next = St::MemRd0;
-                    }
-                }
+        // The selection machine, one-hot: `sbusy` low is `Idle`, every other state is a
+        // flip-flop of its own (`s_mem_rd0` is `MemRd0`, and so on), so each state's
+        // decode is one flip-flop and each flag's next value depends only on the states
+        // that lead into it. A transition clears its own flag and sets the next.
+        if !self.sbusy.q.val() & self.s_valid.val() & self.s_ready.val() {
+            self.sbusy.d.next = true;
+            if self.round_robin.val() {
+                self.s_cur_rd0.d.next = true;
+            } else if self.weighted.val() | self.least.val() {
+                // (An empty list ends in `MemRd0`.)
+                self.s_mem_rd0.d.next = true;
+            } else {
+                self.s_mul.d.next = true;
             }
-            St::Mul => {
-                self.h3.d.next = self.h42.val() + (self.h42.val() << 1);
-                self.acc.d.next = 0.into();
-                self.msh.d.next = self.size_q.q.val();
-                self.mstep.d.next = 0.into();
-                self.state.d.next = St::MulStep;
+        }
+        if self.s_mul.q.val() {
+            self.h3.d.next = self.h42.val() + (self.h42.val() << 1);
+            self.acc.d.next = 0.into();
+            self.msh.d.next = self.size_q.q.val();
+            self.mstep.d.next = 0.into();
+            self.s_mul.d.next = false;
+            self.s_mul_step.d.next = true;
+        }
+        if self.s_mul_step.q.val() {
+            // acc = 4 × acc + (two bits of M) × hash, 8 cycles.
+            self.acc.d.next = (self.acc.q.val() << 2) + self.addend.val();
+            self.msh.d.next = self.msh.q.val() << 2;
+            self.mstep.d.next = self.mstep.q.val() + 1;
+            if self.mstep.q.val() == 7 {
+                self.s_mul_step.d.next = false;
+                self.s_idx.d.next = true;
             }
-            St::MulStep => {
-                // acc = 4 × acc + (two bits of M) × hash, 8 cycles.
-                self.acc.d.next = (self.acc.q.val() << 2) + self.addend.val();
-                self.msh.d.next = self.msh.q.val() << 2;
-                self.mstep.d.next = self.mstep.q.val() + 1;
-                if self.mstep.q.val() == 7 {
-                    self.state.d.next = St::Idx;
-                }
+        }
+        if self.s_idx.q.val() {
+            self.index.d.next = self.acc.q.val().get_bits::<10>(32);
+            self.s_idx.d.next = false;
+            if self.size_q.q.val() == 0 {
+                self.s_done.d.next = true;
+            } else {
+                self.s_ring_rd0.d.next = true;
             }
-            St::Idx => {
-                self.index.d.next = self.acc.q.val().get_bits::<10>(32);
-                self.state.d.next = St::RingRd0;
-                if self.size_q.q.val() == 0 {
-                    self.state.d.next = St::Done;
-                }
+        }
+        if self.s_ring_rd0.q.val() {
+            self.s_ring_rd0.d.next = false;
+            self.s_ring_rd1.d.next = true;
+        }
+        if self.s_ring_rd1.q.val() {
+            self.s_ring_rd1.d.next = false;
+            self.s_ring_use.d.next = true;
+        }
+        if self.s_ring_use.q.val() {
+            self.cand.d.next = bit_cast::<16, 8>(self.ring_rd.val().get_bits::<8>(0));
+            self.s_ring_use.d.next = false;
+            if self.ring_rd.val().get_bit(8) {
+                self.s_done.d.next = true;
+            } else {
+                self.s_el_rd0.d.next = true;
             }
-            St::RingRd0 => {
-                self.state.d.next = St::RingRd1;
+        }
+        if self.s_el_rd0.q.val() {
+            self.s_el_rd0.d.next = false;
+            self.s_el_rd1.d.next = true;
+        }
+        if self.s_el_rd1.q.val() {
+            self.s_el_rd1.d.next = false;
+            self.s_el_use.d.next = true;
+        }
+        if self.s_el_use.q.val() {
+            if self.elig_word.val() {
+                self.result.d.next = self.cand.q.val();
+                self.chosen.d.next = true;
             }
-            St::RingRd1 => {
-                self.state.d.next = St::RingUse;
+            self.s_el_use.d.next = false;
+            self.s_done.d.next = true;
+        }
+        if self.s_cur_rd0.q.val() {
+            self.s_cur_rd0.d.next = false;
+            self.s_cur_rd1.d.next = true;
+        }
+        if self.s_cur_rd1.q.val() {
+            self.s_cur_rd1.d.next = false;
+            self.s_cur_use.d.next = true;
+        }
+        if self.s_cur_use.q.val() {
+            // The start is `cursor % n`. The cursor is below `n` unless the list
+            // shrank without a reset, which the model's resets never leave; that
+            // case takes one subtraction per cycle in `CurMod` (a combinational
+            // remainder was the design's critical path).
+            self.pos.d.next = bit_cast::<6, 5>(self.cursor.read_data.val());
+            self.steps.d.next = 0.into();
+            self.s_cur_use.d.next = false;
+            if self.count.q.val() == 0 {
+                self.s_done.d.next = true;
+            } else if bit_cast::<6, 5>(self.cursor.read_data.val()) >= self.count.q.val() {
+                self.s_cur_mod.d.next = true;
+            } else {
+                self.s_mem_rd0.d.next = true;
             }
-            St::RingUse => {
-                self.cand.d.next = bit_cast::<16, 8>(self.ring_rd.val().get_bits::<8>(0));
-                self.state.d.next = St::ElRd0;
-                if self.ring_rd.val().get_bit(8) {
-                    self.state.d.next = St::Done;
-                }
+        }
+        if self.s_cur_mod.q.val() {
+            if self.pos.q.val() >= self.count.q.val() {
+                self.pos.d.next = self.pos.q.val() - self.count.q.val();
+            } else {
+                self.s_cur_mod.d.next = false;
+                self.s_mem_rd0.d.next = true;
             }
-            St::ElRd0 => {
-                self.state.d.next = St::ElRd1;
+        }
+        if self.s_mem_rd0.q.val() {
+            self.s_mem_rd0.d.next = false;
+            if self.count.q.val() == 0 {
+                // Weighted round robin with an empty list (round robin checks in
+                // `CurUse`): no winner (`have_best` is low).
+                self.s_wrr_end.d.next = true;
+            } else {
+                self.s_mem_rd1.d.next = true;
             }
-            St::ElRd1 => {
-                self.state.d.next = St::ElUse;
-            }
-            St::ElUse => {
-                if self.elig_word.val() {
-                    self.result.d.next = self.cand.q.val();
-                    self.chosen.d.next = true;
-                }
-                self.state.d.next = St::Done;
-            }
-            St::CurRd0 => {
-                self.state.d.next = St::CurRd1;
-            }
-            St::CurRd1 => {
-                self.state.d.next = St::CurUse;
-            }
-            St::CurUse => {
-                // The start is `cursor % n`. The cursor is below `n` unless the list
-                // shrank without a reset, which the model's resets never leave; that
-                // case takes one subtraction per cycle in `CurMod` (a combinational
-                // remainder was the design's critical path).
-                self.pos.d.next = bit_cast::<6, 5>(self.cursor.read_data.val());
-                self.steps.d.next = 0.into();
-                self.state.d.next = St::MemRd0;
-                if self.count.q.val() == 0 {
-                    self.state.d.next = St::Done;
-                } else if bit_cast::<6, 5>(self.cursor.read_data.val()) >= self.count.q.val() {
-                    self.state.d.next = St::CurMod;
-                }
-            }
-            St::CurMod => {
-                if self.pos.q.val() >= self.count.q.val() {
-                    self.pos.d.next = self.pos.q.val() - self.count.q.val();
-                } else {
-                    self.state.d.next = St::MemRd0;
-                }
-            }
-            St::MemRd0 => {
-                self.state.d.next = St::MemRd1;
-                if self.count.q.val() == 0 {
-                    // Weighted round robin with an empty list (round robin checks in
-                    // `CurUse`): no winner (`have_best` is low).
-                    self.state.d.next = St::WrrEnd;
-                }
-            }
-            St::MemRd1 => {
-                self.state.d.next = St::MemUse;
-            }
-            St::MemUse => {
-                self.cand.d.next = self.members.read_data.val();
-                self.state.d.next = St::El2Rd0;
-                if self.members.read_data.val().get_bits::<8>(8) != 0 {
-                    // Not a backend: next member (weighted: its `current` is reset).
-                    self.current.write_enable.next = self.wrr.q.val();
-                    self.steps.d.next = self.steps.q.val() + 1;
-                    self.pos.d.next = self.pos_nx.q.val();
-                    self.state.d.next = St::MemRd0;
-                    if self.last.q.val() {
-                        if self.wrr.q.val() {
-                            self.state.d.next = St::WrrEnd;
-                        } else {
-                            self.state.d.next = St::Done;
-                        }
-                    }
-                }
-            }
-            St::El2Rd0 => {
-                self.state.d.next = St::El2Rd1;
-            }
-            St::El2Rd1 => {
-                self.state.d.next = St::El2Use;
-                if self.wrr.q.val() {
-                    self.state.d.next = St::El2Sum;
-                } else if self.lc.q.val() {
-                    self.state.d.next = St::LcLoad;
-                }
-            }
-            St::El2Sum => {
-                // Weighted: `current + weight` registered before it is compared (the
-                // addition and the comparison in one cycle were a critical path).
-                self.cur_q.d.next = self.cur_new.val();
-                self.state.d.next = St::El2Cmp;
-            }
-            St::El2Cmp => {
-                // ... and its comparison with the best registered before it is used.
-                self.better_q.d.next = self.better.val();
-                self.use_w.d.next = true;
-                self.state.d.next = St::El2Use;
-            }
-            St::El2Use => {
-                if self.wrr.q.val() {
-                    // (The member's update is below, on `use_w`.)
-                    self.steps.d.next = self.steps.q.val() + 1;
-                    self.pos.d.next = self.pos_nx.q.val();
-                    self.state.d.next = St::MemRd0;
-                    if self.last.q.val() {
-                        self.state.d.next = St::WrrEnd;
-                    }
-                } else if self.elig_word.val() {
-                    self.result.d.next = self.cand.q.val();
-                    self.chosen.d.next = true;
-                    self.cursor.write_enable.next = true;
-                    self.state.d.next = St::Done;
-                } else {
-                    self.steps.d.next = self.steps.q.val() + 1;
-                    self.pos.d.next = self.pos_nx.q.val();
-                    self.state.d.next = St::MemRd0;
-                    if self.last.q.val() {
-                        self.state.d.next = St::Done;
-                    }
-                }
-            }
-            St::WrrEnd => {
-                // The winner pays back the total.
-                self.current.address.next = (bit_cast::<9, 4>(self.svc.q.val()) << 5)
-                    | bit_cast::<9, 6>(self.best_pos.q.val());
-                self.current.write_data.next = self.best_cur.q.val() - self.total.q.val();
-                self.current.write_enable.next = self.have_best.q.val();
-                self.state.d.next = St::Done;
-            }
-            St::LcLoad => {
-                // Least: the member's weight, active flows and response time are on
-                // the read ports. An ineligible member is skipped; least connections'
-                // cost is `active`, least response time's `rtt × load` (next state).
-                self.cw.d.next = self.weight_data.val();
-                self.cost.d.next = bit_cast::<44, 32>(self.active_data.val());
-                self.rtq.d.next = self.rtt_data.val();
-                self.lsh.d.next = self.load.val();
-                self.k.d.next = 0.into();
-                if !self.elig_word.val() {
-                    self.state.d.next = St::LcNext;
-                } else if self.lrt.q.val() {
-                    self.cost.d.next = 0.into();
-                    self.state.d.next = St::LcMul;
-                } else {
-                    self.state.d.next = St::LcPre;
-                }
-            }
-            St::LcMul => {
-                // cost = rtt × load, one bit of the load per cycle from the top (21).
-                self.cost.d.next = (self.cost.q.val() << 1) + self.rt_add.val();
-                self.lsh.d.next = self.lsh.q.val() << 1;
-                if self.k.q.val() == 20 {
-                    self.state.d.next = St::LcPre;
-                }
-            }
-            St::LcPre => {
-                // The first eligible member is the best so far; any other is compared.
-                self.pa.d.next = 0.into();
-                self.pb.d.next = 0.into();
-                self.sa.d.next = self.best_w.q.val();
-                self.sb.d.next = self.cw.q.val();
-                self.k.d.next = 0.into();
-                self.state.d.next = St::LcProd;
-                if !self.have_best.q.val() {
-                    self.lc_take.d.next = true;
-                    self.state.d.next = St::LcNext;
-                }
-            }
-            St::LcProd => {
-                // pa = cost × best_w, pb = best_cost × w, one bit per cycle (16; the
-                // shifts and sums are above).
-                if self.k.q.val() == 15 {
-                    self.state.d.next = St::LcCmp;
-                }
-            }
-            St::LcCmp => {
-                // The model's `cost × best_weight < best_cost × weight`: strictly
-                // better, so ties stay with the earlier member.
-                self.lc_take.d.next = self.pa.q.val() < self.pb.q.val();
-                self.state.d.next = St::LcNext;
-            }
-            St::LcNext => {
-                // (The take is below, on `lc_take`.)
+        }
+        if self.s_mem_rd1.q.val() {
+            self.s_mem_rd1.d.next = false;
+            self.s_mem_use.d.next = true;
+        }
+        if self.s_mem_use.q.val() {
+            self.cand.d.next = self.members.read_data.val();
+            self.s_mem_use.d.next = false;
+            if self.members.read_data.val().get_bits::<8>(8) != 0 {
+                // Not a backend: next member (weighted: its `current` is reset).
+                self.current.write_enable.next = self.wrr.q.val();
                 self.steps.d.next = self.steps.q.val() + 1;
                 self.pos.d.next = self.pos_nx.q.val();
-                self.state.d.next = St::MemRd0;
+                if !self.last.q.val() {
+                    self.s_mem_rd0.d.next = true;
+                } else if self.wrr.q.val() {
+                    self.s_wrr_end.d.next = true;
+                } else {
+                    self.s_done.d.next = true;
+                }
+            } else {
+                self.s_el2_rd0.d.next = true;
+            }
+        }
+        if self.s_el2_rd0.q.val() {
+            self.s_el2_rd0.d.next = false;
+            self.s_el2_rd1.d.next = true;
+        }
+        if self.s_el2_rd1.q.val() {
+            self.s_el2_rd1.d.next = false;
+            if self.wrr.q.val() {
+                self.s_el2_sum.d.next = true;
+            } else if self.lc.q.val() {
+                self.s_lc_load.d.next = true;
+            } else {
+                self.s_el2_use.d.next = true;
+            }
+        }
+        if self.s_el2_sum.q.val() {
+            // Weighted: `current + weight` registered before it is compared (the
+            // addition and the comparison in one cycle were a critical path).
+            self.cur_q.d.next = self.cur_new.val();
+            self.s_el2_sum.d.next = false;
+            self.s_el2_cmp.d.next = true;
+        }
+        if self.s_el2_cmp.q.val() {
+            // ... and its comparison with the best registered before it is used.
+            self.better_q.d.next = self.better.val();
+            self.use_w.d.next = true;
+            self.s_el2_cmp.d.next = false;
+            self.s_el2_use.d.next = true;
+        }
+        if self.s_el2_use.q.val() {
+            self.s_el2_use.d.next = false;
+            if self.wrr.q.val() {
+                // (The member's update is below, on `use_w`.)
+                self.steps.d.next = self.steps.q.val() + 1;
+                self.pos.d.next = self.pos_nx.q.val();
                 if self.last.q.val() {
-                    self.state.d.next = St::Done;
+                    self.s_wrr_end.d.next = true;
+                } else {
+                    self.s_mem_rd0.d.next = true;
+                }
+            } else if self.elig_word.val() {
+                self.result.d.next = self.cand.q.val();
+                self.chosen.d.next = true;
+                self.cursor.write_enable.next = true;
+                self.s_done.d.next = true;
+            } else {
+                self.steps.d.next = self.steps.q.val() + 1;
+                self.pos.d.next = self.pos_nx.q.val();
+                if self.last.q.val() {
+                    self.s_done.d.next = true;
+                } else {
+                    self.s_mem_rd0.d.next = true;
                 }
             }
-            St::Done => {
-                if self.m_ready.val() {
-                    self.sbusy.d.next = false;
-                    self.state.d.next = St::Idle;
-                }
+        }
+        if self.s_wrr_end.q.val() {
+            // The winner pays back the total.
+            self.current.address.next =
+                (bit_cast::<9, 4>(self.svc.q.val()) << 5) | bit_cast::<9, 6>(self.best_pos.q.val());
+            self.current.write_data.next = self.best_cur.q.val() - self.total.q.val();
+            self.current.write_enable.next = self.have_best.q.val();
+            self.s_wrr_end.d.next = false;
+            self.s_done.d.next = true;
+        }
+        if self.s_lc_load.q.val() {
+            // Least: the member's weight, active flows and response time are on
+            // the read ports. An ineligible member is skipped; least connections'
+            // cost is `active`, least response time's `rtt × load` (next state).
+            self.cw.d.next = self.weight_data.val();
+            self.cost.d.next = bit_cast::<44, 32>(self.active_data.val());
+            self.rtq.d.next = self.rtt_data.val();
+            self.lsh.d.next = self.load.val();
+            self.k.d.next = 0.into();
+            self.s_lc_load.d.next = false;
+            if !self.elig_word.val() {
+                self.s_lc_next.d.next = true;
+            } else if self.lrt.q.val() {
+                self.cost.d.next = 0.into();
+                self.s_lc_mul.d.next = true;
+            } else {
+                self.s_lc_pre.d.next = true;
             }
+        }
+        if self.s_lc_mul.q.val() {
+            // cost = rtt × load, one bit of the load per cycle from the top (21).
+            self.cost.d.next = (self.cost.q.val() << 1) + self.rt_add.val();
+            self.lsh.d.next = self.lsh.q.val() << 1;
+            if self.k.q.val() == 20 {
+                self.s_lc_mul.d.next = false;
+                self.s_lc_pre.d.next = true;
+            }
+        }
+        if self.s_lc_pre.q.val() {
+            // The first eligible member is the best so far; any other is compared.
+            self.pa.d.next = 0.into();
+            self.pb.d.next = 0.into();
+            self.sa.d.next = self.best_w.q.val();
+            self.sb.d.next = self.cw.q.val();
+            self.k.d.next = 0.into();
+            self.s_lc_pre.d.next = false;
+            if self.have_best.q.val() {
+                self.s_lc_prod.d.next = true;
+            } else {
+                self.lc_take.d.next = true;
+                self.s_lc_next.d.next = true;
+            }
+        }
+        if self.s_lc_prod.q.val() {
+            // pa = cost × best_w, pb = best_cost × w, one bit per cycle (16; the
+            // shifts and sums are above).
+            if self.k.q.val() == 15 {
+                self.s_lc_prod.d.next = false;
+                self.s_lc_cmp.d.next = true;
+            }
+        }
+        if self.s_lc_cmp.q.val() {
+            // The model's `cost × best_weight < best_cost × weight`: strictly
+            // better, so ties stay with the earlier member.
+            self.lc_take.d.next = self.pa.q.val() < self.pb.q.val();
+            self.s_lc_cmp.d.next = false;
+            self.s_lc_next.d.next = true;
+        }
+        if self.s_lc_next.q.val() {
+            // (The take is below, on `lc_take`.)
+            self.steps.d.next = self.steps.q.val() + 1;
+            self.pos.d.next = self.pos_nx.q.val();
+            self.s_lc_next.d.next = false;
+            if self.last.q.val() {
+                self.s_done.d.next = true;
+            } else {
+                self.s_mem_rd0.d.next = true;
+            }
+        }
+        if self.s_done.q.val() & self.m_ready.val() {
+            self.sbusy.d.next = false;
+            self.s_done.d.next = false;
         }
         // Least, state `LcNext` (`lc_take`: a register): take the member as the best so
         // far.
