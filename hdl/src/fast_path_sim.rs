@@ -331,6 +331,26 @@ impl<const A: usize> FastPathSim<A> {
         let lo = self.read32(addr::COUNTER_LO);
         (u64::from(hi) << 32) | u64::from(lo)
     }
+
+    /// [`counter`](Self::counter), reading as soon as the latch is done instead of after
+    /// the worst case (still failing past `COUNTER_LATCH_CYCLES`): for the full read of
+    /// every counter at the end of a run, where the cycles saved shift nothing after it
+    /// (about 45 of 51 per counter when idle).
+    pub fn counter_when_latched(&mut self, index: u32) -> u64 {
+        self.write32(addr::COUNTER_SELECT, index);
+        let mut waited = 0;
+        while !self.uut.counter_latched() && waited < COUNTER_LATCH_CYCLES {
+            self.run(1);
+            waited += 1;
+        }
+        assert!(
+            self.uut.counter_latched(),
+            "counter {index:#x} not latched {COUNTER_LATCH_CYCLES} cycles after COUNTER_SELECT"
+        );
+        let hi = self.read32(addr::COUNTER_HI);
+        let lo = self.read32(addr::COUNTER_LO);
+        (u64::from(hi) << 32) | u64::from(lo)
+    }
 }
 
 impl<const A: usize> RegisterBus for FastPathSim<A> {
