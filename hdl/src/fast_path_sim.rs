@@ -323,13 +323,7 @@ impl<const A: usize> FastPathSim<A> {
     pub fn counter(&mut self, index: u32) -> u64 {
         self.write32(addr::COUNTER_SELECT, index);
         self.run(COUNTER_LATCH_CYCLES);
-        assert!(
-            self.uut.counter_latched(),
-            "counter {index:#x} not latched {COUNTER_LATCH_CYCLES} cycles after COUNTER_SELECT"
-        );
-        let hi = self.read32(addr::COUNTER_HI);
-        let lo = self.read32(addr::COUNTER_LO);
-        (u64::from(hi) << 32) | u64::from(lo)
+        self.read_latched(index)
     }
 
     /// [`counter`](Self::counter), reading as soon as the latch is done instead of after
@@ -343,6 +337,11 @@ impl<const A: usize> FastPathSim<A> {
             self.run(1);
             waited += 1;
         }
+        self.read_latched(index)
+    }
+
+    /// The latched counter through `COUNTER_HI`/`LO`, once the latch must be done.
+    fn read_latched(&mut self, index: u32) -> u64 {
         assert!(
             self.uut.counter_latched(),
             "counter {index:#x} not latched {COUNTER_LATCH_CYCLES} cycles after COUNTER_SELECT"
