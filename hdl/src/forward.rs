@@ -46,6 +46,24 @@
 //! addressed by the slot: 6 DP16KD for `A = 9`, where a RAM per way took 8): written when a forward request inserts or refreshes the flow (the model's
 //! `client_mac = src_mac`).
 //!
+//! ## Persistence (`req_sticky`, `Pipeline::choose`)
+//! On a miss of a sticky service's request (after the `tcp_no_flow` check), before the
+//! algorithm: the persistence table is one way of [`STICKY_SETS`] entries (128 × 85 bits
+//! of distributed RAM: the model's `SetAssociative` with `ways = 1`), addressed by
+//! `(src_hash ^ service) % STICKY_SETS` (the model's `sticky_hash`). An entry holds valid (bit 84),
+//! service (83:80), client address (79:48), backend (47:40), generation (39:32) and
+//! `last_seen` (31:0). The client's entry (valid, same service and address) past
+//! `req_sticky_timeout` (`now - last_seen > timeout`) is freed. A live one is used if its
+//! backend is Up, of weight > 0, of the entry's generation (the backend word) and still
+//! in the service's active member list (`members(svc)`: its first `min(count, 32)`
+//! entries, scanned one a cycle through the selection unit's external read port);
+//! otherwise it is freed. Used, the flow goes to that backend as if the algorithm had
+//! chosen it and the entry is refreshed; else the algorithm chooses and its choice (not
+//! `NO_BACKEND`) with its generation replaces whatever the set held. The entry is written
+//! at `NewUse`, before the neighbour check, as the model inserts before it; a freed entry
+//! with no choice is written empty. It adds 3 cycles to a new flow whose client has no
+//! live entry, and 12 + the member count for a live one (in place of the algorithm).
+//!
 //! ## A return request (NAT reply, `req_return`)
 //! The key and hash are the rebuilt client flow's; `req_backend` is the member that sent
 //! the reply. A hit whose backend is not `req_backend` is `NO_BACKEND` (the controller's
@@ -89,6 +107,12 @@ use crate::select::BackendSelect;
 /// entries of 9 bits). 512, not 1024: with 1024 the two ring banks alone take 16 of the
 /// LFE5U-25F's 56 block RAMs and the fast path does not fit (see docs/PERFORMANCE.md).
 pub const RING_STRIDE: usize = 512;
+
+/// Entries of the persistence table (one way each, addressed by `(src_hash ^ service) %
+/// STICKY_SETS`): the model's `Storage` for the fast path has `sticky` of this length and
+/// `sticky_ways = 1`. In distributed RAM (128 × 85 bits): the board image has no block
+/// RAM left for it (its four port FIFOs take the four `DP16KD` `FastPath` leaves).
+pub const STICKY_SETS: usize = 128;
 
 /// Result kinds on `res_kind`.
 pub mod result {
@@ -183,6 +207,10 @@ pub struct Forward<const A: usize> {
     /// Services whose active entry changed at the commit in progress (round-robin cursors
     /// reset, see [`BackendSelect`]); stable from `commit` until `busy` falls.
     pub svc_changed: Signal<In, Bits<16>>,
+    /// The service is sticky (source-IP persistence: see the module docs).
+    pub req_sticky: Signal<In, Bit>,
+    /// The service's persistence timeout, ms.
+    pub req_sticky_timeout: Signal<In, Bits<32>>,
     /// A NAT reply (`Pipeline::nat_return`): `req_key` / `req_hash` are the rebuilt client
     /// flow's, which must exist and point at `req_backend`.
     pub req_return: Signal<In, Bit>,
@@ -221,7 +249,7 @@ pub struct Forward<const A: usize> {
     pub res_service: Signal<Out, Bits<4>>,
     /// The flow's slot (forward requests: the hit or inserted slot).
     pub res_slot: Signal<Out, Bits<16>>,
-    /// Backend whose active-flow count to show on `af_value` (two cycles after).
+    /// Backend whose active-flow count to show on `af_value` (three cycles after).
     pub af_index: Signal<In, Bits<8>>,
     /// Active flows of backend `af_index`.
     pub af_value: Signal<Out, Bits<32>>,
@@ -274,6 +302,9 @@ pub struct Forward<const A: usize> {
     // into the registered write port (`aw_*`), write.
     af: DualPortRam<Bits<32>, 8>,
     afq: DualPortRam<Bits<32>, 8>,
+    // `af_index` registered next to `afq` (the counter latch samples `af_value` three
+    // edges after its index settles; the route from the controller was a critical path).
+    afq_idx: DFF<Bits<8>>,
     // Registered write ports (see the defaults in `update`).
     bw_we: DFF<Bit>,
     bw_addr: DFF<Bits<9>>,
@@ -293,6 +324,47 @@ pub struct Forward<const A: usize> {
     // 12-bit address, so A ≤ 10), written when a forward request inserts or refreshes
     // the flow, read by a reply.
     cmac: SinglePortRam<Bits<48>, 12>,
+    // The persistence table (`Pipeline::choose`): `STICKY_SETS` entries of one way,
+    // addressed by `(src_hash ^ service) % STICKY_SETS` (layout in the module docs), in
+    // distributed RAM.
+    sticky: SinglePortRam<Bits<85>, 7>,
+    // Its entry of the request's set, registered next to the logic.
+    kq: DFF<Bits<85>>,
+    // The request is for a sticky service; its persistence timeout.
+    stk: DFF<Bit>,
+    stk_to: DFF<Bits<32>>,
+    // The entry is the client's (valid, same service and address); past its timeout.
+    k_match: DFF<Bit>,
+    k_exp: DFF<Bit>,
+    // The entry was the client's but may not be used: cleared unless a new one replaces it.
+    k_clear: DFF<Bit>,
+    // The membership scan of the entry's backend: the next position to read, reads in
+    // flight (one and two edges ago), found.
+    kpos: DFF<Bits<6>>,
+    kv1: DFF<Bit>,
+    kv2: DFF<Bit>,
+    k_found: DFF<Bit>,
+    // The entry may be used (member, Up, weight > 0, its generation).
+    k_ok: DFF<Bit>,
+    // The registered write port of `sticky`.
+    kw_we: DFF<Bit>,
+    kw_data: DFF<Bits<85>>,
+    // Persistence states: read, compare, use, backend read, membership scan, check,
+    // decide.
+    s_kread: DFF<Bit>,
+    s_kcmp: DFF<Bit>,
+    s_kuse: DFF<Bit>,
+    s_kbe: DFF<Bit>,
+    s_kscan: DFF<Bit>,
+    s_kchk: DFF<Bit>,
+    s_kdec: DFF<Bit>,
+    k_hash: Signal<Local, Bits<32>>,
+    k_valid: Signal<Local, Bits<1>>,
+    // The set, registered (stable from the cycle after the take).
+    kset: DFF<Bits<7>>,
+    // The members to scan (`min(count, 32)`, loaded while idle) and those left to read.
+    kn: DFF<Bits<6>>,
+    krem: DFF<Bits<6>>,
     ret: DFF<Bit>,
     // A slot read; its entry past its timeout.
     rd: DFF<Bit>,
@@ -469,6 +541,8 @@ impl<const A: usize> Forward<A> {
             req_members: Default::default(),
             svc_changed: Default::default(),
             req_return: Default::default(),
+            req_sticky: Default::default(),
+            req_sticky_timeout: Default::default(),
             req_backend: Default::default(),
             req_mac: Default::default(),
             res_service: Default::default(),
@@ -487,6 +561,32 @@ impl<const A: usize> Forward<A> {
             ld_flow: Default::default(),
             rd_last: Default::default(),
             cmac: SinglePortRam::with_depth(4 << A),
+            sticky: SinglePortRam::distributed(),
+            kq: Default::default(),
+            stk: Default::default(),
+            stk_to: Default::default(),
+            k_match: Default::default(),
+            k_exp: Default::default(),
+            k_clear: Default::default(),
+            kpos: Default::default(),
+            kv1: Default::default(),
+            kv2: Default::default(),
+            k_found: Default::default(),
+            k_ok: Default::default(),
+            kw_we: Default::default(),
+            kw_data: Default::default(),
+            s_kread: Default::default(),
+            s_kcmp: Default::default(),
+            s_kuse: Default::default(),
+            s_kbe: Default::default(),
+            s_kscan: Default::default(),
+            s_kchk: Default::default(),
+            s_kdec: Default::default(),
+            k_hash: Default::default(),
+            kset: Default::default(),
+            kn: Default::default(),
+            krem: Default::default(),
+            k_valid: Default::default(),
             ret: Default::default(),
             smac: Default::default(),
             cm_we: Default::default(),
@@ -524,6 +624,7 @@ impl<const A: usize> Forward<A> {
             rs_rd: Default::default(),
             af: DualPortRam::zeroed(),
             afq: DualPortRam::zeroed_distributed(),
+            afq_idx: Default::default(),
             bw_we: Default::default(),
             bw_addr: Default::default(),
             bw_data: Default::default(),
@@ -644,7 +745,9 @@ impl<const A: usize> Logic for Forward<A> {
             st_kind, st_index, st_data, at_hit, at_new, tidle, sel_commit, rw_data, cp_rt, s_lsend,
             s_lwait, s_hread, s_rsend, s_rwait, s_rbe, s_ruse, s_wsend, s_wwait, s_gread, s_guse,
             s_cmrd, s_cmuse, s_miss, s_ssend, s_swait, s_nread, s_isend, s_iwait, s_dread, s_duse,
-            s_afread, s_afwait, s_afadd, s_afwrite, s_done, bq, ld_hit
+            s_afread, s_afwait, s_afadd, s_afwrite, s_done, bq, ld_hit, afq_idx, kq, stk, stk_to,
+            k_match, k_exp, k_clear, kpos, kv1, kv2, k_found, k_ok, kw_we, kw_data, s_kread,
+            s_kcmp, s_kuse, s_kbe, s_kscan, s_kchk, s_kdec, kset, kn, krem
         );
         clock!(
             self,
@@ -656,7 +759,8 @@ impl<const A: usize> Logic for Forward<A> {
             ring_shadow,
             cmac,
             af,
-            afq
+            afq,
+            sticky
         );
 
         // ---- Shadow writes from the table port (model: backend `index as u16` < 256;
@@ -739,7 +843,8 @@ impl<const A: usize> Logic for Forward<A> {
         self.aw_we.d.next = false;
         self.aw_addr.d.next = self.af_idx.val();
         self.aw_data.d.next = 0.into();
-        self.afq.read_address.next = self.af_index.val();
+        self.afq_idx.d.next = self.af_index.val();
+        self.afq.read_address.next = self.afq_idx.q.val();
         self.afq.write_address.next = self.aw_addr.q.val();
         self.afq.write_enable.next = self.aw_we.q.val();
         self.afq.write_data.next = self.aw_data.q.val();
@@ -991,6 +1096,22 @@ impl<const A: usize> Logic for Forward<A> {
         self.cmac.write_data.next = self.smac.q.val();
         self.cmac.write_enable.next = self.cm_we.q.val();
         self.cm_we.d.next = false;
+        self.kw_we.d.next = false;
+        // The persistence RAM: read at the request's set (held from the take), written
+        // through the registered port (a write lands at the edge that ends the cycle
+        // after it is decided, still inside the request).
+        self.k_hash.next = self.src_hash.q.val() ^ bit_cast::<32, 4>(self.svc.q.val());
+        self.kset.d.next = self.k_hash.val().get_bits::<7>(0);
+        self.sticky.address.next = self.kset.q.val();
+        self.k_valid.next = 1.into();
+        self.sticky.write_enable.next = self.kw_we.q.val();
+        self.sticky.write_data.next = self.kw_data.q.val();
+        self.kq.d.next = self.sticky.read_data.val();
+        self.k_match.d.next = self.kq.q.val().get_bit(84)
+            & (self.kq.q.val().get_bits::<4>(80) == self.svc.q.val())
+            & (self.kq.q.val().get_bits::<32>(48) == self.key.q.val().get_bits::<32>(64));
+        self.k_exp.d.next =
+            (self.now.val() - self.kq.q.val().get_bits::<32>(0)) > self.stk_to.q.val();
 
         // A request is taken when the machine is idle (`req_busy` low: a register, so the
         // wide loads below hang off one flip-flop, not off the take decision) and no
@@ -1017,6 +1138,13 @@ impl<const A: usize> Logic for Forward<A> {
             self.algo.d.next = self.req_algo.val();
             self.src_hash.d.next = self.req_src_hash.val();
             self.members.d.next = self.req_members.val();
+            self.stk.d.next = self.req_sticky.val();
+            self.stk_to.d.next = self.req_sticky_timeout.val();
+            self.kn.d.next = self.req_members.val().get_bits::<6>(0);
+            if self.req_members.val() > 32 {
+                self.kn.d.next = 32.into();
+            }
+            self.k_clear.d.next = false;
             self.ret.d.next = self.req_return.val() | self.req_read.val();
             self.rd.d.next = self.req_read.val();
             self.smac.d.next = self.req_mac.val();
@@ -1045,6 +1173,7 @@ impl<const A: usize> Logic for Forward<A> {
             | self.s_gread.q.val()
             | self.s_nread.q.val()
             | self.s_dread.q.val()
+            | self.s_kbe.q.val()
         {
             self.rd_wait.d.next = self.rd_wait.q.val() + 1;
         }
@@ -1219,7 +1348,83 @@ impl<const A: usize> Logic for Forward<A> {
             } else if self.tcp.q.val() & !self.syn_only.val() & !self.stateless.q.val() {
                 self.kind.d.next = 3.into();
                 self.s_done.d.next = true;
+            } else if self.stk.q.val() {
+                self.s_kread.d.next = true;
             } else {
+                self.s_ssend.d.next = true;
+            }
+        }
+        // ---- Persistence (`Pipeline::choose`), one way per set: the client's entry of
+        // the service, within its timeout, is used if its backend is still a member of
+        // the service, Up, of weight > 0 and of the entry's generation; then it is
+        // refreshed (written back at `NewUse`). A matching entry past its timeout or not
+        // usable is freed, and the algorithm chooses; its choice (not `NO_BACKEND`)
+        // replaces whatever the set held (`NewUse`).
+        if self.s_kread.q.val() {
+            self.s_kread.d.next = false;
+            self.s_kcmp.d.next = true;
+        }
+        if self.s_kcmp.q.val() {
+            self.backend.d.next = bit_cast::<16, 8>(self.kq.q.val().get_bits::<8>(40));
+            self.be_addr.d.next = self.kq.q.val().get_bits::<8>(40);
+            self.s_kcmp.d.next = false;
+            self.s_kuse.d.next = true;
+        }
+        if self.s_kuse.q.val() {
+            self.s_kuse.d.next = false;
+            self.rd_wait.d.next = 0.into();
+            if !self.k_match.q.val() {
+                self.s_ssend.d.next = true;
+            } else if self.k_exp.q.val() {
+                self.k_clear.d.next = true;
+                self.s_ssend.d.next = true;
+            } else {
+                self.s_kbe.d.next = true;
+            }
+        }
+        if self.s_kbe.q.val() & self.rd_last.val() {
+            self.kpos.d.next = 0.into();
+            self.krem.d.next = self.kn.q.val();
+            self.k_found.d.next = false;
+            self.s_kbe.d.next = false;
+            self.s_kscan.d.next = true;
+        }
+        if self.s_kscan.q.val() {
+            // One member-list read per cycle through the selection unit's external port
+            // (idle now), compared two edges later.
+            self.select.ext_read.next = true;
+            self.select.ext_mem_addr.next = (bit_cast::<9, 4>(self.svc.q.val()) << 5)
+                | bit_cast::<9, 5>(self.kpos.q.val().get_bits::<5>(0));
+            self.kv1.d.next = false;
+            if self.krem.q.val() != 0 {
+                self.kv1.d.next = true;
+                self.kpos.d.next = self.kpos.q.val() + 1;
+                self.krem.d.next = self.krem.q.val() - 1;
+            }
+            if self.kv2.q.val() & (self.select.ext_mem_data.val() == self.backend.q.val()) {
+                self.k_found.d.next = true;
+            }
+            if (self.krem.q.val() == 0) & !self.kv1.q.val() & !self.kv2.q.val() {
+                self.s_kscan.d.next = false;
+                self.s_kchk.d.next = true;
+            }
+        }
+        self.kv2.d.next = self.kv1.q.val() & self.s_kscan.q.val();
+        if self.s_kchk.q.val() {
+            self.k_ok.d.next = self.k_found.q.val()
+                & (self.be_state.val() == 1)
+                & (self.bq.q.val().get_bits::<16>(96) != 0)
+                & (self.be_gen.val() == self.kq.q.val().get_bits::<8>(32));
+            self.s_kchk.d.next = false;
+            self.s_kdec.d.next = true;
+        }
+        if self.s_kdec.q.val() {
+            self.s_kdec.d.next = false;
+            self.rd_wait.d.next = 0.into();
+            if self.k_ok.q.val() {
+                self.s_nread.d.next = true;
+            } else {
+                self.k_clear.d.next = true;
                 self.s_ssend.d.next = true;
             }
         }
@@ -1243,6 +1448,9 @@ impl<const A: usize> Logic for Forward<A> {
                 if self.select.m_none.val() {
                     self.kind.d.next = 1.into();
                     self.s_done.d.next = true;
+                    // No choice: a client's entry found unusable stays freed.
+                    self.kw_we.d.next = self.k_clear.q.val();
+                    self.kw_data.d.next = 0.into();
                 } else {
                     self.s_nread.d.next = true;
                 }
@@ -1355,6 +1563,15 @@ impl<const A: usize> Logic for Forward<A> {
             if self.g_nomac.q.val() {
                 self.kind.d.next = 2.into();
             }
+            // The persistence entry: made, or refreshed (the model's insert comes before
+            // the neighbour check).
+            self.kw_we.d.next = self.stk.q.val();
+            self.kw_data.d.next = (bit_cast::<85, 1>(self.k_valid.val()) << 84)
+                | (bit_cast::<85, 4>(self.svc.q.val()) << 80)
+                | (bit_cast::<85, 32>(self.key.q.val().get_bits::<32>(64)) << 48)
+                | (bit_cast::<85, 8>(self.backend.q.val().get_bits::<8>(0)) << 40)
+                | (bit_cast::<85, 8>(self.be_gen.val()) << 32)
+                | bit_cast::<85, 32>(self.now.val());
         }
         // `HitUse` (`at_hit`): model `backends[backend % 256]` keeps flows with the same
         // generation.

@@ -63,9 +63,9 @@
 //! 5. anything else → drop (`not_for_us`).
 //!
 //! 6. the service of (VIP, protocol, port) in mode NAT, DSR, IP-in-IP or GUE with any
-//!    algorithm and no persistence → the **forward path** ([`crate::forward`]): flow
+//!    algorithm, sticky or not → the **forward path** ([`crate::forward`]): flow
 //!    lookup, refresh or insert, the generation check, moved / expired / evicted flows,
-//!    the choice (Maglev: the ring at the flow hash; IP hash: the ring at the source
+//!    for a new flow of a sticky service its client's persistence entry, the choice (Maglev: the ring at the flow hash; IP hash: the ring at the source
 //!    hash, which the hash unit computes in the same pass; round robin: the service's
 //!    member list from its cursor; weighted: nginx's smooth WRR over the list; least
 //!    connections / least response time: the list's eligible member with the smallest
@@ -78,10 +78,14 @@
 //!    IP-in-IP / GUE: encapsulation, `tunnel_mtu` above 1500 bytes) and the service and
 //!    backend counters.
 //!
-//! **Not in hardware yet**: persistence (source-IP stickiness). A frame that would need
-//! it gets [`action::REFUSED`] (dropped, counted at counter RAM word 0x3FF, outside the
-//! model's index map): a frame for a sticky service. The host refuses such configurations
-//! for the `hdl` engine (`host-agent/src/engine.rs`, `hdl_support`). Member lists are
+//! Persistence (source-IP stickiness, `Pipeline::choose`) is the forward path's: a new
+//! flow of a sticky service first looks up its client's entry in a direct-mapped table of
+//! [`crate::forward::STICKY_SETS`] entries (the model's `Storage` for this fast path has
+//! `sticky_ways = 1`), see [`crate::forward`]. Every service the model serves is in
+//! hardware: [`action::REFUSED`] (dropped, counted at counter RAM word 0x3FF, outside the
+//! model's index map) is the classification's placeholder for a service frame until the
+//! forward path's decision replaces it, and no frame of the model-equivalence runs ever
+//! leaves with it. Member lists are
 //! kept twice: by the NAT return path (its own shadow copy) and by the selection unit
 //! (shadow and active banks, for the list algorithms). A `SNAT_CFG` count above 8 counts
 //! as 8.
@@ -160,9 +164,9 @@ pub mod action {
     pub const PUNT: u64 = 3;
     /// `Action::Drop` (reason on `verdict_reason`).
     pub const DROP: u64 = 4;
-    /// Not in hardware yet (persistence, other algorithms): the frame is
-    /// dropped and counted outside the model's counters. The model has no such action;
-    /// the host refuses configurations that could produce it.
+    /// Not a model verdict: the placeholder of a service frame before the forward path
+    /// decides (dropped and counted outside the model's counters if it ever left; no
+    /// configuration the model serves produces it).
     pub const REFUSED: u64 = 5;
 }
 
@@ -318,6 +322,7 @@ pub struct FastPath<const A: usize> {
     sc_mode: DFF<Bits<3>>,
     sc_algo: DFF<Bits<3>>,
     sc_sticky: DFF<Bit>,
+    sc_stk_to: DFF<Bits<32>>,
     sc_gue: DFF<Bits<16>>,
     sc_members: DFF<Bits<8>>,
     nr_seen: DFF<Bit>,
@@ -341,6 +346,7 @@ pub struct FastPath<const A: usize> {
     found_mode: DFF<Bits<3>>,
     found_algo: DFF<Bits<3>>,
     found_sticky: DFF<Bit>,
+    found_stk_to: DFF<Bits<32>>,
     found_gue: DFF<Bits<16>>,
     found_members: DFF<Bits<8>>,
     src_hash: DFF<Bits<32>>,
@@ -583,6 +589,7 @@ impl<const A: usize> FastPath<A> {
             ret_key: Default::default(),
             found_algo: Default::default(),
             found_sticky: Default::default(),
+            found_stk_to: Default::default(),
             found_gue: Default::default(),
             found_members: Default::default(),
             src_hash: Default::default(),
@@ -682,6 +689,7 @@ impl<const A: usize> FastPath<A> {
             sc_mode: Default::default(),
             sc_algo: Default::default(),
             sc_sticky: Default::default(),
+            sc_stk_to: Default::default(),
             sc_gue: Default::default(),
             sc_members: Default::default(),
             nr_seen: Default::default(),
@@ -916,6 +924,7 @@ impl<const A: usize> Logic for FastPath<A> {
             sc_mode,
             sc_algo,
             sc_sticky,
+            sc_stk_to,
             sc_gue,
             sc_members,
             nr_seen,
@@ -938,6 +947,7 @@ impl<const A: usize> Logic for FastPath<A> {
             found_mode,
             found_algo,
             found_sticky,
+            found_stk_to,
             found_gue,
             found_members,
             src_hash,
@@ -1124,6 +1134,7 @@ impl<const A: usize> Logic for FastPath<A> {
         self.sc_mode.d.next = self.svc_entry.val().get_bits::<3>(60);
         self.sc_algo.d.next = self.svc_entry.val().get_bits::<3>(56);
         self.sc_sticky.d.next = self.svc_entry.val().get_bit(55);
+        self.sc_stk_to.d.next = self.svc_entry.val().get_bits::<32>(80);
         self.sc_gue.d.next = self.svc_entry.val().get_bits::<16>(64);
         self.sc_members.d.next = self.svc_entry.val().get_bits::<8>(112);
         // SNAT pool hits, registered per address, combined a cycle later (the scan takes
@@ -1377,9 +1388,9 @@ impl<const A: usize> Logic for FastPath<A> {
 
         // ---- The forward path: an L4 service of mode NAT (codes 0, 6, 7), full NAT, DSR,
         // IP-in-IP or GUE with any algorithm (round robin 0, weighted round robin 1, IP
-        // hash 2, Maglev 3, 6, 7, least connections 4, least response time 5), not
-        // sticky. Persistence is refused (action 5).
-        self.fwd_ok.next = (self.found_mode.q.val() != 5) & !self.found_sticky.q.val();
+        // hash 2, Maglev 3, 6, 7, least connections 4, least response time 5), sticky or
+        // not.
+        self.fwd_ok.next = self.found_mode.q.val() != 5;
         self.encap.next = (self.found_mode.q.val() == 3) | (self.found_mode.q.val() == 4);
         self.overhead.next = 20.into();
         if self.found_mode.q.val() == 4 {
@@ -1440,6 +1451,8 @@ impl<const A: usize> Logic for FastPath<A> {
         self.fwd.req_algo.next = self.found_algo.q.val();
         self.fwd.req_src_hash.next = self.src_hash.q.val();
         self.fwd.req_members.next = self.found_members.q.val();
+        self.fwd.req_sticky.next = self.found_sticky.q.val();
+        self.fwd.req_sticky_timeout.next = self.found_stk_to.q.val();
         self.fwd.svc_changed.next = self.svc_changed.q.val();
         // A result is acted on the cycle after it shows (`fr_seen`, a register, so the
         // wide loads of the wait states hang off a flip-flop): the unit holds it until
@@ -1677,7 +1690,9 @@ impl<const A: usize> Logic for FastPath<A> {
                 self.eng.d.next = Engine::Wait3;
             }
             Engine::Wait3 => {
-                // The RAM shows the word addressed two edges ago (Wait1's address).
+                // The RAM shows the word addressed two edges ago (Wait1's address); the
+                // forward path's active-flow copy, the index registered at the edge into
+                // Wait1 (`csel` settled the cycle before).
                 self.eng.d.next = Engine::Idle;
                 if self.eng_bus.q.val() {
                     self.latched.d.next = self.counters.read_data.val();
@@ -1927,6 +1942,7 @@ impl<const A: usize> Logic for FastPath<A> {
                     self.found_mode.d.next = self.sc_mode.q.val();
                     self.found_algo.d.next = self.sc_algo.q.val();
                     self.found_sticky.d.next = self.sc_sticky.q.val();
+                    self.found_stk_to.d.next = self.sc_stk_to.q.val();
                     self.found_gue.d.next = self.sc_gue.q.val();
                     self.found_members.d.next = self.sc_members.q.val();
                 }

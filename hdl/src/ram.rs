@@ -48,6 +48,8 @@ pub struct SinglePortRam<D: Synth, const N: usize> {
     _stage: D,
     // Words in the Verilog memory (0: all 2^N); see `with_depth`.
     _depth: usize,
+    // Always distributed RAM (see `distributed`).
+    _distributed: bool,
 }
 
 impl<D: Synth, const N: usize> SinglePortRam<D, N> {
@@ -59,6 +61,15 @@ impl<D: Synth, const N: usize> SinglePortRam<D, N> {
         assert!(depth.is_power_of_two() && depth <= 1 << N);
         SinglePortRam {
             _depth: depth,
+            ..Default::default()
+        }
+    }
+
+    /// An all-zero RAM in distributed (LUT) RAM whatever its size: for a table that must
+    /// not take a block RAM (the board image uses all 56).
+    pub fn distributed() -> Self {
+        SinglePortRam {
+            _distributed: true,
             ..Default::default()
         }
     }
@@ -111,8 +122,9 @@ impl<D: Synth, const N: usize> Logic for SinglePortRam<D, N> {
             format!("address[{}:0]", bits.max(1) - 1)
         };
         // Small RAMs (under 1 Kibit, e.g. 16 × 5 or 256 × 1) go to distributed RAM: a
-        // DP16KD for each would spend a whole 18 Kibit block (the LFE5U-25F has 56).
-        let small = depth * D::BITS < 1024;
+        // DP16KD for each would spend a whole 18 Kibit block (the LFE5U-25F has 56); so do
+        // those made by `distributed`.
+        let small = depth * D::BITS < 1024 || self._distributed;
         let style = if small {
             "(* ram_style = \"distributed\" *) "
         } else {

@@ -70,6 +70,15 @@ use rust_hdl::prelude::*;
 
 use crate::ram::{BankedRam9, DualPortRam, SinglePortRam};
 
+/// States of the commit machine (member-list bank copy, then cursor resets).
+#[derive(Copy, Clone, PartialEq, Debug, LogicState)]
+enum Cp {
+    Idle,
+    Copy,
+    Snap,
+    Reset,
+}
+
 /// Backend selection for the ring algorithms and round robin.
 #[derive(LogicBlock, Default)]
 pub struct BackendSelect {
@@ -210,11 +219,7 @@ pub struct BackendSelect {
     pos: DFF<Bits<6>>,
     steps: DFF<Bits<6>>,
     result: DFF<Bits<16>>,
-    // The commit machine, one-hot: `cp_busy` low is idle; copy, snapshot, reset.
-    cp_busy: DFF<Bit>,
-    c_copy: DFF<Bit>,
-    c_snap: DFF<Bit>,
-    c_reset: DFF<Bit>,
+    cp: DFF<Cp>,
     cp_idx: DFF<Bits<9>>,
     cp_phase: DFF<Bits<2>>,
     chg: DFF<Bits<16>>,
@@ -318,10 +323,10 @@ impl Logic for BackendSelect {
             s_idx, s_ring_rd0, s_ring_rd1, s_ring_use, s_el_rd0, s_el_rd1, s_el_use, s_mem_rd1,
             s_mem_use, s_el2_rd0, s_el2_rd1, s_el2_sum, s_el2_cmp, s_el2_use, s_wrr_end, s_lc_load,
             s_lc_mul, s_lc_pre, s_lc_prod, s_lc_cmp, s_lc_next, s_done, rr, svc, count, hash_q,
-            size_q, acc, h3, msh, mstep, index, cand, pos, steps, result, cp_busy, c_copy, c_snap,
-            c_reset, cp_idx, cp_phase, chg, rs_idx, wrr, total, have_best, best_cur, best_pos,
-            mdirty, cp_sh, sbusy, cur_q, use_w, dsh, cp_diff, rsh, last, chosen, better_q, pos_nx,
-            lc_take, lc, lrt, cost, cw, best_cost, best_w, pa, pb, sa, sb, rtq, lsh, k
+            size_q, acc, h3, msh, mstep, index, cand, pos, steps, result, cp, cp_idx, cp_phase,
+            chg, rs_idx, wrr, total, have_best, best_cur, best_pos, mdirty, cp_sh, sbusy, cur_q,
+            use_w, dsh, cp_diff, rsh, last, chosen, better_q, pos_nx, lc_take, lc, lrt, cost, cw,
+            best_cost, best_w, pa, pb, sa, sb, rtq, lsh, k
         );
         clock!(self, clock, ring, members, eligible, cursor, current);
 
@@ -415,102 +420,102 @@ impl Logic for BackendSelect {
             self.mdirty.d.next =
                 self.mdirty.q.val() | (self.one16.val() << self.mem_index.val().get_bits::<4>(5));
         }
-        self.busy.next = self.cp_busy.q.val();
-        if !self.cp_busy.q.val() & self.commit.val() {
-            self.cp_busy.d.next = true;
-            self.c_copy.d.next = true;
-            self.cp_idx.d.next = 0.into();
-            self.cp_phase.d.next = 0.into();
-            self.cp_diff.d.next = false;
-            // The services written so far are copied now; a member write from
-            // here on marks its service for the next commit.
-            self.dsh.d.next = self.mdirty.q.val();
-            self.mdirty.d.next = 0.into();
-            if self.mem_write.val() {
-                self.dsh.d.next = self.mdirty.q.val()
-                    | (self.one16.val() << self.mem_index.val().get_bits::<4>(5));
+        self.busy.next = self.cp.q.val() != Cp::Idle;
+        match self.cp.q.val() {
+            Cp::Idle => {
+                if self.commit.val() {
+                    self.cp.d.next = Cp::Copy;
+                    self.cp_idx.d.next = 0.into();
+                    self.cp_phase.d.next = 0.into();
+                    self.cp_diff.d.next = false;
+                    // The services written so far are copied now; a member write from
+                    // here on marks its service for the next commit.
+                    self.dsh.d.next = self.mdirty.q.val();
+                    self.mdirty.d.next = 0.into();
+                    if self.mem_write.val() {
+                        self.dsh.d.next = self.mdirty.q.val()
+                            | (self.one16.val() << self.mem_index.val().get_bits::<4>(5));
+                    }
+                }
             }
-        }
-        if self.c_copy.q.val() {
-            // A written service's entry in four cycles: read the shadow entry (phase
-            // 0), then the active one (1); keep the shadow entry (2); compare and write
-            // it into the active bank (3).
-            self.members.read_address.next =
-                self.bank1.val() | bit_cast::<10, 9>(self.cp_idx.q.val());
-            if self.cp_phase.q.val() == 0 {
-                self.members.read_address.next = bit_cast::<10, 9>(self.cp_idx.q.val());
-            }
-            if self.cp_phase.q.val() == 2 {
-                self.cp_sh.d.next = self.members.read_data.val();
-            }
-            self.cp_phase.d.next = self.cp_phase.q.val() + 1;
-            if !self.dsh.q.val().get_bit(0) {
-                // No member write to this service since the last commit: its banks are
-                // equal already (1 cycle).
-                self.cp_phase.d.next = 0.into();
-                self.cp_idx.d.next = self.cp_idx.q.val() + 32;
-                self.svc_end.next = true;
-            } else if self.cp_phase.q.val() == 3 {
-                self.members.write_address.next =
+            Cp::Copy => {
+                // A written service's entry in four cycles: read the shadow entry (phase
+                // 0), then the active one (1); keep the shadow entry (2); compare and write
+                // it into the active bank (3).
+                self.members.read_address.next =
                     self.bank1.val() | bit_cast::<10, 9>(self.cp_idx.q.val());
-                self.members.write_data.next = self.cp_sh.q.val();
-                self.members.write_enable.next = true;
-                if self.members.read_data.val() != self.cp_sh.q.val() {
-                    self.cp_diff.d.next = true;
+                if self.cp_phase.q.val() == 0 {
+                    self.members.read_address.next = bit_cast::<10, 9>(self.cp_idx.q.val());
                 }
-                self.cp_idx.d.next = self.cp_idx.q.val() + 1;
-                if self.cp_idx.q.val().get_bits::<5>(0) == 31 {
+                if self.cp_phase.q.val() == 2 {
+                    self.cp_sh.d.next = self.members.read_data.val();
+                }
+                self.cp_phase.d.next = self.cp_phase.q.val() + 1;
+                if !self.dsh.q.val().get_bit(0) {
+                    // No member write to this service since the last commit: its banks are
+                    // equal already (1 cycle).
+                    self.cp_phase.d.next = 0.into();
+                    self.cp_idx.d.next = self.cp_idx.q.val() + 32;
                     self.svc_end.next = true;
+                } else if self.cp_phase.q.val() == 3 {
+                    self.members.write_address.next =
+                        self.bank1.val() | bit_cast::<10, 9>(self.cp_idx.q.val());
+                    self.members.write_data.next = self.cp_sh.q.val();
+                    self.members.write_enable.next = true;
+                    if self.members.read_data.val() != self.cp_sh.q.val() {
+                        self.cp_diff.d.next = true;
+                    }
+                    self.cp_idx.d.next = self.cp_idx.q.val() + 1;
+                    if self.cp_idx.q.val().get_bits::<5>(0) == 31 {
+                        self.svc_end.next = true;
+                    }
+                }
+                if self.svc_end.val() {
+                    // The service's bit shifts into `chg` from the top (16 shifts put
+                    // service k at bit k).
+                    self.dsh.d.next = self.dsh.q.val() >> 1;
+                    self.cp_diff.d.next = false;
+                    self.chg.d.next = self.chg.q.val() >> 1;
+                    if self.cp_diff.q.val()
+                        | (self.dsh.q.val().get_bit(0)
+                            & (self.members.read_data.val() != self.cp_sh.q.val()))
+                    {
+                        self.chg.d.next = (self.chg.q.val() >> 1) | (self.one16.val() << 15);
+                    }
+                    if self.cp_idx.q.val().get_bits::<4>(5) == 15 {
+                        self.cp.d.next = Cp::Snap;
+                    }
                 }
             }
-            if self.svc_end.val() {
-                // The service's bit shifts into `chg` from the top (16 shifts put
-                // service k at bit k).
-                self.dsh.d.next = self.dsh.q.val() >> 1;
-                self.cp_diff.d.next = false;
-                self.chg.d.next = self.chg.q.val() >> 1;
-                if self.cp_diff.q.val()
-                    | (self.dsh.q.val().get_bit(0)
-                        & (self.members.read_data.val() != self.cp_sh.q.val()))
-                {
-                    self.chg.d.next = (self.chg.q.val() >> 1) | (self.one16.val() << 15);
+            Cp::Snap => {
+                // The services to reset: changed lists, and changed entries (`changed`).
+                self.rsh.d.next = self.chg.q.val() | self.changed.val();
+                self.rs_idx.d.next = 0.into();
+                self.cp.d.next = Cp::Reset;
+            }
+            Cp::Reset => {
+                // Entry rs_idx = service << 5 | position: `current` zeroed, and the
+                // cursor at position 0.
+                self.current.address.next = self.rs_idx.q.val();
+                self.current.write_data.next = 0.into();
+                self.current.write_enable.next = self.rsh.q.val().get_bit(0);
+                self.cursor.address.next = self.rs_idx.q.val().get_bits::<4>(5);
+                self.cursor.write_data.next = 0.into();
+                self.cursor.write_enable.next =
+                    self.rsh.q.val().get_bit(0) & (self.rs_idx.q.val().get_bits::<5>(0) == 0);
+                self.rs_idx.d.next = self.rs_idx.q.val() + 1;
+                if self.rs_idx.q.val().get_bits::<5>(0) == 31 {
+                    self.rsh.d.next = self.rsh.q.val() >> 1;
                 }
-                if self.cp_idx.q.val().get_bits::<4>(5) == 15 {
-                    self.c_copy.d.next = false;
-                    self.c_snap.d.next = true;
+                if !self.rsh.q.val().get_bit(0) {
+                    // Unchanged service: skipped (1 cycle).
+                    self.rs_idx.d.next = self.rs_idx.q.val() + 32;
+                    self.rsh.d.next = self.rsh.q.val() >> 1;
                 }
-            }
-        }
-        if self.c_snap.q.val() {
-            // The services to reset: changed lists, and changed entries (`changed`).
-            self.rsh.d.next = self.chg.q.val() | self.changed.val();
-            self.rs_idx.d.next = 0.into();
-            self.c_snap.d.next = false;
-            self.c_reset.d.next = true;
-        }
-        if self.c_reset.q.val() {
-            // Entry rs_idx = service << 5 | position: `current` zeroed, and the
-            // cursor at position 0.
-            self.current.address.next = self.rs_idx.q.val();
-            self.current.write_data.next = 0.into();
-            self.current.write_enable.next = self.rsh.q.val().get_bit(0);
-            self.cursor.address.next = self.rs_idx.q.val().get_bits::<4>(5);
-            self.cursor.write_data.next = 0.into();
-            self.cursor.write_enable.next =
-                self.rsh.q.val().get_bit(0) & (self.rs_idx.q.val().get_bits::<5>(0) == 0);
-            self.rs_idx.d.next = self.rs_idx.q.val() + 1;
-            if self.rs_idx.q.val().get_bits::<5>(0) == 31 {
-                self.rsh.d.next = self.rsh.q.val() >> 1;
-            }
-            if !self.rsh.q.val().get_bit(0) {
-                // Unchanged service: skipped (1 cycle).
-                self.rs_idx.d.next = self.rs_idx.q.val() + 32;
-                self.rsh.d.next = self.rsh.q.val() >> 1;
-            }
-            if self.rsh.q.val() == 0 {
-                // No service left to reset.
-                self.c_reset.d.next = false;
-                self.cp_busy.d.next = false;
+                if self.rsh.q.val() == 0 {
+                    // No service left to reset.
+                    self.cp.d.next = Cp::Idle;
+                }
             }
         }
 
@@ -544,7 +549,8 @@ impl Logic for BackendSelect {
         // Idle (`sbusy` low, a register): the request registers follow the inputs, so
         // their loads hang off one flip-flop; a take only moves the state.
         self.use_w.d.next = false;
-        self.s_ready.next = !self.sbusy.q.val() & !self.table_write.val() & !self.cp_busy.q.val();
+        self.s_ready.next =
+            !self.sbusy.q.val() & !self.table_write.val() & (self.cp.q.val() == Cp::Idle);
         self.m_valid.next = self.s_done.q.val();
         // `result` holds a choice only if `chosen` (set with it; low from the take on):
         // every "no backend" outcome leaves it low instead of writing `NO_BACKEND`, so

@@ -34,6 +34,7 @@ const EVERY_MODE: FwdConfig = FwdConfig {
     ],
     aim_all: true,
     returns: false,
+    sticky: true,
 };
 
 /// The modes with a return path (and DSR), with replies from backends drawn from the
@@ -44,6 +45,7 @@ const REPLIES: FwdConfig = FwdConfig {
     algorithms: &[Algorithm::Maglev],
     aim_all: false,
     returns: true,
+    sticky: false,
 };
 
 /// The stateless modes, with traffic to any address (no NAT service: nothing can be a
@@ -60,6 +62,7 @@ const STATELESS: FwdConfig = FwdConfig {
     ],
     aim_all: false,
     returns: false,
+    sticky: false,
 };
 
 /// The runs (seed, frames, traffic, workload): 100,000 frames in all, one test each

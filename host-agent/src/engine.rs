@@ -33,7 +33,9 @@ use fulcrum_model::compile::{CompileError, ControlPlane};
 use fulcrum_model::config::{Algorithm, Config, Mode};
 use fulcrum_model::counters::{DropReason, PuntReason};
 use fulcrum_model::flow::{FlowEntry, StickyEntry};
-use fulcrum_model::pipeline::{Action, OUT_HEADROOM, Pipeline, Port, Storage, Verdict};
+use fulcrum_model::pipeline::{
+    Action, OUT_HEADROOM, Pipeline, Port, STICKY_WAYS, Storage, Verdict, sticky_slots,
+};
 use fulcrum_model::regmap::RegisterWriter;
 use fulcrum_model::tables::{BACKEND_SLOTS, SERVICE_SLOTS};
 use fulcrum_model::wire::{self, Headers, IPPROTO_IPIP, IPPROTO_UDP, L3};
@@ -54,29 +56,24 @@ pub enum EngineKind {
 const HDL_SETS_LOG2: usize = fulcrum_hdl::FLOW_SETS_LOG2;
 /// Flow-table ways of the fast path (`fulcrum_hdl::flow_table::WAYS`).
 const HDL_WAYS: u32 = fulcrum_hdl::flow_table::WAYS as u32;
+// The model's persistence table (`sticky_slots`, one way) is the hardware's with the
+// hardware's flow table (`Engine::new`).
+const _: () = assert!(
+    sticky_slots((1usize << HDL_SETS_LOG2) * fulcrum_hdl::flow_table::WAYS)
+        == fulcrum_hdl::forward::STICKY_SETS
+        && STICKY_WAYS == 1
+);
 
 /// Whether the FPGA fast path (`--engine hdl`) can run `config`, and if not why: the
 /// first service it cannot serve, by name, with the reason. What the fast path has in
 /// hardware: L7 services (punted to the MCU) and L4 services of mode NAT or full NAT
-/// (both ways), DSR, IP-in-IP or GUE with every algorithm, no persistence, a Maglev ring
+/// (both ways), DSR, IP-in-IP or GUE with every algorithm, sticky or not, a Maglev ring
 /// of at most `fulcrum_hdl::forward::RING_STRIDE` entries and a flow table of
-/// `2^HDL_SETS_LOG2` sets × 4 ways. Not in hardware yet: persistence (`sticky`).
+/// `2^HDL_SETS_LOG2` sets × 4 ways (its persistence table is then the hardware's:
+/// `fulcrum_hdl::forward::STICKY_SETS` entries of one way, see [`Engine::new`]).
 pub fn hdl_support(config: &Config) -> Result<(), String> {
-    let mut l4 = false;
-    for s in &config.services {
-        // Every mode is in hardware (L7 is punted to the MCU whatever its algorithm).
-        if s.mode == Mode::L7 {
-            continue;
-        }
-        // Every algorithm is in hardware.
-        let why = s
-            .sticky
-            .then(|| "persistence (sticky) is not in hardware yet".to_string());
-        if let Some(why) = why {
-            return Err(format!("service {} (mode {}): {why}", s.name, s.mode));
-        }
-        l4 = true;
-    }
+    // Every mode, algorithm and persistence are in hardware (L7 is punted to the MCU).
+    let l4 = config.services.iter().any(|s| s.mode != Mode::L7);
     if l4 {
         let ring = config.appliance.maglev_ring_size;
         let most = fulcrum_hdl::forward::RING_STRIDE as u32;
@@ -148,8 +145,9 @@ pub struct Engine {
 
 impl Engine {
     /// Compiles `config` (already validated) and allocates the tables its
-    /// `appliance.flow_table` and `maglev_ring_size` ask for. The persistence table has a
-    /// quarter of the flow table's sets and the same ways.
+    /// `appliance.flow_table` and `maglev_ring_size` ask for. The persistence table is
+    /// `sticky_slots` of the flow table, direct-mapped as the FPGA's (with the board's flow
+    /// table exactly its `STICKY_SETS`, so both engines keep the same entries).
     pub fn new(kind: EngineKind, config: &Config) -> Result<Engine, EngineError> {
         check_supported(kind, config)?;
         let mut control = ControlPlane::new();
@@ -163,8 +161,8 @@ impl Engine {
             control,
             flows: vec![FlowEntry::default(); sets * ways],
             flow_ways: ways,
-            sticky: vec![StickyEntry::default(); (sets / 4).max(1) * ways],
-            sticky_ways: ways,
+            sticky: vec![StickyEntry::default(); sticky_slots(sets * ways)],
+            sticky_ways: STICKY_WAYS,
             ring_active: vec![0; SERVICE_SLOTS * ring_size],
             ring_shadow: vec![0; SERVICE_SLOTS * ring_size],
             ring_scratch: vec![0; ring_size],

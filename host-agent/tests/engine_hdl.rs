@@ -113,6 +113,18 @@ fn served_fixture() -> Config {
     config_file::load(&fixtures().join("fixtures.toml")).expect("fixtures.toml")
 }
 
+/// The fixture capture through the model engine and through the hdl engine.
+fn both_engines(config: &Config) -> (Vec<Processed>, Vec<Processed>) {
+    let frames = capture();
+    let model = replay(
+        &mut Engine::new(EngineKind::Model, config).unwrap(),
+        &frames,
+    );
+    let hdl = replay(&mut Engine::new(EngineKind::Hdl, config).unwrap(), &frames);
+    assert_eq!(model.len(), hdl.len());
+    (model, hdl)
+}
+
 fn refusal(config: &Config) -> String {
     let err = Engine::new(EngineKind::Hdl, config).expect_err("refused");
     assert!(matches!(err, EngineError::Unsupported(_)));
@@ -155,13 +167,13 @@ fn hdl_engine_refuses_what_is_not_in_hardware() {
     }
 
     let mut c = base.clone();
-    c.services
-        .iter_mut()
-        .find(|s| s.mode == Mode::Gue)
-        .unwrap()
-        .sticky = true;
-    let t = refusal(&c);
-    assert!(t.contains("service media") && t.contains("sticky"), "{t}");
+    for s in c.services.iter_mut() {
+        s.sticky = true;
+    }
+    assert!(
+        Engine::new(EngineKind::Hdl, &c).is_ok(),
+        "persistence is in hardware"
+    );
 
     let mut c = base.clone();
     c.appliance.maglev_ring_size = 65537;
@@ -184,13 +196,7 @@ fn hdl_engine_refuses_what_is_not_in_hardware() {
 )]
 fn hdl_engine_forwards_as_the_model_on_the_fixture_capture() {
     let config = served_fixture();
-    let frames = capture();
-    let model = replay(
-        &mut Engine::new(EngineKind::Model, &config).unwrap(),
-        &frames,
-    );
-    let hdl = replay(&mut Engine::new(EngineKind::Hdl, &config).unwrap(), &frames);
-    assert_eq!(model.len(), hdl.len());
+    let (model, hdl) = both_engines(&config);
     let mut forwarded = 0;
     let mut nat = 0;
     let mut fullnat = 0;
@@ -229,13 +235,7 @@ fn hdl_engine_equals_the_model_on_the_fixture_capture() {
     let mut config = config_file::load(&fixtures().join("fixtures.toml")).expect("fixtures.toml");
     config.retain_services(|s, _| s.mode == Mode::L7);
     assert!(!config.services.is_empty(), "the fixture has an L7 service");
-    let frames = capture();
-    let model = replay(
-        &mut Engine::new(EngineKind::Model, &config).unwrap(),
-        &frames,
-    );
-    let hdl = replay(&mut Engine::new(EngineKind::Hdl, &config).unwrap(), &frames);
-    assert_eq!(model.len(), hdl.len());
+    let (model, hdl) = both_engines(&config);
     let mut punted = 0;
     for (i, (m, h)) in model.iter().zip(&hdl).enumerate() {
         assert_eq!(h, m, "frame {i}");
@@ -243,4 +243,29 @@ fn hdl_engine_equals_the_model_on_the_fixture_capture() {
     }
     // The capture exercises the L7 punt and the other classes, not just drops.
     assert!(punted >= 3, "{punted} punts");
+}
+
+/// The served fixture with every L4 service sticky: the persistence table of the fast
+/// path (direct-mapped, `STICKY_SETS` entries) decides as the model's with the same
+/// geometry, frame for frame.
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "rust-hdl simulation: run in release (scripts/test.sh HDL step)"
+)]
+fn hdl_engine_keeps_persistence_as_the_model_on_the_fixture_capture() {
+    let mut config = served_fixture();
+    for s in config.services.iter_mut().filter(|s| s.mode != Mode::L7) {
+        s.sticky = true;
+    }
+    let (model, hdl) = both_engines(&config);
+    let mut forwarded = 0;
+    for (i, (m, h)) in model.iter().zip(&hdl).enumerate() {
+        assert_eq!(h, m, "frame {i}");
+        forwarded += usize::from(matches!(
+            m.verdict.action,
+            fulcrum_model::pipeline::Action::ToBackend { .. }
+        ));
+    }
+    assert!(forwarded >= 3, "{forwarded} frames forwarded");
 }

@@ -419,3 +419,33 @@ fn hdl_engine_balances_every_algorithm_like_the_model() {
         assert_eq!(hdl["hdl"]["backlog_drops"], 0, "{name}");
     }
 }
+
+/// Persistence in the fast path: weighted round robin (weights 3, 1, 1) with `sticky`,
+/// so each client's six connections go to the backend of its first one (the fast path's
+/// persistence table), as under the model; without persistence the smooth sequence
+/// would spread each client's connections.
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "release only: the rust-hdl simulation is ~30x slower in debug"
+)]
+fn hdl_engine_keeps_persistence_like_the_model() {
+    let config = weighted_config().replace(
+        "algorithm = \"weighted_round_robin\"\n",
+        "algorithm = \"weighted_round_robin\"\nsticky = true\n",
+    );
+    assert!(config.contains("sticky = true"), "persistence configured");
+    let (model, hdl) = both_engines("sticky", &config);
+    for (engine, run) in [("model", &model), ("hdl", &hdl)] {
+        let web = &run["services"][0];
+        assert_eq!(web["sent"], 18, "{engine}: {web}");
+        assert_eq!(web["failed"], 0, "{engine}: {web}");
+        // Three clients, six connections each, each client on one backend.
+        for (backend, n) in web["per_backend"].as_object().unwrap() {
+            let n = n.as_u64().unwrap();
+            assert_eq!(n % 6, 0, "{engine}: {backend} got {n}: {web}");
+        }
+    }
+    same_split_over_backends(&model, &hdl);
+    assert_eq!(hdl["hdl"]["backlog_drops"], 0);
+}

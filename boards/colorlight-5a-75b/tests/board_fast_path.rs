@@ -264,14 +264,15 @@ fn network_frame(rng: &mut Rng) -> Vec<u8> {
 fn board_with_fast_path_equals_the_model() {
     let mut flows =
         vec![FlowEntry::default(); (1 << fulcrum_board_colorlight::FLOW_SETS_LOG2) * WAYS];
-    let mut sticky = vec![StickyEntry::default(); flows.len()];
+    let mut sticky =
+        vec![StickyEntry::default(); fulcrum_model::pipeline::sticky_slots(flows.len())];
     let mut ring_a = vec![0u16; SERVICE_SLOTS * RING];
     let mut ring_s = vec![0u16; SERVICE_SLOTS * RING];
     let mut model = RegisterFile::new(Pipeline::new(Storage {
         flows: &mut flows,
         flow_ways: WAYS,
         sticky: &mut sticky,
-        sticky_ways: WAYS,
+        sticky_ways: fulcrum_model::pipeline::STICKY_WAYS,
         ring_active: &mut ring_a,
         ring_shadow: &mut ring_s,
     }));

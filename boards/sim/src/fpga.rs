@@ -17,7 +17,7 @@ use fulcrum_model::changelog::{self, ChangeRegisters};
 use fulcrum_model::config::Config;
 use fulcrum_model::counters::Counters;
 use fulcrum_model::flow::{FlowEntry, StickyEntry};
-use fulcrum_model::pipeline::{OUT_HEADROOM, Pipeline, Port, Storage};
+use fulcrum_model::pipeline::{OUT_HEADROOM, Pipeline, Port, STICKY_WAYS, Storage, sticky_slots};
 use fulcrum_model::regmap::{CounterSource, RegisterBus, RegisterFile};
 use fulcrum_model::tables::{
     BACKEND_SLOTS, BackendEntry, SERVICE_SLOTS, ServiceEntry, Settings, TableWriter,
@@ -112,7 +112,7 @@ impl Fpga {
         };
         let capacity = geometry.sets * geometry.ways;
         let leak_flows = vec![FlowEntry::default(); capacity].leak();
-        let leak_sticky = vec![StickyEntry::default(); capacity / 4 + geometry.ways].leak();
+        let leak_sticky = vec![StickyEntry::default(); sticky_slots(capacity)].leak();
         let ring_active = vec![0u16; geometry.ring * SERVICE_SLOTS].leak();
         let ring_shadow = vec![0u16; geometry.ring * SERVICE_SLOTS].leak();
         Ok(Rc::new(RefCell::new(Fpga {
@@ -121,7 +121,7 @@ impl Fpga {
                 flows: leak_flows,
                 flow_ways: geometry.ways,
                 sticky: leak_sticky,
-                sticky_ways: geometry.ways,
+                sticky_ways: STICKY_WAYS,
                 ring_active,
                 ring_shadow,
             }),

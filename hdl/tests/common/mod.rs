@@ -14,6 +14,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use fulcrum_hdl::fast_path_sim::{Event, FastPathSim};
+use fulcrum_hdl::forward::STICKY_SETS;
 use fulcrum_hdl::sim::{Rng, Traffic};
 use fulcrum_hdl::vectors::{fix_ip_checksum, random_frame, valid_frame};
 use fulcrum_hdl::verilator::{LogItem, VerilatedFastPath};
@@ -42,6 +43,10 @@ pub struct Reference<'a> {
     pub new_by_algorithm: BTreeMap<String, usize>,
     /// Replies from backends rewritten back to the client (NAT return path).
     pub returned: usize,
+    /// New flows of sticky services, and those whose client's persistence entry was
+    /// used (kept its backend and generation, refreshed).
+    pub sticky_new: usize,
+    pub sticky_kept: usize,
     pub frames_checked: usize,
     pub counters_checked: usize,
     pub classes: BTreeMap<String, usize>,
@@ -69,6 +74,8 @@ impl<'a> Reference<'a> {
             new_flows: 0,
             new_by_algorithm: Default::default(),
             returned: 0,
+            sticky_new: 0,
+            sticky_kept: 0,
             frames_checked: 0,
             counters_checked: 0,
             classes: Default::default(),
@@ -106,6 +113,7 @@ impl<'a> Reference<'a> {
             Event::Verdict(got) => {
                 let (port, frame) = self.order.pop_front().expect("a verdict without a frame");
                 let mut out = vec![0u8; frame.len() + OUT_HEADROOM];
+                let before: Vec<StickyEntry> = self.regs.target().sticky_table().slots().to_vec();
                 let want = self
                     .regs
                     .target()
@@ -130,7 +138,9 @@ impl<'a> Reference<'a> {
                     self.returned += 1;
                 }
                 if let Action::ToBackend {
-                    new_flow, service, ..
+                    new_flow,
+                    service,
+                    backend,
                 } = want.action
                 {
                     self.forwarded += 1;
@@ -143,6 +153,24 @@ impl<'a> Reference<'a> {
                             .map(|s| format!("{:?}", s.algorithm))
                             .unwrap_or_default();
                         *self.new_by_algorithm.entry(algorithm).or_default() += 1;
+                        let model: &Pipeline<'_> = self.regs.target();
+                        let client = fulcrum_model::wire::parse(&frame)
+                            .ok()
+                            .and_then(|h| h.ipv4().map(|ip| ip.src.octets()));
+                        if let Some(client) = client
+                            && model
+                                .service(usize::from(service))
+                                .is_some_and(|s| s.sticky)
+                        {
+                            // Kept: the client's entry was there before with this backend.
+                            self.sticky_new += 1;
+                            let kept = before.iter().any(|e| {
+                                e.valid
+                                    && (e.service, e.client, e.backend)
+                                        == (service, client, backend)
+                            });
+                            self.sticky_kept += usize::from(kept);
+                        }
                     }
                 }
                 if let Some(egress) = want.egress {
@@ -429,6 +457,9 @@ pub struct Summary {
     pub moved: u64,
     pub expired: u64,
     pub evicted: u64,
+    /// New flows of sticky services; of them, those that kept their client's backend.
+    pub sticky_new: usize,
+    pub sticky_kept: usize,
     pub classes: BTreeMap<String, usize>,
 }
 
@@ -448,8 +479,8 @@ pub enum Workload {
     EntryReset,
 }
 
-/// The model pipeline with the hardware's flow-table geometry (`2^A` sets × `WAYS`) and
-/// ring stride, on storage leaked for the test's lifetime.
+/// The model pipeline with the hardware's flow-table geometry (`2^A` sets × `WAYS`), its
+/// persistence table (`STICKY_SETS` × 1) and ring stride, on storage leaked for the test's lifetime.
 pub fn model_pipeline() -> Pipeline<'static> {
     fn leak<T: Clone>(value: T, n: usize) -> &'static mut [T] {
         Box::leak(vec![value; n].into_boxed_slice())
@@ -457,8 +488,8 @@ pub fn model_pipeline() -> Pipeline<'static> {
     Pipeline::new(Storage {
         flows: leak(FlowEntry::default(), (1 << A) * WAYS),
         flow_ways: WAYS,
-        sticky: leak(StickyEntry::default(), (1 << A) * WAYS),
-        sticky_ways: WAYS,
+        sticky: leak(StickyEntry::default(), STICKY_SETS),
+        sticky_ways: 1,
         ring_active: leak(0u16, SERVICE_SLOTS * RING),
         ring_shadow: leak(0u16, SERVICE_SLOTS * RING),
     })
@@ -488,6 +519,8 @@ pub fn run_workload<D: Dut>(dut: &mut D, workload: Workload, seed: u64, frames: 
         moved: model.counters().moved_flows,
         expired: model.counters().expirations,
         evicted: model.counters().evictions,
+        sticky_new: reference.sticky_new,
+        sticky_kept: reference.sticky_kept,
         classes: reference.classes,
     };
     let returned = reference.returned;
@@ -504,6 +537,12 @@ pub fn run_workload<D: Dut>(dut: &mut D, workload: Workload, seed: u64, frames: 
     );
     eprintln!("verdicts: {:?}", summary.classes);
     eprintln!("new flows by algorithm: {by_algorithm:?}");
+    if summary.sticky_new > 0 {
+        eprintln!(
+            "persistence: {} new flows of sticky services, {} kept their client's backend",
+            summary.sticky_new, summary.sticky_kept
+        );
+    }
     if let Workload::Forward(config) = workload {
         // The run must exercise the forward path, not only its refusals, with every
         // algorithm it configures.
@@ -516,6 +555,14 @@ pub fn run_workload<D: Dut>(dut: &mut D, workload: Workload, seed: u64, frames: 
                 "too few new flows with {a:?} ({n})"
             );
         }
+    }
+    if let Workload::Forward(FwdConfig { sticky: true, .. }) = workload {
+        // Persistence must be exercised both ways: entries made and entries used.
+        assert!(
+            summary.sticky_new > 20,
+            "too few new flows of sticky services"
+        );
+        assert!(summary.sticky_kept > 5, "too few persistence entries used");
     }
     if let Workload::EntryReset = workload {
         assert_eq!(summary.new_flows, frames, "every frame a new flow");
@@ -648,7 +695,14 @@ fn drive_forward<D: Dut>(
         dut.wait_commit(200_000);
         write_forward_config(dut, &mut rng, config, n == 0, &mut pool);
     }
-    let flows: Vec<Flow> = (0..300).map(|_| random_flow(&mut rng)).collect();
+    let mut flows: Vec<Flow> = (0..300).map(|_| random_flow(&mut rng)).collect();
+    if config.sticky {
+        // 12 clients, so that each opens many flows (persistence is per client and
+        // service); no draw, the sequence stays.
+        for (i, f) in flows.iter_mut().enumerate() {
+            f.src = [172, 16, 0, 1 + (i % 12) as u8];
+        }
+    }
     let mut now = 0u64;
     let mut sent = 0;
     let mut changes = 0;
@@ -888,6 +942,9 @@ pub struct FwdConfig {
     /// the design's [`Guide`] (Verilator). Without it, a run with full-NAT services sends
     /// blind replies (see `forward_frame`).
     pub returns: bool,
+    /// Whether services are sticky (half of them, with persistence timeouts of 50 ms to
+    /// 1.5 s while time moves up to 300 ms between bursts).
+    pub sticky: bool,
 }
 
 /// Backend-table slots the runs use (the last ones test the index encoding).
@@ -1117,8 +1174,13 @@ pub fn write_forward_config(
                 [only] => *only,
                 list => list[rng.below(list.len() as u64) as usize],
             },
-            sticky: false,
-            sticky_timeout: 0,
+            // (No draw without `sticky`: those runs keep their sequences.)
+            sticky: config.sticky && rng.chance(500),
+            sticky_timeout: if config.sticky {
+                50 + rng.below(1_450) as u32
+            } else {
+                0
+            },
             gue_port: 6080 + rng.below(3) as u16,
             member_count: if !config.returns {
                 rng.below(8) as u8

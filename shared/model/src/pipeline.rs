@@ -121,6 +121,17 @@ pub struct Verdict {
 /// Bytes `out` needs beyond the input frame for any verdict (the GUE overhead).
 pub const OUT_HEADROOM: usize = rewrite::GUE_OVERHEAD;
 
+/// Persistence-table entries the appliance gives a flow table of `flow_slots` entries: a
+/// sixteenth (at least one), each its own set ([`STICKY_WAYS`]): direct-mapped, as the
+/// FPGA fast path's (128 entries beside its 2,048 flows), so every data path of one
+/// configuration keeps the same persistence entries.
+pub const fn sticky_slots(flow_slots: usize) -> usize {
+    if flow_slots < 16 { 1 } else { flow_slots / 16 }
+}
+
+/// Ways of the persistence table (see [`sticky_slots`]).
+pub const STICKY_WAYS: usize = 1;
+
 /// One bank of tables.
 #[derive(Debug)]
 struct Bank<'a> {
