@@ -336,6 +336,10 @@ pub struct Forward<const A: usize> {
     // The entry is the client's (valid, same service and address); past its timeout.
     k_match: DFF<Bit>,
     k_exp: DFF<Bit>,
+    // Their first stage: valid and same service; same client address; `now - last_seen`.
+    k_svc: DFF<Bit>,
+    k_cli: DFF<Bit>,
+    k_age: DFF<Bits<32>>,
     // The entry was the client's but may not be used: cleared unless a new one replaces it.
     k_clear: DFF<Bit>,
     // The membership scan of the entry's backend: the next position to read, reads in
@@ -566,6 +570,9 @@ impl<const A: usize> Forward<A> {
             stk: Default::default(),
             stk_to: Default::default(),
             k_match: Default::default(),
+            k_svc: Default::default(),
+            k_cli: Default::default(),
+            k_age: Default::default(),
             k_exp: Default::default(),
             k_clear: Default::default(),
             kpos: Default::default(),
@@ -747,7 +754,7 @@ impl<const A: usize> Logic for Forward<A> {
             s_cmrd, s_cmuse, s_miss, s_ssend, s_swait, s_nread, s_isend, s_iwait, s_dread, s_duse,
             s_afread, s_afwait, s_afadd, s_afwrite, s_done, bq, ld_hit, afq_idx, kq, stk, stk_to,
             k_match, k_exp, k_clear, kpos, kv1, kv2, k_found, k_ok, kw_we, kw_data, s_kread,
-            s_kcmp, s_kuse, s_kbe, s_kscan, s_kchk, s_kdec, kset, kn, krem
+            s_kcmp, s_kuse, s_kbe, s_kscan, s_kchk, s_kdec, kset, kn, krem, k_svc, k_cli, k_age
         );
         clock!(
             self,
@@ -1107,11 +1114,16 @@ impl<const A: usize> Logic for Forward<A> {
         self.sticky.write_enable.next = self.kw_we.q.val();
         self.sticky.write_data.next = self.kw_data.q.val();
         self.kq.d.next = self.sticky.read_data.val();
-        self.k_match.d.next = self.kq.q.val().get_bit(84)
-            & (self.kq.q.val().get_bits::<4>(80) == self.svc.q.val())
-            & (self.kq.q.val().get_bits::<32>(48) == self.key.q.val().get_bits::<32>(64));
-        self.k_exp.d.next =
-            (self.now.val() - self.kq.q.val().get_bits::<32>(0)) > self.stk_to.q.val();
+        // Two registered stages from `kq` (the entry is stable long before it is used:
+        // the set holds from the take, the lookup comes first): the compares and the age,
+        // then the match and the expiry.
+        self.k_svc.d.next =
+            self.kq.q.val().get_bit(84) & (self.kq.q.val().get_bits::<4>(80) == self.svc.q.val());
+        self.k_cli.d.next =
+            self.kq.q.val().get_bits::<32>(48) == self.key.q.val().get_bits::<32>(64);
+        self.k_age.d.next = self.now.val() - self.kq.q.val().get_bits::<32>(0);
+        self.k_match.d.next = self.k_svc.q.val() & self.k_cli.q.val();
+        self.k_exp.d.next = self.k_age.q.val() > self.stk_to.q.val();
 
         // A request is taken when the machine is idle (`req_busy` low: a register, so the
         // wide loads below hang off one flip-flop, not off the take decision) and no

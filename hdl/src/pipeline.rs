@@ -339,6 +339,8 @@ pub struct FastPath<const A: usize> {
     // Shadow and active service entry differ (the entry read two cycles ago).
     svc_diff: DFF<Bit>,
     key_idx: DFF<Bits<5>>,
+    // Bit k set when `key_idx` is k (k < 10): shifted with it.
+    ksel: DFF<Bits<10>>,
     scan_idx: DFF<Bits<5>>,
     vip_any: DFF<Bit>,
     found: DFF<Bit>,
@@ -705,6 +707,7 @@ impl<const A: usize> FastPath<A> {
             key_word_q: Default::default(),
             svc_diff: Default::default(),
             key_idx: Default::default(),
+            ksel: Default::default(),
             scan_idx: Default::default(),
             vip_any: Default::default(),
             found: Default::default(),
@@ -940,6 +943,7 @@ impl<const A: usize> Logic for FastPath<A> {
             key_word_q,
             svc_diff,
             key_idx,
+            ksel,
             scan_idx,
             vip_any,
             found,
@@ -1498,21 +1502,33 @@ impl<const A: usize> Logic for FastPath<A> {
         // Two registered stages on the way to the hash unit (one 10-way word selection
         // in a cycle was a critical path): the index's word among 0..4 and among 5..9,
         // then the choice between them; word k is written at key index k + 2.
+        // The selections by `ksel`, the key index one-hot in flip-flops of its own (a
+        // decode of `key_idx` in front of the 64 multiplexers was a critical path).
         self.key_word.next = self.regs.hash_key0.val();
-        match self.key_idx.q.val().index() {
-            1 => self.key_word.next = self.regs.hash_key1.val(),
-            2 => self.key_word.next = self.regs.hash_key2.val(),
-            3 => self.key_word.next = self.regs.hash_key3.val(),
-            4 => self.key_word.next = self.regs.hash_key4.val(),
-            _ => {}
+        if self.ksel.q.val().get_bit(1) {
+            self.key_word.next = self.regs.hash_key1.val();
+        }
+        if self.ksel.q.val().get_bit(2) {
+            self.key_word.next = self.regs.hash_key2.val();
+        }
+        if self.ksel.q.val().get_bit(3) {
+            self.key_word.next = self.regs.hash_key3.val();
+        }
+        if self.ksel.q.val().get_bit(4) {
+            self.key_word.next = self.regs.hash_key4.val();
         }
         self.key_word_hi.next = self.regs.hash_key5.val();
-        match self.key_idx.q.val().index() {
-            6 => self.key_word_hi.next = self.regs.hash_key6.val(),
-            7 => self.key_word_hi.next = self.regs.hash_key7.val(),
-            8 => self.key_word_hi.next = self.regs.hash_key8.val(),
-            9 => self.key_word_hi.next = self.regs.hash_key9.val(),
-            _ => {}
+        if self.ksel.q.val().get_bit(6) {
+            self.key_word_hi.next = self.regs.hash_key6.val();
+        }
+        if self.ksel.q.val().get_bit(7) {
+            self.key_word_hi.next = self.regs.hash_key7.val();
+        }
+        if self.ksel.q.val().get_bit(8) {
+            self.key_word_hi.next = self.regs.hash_key8.val();
+        }
+        if self.ksel.q.val().get_bit(9) {
+            self.key_word_hi.next = self.regs.hash_key9.val();
         }
         self.kw_lo.d.next = self.key_word.val();
         self.kw_hi.d.next = self.key_word_hi.val();
@@ -1825,6 +1841,7 @@ impl<const A: usize> Logic for FastPath<A> {
             // A commit's starting state (`svc_changed` is read by the selection unit
             // during the commit only).
             self.key_idx.d.next = 0.into();
+            self.ksel.d.next = 1.into();
             self.svc_changed.d.next = 0.into();
             // The scan's starting state.
             self.scan_idx.d.next = 0.into();
@@ -2288,6 +2305,7 @@ impl<const A: usize> Logic for FastPath<A> {
         self.key_prev2.next = self.key_idx.q.val() - 2;
         if self.kl.q.val() {
             self.key_idx.d.next = self.key_idx.q.val() + 1;
+            self.ksel.d.next = self.ksel.q.val() << 1;
             if (self.key_idx.q.val() >= 1)
                 & self.services_shadow.read_data.val().get_bit(63)
                 & (self.shadow_mode.val() == 1)
