@@ -648,7 +648,10 @@ impl Logic for Rewrite {
             self.rel3.d.next = self.rel3.q.val() + 1;
             self.rel4.d.next = self.rel4.q.val() + 1;
             // The flags of the next byte: position p next is p - 1 now.
-            self.mac_sr.d.next = self.mac_sr.q.val() << 8;
+            // Rotated, not shifted: no zero fill, so no synchronous reset on the low byte
+            // (its reset from the late `take` was the board's critical path); the bytes
+            // after the twelfth are never sent.
+            self.mac_sr.d.next = (self.mac_sr.q.val() << 8) | (self.mac_sr.q.val() >> 88);
             self.f_mac.d.next = self.pos.q.val() < 11;
             self.f_et0.d.next = self.rel3.q.val() == 0xfffd;
             self.f_et1.d.next = self.rel3.q.val() == 0xfffe;
