@@ -344,7 +344,7 @@ pub struct Forward<const A: usize> {
     k_clear: DFF<Bit>,
     // The membership scan of the entry's backend: the next position to read, reads in
     // flight (one and two edges ago), found.
-    kpos: DFF<Bits<6>>,
+    kpos: DFF<Bits<5>>,
     kv1: DFF<Bit>,
     kv2: DFF<Bit>,
     k_found: DFF<Bit>,
@@ -1405,8 +1405,8 @@ impl<const A: usize> Logic for Forward<A> {
             // One member-list read per cycle through the selection unit's external port
             // (idle now), compared two edges later.
             self.select.ext_read.next = true;
-            self.select.ext_mem_addr.next = (bit_cast::<9, 4>(self.svc.q.val()) << 5)
-                | bit_cast::<9, 5>(self.kpos.q.val().get_bits::<5>(0));
+            self.select.ext_mem_addr.next =
+                (bit_cast::<9, 4>(self.svc.q.val()) << 5) | bit_cast::<9, 5>(self.kpos.q.val());
             self.kv1.d.next = false;
             if self.krem.q.val() != 0 {
                 self.kv1.d.next = true;
