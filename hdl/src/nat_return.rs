@@ -120,6 +120,8 @@ pub struct NatReply {
     s: DFF<Bits<4>>,
     j: DFF<Bits<6>>,
     n: DFF<Bits<6>>,
+    // n - 1 (registered: `j + 1 == n`'s carry chain sat in front of the state register).
+    n_last: DFF<Bits<6>>,
     udp: DFF<Bit>,
     k_addr: DFF<Bits<32>>,
     k_port: DFF<Bits<16>>,
@@ -199,6 +201,7 @@ impl NatReply {
             s: Default::default(),
             j: Default::default(),
             n: Default::default(),
+            n_last: Default::default(),
             udp: Default::default(),
             k_addr: Default::default(),
             k_port: Default::default(),
@@ -238,6 +241,7 @@ impl Logic for NatReply {
             s,
             j,
             n,
+            n_last,
             udp,
             k_addr,
             k_port,
@@ -285,6 +289,7 @@ impl Logic for NatReply {
         // The member lists and backends: the owner's active banks, read while building
         // (equal to the shadow banks then: the owner has copied them).
         self.ext_read.next = self.building.q.val();
+        self.n_last.d.next = self.n.q.val() - 1;
         self.ext_mem_addr.next = (bit_cast::<9, 4>(self.s.q.val()) << 5)
             | bit_cast::<9, 5>(self.j.q.val().get_bits::<5>(0));
         self.ext_be_addr.next = self.member.q.val().get_bits::<8>(0);
@@ -460,7 +465,8 @@ impl Logic for NatReply {
                 self.j.d.next = self.j.q.val() + 1;
                 self.rd_wait.d.next = false;
                 self.st.d.next = St::MemRd;
-                if self.j.q.val() + 1 == self.n.q.val() {
+                // j + 1 == n (mod 64): `n_last` follows `n`, loaded cycles before.
+                if self.j.q.val() == self.n_last.q.val() {
                     self.st.d.next = St::NextSvc;
                 }
             }

@@ -222,6 +222,9 @@ pub struct BackendSelect {
     cp: DFF<Cp>,
     cp_idx: DFF<Bits<9>>,
     cp_phase: DFF<Bits<2>>,
+    // `cp_idx` is the service's last entry (registered: the index holds for the entry's
+    // four cycles, and the compare sat in front of `dsh`'s clock enable).
+    cp_last: DFF<Bit>,
     chg: DFF<Bits<16>>,
     rs_idx: DFF<Bits<9>>,
     // Services with a member write since the last commit.
@@ -324,9 +327,9 @@ impl Logic for BackendSelect {
             s_mem_use, s_el2_rd0, s_el2_rd1, s_el2_sum, s_el2_cmp, s_el2_use, s_wrr_end, s_lc_load,
             s_lc_mul, s_lc_pre, s_lc_prod, s_lc_cmp, s_lc_next, s_done, rr, svc, count, hash_q,
             size_q, acc, h3, msh, mstep, index, cand, pos, steps, result, cp, cp_idx, cp_phase,
-            chg, rs_idx, wrr, total, have_best, best_cur, best_pos, mdirty, cp_sh, sbusy, cur_q,
-            use_w, dsh, cp_diff, rsh, last, chosen, better_q, pos_nx, lc_take, lc, lrt, cost, cw,
-            best_cost, best_w, pa, pb, sa, sb, rtq, lsh, k
+            cp_last, chg, rs_idx, wrr, total, have_best, best_cur, best_pos, mdirty, cp_sh, sbusy,
+            cur_q, use_w, dsh, cp_diff, rsh, last, chosen, better_q, pos_nx, lc_take, lc, lrt,
+            cost, cw, best_cost, best_w, pa, pb, sa, sb, rtq, lsh, k
         );
         clock!(self, clock, ring, members, eligible, cursor, current);
 
@@ -421,6 +424,7 @@ impl Logic for BackendSelect {
                 self.mdirty.q.val() | (self.one16.val() << self.mem_index.val().get_bits::<4>(5));
         }
         self.busy.next = self.cp.q.val() != Cp::Idle;
+        self.cp_last.d.next = self.cp_idx.q.val().get_bits::<5>(0) == 31;
         match self.cp.q.val() {
             Cp::Idle => {
                 if self.commit.val() {
@@ -466,7 +470,7 @@ impl Logic for BackendSelect {
                         self.cp_diff.d.next = true;
                     }
                     self.cp_idx.d.next = self.cp_idx.q.val() + 1;
-                    if self.cp_idx.q.val().get_bits::<5>(0) == 31 {
+                    if self.cp_last.q.val() {
                         self.svc_end.next = true;
                     }
                 }

@@ -4,8 +4,11 @@
 //! seeds, and writes `target/fpga/report.json` (worst-seed Fmax and resources).
 //!
 //! ```text
-//! cargo run -p fulcrum-hdl --release --bin fulcrum-synth [-- --out DIR --seeds N --sets-log2 A --design fast-path|core]
+//! cargo run -p fulcrum-hdl --release --bin fulcrum-synth [-- --out DIR --seeds N --sets-log2 A --design fast-path|core --min-mhz F]
 //! ```
+//!
+//! With `--min-mhz F` it exits with status 1 (after writing the report) when the worst
+//! seed's Fmax is below `F` (CI passes 125: the board's core clock).
 //!
 //! The tools come from PyPI into a venv under the output directory (created on first
 //! run; internet access to PyPI needed once). The first tool run compiles their
@@ -24,6 +27,7 @@ struct Options {
     seeds: u32,
     sets_log2: usize,
     core: bool,
+    min_mhz: Option<f64>,
 }
 
 fn parse_args() -> Result<Options, Error> {
@@ -33,6 +37,7 @@ fn parse_args() -> Result<Options, Error> {
         seeds: 3,
         sets_log2: fulcrum_hdl::FLOW_SETS_LOG2,
         core: false,
+        min_mhz: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -41,6 +46,7 @@ fn parse_args() -> Result<Options, Error> {
             "--out" => options.out = PathBuf::from(value()?),
             "--seeds" => options.seeds = value()?.parse()?,
             "--sets-log2" => options.sets_log2 = value()?.parse()?,
+            "--min-mhz" => options.min_mhz = Some(value()?.parse()?),
             "--design" => {
                 options.core = match value()?.as_str() {
                     "fast-path" => false,
@@ -50,7 +56,7 @@ fn parse_args() -> Result<Options, Error> {
             }
             "-h" | "--help" => {
                 println!(
-                    "fulcrum-synth [--out DIR (target/fpga)] [--seeds N (3)] [--sets-log2 A (9: 512 sets x 4 ways, core only)] [--design fast-path (default) | core]"
+                    "fulcrum-synth [--out DIR (target/fpga)] [--seeds N (3)] [--sets-log2 A (9: 512 sets x 4 ways, core only)] [--design fast-path (default) | core] [--min-mhz F (fail below F)]"
                 );
                 std::process::exit(0);
             }
@@ -231,5 +237,15 @@ fn main() -> Result<(), Error> {
     std::fs::write(out.join("report.json"), &text)?;
     println!("{text}");
     println!("written {}", out.join("report.json").display());
+    if let Some(min) = options.min_mhz {
+        if fmax < min {
+            eprintln!(
+                "fulcrum-synth: Fmax {fmax:.2} MHz (worst of {} seeds) is below the required {min} MHz",
+                options.seeds
+            );
+            std::process::exit(1);
+        }
+        println!("Fmax {fmax:.2} MHz meets {min} MHz");
+    }
     Ok(())
 }
