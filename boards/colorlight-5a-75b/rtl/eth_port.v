@@ -91,8 +91,13 @@ module eth_port #(
         .m_tdata(tx_tdata), .m_tvalid(tx_tvalid), .m_tlast(tx_tlast), .m_tready(tx_tready)
     );
 
+    // The transmit MAC's own reset register (its state machine's reset from the shared
+    // net was a long route).
+    (* keep *) reg rst_tx = 1'b1;
+    always @(posedge clk) rst_tx <= rst;
+
     eth_mac_tx mac_tx (
-        .clk(clk), .rst(rst),
+        .clk(clk), .rst(rst_tx),
         .s_tdata(tx_tdata), .s_tvalid(tx_tvalid), .s_tlast(tx_tlast), .s_tready(tx_tready),
         .gmii_txd(gmii_txd), .gmii_tx_en(gmii_tx_en), .gmii_tx_er(gmii_tx_er),
         .frames_out(tx_frames)

@@ -53,12 +53,26 @@ module fulcrum_board #(
         if (!pll_locked) rst_sync <= 4'b1111;
         else rst_sync <= {rst_sync[2:0], 1'b0};
     wire rst = rst_sync[3];
+    // The reset, one register per block (kept apart: yosys would merge equal flip-flops).
+    // One net from rst_sync to ~450 flip-flops all over the chip was the image's critical
+    // path (a 6.1 ns route into the port-2 transmit MAC); each copy now drives one block
+    // from near it. Release is one cycle later; the reset is static after it.
+    (* keep *) reg rst_p1 = 1'b1, rst_p2 = 1'b1, rst_bridge = 1'b1, rst_arb = 1'b1,
+        rst_mdio = 1'b1, rst_ms = 1'b1;
+    always @(posedge clk125) begin
+        rst_p1 <= rst;
+        rst_p2 <= rst;
+        rst_bridge <= rst;
+        rst_arb <= rst;
+        rst_mdio <= rst;
+        rst_ms <= rst;
+    end
 
     // ---- time: now_ms from the 125 MHz clock -------------------------------------
     reg [16:0] ms_div;
     reg [31:0] now_ms;
     always @(posedge clk125)
-        if (rst) begin
+        if (rst_ms) begin
             ms_div <= 0;
             now_ms <= 0;
         end else if (ms_div == 17'd124999) begin
@@ -75,7 +89,7 @@ module fulcrum_board #(
     wire [15:0] p1_tx_frames, p2_tx_frames;
 
     eth_port #(.RX_DELAY(RX_DELAY)) port1 (
-        .clk(clk125), .rst(rst),
+        .clk(clk125), .rst(rst_p1),
         .rgmii_rxc(eth1_rxc), .rgmii_rxd(eth1_rxd), .rgmii_rx_ctl(eth1_rx_ctl),
         .rgmii_txc(eth1_txc), .rgmii_txd(eth1_txd), .rgmii_tx_ctl(eth1_tx_ctl),
         .m_tdata(net_rx_tdata), .m_tvalid(net_rx_tvalid), .m_tlast(net_rx_tlast),
@@ -96,7 +110,7 @@ module fulcrum_board #(
     wire bus_we, bus_re;
 
     eth_port #(.RX_DELAY(RX_DELAY)) port2 (
-        .clk(clk125), .rst(rst),
+        .clk(clk125), .rst(rst_p2),
         .rgmii_rxc(eth2_rxc), .rgmii_rxd(eth2_rxd), .rgmii_rx_ctl(eth2_rx_ctl),
         .rgmii_txc(eth2_txc), .rgmii_txd(eth2_txd), .rgmii_tx_ctl(eth2_tx_ctl),
         .m_tdata(p2_rx_tdata), .m_tvalid(p2_rx_tvalid), .m_tlast(p2_rx_tlast),
@@ -107,7 +121,7 @@ module fulcrum_board #(
     );
 
     ctrl_bridge bridge (
-        .clk(clk125), .rst(rst),
+        .clk(clk125), .rst(rst_bridge),
         .s_tdata(p2_rx_tdata), .s_tvalid(p2_rx_tvalid), .s_tlast(p2_rx_tlast),
         .s_tready(p2_rx_tready),
         .core_tdata(mcu_rx_tdata), .core_tvalid(mcu_rx_tvalid), .core_tlast(mcu_rx_tlast),
@@ -120,7 +134,7 @@ module fulcrum_board #(
     );
 
     frame_arbiter p2_tx_arbiter (
-        .clk(clk125), .rst(rst),
+        .clk(clk125), .rst(rst_arb),
         .a_tdata(reply_tdata), .a_tvalid(reply_tvalid), .a_tlast(reply_tlast),
         .a_tready(reply_tready),
         .b_tdata(mcu_tx_tdata), .b_tvalid(mcu_tx_tvalid), .b_tlast(mcu_tx_tlast),
@@ -151,7 +165,7 @@ module fulcrum_board #(
     wire mdio_o, mdio_oe, mdio_ready;
     wire [1:0] mdio_phys, mdio_link;
     mdio_ctrl #(.WAIT_CYCLES(32'd25000000), .POLL_CYCLES(32'd12500000), .MDC_HALF(32)) mdio (
-        .clk(clk125), .rst(rst),
+        .clk(clk125), .rst(rst_mdio),
         .mdc(eth_mdc), .mdio_o(mdio_o), .mdio_oe(mdio_oe), .mdio_i(eth_mdio),
         .phys(mdio_phys), .phy_addr0(), .phy_addr1(), .link(mdio_link), .ready(mdio_ready)
     );
