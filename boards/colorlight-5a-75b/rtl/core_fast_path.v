@@ -38,28 +38,28 @@ module core_fast_path (
     wire c_mcu_rx_tvalid, c_mcu_rx_tlast, c_mcu_rx_tready;
     wire c_mcu_tx_tvalid, c_mcu_tx_tlast, c_mcu_tx_tready;
     axis_skid net_rx_slice (
-        .clk(clock),
+        .clk(clock), .rst(1'b0),
         .s_tdata(net_rx_tdata), .s_tvalid(net_rx_tvalid), .s_tlast(net_rx_tlast),
         .s_tready(net_rx_tready),
         .m_tdata(c_net_rx_tdata), .m_tvalid(c_net_rx_tvalid), .m_tlast(c_net_rx_tlast),
         .m_tready(c_net_rx_tready)
     );
     axis_skid mcu_rx_slice (
-        .clk(clock),
+        .clk(clock), .rst(1'b0),
         .s_tdata(mcu_rx_tdata), .s_tvalid(mcu_rx_tvalid), .s_tlast(mcu_rx_tlast),
         .s_tready(mcu_rx_tready),
         .m_tdata(c_mcu_rx_tdata), .m_tvalid(c_mcu_rx_tvalid), .m_tlast(c_mcu_rx_tlast),
         .m_tready(c_mcu_rx_tready)
     );
     axis_skid net_tx_slice (
-        .clk(clock),
+        .clk(clock), .rst(1'b0),
         .s_tdata(c_net_tx_tdata), .s_tvalid(c_net_tx_tvalid), .s_tlast(c_net_tx_tlast),
         .s_tready(c_net_tx_tready),
         .m_tdata(net_tx_tdata), .m_tvalid(net_tx_tvalid), .m_tlast(net_tx_tlast),
         .m_tready(net_tx_tready)
     );
     axis_skid mcu_tx_slice (
-        .clk(clock),
+        .clk(clock), .rst(1'b0),
         .s_tdata(c_mcu_tx_tdata), .s_tvalid(c_mcu_tx_tvalid), .s_tlast(c_mcu_tx_tlast),
         .s_tready(c_mcu_tx_tready),
         .m_tdata(mcu_tx_tdata), .m_tvalid(mcu_tx_tvalid), .m_tlast(mcu_tx_tlast),

@@ -98,35 +98,15 @@ module eth_port #(
     (* keep *) reg rst_tx = 1'b1;
     always @(posedge clk) rst_tx <= rst;
 
-    // A register slice between the FIFO (at its block RAM) and the MAC (at the pins), as
-    // axis_skid but with a reset (a beat left from before a reset must not start a frame):
-    // the MAC's ready (its state) no longer reaches the FIFO's read logic, nor the FIFO's
+    // A register slice between the FIFO (at its block RAM) and the MAC (at the pins): the
+    // MAC's ready (its state) no longer reaches the FIFO's read logic, nor the FIFO's
     // outputs the MAC's next-state logic, across the chip. Full throughput, so a frame the
     // FIFO shows whole still arrives one byte per cycle; one cycle of latency.
-    reg [8:0] ts_main, ts_skid;
-    reg ts_main_v = 1'b0, ts_skid_v = 1'b0;
-    assign f_tready = !ts_skid_v;
-    assign tx_tdata = ts_main[7:0];
-    assign tx_tlast = ts_main[8];
-    assign tx_tvalid = ts_main_v;
-    always @(posedge clk) begin
-        if (rst_tx) begin
-            ts_main_v <= 1'b0;
-            ts_skid_v <= 1'b0;
-        end else if (tx_tready || !ts_main_v) begin
-            if (ts_skid_v) begin
-                ts_main <= ts_skid;
-                ts_main_v <= 1'b1;
-                ts_skid_v <= 1'b0;
-            end else begin
-                ts_main <= {f_tlast, f_tdata};
-                ts_main_v <= f_tvalid;
-            end
-        end else if (f_tvalid && !ts_skid_v) begin
-            ts_skid <= {f_tlast, f_tdata};
-            ts_skid_v <= 1'b1;
-        end
-    end
+    axis_skid tx_slice (
+        .clk(clk), .rst(rst_tx),
+        .s_tdata(f_tdata), .s_tvalid(f_tvalid), .s_tlast(f_tlast), .s_tready(f_tready),
+        .m_tdata(tx_tdata), .m_tvalid(tx_tvalid), .m_tlast(tx_tlast), .m_tready(tx_tready)
+    );
 
     eth_mac_tx mac_tx (
         .clk(clk), .rst(rst_tx),
