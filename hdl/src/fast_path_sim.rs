@@ -14,6 +14,7 @@ use fulcrum_model::regmap::{RegisterBus, addr};
 use rust_hdl::prelude::*;
 
 use crate::pipeline::{COUNTER_LATCH_CYCLES, FastPath, action};
+use crate::regs::BUS_READ_LATENCY;
 use crate::sim::{Rng, Traffic, settle};
 use crate::stream::{ByteStreamMaster, ByteStreamSlave};
 
@@ -359,7 +360,11 @@ impl<const A: usize> RegisterBus for FastPathSim<A> {
 
     fn read32(&mut self, addr: u16) -> u32 {
         self.cycle(None, Some(addr));
-        // `bus_rdata` holds the value from the cycle after the read.
+        // `bus_rdata` holds the value from the second cycle after the read
+        // (`BUS_READ_LATENCY`).
+        for _ in 1..BUS_READ_LATENCY {
+            self.cycle(None, None);
+        }
         settle(&mut *self.uut);
         self.uut.bus_rdata.val().index() as u32
     }

@@ -17,7 +17,8 @@
 //!   beat per cycle, one cycle of latency;
 //! - `bus_addr`, `bus_wdata`, `bus_we`, `bus_re`, `bus_rdata`: the register map of
 //!   `regmap.rs` on the parallel bus of [`RegisterBlock`]: one access per cycle, a read's
-//!   value is on `bus_rdata` from the cycle after `bus_re` until the next read;
+//!   value is on `bus_rdata` from the second cycle after `bus_re`
+//!   ([`crate::regs::BUS_READ_LATENCY`]) until the next read; writes act two cycles on;
 //! - `verdict_*`: one strobe per frame with the model's verdict (for tests and `fulcrum
 //!   pcap --engine hdl`; the board leaves it unconnected).
 //!
@@ -148,11 +149,11 @@ use crate::toeplitz::ToeplitzHash;
 /// Bytes of the frame FIFO (the longest frame the fast path takes).
 pub const FIFO_BYTES: usize = 2048;
 
-/// Most cycles from a `COUNTER_SELECT` write to the latch of the counter: the counter
-/// queue drains first (the jobs of one frame, at most 9 read-modify-writes of 4 cycles,
-/// the job register's cycle and the end of one more), then the latch's own read (4
-/// cycles).
-pub const COUNTER_LATCH_CYCLES: usize = 48;
+/// Most cycles from a `COUNTER_SELECT` write to the latch of the counter: the bus's
+/// decode stage (1 cycle), the counter queue drains first (the jobs of one frame, at most 9
+/// read-modify-writes of 4 cycles, the job register's cycle and the end of one more), then
+/// the latch's own read (4 cycles); 52 leaves a few cycles of margin.
+pub const COUNTER_LATCH_CYCLES: usize = 52;
 
 /// The actions on `verdict_action` (`fulcrum_model::pipeline::Action`).
 pub mod action {
@@ -499,6 +500,16 @@ pub struct FastPath<const A: usize> {
     latched: DFF<Bits<64>>,
     rd_mine: DFF<Bit>,
     rd_value: DFF<Bits<32>>,
+    /// The bus's stage 1 for the addresses `FastPath` decodes itself (as the register
+    /// block's: registered decode, acted on a cycle later): a `COUNTER_SELECT` write, a
+    /// `CONTROL` write with bit 0, a read and whether it is of `COUNTER_HI` / `COUNTER_LO`,
+    /// the write data.
+    b_csel: DFF<Bit>,
+    b_ctl: DFF<Bit>,
+    b_rd: DFF<Bit>,
+    b_hi: DFF<Bit>,
+    b_lo: DFF<Bit>,
+    b_wdata: DFF<Bits<32>>,
 
     in_take: Signal<Local, Bit>,
     stage_free: Signal<Local, Bit>,
@@ -823,6 +834,12 @@ impl<const A: usize> FastPath<A> {
             latched: Default::default(),
             rd_mine: Default::default(),
             rd_value: Default::default(),
+            b_csel: Default::default(),
+            b_ctl: Default::default(),
+            b_rd: Default::default(),
+            b_hi: Default::default(),
+            b_lo: Default::default(),
+            b_wdata: Default::default(),
             in_take: Default::default(),
             stage_free: Default::default(),
             a_valid: Default::default(),
@@ -851,7 +868,7 @@ impl<const A: usize> FastPath<A> {
     /// testbenches: checks [`COUNTER_LATCH_CYCLES`]).
     pub fn counter_latched(&self) -> bool {
         let latching = self.eng.q.val() != Engine::Idle && self.eng_bus.q.val();
-        !(self.csel_pending.q.val() || latching)
+        !(self.b_csel.q.val() || self.csel_pending.q.val() || latching)
     }
 
     /// Marks every top-level input as driven (needed before `generate_verilog`).
@@ -1078,7 +1095,13 @@ impl<const A: usize> Logic for FastPath<A> {
             csel,
             latched,
             rd_mine,
-            rd_value
+            rd_value,
+            b_csel,
+            b_ctl,
+            b_rd,
+            b_hi,
+            b_lo,
+            b_wdata
         );
         // The mode of the service entry the shadow table reads (combinational, every
         // cycle: a local assigned on one path only would be a latch).
@@ -1262,14 +1285,24 @@ impl<const A: usize> Logic for FastPath<A> {
         self.regs.counter_lo.next = 0.into();
         self.latched_hi.next = self.latched.q.val().get_bits::<32>(32);
         self.latched_lo.next = self.latched.q.val().get_bits::<32>(0);
+        // The bus in two stages, as the register block's (`BUS_READ_LATENCY`): the
+        // decode of the addresses answered or acted on here is registered (stage 1), the
+        // read or write happens a cycle later (stage 2).
+        self.b_csel.d.next = self.bus_we.val() & (self.bus_addr.val() == 0x050);
+        self.b_ctl.d.next =
+            self.bus_we.val() & (self.bus_addr.val() == 0x002) & self.bus_wdata.val().get_bit(0);
+        self.b_rd.d.next = self.bus_re.val();
+        self.b_hi.d.next = self.bus_addr.val() == 0x051;
+        self.b_lo.d.next = self.bus_addr.val() == 0x052;
+        self.b_wdata.d.next = self.bus_wdata.val();
         // COUNTER_HI / COUNTER_LO are answered here from the counter RAM's latch.
-        if self.bus_re.val() {
+        if self.b_rd.q.val() {
             self.rd_mine.d.next = false;
-            if self.bus_addr.val() == 0x051 {
+            if self.b_hi.q.val() {
                 self.rd_mine.d.next = true;
                 self.rd_value.d.next = self.latched_hi.val();
             }
-            if self.bus_addr.val() == 0x052 {
+            if self.b_lo.q.val() {
                 self.rd_mine.d.next = true;
                 self.rd_value.d.next = self.latched_lo.val();
             }
@@ -1278,11 +1311,7 @@ impl<const A: usize> Logic for FastPath<A> {
         if self.rd_mine.q.val() {
             self.bus_rdata.next = self.rd_value.q.val();
         }
-        if self.bus_we.val() & (self.bus_addr.val() == 0x050) {
-            self.csel_pending.d.next = true;
-            self.csel.d.next = self.bus_wdata.val();
-        }
-        if self.bus_we.val() & (self.bus_addr.val() == 0x002) & self.bus_wdata.val().get_bit(0) {
+        if self.b_ctl.q.val() {
             self.commit_pending.d.next = true;
         }
 
@@ -1408,7 +1437,8 @@ impl<const A: usize> Logic for FastPath<A> {
         self.rewrite.s_cmd.tvalid.next = self.t_issue.q.val()
             & (!self.out_busy.q.val() | (self.cmd_op.q.val() == 1))
             & !self.c_busy.q.val()
-            & !self.csel_pending.q.val();
+            & !self.csel_pending.q.val()
+            & !self.b_csel.q.val();
         self.rewrite.s_cmd.op.next = self.cmd_op.q.val();
         self.rewrite.s_cmd.dst_mac.next = self.fwd_mac.q.val();
         self.rewrite.s_cmd.src_mac.next = self.mac.q.val();
@@ -1726,11 +1756,7 @@ impl<const A: usize> Logic for FastPath<A> {
             self.counters.read_data.val() + bit_cast::<64, 16>(self.eng_amount.q.val());
         match self.eng.q.val() {
             Engine::Idle => {
-                if self.csel_pending.q.val()
-                    & !self.c_busy.q.val()
-                    & !self.jq_valid.q.val()
-                    & !(self.bus_we.val() & (self.bus_addr.val() == 0x050))
-                {
+                if self.csel_pending.q.val() & !self.c_busy.q.val() & !self.jq_valid.q.val() {
                     self.csel_pending.d.next = false;
                     self.eng_addr.d.next = self.csel_addr.val();
                     self.eng_bus.d.next = true;
@@ -1771,6 +1797,15 @@ impl<const A: usize> Logic for FastPath<A> {
             _ => {
                 self.eng.d.next = Engine::Idle;
             }
+        }
+        // A `COUNTER_SELECT` write (stage 2), after the engine: in the cycle the engine
+        // starts a latch of the previous selection it leaves `csel_pending` set, and the
+        // new selection is latched after that one (4 cycles more; only back-to-back
+        // selections meet this). The engine's start no longer waits on the bus decode
+        // (that was a critical path in the board image).
+        if self.b_csel.q.val() {
+            self.csel_pending.d.next = true;
+            self.csel.d.next = self.b_wdata.q.val();
         }
         // The walk: each job moves into the job register when that is free (empty, or
         // its job taken by the engine this cycle), a job that does not apply as an empty

@@ -3,39 +3,48 @@
 //! SPI slave ([`SpiSlave`], both together as [`SpiRegisters`]).
 //!
 //! **Parallel bus.** One access per cycle: `bus_we` writes `bus_wdata` at `bus_addr`;
-//! `bus_re` reads `bus_addr` into `bus_rdata`, valid from the next cycle on (until the next
-//! read). Decoding is exactly `RegisterFile`'s: `ID`, `VERSION`, `STATUS`, the settings,
+//! `bus_re` reads `bus_addr` into `bus_rdata`, valid from the second cycle after it on
+//! ([`BUS_READ_LATENCY`], until the next read). The block is two stages: the cycle after
+//! an access its address decode is registered (one flip-flop per register for writes),
+//! the cycle after that the write takes effect or the read value is registered. Accesses
+//! stay in order (a read the cycle after a write sees the written value). Decoding is exactly `RegisterFile`'s: `ID`, `VERSION`, `STATUS`, the settings,
 //! `TABLE_ADDR`, `TABLE_DATA[0..5]`, `COUNTER_HI`/`LO` read back; `HASH_KEY`, `SNAT_POOL`,
 //! `CONTROL`, `TABLE_WRITE`, `COUNTER_SELECT` and unknown addresses read 0.
 //!
 //! **Table write port.** A write (any value) to `TABLE_WRITE` whose `TABLE_ADDR` names a
-//! table (codes 1–4) pulses `table_write` for one cycle the next cycle, with
+//! table (codes 1–4) pulses `table_write` for one cycle two cycles later, with
 //! `table_kind` / `table_index` the address it was written to and `table_data0..4` the data
 //! words; `TABLE_ADDR`'s index then counts up by one (28 bits, wrapping). An unknown table
 //! code neither writes nor counts, as in the model.
 //!
-//! **Commit.** A write with bit 0 set to `CONTROL` pulses `commit` for one cycle; the settings
+//! **Commit.** A write with bit 0 set to `CONTROL` pulses `commit` for one cycle (two cycles
+//! after the write); the settings
 //! outputs are the shadow values the model hands to `write_settings` at that commit (the
 //! bank swap at a frame boundary belongs to the consumer of the strobe).
 //!
-//! **Counters.** A write to `COUNTER_SELECT` puts the index on `counter_index` and, one
-//! cycle later, latches `counter_hi:counter_lo` (which the counter source must present by
-//! then); `COUNTER_HI`/`LO` read the latch. A read of them in the cycle right after the
-//! `COUNTER_SELECT` write sees the previous latch.
+//! **Counters.** A write to `COUNTER_SELECT` puts the index on `counter_index` (from the
+//! second cycle after it) and, one cycle later, latches `counter_hi:counter_lo` (which the
+//! counter source must present by then); `COUNTER_HI`/`LO` read the latch. A read of them
+//! in the cycle right after the `COUNTER_SELECT` write sees the previous latch.
 //!
 //! **SPI** (`regmap::spi`): mode 0, MSB first, chip select low for one 7-byte transaction:
 //! `0x57 addr_hi addr_lo v3 v2 v1 v0` writes, `0x52 addr_hi addr_lo` reads and the value
 //! comes back on MISO in bytes 3–6. SCK, MOSI and CS are sampled with two-flop
 //! synchronizers in the register clock domain. The tightest path is a read: the value must
-//! be on MISO before the 25th rising SCK edge, about 6 clocks after the 24th. The test
-//! passes down to an SCK half period of 3 clocks and fails at 2; with the synchronizers'
-//! one-clock uncertainty on a real pin, keep SCK high and low for at least 4 clocks each
-//! (SCK ≤ clock / 8, 15.6 MHz at 125 MHz). Any other command byte,
+//! be on MISO before the 25th rising SCK edge, about 7 clocks after the 24th. The test
+//! passes down to an SCK half period of 4 clocks and fails at 3 (the register block's
+//! two-cycle read); with the synchronizers'
+//! one-clock uncertainty on a real pin, keep SCK high and low for at least 5 clocks each
+//! (SCK ≤ clock / 10, 12.5 MHz at 125 MHz). Any other command byte,
 //! or chip select rising early, does nothing.
 
 use rust_hdl::prelude::*;
 
 use fulcrum_model::tables::Settings;
+
+/// Cycles from `bus_re` to its value on `bus_rdata` (of [`RegisterBlock`] and of
+/// `FastPath`, which answers some addresses itself with the same timing).
+pub const BUS_READ_LATENCY: usize = 2;
 
 fn key_word(d: &Settings, i: usize) -> u64 {
     u64::from(u32::from_be_bytes([
@@ -59,7 +68,7 @@ pub struct RegisterBlock {
     pub bus_we: Signal<In, Bit>,
     /// Read this cycle.
     pub bus_re: Signal<In, Bit>,
-    /// The value of the last read, from the cycle after it.
+    /// The value of the last read, from the second cycle after it.
     pub bus_rdata: Signal<Out, Bits<32>>,
     /// `STATUS.0`: a commit is pending (driven by the bank logic; the model reads 0).
     pub commit_pending: Signal<In, Bit>,
@@ -176,6 +185,14 @@ pub struct RegisterBlock {
     r_snat_count: DFFWithInit<Bits<4>>,
     r_snat_port: DFFWithInit<Bits<16>>,
     rdata: DFF<Bits<32>>,
+    /// Stage 1 of a write: one bit per register (see `W_*`), set in the cycle after
+    /// `bus_we` from the address decode; stage 2 writes `w_data` where a bit is set.
+    w_sel: DFF<Bits<40>>,
+    w_data: DFF<Bits<32>>,
+    /// Stage 1 of a read: `bus_re`, and the address's low 7 bits (0x7F for any address
+    /// from 0x80 on: it reads 0).
+    r_en: DFF<Bit>,
+    r_sel: DFF<Bits<7>>,
     commit_q: DFF<Bit>,
     write_q: DFF<Bit>,
     kind_q: DFF<Bits<4>>,
@@ -284,6 +301,10 @@ impl RegisterBlock {
             r_snat_count: DFFWithInit::new(Bits::from(u64::from(d.snat_count))),
             r_snat_port: DFFWithInit::new(Bits::from(u64::from(d.snat_port_base))),
             rdata: Default::default(),
+            w_sel: Default::default(),
+            w_data: Default::default(),
+            r_en: Default::default(),
+            r_sel: Default::default(),
             commit_q: Default::default(),
             write_q: Default::default(),
             kind_q: Default::default(),
@@ -305,6 +326,9 @@ impl RegisterBlock {
     }
 }
 
+// The write decode keeps `if bus_we` inside each arm (a match guard is not hardware
+// rust-hdl translates, and the arms must not be constants alone: see `update`).
+#[allow(clippy::collapsible_match)]
 impl Logic for RegisterBlock {
     #[hdl_gen]
     fn update(&mut self) {
@@ -341,6 +365,10 @@ impl Logic for RegisterBlock {
             r_snat_count,
             r_snat_port,
             rdata,
+            w_sel,
+            w_data,
+            r_en,
+            r_sel,
             commit_q,
             write_q,
             kind_q,
@@ -413,122 +441,326 @@ impl Logic for RegisterBlock {
             self.latched_lo.d.next = self.counter_lo.val();
         }
 
-        if self.bus_we.val() {
-            if self.bus_addr.val() == 0x010 {
-                self.r_mac_hi.d.next = self.bus_wdata.val().get_bits::<16>(0);
+        // Stage 1: the address decode, registered (one bit per register), and the data.
+        // Stage 2 below acts on them: a write takes effect, and its strobes fire, one
+        // cycle later than a single-stage block (the decode in front of every
+        // register's enable was a critical path on the board).
+        self.w_data.d.next = self.bus_wdata.val();
+        self.w_sel.d.next = 0.into();
+        // A `case` on the address with `bus_we` inside each arm: yosys turns a case of
+        // constants alone into a ROM (here a block RAM), and a chain of `if`s into a
+        // 37-deep priority mux; this one is a parallel decode, one compare per bit.
+        match self.bus_addr.val().index() {
+            16 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x1_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x011 {
-                self.r_mac_lo.d.next = self.bus_wdata.val();
+            17 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x2_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x012 {
-                self.r_own_address.d.next = self.bus_wdata.val();
+            18 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x4_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x013 {
-                self.r_tunnel_src.d.next = self.bus_wdata.val();
+            19 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x8_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x015 {
-                self.r_ring_size.d.next = self.bus_wdata.val();
+            21 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x10_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x016 {
-                self.r_t_syn.d.next = self.bus_wdata.val();
+            22 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x20_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x017 {
-                self.r_t_est.d.next = self.bus_wdata.val();
+            23 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x40_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x018 {
-                self.r_t_close.d.next = self.bus_wdata.val();
+            24 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x80_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x019 {
-                self.r_t_udp.d.next = self.bus_wdata.val();
+            25 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x100_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x020 {
-                self.r_hash_key0.d.next = self.bus_wdata.val();
+            32 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x200_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x021 {
-                self.r_hash_key1.d.next = self.bus_wdata.val();
+            33 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x400_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x022 {
-                self.r_hash_key2.d.next = self.bus_wdata.val();
+            34 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x800_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x023 {
-                self.r_hash_key3.d.next = self.bus_wdata.val();
+            35 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x1000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x024 {
-                self.r_hash_key4.d.next = self.bus_wdata.val();
+            36 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x2000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x025 {
-                self.r_hash_key5.d.next = self.bus_wdata.val();
+            37 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x4000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x026 {
-                self.r_hash_key6.d.next = self.bus_wdata.val();
+            38 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x8000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x027 {
-                self.r_hash_key7.d.next = self.bus_wdata.val();
+            39 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x10000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x028 {
-                self.r_hash_key8.d.next = self.bus_wdata.val();
+            40 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x20000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x029 {
-                self.r_hash_key9.d.next = self.bus_wdata.val();
+            41 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x40000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x030 {
-                self.r_snat_pool0.d.next = self.bus_wdata.val();
+            48 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x80000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x031 {
-                self.r_snat_pool1.d.next = self.bus_wdata.val();
+            49 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x100000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x032 {
-                self.r_snat_pool2.d.next = self.bus_wdata.val();
+            50 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x200000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x033 {
-                self.r_snat_pool3.d.next = self.bus_wdata.val();
+            51 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x400000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x034 {
-                self.r_snat_pool4.d.next = self.bus_wdata.val();
+            52 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x800000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x035 {
-                self.r_snat_pool5.d.next = self.bus_wdata.val();
+            53 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x1000000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x036 {
-                self.r_snat_pool6.d.next = self.bus_wdata.val();
+            54 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x2000000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x037 {
-                self.r_snat_pool7.d.next = self.bus_wdata.val();
+            55 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x4000000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x014 {
-                self.r_snat_count.d.next = self.bus_wdata.val().get_bits::<4>(16);
-                self.r_snat_port.d.next = self.bus_wdata.val().get_bits::<16>(0);
+            20 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x8000000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x002 {
-                self.commit_q.d.next = self.bus_wdata.val().get_bit(0);
+            2 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x10000000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x040 {
-                self.table_addr.d.next = self.bus_wdata.val();
+            64 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x20000000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x041 {
-                self.data0.d.next = self.bus_wdata.val();
+            65 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x40000000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x042 {
-                self.data1.d.next = self.bus_wdata.val();
+            66 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x80000000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x043 {
-                self.data2.d.next = self.bus_wdata.val();
+            67 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x100000000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x044 {
-                self.data3.d.next = self.bus_wdata.val();
+            68 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x200000000_u64.into();
+                }
             }
-            if self.bus_addr.val() == 0x045 {
-                self.data4.d.next = self.bus_wdata.val();
+            69 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x400000000_u64.into();
+                }
             }
-            if (self.bus_addr.val() == 0x046) & self.code_valid.val() {
+            70 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x800000000_u64.into();
+                }
+            }
+            80 => {
+                if self.bus_we.val() {
+                    self.w_sel.d.next = 0x1000000000_u64.into();
+                }
+            }
+            _ => {}
+        }
+        self.r_en.d.next = self.bus_re.val();
+        self.r_sel.d.next = self.bus_addr.val().get_bits::<7>(0);
+        if self.bus_addr.val().get_bits::<9>(7) != 0 {
+            self.r_sel.d.next = 0x7F.into();
+        }
+
+        // Stage 2: the writes.
+        if self.w_sel.q.val() != 0 {
+            if self.w_sel.q.val().get_bit(0) {
+                self.r_mac_hi.d.next = self.w_data.q.val().get_bits::<16>(0);
+            }
+            if self.w_sel.q.val().get_bit(1) {
+                self.r_mac_lo.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(2) {
+                self.r_own_address.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(3) {
+                self.r_tunnel_src.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(4) {
+                self.r_ring_size.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(5) {
+                self.r_t_syn.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(6) {
+                self.r_t_est.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(7) {
+                self.r_t_close.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(8) {
+                self.r_t_udp.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(9) {
+                self.r_hash_key0.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(10) {
+                self.r_hash_key1.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(11) {
+                self.r_hash_key2.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(12) {
+                self.r_hash_key3.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(13) {
+                self.r_hash_key4.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(14) {
+                self.r_hash_key5.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(15) {
+                self.r_hash_key6.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(16) {
+                self.r_hash_key7.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(17) {
+                self.r_hash_key8.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(18) {
+                self.r_hash_key9.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(19) {
+                self.r_snat_pool0.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(20) {
+                self.r_snat_pool1.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(21) {
+                self.r_snat_pool2.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(22) {
+                self.r_snat_pool3.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(23) {
+                self.r_snat_pool4.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(24) {
+                self.r_snat_pool5.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(25) {
+                self.r_snat_pool6.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(26) {
+                self.r_snat_pool7.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(27) {
+                self.r_snat_count.d.next = self.w_data.q.val().get_bits::<4>(16);
+                self.r_snat_port.d.next = self.w_data.q.val().get_bits::<16>(0);
+            }
+            if self.w_sel.q.val().get_bit(28) {
+                self.commit_q.d.next = self.w_data.q.val().get_bit(0);
+            }
+            if self.w_sel.q.val().get_bit(29) {
+                self.table_addr.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(30) {
+                self.data0.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(31) {
+                self.data1.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(32) {
+                self.data2.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(33) {
+                self.data3.d.next = self.w_data.q.val();
+            }
+            if self.w_sel.q.val().get_bit(34) {
+                self.data4.d.next = self.w_data.q.val();
+            }
+            if (self.w_sel.q.val().get_bit(35)) & self.code_valid.val() {
                 self.write_q.d.next = true;
                 self.kind_q.d.next = self.code.val();
                 self.index_q.d.next = self.table_addr.q.val().get_bits::<28>(0);
                 self.table_addr.d.next = (bit_cast::<32, 4>(self.code.val()) << 28)
                     | bit_cast::<32, 28>(self.next_index.val());
             }
-            if self.bus_addr.val() == 0x050 {
-                self.counter_sel.d.next = self.bus_wdata.val();
+            if self.w_sel.q.val().get_bit(36) {
+                self.counter_sel.d.next = self.w_data.q.val();
                 self.latch_pending.d.next = true;
             }
         }
@@ -536,8 +768,8 @@ impl Logic for RegisterBlock {
         // A `case` on the address (a parallel mux): a chain of `if`s here was a
         // 22-deep priority mux, the register block's longest path. (Decimal labels:
         // rust-hdl copies them into the Verilog as written.) Addresses as in `regmap`.
-        if self.bus_re.val() {
-            match self.bus_addr.val().index() {
+        if self.r_en.q.val() {
+            match self.r_sel.q.val().index() {
                 0 => self.rdata.d.next = 0x4655_4C43.into(), // regmap::ID
                 1 => self.rdata.d.next = 1.into(),           // regmap::VERSION
                 3 => {
@@ -595,7 +827,7 @@ pub struct SpiSlave {
     pub bus_we: Signal<Out, Bit>,
     /// Bus read strobe.
     pub bus_re: Signal<Out, Bit>,
-    /// Bus read data (the cycle after `bus_re`).
+    /// Bus read data (`BUS_READ_LATENCY` cycles after `bus_re`).
     pub bus_rdata: Signal<In, Bits<32>>,
 
     sck_meta: DFF<Bit>,
@@ -614,6 +846,7 @@ pub struct SpiSlave {
     we: DFF<Bit>,
     re: DFF<Bit>,
     read_wait: DFF<Bit>,
+    read_wait2: DFF<Bit>,
     shift_out: DFF<Bits<32>>,
     rise: Signal<Local, Bit>,
     fall: Signal<Local, Bit>,
@@ -624,7 +857,8 @@ impl Logic for SpiSlave {
     fn update(&mut self) {
         dff_setup!(
             self, clock, sck_meta, sck_sync, sck_prev, mosi_meta, mosi_sync, cs_meta, cs_sync,
-            bits, shift_in, sampled, command, addr, wdata, we, re, read_wait, shift_out
+            bits, shift_in, sampled, command, addr, wdata, we, re, read_wait, read_wait2,
+            shift_out
         );
         self.sck_meta.d.next = self.sck.val();
         self.sck_sync.d.next = self.sck_meta.q.val();
@@ -645,8 +879,10 @@ impl Logic for SpiSlave {
         self.we.d.next = false;
         self.re.d.next = false;
         self.sampled.d.next = false;
+        // The read value is on `bus_rdata` `BUS_READ_LATENCY` (2) cycles after `bus_re`.
         self.read_wait.d.next = self.re.q.val();
-        if self.read_wait.q.val() {
+        self.read_wait2.d.next = self.read_wait.q.val();
+        if self.read_wait2.q.val() {
             self.shift_out.d.next = self.bus_rdata.val();
         }
 
@@ -1079,11 +1315,12 @@ mod tests {
         uut.connect_all();
         let mut events = Vec::new();
         let mut reads = Vec::new();
-        let mut pending_read = false;
+        // Reads issued one and two cycles ago (the value shows `BUS_READ_LATENCY` later).
+        let mut pending_read = [false; BUS_READ_LATENCY];
         let mut after_select = false;
         let mut cycles = 0u64;
         let mut next = 0;
-        while next < ops.len() || pending_read {
+        while next < ops.len() || pending_read.iter().any(|&p| p) {
             uut.bus_we.next = false;
             uut.bus_re.next = false;
             uut.commit_pending.next = false;
@@ -1113,18 +1350,19 @@ mod tests {
                 None => {}
             }
             settle(&mut uut);
-            if pending_read {
+            if pending_read[BUS_READ_LATENCY - 1] {
                 reads.push(v32(&uut.bus_rdata));
             }
             strobes(&uut, &mut events);
-            pending_read = matches!(issued, Some(Op::Read(_)));
+            pending_read.rotate_right(1);
+            pending_read[0] = matches!(issued, Some(Op::Read(_)));
             tick(&mut uut, |u| &mut u.clock);
             cycles += 1;
         }
-        // Strobes of the last operation.
+        // Strobes of the last operation (two cycles after it).
         uut.bus_we.next = false;
         uut.bus_re.next = false;
-        for _ in 0..2 {
+        for _ in 0..3 {
             settle(&mut uut);
             strobes(&uut, &mut events);
             tick(&mut uut, |u| &mut u.clock);
@@ -1260,7 +1498,7 @@ mod tests {
     }
 
     /// The shortest SCK half period, in clocks, at which the slave works.
-    const SPI_HALF_PERIOD: u64 = 3;
+    const SPI_HALF_PERIOD: u64 = 4;
 
     fn spi_check(half: u64, jitter: u64) {
         let mut rng = Rng::new(0x5e65_0002);

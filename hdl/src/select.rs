@@ -165,7 +165,7 @@ pub struct BackendSelect {
     members: DualPortRam<Bits<16>, 10>,
     /// The shadow entry being copied.
     cp_sh: DFF<Bits<16>>,
-    eligible: SinglePortRam<Bit, 8>,
+    eligible: DualPortRam<Bit, 8>,
     /// Smooth weighted round robin's `current` per (service, position), two's complement
     /// (the model's `i32`).
     current: SinglePortRam<Bits<32>, 9>,
@@ -310,7 +310,7 @@ impl BackendSelect {
             // make the Verilog slow to elaborate): the forward path clears it.
             ring: BankedRam9::default(),
             members: DualPortRam::new(no_backend),
-            eligible: SinglePortRam::zeroed(),
+            eligible: DualPortRam::zeroed_distributed(),
             cursor: SinglePortRam::zeroed(),
             current: SinglePortRam::zeroed(),
             ..Default::default()
@@ -361,7 +361,11 @@ impl Logic for BackendSelect {
         self.ext_mem_data.next = self.members.read_data.val();
         self.current.address.next = self.slot.val();
         self.current.write_data.next = 0.into();
-        self.eligible.address.next = self.cand.q.val().get_bits::<8>(0);
+        // Separate read and write addresses (distributed RAM has both): the read address
+        // is `cand`'s flip-flops, with no table-write multiplexer in front of the LUT RAM
+        // and its 16-way output selection (a critical path in the board image).
+        self.eligible.read_address.next = self.cand.q.val().get_bits::<8>(0);
+        self.eligible.write_address.next = self.table_index.val().get_bits::<8>(0);
         self.cursor.address.next = self.svc.q.val();
         if self.table_write.val() {
             self.ring_addr.next = (bit_cast::<13, 4>(self.table_index.val().get_bits::<4>(20))
@@ -370,7 +374,6 @@ impl Logic for BackendSelect {
             self.ring_we.next = (self.table_kind.val() == 4)
                 & (self.table_index.val().get_bits::<4>(24) == 0)
                 & (self.table_index.val().get_bits::<11>(9) == 0);
-            self.eligible.address.next = self.table_index.val().get_bits::<8>(0);
             self.eligible.write_enable.next =
                 (self.table_kind.val() == 2) & (self.table_index.val().get_bits::<20>(8) == 0);
         }

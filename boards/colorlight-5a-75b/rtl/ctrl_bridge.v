@@ -20,11 +20,14 @@
 // idempotent), its reads are performed and answered. Any other accepted request executes
 // whole and becomes the last one. After reset no request is a retransmission.
 //
-// The bus is the one of hdl/src/regs.rs RegisterBlock: bus_we or bus_re for one cycle,
-// read data on bus_rdata the cycle after bus_re. A write to COUNTER_SELECT (0x050) is
+// The bus is the one of hdl/src/regs.rs RegisterBlock (bus_we or bus_re for one cycle,
+// read data on bus_rdata two cycles after bus_re: BUS_READ_LATENCY) behind one register
+// stage in the board top (fulcrum_board.v): here the read data is valid three cycles
+// after bus_re. A write to COUNTER_SELECT (0x050) is
 // followed by LATCH_WAIT idle cycles before the next op: FastPath latches the counter up to
-// COUNTER_LATCH_CYCLES (hdl/src/pipeline.rs, 48) cycles after the write (its counter
-// queue drains first), and the next op's fetch alone takes 11.
+// COUNTER_LATCH_CYCLES (hdl/src/pipeline.rs, 52) cycles after the write reaches it (its
+// counter queue drains first), and the next op's fetch alone takes 11 (the board top's
+// bus register delays the write and the next read alike).
 `default_nettype none
 module ctrl_bridge (
     input  wire        clk,
@@ -61,7 +64,7 @@ module ctrl_bridge (
         S_EXEC_LOAD = 4'd5, S_EXEC_FETCH = 4'd6, S_EXEC_DO = 4'd7, S_EXEC_PUT = 4'd8,
         S_SEND = 4'd9, S_SEND_RD = 4'd10, S_SEND_OUT = 4'd11, S_SEND_HOLD = 4'd12,
         S_SEND_RD2 = 4'd13, S_EXEC_WAIT = 4'd14;
-    localparam LATCH_WAIT = 6'd40;
+    localparam LATCH_WAIT = 6'd44;
     reg [3:0] state;
 
     // The first 14 bytes of the frame.
@@ -91,6 +94,12 @@ module ctrl_bridge (
 
     reg [10:0] len;  // bytes received of this frame (saturating)
     reg [5:0]  n_ops;
+    // Registered from n_ops's byte: 19 + 8 * n_ops, so a frame of `len + 1` bytes holds
+    // all of its ops when len >= need_m1 (no adder in front of the comparison).
+    reg [10:0] need_m1;
+    // The byte now arriving is the code byte of one of the declared ops (registered at
+    // the byte before: a subtract-and-compare into `bad` was a critical path).
+    reg        is_code;
     reg        bad;
     reg [5:0]  op_i;
     reg [3:0]  byte_i;
@@ -141,6 +150,8 @@ module ctrl_bridge (
                     hdr_short <= s_tlast;
                     bad <= 1'b0;
                     n_ops <= 0;
+                    need_m1 <= 11'd19;
+                    is_code <= 1'b0;
                     if (s_tlast) state <= S_REPLAY;
                     else if (hdr_len == 4'd13)
                         state <= ({hdr[12], s_tdata} == ETHERTYPE) ? S_CTRL : S_REPLAY;
@@ -190,19 +201,23 @@ module ctrl_bridge (
                         11'd17: seq_in[7:0] <= s_tdata;
                         11'd18:
                         if (s_tdata == 8'd0 || s_tdata > MAX_OPS) bad <= 1'b1;
-                        else n_ops <= s_tdata[5:0];
+                        else begin
+                            n_ops <= s_tdata[5:0];
+                            need_m1 <= 11'd19 + {2'b0, s_tdata[5:0], 3'b000};
+                        end
                         default: ;
                     endcase
                     // the code byte of one of the declared ops (20 + 8i)
-                    if (len >= 11'd20 && len[2:0] == 3'd4 && (len - 11'd20) < {2'b0, n_ops, 3'b000}
-                        && s_tdata != 8'h57 && s_tdata != 8'h52)
-                        bad <= 1'b1;
+                    if (is_code && s_tdata != 8'h57 && s_tdata != 8'h52) bad <= 1'b1;
+                    // whether the next byte (len + 1) is one: 20 + 8i < 20 + 8 * n_ops
+                    // (need_m1 is stale at len 18, but byte 19 is no code byte)
+                    is_code <= len[2:0] == 3'd3 && len >= 11'd19 && len < need_m1;
                     if (s_tlast) begin
                         op_i <= 0;
                         op_base <= 9'd20;
                         reply_len <= frame_need;
                         // the frame must hold its header and all of its ops
-                        if (bad || n_ops == 0 || len_with_this < {2'b0, frame_need}) begin
+                        if (bad || n_ops == 0 || len < need_m1) begin
                             ctrl_rejected <= ctrl_rejected + 1'b1;
                             state <= S_HEAD;
                             hdr_len <= 0;
@@ -251,16 +266,18 @@ module ctrl_bridge (
                     end
                 end
                 S_EXEC_PUT: begin
-                    // byte_i 0: bus_re is out; 1: bus_rdata is valid; 2..5: value bytes
+                    // byte_i 0: bus_re is out; 1: it is at the core (the board top's bus
+                    // register); 3: bus_rdata is valid (the core's two stages); 4..7:
+                    // value bytes
                     byte_i <= byte_i + 1'b1;
-                    if (byte_i == 4'd1) rvalue <= bus_rdata;
-                    if (byte_i >= 4'd2) begin
+                    if (byte_i == 4'd3) rvalue <= bus_rdata;
+                    if (byte_i >= 4'd4) begin
                         wr_en <= 1'b1;
-                        wr_addr <= op_base + 9'd2 + byte_i;
+                        wr_addr <= op_base + byte_i;
                         wr_data <= rvalue[31:24];
                         rvalue <= {rvalue[23:0], 8'd0};
                     end
-                    if (byte_i == 4'd5) begin
+                    if (byte_i == 4'd7) begin
                         op_i <= op_i + 1'b1;
                         op_base <= op_base + 9'd8;
                         state <= S_EXEC_LOAD;

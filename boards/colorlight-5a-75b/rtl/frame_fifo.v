@@ -115,16 +115,23 @@ module frame_fifo #(
 
     // ---- read side (m_clk) --------------------------------------------------------
     reg [ADDR_BITS:0] rd_ptr;
+    reg [ADDR_BITS:0] rd_ptr1;  // rd_ptr + 1, kept as a register
     reg [ADDR_BITS:0] rd_gray;
     reg [ADDR_BITS:0] wr_gray_s1, wr_gray_s2;
+    reg [ADDR_BITS:0] wr_ptr_m;  // the committed write pointer in binary, after the synchroniser
+    reg       nonempty;  // registered: rd_ptr != wr_ptr_m (of the cycle before)
     reg [8:0] ram_word;  // the block RAM's read register
     reg       ram_valid;
     reg [8:0] out_word;  // a fabric register after it: the RAM's clock-to-out is slow
 
-    wire empty = (rd_gray == wr_gray_s2);
+    // `pop` reads the RAM (its clock enable) and advances the pointer. It depends on
+    // flip-flops and `m_tready` only: the 13-bit Gray comparison that decided "empty"
+    // here before (rd_gray == wr_gray_s2) was a critical path into the RAM's CEB. The
+    // flag is computed for the pointer after this edge (rd_ptr1 when popping) against
+    // wr_ptr_m, which only ever advances: a new frame shows a cycle later than before,
+    // and the flag never claims a byte that is not there.
     wire move = ram_valid && (!m_tvalid || m_tready);
-    wire pop = !empty && (!ram_valid || move);
-    wire [ADDR_BITS:0] rd_next = rd_ptr + 1'b1;
+    wire pop = nonempty && (!ram_valid || move);
 
     assign m_tdata = out_word[7:0];
     assign m_tlast = out_word[8];
@@ -136,16 +143,21 @@ module frame_fifo #(
     always @(posedge m_clk) begin
         wr_gray_s1 <= wr_commit_gray;
         wr_gray_s2 <= wr_gray_s1;
+        wr_ptr_m <= gray2bin(wr_gray_s2);
         if (move) out_word <= ram_word;
         if (m_rst) begin
             rd_ptr <= 0;
+            rd_ptr1 <= 1;
             rd_gray <= 0;
+            nonempty <= 1'b0;
             ram_valid <= 1'b0;
             m_tvalid <= 1'b0;
         end else begin
+            nonempty <= pop ? (wr_ptr_m != rd_ptr1) : (wr_ptr_m != rd_ptr);
             if (pop) begin
-                rd_ptr <= rd_next;
-                rd_gray <= rd_next ^ (rd_next >> 1);
+                rd_ptr <= rd_ptr1;
+                rd_ptr1 <= rd_ptr1 + 1'b1;
+                rd_gray <= rd_ptr1 ^ (rd_ptr1 >> 1);
             end
             if (pop) ram_valid <= 1'b1;
             else if (move) ram_valid <= 1'b0;

@@ -69,16 +69,24 @@ module fulcrum_board #(
     end
 
     // ---- time: now_ms from the 125 MHz clock -------------------------------------
+    // `ms_tick` is registered from the count one below the wrap: the 17-bit compare
+    // drove the counter's synchronous reset and now_ms's enable directly before (a
+    // critical path of 9.9 ns on one placement).
     reg [16:0] ms_div;
+    reg        ms_tick;
     reg [31:0] now_ms;
     always @(posedge clk125)
         if (rst_ms) begin
             ms_div <= 0;
+            ms_tick <= 1'b0;
             now_ms <= 0;
-        end else if (ms_div == 17'd124999) begin
-            ms_div <= 0;
-            now_ms <= now_ms + 1'b1;
-        end else ms_div <= ms_div + 1'b1;
+        end else begin
+            ms_tick <= (ms_div == 17'd124998);
+            if (ms_tick) begin
+                ms_div <= 0;
+                now_ms <= now_ms + 1'b1;
+            end else ms_div <= ms_div + 1'b1;
+        end
 
     // ---- ports ----------------------------------------------------------------------
     wire [7:0] net_rx_tdata, net_tx_tdata, mcu_rx_tdata, mcu_tx_tdata;
@@ -108,6 +116,19 @@ module fulcrum_board #(
     wire [15:0] bus_addr;
     wire [31:0] bus_wdata, bus_rdata;
     wire bus_we, bus_re;
+    // One register stage on the bus from the bridge to the core (the bridge waits a
+    // cycle more for read data): the core's address decoders sat a long route away from
+    // the bridge's bus registers (the counter engine's start condition and the register
+    // block's read mux were critical paths).
+    reg [15:0] core_bus_addr;
+    reg [31:0] core_bus_wdata;
+    reg core_bus_we = 1'b0, core_bus_re = 1'b0;
+    always @(posedge clk125) begin
+        core_bus_addr <= bus_addr;
+        core_bus_wdata <= bus_wdata;
+        core_bus_we <= bus_we;
+        core_bus_re <= bus_re;
+    end
 
     eth_port #(.RX_DELAY(RX_DELAY)) port2 (
         .clk(clk125), .rst(rst_p2),
@@ -120,12 +141,24 @@ module fulcrum_board #(
         .rx_frames(), .rx_drop_overflow(), .rx_drop_error(), .tx_frames(p2_tx_frames)
     );
 
+    // A register slice between the bridge and the core (which has its own at its edge):
+    // the core slice's ready sat a 4.6 ns route away from the bridge, whose pass-through
+    // ready reaches port 2's receive FIFO (a critical path).
+    wire [7:0] br_tdata;
+    wire br_tvalid, br_tlast, br_tready;
+    axis_skid bridge_core_slice (
+        .clk(clk125), .rst(rst_bridge),
+        .s_tdata(br_tdata), .s_tvalid(br_tvalid), .s_tlast(br_tlast), .s_tready(br_tready),
+        .m_tdata(mcu_rx_tdata), .m_tvalid(mcu_rx_tvalid), .m_tlast(mcu_rx_tlast),
+        .m_tready(mcu_rx_tready)
+    );
+
     ctrl_bridge bridge (
         .clk(clk125), .rst(rst_bridge),
         .s_tdata(p2_rx_tdata), .s_tvalid(p2_rx_tvalid), .s_tlast(p2_rx_tlast),
         .s_tready(p2_rx_tready),
-        .core_tdata(mcu_rx_tdata), .core_tvalid(mcu_rx_tvalid), .core_tlast(mcu_rx_tlast),
-        .core_tready(mcu_rx_tready),
+        .core_tdata(br_tdata), .core_tvalid(br_tvalid), .core_tlast(br_tlast),
+        .core_tready(br_tready),
         .reply_tdata(reply_tdata), .reply_tvalid(reply_tvalid), .reply_tlast(reply_tlast),
         .reply_tready(reply_tready),
         .bus_addr(bus_addr), .bus_wdata(bus_wdata), .bus_we(bus_we), .bus_re(bus_re),
@@ -157,8 +190,8 @@ module fulcrum_board #(
         .mcu_rx_tlast(mcu_rx_tlast), .mcu_rx_tready(mcu_rx_tready),
         .mcu_tx_tdata(mcu_tx_tdata), .mcu_tx_tvalid(mcu_tx_tvalid),
         .mcu_tx_tlast(mcu_tx_tlast), .mcu_tx_tready(mcu_tx_tready),
-        .bus_addr(bus_addr), .bus_wdata(bus_wdata), .bus_we(bus_we), .bus_re(bus_re),
-        .bus_rdata(bus_rdata)
+        .bus_addr(core_bus_addr), .bus_wdata(core_bus_wdata), .bus_we(core_bus_we),
+        .bus_re(core_bus_re), .bus_rdata(bus_rdata)
     );
 
     // ---- PHY management (MDIO) --------------------------------------------------------
@@ -177,12 +210,14 @@ module fulcrum_board #(
     // ---- LED ------------------------------------------------------------------------
     reg [26:0] beat;
     reg [15:0] last_tx1, last_tx2;
+    reg        sent;  // a frame went out on either port (registered compare)
     reg [22:0] activity;  // ~67 ms after the last frame sent on either port
     always @(posedge clk125) begin
         beat <= beat + 1'b1;
         last_tx1 <= p1_tx_frames;
         last_tx2 <= p2_tx_frames;
-        if (last_tx1 != p1_tx_frames || last_tx2 != p2_tx_frames) activity <= ~23'd0;
+        sent <= last_tx1 != p1_tx_frames || last_tx2 != p2_tx_frames;
+        if (sent) activity <= ~23'd0;
         else if (activity != 0) activity <= activity - 1'b1;
     end
     // Active low; open drain on v8.0 (the .lpf sets it).

@@ -1,7 +1,8 @@
 // Test-only core for the board testbench (compiled with -DFULCRUM_CORE=tb_core_regs):
 // the loop-through streams of core_loopthrough plus 256 plain 32-bit registers on the
 // register bus (word address bits 7:0; 0x000 reads the register map's ID "FULC"), with
-// the RegisterBlock timing: read data the cycle after bus_re. It lets the control-frame
+// the RegisterBlock timing: two stages (the access registered, then performed), read
+// data two cycles after bus_re (BUS_READ_LATENCY in hdl/src/regs.rs). It lets the control-frame
 // test compare every read with fulcrum_model::ctrl_frame::respond on the same words.
 `default_nettype none
 module tb_core_regs (
@@ -44,9 +45,16 @@ module tb_core_regs (
     reg [31:0] words[0:255];
     integer i;
     initial for (i = 0; i < 256; i = i + 1) words[i] = 32'd0;
+    reg [15:0] a_q;
+    reg [31:0] wd_q;
+    reg we_q = 1'b0, re_q = 1'b0;
     always @(posedge clock) begin
-        if (bus_we) words[bus_addr[7:0]] <= bus_wdata;
-        if (bus_re) bus_rdata <= (bus_addr == 16'd0) ? 32'h46554C43 : words[bus_addr[7:0]];
+        a_q <= bus_addr;
+        wd_q <= bus_wdata;
+        we_q <= bus_we;
+        re_q <= bus_re;
+        if (we_q) words[a_q[7:0]] <= wd_q;
+        if (re_q) bus_rdata <= (a_q == 16'd0) ? 32'h46554C43 : words[a_q[7:0]];
     end
 endmodule
 `default_nettype wire

@@ -159,6 +159,8 @@ struct Driver {
 
     uint32_t read32(uint16_t a) {
         cycle(false, 0, 0, true, a);
+        // The value is on bus_rdata from the second cycle after bus_re (BUS_READ_LATENCY).
+        cycle(false, 0, 0, false, 0);
         return top->bus_rdata;
     }
 
