@@ -127,6 +127,9 @@ pub struct NatReply {
     k_port: DFF<Bits<16>>,
     member: DFF<Bits<16>>,
     rd_wait: DFF<Bit>,
+    /// `tables_busy` registered: it only gates the start of the rebuild, which waits
+    /// over a thousand cycles (`Clear`) after the commit that raises it.
+    tables_busy_q: DFF<Bit>,
     found: DFF<Bit>,
     // The entry's key equals the key (registered: the 49-bit compare and the decision
     // in one cycle were a critical path).
@@ -207,6 +210,7 @@ impl NatReply {
             k_port: Default::default(),
             member: Default::default(),
             rd_wait: Default::default(),
+            tables_busy_q: Default::default(),
             at_svc_use: Default::default(),
             at_be_use: Default::default(),
             at_probe_use: Default::default(),
@@ -247,6 +251,7 @@ impl Logic for NatReply {
             k_port,
             member,
             rd_wait,
+            tables_busy_q,
             found,
             f_service,
             f_backend,
@@ -316,6 +321,7 @@ impl Logic for NatReply {
             | bit_cast::<70, 16>(self.member.q.val());
 
         self.busy.next = (self.st.q.val() != St::Idle) & !self.lookup.q.val();
+        self.tables_busy_q.d.next = self.tables_busy.val();
         self.req_ready.next = self.st.q.val() == St::Idle;
         self.res_valid.next = self.st.q.val() == St::Done;
         self.res_found.next = self.found.q.val();
@@ -377,7 +383,7 @@ impl Logic for NatReply {
             }
             St::Wait => {
                 // The owner copies its backend table and member lists first.
-                if !self.tables_busy.val() {
+                if !self.tables_busy_q.q.val() {
                     self.building.d.next = true;
                     self.st.d.next = St::Svc;
                 }

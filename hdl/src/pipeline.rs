@@ -406,6 +406,9 @@ pub struct FastPath<const A: usize> {
     pool_idx_q: DFF<Bits<3>>,
     // Bit k: the frame's destination is SNAT pool address k (k < count).
     pool_eq: DFF<Bits<8>>,
+    /// The pool address at `snat_idx`, registered (`snat_idx` settles a cycle before
+    /// `t_sdec` reads it: at `t_sdiv`).
+    snat_addr_q: DFF<Bits<32>>,
     // Full NAT: ports per pool address and the reply's port - base, registered.
     snat_per_q: DFF<Bits<20>>,
     snat_off_q: DFF<Bits<16>>,
@@ -746,6 +749,7 @@ impl<const A: usize> FastPath<A> {
             own_match_q: Default::default(),
             pool_idx_q: Default::default(),
             pool_eq: Default::default(),
+            snat_addr_q: Default::default(),
             snat_per_q: Default::default(),
             snat_off_q: Default::default(),
             fullnat_mask: Default::default(),
@@ -1029,6 +1033,7 @@ impl<const A: usize> Logic for FastPath<A> {
             own_match_q,
             pool_idx_q,
             pool_eq,
+            snat_addr_q,
             snat_per_q,
             snat_off_q,
             fullnat_mask,
@@ -1271,6 +1276,7 @@ impl<const A: usize> Logic for FastPath<A> {
             7 => self.snat_addr.next = self.snat7.q.val(),
             _ => {}
         }
+        self.snat_addr_q.d.next = self.snat_addr.val();
         self.own_match_q.d.next = self.dst_ip.q.val() == self.own_address.q.val();
 
         // ---- Registers.
@@ -2129,7 +2135,7 @@ impl<const A: usize> Logic for FastPath<A> {
                 self.v_len.d.next = 0.into();
                 self.t_issue.d.next = true;
             } else if self.sd_lt.q.val() {
-                self.ret_vip.d.next = self.snat_addr.val();
+                self.ret_vip.d.next = self.snat_addr_q.q.val();
                 self.ret_vport.d.next =
                     self.snat_base.q.val() + self.snat_acc.q.val().get_bits::<16>(0);
                 self.cmd_set_src.d.next = true;
