@@ -185,8 +185,10 @@ pub struct RegisterBlock {
     r_snat_count: DFFWithInit<Bits<4>>,
     r_snat_port: DFFWithInit<Bits<16>>,
     rdata: DFF<Bits<32>>,
-    /// Stage 1 of a write: one bit per register (see `W_*`), set in the cycle after
-    /// `bus_we` from the address decode; stage 2 writes `w_data` where a bit is set.
+    /// Stage 1 of a write: one bit per register, in the order of the stage-1 `match`
+    /// arms (bit 0 `MAC_HI` at 0x010 … bit 36 `COUNTER_SELECT` at 0x050), set in the
+    /// cycle after `bus_we` from the address decode; stage 2 writes `w_data` where a bit
+    /// is set.
     w_sel: DFF<Bits<40>>,
     w_data: DFF<Bits<32>>,
     /// Stage 1 of a read: `bus_re`, and the address's low 7 bits (0x7F for any address
