@@ -29,6 +29,10 @@ seeds=3
 out=""
 core=loopthrough
 ripup=--tmg-ripup
+# The analytic placer weighs timing more than by default (timing weight 10 -> 30,
+# criticality exponent 2 -> 4): on the fast-path image, seeds 1 and 2 went 114.8 -> 119.6
+# and 109.8 -> 116.1 MHz with the same netlist (docs/PERFORMANCE.md, session 17).
+placer="--placer-heap-timingweight 30 --placer-heap-critexp 4"
 while [ $# -gt 0 ]; do
     case "$1" in
         --rev) rev="$2"; shift 2 ;;
@@ -49,14 +53,16 @@ case "$seeds" in ''|*[!0-9]*|0) echo "build.sh: --seeds must be a positive numbe
 out="${out:-$root/target/colorlight-5a-75b/v$rev}"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
-defines=""
+# FULCRUM_ECP5_BRAM: frame_fifo.v instantiates its DP16KD with the output register (as
+# the core's RAMs do with --ecp5-bram); without it, simulation's behavioural memory.
+defines="-DFULCRUM_ECP5_BRAM"
 case "$core" in
     loopthrough) ;;
     fastpath)
         echo "== generating the FastPath Verilog (fulcrum-board-core)"
         (cd "$root" && cargo run --release --locked -q -p fulcrum-board-colorlight \
             --bin fulcrum-board-core -- "$out/fulcrum_fast_path.v" --ecp5-bram)
-        defines="-DFULCRUM_CORE=core_fast_path" ;;
+        defines="$defines -DFULCRUM_CORE=core_fast_path" ;;
     *) echo "build.sh: --core must be loopthrough or fastpath, not '$core'" >&2; exit 2 ;;
 esac
 
@@ -96,7 +102,7 @@ for seed in $(seq 1 "$seeds"); do
         --freq 125 --seed "$seed" --report "$out/nextpnr-seed$seed.json" \
         --textcfg "$out/fulcrum_board-seed$seed.config" \
         --sdf "$out/nextpnr-seed$seed.sdf" \
-        --log "$out/nextpnr-seed$seed.log" --quiet --timing-allow-fail $ripup
+        --log "$out/nextpnr-seed$seed.log" --quiet --timing-allow-fail $placer $ripup
 done
 t2=$(date +%s)
 

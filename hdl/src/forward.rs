@@ -490,6 +490,10 @@ pub struct Forward<const A: usize> {
     syn_only: Signal<Local, Bit>,
     fin_rst: Signal<Local, Bit>,
     af_cur: Signal<Local, Bits<32>>,
+    // `af_cur` + 1 and - 1 in 33 bits: bit 32 is the carry out of all ones and the
+    // borrow from zero, where the model's saturating arithmetic keeps the count.
+    af_up: Signal<Local, Bits<33>>,
+    af_down: Signal<Local, Bits<33>>,
     af_new: Signal<Local, Bits<32>>,
     one16: Signal<Local, Bits<16>>,
     dirty_now: Signal<Local, Bits<16>>,
@@ -731,6 +735,8 @@ impl<const A: usize> Forward<A> {
             syn_only: Default::default(),
             fin_rst: Default::default(),
             af_cur: Default::default(),
+            af_up: Default::default(),
+            af_down: Default::default(),
             af_new: Default::default(),
             one16: Default::default(),
             dirty_now: Default::default(),
@@ -1027,13 +1033,18 @@ impl<const A: usize> Logic for Forward<A> {
         self.g_other.d.next = self.flow_backend.val() != self.backend.q.val();
         self.af_cur.next = self.af.read_data.val();
         // The model's `saturating_add(1)` / `saturating_sub(1)`.
+        // (The saturation from the adders' own carry and borrow: comparing the count with
+        // all ones and with zero put a 32-bit compare in front of the carry chain, once
+        // yosys had shared the two adders, the longest path of an image seed.)
+        self.af_up.next = bit_cast::<33, 32>(self.af_cur.val()) + 1;
+        self.af_down.next = bit_cast::<33, 32>(self.af_cur.val()) - 1;
         self.af_new.next = self.af_cur.val();
         if self.af_inc.q.val() {
-            if self.af_cur.val() != 0xFFFF_FFFF_u64 {
-                self.af_new.next = self.af_cur.val() + 1;
+            if !self.af_up.val().get_bit(32) {
+                self.af_new.next = self.af_up.val().get_bits::<32>(0);
             }
-        } else if self.af_cur.val() != 0 {
-            self.af_new.next = self.af_cur.val() - 1;
+        } else if !self.af_down.val().get_bit(32) {
+            self.af_new.next = self.af_down.val().get_bits::<32>(0);
         }
         self.ring_m.next = 512.into();
         if self.ring_size.val() < 512 {

@@ -191,10 +191,13 @@ pub struct RegisterBlock {
     /// is set.
     w_sel: DFF<Bits<40>>,
     w_data: DFF<Bits<32>>,
-    /// Stage 1 of a read: `bus_re`, and the address's low 7 bits (0x7F for any address
-    /// from 0x80 on: it reads 0).
+    /// Stage 1 of a read: `bus_re`, and the readable register as a dense index (0 `ID`,
+    /// 1 `VERSION`, 2 `COMMIT`, 3..12 0x010..0x019, 13..18 0x040..0x045, 19..20 0x051,
+    /// 0x052; 31 for any other address: it reads 0). Dense, the stage-2 read is a
+    /// balanced 32-to-1 multiplexer on five flip-flops (on the address's sparse low 7
+    /// bits it was a decode and a mux five LUTs deep, the image's longest path on a seed).
     r_en: DFF<Bit>,
-    r_sel: DFF<Bits<7>>,
+    r_sel: DFF<Bits<5>>,
     commit_q: DFF<Bit>,
     write_q: DFF<Bit>,
     kind_q: DFF<Bits<4>>,
@@ -641,166 +644,271 @@ impl Logic for RegisterBlock {
             _ => {}
         }
         self.r_en.d.next = self.bus_re.val();
-        self.r_sel.d.next = self.bus_addr.val().get_bits::<7>(0);
-        if self.bus_addr.val().get_bits::<9>(7) != 0 {
-            self.r_sel.d.next = 0x7F.into();
+        // `bus_re` inside each arm, as for `w_sel`: a `case` of constants alone becomes
+        // a ROM.
+        self.r_sel.d.next = 31.into();
+        match self.bus_addr.val().index() {
+            0 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 0.into();
+                }
+            }
+            1 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 1.into();
+                }
+            }
+            3 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 2.into();
+                }
+            }
+            16 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 3.into();
+                }
+            }
+            17 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 4.into();
+                }
+            }
+            18 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 5.into();
+                }
+            }
+            19 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 6.into();
+                }
+            }
+            20 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 7.into();
+                }
+            }
+            21 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 8.into();
+                }
+            }
+            22 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 9.into();
+                }
+            }
+            23 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 10.into();
+                }
+            }
+            24 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 11.into();
+                }
+            }
+            25 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 12.into();
+                }
+            }
+            64 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 13.into();
+                }
+            }
+            65 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 14.into();
+                }
+            }
+            66 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 15.into();
+                }
+            }
+            67 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 16.into();
+                }
+            }
+            68 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 17.into();
+                }
+            }
+            69 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 18.into();
+                }
+            }
+            81 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 19.into();
+                }
+            }
+            82 => {
+                if self.bus_re.val() {
+                    self.r_sel.d.next = 20.into();
+                }
+            }
+            _ => {}
         }
 
         // Stage 2: the writes.
-        if self.w_sel.q.val() != 0 {
-            if self.w_sel.q.val().get_bit(0) {
-                self.r_mac_hi.d.next = self.w_data.q.val().get_bits::<16>(0);
-            }
-            if self.w_sel.q.val().get_bit(1) {
-                self.r_mac_lo.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(2) {
-                self.r_own_address.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(3) {
-                self.r_tunnel_src.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(4) {
-                self.r_ring_size.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(5) {
-                self.r_t_syn.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(6) {
-                self.r_t_est.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(7) {
-                self.r_t_close.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(8) {
-                self.r_t_udp.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(9) {
-                self.r_hash_key0.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(10) {
-                self.r_hash_key1.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(11) {
-                self.r_hash_key2.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(12) {
-                self.r_hash_key3.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(13) {
-                self.r_hash_key4.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(14) {
-                self.r_hash_key5.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(15) {
-                self.r_hash_key6.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(16) {
-                self.r_hash_key7.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(17) {
-                self.r_hash_key8.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(18) {
-                self.r_hash_key9.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(19) {
-                self.r_snat_pool0.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(20) {
-                self.r_snat_pool1.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(21) {
-                self.r_snat_pool2.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(22) {
-                self.r_snat_pool3.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(23) {
-                self.r_snat_pool4.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(24) {
-                self.r_snat_pool5.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(25) {
-                self.r_snat_pool6.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(26) {
-                self.r_snat_pool7.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(27) {
-                self.r_snat_count.d.next = self.w_data.q.val().get_bits::<4>(16);
-                self.r_snat_port.d.next = self.w_data.q.val().get_bits::<16>(0);
-            }
-            if self.w_sel.q.val().get_bit(28) {
-                self.commit_q.d.next = self.w_data.q.val().get_bit(0);
-            }
-            if self.w_sel.q.val().get_bit(29) {
-                self.table_addr.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(30) {
-                self.data0.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(31) {
-                self.data1.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(32) {
-                self.data2.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(33) {
-                self.data3.d.next = self.w_data.q.val();
-            }
-            if self.w_sel.q.val().get_bit(34) {
-                self.data4.d.next = self.w_data.q.val();
-            }
-            if (self.w_sel.q.val().get_bit(35)) & self.code_valid.val() {
-                self.write_q.d.next = true;
-                self.kind_q.d.next = self.code.val();
-                self.index_q.d.next = self.table_addr.q.val().get_bits::<28>(0);
-                self.table_addr.d.next = (bit_cast::<32, 4>(self.code.val()) << 28)
-                    | bit_cast::<32, 28>(self.next_index.val());
-            }
-            if self.w_sel.q.val().get_bit(36) {
-                self.counter_sel.d.next = self.w_data.q.val();
-                self.latch_pending.d.next = true;
-            }
+        if self.w_sel.q.val().get_bit(0) {
+            self.r_mac_hi.d.next = self.w_data.q.val().get_bits::<16>(0);
+        }
+        if self.w_sel.q.val().get_bit(1) {
+            self.r_mac_lo.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(2) {
+            self.r_own_address.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(3) {
+            self.r_tunnel_src.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(4) {
+            self.r_ring_size.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(5) {
+            self.r_t_syn.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(6) {
+            self.r_t_est.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(7) {
+            self.r_t_close.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(8) {
+            self.r_t_udp.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(9) {
+            self.r_hash_key0.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(10) {
+            self.r_hash_key1.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(11) {
+            self.r_hash_key2.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(12) {
+            self.r_hash_key3.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(13) {
+            self.r_hash_key4.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(14) {
+            self.r_hash_key5.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(15) {
+            self.r_hash_key6.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(16) {
+            self.r_hash_key7.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(17) {
+            self.r_hash_key8.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(18) {
+            self.r_hash_key9.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(19) {
+            self.r_snat_pool0.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(20) {
+            self.r_snat_pool1.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(21) {
+            self.r_snat_pool2.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(22) {
+            self.r_snat_pool3.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(23) {
+            self.r_snat_pool4.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(24) {
+            self.r_snat_pool5.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(25) {
+            self.r_snat_pool6.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(26) {
+            self.r_snat_pool7.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(27) {
+            self.r_snat_count.d.next = self.w_data.q.val().get_bits::<4>(16);
+            self.r_snat_port.d.next = self.w_data.q.val().get_bits::<16>(0);
+        }
+        if self.w_sel.q.val().get_bit(28) {
+            self.commit_q.d.next = self.w_data.q.val().get_bit(0);
+        }
+        if self.w_sel.q.val().get_bit(29) {
+            self.table_addr.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(30) {
+            self.data0.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(31) {
+            self.data1.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(32) {
+            self.data2.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(33) {
+            self.data3.d.next = self.w_data.q.val();
+        }
+        if self.w_sel.q.val().get_bit(34) {
+            self.data4.d.next = self.w_data.q.val();
+        }
+        if (self.w_sel.q.val().get_bit(35)) & self.code_valid.val() {
+            self.write_q.d.next = true;
+            self.kind_q.d.next = self.code.val();
+            self.index_q.d.next = self.table_addr.q.val().get_bits::<28>(0);
+            self.table_addr.d.next = (bit_cast::<32, 4>(self.code.val()) << 28)
+                | bit_cast::<32, 28>(self.next_index.val());
+        }
+        if self.w_sel.q.val().get_bit(36) {
+            self.counter_sel.d.next = self.w_data.q.val();
+            self.latch_pending.d.next = true;
         }
 
-        // A `case` on the address (a parallel mux): a chain of `if`s here was a
+        // A `case` on the dense index (a parallel mux): a chain of `if`s here was a
         // 22-deep priority mux, the register block's longest path. (Decimal labels:
-        // rust-hdl copies them into the Verilog as written.) Addresses as in `regmap`.
+        // rust-hdl copies them into the Verilog as written.) Indices as in `r_sel`.
         if self.r_en.q.val() {
             match self.r_sel.q.val().index() {
                 0 => self.rdata.d.next = 0x4655_4C43.into(), // regmap::ID
                 1 => self.rdata.d.next = 1.into(),           // regmap::VERSION
-                3 => {
+                2 => {
                     self.rdata.d.next = 0.into();
                     if self.commit_pending.val() {
                         self.rdata.d.next = 1.into();
                     }
                 }
-                16 => self.rdata.d.next = bit_cast::<32, 16>(self.r_mac_hi.q.val()),
-                17 => self.rdata.d.next = self.r_mac_lo.q.val(),
-                18 => self.rdata.d.next = self.r_own_address.q.val(),
-                19 => self.rdata.d.next = self.r_tunnel_src.q.val(),
-                20 => {
+                3 => self.rdata.d.next = bit_cast::<32, 16>(self.r_mac_hi.q.val()),
+                4 => self.rdata.d.next = self.r_mac_lo.q.val(),
+                5 => self.rdata.d.next = self.r_own_address.q.val(),
+                6 => self.rdata.d.next = self.r_tunnel_src.q.val(),
+                7 => {
                     self.rdata.d.next = (bit_cast::<32, 4>(self.r_snat_count.q.val()) << 16)
                         | bit_cast::<32, 16>(self.r_snat_port.q.val());
                 }
-                21 => self.rdata.d.next = self.r_ring_size.q.val(),
-                22 => self.rdata.d.next = self.r_t_syn.q.val(),
-                23 => self.rdata.d.next = self.r_t_est.q.val(),
-                24 => self.rdata.d.next = self.r_t_close.q.val(),
-                25 => self.rdata.d.next = self.r_t_udp.q.val(),
-                64 => self.rdata.d.next = self.table_addr.q.val(),
-                65 => self.rdata.d.next = self.data0.q.val(),
-                66 => self.rdata.d.next = self.data1.q.val(),
-                67 => self.rdata.d.next = self.data2.q.val(),
-                68 => self.rdata.d.next = self.data3.q.val(),
-                69 => self.rdata.d.next = self.data4.q.val(),
-                81 => self.rdata.d.next = self.latched_hi.q.val(),
-                82 => self.rdata.d.next = self.latched_lo.q.val(),
+                8 => self.rdata.d.next = self.r_ring_size.q.val(),
+                9 => self.rdata.d.next = self.r_t_syn.q.val(),
+                10 => self.rdata.d.next = self.r_t_est.q.val(),
+                11 => self.rdata.d.next = self.r_t_close.q.val(),
+                12 => self.rdata.d.next = self.r_t_udp.q.val(),
+                13 => self.rdata.d.next = self.table_addr.q.val(),
+                14 => self.rdata.d.next = self.data0.q.val(),
+                15 => self.rdata.d.next = self.data1.q.val(),
+                16 => self.rdata.d.next = self.data2.q.val(),
+                17 => self.rdata.d.next = self.data3.q.val(),
+                18 => self.rdata.d.next = self.data4.q.val(),
+                19 => self.rdata.d.next = self.latched_hi.q.val(),
+                20 => self.rdata.d.next = self.latched_lo.q.val(),
                 _ => self.rdata.d.next = 0.into(),
             }
         }
