@@ -68,6 +68,10 @@ pub struct ChecksumUpdate {
     fold_once: Signal<Local, Bits<17>>,
     folded: Signal<Local, Bits<16>>,
     complement: Signal<Local, Bits<16>>,
+    // The complement is 0 exactly when `fold3` is 0x0FFFF (with bit 16 set, `fold3` is at
+    // most 0x10006: `sum2` + `carry2` ≤ 0xFFFF + 7, so its fold is small): compared on
+    // the register, beside the fold's carry chain instead of after it.
+    all_ones: Signal<Local, Bit>,
 }
 
 impl ChecksumUpdate {
@@ -142,10 +146,11 @@ impl Logic for ChecksumUpdate {
             self.folded.next = bit_cast::<16, 17>(self.fold3.q.val()) + 1;
         }
         self.complement.next = !self.folded.val();
+        self.all_ones.next = self.fold3.q.val() == 0xffff;
         if self.advance.val() {
             self.valid4.d.next = self.valid3.q.val();
             self.result4.d.next = self.complement.val();
-            if self.udp3.q.val() & (self.complement.val() == 0) {
+            if self.udp3.q.val() & self.all_ones.val() {
                 self.result4.d.next = 0xffff.into();
             }
             if self.keep_zero3.q.val() {

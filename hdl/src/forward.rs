@@ -296,6 +296,13 @@ pub struct Forward<const A: usize> {
     rs_wdata: Signal<Local, Bits<9>>,
     rs_we: Signal<Local, Bit>,
     rs_rd: Signal<Local, Bits<9>>,
+    // A ring entry written on the table port, registered: it reaches the shadow RAM (and
+    // the service's dirty bit) a cycle later. The decode of the table port went straight
+    // into the block RAMs' write enables (an image seed's longest path, 3 ns of it the
+    // route to the RAMs).
+    tr_we: DFF<Bit>,
+    tr_addr: DFF<Bits<13>>,
+    tr_word: DFF<Bits<9>>,
     // Active flows per backend, twice: one copy for the request machine, one for the
     // counter reads (written together; that one in distributed RAM: the LFE5U-25F has no
     // block RAM to spare). Registered reads (two cycles): the update is read, wait, add
@@ -633,6 +640,9 @@ impl<const A: usize> Forward<A> {
             rs_wdata: Default::default(),
             rs_we: Default::default(),
             rs_rd: Default::default(),
+            tr_we: Default::default(),
+            tr_addr: Default::default(),
+            tr_word: Default::default(),
             af: DualPortRam::zeroed(),
             afq: DualPortRam::zeroed_distributed(),
             afq_idx: Default::default(),
@@ -750,17 +760,18 @@ impl<const A: usize> Logic for Forward<A> {
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, cp, cp_idx, cp_phase, dirty, rv1, rv2, ri1, ri2, svc, key, hash, tcp,
-            flags, stateless, algo, src_hash, members, rd_wait, entry, slot, remove, kind, backend,
-            new_flow, ev_lookup, ev_insert, be_word, be_addr, af_inc, af_miss, af_more, take_res,
-            sel_done, ret, smac, cm_we, rd, stale, bw_we, bw_addr, bw_data, aw_we, aw_addr,
-            aw_data, g_keep, g_same, g_nomac, g_other, cp_sh, req_busy, fn_match_q, st_write,
-            st_kind, st_index, st_data, at_hit, at_new, tidle, sel_commit, rw_data, cp_rt, s_lsend,
-            s_lwait, s_hread, s_rsend, s_rwait, s_rbe, s_ruse, s_wsend, s_wwait, s_gread, s_guse,
-            s_cmrd, s_cmuse, s_miss, s_ssend, s_swait, s_nread, s_isend, s_iwait, s_dread, s_duse,
-            s_afread, s_afwait, s_afadd, s_afwrite, s_done, bq, ld_hit, afq_idx, kq, stk, stk_to,
-            k_match, k_exp, k_clear, kpos, kv1, kv2, k_found, k_ok, kw_we, kw_data, s_kread,
-            s_kcmp, s_kuse, s_kbe, s_kscan, s_kchk, s_kdec, kset, kn, krem, k_svc, k_cli, k_age
+            self, clock, cp, cp_idx, cp_phase, dirty, rv1, rv2, ri1, ri2, tr_we, tr_addr, tr_word,
+            svc, key, hash, tcp, flags, stateless, algo, src_hash, members, rd_wait, entry, slot,
+            remove, kind, backend, new_flow, ev_lookup, ev_insert, be_word, be_addr, af_inc,
+            af_miss, af_more, take_res, sel_done, ret, smac, cm_we, rd, stale, bw_we, bw_addr,
+            bw_data, aw_we, aw_addr, aw_data, g_keep, g_same, g_nomac, g_other, cp_sh, req_busy,
+            fn_match_q, st_write, st_kind, st_index, st_data, at_hit, at_new, tidle, sel_commit,
+            rw_data, cp_rt, s_lsend, s_lwait, s_hread, s_rsend, s_rwait, s_rbe, s_ruse, s_wsend,
+            s_wwait, s_gread, s_guse, s_cmrd, s_cmuse, s_miss, s_ssend, s_swait, s_nread, s_isend,
+            s_iwait, s_dread, s_duse, s_afread, s_afwait, s_afadd, s_afwrite, s_done, bq, ld_hit,
+            afq_idx, kq, stk, stk_to, k_match, k_exp, k_clear, kpos, kv1, kv2, k_found, k_ok,
+            kw_we, kw_data, s_kread, s_kcmp, s_kuse, s_kbe, s_kscan, s_kchk, s_kdec, kset, kn,
+            krem, k_svc, k_cli, k_age
         );
         clock!(
             self,
@@ -819,16 +830,19 @@ impl<const A: usize> Logic for Forward<A> {
         self.rt.write_data.next = self.rw_data.q.val();
         self.rt.write_enable.next = self.bw_we.q.val();
         self.rw_data.d.next = self.rtt_clamped.val();
-        self.rs_addr.next = self.ring_addr.val();
-        self.rs_wdata.next = self.ring_word.val();
-        self.rs_we.next = self.table_ring.val();
+        self.tr_we.d.next = self.table_ring.val();
+        self.tr_addr.d.next = self.ring_addr.val();
+        self.tr_word.d.next = self.ring_word.val();
+        self.rs_addr.next = self.tr_addr.q.val();
+        self.rs_wdata.next = self.tr_word.q.val();
+        self.rs_we.next = self.tr_we.q.val();
         // A read's bank is its index two edges ago (`ri2`, the copy's read pipeline).
         self.ring_shadow.read_bank.next = self.ri2.q.val().get_bits::<2>(11);
         self.rs_rd.next = self.ring_shadow.read_data.val();
         self.one16.next = 1.into();
-        if self.table_ring.val() {
+        if self.tr_we.q.val() {
             self.dirty.d.next =
-                self.dirty.q.val() | (self.one16.val() << self.table_index.val().get_bits::<4>(20));
+                self.dirty.q.val() | (self.one16.val() << self.tr_addr.q.val().get_bits::<4>(9));
         }
 
         // ---- Defaults of the request side.
