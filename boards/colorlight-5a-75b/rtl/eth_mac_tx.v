@@ -26,12 +26,16 @@ module eth_mac_tx (
 );
 `include "eth_crc32.vh"
 
-    localparam S_IDLE = 3'd0, S_PRE = 3'd1, S_DATA = 3'd2, S_PAD = 3'd3, S_FCS = 3'd4,
-        S_IFG = 3'd5;
     localparam K_IDLE = 2'd0, K_PRE = 2'd1, K_DATA = 2'd2, K_FCS = 2'd3;
-    reg [2:0] state;
+    // Stage 1's state, one-hot, and its counters. Every decision below is one flag
+    // register and the inputs: the counters' end values are compared a cycle early into
+    // registers (`pre_end`, `fcs_end`, `ifg_end`, `pad_end`, `short`), so no counter
+    // compare sits between a counter and the state (with the MAC's logic spread between
+    // its FIFO and its pins, such a path crossed the chip twice).
+    reg s_idle = 1'b1, s_pre = 1'b0, s_data = 1'b0, s_pad = 1'b0, s_fcs = 1'b0, s_ifg = 1'b0;
     reg [3:0] n;  // byte counter within preamble / FCS / gap
     reg [10:0] count;  // data and pad bytes sent
+    reg pre_end, fcs_end, ifg_end, pad_end, short;
 
     // stage 1 -> stage 2
     reg [1:0] s1_kind;
@@ -41,63 +45,81 @@ module eth_mac_tx (
     reg [31:0] crc;
     wire [31:0] fcs = ~crc;
 
-    assign s_tready   = (state == S_DATA);
+    assign s_tready   = s_data;
     assign gmii_tx_er = 1'b0;
 
     // stage 1
     always @(posedge clk) begin
+        // The flags for the next cycle: n is 7 / 3 / 10 in PRE / FCS / IFG, count 59 in
+        // PAD, count below 59 at a frame's last data byte (count counts from 0 in DATA).
+        pre_end <= s_pre && n == 4'd6;
+        fcs_end <= s_fcs && n == 4'd2;
+        ifg_end <= s_ifg && n == 4'd9;
+        pad_end <= (s_data || s_pad) && count == 11'd58;
+        short <= s_pre || ((s_data || s_pad) && count < 11'd58);
         if (rst) begin
-            state <= S_IDLE;
+            {s_idle, s_pre, s_data, s_pad, s_fcs, s_ifg} <= 6'b100000;
             s1_kind <= K_IDLE;
             frames_out <= 0;
         end else begin
-            case (state)
-                S_IDLE: begin
-                    s1_kind <= K_IDLE;
-                    if (s_tvalid) begin
-                        state <= S_PRE;
-                        n <= 0;
-                    end
-                end
-                S_PRE: begin
-                    s1_kind <= K_PRE;
-                    s1_byte <= (n == 4'd7) ? 8'hD5 : 8'h55;
-                    n <= n + 1'b1;
-                    if (n == 4'd7) begin
-                        state <= S_DATA;
-                        count <= 0;
-                    end
-                end
-                S_DATA: begin
-                    // s_tvalid is 1 here: the frame is whole in the FIFO.
-                    s1_kind <= K_DATA;
-                    s1_byte <= s_tdata;
-                    count <= count + 1'b1;
+            if (s_idle) begin
+                s1_kind <= K_IDLE;
+                if (s_tvalid) begin
+                    s_idle <= 1'b0;
+                    s_pre <= 1'b1;
                     n <= 0;
-                    if (s_tlast) state <= (count < 11'd59) ? S_PAD : S_FCS;
                 end
-                S_PAD: begin
-                    s1_kind <= K_DATA;
-                    s1_byte <= 8'h00;
-                    count <= count + 1'b1;
-                    if (count == 11'd59) state <= S_FCS;
+            end
+            if (s_pre) begin
+                s1_kind <= K_PRE;
+                s1_byte <= pre_end ? 8'hD5 : 8'h55;
+                n <= n + 1'b1;
+                if (pre_end) begin
+                    s_pre <= 1'b0;
+                    s_data <= 1'b1;
+                    count <= 0;
                 end
-                S_FCS: begin
-                    s1_kind <= K_FCS;
-                    s1_fcs_index <= n[1:0];
-                    n <= n + 1'b1;
-                    if (n == 4'd3) begin
-                        state <= S_IFG;
-                        n <= 0;
-                        frames_out <= frames_out + 1'b1;
-                    end
+            end
+            if (s_data) begin
+                // s_tvalid is 1 here: the frame is whole in the FIFO.
+                s1_kind <= K_DATA;
+                s1_byte <= s_tdata;
+                count <= count + 1'b1;
+                n <= 0;
+                if (s_tlast) begin
+                    s_data <= 1'b0;
+                    if (short) s_pad <= 1'b1;
+                    else s_fcs <= 1'b1;
                 end
-                default: begin  // S_IFG: 11 cycles here + 1 in S_IDLE = 12 byte times
-                    s1_kind <= K_IDLE;
-                    n <= n + 1'b1;
-                    if (n == 4'd10) state <= S_IDLE;
+            end
+            if (s_pad) begin
+                s1_kind <= K_DATA;
+                s1_byte <= 8'h00;
+                count <= count + 1'b1;
+                if (pad_end) begin
+                    s_pad <= 1'b0;
+                    s_fcs <= 1'b1;
                 end
-            endcase
+            end
+            if (s_fcs) begin
+                s1_kind <= K_FCS;
+                s1_fcs_index <= n[1:0];
+                n <= n + 1'b1;
+                if (fcs_end) begin
+                    s_fcs <= 1'b0;
+                    s_ifg <= 1'b1;
+                    n <= 0;
+                    frames_out <= frames_out + 1'b1;
+                end
+            end
+            if (s_ifg) begin  // 11 cycles here + 1 in idle = 12 byte times
+                s1_kind <= K_IDLE;
+                n <= n + 1'b1;
+                if (ifg_end) begin
+                    s_ifg <= 1'b0;
+                    s_idle <= 1'b1;
+                end
+            end
         end
     end
 
