@@ -198,6 +198,7 @@ pub struct RegisterBlock {
     /// bits it was a decode and a mux five LUTs deep, the image's longest path on a seed).
     r_en: DFF<Bit>,
     r_sel: DFF<Bits<5>>,
+    r_hi_zero: Signal<Local, Bit>,
     commit_q: DFF<Bit>,
     write_q: DFF<Bit>,
     kind_q: DFF<Bits<4>>,
@@ -310,6 +311,7 @@ impl RegisterBlock {
             w_data: Default::default(),
             r_en: Default::default(),
             r_sel: Default::default(),
+            r_hi_zero: Default::default(),
             commit_q: Default::default(),
             write_q: Default::default(),
             kind_q: Default::default(),
@@ -647,113 +649,119 @@ impl Logic for RegisterBlock {
         // `bus_re` inside each arm, as for `w_sel`: a `case` of constants alone becomes
         // a ROM.
         self.r_sel.d.next = 31.into();
-        match self.bus_addr.val().index() {
-            0 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 0.into();
+        // The address's top nine bits are checked beside the case on its low seven (a
+        // case on all sixteen compared every label with the whole address: six LUT
+        // levels from the bus register to `r_sel`).
+        self.r_hi_zero.next = self.bus_addr.val().get_bits::<9>(7) == 0;
+        if self.r_hi_zero.val() {
+            match self.bus_addr.val().get_bits::<7>(0).index() {
+                0 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 0.into();
+                    }
                 }
-            }
-            1 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 1.into();
+                1 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 1.into();
+                    }
                 }
-            }
-            3 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 2.into();
+                3 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 2.into();
+                    }
                 }
-            }
-            16 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 3.into();
+                16 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 3.into();
+                    }
                 }
-            }
-            17 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 4.into();
+                17 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 4.into();
+                    }
                 }
-            }
-            18 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 5.into();
+                18 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 5.into();
+                    }
                 }
-            }
-            19 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 6.into();
+                19 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 6.into();
+                    }
                 }
-            }
-            20 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 7.into();
+                20 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 7.into();
+                    }
                 }
-            }
-            21 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 8.into();
+                21 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 8.into();
+                    }
                 }
-            }
-            22 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 9.into();
+                22 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 9.into();
+                    }
                 }
-            }
-            23 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 10.into();
+                23 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 10.into();
+                    }
                 }
-            }
-            24 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 11.into();
+                24 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 11.into();
+                    }
                 }
-            }
-            25 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 12.into();
+                25 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 12.into();
+                    }
                 }
-            }
-            64 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 13.into();
+                64 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 13.into();
+                    }
                 }
-            }
-            65 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 14.into();
+                65 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 14.into();
+                    }
                 }
-            }
-            66 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 15.into();
+                66 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 15.into();
+                    }
                 }
-            }
-            67 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 16.into();
+                67 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 16.into();
+                    }
                 }
-            }
-            68 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 17.into();
+                68 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 17.into();
+                    }
                 }
-            }
-            69 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 18.into();
+                69 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 18.into();
+                    }
                 }
-            }
-            81 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 19.into();
+                81 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 19.into();
+                    }
                 }
-            }
-            82 => {
-                if self.bus_re.val() {
-                    self.r_sel.d.next = 20.into();
+                82 => {
+                    if self.bus_re.val() {
+                        self.r_sel.d.next = 20.into();
+                    }
                 }
+                _ => {}
             }
-            _ => {}
         }
 
         // Stage 2: the writes.

@@ -178,6 +178,11 @@ fn main() -> Result<(), Error> {
                     // paths, not only congested ones (seed 2 of session 14's netlist:
                     // 119.4 MHz without, 125.5 with; routing takes about twice as long).
                     "--tmg-ripup",
+                    // The analytic placer weighs timing more, as in the board's build.sh.
+                    "--placer-heap-timingweight",
+                    "30",
+                    "--placer-heap-critexp",
+                    "4",
                     "--seed",
                     &seed.to_string(),
                     "--json",
