@@ -194,8 +194,12 @@ module frame_fifo #(
     // write to the same address (without it, yosys adds read-during-write bypass logic
     // after the block RAM where both sides share a clock: the transmit FIFOs).
 `ifdef FULCRUM_ECP5_BRAM
+    localparam EBR = ADDR_BITS == 11;
+`else
+    localparam EBR = 0;
+`endif
     generate
-        if (ADDR_BITS == 11) begin : bram
+        if (EBR) begin : bram
             wire [17:0] dob;
             assign rdata = dob[8:0];
             DP16KD #(
@@ -245,16 +249,5 @@ module frame_fifo #(
             end
         end
     endgenerate
-`else
-    (* no_rw_check *)
-    reg [8:0] mem[0:DEPTH-1];
-    reg [8:0] stage, rdata_q;
-    assign rdata = rdata_q;
-    always @(posedge s_clk) if (do_write) mem[wr_ptr[ADDR_BITS-1:0]] <= {s_tlast, s_tdata};
-    always @(posedge m_clk) begin
-        stage <= mem[rd_ptr[ADDR_BITS-1:0]];
-        rdata_q <= stage;
-    end
-`endif
 endmodule
 `default_nettype wire
