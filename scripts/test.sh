@@ -77,8 +77,10 @@ step "the board image with FastPath (Colorlight 5A-75B, yosys + nextpnr, seed 1:
 cargo build -p fulcrum-board-colorlight --release --locked --bin fulcrum-board-core
 mkdir -p target/colorlight-5a-75b
 target/release/fulcrum-board-core target/colorlight-5a-75b/fulcrum_fast_path.v --ecp5-bram
-boards/colorlight-5a-75b/build.sh --seeds 1 --core-v target/colorlight-5a-75b/fulcrum_fast_path.v \
-    >target/colorlight-5a-75b/build.log 2>&1 &
+# niced: the testbenches keep both cores while they compile and run in parallel; the
+# router takes the core that one long test leaves idle.
+nice -n 10 boards/colorlight-5a-75b/build.sh --seeds 1 \
+    --core-v target/colorlight-5a-75b/fulcrum_fast_path.v >target/colorlight-5a-75b/build.log 2>&1 &
 board_pid=$!
 
 step "HDL testbenches against the model (release: the rust-hdl simulator is ~30x faster; FastPath's Verilog on 100k frames in Verilator, model cached in target/verilator)"

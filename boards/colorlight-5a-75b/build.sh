@@ -174,12 +174,13 @@ report = {
     "bitstream": f"{out}/fulcrum_board.bit", "svf": f"{out}/fulcrum_board.svf",
 }
 json.dump(report, open(f"{out}/report.json", "w"), indent=2)
-print(f"Colorlight 5A-75B v{rev}, core {core}: worst of {seeds} seeds")
+nseeds = "1 seed" if seeds == 1 else f"worst of {seeds} seeds"
+print(f"Colorlight 5A-75B v{rev}, core {core}: {nseeds}")
 for clk, w in sorted(worst.items()):
     print(f"  {clk:40s} {w['achieved_mhz']:8.2f} MHz (needs {w['constraint_mhz']:.0f}, seed {w['seed']})")
 for k, v in report["resources"].items():
     print(f"  {k:14s} {v['used']:6d} / {v['available']}")
-print(f"  synth {t_synth} s, place+route {t_pnr} s ({seeds} seeds), pack {t_pack} s")
+print(f"  synth {t_synth} s, place+route {t_pnr} s ({nseeds.replace('worst of ', '')}), pack {t_pack} s")
 print(f"  timing at 125 MHz: {'MET' if ok else 'NOT MET'}")
 print(f"  {report['bitstream']}\n  {report['svf']}\n  {out}/report.json")
 sys.exit(0 if ok else 1)
