@@ -123,19 +123,18 @@ route() {
         --sdf "$out/nextpnr-seed$1.sdf" \
         --log "$out/nextpnr-seed$1.log" --quiet --timing-allow-fail $placer $ripup
 }
+reap() { wait "$1" || { echo "build.sh: nextpnr failed (log: $out/nextpnr-seed*.log)" >&2; exit 1; }; }
 running=()
 for seed in $(seq 1 "$seeds"); do
     echo "== nextpnr-ecp5 seed $seed"
     route "$seed" &
     running+=($!)
     if [ "${#running[@]}" -ge "$jobs" ]; then
-        wait "${running[0]}" || { echo "build.sh: nextpnr failed (log: $out/nextpnr-seed*.log)" >&2; exit 1; }
+        reap "${running[0]}"
         running=("${running[@]:1}")
     fi
 done
-for pid in "${running[@]}"; do
-    wait "$pid" || { echo "build.sh: nextpnr failed (log: $out/nextpnr-seed*.log)" >&2; exit 1; }
-done
+for pid in "${running[@]}"; do reap "$pid"; done
 t2=$(date +%s)
 
 # The bitstream comes from seed 1 (every seed met timing or the script fails below).
@@ -174,13 +173,13 @@ report = {
     "bitstream": f"{out}/fulcrum_board.bit", "svf": f"{out}/fulcrum_board.svf",
 }
 json.dump(report, open(f"{out}/report.json", "w"), indent=2)
-nseeds = "1 seed" if seeds == 1 else f"worst of {seeds} seeds"
-print(f"Colorlight 5A-75B v{rev}, core {core}: {nseeds}")
+seed_s = "1 seed" if seeds == 1 else f"{seeds} seeds"
+print(f"Colorlight 5A-75B v{rev}, core {core}: {'' if seeds == 1 else 'worst of '}{seed_s}")
 for clk, w in sorted(worst.items()):
     print(f"  {clk:40s} {w['achieved_mhz']:8.2f} MHz (needs {w['constraint_mhz']:.0f}, seed {w['seed']})")
 for k, v in report["resources"].items():
     print(f"  {k:14s} {v['used']:6d} / {v['available']}")
-print(f"  synth {t_synth} s, place+route {t_pnr} s ({nseeds.replace('worst of ', '')}), pack {t_pack} s")
+print(f"  synth {t_synth} s, place+route {t_pnr} s ({seed_s}), pack {t_pack} s")
 print(f"  timing at 125 MHz: {'MET' if ok else 'NOT MET'}")
 print(f"  {report['bitstream']}\n  {report['svf']}\n  {out}/report.json")
 sys.exit(0 if ok else 1)
